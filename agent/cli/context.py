@@ -1,0 +1,58 @@
+"""What every command needs: configuration, logging, the store, the key, the writer lock.
+
+Commands that change state take the writer lock and run start-up recovery first (DESIGN.md
+rule 8); commands that only look open the store read-only and never need the daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from agent import config as config_mod
+from agent import keys, log, recovery
+from agent.config import Config
+from agent.ingest import utc_now
+from agent.keys import StationKey
+from agent.lock import WriterLock
+from agent.seal import Sealer
+from agent.store import Store
+
+
+@dataclass
+class Context:
+    config: Config
+    store: Store
+    key: StationKey
+    sealer: Sealer
+
+
+def load_config(path: str | None, log_level: str | None = None) -> Config:
+    cfg = config_mod.load(path)
+    log.setup(log_level or cfg.log.level, cfg.log.format)
+    return cfg
+
+
+@contextmanager
+def writer(cfg: Config) -> Iterator[Context]:
+    """Writer lock, store (created on first use), station key, then recovery."""
+    cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with WriterLock(cfg.data_path):
+        store = Store.open(cfg.data_path, create=True)
+        try:
+            key = keys.load_or_create(cfg.key_path)
+            sealer = Sealer(store, key, cfg.station_id, cfg.staging_path)
+            recovery.recover(store, sealer, cfg.staging_path, utc_now())
+            yield Context(cfg, store, key, sealer)
+        finally:
+            store.close()
+
+
+@contextmanager
+def reader(cfg: Config) -> Iterator[Store]:
+    store = Store.open(cfg.data_path, create=False)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -1,0 +1,48 @@
+"""`dockagent import PATH`: take a mounted camera volume (or a directory like one) into custody."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from agent import profile
+from agent.cli import context
+from agent.cli.output import emit_json
+from agent.errors import EXIT_INCOMPLETE
+from agent.ingest import Importer
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("import", help="import a mounted camera volume as a dock session")
+    p.add_argument("path", help="mount point of the camera (or a directory laid out like one)")
+    p.add_argument("--profile", default="generic", help="camera profile (default: generic)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    prof = profile.load(args.profile)
+    with context.writer(cfg) as ctx:
+        summary = Importer(cfg, ctx.store, ctx.sealer, prof).import_volume(args.path)
+    data = dataclasses.asdict(summary)
+    data["complete"] = summary.complete
+    if args.json:
+        emit_json(data)
+    else:
+        out = sys.stdout
+        out.write(
+            f"camera {summary.device_serial} (officer {summary.officer_id or '-'}), "
+            f"session {summary.session_id}: {summary.files_found} files found, "
+            f"{summary.files_sealed} sealed now, {summary.files_already_held} already held, "
+            f"{summary.bytes_copied} bytes copied\n"
+        )
+        if summary.files_found and not summary.files_sealed and not summary.problems:
+            out.write("nothing new: every file of this camera is already in custody\n")
+        for problem in summary.problems:
+            out.write(f"NOT SEALED  {problem['file']}: {problem['reason']}\n")
+        wipe = summary.wipe
+        detail = wipe.get("reason") or f"{wipe.get('wiped', 0)} files wiped"
+        out.write(f"wipe: {wipe.get('state')} ({detail})\n")
+    return 0 if summary.complete else EXIT_INCOMPLETE

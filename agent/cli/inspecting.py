@@ -1,0 +1,162 @@
+"""`dockagent status` and `dockagent queue`: what the store holds, as a query; no daemon needed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from agent.cli import context
+from agent.cli.output import emit_json, table
+from agent.model import FileState
+from agent.store import Store
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="counts per state, per dock session and per camera")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_status)
+    q = sub.add_parser("queue", help="files not yet confirmed, with state and reason")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--state", choices=[s.value for s in FileState], help="only this state")
+    q.set_defaults(func=run_queue)
+
+
+def _grouped(store: Store, column: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in store.counts_by(column):
+        entry = out.setdefault(str(row["key"]), {"states": {}, "files": 0, "bytes": 0})
+        entry["states"][row["state"]] = row["n"]
+        entry["files"] += row["n"]
+        entry["bytes"] += row["bytes"] or 0
+    return out
+
+
+def status_data(store: Store) -> dict[str, Any]:
+    counts = store.state_counts()
+    sessions = []
+    for s in store.sessions():
+        sessions.append(
+            {
+                k: s[k]
+                for k in (
+                    "id",
+                    "device_serial",
+                    "officer_id",
+                    "docked_at",
+                    "ended_at",
+                    "outcome",
+                    "files_found",
+                    "files_new",
+                    "files_sealed",
+                    "bytes_copied",
+                    "problems",
+                    "wipe_state",
+                    "wipe_detail",
+                )
+            }
+        )
+        sessions[-1]["states"] = store.state_counts("last_session_id=?", (s["id"],))
+    return {
+        "states": {state.value: counts.get(state.value, 0) for state in FileState},
+        "files": sum(counts.values()),
+        "cameras": _grouped(store, "device_serial"),
+        "sessions": sessions,
+        "chain_length": (store.chain_head() or (0, ""))[0],
+    }
+
+
+def run_status(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    with context.reader(cfg) as store:
+        data = status_data(store)
+    if args.json:
+        emit_json(data)
+        return 0
+    out = sys.stdout
+    out.write(f"files: {data['files']}   custody records: {data['chain_length']}\n")
+    out.write("  ".join(f"{k}={v}" for k, v in data["states"].items() if v) + "\n\n")
+    out.write(
+        table(
+            [
+                (
+                    serial,
+                    c["files"],
+                    c["bytes"],
+                    " ".join(f"{k}={v}" for k, v in c["states"].items()),
+                )
+                for serial, c in data["cameras"].items()
+            ],
+            ["camera", "files", "bytes", "states"],
+        )
+        + "\n\n"
+    )
+    out.write(
+        table(
+            [
+                (
+                    s["id"],
+                    s["device_serial"],
+                    s["officer_id"] or "-",
+                    s["docked_at"],
+                    s["outcome"],
+                    s["files_found"],
+                    s["files_sealed"],
+                    s["problems"],
+                    s["wipe_state"],
+                )
+                for s in data["sessions"]
+            ],
+            [
+                "session",
+                "camera",
+                "officer",
+                "docked",
+                "outcome",
+                "found",
+                "sealed",
+                "problems",
+                "wipe",
+            ],
+        )
+        + "\n"
+    )
+    return 0
+
+
+def run_queue(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    with context.reader(cfg) as store:
+        if args.state:
+            rows = store.files("state=?", (args.state,))
+        else:
+            rows = store.files("state != ?", (FileState.CONFIRMED.value,))
+    items = [
+        {
+            "file_id": r["id"],
+            "camera": r["device_serial"],
+            "name": r["camera_name"],
+            "state": r["state"],
+            "reason": r["reason"],
+            "size": r["size"],
+            "sha256": r["sha256"],
+            "attempts": r["attempts"],
+            "important": bool(r["important"]),
+            "wiped": bool(r["wiped_at"]),
+        }
+        for r in rows
+    ]
+    if args.json:
+        emit_json(items)
+        return 0
+    sys.stdout.write(
+        table(
+            [
+                (i["file_id"], i["camera"], i["state"], i["size"], i["name"], i["reason"])
+                for i in items
+            ],
+            ["id", "camera", "state", "size", "name", "reason"],
+        )
+        + "\n"
+    )
+    return 0

@@ -1,0 +1,257 @@
+"""Configuration: TOML in, frozen dataclasses out, every mistake one clear line (exit 78).
+
+Unknown keys, wrong types, relative or unusable paths and a signing key readable by others are
+refused here, naming the key and its line, so the daemon never starts half-configured and systemd
+does not restart into the same mistake. No other module reads the environment for settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import stat
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent.errors import ConfigError
+from agent.model import WipePolicy
+
+ENV_CONFIG = "DOCKAGENT_CONFIG"
+ENV_DATA_DIR = "DOCKAGENT_DATA_DIR"
+ENV_STATE_DIRECTORY = "STATE_DIRECTORY"  # set by systemd for StateDirectory= (systemd.exec(5))
+
+_STATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    # Ed25519 station signing key; empty means <data_dir>/station.key.
+    signing_key: str = ""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    # Free bytes that staging always keeps; an import that would cut into it copies nothing.
+    reserve_bytes: int = 1 << 30
+    # Size of each read/write piece when copying off a camera. 256 KiB-1 MiB measured fastest.
+    copy_chunk_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    # never | after_seal | after_confirm: when a recording may be wiped from the camera.
+    wipe_policy: WipePolicy = WipePolicy.AFTER_CONFIRM
+    # The camera's time zone for its zone-less FAT times; empty means the station's.
+    camera_timezone: str = ""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    # auto: human-readable on a terminal, JSON otherwise (journald).
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class Config:
+    station_id: str = "STATION-01"
+    data_dir: str = ""
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: str = "<embedded defaults>"  # where this configuration came from
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_path / "dockagent.db"
+
+    @property
+    def staging_path(self) -> Path:
+        return self.data_path / "staging"
+
+    @property
+    def key_path(self) -> Path:
+        return (
+            Path(self.keys.signing_key) if self.keys.signing_key else self.data_path / "station.key"
+        )
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "keys": KeysConfig,
+    "storage": StorageConfig,
+    "ingest": IngestConfig,
+    "log": LogConfig,
+}
+_TOP_LEVEL = {"station_id": str, "data_dir": str}
+_LOG_LEVELS = {"debug", "info", "warning", "error"}
+_LOG_FORMATS = {"auto", "json", "console"}
+
+
+def _line_of(text: str, section: str | None, key: str) -> int | None:
+    """Best-effort line number of `key` (inside `[section]`): tomllib reports no positions."""
+    current: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            if section is not None and key == "" and current == section:
+                return number
+            continue
+        if current == section and re.match(rf"^{re.escape(key)}\s*=", stripped):
+            return number
+    return None
+
+
+class _Reader:
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+
+    def fail(self, section: str | None, key: str, problem: str) -> ConfigError:
+        name = f"{section}.{key}" if section else key
+        line = _line_of(self.text, section, key)
+        where = f"{self.source}:{line}" if line else self.source
+        return ConfigError(where=f"{where}: {name}", problem=problem)
+
+    def coerce(self, section: str | None, key: str, value: Any, wanted: Any) -> Any:
+        if isinstance(wanted, type) and issubclass(wanted, WipePolicy):
+            choices = [p.value for p in WipePolicy]
+            if not isinstance(value, str) or value not in choices:
+                raise self.fail(section, key, f"must be one of {', '.join(choices)}, not {value!r}")
+            return WipePolicy(value)
+        if wanted is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.fail(section, key, f"must be an integer, not {type(value).__name__}")
+            if value < 0:
+                raise self.fail(section, key, "must not be negative")
+            return value
+        if wanted is str:
+            if not isinstance(value, str):
+                raise self.fail(section, key, f"must be a string, not {type(value).__name__}")
+            return value
+        if wanted is bool:
+            if not isinstance(value, bool):
+                raise self.fail(section, key, f"must be true or false, not {value!r}")
+            return value
+        raise self.fail(section, key, f"has an unsupported type {wanted!r}")  # pragma: no cover
+
+    def section(self, name: str, raw: Any, cls: type[Any]) -> Any:
+        if not isinstance(raw, dict):
+            raise self.fail(None, name, "must be a table ([" + name + "])")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                raise self.fail(name, key, f"unknown key (known: {', '.join(sorted(known))})")
+            values[key] = self.coerce(name, key, value, hints[key])
+        return cls(**values)
+
+
+def load(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Config:
+    """Read the configuration from `path`, else $DOCKAGENT_CONFIG, else the embedded defaults."""
+    env = dict(os.environ) if environ is None else environ
+    chosen = str(path) if path else env.get(ENV_CONFIG, "")
+    raw: dict[str, Any] = {}
+    text = ""
+    source = "<embedded defaults>"
+    if chosen:
+        source = chosen
+        try:
+            with open(chosen, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ConfigError(where=chosen, problem=f"cannot read: {exc.strerror}") from exc
+        text = data.decode("utf-8", "replace")
+        try:
+            raw = tomllib.loads(data.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(where=chosen, problem=f"not valid TOML: {exc}") from exc
+    reader = _Reader(text, source)
+    top: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            sections[key] = reader.section(key, value, _SECTIONS[key])
+        elif key in _TOP_LEVEL:
+            top[key] = reader.coerce(None, key, value, _TOP_LEVEL[key])
+        else:
+            known = sorted([*_TOP_LEVEL, *(f"[{s}]" for s in _SECTIONS)])
+            raise reader.fail(None, key, f"unknown key (known: {', '.join(known)})")
+
+    # data_dir: DOCKAGENT_DATA_DIR overrides everything; then the file; then systemd's
+    # StateDirectory= (which may list several directories separated by ':').
+    data_dir = env.get(ENV_DATA_DIR) or top.get("data_dir") or ""
+    if not data_dir and env.get(ENV_STATE_DIRECTORY):
+        data_dir = env[ENV_STATE_DIRECTORY].split(":")[0]
+    top["data_dir"] = data_dir
+    config = Config(**top, **sections, source=source)
+    _validate(config, reader)
+    return config
+
+
+def _validate(config: Config, reader: _Reader) -> None:
+    if not _STATION_ID.match(config.station_id):
+        raise reader.fail(None, "station_id", "must be 1-64 of A-Z a-z 0-9 . _ - (starting alnum)")
+    if not config.data_dir:
+        raise reader.fail(
+            None,
+            "data_dir",
+            f"not set: give data_dir, or set ${ENV_DATA_DIR} "
+            "(or run under systemd's StateDirectory=)",
+        )
+    if not os.path.isabs(config.data_dir):
+        raise reader.fail(None, "data_dir", f"must be an absolute path, not {config.data_dir!r}")
+    if os.path.exists(config.data_dir) and not os.path.isdir(config.data_dir):
+        raise reader.fail(None, "data_dir", f"{config.data_dir} exists and is not a directory")
+    parent = config.data_dir
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK):
+        raise reader.fail(None, "data_dir", f"{parent} is not writable by this user")
+    if config.keys.signing_key and not os.path.isabs(config.keys.signing_key):
+        raise reader.fail("keys", "signing_key", "must be an absolute path")
+    _check_key_file(config, reader)
+    if config.storage.copy_chunk_bytes < 4096 or config.storage.copy_chunk_bytes > 64 << 20:
+        raise reader.fail("storage", "copy_chunk_bytes", "must be between 4096 and 67108864")
+    if config.log.level not in _LOG_LEVELS:
+        raise reader.fail("log", "level", f"must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    if config.log.format not in _LOG_FORMATS:
+        raise reader.fail("log", "format", f"must be one of {', '.join(sorted(_LOG_FORMATS))}")
+    if config.ingest.camera_timezone:
+        try:
+            ZoneInfo(config.ingest.camera_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise reader.fail("ingest", "camera_timezone", "unknown time zone") from exc
+
+
+def _check_key_file(config: Config, reader: _Reader) -> None:
+    path = config.key_path
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return  # generated on first use
+    except OSError as exc:
+        raise reader.fail("keys", "signing_key", f"{path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise reader.fail("keys", "signing_key", f"{path} is not a regular file")
+    if st.st_mode & 0o077:
+        raise reader.fail(
+            "keys",
+            "signing_key",
+            f"{path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run: chmod 600 {path}",
+        )

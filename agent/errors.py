@@ -1,0 +1,184 @@
+"""The one error hierarchy of the agent, and the one place where failures are classified.
+
+Each fatal error's docstring is its message template and each class carries its exit code
+(sysexits(3) numbers, so systemd's RestartPreventExitStatus= can single out config errors).
+Per-file problems are not raised to the top: they become a state and a reason on the row.
+This module imports nothing from the agent.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import sqlite3
+from typing import Any
+
+# sysexits(3)
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_NOINPUT = 66
+EX_UNAVAILABLE = 69
+EX_SOFTWARE = 70
+EX_CANTCREAT = 73
+EX_IOERR = 74
+EX_TEMPFAIL = 75
+EX_NOPERM = 77
+EX_CONFIG = 78
+
+# Outcomes that are not errors of the agent but findings about the evidence.
+EXIT_INCOMPLETE = 3  # an import left files of the camera unsealed (reasons on the rows)
+EXIT_VERIFY_FAILED = 4  # verify found a problem with staged evidence or the chain
+
+
+class ErrorKind(enum.Enum):
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+
+class AgentError(Exception):
+    """An error of the agent."""
+
+    exit_code = EX_SOFTWARE
+    kind = ErrorKind.PERMANENT
+
+    def __init__(self, **fields: Any) -> None:
+        self.fields = fields
+        template = (type(self).__doc__ or "").strip().splitlines()[0]
+        try:
+            message = template.format(**fields)
+        except (KeyError, IndexError):
+            message = f"{template} {fields!r}"
+        super().__init__(message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(AgentError):
+    """configuration {where}: {problem}"""
+
+    exit_code = EX_CONFIG
+
+
+class StoreCorrupt(AgentError):
+    """the database {path} is damaged ({detail}); refusing to run. Evidence in staging is intact: restore the database from backup or rebuild the queue from the signed sidecars."""  # noqa: E501
+
+    exit_code = EX_DATAERR
+
+
+class StoreMissing(AgentError):
+    """the database {path} is {detail}, but this data directory was initialised before (marker {marker}); refusing to start with an empty queue over lost state. Restore the database or rebuild it from the signed sidecars."""  # noqa: E501
+
+    exit_code = EX_DATAERR
+
+
+class StoreMismatch(AgentError):
+    """the database {path} belongs to another data directory (store id {found}, expected {expected}); refusing to run."""  # noqa: E501
+
+    exit_code = EX_DATAERR
+
+
+class StoreTooNew(AgentError):
+    """the database {path} has schema version {found}, newer than this agent understands ({supported}); upgrade dockagent."""  # noqa: E501
+
+    exit_code = EX_DATAERR
+
+
+class StoreBusy(AgentError):
+    """the database {path} is locked by another process for too long; try again."""
+
+    exit_code = EX_TEMPFAIL
+    kind = ErrorKind.RETRYABLE
+
+
+class TransitionRefused(AgentError):
+    """file {file_id}: refused transition {old} -> {new} (row is {actual})"""
+
+    exit_code = EX_SOFTWARE
+
+
+class StationKeyError(AgentError):
+    """station key {path}: {problem}"""
+
+    exit_code = EX_CONFIG
+
+
+class CameraUnreadable(AgentError):
+    """camera at {path}: {problem}"""
+
+    exit_code = EX_NOINPUT
+
+
+class CameraRefused(AgentError):
+    """camera at {path} refused: {problem}"""
+
+    exit_code = EX_NOPERM
+
+
+class StagingFull(AgentError):
+    """staging {path} has {free} bytes free above the reserve, the camera needs {needed}; nothing was copied and nothing was wiped. Free space (or wait for uploads to be confirmed and purged) and import again."""  # noqa: E501
+
+    exit_code = EX_TEMPFAIL
+    kind = ErrorKind.RETRYABLE
+
+
+class AlreadyRunning(AgentError):
+    """another dockagent process holds {path} (pid {pid}); try again when it has finished."""
+
+    exit_code = EX_TEMPFAIL
+    kind = ErrorKind.RETRYABLE
+
+
+class UsageError(AgentError):
+    """{problem}"""
+
+    exit_code = EX_USAGE
+
+
+# errno values that describe a passing condition: the same operation may succeed later.
+_RETRYABLE_ERRNOS = frozenset(
+    {
+        errno.EAGAIN,
+        errno.EINTR,
+        errno.EBUSY,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.ETIMEDOUT,
+        errno.ENODEV,  # device went away (camera unplugged): next dock retries
+        errno.ENXIO,
+        errno.ENOTCONN,  # FUSE daemon gone: camera unplugged
+        errno.ESHUTDOWN,
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EIO,  # a failed read on a camera is retried at the next dock; a fault is registered
+    }
+)
+
+
+def classify(exc: BaseException) -> ErrorKind:
+    """Decide once whether retrying the same work later may succeed.
+
+    Every retry decision of the agent, short (seconds) or long (next dock), goes through here.
+    """
+    if isinstance(exc, AgentError):
+        return exc.kind
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return ErrorKind.RETRYABLE
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return ErrorKind.RETRYABLE
+    if isinstance(exc, OSError) and exc.errno in _RETRYABLE_ERRNOS:
+        return ErrorKind.RETRYABLE
+    return ErrorKind.PERMANENT
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a row or a message: the errno name where there is one."""
+    if isinstance(exc, AgentError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        return f"{name}: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,285 @@
+"""One dock session end to end: identify, list, copy+hash, seal, and wipe where policy allows.
+
+The same function serves `dockagent import PATH` and (later) the daemon's device events, so a
+camera is handled identically whichever way it arrived. Per-file problems end up on the rows
+and in the summary, never only in a log line. Holds no SQL and opens no camera file itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from agent import camera, crashpoints, log, scan
+from agent.config import Config
+from agent.errors import ErrorKind, StagingFull, classify, describe
+from agent.model import CUSTODY_STATES, FileState, ImportSummary, display_name
+from agent.offload import Copier, SourceChanged
+from agent.policy import camera_may_be_wiped
+from agent.profile import Profile
+from agent.seal import Sealer
+from agent.store import Store
+from agent.volume import UnsafePathError, open_root
+from agent.wipe import settle_interrupted_wipes, wipe_files
+
+_log = log.get(__name__)
+
+# A camera that vanished: every further read will fail the same way, so stop the session.
+_GONE = {errno.ENOTCONN, errno.ENODEV, errno.ENXIO, errno.ESHUTDOWN}
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Importer:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        sealer: Sealer,
+        profile: Profile,
+        now: Callable[[], str] = utc_now,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.sealer = sealer
+        self.profile = profile
+        self.now = now
+        self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
+
+    def import_volume(self, path: str) -> ImportSummary:
+        with open_root(path) as root_fd:
+            info = camera.read_device_info(root_fd, self.profile, path)
+            session_id = self.store.open_session(
+                {
+                    "device_serial": info.serial,
+                    "officer_id": info.officer_id,
+                    "vendor": info.vendor,
+                    "model": info.model,
+                    "firmware": info.firmware,
+                    "unit": info.unit,
+                    "source": path,
+                    "docked_at": self.now(),
+                }
+            )
+            crashpoints.hit("import.session_opened")
+            log_ = _log.bind(device_serial=info.serial, session_id=session_id)
+            log_.info("session.opened", officer_id=info.officer_id, source=path)
+            summary = ImportSummary(session_id, info.serial, info.officer_id, path)
+            try:
+                self._run(root_fd, path, summary, log_)
+            except BaseException as exc:
+                self.store.update_session(
+                    session_id,
+                    {
+                        "ended_at": self.now(),
+                        "outcome": "failed",
+                        "problems": len(summary.problems) + 1,
+                        "wipe_state": "not wiped",
+                        "wipe_detail": describe(exc),
+                    },
+                )
+                raise
+            return summary
+
+    def _run(self, root_fd: int, path: str, summary: ImportSummary, log_: Any) -> None:
+        vfs = os.fstatvfs(root_fd)
+        capacity = vfs.f_blocks * vfs.f_frsize
+        used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
+        result = scan.scan_volume(root_fd, self.profile, capacity)
+        summary.files_found = len(result.candidates)
+        for problem in result.problems:
+            summary.problems.append(
+                {"file": display_name(problem.rel_path), "reason": problem.reason}
+            )
+            log_.warning(
+                "file.unreadable", file=display_name(problem.rel_path), reason=problem.reason
+            )
+
+        now = self.now()
+        pending: list[tuple[int, int]] = []  # (file_id, candidate index)
+        with self.store.transaction():
+            for index, cand in enumerate(result.candidates):
+                file_id, state, is_new = self.store.register(
+                    summary.session_id,
+                    summary.device_serial,
+                    cand,
+                    display_name(cand.rel_path),
+                    now,
+                )
+                if is_new:
+                    summary.files_new += 1
+                if state in CUSTODY_STATES:
+                    summary.files_already_held += 1
+                elif state in (FileState.DISCOVERED, FileState.FAILED):
+                    pending.append((file_id, index))
+            present = {(c.rel_path, c.size, c.mtime_ns) for c in result.candidates}
+            settle_interrupted_wipes(self.store, summary.device_serial, present, now)
+        crashpoints.hit("import.registered")
+        if not pending:
+            log_.info("session.nothing_new", files=summary.files_found)
+
+        needed = sum(result.candidates[i].size for _, i in pending)
+        self._check_space(needed)
+
+        stopped = ""
+        for file_id, index in pending:
+            cand = result.candidates[index]
+            name = display_name(cand.rel_path)
+            if stopped:
+                summary.problems.append({"file": name, "reason": stopped})
+                continue
+            self.store.transition(
+                file_id,
+                (FileState.DISCOVERED, FileState.FAILED),
+                FileState.COPYING,
+                claimed_by=str(os.getpid()),
+                attempts=self._attempts(file_id) + 1,
+                updated_at=self.now(),
+            )
+            crashpoints.hit("copy.claimed")
+            try:
+                staged = self.copier.copy(root_fd, cand, file_id, summary.device_serial)
+            except (OSError, SourceChanged) as exc:
+                reason, stopped = self._copy_failed(file_id, exc, name, log_)
+                summary.problems.append({"file": name, "reason": reason})
+                continue
+            staged_at = self.now()
+            self.store.transition(
+                file_id,
+                FileState.COPYING,
+                FileState.STAGED,
+                sha256=staged.sha256,
+                staged_path=staged.staged_rel,
+                staged_at=staged_at,
+                updated_at=staged_at,
+                claimed_by=None,
+                reason="",
+            )
+            crashpoints.hit("copy.staged")
+            summary.bytes_copied += staged.size
+            record = self.sealer.seal(file_id, self.now())
+            summary.files_sealed += 1
+            log_.info(
+                "file.sealed",
+                file_id=file_id,
+                file=name,
+                sha256=staged.sha256,
+                size=staged.size,
+                seq=record.seq,
+            )
+
+        self._finish(root_fd, summary, result.problems, used, capacity, log_)
+
+    def _attempts(self, file_id: int) -> int:
+        return int(self.store.file(file_id)["attempts"])
+
+    def _check_space(self, needed: int) -> None:
+        if needed == 0:
+            return
+        staging = self.config.staging_path
+        staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+        vfs = os.statvfs(staging)
+        free = vfs.f_bavail * vfs.f_frsize - self.config.storage.reserve_bytes
+        if needed > free:
+            raise StagingFull(path=str(staging), free=max(free, 0), needed=needed)
+
+    def _copy_failed(
+        self, file_id: int, exc: BaseException, name: str, log_: Any
+    ) -> tuple[str, str]:
+        """Put the row where the failure belongs; returns (reason, why the session stops)."""
+        reason = describe(exc) if isinstance(exc, OSError) else str(exc)
+        if isinstance(exc, UnsafePathError):
+            reason = f"not a regular file when opened: {exc}"
+        stop = ""
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            stop = "staging full; not copied"
+            self.store.transition(
+                file_id,
+                FileState.COPYING,
+                FileState.DISCOVERED,
+                reason=f"staging full: {reason}",
+                updated_at=self.now(),
+            )
+            log_.error(
+                "file.copy_failed",
+                file_id=file_id,
+                file=name,
+                reason=reason,
+                error_kind="retryable",
+            )
+            raise StagingFull(path=str(self.config.staging_path), free=0, needed=0) from exc
+        if isinstance(exc, OSError) and exc.errno in _GONE:
+            stop = "camera disconnected before this file was copied"
+            reason = f"camera disconnected while copying ({reason})"
+        kind = ErrorKind.RETRYABLE if isinstance(exc, SourceChanged) else classify(exc)
+        target = FileState.DISCOVERED if kind is ErrorKind.RETRYABLE else FileState.FAILED
+        self.store.transition(
+            file_id,
+            FileState.COPYING,
+            target,
+            reason=reason,
+            claimed_by=None,
+            updated_at=self.now(),
+        )
+        log_.warning(
+            "file.copy_failed", file_id=file_id, file=name, reason=reason, error_kind=kind.value
+        )
+        return reason, stop
+
+    def _finish(
+        self,
+        root_fd: int,
+        summary: ImportSummary,
+        scan_problems: tuple[object, ...],
+        used: int,
+        capacity: int,
+        log_: Any,
+    ) -> None:
+        rows = self.store.files("last_session_id=?", (summary.session_id,))
+        states = [FileState(r["state"]) for r in rows]
+        listed = sum(r["size"] for r in rows)
+        policy = self.config.ingest.wipe_policy
+        if not os.path.ismount(summary.source):
+            # A directory laid out like a camera shares its file system with other data, so
+            # the used-space accounting of a real volume does not apply to it.
+            used, capacity = listed, max(capacity, listed)
+        decision = camera_may_be_wiped(policy, states, len(scan_problems), used, listed, capacity)
+        if decision.allowed:
+            outcome = wipe_files(self.store, root_fd, rows, policy, self.now())
+            summary.wipe = {
+                "state": "wiped" if not outcome.refused else "partly wiped",
+                "wiped": outcome.wiped,
+                "refused": outcome.refused,
+            }
+            for refusal in outcome.refused:
+                log_.warning("file.wipe_refused", **refusal)
+        else:
+            summary.wipe = {"state": "not wiped", "reason": decision.reason}
+        complete = not summary.problems and all(s in CUSTODY_STATES for s in states)
+        self.store.update_session(
+            summary.session_id,
+            {
+                "ended_at": self.now(),
+                "outcome": "complete" if complete else "incomplete",
+                "files_found": summary.files_found,
+                "files_new": summary.files_new,
+                "files_sealed": summary.files_sealed,
+                "bytes_copied": summary.bytes_copied,
+                "problems": len(summary.problems),
+                "wipe_state": str(summary.wipe.get("state", "")),
+                "wipe_detail": str(summary.wipe.get("reason", "")),
+            },
+        )
+        log_.info(
+            "session.closed",
+            outcome="complete" if complete else "incomplete",
+            files=summary.files_found,
+            sealed=summary.files_sealed,
+            already_held=summary.files_already_held,
+            problems=len(summary.problems),
+        )

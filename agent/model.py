@@ -1,0 +1,159 @@
+"""Frozen records passed between stages, and the file state machine.
+
+Pure data: no I/O, no SQL, no logging. Everything above may import this; it imports nothing
+of the agent but the errors module.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from dataclasses import dataclass, field
+
+
+class FileState(enum.StrEnum):
+    DISCOVERED = "discovered"  # seen on the camera, not yet copied
+    COPYING = "copying"  # claimed by a copy worker
+    STAGED = "staged"  # durable in staging, sha256 of the camera read recorded
+    SEALED = "sealed"  # signed custody record committed, sidecar written
+    UPLOADING = "uploading"
+    CONFIRMED = "confirmed"
+    HELD = "held"  # permanent problem, a technician acts
+    CORRUPT = "corrupt"  # staged copy no longer matches its hash
+    FAILED = "failed"  # could not be read from the camera; reason on the row, retried next dock
+
+
+# DESIGN.md "File states"; FAILED is ours: a camera read that failed permanently for this dock
+# (e.g. the file changed while read) stays visible as data instead of looping.
+ALLOWED_TRANSITIONS: dict[FileState, frozenset[FileState]] = {
+    FileState.DISCOVERED: frozenset({FileState.COPYING}),
+    FileState.COPYING: frozenset({FileState.STAGED, FileState.DISCOVERED, FileState.FAILED}),
+    FileState.FAILED: frozenset({FileState.COPYING}),
+    FileState.STAGED: frozenset({FileState.SEALED, FileState.CORRUPT}),
+    FileState.SEALED: frozenset({FileState.UPLOADING, FileState.CORRUPT}),
+    FileState.UPLOADING: frozenset({FileState.CONFIRMED, FileState.SEALED, FileState.HELD}),
+    FileState.CONFIRMED: frozenset(),
+    FileState.HELD: frozenset({FileState.SEALED}),
+    FileState.CORRUPT: frozenset(),
+}
+
+# States in which the evidence is durably held by the station (or beyond).
+CUSTODY_STATES = frozenset(
+    {FileState.SEALED, FileState.UPLOADING, FileState.CONFIRMED, FileState.HELD}
+)
+
+
+def transition_allowed(old: FileState, new: FileState) -> bool:
+    return new in ALLOWED_TRANSITIONS[old]
+
+
+class FileKind(enum.StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+    PHOTO = "photo"
+    OTHER = "other"
+
+
+class WipePolicy(enum.StrEnum):
+    NEVER = "never"
+    AFTER_SEAL = "after_seal"
+    AFTER_CONFIRM = "after_confirm"
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What DEVICE.INF says about a camera (camera-layout.md)."""
+
+    serial: str
+    vendor: str = ""
+    model: str = ""
+    firmware: str = ""
+    officer_id: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A regular file found on a camera volume, identified as it was when listed."""
+
+    rel_path: bytes  # path below the volume root, as raw bytes
+    size: int
+    mtime_ns: int
+    dev: int
+    ino: int
+    kind: FileKind
+    recorded_start: str  # camera-local wall time "YYYY-MM-DDThh:mm:ss" or ""
+    recorded_end: str  # camera-local wall time from mtime, or ""
+    segment: int | None
+    important: bool
+    wipeable: bool  # a recording below the record directory (never metadata or logs)
+
+
+@dataclass(frozen=True)
+class ScanProblem:
+    """Something on the volume that is not a regular file we can take, with the reason."""
+
+    rel_path: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    candidates: tuple[Candidate, ...]
+    problems: tuple[ScanProblem, ...]
+    dirs: int
+
+
+@dataclass(frozen=True)
+class StagedCopy:
+    """A durable copy in staging and the hash of what was read from the camera."""
+
+    staged_rel: str  # path below the staging root
+    sha256: str
+    size: int
+
+
+@dataclass
+class ImportSummary:
+    """What one import (dock session) did; the CLI prints it and the exit code follows it."""
+
+    session_id: int
+    device_serial: str
+    officer_id: str
+    source: str
+    files_found: int = 0
+    files_new: int = 0
+    files_already_held: int = 0
+    files_sealed: int = 0
+    bytes_copied: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
+    wipe: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+_BIDI_AND_CONTROL = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
+
+
+def display_name(raw: bytes | str) -> str:
+    """Render a hostile file name safely for logs and terminals.
+
+    Undecodable bytes become \\xNN, control characters, bidi overrides and other invisible
+    format characters become \\uXXXX, and a backslash is doubled, so the result shows every
+    byte of the original and cannot move a terminal's cursor or reorder text.
+    """
+    text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape'd byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in _BIDI_AND_CONTROL:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,79 @@
+"""Camera profiles: TOML data that says where a camera model keeps what (camera-layout.md).
+
+Only data and pure classification of names live here; no file is opened on a camera.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+
+from agent.errors import ConfigError
+from agent.model import FileKind
+
+
+@dataclass(frozen=True)
+class NameInfo:
+    kind: FileKind
+    recorded_start: str  # camera wall time "YYYY-MM-DDThh:mm:ss", or ""
+    segment: int | None
+    stem: bytes
+    is_marker: bool
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    device_info: str
+    record_dir: str
+    system_log: str
+    battery_log: str
+    time_file: str
+    recording_pattern: re.Pattern[str]
+    important_marker_ext: str
+    kinds: dict[str, FileKind]
+
+    def classify(self, filename: bytes) -> NameInfo:
+        """What a file's name says: kind, recording start (camera clock), segment, marker."""
+        stem, dot, ext = filename.rpartition(b".")
+        if not dot:
+            stem, ext = filename, b""
+        if ext.upper() == self.important_marker_ext.encode():
+            return NameInfo(FileKind.OTHER, "", None, stem, True)
+        try:
+            text = filename.decode("ascii")
+        except UnicodeDecodeError:
+            return NameInfo(FileKind.OTHER, "", None, stem, False)
+        match = self.recording_pattern.match(text)
+        if not match:
+            return NameInfo(FileKind.OTHER, "", None, stem, False)
+        kind = self.kinds.get(match.group("ext").upper(), FileKind.OTHER)
+        try:
+            start = datetime.strptime(match.group("start"), "%Y%m%d%H%M%S").isoformat()
+        except ValueError:
+            start = ""
+        return NameInfo(kind, start, int(match.group("segment")), stem, False)
+
+
+def load(name: str = "generic") -> Profile:
+    if not re.fullmatch(r"[a-z0-9_-]+", name):
+        raise ConfigError(where="profile", problem=f"invalid profile name {name!r}")
+    try:
+        text = resources.files("agent.profiles").joinpath(f"{name}.toml").read_text("utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(where="profile", problem=f"no camera profile named {name!r}") from exc
+    raw = tomllib.loads(text)
+    return Profile(
+        name=raw["name"],
+        device_info=raw["device_info"],
+        record_dir=raw["record_dir"],
+        system_log=raw["system_log"],
+        battery_log=raw["battery_log"],
+        time_file=raw["time_file"],
+        recording_pattern=re.compile(raw["recording_pattern"]),
+        important_marker_ext=raw["important_marker_ext"].upper(),
+        kinds={k.upper(): FileKind(v) for k, v in raw["kinds"].items()},
+    )

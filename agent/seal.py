@@ -1,0 +1,142 @@
+"""Signed custody records and the hash chain that links them.
+
+Each record is canonical JSON (sorted keys, no insignificant white space, UTF-8, only strings,
+integers, booleans and null: the RFC 8785 form for these types), signed with the station key,
+and carries the SHA-256 of the previous record's body, so removing, reordering or editing a
+record breaks the chain. The database holds the chain; a sidecar next to each staged file holds
+its envelope, so the queue and the chain can be rebuilt from staging alone.
+This module signs and formats; it reads no camera and decides no policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent import crashpoints, durable
+from agent.keys import StationKey
+from agent.model import FileState
+from agent.store import RecordRow, Store
+
+GENESIS = "0" * 64
+RECORD_VERSION = 1
+SIDECAR_SUFFIX = ".custody.json"
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def record_hash(body_text: str) -> str:
+    return hashlib.sha256(body_text.encode()).hexdigest()
+
+
+def envelope(record: RecordRow) -> dict[str, Any]:
+    """What a sidecar holds and what is sent to the central server with the file."""
+    return {
+        "body": json.loads(record.body),
+        "signature": record.signature,
+        "key_id": record.key_id,
+        "record_hash": record.record_hash,
+    }
+
+
+def sidecar_bytes(record: RecordRow) -> bytes:
+    return (
+        json.dumps(envelope(record), sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
+    )
+
+
+def sidecar_path(staging_root: Path, staged_rel: str) -> Path:
+    return staging_root / (staged_rel + SIDECAR_SUFFIX)
+
+
+def original_name(raw: bytes) -> str:
+    """The camera name as text: UTF-8 where it is, \\xNN escapes where it is not."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _utc(ts: str | None) -> str:
+    return ts or datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Sealer:
+    def __init__(self, store: Store, key: StationKey, station_id: str, staging_root: Path) -> None:
+        self.store = store
+        self.key = key
+        self.station_id = station_id
+        self.staging_root = staging_root
+
+    def _body(
+        self, row: dict[str, Any], session: dict[str, Any], seq: int, prev: str
+    ) -> dict[str, Any]:
+        raw_name: bytes = row["camera_path"]
+        return {
+            "v": RECORD_VERSION,
+            "type": "file",
+            "seq": seq,
+            "prev": prev,
+            "station_id": self.station_id,
+            "key_id": self.key.key_id,
+            "device_serial": row["device_serial"],
+            "officer_id": session["officer_id"],
+            "session_id": row["session_id"],
+            "file_id": row["id"],
+            "original_name": original_name(raw_name),
+            "original_name_b64": base64.b64encode(raw_name).decode("ascii"),
+            "size": row["size"],
+            "sha256": row["sha256"],
+            "kind": row["kind"],
+            "important": bool(row["important"]),
+            "segment": row["segment"],
+            "camera_mtime": datetime.fromtimestamp(row["mtime_ns"] // 10**9).isoformat(),
+            "recorded_start": row["recorded_start"],
+            "recorded_end": row["recorded_end"],
+            "ingested_at": _utc(row["staged_at"]),
+        }
+
+    def seal(self, file_id: int, now: str) -> RecordRow:
+        """Append the file's signed record to the chain and mark it sealed, atomically."""
+        with self.store.transaction():
+            row = self.store.file(file_id)
+            session = self.store.session(row["session_id"])
+            head = self.store.chain_head()
+            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+            body = self._body(row, session, seq, prev)
+            data = canonical(body)
+            record = RecordRow(
+                seq=seq,
+                kind="file",
+                file_id=file_id,
+                body=data.decode(),
+                record_hash=hashlib.sha256(data).hexdigest(),
+                prev_hash=prev,
+                signature=base64.b64encode(self.key.sign(data)).decode("ascii"),
+                key_id=self.key.key_id,
+            )
+            self.store.append_record(record, now)
+            self.store.set_meta("chain_head_seq", str(seq))
+            self.store.transition(
+                file_id,
+                FileState.STAGED,
+                FileState.SEALED,
+                record_seq=seq,
+                sealed_at=now,
+                updated_at=now,
+                reason="",
+            )
+        crashpoints.hit("seal.committed")
+        self.write_sidecar(row["staged_path"], record)
+        crashpoints.hit("seal.sidecar_written")
+        return record
+
+    def write_sidecar(self, staged_rel: str, record: RecordRow, *, replace: bool = False) -> None:
+        path = sidecar_path(self.staging_root, staged_rel)
+        if replace:
+            durable.replace_file(path.parent, path.name, sidecar_bytes(record))
+        else:
+            durable.write_file(path.parent, path.name, sidecar_bytes(record))

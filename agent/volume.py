@@ -1,0 +1,100 @@
+"""Safe read access to a mounted camera volume.
+
+Every path on a camera is hostile: each component is opened relative to its parent's
+descriptor with O_NOFOLLOW, so no symbolic link, `..` or mount trick can lead outside the
+volume, and files are opened O_NONBLOCK so a FIFO cannot hang the agent (open(2)).
+This module reads; the only write it offers is unlink() for wiping, and it decides nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class UnsafePathError(OSError):
+    """A path component that is empty, `.`, `..` or contains a slash or NUL."""
+
+
+def split(rel: bytes) -> list[bytes]:
+    parts = rel.split(b"/")
+    for part in parts:
+        if part in (b"", b".", b"..") or b"\x00" in part:
+            raise UnsafePathError(f"unsafe path component in {rel!r}")
+    return parts
+
+
+@contextmanager
+def open_root(path: str) -> Iterator[int]:
+    """Open the volume's root directory (the mount point itself may be reached via links)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_parent(root_fd: int, rel: bytes) -> tuple[int, bytes]:
+    """Open the directory holding rel (without following links); returns (fd, last name)."""
+    parts = split(rel)
+    fd = os.dup(root_fd)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, parts[-1]
+
+
+def open_file(root_fd: int, rel: bytes) -> int:
+    """Open a regular file beneath the root for reading; refuses links and special files."""
+    parent, name = open_parent(root_fd, rel)
+    try:
+        fd = os.open(name, FILE_FLAGS, dir_fd=parent)
+    finally:
+        os.close(parent)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise UnsafePathError(f"not a regular file: {rel!r}")
+    return fd
+
+
+def read_small(root_fd: int, rel: bytes, limit: int = 1 << 20) -> bytes | None:
+    """Read a small metadata file (DEVICE.INF, logs); None if absent; refuses over limit."""
+    try:
+        fd = open_file(root_fd, rel)
+    except FileNotFoundError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise UnsafePathError(f"{rel!r} is {size} bytes, more than the {limit} allowed")
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0:
+            data = os.read(fd, min(remaining, 65536))
+            if not data:
+                break
+            chunks.append(data)
+            remaining -= len(data)
+        return b"".join(chunks)[:limit]
+    finally:
+        os.close(fd)
+
+
+def unlink(root_fd: int, rel: bytes) -> None:
+    parent, name = open_parent(root_fd, rel)
+    try:
+        os.unlink(name, dir_fd=parent)
+        os.fsync(parent)
+    finally:
+        os.close(parent)
