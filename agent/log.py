@@ -21,6 +21,13 @@ _LEVELS = {
 }
 
 
+_configured = False
+
+
+def is_configured() -> bool:
+    return _configured
+
+
 def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog once per process. Logs go to stderr; stdout is for command output."""
     out = stream or sys.stderr
@@ -34,6 +41,8 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
         processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
     else:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    global _configured  # noqa: PLW0603 - logging is process-wide by nature
+    _configured = True
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),

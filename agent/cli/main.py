@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except AgentError as exc:
-        log.get("dockagent").error(
-            "command.failed", command=args.command, error=exc.message, error_kind=exc.kind.value
-        )
+        if log.is_configured():
+            log.get("dockagent").error(
+                "command.failed", command=args.command, error=exc.message, error_kind=exc.kind.value
+            )
         sys.stderr.write(f"dockagent: {exc.message}\n")
         return exc.exit_code
     except KeyboardInterrupt:

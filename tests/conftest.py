@@ -1,0 +1,74 @@
+"""Shared fixtures: a station (data directory + the real CLI run as a process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Station:
+    """A collection station for one test: its own data directory and configuration."""
+
+    root: Path
+    config_text: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def staging(self) -> Path:
+        return self.data_dir / "staging"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.toml"
+
+    def configure(self, text: str) -> None:
+        self.config_text = text
+        self.config_path.write_text(text)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKAGENT_")}
+        env.update({"DOCKAGENT_DATA_DIR": str(self.data_dir), "PYTHONPATH": str(REPO)})
+        if self.config_text:
+            env["DOCKAGENT_CONFIG"] = str(self.config_path)
+        env.update(self.extra_env)
+        env.update(extra)
+        return env
+
+    def run(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agent.cli.main", *args],
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def json(self, *args: str, **env: str) -> Any:
+        proc = self.run(*args, "--json", **env)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Station:
+    st = Station(tmp_path / "station")
+    st.root.mkdir()
+    st.configure(
+        'station_id = "TEST-STATION"\n[storage]\nreserve_bytes = 0\n[ingest]\nwipe_policy = "never"\n'
+    )
+    return st

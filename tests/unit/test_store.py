@@ -1,0 +1,112 @@
+"""The store: pragmas, checked transitions, append-only chain, refusal of damaged or lost state."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.errors import StoreCorrupt, StoreMismatch, StoreMissing, TransitionRefused
+from agent.model import Candidate, FileKind, FileState
+from agent.store import Store
+
+
+def _cand(name: bytes = b"RECORD/A.MP4", size: int = 10, mtime: int = 1) -> Candidate:
+    return Candidate(name, size, mtime, 0, 0, FileKind.VIDEO, "", "", None, False, True)
+
+
+def _store_with_file(tmp_path: Path) -> tuple[Store, int]:
+    store = Store.open(tmp_path, create=True)
+    sid = store.open_session({"device_serial": "CAM1", "source": "/x", "docked_at": "t"})
+    fid, state, new = store.register(sid, "CAM1", _cand(), "RECORD/A.MP4", "t")
+    assert (state, new) == (FileState.DISCOVERED, True)
+    return store, fid
+
+
+def test_every_connection_is_wal_with_full_sync(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, create=True)
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+    again = Store.open(tmp_path, create=False)
+    assert again.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_transitions_check_the_expected_state(tmp_path: Path) -> None:
+    store, fid = _store_with_file(tmp_path)
+    store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    with pytest.raises(TransitionRefused, match="row is copying"):
+        store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    with pytest.raises(TransitionRefused):  # not an allowed edge of the state machine
+        store.transition(fid, FileState.COPYING, FileState.CONFIRMED)
+    store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="ab")
+    assert store.file(fid)["state"] == "staged"
+
+
+def test_same_file_again_is_not_new_and_a_changed_uncopied_file_keeps_its_row(
+    tmp_path: Path,
+) -> None:
+    store, fid = _store_with_file(tmp_path)
+    assert store.register(1, "CAM1", _cand(), "n", "t") == (fid, FileState.DISCOVERED, False)
+    # not yet copied, grew on the camera: same row, new identity
+    assert store.register(1, "CAM1", _cand(size=20), "n", "t") == (fid, FileState.DISCOVERED, False)
+    assert store.file(fid)["size"] == 20
+
+
+def test_custody_records_are_append_only(tmp_path: Path) -> None:
+    from agent.store import RecordRow
+
+    store = Store.open(tmp_path, create=True)
+    store.append_record(RecordRow(1, "file", None, "{}", "h", "0", "s", "k"), "t")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.conn.execute("UPDATE records SET body='x'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.conn.execute("DELETE FROM records")
+
+
+def test_a_damaged_database_is_refused(tmp_path: Path) -> None:
+    store, _ = _store_with_file(tmp_path)
+    store.close()
+    db = tmp_path / "dockagent.db"
+    with open(db, "r+b") as fh:
+        fh.write(b"this is not sqlite at all")
+    with pytest.raises(StoreCorrupt, match="is damaged"):
+        Store.open(tmp_path, create=True)
+
+
+def test_a_lost_or_emptied_database_is_not_silently_recreated(tmp_path: Path) -> None:
+    store, _ = _store_with_file(tmp_path)
+    store.close()
+    db = tmp_path / "dockagent.db"
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(str(db) + suffix):
+            os.unlink(str(db) + suffix)
+    os.truncate(db, 0)
+    with pytest.raises(StoreMissing, match="is empty, but this data directory was initialised"):
+        Store.open(tmp_path, create=True)
+    db.unlink()
+    with pytest.raises(StoreMissing, match="is missing"):
+        Store.open(tmp_path, create=True)
+    assert not db.exists()
+
+
+def test_a_database_from_another_station_is_refused(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    Store.open(a, create=True).close()
+    Store.open(b, create=True).close()
+    (a / "dockagent.db").unlink()
+    (b / "dockagent.db").rename(a / "dockagent.db")
+    with pytest.raises(StoreMismatch):
+        Store.open(a, create=True)
+
+
+def test_cli_refuses_a_corrupt_database_with_a_clear_message(station) -> None:  # type: ignore[no-untyped-def]
+    station.data_dir.mkdir()
+    Store.open(station.data_dir, create=True).close()
+    db = station.data_dir / "dockagent.db"
+    db.write_bytes(b"\0" * 4096)
+    proc = station.run("status")
+    assert proc.returncode == 65
+    assert "is damaged" in proc.stderr and "refusing to run" in proc.stderr
