@@ -44,13 +44,19 @@ def _sha256(path: Path) -> str:
 def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> RecoveryReport:
     report = RecoveryReport()
     durable.ensure_private_dir(staging_root)
-    for dirpath, _dirs, names in os.walk(staging_root):
+    # Temp files of the data directory itself (the key, the store marker) and of staging.
+    top: list[tuple[str, list[str], list[str]]] = [
+        (str(staging_root.parent), [], os.listdir(staging_root.parent))
+    ]
+    for dirpath, _dirs, names in [*top, *os.walk(staging_root)]:
+        removed = 0
         for name in names:
             if durable.is_temp_name(name):
                 os.unlink(os.path.join(dirpath, name))
-                report.temp_files_removed += 1
-        if report.temp_files_removed:
+                removed += 1
+        if removed:
             durable.fsync_dir(dirpath)
+            report.temp_files_removed += removed
 
     # A copy claimed by a process that is gone: the writer lock says no one else holds it.
     for row in store.files("state=?", (FileState.COPYING.value,)):

@@ -228,7 +228,7 @@ def _battery_profile(mode: str) -> tuple[int, int, int]:
 def _garble(row: str, rng: random.Random) -> bytes:
     kind = rng.randrange(4)
     if kind == 0:  # truncated mid-write
-        return row[: rng.randint(1, max(1, len(row) - 3))].encode()
+        return row[: rng.randint(1, row.rfind(","))].encode()  # at least one field lost
     if kind == 1:  # flash garbage
         return bytes(rng.choice(b"\x00\xff\xfe?#") for _ in range(rng.randint(4, 24)))
     if kind == 2:  # fields lost
@@ -517,7 +517,7 @@ def _make_exfat(src: Path, image: Path, mnt: Path) -> None:
     loop = ""
     proc: subprocess.Popen[bytes] | None = None
     mnt.mkdir()
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryFile(mode="a+b") as log:  # append: the server shares the offset
         try:
             loop = _run(["losetup", "--find", "--show", str(image)]).strip()
             # -d: exfat-fuse has no -f; -d keeps it in the foreground (with debug output), so we
@@ -644,6 +644,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
+        metavar="PATH",
         required=True,
         type=Path,
         help="directory (format dir, must be empty or absent) or image file",
@@ -651,48 +652,64 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("dir", *IMAGE_FORMATS), default="dir")
     p.add_argument(
         "--image-size",
+        metavar="SIZE",
         type=_size_arg,
         default=None,
         help="image size (default: content * 1.2 + 64M)",
     )
-    p.add_argument("--manifest", type=Path, default=None, help="write the manifest JSON here")
-    p.add_argument("--serial", default=d.serial)
-    p.add_argument("--officer", default=d.officer_id, help="officer id (badge number)")
-    p.add_argument("--vendor", default=d.vendor)
-    p.add_argument("--model", default=d.model)
-    p.add_argument("--firmware", default=d.firmware)
-    p.add_argument("--unit", default=d.unit)
-    p.add_argument("--days", type=int, default=d.days)
-    p.add_argument("--files-per-day", type=int, default=d.files_per_day)
-    p.add_argument("--file-size", type=_size_arg, default=d.file_size, help="e.g. 256K")
-    p.add_argument("--size-jitter", type=float, default=d.size_jitter)
-    p.add_argument("--large-files", type=int, default=d.large_files)
-    p.add_argument("--large-size", type=_size_arg, default=d.large_size, help="e.g. 64M")
-    p.add_argument("--split-every", type=int, default=d.split_every)
-    p.add_argument("--important-every", type=int, default=d.important_every)
-    p.add_argument("--other-files", type=int, default=d.other_files)
-    p.add_argument("--audio-every", type=int, default=d.audio_every)
-    p.add_argument("--photo-every", type=int, default=d.photo_every)
+    p.add_argument(
+        "--manifest",
+        metavar="FILE.json",
+        type=Path,
+        default=None,
+        help="write the manifest JSON here",
+    )
+    p.add_argument("--serial", metavar="SERIAL", default=d.serial)
+    p.add_argument(
+        "--officer", metavar="ID", default=d.officer_id, help="officer id (badge number)"
+    )
+    p.add_argument("--vendor", metavar="TEXT", default=d.vendor)
+    p.add_argument("--model", metavar="TEXT", default=d.model)
+    p.add_argument("--firmware", metavar="TEXT", default=d.firmware)
+    p.add_argument("--unit", metavar="TEXT", default=d.unit)
+    p.add_argument("--days", metavar="N", type=int, default=d.days)
+    p.add_argument("--files-per-day", metavar="N", type=int, default=d.files_per_day)
+    p.add_argument(
+        "--file-size", metavar="SIZE", type=_size_arg, default=d.file_size, help="e.g. 256K"
+    )
+    p.add_argument("--size-jitter", metavar="FRACTION", type=float, default=d.size_jitter)
+    p.add_argument("--large-files", metavar="N", type=int, default=d.large_files)
+    p.add_argument(
+        "--large-size", metavar="SIZE", type=_size_arg, default=d.large_size, help="e.g. 64M"
+    )
+    p.add_argument("--split-every", metavar="N", type=int, default=d.split_every)
+    p.add_argument("--important-every", metavar="N", type=int, default=d.important_every)
+    p.add_argument("--other-files", metavar="N", type=int, default=d.other_files)
+    p.add_argument("--audio-every", metavar="N", type=int, default=d.audio_every)
+    p.add_argument("--photo-every", metavar="N", type=int, default=d.photo_every)
     p.add_argument(
         "--clock-offset",
+        metavar="SECONDS",
         type=float,
         default=d.clock_offset_s,
         help="camera clock minus true time, seconds",
     )
     p.add_argument(
         "--first-day",
+        metavar="YYYY-MM-DD",
         type=_date_arg,
         default=None,
         help="YYYY-MM-DD (default: DAYS days before the docking day)",
     )
     p.add_argument(
         "--docked-at",
+        metavar="'YYYY-MM-DD hh:mm:ss'",
         type=_datetime_arg,
         default=None,
         help="true local time of docking 'YYYY-MM-DD hh:mm:ss' (default: now)",
     )
     p.add_argument("--battery", choices=BATTERY_MODES, default=d.battery)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", metavar="N", type=int, default=d.seed)
     return p
 
 

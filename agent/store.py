@@ -138,6 +138,20 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _write_marker(marker: Path, store_id: str) -> None:
+    # The marker outlives the database: if the database later vanishes or is emptied, the
+    # marker says state was lost instead of letting a fresh queue hide it.
+    tmp = marker.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, store_id.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, marker)
+    _fsync_dir(marker.parent)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -191,33 +205,48 @@ class Store:
 
     @classmethod
     def _initialise(cls, data_dir: Path, path: Path, marker: Path) -> Store:
+        """Build the database under a temporary name and move it into place when complete.
+
+        A kill at any moment leaves either no database (and a leftover to discard) or a whole
+        one; the marker is written last, and re-derived from the database if it is missing.
+        """
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        conn = _connect(path)
-        store = cls(conn, path)
+        building = data_dir / "dockagent.db.init"
+        for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
+            leftover.unlink(missing_ok=True)
+        conn = _connect(building)
+        store = cls(conn, building)
         store._migrate()
         store_id = uuid.uuid4().hex
-        store.conn.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?)", (store_id,))
-        # The marker outlives the database: if the database later vanishes or is emptied,
-        # the marker says state was lost instead of letting a fresh queue hide it.
-        tmp = marker.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?)", (store_id,))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        fd = os.open(building, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, store_id.encode() + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, marker)
+        os.rename(building, path)
+        for leftover in (Path(f"{building}-wal"), Path(f"{building}-shm")):
+            leftover.unlink(missing_ok=True)
         _fsync_dir(data_dir)
-        return store
+        _write_marker(marker, store_id)
+        return cls(_connect(path), path)
 
     def _check_identity(self, expected: str, marker: Path) -> None:
         tables = set(self.db.table_names())
-        if "meta" not in tables or "files" not in tables:
-            raise StoreMissing(path=str(self.path), detail="without tables", marker=str(marker))
-        row = self.conn.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
-        if row is None:
-            raise sqlite3.DatabaseError("store_id missing from meta")
-        if expected and row[0] != expected:
+        row = None
+        if "meta" in tables:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
+        if row is None or "files" not in tables:
+            if expected:
+                raise StoreMissing(path=str(self.path), detail="without tables", marker=str(marker))
+            raise sqlite3.DatabaseError("the database has no store identity")
+        if not expected:
+            # The marker is written after the database is complete: a kill in between, or a
+            # marker removed by hand. The database is whole, so the marker can be restored.
+            _write_marker(marker, str(row[0]))
+        elif row[0] != expected:
             raise StoreMismatch(path=str(self.path), found=row[0], expected=expected)
 
     def _check_schema(self) -> None:

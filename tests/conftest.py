@@ -1,4 +1,4 @@
-"""Shared fixtures: a station (data directory + the real CLI run as a process)."""
+"""Shared fixtures: a station (data directory + the real CLI run as a process), FUSE checks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.volumes import fuse_missing
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,3 +74,17 @@ def station(tmp_path: Path) -> Station:
         'station_id = "TEST-STATION"\n[storage]\nreserve_bytes = 0\n[ingest]\nwipe_policy = "never"\n'
     )
     return st
+
+
+@pytest.fixture
+def fuse() -> None:
+    """Use in tests marked `fuse`: fails (never skips) when FUSE camera mounts cannot work here."""
+    missing = fuse_missing()
+    if missing:
+        pytest.fail(
+            "this test mounts camera images with FUSE but: "
+            + "; ".join(missing)
+            + ". Run as root with fuse3, fusefat, exfat-fuse, exfatprogs, dosfstools and mtools "
+            "installed (CI does).",
+            pytrace=False,
+        )

@@ -110,3 +110,21 @@ def test_cli_refuses_a_corrupt_database_with_a_clear_message(station) -> None:  
     proc = station.run("status")
     assert proc.returncode == 65
     assert "is damaged" in proc.stderr and "refusing to run" in proc.stderr
+
+
+def test_a_lost_marker_is_restored_from_a_whole_database(tmp_path: Path) -> None:
+    store, fid = _store_with_file(tmp_path)
+    store_id = store.meta("store_id")
+    store.close()
+    (tmp_path / "store.id").unlink()
+    again = Store.open(tmp_path, create=True)
+    assert again.file(fid)["state"] == "discovered"
+    assert (tmp_path / "store.id").read_text().strip() == store_id
+
+
+def test_an_interrupted_initialisation_leaves_nothing_to_trust(tmp_path: Path) -> None:
+    # A kill while the database was being built leaves only the temporary build.
+    (tmp_path / "dockagent.db.init").write_bytes(b"half")
+    store = Store.open(tmp_path, create=True)
+    assert store.meta("store_id")
+    assert not (tmp_path / "dockagent.db.init").exists()
