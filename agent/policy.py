@@ -46,6 +46,10 @@ def camera_may_be_wiped(
     unsealed = sum(1 for s in states if s not in CUSTODY_STATES)
     if unsealed:
         return WipeDecision(False, f"{unsealed} files of the camera are not in custody yet")
+    if capacity <= 0:
+        return WipeDecision(
+            False, "the file system reports no size, so its used space cannot be accounted for"
+        )
     slack = UNACCOUNTED_SLACK_BYTES + int(capacity * UNACCOUNTED_SLACK_FRACTION)
     if used_bytes - listed_bytes > slack:
         return WipeDecision(

@@ -99,7 +99,7 @@ def scan_volume(root_fd: int, profile: Profile, capacity: int) -> ScanResult:
             }
             for name, st in files_here:
                 rel = dir_rel + b"/" + name if dir_rel else name
-                if st.st_size > capacity:
+                if capacity and st.st_size > capacity:  # 0: the file system does not say
                     problems.append(
                         ScanProblem(
                             rel,

@@ -36,3 +36,9 @@ def test_never_and_after_confirm() -> None:
     assert not file_may_be_wiped(WipePolicy.AFTER_CONFIRM, S)
     assert file_may_be_wiped(WipePolicy.AFTER_SEAL, S)
     assert not file_may_be_wiped(WipePolicy.AFTER_SEAL, D)
+
+
+def test_a_volume_that_reports_no_size_is_not_wiped() -> None:
+    decision = camera_may_be_wiped(WipePolicy.AFTER_SEAL, [S], 0, 0, 0, 0)
+    assert not decision.allowed
+    assert "cannot be accounted for" in decision.reason
