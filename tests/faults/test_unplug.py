@@ -45,7 +45,7 @@ def test_unplug_mid_copy_then_redock(station: Station, tmp_path: Path) -> None:
         # Wait until a large file is being copied (a temp file of >= 8 MiB in staging).
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            parts = [p for p in station.staging.rglob("*.part")] if station.staging.exists() else []
+            parts = list(station.staging.rglob("*.part")) if station.staging.exists() else []
             if any(p.stat().st_size >= 8 << 20 and _written(p) >= 8 << 20 for p in parts):
                 break
             time.sleep(0.02)
@@ -65,7 +65,7 @@ def test_unplug_mid_copy_then_redock(station: Station, tmp_path: Path) -> None:
     for path in sealed:  # the files before the unplug are held with the camera's hash
         assert states[path]["sha256"] == expected[path]
     assert not any(r["wiped_at"] for r in states.values())
-    assert not [p for p in station.staging.rglob("*.part")]
+    assert not list(station.staging.rglob("*.part"))
     # Docked again: the same image, a new mount.
     with mount_fat(image, mnt, readonly=False) as mounted:
         again = station.run("import", str(mounted.path), "--json", timeout=600)

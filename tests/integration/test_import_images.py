@@ -16,7 +16,13 @@ from tests.support.volumes import mount_exfat, mount_fat
 pytestmark = [pytest.mark.fuse, pytest.mark.usefixtures("fuse")]
 
 # 3 days x 20 recordings (split segments and markers come on top), two of them 64 MiB.
-SPEC = dict(days=3, files_per_day=20, file_size=192 * 1024, large_files=2, large_size=64 << 20)
+SPEC = {
+    "days": 3,
+    "files_per_day": 20,
+    "file_size": 192 * 1024,
+    "large_files": 2,
+    "large_size": 64 << 20,
+}
 
 
 def _sha256sum(root: Path) -> dict[bytes, str]:
