@@ -88,3 +88,15 @@ def fuse() -> None:
             "installed (CI does).",
             pytrace=False,
         )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under scripts/test (and so in CI) a skipped test is a failure: nothing may go untested."""
+    if not os.environ.get("DOCKAGENT_FORBID_SKIPS"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        names = ", ".join(getattr(r, "nodeid", "?") for r in skipped[:10])
+        sys.stderr.write(f"\n{len(skipped)} tests were skipped, which this run forbids: {names}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
