@@ -1,0 +1,193 @@
+"""Queries of the custody pipeline: dock sessions, file rows and their states, the chain.
+
+Transitions name the state they expect and refuse otherwise; records are append-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import TransitionRefused
+from agent.model import Candidate, FileState, transition_allowed
+from agent.store.base import StoreBase
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    seq: int
+    kind: str
+    file_id: int | None
+    body: str
+    record_hash: str
+    prev_hash: str
+    signature: str
+    key_id: str
+
+
+class CustodyQueries(StoreBase):
+    # ---- sessions --------------------------------------------------------------------------
+
+    def open_session(self, fields: dict[str, Any]) -> int:
+        table = self.db.table("sessions")
+        table.insert(fields)
+        return int(table.last_pk)  # type: ignore[arg-type]  # set by the insert just made
+
+    def update_session(self, session_id: int, fields: dict[str, Any]) -> None:
+        self.db.table("sessions").update(session_id, fields)
+
+    def session(self, session_id: int) -> dict[str, Any]:
+        return dict(self.db.table("sessions").get(session_id))
+
+    def sessions(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM sessions" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+        return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def interrupt_running_sessions(self, now: str) -> int:
+        cur = self.conn.execute(
+            "UPDATE sessions SET outcome='interrupted', ended_at=? WHERE outcome='running'", (now,)
+        )
+        return cur.rowcount
+
+    # ---- files -----------------------------------------------------------------------------
+
+    def register(
+        self, session_id: int, serial: str, cand: Candidate, display: str, now: str
+    ) -> tuple[int, FileState, bool]:
+        """Record a file seen on a camera; returns (file_id, state, is_new).
+
+        The same path with the same size and time is the same file (nothing new). A file not yet
+        in custody whose size or time changed is the same row with a new identity; a file in
+        custody that changed on the camera is a new version and gets a row of its own.
+        """
+        rows = self.conn.execute(
+            "SELECT id, state, size, mtime_ns FROM files WHERE device_serial=? AND camera_path=?",
+            (serial, cand.rel_path),
+        ).fetchall()
+        for row in rows:
+            if row["size"] == cand.size and row["mtime_ns"] == cand.mtime_ns:
+                self.conn.execute(
+                    "UPDATE files SET last_session_id=? WHERE id=?", (session_id, row["id"])
+                )
+                return int(row["id"]), FileState(row["state"]), False
+        fields = {
+            "size": cand.size,
+            "mtime_ns": cand.mtime_ns,
+            "kind": cand.kind.value,
+            "recorded_start": cand.recorded_start,
+            "recorded_end": cand.recorded_end,
+            "segment": cand.segment,
+            "important": int(cand.important),
+            "wipeable": int(cand.wipeable),
+            "last_session_id": session_id,
+            "updated_at": now,
+        }
+        for row in rows:
+            if row["state"] in (FileState.DISCOVERED, FileState.FAILED):
+                self.db.table("files").update(
+                    row["id"], {**fields, "state": FileState.DISCOVERED.value, "reason": ""}
+                )
+                return int(row["id"]), FileState.DISCOVERED, False
+        table = self.db.table("files")
+        table.insert(
+            {
+                **fields,
+                "session_id": session_id,
+                "device_serial": serial,
+                "camera_path": cand.rel_path,
+                "camera_name": display,
+                "state": FileState.DISCOVERED.value,
+                "discovered_at": now,
+            }
+        )
+        return int(table.last_pk), FileState.DISCOVERED, True  # type: ignore[arg-type]
+
+    def transition(
+        self, file_id: int, old: FileState | Sequence[FileState], new: FileState, **fields: Any
+    ) -> None:
+        """Move a row from `old` (one of) to `new`, refusing if the row is not where expected."""
+        olds = (old,) if isinstance(old, FileState) else tuple(old)
+        for state in olds:
+            if not transition_allowed(state, new):
+                raise TransitionRefused(file_id=file_id, old=state, new=new, actual="not checked")
+        assignments = ["state=?"] + [f"{name}=?" for name in fields]
+        values: list[Any] = [new.value, *fields.values()]
+        marks = ",".join("?" for _ in olds)
+        cur = self.conn.execute(
+            f"UPDATE files SET {', '.join(assignments)} WHERE id=? AND state IN ({marks})",
+            [*values, file_id, *(s.value for s in olds)],
+        )
+        if cur.rowcount != 1:
+            actual = self.conn.execute("SELECT state FROM files WHERE id=?", (file_id,)).fetchone()
+            raise TransitionRefused(
+                file_id=file_id,
+                old="|".join(s.value for s in olds),
+                new=new.value,
+                actual=actual[0] if actual else "missing",
+            )
+
+    def set_file(self, file_id: int, **fields: Any) -> None:
+        """Update columns that are not the state (wipe marks, reasons)."""
+        self.db.table("files").update(file_id, fields)
+
+    def file(self, file_id: int) -> dict[str, Any]:
+        return dict(self.db.table("files").get(file_id))
+
+    def files(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM files" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+        return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def state_counts(self, where: str = "", args: Sequence[Any] = ()) -> dict[str, int]:
+        sql = "SELECT state, COUNT(*) FROM files" + (f" WHERE {where}" if where else "")
+        sql += " GROUP BY state"
+        return {str(r[0]): int(r[1]) for r in self.conn.execute(sql, args)}
+
+    def counts_by(self, column: str) -> list[dict[str, Any]]:
+        if column not in ("device_serial", "session_id", "last_session_id"):
+            raise ValueError(column)
+        sql = (
+            f"SELECT {column} AS key, state, COUNT(*) AS n, SUM(size) AS bytes "
+            f"FROM files GROUP BY {column}, state ORDER BY {column}, state"
+        )
+        return [dict(r) for r in self.conn.execute(sql)]
+
+    # ---- custody records -------------------------------------------------------------------
+
+    def chain_head(self) -> tuple[int, str] | None:
+        row = self.conn.execute(
+            "SELECT seq, record_hash FROM records ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def append_record(self, record: RecordRow, created_at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO records(seq, kind, file_id, body, record_hash, prev_hash, signature, "
+            "key_id, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                record.seq,
+                record.kind,
+                record.file_id,
+                record.body,
+                record.record_hash,
+                record.prev_hash,
+                record.signature,
+                record.key_id,
+                created_at,
+            ),
+        )
+
+    def records(self) -> Iterator[RecordRow]:
+        for r in self.conn.execute(
+            "SELECT seq, kind, file_id, body, record_hash, prev_hash, signature, key_id "
+            "FROM records ORDER BY seq"
+        ):
+            yield RecordRow(**dict(r))
+
+    def record(self, seq: int) -> RecordRow | None:
+        r = self.conn.execute(
+            "SELECT seq, kind, file_id, body, record_hash, prev_hash, signature, key_id "
+            "FROM records WHERE seq=?",
+            (seq,),
+        ).fetchone()
+        return None if r is None else RecordRow(**dict(r))
