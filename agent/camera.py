@@ -9,10 +9,10 @@ import re
 
 from agent import volume
 from agent.errors import CameraRefused, CameraUnreadable
-from agent.model import DeviceInfo, display_name
+from agent.model import SERIAL_PATTERN, DeviceInfo, display_name
 from agent.profile import Profile
 
-SERIAL = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+SERIAL = SERIAL_PATTERN
 _FIELD = re.compile(r"^[\w .:/()+-]{0,64}$")
 
 

@@ -8,6 +8,7 @@ does not restart into the same mistake. No other module reads the environment fo
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import stat
@@ -16,6 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import ConfigError
@@ -51,6 +53,72 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class DevicesConfig:
+    # Device sources the daemon listens to: any of "udev", "mountwatch", "fake".
+    sources: tuple[str, ...] = ("udev",)
+    # Only enrolled serials are taken (dockagent devices enroll SERIAL); false admits any
+    # serial of a known camera profile.
+    require_enrollment: bool = True
+    # Camera profiles in use, by name: shipped ones, or TOML files in profile_dir.
+    profiles: tuple[str, ...] = ("generic",)
+    profile_dir: str = "/etc/dockagent/profiles"
+    # external: udev + systemd-mount (or udisks2) mount the camera; mount: the agent mounts it
+    # read-only (nosuid,nodev,noexec) under mount_dir itself.
+    mount_strategy: str = "external"
+    mount_dir: str = "/run/dockagent/mnt"
+    # mountwatch: the directory under which cameras are mounted, one directory per camera,
+    # named by the camera's USB serial (the udev rule's systemd-mount unit does this).
+    mount_root: str = "/media/dockagent"
+    # fake: a directory of JSON event files (tests and the demo).
+    fake_spool: str = ""
+    # Cameras taken in at once; more wait their turn.
+    max_parallel_devices: int = 8
+    # On SIGTERM, in-flight copies may finish for this long; the rest are copied at next start.
+    drain_deadline_s: int = 20
+    # How long to wait for an external mount of an admitted device to appear.
+    mount_wait_s: int = 30
+
+
+SYNC_KINDS = ("directory", "tus")
+CONFIRM_LEVELS = ("complete", "checksummed", "verified")  # specs/upload-protocol.md, in order
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    # Where sealed evidence goes: "directory" (NAS / local evidence disk) or "tus" (central server).
+    kind: str = "directory"
+    # tus creation URL; https, or http only to a loopback address.
+    endpoint: str = ""
+    # Root of the directory sink; empty means <data_dir>/archive.
+    directory_root: str = ""
+    # complete | checksummed | verified: what counts as confirmed (wipe and purge wait for it).
+    confirm_level: str = "verified"
+    # Bytes per PATCH; memory stays bounded by this.
+    chunk_bytes: int = 16 << 20
+    max_parallel_uploads: int = 2
+    # Total upload rate of all workers, bytes per second; 0 means unlimited.
+    bandwidth_bytes_per_s: int = 0
+    # Station-local times when uploads may run, e.g. ["22:00-06:00"]; empty means always.
+    windows: tuple[str, ...] = ()
+    # TLS: extra CA bundle (PEM) to trust, client certificate and key for mutual TLS.
+    ca_bundle: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    # File holding a bearer token sent as Authorization (never logged); 0600 required.
+    bearer_token_file: str = ""
+    connect_timeout_s: int = 10
+    read_timeout_s: int = 60
+    # Short retries of one upload before it waits (with backoff) for a later attempt.
+    retry_attempts: int = 4
+    retry_max_delay_s: int = 3600
+    # Seconds a confirmed file's staged copy is kept before it is purged.
+    purge_grace_s: int = 86400
+    # retention_class sent with each file.
+    retention_class: str = "standard"
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     # auto: human-readable on a terminal, JSON otherwise (journald).
@@ -64,7 +132,9 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     source: str = "<embedded defaults>"  # where this configuration came from
 
     @property
@@ -80,6 +150,14 @@ class Config:
         return self.data_path / "staging"
 
     @property
+    def archive_path(self) -> Path:
+        return (
+            Path(self.sync.directory_root)
+            if self.sync.directory_root
+            else self.data_path / "archive"
+        )
+
+    @property
     def key_path(self) -> Path:
         return (
             Path(self.keys.signing_key) if self.keys.signing_key else self.data_path / "station.key"
@@ -90,7 +168,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "keys": KeysConfig,
     "storage": StorageConfig,
     "ingest": IngestConfig,
+    "devices": DevicesConfig,
     "log": LogConfig,
+    "sync": SyncConfig,
 }
 _TOP_LEVEL = {"station_id": str, "data_dir": str}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
@@ -140,6 +220,10 @@ class _Reader:
             if not isinstance(value, str):
                 raise self.fail(section, key, f"must be a string, not {type(value).__name__}")
             return value
+        if wanted == tuple[str, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise self.fail(section, key, "must be a list of strings")
+            return tuple(value)
         if wanted is bool:
             if not isinstance(value, bool):
                 raise self.fail(section, key, f"must be true or false, not {value!r}")
@@ -227,6 +311,7 @@ def _validate(config: Config, reader: _Reader) -> None:
     _check_key_file(config, reader)
     if config.storage.copy_chunk_bytes < 4096 or config.storage.copy_chunk_bytes > 64 << 20:
         raise reader.fail("storage", "copy_chunk_bytes", "must be between 4096 and 67108864")
+    _validate_devices(config, reader)
     if config.log.level not in _LOG_LEVELS:
         raise reader.fail("log", "level", f"must be one of {', '.join(sorted(_LOG_LEVELS))}")
     if config.log.format not in _LOG_FORMATS:
@@ -236,6 +321,84 @@ def _validate(config: Config, reader: _Reader) -> None:
             ZoneInfo(config.ingest.camera_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise reader.fail("ingest", "camera_timezone", "unknown time zone") from exc
+    _validate_sync(config.sync, reader)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate_sync(sync: SyncConfig, reader: _Reader) -> None:
+    if sync.kind not in SYNC_KINDS:
+        raise reader.fail("sync", "kind", f"must be one of {', '.join(SYNC_KINDS)}")
+    if sync.confirm_level not in CONFIRM_LEVELS:
+        raise reader.fail("sync", "confirm_level", f"must be one of {', '.join(CONFIRM_LEVELS)}")
+    if sync.kind == "tus":
+        if not sync.endpoint:
+            raise reader.fail("sync", "endpoint", "required when kind is tus")
+        parts = urlsplit(sync.endpoint)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise reader.fail("sync", "endpoint", "must be an https:// URL")
+        # Evidence and tokens never cross a network in clear text; loopback is for tests and a
+        # local TLS-terminating proxy.
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise reader.fail(
+                "sync", "endpoint", "plain http is refused except to a loopback address"
+            )
+    for key in ("directory_root", "ca_bundle", "client_cert", "client_key", "bearer_token_file"):
+        value = getattr(sync, key)
+        if value and not os.path.isabs(value):
+            raise reader.fail("sync", key, "must be an absolute path")
+    for key in ("ca_bundle", "client_cert", "client_key", "bearer_token_file"):
+        value = getattr(sync, key)
+        if value and not os.path.isfile(value):
+            raise reader.fail("sync", key, f"{value} is not a readable file")
+    if bool(sync.client_cert) != bool(sync.client_key):
+        raise reader.fail("sync", "client_key", "client_cert and client_key go together")
+    for key in ("client_key", "bearer_token_file"):
+        value = getattr(sync, key)
+        if value and os.stat(value).st_mode & 0o077:
+            raise reader.fail("sync", key, f"{value} is readable by others; run: chmod 600 {value}")
+    if not 4096 <= sync.chunk_bytes <= 1 << 30:
+        raise reader.fail("sync", "chunk_bytes", "must be between 4096 and 1073741824")
+    if not 1 <= sync.max_parallel_uploads <= 16:
+        raise reader.fail("sync", "max_parallel_uploads", "must be between 1 and 16")
+    for key in ("connect_timeout_s", "read_timeout_s", "retry_attempts", "retry_max_delay_s"):
+        if getattr(sync, key) < 1:
+            raise reader.fail("sync", key, "must be at least 1")
+    for window in sync.windows:
+        if not _WINDOW.match(window):
+            raise reader.fail("sync", "windows", f"{window!r} is not HH:MM-HH:MM")
+
+
+_SOURCES = {"udev", "mountwatch", "fake"}
+
+
+def _validate_devices(config: Config, reader: _Reader) -> None:
+    dev = config.devices
+    unknown = [s for s in dev.sources if s not in _SOURCES]
+    if unknown:
+        raise reader.fail(
+            "devices", "sources", f"unknown source {unknown[0]!r} (known: fake, mountwatch, udev)"
+        )
+    if not dev.profiles:
+        raise reader.fail("devices", "profiles", "must name at least one camera profile")
+    if dev.mount_strategy not in ("external", "mount"):
+        raise reader.fail("devices", "mount_strategy", "must be external or mount")
+    for key in ("mount_dir", "mount_root", "profile_dir"):
+        if not os.path.isabs(getattr(dev, key)):
+            raise reader.fail("devices", key, "must be an absolute path")
+    if "fake" in dev.sources and not os.path.isabs(dev.fake_spool):
+        raise reader.fail(
+            "devices", "fake_spool", "must be an absolute path when the fake source is on"
+        )
+    if not 1 <= dev.max_parallel_devices <= 64:
+        raise reader.fail("devices", "max_parallel_devices", "must be between 1 and 64")
 
 
 def _check_key_file(config: Config, reader: _Reader) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from agent import camera, crashpoints, log, scan
 from agent.config import Config
 from agent.errors import ErrorKind, StagingFull, classify, describe
-from agent.model import CUSTODY_STATES, FileState, ImportSummary, display_name
+from agent.model import CUSTODY_STATES, DeviceInfo, FileState, ImportSummary, display_name
 from agent.offload import Copier, SourceChanged
 from agent.policy import camera_may_be_wiped
 from agent.profile import Profile
@@ -50,13 +50,31 @@ class Importer:
         self.profile = profile
         self.now = now
         self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
+        self.should_stop: Callable[[], bool] = lambda: False
+        self.stays_docked = False
 
-    def import_volume(self, path: str) -> ImportSummary:
+    def import_volume(
+        self,
+        path: str,
+        *,
+        check: Callable[[DeviceInfo], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        stays_docked: bool = False,
+        usb_serial: str = "",
+    ) -> ImportSummary:
+        """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
+        DEVICE.INF is read and before any evidence is; `should_stop` is asked between files
+        (daemon shutdown); a camera that stays docked is marked undocked by its source later."""
+        self.should_stop = should_stop
         with open_root(path) as root_fd:
             info = camera.read_device_info(root_fd, self.profile, path)
+            if check is not None:
+                check(info)
             session_id = self.store.open_session(
                 {
                     "device_serial": info.serial,
+                    "usb_serial": usb_serial,
+                    "profile": self.profile.name,
                     "officer_id": info.officer_id,
                     "vendor": info.vendor,
                     "model": info.model,
@@ -66,6 +84,7 @@ class Importer:
                     "docked_at": self.now(),
                 }
             )
+            self.stays_docked = stays_docked
             crashpoints.hit("import.session_opened")
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)
             log_.info("session.opened", officer_id=info.officer_id, source=path)
@@ -77,6 +96,7 @@ class Importer:
                     session_id,
                     {
                         "ended_at": self.now(),
+                        "undocked_at": None if stays_docked else self.now(),
                         "outcome": "failed",
                         "problems": len(summary.problems) + 1,
                         "wipe_state": "not wiped",
@@ -130,6 +150,8 @@ class Importer:
         for file_id, index in pending:
             cand = result.candidates[index]
             name = display_name(cand.rel_path)
+            if not stopped and self.should_stop():
+                stopped = "the station is shutting down; copied at the next start"
             if stopped:
                 summary.problems.append({"file": name, "reason": stopped})
                 continue
@@ -261,10 +283,12 @@ class Importer:
         else:
             summary.wipe = {"state": "not wiped", "reason": decision.reason}
         complete = not summary.problems and all(s in CUSTODY_STATES for s in states)
+        ended = self.now()
         self.store.update_session(
             summary.session_id,
             {
-                "ended_at": self.now(),
+                "ended_at": ended,
+                "undocked_at": None if self.stays_docked else ended,
                 "outcome": "complete" if complete else "incomplete",
                 "files_found": summary.files_found,
                 "files_new": summary.files_new,

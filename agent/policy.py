@@ -5,10 +5,14 @@ A technician asking "would this be wiped?" gets the same answer as the daemon do
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.model import CUSTODY_STATES, FileState, WipePolicy
+from agent.devices.events import DeviceIdentity
+from agent.model import CUSTODY_STATES, SERIAL_PATTERN, FileState, WipePolicy
+from agent.profile import Profile
+
+SERIAL = SERIAL_PATTERN
 
 # Space a FAT/exFAT volume uses beyond its files' allocated clusters: directories, and
 # rounding in statvfs. Above this, the listing does not account for the used space.
@@ -60,3 +64,83 @@ def camera_may_be_wiped(
     if policy is WipePolicy.AFTER_CONFIRM and any(s is not FileState.CONFIRMED for s in states):
         return WipeDecision(False, "waiting for the central server to confirm every file")
     return WipeDecision(True, "")
+
+
+@dataclass(frozen=True)
+class Admission:
+    allowed: bool
+    reason: str
+    profile: Profile | None = None
+
+
+_MASS_STORAGE = "08"
+
+
+def _interface_classes(usb_interfaces: str) -> list[str]:
+    # udev's ID_USB_INTERFACES: ":ccsspp:ccsspp:" (class, subclass, protocol per interface)
+    return [entry[:2].lower() for entry in usb_interfaces.split(":") if entry]
+
+
+def admit_device(
+    identity: DeviceIdentity,
+    profiles: Sequence[Profile],
+    enrolled: Mapping[str, object],
+    require_enrollment: bool,
+) -> Admission:
+    """Decide, before anything is mounted or read, whether a plugged-in device may be taken.
+
+    A camera is mass storage only: a device that also presents another interface (a HID
+    keyboard, a network adapter) is refused whatever its ids say. Sources that know no USB ids
+    (mountwatch: the udev rule that mounted the volume matched the ids) fall back to the first
+    profile whose label pattern fits.
+    """
+    foreign = [c for c in _interface_classes(identity.usb_interfaces) if c != _MASS_STORAGE]
+    if foreign:
+        return Admission(False, f"presents non-storage USB interfaces (class {','.join(foreign)})")
+    if identity.vendor_id or identity.model_id:
+        profile = next(
+            (
+                p
+                for p in profiles
+                if p.matches_hardware(identity.vendor_id, identity.model_id, identity.fs_label)
+            ),
+            None,
+        )
+        if profile is None:
+            return Admission(False, "unknown vendor/product: matches no camera profile")
+    else:
+        profile = next(
+            (
+                p
+                for p in profiles
+                if p.label_pattern is None or p.label_pattern.fullmatch(identity.fs_label)
+            ),
+            None,
+        )
+        if profile is None:
+            return Admission(False, "volume label matches no camera profile")
+    if not SERIAL.match(identity.serial):
+        return Admission(False, "no usable USB serial", profile)
+    if require_enrollment and identity.serial not in enrolled:
+        return Admission(False, f"serial {identity.serial} is not enrolled", profile)
+    return Admission(True, "", profile)
+
+
+def admit_camera(usb_serial: str, info_serial: str) -> Admission:
+    """After DEVICE.INF is read: it must name the same serial as the hardware (a security event)."""
+    if usb_serial and usb_serial != info_serial:
+        return Admission(
+            False, f"DEVICE.INF serial {info_serial} does not match the USB serial {usb_serial}"
+        )
+    return Admission(True, "")
+
+
+def admit_import(
+    info_serial: str, enrolled: Mapping[str, object], require_enrollment: bool
+) -> Admission:
+    """`dockagent import PATH`: the same allow-list, applied to DEVICE.INF's serial."""
+    if require_enrollment and info_serial not in enrolled:
+        return Admission(
+            False, f"serial {info_serial} is not enrolled (dockagent devices enroll, or --enroll)"
+        )
+    return Admission(True, "")

@@ -10,6 +10,8 @@ import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 from agent.errors import ConfigError
 from agent.model import FileKind
@@ -35,6 +37,16 @@ class Profile:
     recording_pattern: re.Pattern[str]
     important_marker_ext: str
     kinds: dict[str, FileKind]
+    usb_ids: frozenset[str] = frozenset()
+    label_pattern: re.Pattern[str] | None = None
+    timezone: str = ""
+    clock_threshold_s: int = 30
+
+    def matches_hardware(self, vendor_id: str, model_id: str, fs_label: str) -> bool:
+        """Does a USB device's identity fit this profile (ids, and label where one is set)?"""
+        if f"{vendor_id.lower()}:{model_id.lower()}" not in self.usb_ids:
+            return False
+        return self.label_pattern is None or bool(self.label_pattern.fullmatch(fs_label))
 
     def classify(self, filename: bytes) -> NameInfo:
         """What a file's name says: kind, recording start (camera clock), segment, marker."""
@@ -58,14 +70,31 @@ class Profile:
         return NameInfo(kind, start, int(match.group("segment")), stem, False)
 
 
-def load(name: str = "generic") -> Profile:
+def load(name: str = "generic", profile_dir: str = "") -> Profile:
+    """A profile by name: `<profile_dir>/<name>.toml` if present, else a shipped one."""
     if not re.fullmatch(r"[a-z0-9_-]+", name):
         raise ConfigError(where="profile", problem=f"invalid profile name {name!r}")
+    local = Path(profile_dir) / f"{name}.toml" if profile_dir else None
+    where = str(local) if local and local.is_file() else f"shipped profile {name}"
     try:
-        text = resources.files("agent.profiles").joinpath(f"{name}.toml").read_text("utf-8")
+        if local and local.is_file():
+            text = local.read_text("utf-8")
+        else:
+            text = resources.files("agent.profiles").joinpath(f"{name}.toml").read_text("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(where="profile", problem=f"no camera profile named {name!r}") from exc
-    raw = tomllib.loads(text)
+    try:
+        return _parse(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, KeyError, ValueError, re.error) as exc:
+        raise ConfigError(where=where, problem=f"invalid camera profile: {exc}") from exc
+
+
+def load_all(names: tuple[str, ...], profile_dir: str = "") -> list[Profile]:
+    return [load(name, profile_dir) for name in names]
+
+
+def _parse(raw: dict[str, Any]) -> Profile:
+    label = raw.get("label_pattern", "")
     return Profile(
         name=raw["name"],
         device_info=raw["device_info"],
@@ -76,4 +105,8 @@ def load(name: str = "generic") -> Profile:
         recording_pattern=re.compile(raw["recording_pattern"]),
         important_marker_ext=raw["important_marker_ext"].upper(),
         kinds={k.upper(): FileKind(v) for k, v in raw["kinds"].items()},
+        usb_ids=frozenset(str(i).lower() for i in raw.get("usb_ids", [])),
+        label_pattern=re.compile(label) if label else None,
+        timezone=str(raw.get("timezone", "")),
+        clock_threshold_s=int(raw.get("clock_threshold_s", 30)),
     )

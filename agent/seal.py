@@ -71,17 +71,11 @@ class Sealer:
         self.station_id = station_id
         self.staging_root = staging_root
 
-    def _body(
-        self, row: dict[str, Any], session: dict[str, Any], seq: int, prev: str
-    ) -> dict[str, Any]:
+    def _body(self, row: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
         raw_name: bytes = row["camera_path"]
         return {
             "v": RECORD_VERSION,
             "type": "file",
-            "seq": seq,
-            "prev": prev,
-            "station_id": self.station_id,
-            "key_id": self.key.key_id,
             "device_serial": row["device_serial"],
             "officer_id": session["officer_id"],
             "session_id": row["session_id"],
@@ -99,32 +93,43 @@ class Sealer:
             "ingested_at": _utc(row["staged_at"]),
         }
 
+    def _append(self, kind: str, body: dict[str, Any], file_id: int | None, now: str) -> RecordRow:
+        """Sign and append one record at the head of the chain. Call inside a transaction."""
+        head = self.store.chain_head()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        body = {
+            **body,
+            "seq": seq,
+            "prev": prev,
+            "key_id": self.key.key_id,
+            "station_id": self.station_id,
+        }
+        data = canonical(body)
+        record = RecordRow(
+            seq=seq,
+            kind=kind,
+            file_id=file_id,
+            body=data.decode(),
+            record_hash=hashlib.sha256(data).hexdigest(),
+            prev_hash=prev,
+            signature=base64.b64encode(self.key.sign(data)).decode("ascii"),
+            key_id=self.key.key_id,
+        )
+        self.store.append_record(record, now)
+        self.store.set_meta("chain_head_seq", str(seq))
+        return record
+
     def seal(self, file_id: int, now: str) -> RecordRow:
         """Append the file's signed record to the chain and mark it sealed, atomically."""
         with self.store.transaction():
             row = self.store.file(file_id)
             session = self.store.session(row["session_id"])
-            head = self.store.chain_head()
-            seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-            body = self._body(row, session, seq, prev)
-            data = canonical(body)
-            record = RecordRow(
-                seq=seq,
-                kind="file",
-                file_id=file_id,
-                body=data.decode(),
-                record_hash=hashlib.sha256(data).hexdigest(),
-                prev_hash=prev,
-                signature=base64.b64encode(self.key.sign(data)).decode("ascii"),
-                key_id=self.key.key_id,
-            )
-            self.store.append_record(record, now)
-            self.store.set_meta("chain_head_seq", str(seq))
+            record = self._append("file", self._body(row, session), file_id, now)
             self.store.transition(
                 file_id,
                 FileState.STAGED,
                 FileState.SEALED,
-                record_seq=seq,
+                record_seq=record.seq,
                 sealed_at=now,
                 updated_at=now,
                 reason="",
@@ -133,6 +138,19 @@ class Sealer:
         self.write_sidecar(row["staged_path"], record)
         crashpoints.hit("seal.sidecar_written")
         return record
+
+    def audit(self, action: str, details: dict[str, Any], operator: str, now: str) -> RecordRow:
+        """A technician action, signed into the same chain as the custody records."""
+        with self.store.transaction():
+            body = {
+                "v": RECORD_VERSION,
+                "type": "audit",
+                "action": action,
+                "operator": operator,
+                "at": now,
+                "details": details,
+            }
+            return self._append("audit", body, None, now)
 
     def write_sidecar(self, staged_rel: str, record: RecordRow, *, replace: bool = False) -> None:
         path = sidecar_path(self.staging_root, staged_rel)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from agent import config as config_mod
 from agent import keys, log, recovery
@@ -16,6 +17,7 @@ from agent.config import Config
 from agent.ingest import utc_now
 from agent.keys import StationKey
 from agent.lock import WriterLock
+from agent.operator import current_operator
 from agent.seal import Sealer
 from agent.store import Store
 
@@ -32,6 +34,11 @@ def load_config(path: str | None, log_level: str | None = None) -> Config:
     cfg = config_mod.load(path)
     log.setup(log_level or cfg.log.level, cfg.log.format)
     return cfg
+
+
+def audit(ctx: Context, action: str, details: dict[str, Any]) -> None:
+    """Record a technician action in the signed chain, with the operating-system user."""
+    ctx.sealer.audit(action, details, current_operator(), utc_now())
 
 
 @contextmanager

@@ -6,11 +6,13 @@ import argparse
 import dataclasses
 import sys
 
-from agent import profile
+from agent import policy, profile
 from agent.cli import context
+from agent.cli.devices import enroll, record_refusal
 from agent.cli.output import emit_json
-from agent.errors import EXIT_INCOMPLETE
+from agent.errors import EXIT_INCOMPLETE, CameraRefused
 from agent.ingest import Importer
+from agent.model import DeviceInfo, display_name
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,14 +20,36 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("path", help="mount point of the camera (or a directory laid out like one)")
     p.add_argument("--profile", default="generic", help="camera profile (default: generic)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument(
+        "--enroll",
+        action="store_true",
+        help="enroll the camera's serial on the spot (an audited technician action)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    prof = profile.load(args.profile)
+    prof = profile.load(args.profile, cfg.devices.profile_dir)
     with context.writer(cfg) as ctx:
-        summary = Importer(cfg, ctx.store, ctx.sealer, prof).import_volume(args.path)
+
+        def check(info: DeviceInfo) -> None:
+            # The daemon's allow-list, applied to DEVICE.INF's serial (no USB identity here).
+            if args.enroll and info.serial not in ctx.store.enrolled():
+                enroll(ctx, info.serial, info.officer_id)
+            admission = policy.admit_import(
+                info.serial, ctx.store.enrolled(), cfg.devices.require_enrollment
+            )
+            if not admission.allowed:
+                raise CameraRefused(path=args.path, problem=admission.reason)
+
+        try:
+            summary = Importer(cfg, ctx.store, ctx.sealer, prof).import_volume(
+                args.path, check=check
+            )
+        except CameraRefused as exc:
+            record_refusal(ctx, "import", f"path={display_name(args.path)}", exc)
+            raise
     data = dataclasses.asdict(summary)
     data["complete"] = summary.complete
     if args.json:

@@ -16,12 +16,13 @@ from pathlib import Path
 from agent.errors import StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
 from agent.store.base import _connect, _fsync_dir, _write_marker
 from agent.store.custody import CustodyQueries, RecordRow
+from agent.store.devices import DeviceQueries
 from agent.store.schema import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "RecordRow", "Store"]
 
 
-class Store(CustodyQueries):
+class Store(CustodyQueries, DeviceQueries):
     """The station's database. One instance per thread."""
 
     MARKER = "store.id"

@@ -111,5 +111,7 @@ def _m0002(db: sqlite_utils.Database) -> None:
             reason TEXT NOT NULL
         );
         ALTER TABLE sessions ADD COLUMN profile TEXT NOT NULL DEFAULT '';
+        ALTER TABLE sessions ADD COLUMN undocked_at TEXT;
+        ALTER TABLE sessions ADD COLUMN usb_serial TEXT NOT NULL DEFAULT '';
         """
     )

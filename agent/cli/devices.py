@@ -1,0 +1,188 @@
+"""`dockagent devices`: what is docked now, enrolment, and what was refused.
+
+Reads the same store the daemon writes; enrol/revoke are technician actions, logged as audit
+events. Device identities are hostile input and are shown escaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from agent import log
+from agent.cli import context
+from agent.cli.output import emit_json, table
+from agent.errors import AgentError, UsageError
+from agent.ingest import utc_now
+from agent.model import SERIAL_PATTERN, display_name
+from agent.operator import current_operator
+from agent.store import Store
+
+_log = log.get(__name__)
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("devices", help="docked cameras, enrolment, refused devices")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--refused", action="store_true", help="list refused devices instead")
+    p.set_defaults(func=run_list)
+    dsub = p.add_subparsers(dest="devices_command")
+    e = dsub.add_parser("enroll", help="allow a camera serial (audited)")
+    e.add_argument("serial")
+    e.add_argument("--officer", default="", help="officer (badge number) the camera is issued to")
+    e.set_defaults(func=run_enroll)
+    r = dsub.add_parser("revoke", help="stop accepting a camera serial (audited)")
+    r.add_argument("serial")
+    r.set_defaults(func=run_revoke)
+    ls = dsub.add_parser("enrolled", help="list enrolled serials")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=run_enrolled)
+
+
+def enroll(ctx: context.Context, serial: str, officer: str) -> None:
+    now = utc_now()
+    who = current_operator()
+    with ctx.store.transaction():
+        ctx.store.enroll(serial, officer, who, now)
+        context.audit(ctx, "device.enrolled", {"serial": serial, "officer_id": officer})
+    _log.info("device.enrolled", device_serial=serial, officer_id=officer, operator=who)
+
+
+def record_refusal(ctx: context.Context, source: str, identity: str, exc: AgentError) -> None:
+    ctx.store.add_refusal(source, identity, exc.message, utc_now())
+    _log.warning("device.refused", source=source, identity=identity, reason=exc.message)
+
+
+def _check_serial(serial: str) -> None:
+    if not SERIAL_PATTERN.match(serial):
+        raise UsageError(
+            problem=f"{display_name(serial)!r} is not a camera serial (1-32 of A-Z a-z 0-9 -)"
+        )
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    _check_serial(args.serial)
+    cfg = context.load_config(args.config, args.log_level)
+    with context.writer(cfg) as ctx:
+        enroll(ctx, args.serial, args.officer)
+    sys.stdout.write(
+        f"enrolled {args.serial}" + (f" (officer {args.officer})" if args.officer else "") + "\n"
+    )
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    _check_serial(args.serial)
+    cfg = context.load_config(args.config, args.log_level)
+    with context.writer(cfg) as ctx, ctx.store.transaction():
+        revoked = ctx.store.revoke(args.serial, current_operator(), utc_now())
+        if revoked:
+            context.audit(ctx, "device.revoked", {"serial": args.serial})
+    if not revoked:
+        raise UsageError(problem=f"{args.serial} is not enrolled")
+    _log.info("device.revoked", device_serial=args.serial, operator=current_operator())
+    sys.stdout.write(f"revoked {args.serial}\n")
+    return 0
+
+
+def docked_now(store: Store) -> list[dict[str, Any]]:
+    out = []
+    for s in store.docked_sessions():
+        states = store.state_counts("last_session_id=?", (s["id"],))
+        out.append(
+            {
+                "device_serial": s["device_serial"],
+                "profile": s["profile"],
+                "officer_id": s["officer_id"],
+                "session_id": s["id"],
+                "docked_at": s["docked_at"],
+                "outcome": s["outcome"],
+                "files_found": s["files_found"],
+                "files_sealed": sum(
+                    v for k, v in states.items() if k in ("sealed", "uploading", "confirmed")
+                ),
+                "states": states,
+                "verdict": _verdict(s),
+            }
+        )
+    return out
+
+
+def _verdict(session: dict[str, Any]) -> str:
+    if session["outcome"] == "running":
+        return "taking in"
+    if session["outcome"] == "complete":
+        return f"complete; wipe: {session['wipe_state'] or '-'}" + (
+            f" ({session['wipe_detail']})" if session["wipe_detail"] else ""
+        )
+    return f"{session['outcome']}: {session['problems']} problems; see dockagent queue"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    with context.reader(cfg) as store:
+        if args.refused:
+            rows = store.refusals()
+            if args.json:
+                emit_json(rows)
+            else:
+                sys.stdout.write(
+                    table(
+                        [(r["at"], r["source"], r["identity"], r["reason"]) for r in rows],
+                        ["when", "source", "device", "reason"],
+                    )
+                    + "\n"
+                )
+            return 0
+        docked = docked_now(store)
+    if args.json:
+        emit_json(docked)
+        return 0
+    if not docked:
+        sys.stdout.write("no camera docked\n")
+        return 0
+    sys.stdout.write(
+        table(
+            [
+                (
+                    d["device_serial"],
+                    d["profile"],
+                    d["officer_id"] or "-",
+                    d["session_id"],
+                    f"{d['files_sealed']}/{d['files_found']}",
+                    d["verdict"],
+                )
+                for d in docked
+            ],
+            ["camera", "profile", "officer", "session", "sealed", "verdict"],
+        )
+        + "\n"
+    )
+    return 0
+
+
+def run_enrolled(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    with context.reader(cfg) as store:
+        rows = store.device_rows()
+    if args.json:
+        emit_json(rows)
+    else:
+        sys.stdout.write(
+            table(
+                [
+                    (
+                        r["serial"],
+                        r["officer_id"] or "-",
+                        r["enrolled_at"],
+                        r["enrolled_by"],
+                        r["revoked_at"] or "",
+                    )
+                    for r in rows
+                ],
+                ["serial", "officer", "enrolled", "by", "revoked"],
+            )
+            + "\n"
+        )
+    return 0
