@@ -57,6 +57,22 @@ def writer(cfg: Config) -> Iterator[Context]:
 
 
 @contextmanager
+def technician(cfg: Config) -> Iterator[Context]:
+    """Store and key for a technician action (enrol, revoke, assign) while the daemon runs.
+
+    No writer lock and no recovery: these actions claim no rows; SQLite serialises them with
+    the daemon, and the chain append happens under BEGIN IMMEDIATE like every other.
+    """
+    cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = Store.open(cfg.data_path, create=True)
+    try:
+        key = keys.load_or_create(cfg.key_path)
+        yield Context(cfg, store, key, Sealer(store, key, cfg.station_id, cfg.staging_path))
+    finally:
+        store.close()
+
+
+@contextmanager
 def reader(cfg: Config) -> Iterator[Store]:
     store = Store.open(cfg.data_path, create=False)
     try:

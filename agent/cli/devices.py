@@ -64,7 +64,7 @@ def _check_serial(serial: str) -> None:
 def run_enroll(args: argparse.Namespace) -> int:
     _check_serial(args.serial)
     cfg = context.load_config(args.config, args.log_level)
-    with context.writer(cfg) as ctx:
+    with context.technician(cfg) as ctx:
         enroll(ctx, args.serial, args.officer)
     sys.stdout.write(
         f"enrolled {args.serial}" + (f" (officer {args.officer})" if args.officer else "") + "\n"
@@ -75,7 +75,7 @@ def run_enroll(args: argparse.Namespace) -> int:
 def run_revoke(args: argparse.Namespace) -> int:
     _check_serial(args.serial)
     cfg = context.load_config(args.config, args.log_level)
-    with context.writer(cfg) as ctx, ctx.store.transaction():
+    with context.technician(cfg) as ctx, ctx.store.transaction():
         revoked = ctx.store.revoke(args.serial, current_operator(), utc_now())
         if revoked:
             context.audit(ctx, "device.revoked", {"serial": args.serial})

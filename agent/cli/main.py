@@ -10,7 +10,7 @@ import os
 import sys
 
 from agent import __version__, log
-from agent.cli import devices, importing, inspecting, keycmd, verifying
+from agent.cli import devices, importing, inspecting, keycmd, running, verifying
 from agent.errors import AgentError, describe
 
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="version", version=f"dockagent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (importing, verifying, inspecting, devices, keycmd):
+    for module in (importing, verifying, inspecting, devices, keycmd, running):
         module.add(sub)
     return parser
 

@@ -1,0 +1,18 @@
+"""`dockagent run`: start the daemon (systemd runs this)."""
+
+from __future__ import annotations
+
+import argparse
+
+from agent import daemon
+from agent.cli import context
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the daemon: take docked cameras in as they arrive")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    return daemon.run(cfg)

@@ -1,0 +1,197 @@
+"""`dockagent run`: the unattended daemon.
+
+Order at start: single-instance lock, store, key, recovery, then the device sources (each
+starts its monitor before listing what is present). The main loop only moves events to the
+supervisor; signal handlers only set flags (a second SIGTERM exits at once). On stop it stops
+the sources and lets in-flight copies finish until the drain deadline; whatever is cut off is
+a `copying` row that recovery puts back at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from types import FrameType
+
+from agent import keys, log, mounts, policy, profile, recovery
+from agent.config import Config
+from agent.devices.events import Action, DeviceEvent, DeviceSource
+from agent.devices.fake import FakeSource
+from agent.devices.mountwatch import MountWatchSource
+from agent.errors import EX_SOFTWARE, AgentError, CameraRefused, describe
+from agent.ingest import Importer, utc_now
+from agent.lock import WriterLock
+from agent.model import DeviceInfo, display_name
+from agent.profile import Profile
+from agent.seal import Sealer
+from agent.store import Store
+from agent.supervisor import Job, Supervisor
+
+_log = log.get(__name__)
+
+
+def build_sources(cfg: Config) -> list[DeviceSource]:
+    sources: list[DeviceSource] = []
+    for name in cfg.devices.sources:
+        if name == "udev":
+            from agent.devices.udev import UdevSource  # noqa: PLC0415 - pyudev only when used
+
+            sources.append(UdevSource())
+        elif name == "mountwatch":
+            sources.append(MountWatchSource(cfg.devices.mount_root))
+        elif name == "fake":
+            sources.append(FakeSource(cfg.devices.fake_spool))
+    return sources
+
+
+class Daemon:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.stopping = threading.Event()
+        self.signals = 0
+        self.present: set[str] = set()
+        self.events: queue.Queue[DeviceEvent] = queue.Queue()
+        self.supervisor = Supervisor(cfg.devices.max_parallel_devices)
+
+    # ---- signals: flags only ---------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            os._exit(128 + signum)  # second SIGTERM: exit at once, recovery cleans up
+        self.stopping.set()
+
+    # ---- main loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = self.cfg
+        cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with WriterLock(cfg.data_path):
+            self.store = Store.open(cfg.data_path, create=True)
+            self.key = keys.load_or_create(cfg.key_path)
+            sealer = Sealer(self.store, self.key, cfg.station_id, cfg.staging_path)
+            report = recovery.recover(self.store, sealer, cfg.staging_path, utc_now())
+            self.store.undock_all(utc_now())
+            self.profiles = profile.load_all(cfg.devices.profiles, cfg.devices.profile_dir)
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+            sources = build_sources(cfg)
+            for source in sources:
+                source.start(self.events)
+            _log.info(
+                "daemon.started",
+                sources=[s.name for s in sources],
+                pid=os.getpid(),
+                recovered=vars(report),
+            )
+            try:
+                while not self.stopping.is_set():
+                    try:
+                        event = self.events.get(timeout=0.25)
+                    except queue.Empty:
+                        event = None
+                    if event is not None:
+                        self.handle(event)
+                    self.supervisor.pump()
+            finally:
+                _log.info("daemon.stopping", busy=self.supervisor.busy())
+                for source in sources:
+                    source.stop()
+                drained = self.supervisor.drain(cfg.devices.drain_deadline_s)
+                if not drained:
+                    _log.warning("daemon.drain_timed_out", deadline_s=cfg.devices.drain_deadline_s)
+                self.store.close()
+            _log.info("daemon.stopped", drained=drained)
+            return 0 if drained else EX_SOFTWARE
+
+    def handle(self, event: DeviceEvent) -> None:
+        identity = event.identity
+        shown = display_name(identity.describe())
+        if event.action is Action.REMOVED:
+            self.present.discard(identity.key)
+            self.supervisor.cancel_waiting(identity.key)
+            self._undock(identity.key, identity.mountpoint)
+            _log.info("device.removed", source=event.source, device=shown)
+            return
+        self.present.add(identity.key)
+        _log.info(f"device.{event.action.value}", source=event.source, device=shown)
+        admission = policy.admit_device(
+            identity, self.profiles, self.store.enrolled(), self.cfg.devices.require_enrollment
+        )
+        if not admission.allowed or admission.profile is None:
+            self._refuse(event.source, shown, admission.reason)
+            return
+        prof = admission.profile
+        self.supervisor.submit(Job(identity.key, lambda: self.take_in(event, prof)))
+
+    def _refuse(self, source: str, shown: str, reason: str, store: Store | None = None) -> None:
+        (store or self.store).add_refusal(source, shown, reason, utc_now())
+        _log.warning("device.refused", source=source, device=shown, reason=reason)
+
+    def _undock(self, key: str, mountpoint: str) -> None:
+        for session in self.store.docked_sessions():
+            if session["source"] in (key, mountpoint):
+                self.store.mark_undocked(session["id"], utc_now())
+
+    # ---- one camera, in a worker thread ----------------------------------------------------
+
+    def take_in(self, event: DeviceEvent, prof: Profile) -> None:
+        identity = event.identity
+        shown = display_name(identity.describe())
+        cfg = self.cfg
+        store = Store.open(cfg.data_path, create=False)
+        point, mounted_here = identity.mountpoint, False
+        try:
+            if not point and cfg.devices.mount_strategy == "mount":
+                point = mounts.mount_private(
+                    identity.devnode, identity.fs_type, cfg.devices.mount_dir, identity.serial
+                )
+                mounted_here = True
+            elif not point:
+                point = mounts.wait_for_mount(identity.devnode, cfg.devices.mount_wait_s)
+            if not point:
+                _log.error("device.mount_missing", device=shown, waited_s=cfg.devices.mount_wait_s)
+                return
+
+            def check(info: DeviceInfo) -> None:
+                admission = policy.admit_camera(identity.serial, info.serial)
+                if not admission.allowed:
+                    raise CameraRefused(path=point, problem=admission.reason)
+
+            sealer = Sealer(store, self.key, cfg.station_id, cfg.staging_path)
+            importer = Importer(cfg, store, sealer, prof)
+            summary = importer.import_volume(
+                point,
+                check=check,
+                should_stop=self.stopping.is_set,
+                stays_docked=True,
+                usb_serial=identity.serial,
+            )
+            _log.info(
+                "device.taken_in",
+                device=shown,
+                session_id=summary.session_id,
+                sealed=summary.files_sealed,
+                complete=summary.complete,
+            )
+        except CameraRefused as exc:
+            self._refuse(event.source, shown, exc.message, store)
+        except (AgentError, OSError) as exc:
+            _log.error("device.take_in_failed", device=shown, error=describe(exc))
+        finally:
+            if identity.key not in self.present:
+                for session in store.docked_sessions():
+                    if session["source"] == point:
+                        store.mark_undocked(session["id"], utc_now())
+            store.close()
+            if mounted_here:
+                mounts.unmount(point)
+
+
+def run(cfg: Config) -> int:
+    return Daemon(cfg).run()
+
+
+__all__ = ["Daemon", "run"]
