@@ -33,7 +33,7 @@ def read_device_info(root_fd: int, profile: Profile, where: str) -> DeviceInfo:
         if sep:
             fields[key.strip().lower()] = value.strip()
     serial = fields.get("serial", "")
-    if not SERIAL.match(serial):
+    if not SERIAL.fullmatch(serial):
         raise CameraRefused(
             path=where,
             problem=f"{profile.device_info} serial {display_name(serial)!r} "

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 # A camera serial, in DEVICE.INF and on USB (camera-layout.md): 1-32 of A-Z a-z 0-9 -.
-SERIAL_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+SERIAL_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}\Z")  # use with fullmatch
 
 
 class FileState(enum.StrEnum):

@@ -119,7 +119,7 @@ def admit_device(
         )
         if profile is None:
             return Admission(False, "volume label matches no camera profile")
-    if not SERIAL.match(identity.serial):
+    if not SERIAL.fullmatch(identity.serial):
         return Admission(False, "no usable USB serial", profile)
     if require_enrollment and identity.serial not in enrolled:
         return Admission(False, f"serial {identity.serial} is not enrolled", profile)

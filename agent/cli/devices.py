@@ -55,7 +55,7 @@ def record_refusal(ctx: context.Context, source: str, identity: str, exc: AgentE
 
 
 def _check_serial(serial: str) -> None:
-    if not SERIAL_PATTERN.match(serial):
+    if not SERIAL_PATTERN.fullmatch(serial):
         raise UsageError(
             problem=f"{display_name(serial)!r} is not a camera serial (1-32 of A-Z a-z 0-9 -)"
         )
