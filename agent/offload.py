@@ -46,7 +46,14 @@ class Copier:
         src = volume.open_file(root_fd, cand.rel_path)
         try:
             before = os.fstat(src)
-            if (before.st_size, before.st_mtime_ns) != (cand.size, cand.mtime_ns):
+            # Same object as listed (device, inode) and unchanged (size, mtime): a file swapped
+            # for another between listing and reading is not the file that was listed.
+            if (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns) != (
+                cand.dev,
+                cand.ino,
+                cand.size,
+                cand.mtime_ns,
+            ):
                 raise SourceChanged("changed between listing and reading")
             os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             digest = hashlib.sha256()
@@ -54,9 +61,16 @@ class Copier:
             total = 0
             with durable.TempFile(directory, name, cand.size) as tmp:
                 while True:
-                    n = os.readv(src, [view])
+                    # Never read more than one byte past the listed size: that byte proves the
+                    # file grew, and a file that keeps growing must not hold the copy (or fill
+                    # staging) for as long as it grows.
+                    n = os.readv(src, [view[: min(len(view), cand.size + 1 - total)]])
                     if n == 0:
                         break
+                    if total + n > cand.size:
+                        raise SourceChanged(
+                            f"changed while it was read (grew past the listed {cand.size} bytes)"
+                        )
                     piece = view[:n]
                     digest.update(piece)
                     tmp.write_all(piece)
