@@ -70,8 +70,12 @@ class TempFile:
             written = os.write(self.fd, view)
             view = view[written:]
 
-    def publish(self, exact_size: int | None = None) -> Path:
-        """fsync, link to the final name (refusing to overwrite), unlink temp, fsync the dir."""
+    def publish(self, exact_size: int | None = None, sync_dir: bool = True) -> Path:
+        """fsync, link to the final name (refusing to overwrite), unlink temp, fsync the dir.
+
+        With sync_dir=False the caller fsyncs the directory once for a batch of files, and
+        must do so before anything (a committed row) says the file exists.
+        """
         try:
             if exact_size is not None:
                 # fallocate may have reserved more than was written (a file that shrank).
@@ -83,7 +87,8 @@ class TempFile:
             os.link(self.directory / self.temp_name, self.directory / self.final_name)
             crashpoints.hit("staging.linked")
             os.unlink(self.directory / self.temp_name)
-            fsync_dir(self.directory)
+            if sync_dir:
+                fsync_dir(self.directory)
         except BaseException:
             self.discard()
             raise
@@ -105,11 +110,11 @@ class TempFile:
             self.discard()
 
 
-def write_file(directory: Path, name: str, data: bytes) -> Path:
+def write_file(directory: Path, name: str, data: bytes, sync_dir: bool = True) -> Path:
     """Write a small file durably under a name that must not exist yet."""
     with TempFile(directory, name, len(data)) as tmp:
         tmp.write_all(data)
-        return tmp.publish(len(data))
+        return tmp.publish(len(data), sync_dir=sync_dir)
 
 
 def replace_file(directory: Path, name: str, data: bytes) -> Path:

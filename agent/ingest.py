@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from agent import camera, crashpoints, log, scan
+from agent import camera, crashpoints, durable, log, scan
 from agent.config import Config
 from agent.errors import ErrorKind, StagingFull, classify, describe
-from agent.model import CUSTODY_STATES, DeviceInfo, FileState, ImportSummary, display_name
+from agent.health.dock import DockCheck
+from agent.model import (
+    CUSTODY_STATES,
+    Candidate,
+    DeviceInfo,
+    FileState,
+    ImportSummary,
+    StagedCopy,
+    display_name,
+)
 from agent.offload import Copier, SourceChanged
 from agent.policy import camera_may_be_wiped
 from agent.profile import Profile
@@ -29,6 +38,27 @@ _log = log.get(__name__)
 
 # A camera that vanished: every further read will fail the same way, so stop the session.
 _GONE = {errno.ENOTCONN, errno.ENODEV, errno.ENXIO, errno.ESHUTDOWN}
+
+
+# Small files are copied in batches that share their commits and directory fsyncs.
+BATCH_BYTES = 8 << 20
+BATCH_FILES = 64
+
+
+def _batches(
+    pending: list[tuple[int, int]], candidates: tuple[Candidate, ...]
+) -> Iterator[list[tuple[int, int]]]:
+    batch: list[tuple[int, int]] = []
+    size = 0
+    for item in pending:
+        item_size = candidates[item[1]].size
+        if batch and (size + item_size > BATCH_BYTES or len(batch) >= BATCH_FILES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item_size
+    if batch:
+        yield batch
 
 
 def utc_now() -> str:
@@ -88,10 +118,14 @@ class Importer:
             crashpoints.hit("import.session_opened")
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)
             log_.info("session.opened", officer_id=info.officer_id, source=path)
+            # Health: drift needs the station time of dock detection (the session's docked_at).
+            dock = DockCheck(self.config, self.store, self.profile, info, session_id, self.now)
+            dock.docked(root_fd)
             summary = ImportSummary(session_id, info.serial, info.officer_id, path)
             try:
-                self._run(root_fd, path, summary, log_)
+                self._run(root_fd, path, summary, log_, dock)
             except BaseException as exc:
+                dock.failed(exc)
                 self.store.update_session(
                     session_id,
                     {
@@ -106,7 +140,9 @@ class Importer:
                 raise
             return summary
 
-    def _run(self, root_fd: int, path: str, summary: ImportSummary, log_: Any) -> None:
+    def _run(
+        self, root_fd: int, path: str, summary: ImportSummary, log_: Any, dock: DockCheck
+    ) -> None:
         vfs = os.fstatvfs(root_fd)
         capacity = vfs.f_blocks * vfs.f_frsize
         used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
@@ -139,6 +175,7 @@ class Importer:
                     pending.append((file_id, index))
             present = {(c.rel_path, c.size, c.mtime_ns) for c in result.candidates}
             settle_interrupted_wipes(self.store, summary.device_serial, present, now)
+        dock.scanned([file_id for file_id, _ in pending])  # corrected times before sealing
         crashpoints.hit("import.registered")
         if not pending:
             log_.info("session.nothing_new", files=summary.files_found)
@@ -147,55 +184,105 @@ class Importer:
         self._check_space(needed)
 
         stopped = ""
-        for file_id, index in pending:
-            cand = result.candidates[index]
-            name = display_name(cand.rel_path)
+        for batch in _batches(pending, result.candidates):
             if not stopped and self.should_stop():
                 stopped = "the station is shutting down; copied at the next start"
             if stopped:
+                for _, index in batch:
+                    name = display_name(result.candidates[index].rel_path)
+                    summary.problems.append({"file": name, "reason": stopped})
+                continue
+            stopped = self._copy_batch(root_fd, batch, result.candidates, summary, log_)
+
+        self._finish(root_fd, summary, result.problems, used, capacity, log_, dock)
+
+    def _copy_batch(
+        self,
+        root_fd: int,
+        batch: list[tuple[int, int]],
+        candidates: tuple[Candidate, ...],
+        summary: ImportSummary,
+        log_: Any,
+    ) -> str:
+        """Claim, copy, stage and seal a batch; returns why the session stops, or "".
+
+        A batch shares its commits and directory fsyncs (small files: ~2 fsyncs each instead
+        of ~7); each file is still fsynced on its own, and no row says `staged` before the
+        directory holding its copy is fsynced.
+        """
+        serial = summary.device_serial
+        with self.store.transaction():
+            for file_id, _ in batch:
+                self.store.transition(
+                    file_id,
+                    (FileState.DISCOVERED, FileState.FAILED),
+                    FileState.COPYING,
+                    claimed_by=str(os.getpid()),
+                    attempts=self._attempts(file_id) + 1,
+                    updated_at=self.now(),
+                )
+        staged: list[tuple[int, str, StagedCopy]] = []
+        stopped = ""
+        abort: BaseException | None = None
+        for file_id, index in batch:
+            cand = candidates[index]
+            name = display_name(cand.rel_path)
+            crashpoints.hit("copy.claimed")
+            if stopped:
+                self.store.transition(
+                    file_id,
+                    FileState.COPYING,
+                    FileState.DISCOVERED,
+                    reason=stopped,
+                    claimed_by=None,
+                    updated_at=self.now(),
+                )
                 summary.problems.append({"file": name, "reason": stopped})
                 continue
-            self.store.transition(
-                file_id,
-                (FileState.DISCOVERED, FileState.FAILED),
-                FileState.COPYING,
-                claimed_by=str(os.getpid()),
-                attempts=self._attempts(file_id) + 1,
-                updated_at=self.now(),
-            )
-            crashpoints.hit("copy.claimed")
             try:
-                staged = self.copier.copy(root_fd, cand, file_id, summary.device_serial)
+                copy = self.copier.copy(root_fd, cand, file_id, serial, sync_dir=False)
             except (OSError, SourceChanged) as exc:
-                reason, stopped = self._copy_failed(file_id, exc, name, log_)
+                try:
+                    reason, stopped = self._copy_failed(file_id, exc, name, log_)
+                except StagingFull as full:
+                    abort, stopped = full, "staging full; not copied"
+                    reason = full.message
                 summary.problems.append({"file": name, "reason": reason})
                 continue
+            staged.append((file_id, name, copy))
+        if staged:
+            durable.fsync_dir(self.copier.directory(serial))
             staged_at = self.now()
-            self.store.transition(
-                file_id,
-                FileState.COPYING,
-                FileState.STAGED,
-                sha256=staged.sha256,
-                staged_path=staged.staged_rel,
-                staged_at=staged_at,
-                updated_at=staged_at,
-                claimed_by=None,
-                reason="",
-            )
-            crashpoints.hit("copy.staged")
-            summary.bytes_copied += staged.size
-            record = self.sealer.seal(file_id, self.now())
-            summary.files_sealed += 1
-            log_.info(
-                "file.sealed",
-                file_id=file_id,
-                file=name,
-                sha256=staged.sha256,
-                size=staged.size,
-                seq=record.seq,
-            )
-
-        self._finish(root_fd, summary, result.problems, used, capacity, log_)
+            with self.store.transaction():
+                for file_id, _, copy in staged:
+                    self.store.transition(
+                        file_id,
+                        FileState.COPYING,
+                        FileState.STAGED,
+                        sha256=copy.sha256,
+                        staged_path=copy.staged_rel,
+                        staged_at=staged_at,
+                        updated_at=staged_at,
+                        claimed_by=None,
+                        reason="",
+                    )
+            for _ in staged:
+                crashpoints.hit("copy.staged")
+            records = self.sealer.seal_many([file_id for file_id, _, _ in staged], self.now())
+            for (file_id, name, copy), record in zip(staged, records, strict=True):
+                summary.bytes_copied += copy.size
+                summary.files_sealed += 1
+                log_.info(
+                    "file.sealed",
+                    file_id=file_id,
+                    file=name,
+                    sha256=copy.sha256,
+                    size=copy.size,
+                    seq=record.seq,
+                )
+        if abort is not None:
+            raise abort
+        return stopped
 
     def _attempts(self, file_id: int) -> int:
         return int(self.store.file(file_id)["attempts"])
@@ -234,7 +321,12 @@ class Importer:
                 reason=reason,
                 error_kind="retryable",
             )
-            raise StagingFull(path=str(self.config.staging_path), free=0, needed=0) from exc
+            vfs = os.statvfs(self.config.staging_path)
+            free = vfs.f_bavail * vfs.f_frsize - self.config.storage.reserve_bytes
+            needed = int(self.store.file(file_id)["size"])
+            raise StagingFull(
+                path=str(self.config.staging_path), free=max(free, 0), needed=needed
+            ) from exc
         if isinstance(exc, OSError) and exc.errno in _GONE:
             stop = "camera disconnected before this file was copied"
             reason = f"camera disconnected while copying ({reason})"
@@ -261,6 +353,7 @@ class Importer:
         used: int,
         capacity: int,
         log_: Any,
+        dock: DockCheck,
     ) -> None:
         rows = self.store.files("last_session_id=?", (summary.session_id,))
         states = [FileState(r["state"]) for r in rows]
@@ -299,6 +392,7 @@ class Importer:
                 "wipe_detail": str(summary.wipe.get("reason", "")),
             },
         )
+        dock.finished(root_fd, summary)  # TIME.TXT, storage left, readiness: after the wipe
         log_.info(
             "session.closed",
             outcome="complete" if complete else "incomplete",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from agent import crashpoints, durable, volume
@@ -38,9 +39,17 @@ class Copier:
     def __init__(self, staging_root: Path, chunk_bytes: int) -> None:
         self.staging_root = staging_root
         self.buffer = bytearray(chunk_bytes)
+        # Called after every chunk: the daemon's liveness heartbeat (agent.liveness).
+        self.on_chunk: Callable[[], None] = _nothing
 
-    def copy(self, root_fd: int, cand: Candidate, file_id: int, serial: str) -> StagedCopy:
-        directory = self.staging_root / serial
+    def directory(self, serial: str) -> Path:
+        return self.staging_root / serial
+
+    def copy(
+        self, root_fd: int, cand: Candidate, file_id: int, serial: str, sync_dir: bool = True
+    ) -> StagedCopy:
+        """Copy and hash one file. With sync_dir=False the caller fsyncs directory(serial)."""
+        directory = self.directory(serial)
         durable.ensure_private_dir(directory)
         name = staged_name(file_id, cand.rel_path)
         src = volume.open_file(root_fd, cand.rel_path)
@@ -75,6 +84,7 @@ class Copier:
                     digest.update(piece)
                     tmp.write_all(piece)
                     total += n
+                    self.on_chunk()
                     if total == n:
                         crashpoints.hit("copy.first_chunk")
                 after = os.fstat(src)
@@ -86,8 +96,12 @@ class Copier:
                         f"changed while it was read (listed {cand.size} bytes, read {total}, "
                         f"now {after.st_size})"
                     )
-                tmp.publish(total)
+                tmp.publish(total, sync_dir=sync_dir)
         finally:
             os.close(src)
         crashpoints.hit("copy.published")
         return StagedCopy(staged_rel=f"{serial}/{name}", sha256=digest.hexdigest(), size=total)
+
+
+def _nothing() -> None:
+    return None

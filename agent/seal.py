@@ -90,6 +90,14 @@ class Sealer:
             "camera_mtime": datetime.fromtimestamp(row["mtime_ns"] // 10**9).isoformat(),
             "recorded_start": row["recorded_start"],
             "recorded_end": row["recorded_end"],
+            # Added fields (same RECORD_VERSION: no existing field changed meaning): the raw
+            # camera times above stay as read; these are them minus the dock's measured drift,
+            # with the basis of the correction, and the file's retention class.
+            "clock_drift_s": row.get("clock_drift_s"),
+            "recorded_start_corrected": row.get("recorded_start_corrected") or "",
+            "recorded_end_corrected": row.get("recorded_end_corrected") or "",
+            "time_basis": row.get("time_basis") or "",
+            "retention_class": row.get("retention_class") or "",
             "ingested_at": _utc(row["staged_at"]),
         }
 
@@ -121,23 +129,37 @@ class Sealer:
 
     def seal(self, file_id: int, now: str) -> RecordRow:
         """Append the file's signed record to the chain and mark it sealed, atomically."""
+        return self.seal_many([file_id], now)[0]
+
+    def seal_many(self, file_ids: list[int], now: str) -> list[RecordRow]:
+        """Seal staged files in one transaction (one commit for a batch of small files), then
+        write their sidecars, fsyncing the directory once per batch."""
+        records: list[tuple[str, RecordRow]] = []
         with self.store.transaction():
-            row = self.store.file(file_id)
-            session = self.store.session(row["session_id"])
-            record = self._append("file", self._body(row, session), file_id, now)
-            self.store.transition(
-                file_id,
-                FileState.STAGED,
-                FileState.SEALED,
-                record_seq=record.seq,
-                sealed_at=now,
-                updated_at=now,
-                reason="",
-            )
-        crashpoints.hit("seal.committed")
-        self.write_sidecar(row["staged_path"], record)
-        crashpoints.hit("seal.sidecar_written")
-        return record
+            for file_id in file_ids:
+                row = self.store.file(file_id)
+                session = self.store.session(row["session_id"])
+                record = self._append("file", self._body(row, session), file_id, now)
+                self.store.transition(
+                    file_id,
+                    FileState.STAGED,
+                    FileState.SEALED,
+                    record_seq=record.seq,
+                    sealed_at=now,
+                    updated_at=now,
+                    reason="",
+                )
+                records.append((row["staged_path"], record))
+        directories = set()
+        for staged_path, record in records:
+            crashpoints.hit("seal.committed")
+            path = sidecar_path(self.staging_root, staged_path)
+            durable.write_file(path.parent, path.name, sidecar_bytes(record), sync_dir=False)
+            directories.add(path.parent)
+            crashpoints.hit("seal.sidecar_written")
+        for directory in directories:
+            durable.fsync_dir(directory)
+        return [record for _, record in records]
 
     def audit(self, action: str, details: dict[str, Any], operator: str, now: str) -> RecordRow:
         """A technician action, signed into the same chain as the custody records."""
