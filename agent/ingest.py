@@ -11,6 +11,7 @@ import errno
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from agent import camera, crashpoints, durable, log, scan
@@ -221,7 +222,7 @@ class Importer:
                     attempts=self._attempts(file_id) + 1,
                     updated_at=self.now(),
                 )
-        staged: list[tuple[int, str, StagedCopy]] = []
+        staged: list[tuple[int, str, StagedCopy, durable.TempFile]] = []
         stopped = ""
         abort: BaseException | None = None
         for file_id, index in batch:
@@ -240,7 +241,7 @@ class Importer:
                 summary.problems.append({"file": name, "reason": stopped})
                 continue
             try:
-                copy = self.copier.copy(root_fd, cand, file_id, serial, sync_dir=False)
+                copy, tmp = self.copier.copy_unpublished(root_fd, cand, file_id, serial)
             except (OSError, SourceChanged) as exc:
                 try:
                     reason, stopped = self._copy_failed(file_id, exc, name, log_)
@@ -249,12 +250,12 @@ class Importer:
                     reason = full.message
                 summary.problems.append({"file": name, "reason": reason})
                 continue
-            staged.append((file_id, name, copy))
+            staged.append((file_id, name, copy, tmp))
         if staged:
-            durable.fsync_dir(self.copier.directory(serial))
+            self._publish(staged, serial, log_)
             staged_at = self.now()
             with self.store.transaction():
-                for file_id, _, copy in staged:
+                for file_id, _, copy, _ in staged:
                     self.store.transition(
                         file_id,
                         FileState.COPYING,
@@ -268,8 +269,8 @@ class Importer:
                     )
             for _ in staged:
                 crashpoints.hit("copy.staged")
-            records = self.sealer.seal_many([file_id for file_id, _, _ in staged], self.now())
-            for (file_id, name, copy), record in zip(staged, records, strict=True):
+            records = self.sealer.seal_many([file_id for file_id, *_ in staged], self.now())
+            for (file_id, name, copy, _), record in zip(staged, records, strict=True):
                 summary.bytes_copied += copy.size
                 summary.files_sealed += 1
                 log_.info(
@@ -283,6 +284,36 @@ class Importer:
         if abort is not None:
             raise abort
         return stopped
+
+    def _publish(
+        self, staged: list[tuple[int, str, StagedCopy, durable.TempFile]], serial: str, log_: Any
+    ) -> None:
+        """Make a batch's copies durable: one syncfs for their content, then link each, then
+        one fsync of the directory (DESIGN.md rules 4-5, batched). Any error discards the
+        whole batch (never retry a sync and trust it); the rows go back to the queue."""
+        directory = self.copier.directory(serial)
+        published: list[Path] = []
+        try:
+            durable.sync_filesystem(directory)
+            for _, _, copy, tmp in staged:
+                published.append(tmp.publish(copy.size, sync_dir=False, sync_file=False))
+            durable.fsync_dir(directory)
+        except OSError as exc:
+            for _, _, _, tmp in staged:
+                tmp.discard()
+            for path in published:
+                path.unlink(missing_ok=True)
+            for file_id, name, _, _ in staged:
+                self.store.transition(
+                    file_id,
+                    FileState.COPYING,
+                    FileState.DISCOVERED,
+                    reason=f"staging write failed, copied again: {describe(exc)}",
+                    claimed_by=None,
+                    updated_at=self.now(),
+                )
+                log_.error("file.staging_failed", file_id=file_id, file=name, error=describe(exc))
+            raise
 
     def _attempts(self, file_id: int) -> int:
         return int(self.store.file(file_id)["attempts"])

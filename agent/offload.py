@@ -9,6 +9,7 @@ while it was read is not a valid copy (rule 1). One buffer is reused for every f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -45,14 +46,23 @@ class Copier:
     def directory(self, serial: str) -> Path:
         return self.staging_root / serial
 
-    def copy(
-        self, root_fd: int, cand: Candidate, file_id: int, serial: str, sync_dir: bool = True
-    ) -> StagedCopy:
-        """Copy and hash one file. With sync_dir=False the caller fsyncs directory(serial)."""
+    def copy(self, root_fd: int, cand: Candidate, file_id: int, serial: str) -> StagedCopy:
+        """Copy and hash one file, durable (fsync, link, fsync of the directory) on return."""
+        staged, tmp = self.copy_unpublished(root_fd, cand, file_id, serial)
+        tmp.publish(staged.size)
+        return staged
+
+    def copy_unpublished(
+        self, root_fd: int, cand: Candidate, file_id: int, serial: str
+    ) -> tuple[StagedCopy, durable.TempFile]:
+        """Copy and hash one file into a temp file, leaving making it durable and publishing it
+        to the caller (a batch: one syncfs, then publish each without fsync, then one fsync of
+        the directory). The temp file is discarded if this raises."""
         directory = self.directory(serial)
         durable.ensure_private_dir(directory)
         name = staged_name(file_id, cand.rel_path)
         src = volume.open_file(root_fd, cand.rel_path)
+        tmp: durable.TempFile | None = None
         try:
             before = os.fstat(src)
             # Same object as listed (device, inode) and unchanged (size, mtime): a file swapped
@@ -68,39 +78,46 @@ class Copier:
             digest = hashlib.sha256()
             view = memoryview(self.buffer)
             total = 0
-            with durable.TempFile(directory, name, cand.size) as tmp:
-                while True:
-                    # Never read more than one byte past the listed size: that byte proves the
-                    # file grew, and a file that keeps growing must not hold the copy (or fill
-                    # staging) for as long as it grows.
-                    n = os.readv(src, [view[: min(len(view), cand.size + 1 - total)]])
-                    if n == 0:
-                        break
-                    if total + n > cand.size:
-                        raise SourceChanged(
-                            f"changed while it was read (grew past the listed {cand.size} bytes)"
-                        )
-                    piece = view[:n]
-                    digest.update(piece)
-                    tmp.write_all(piece)
-                    total += n
-                    self.on_chunk()
-                    if total == n:
-                        crashpoints.hit("copy.first_chunk")
-                after = os.fstat(src)
-                if total != cand.size or (after.st_size, after.st_mtime_ns) != (
-                    before.st_size,
-                    before.st_mtime_ns,
-                ):
+            tmp = durable.TempFile(directory, name, cand.size)
+            while True:
+                # Never read more than one byte past the listed size: that byte proves the
+                # file grew, and a file that keeps growing must not hold the copy (or fill
+                # staging) for as long as it grows.
+                n = os.readv(src, [view[: min(len(view), cand.size + 1 - total)]])
+                if n == 0:
+                    break
+                if total + n > cand.size:
                     raise SourceChanged(
-                        f"changed while it was read (listed {cand.size} bytes, read {total}, "
-                        f"now {after.st_size})"
+                        f"changed while it was read (grew past the listed {cand.size} bytes)"
                     )
-                tmp.publish(total, sync_dir=sync_dir)
+                piece = view[:n]
+                digest.update(piece)
+                tmp.write_all(piece)
+                total += n
+                self.on_chunk()
+                if total == n:
+                    crashpoints.hit("copy.first_chunk")
+            after = os.fstat(src)
+            if total != cand.size or (after.st_size, after.st_mtime_ns) != (
+                before.st_size,
+                before.st_mtime_ns,
+            ):
+                raise SourceChanged(
+                    f"changed while it was read (listed {cand.size} bytes, read {total}, "
+                    f"now {after.st_size})"
+                )
+        except BaseException:
+            if tmp is not None:
+                tmp.discard()
+            raise
         finally:
-            os.close(src)
+            # On a camera pulled out after the last read even close() fails (ENOTCONN); the
+            # bytes were all read and checked by then, and a read-only descriptor loses nothing.
+            with contextlib.suppress(OSError):
+                os.close(src)
         crashpoints.hit("copy.published")
-        return StagedCopy(staged_rel=f"{serial}/{name}", sha256=digest.hexdigest(), size=total)
+        staged = StagedCopy(staged_rel=f"{serial}/{name}", sha256=digest.hexdigest(), size=total)
+        return staged, tmp
 
 
 def _nothing() -> None:

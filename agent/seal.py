@@ -150,14 +150,28 @@ class Sealer:
                     reason="",
                 )
                 records.append((row["staged_path"], record))
-        directories = set()
-        for staged_path, record in records:
-            crashpoints.hit("seal.committed")
-            path = sidecar_path(self.staging_root, staged_path)
-            durable.write_file(path.parent, path.name, sidecar_bytes(record), sync_dir=False)
-            directories.add(path.parent)
-            crashpoints.hit("seal.sidecar_written")
-        for directory in directories:
+        # Sidecars of a batch: content written, one syncfs, then each linked, then one fsync per
+        # directory. A crash in between loses a sidecar (recovery restores it from the chain),
+        # never leaves one torn.
+        temps: list[tuple[durable.TempFile, int]] = []
+        try:
+            for staged_path, record in records:
+                crashpoints.hit("seal.committed")
+                path = sidecar_path(self.staging_root, staged_path)
+                data = sidecar_bytes(record)
+                tmp = durable.TempFile(path.parent, path.name, len(data))
+                temps.append((tmp, len(data)))
+                tmp.write_all(data)
+            if temps:
+                durable.sync_filesystem(self.staging_root)
+            for tmp, size in temps:
+                tmp.publish(size, sync_dir=False, sync_file=False)
+                crashpoints.hit("seal.sidecar_written")
+        finally:
+            for tmp, _ in temps:
+                if not tmp.published:
+                    tmp.discard()
+        for directory in {tmp.directory for tmp, _ in temps}:
             durable.fsync_dir(directory)
         return [record for _, record in records]
 
