@@ -6,15 +6,48 @@ Each command group lives in its own module and uses the same policy and store as
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from agent import __version__, log
-from agent.cli import devices, importing, inspecting, keycmd, running, verifying
 from agent.errors import AgentError, describe
 
+# Each command's module, imported only when that command runs: importing them all (requests,
+# sqlite-utils, the ledger) cost about half a second at every start of the CLI.
+COMMANDS: dict[str, str] = {
+    "import": "agent.cli.importing",
+    "verify": "agent.cli.verifying",
+    "status": "agent.cli.inspecting",
+    "queue": "agent.cli.inspecting",
+    "devices": "agent.cli.devices",
+    "key": "agent.cli.keycmd",
+    "run": "agent.cli.running",
+    "sync": "agent.cli.syncing",
+    "retry": "agent.cli.syncing",
+    "ledger": "agent.cli.ledger",
+    "report": "agent.cli.report",
+    "assign": "agent.cli.assign",
+    "doctor": "agent.cli.doctor",
+    "metrics": "agent.cli.metricscmd",
+}
+_GLOBAL_WITH_VALUE = ("--config", "--log-level")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command word of argv, skipping the global options before it."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockagent", description="Body-worn-camera evidence custody on a collection station."
     )
@@ -24,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="version", version=f"dockagent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (importing, verifying, inspecting, devices, keycmd, running):
-        module.add(sub)
+    command = _command_of(argv if argv is not None else sys.argv[1:])
+    wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in wanted:
+        importlib.import_module(name).add(sub)
     return parser
 
 
@@ -33,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # Staging, the database and the key are private: 0700 directories and 0600 files,
     # whatever the caller's umask (systemd's UMask=0077 says the same for the service).
     os.umask(0o077)
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args))
     except AgentError as exc:

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlite_utils.db
+
 from agent.errors import TransitionRefused
 from agent.model import Candidate, FileState, transition_allowed
 from agent.store.base import StoreBase
@@ -38,7 +40,8 @@ class CustodyQueries(StoreBase):
         self.db.table("sessions").update(session_id, fields)
 
     def session(self, session_id: int) -> dict[str, Any]:
-        return dict(self.db.table("sessions").get(session_id))
+        # A plain SELECT: sqlite-utils' Table.get() runs PRAGMA table_info (twice) every call.
+        return self._one("sessions", session_id)
 
     def sessions(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         sql = "SELECT * FROM sessions" + (f" WHERE {where}" if where else "") + " ORDER BY id"
@@ -132,7 +135,13 @@ class CustodyQueries(StoreBase):
         self.db.table("files").update(file_id, fields)
 
     def file(self, file_id: int) -> dict[str, Any]:
-        return dict(self.db.table("files").get(file_id))
+        return self._one("files", file_id)
+
+    def _one(self, table: str, row_id: int) -> dict[str, Any]:
+        row = self.conn.execute(f"SELECT * FROM {table} WHERE id=?", (row_id,)).fetchone()
+        if row is None:
+            raise sqlite_utils.db.NotFoundError(f"no row {row_id} in {table}")
+        return dict(row)
 
     def files(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         sql = "SELECT * FROM files" + (f" WHERE {where}" if where else "") + " ORDER BY id"
