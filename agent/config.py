@@ -114,8 +114,6 @@ class SyncConfig:
     retry_max_delay_s: int = 3600
     # Seconds a confirmed file's staged copy is kept before it is purged.
     purge_grace_s: int = 86400
-    # retention_class sent with each file.
-    retention_class: str = "standard"
 
 
 @dataclass(frozen=True)
@@ -123,6 +121,98 @@ class LogConfig:
     level: str = "info"
     # auto: human-readable on a terminal, JSON otherwise (journald).
     format: str = "auto"
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    # Clock: a camera whose |drift| exceeds this (seconds) and was not corrected is not ready.
+    # (The threshold above which TIME.TXT is written is the camera profile's clock_threshold_s.)
+    clock_not_ready_s: int = 300
+    # A camera whose drift changes faster than this (seconds per day) is flagged.
+    drift_rate_flag_s_per_day: float = 3.0
+    # A drift trend needs sessions spanning at least this many hours.
+    drift_trend_min_span_h: int = 24
+    # Battery capacity (full charge / design, %): below warn a warning, below bad not ready.
+    battery_capacity_warn_pct: int = 80
+    battery_capacity_bad_pct: int = 60
+    # Peak battery temperature (deg C): from warn a warning, from bad not ready.
+    battery_temp_warn_c: int = 45
+    battery_temp_bad_c: int = 60
+    battery_cycles_warn: int = 1000
+    # A deep discharge is a fall to this charge (%) or below; from ..._warn of them a warning.
+    battery_deep_discharge_pct: int = 5
+    battery_deep_discharges_warn: int = 3
+    # A sudden drop: this many percentage points lost between samples this close (seconds).
+    battery_sudden_drop_pct: int = 10
+    battery_sudden_drop_window_s: int = 900
+    # More than this share (%) of BATTERY.CSV rows unreadable is a warning.
+    battery_skipped_warn_pct: int = 5
+    # Charge at dock below this (%) is a warning: charge before the camera is issued.
+    charge_warn_pct: int = 20
+    # Free camera storage after offload (%): below warn a warning, below not_ready not ready.
+    storage_warn_free_pct: int = 30
+    storage_not_ready_free_pct: int = 10
+
+
+@dataclass(frozen=True)
+class ComplianceConfig:
+    # A recording ingested more than this many hours after it ended (drift-corrected) is late.
+    late_after_h: int = 24
+    # Consecutive segments (NNNN, NNNN+1) of one recording further apart than segment_gap_s
+    # but at most segment_window_s seconds are listed as a gap to be explained.
+    segment_gap_s: int = 3
+    segment_window_s: int = 300
+
+
+# ---- issue 6: running as a service ------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceConfig:
+    # Prometheus text file (node_exporter's textfile collector), rewritten atomically by the
+    # daemon every metrics_interval_s; "" writes none.
+    metrics_path: str = ""
+    metrics_interval_s: int = 30
+    # A camera worker that copies nothing and finishes no file for this long is stalled: the
+    # daemon stops its systemd watchdog pings, and systemd restarts it (WatchdogSec=).
+    stall_limit_s: int = 600
+    # dockagent doctor: the oldest file not yet confirmed is a warning from this age (hours)
+    # and a fault from unconfirmed_bad_h; refusals of this many past hours are reported.
+    unconfirmed_warn_h: int = 24
+    unconfirmed_bad_h: int = 72
+    refusals_recent_h: int = 24
+
+
+# ---- end issue 6 ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionClass:
+    name: str
+    min_days: int  # kept at least this long at the central store; 0: no fixed minimum
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    retention_class: str
+    kinds: tuple[str, ...] = ()  # file kinds the rule applies to; empty: any
+    important: bool | None = None  # the camera's important mark; None: either
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    # Classes are configuration, not code: the unit's regulation names them. A file gets the
+    # class of the first rule that matches it, else default_class.
+    default_class: str = "standard"
+    classes: tuple[RetentionClass, ...] = (
+        RetentionClass("standard", 90, "simple incident: kept at least 3 months"),
+        RetentionClass(
+            "important",
+            180,
+            "marked important on the camera: kept at least 6 months, and until a case "
+            "decision sets its class",
+        ),
+    )
+    rules: tuple[RetentionRule, ...] = (RetentionRule("important", important=True),)
 
 
 @dataclass(frozen=True)
@@ -135,6 +225,10 @@ class Config:
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     log: LogConfig = field(default_factory=LogConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)  # issue 6
     source: str = "<embedded defaults>"  # where this configuration came from
 
     @property
@@ -171,6 +265,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "devices": DevicesConfig,
     "log": LogConfig,
     "sync": SyncConfig,
+    "health": HealthConfig,
+    "compliance": ComplianceConfig,
+    "service": ServiceConfig,  # issue 6
 }
 _TOP_LEVEL = {"station_id": str, "data_dir": str}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
@@ -216,6 +313,12 @@ class _Reader:
             if value < 0:
                 raise self.fail(section, key, "must not be negative")
             return value
+        if wanted is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(section, key, f"must be a number, not {type(value).__name__}")
+            if value < 0:
+                raise self.fail(section, key, "must not be negative")
+            return float(value)
         if wanted is str:
             if not isinstance(value, str):
                 raise self.fail(section, key, f"must be a string, not {type(value).__name__}")
@@ -244,9 +347,15 @@ class _Reader:
 
 
 def load(
-    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    check_key: bool = True,
 ) -> Config:
-    """Read the configuration from `path`, else $DOCKAGENT_CONFIG, else the embedded defaults."""
+    """Read the configuration from `path`, else $DOCKAGENT_CONFIG, else the embedded defaults.
+
+    check_key=False leaves the signing key's file alone (`dockagent doctor` judges it apart).
+    """
     env = dict(os.environ) if environ is None else environ
     chosen = str(path) if path else env.get(ENV_CONFIG, "")
     raw: dict[str, Any] = {}
@@ -270,10 +379,12 @@ def load(
     for key, value in raw.items():
         if key in _SECTIONS:
             sections[key] = reader.section(key, value, _SECTIONS[key])
+        elif key == "retention":
+            sections[key] = _read_retention(reader, value)
         elif key in _TOP_LEVEL:
             top[key] = reader.coerce(None, key, value, _TOP_LEVEL[key])
         else:
-            known = sorted([*_TOP_LEVEL, *(f"[{s}]" for s in _SECTIONS)])
+            known = sorted([*_TOP_LEVEL, *(f"[{s}]" for s in [*_SECTIONS, "retention"])])
             raise reader.fail(None, key, f"unknown key (known: {', '.join(known)})")
 
     # data_dir: DOCKAGENT_DATA_DIR overrides everything; then the file; then systemd's
@@ -283,11 +394,122 @@ def load(
         data_dir = env[ENV_STATE_DIRECTORY].split(":")[0]
     top["data_dir"] = data_dir
     config = Config(**top, **sections, source=source)
-    _validate(config, reader)
+    _validate(config, reader, check_key=check_key)
     return config
 
 
-def _validate(config: Config, reader: _Reader) -> None:
+def _read_retention(reader: _Reader, raw: Any) -> RetentionConfig:
+    """[retention]: default_class, [retention.classes.NAME] tables, [[retention.rules]]."""
+    if not isinstance(raw, dict):
+        raise reader.fail(None, "retention", "must be a table ([retention])")
+    known = {"default_class", "classes", "rules"}
+    for key in raw:
+        if key not in known:
+            raise reader.fail("retention", key, f"unknown key (known: {', '.join(sorted(known))})")
+    defaults = RetentionConfig()
+    classes = defaults.classes
+    if "classes" in raw:
+        if not isinstance(raw["classes"], dict) or not raw["classes"]:
+            raise reader.fail("retention", "classes", "must be tables [retention.classes.NAME]")
+        parsed: list[RetentionClass] = []
+        for name, table in raw["classes"].items():
+            where = f"retention.classes.{name}"
+            if not re.fullmatch(r"[a-z0-9_-]{1,32}", name):
+                raise reader.fail(
+                    "retention", "classes", f"class name {name!r}: 1-32 of a-z 0-9 _ -"
+                )
+            if not isinstance(table, dict):
+                raise reader.fail("retention", "classes", f"{name} must be a table [{where}]")
+            for key in table:
+                if key not in ("min_days", "description"):
+                    raise reader.fail(where, key, "unknown key (known: description, min_days)")
+            if "min_days" not in table:
+                raise reader.fail(where, "min_days", "missing (days kept at least; 0: no minimum)")
+            parsed.append(
+                RetentionClass(
+                    name,
+                    reader.coerce(where, "min_days", table["min_days"], int),
+                    reader.coerce(where, "description", table.get("description", ""), str),
+                )
+            )
+        classes = tuple(parsed)
+    rules = defaults.rules
+    if "rules" in raw:
+        if not isinstance(raw["rules"], list):
+            raise reader.fail("retention", "rules", "must be [[retention.rules]] tables")
+        parsed_rules: list[RetentionRule] = []
+        kinds = {"video", "audio", "photo", "other"}
+        for index, table in enumerate(raw["rules"], start=1):
+            where = f"retention.rules #{index}"
+            if not isinstance(table, dict):
+                raise reader.fail("retention", "rules", f"{where} must be a table")
+            for key in table:
+                if key not in ("class", "kinds", "important"):
+                    raise reader.fail(
+                        "retention", key, f"{where}: unknown key (known: class, important, kinds)"
+                    )
+            if "class" not in table:
+                raise reader.fail("retention", "rules", f"{where}: class missing")
+            rule_kinds = reader.coerce(
+                "retention", "kinds", table.get("kinds", []), tuple[str, ...]
+            )
+            bad = [k for k in rule_kinds if k not in kinds]
+            if bad:
+                raise reader.fail(
+                    "retention",
+                    "kinds",
+                    f"{where}: unknown kind {bad[0]!r} (known: {', '.join(sorted(kinds))})",
+                )
+            important = table.get("important")
+            if important is not None:
+                important = reader.coerce("retention", "important", important, bool)
+            parsed_rules.append(
+                RetentionRule(
+                    reader.coerce("retention", "class", table["class"], str), rule_kinds, important
+                )
+            )
+        rules = tuple(parsed_rules)
+    default_class = reader.coerce(
+        "retention", "default_class", raw.get("default_class", defaults.default_class), str
+    )
+    names = {c.name for c in classes}
+    if default_class not in names:
+        raise reader.fail(
+            "retention",
+            "default_class",
+            f"{default_class!r} is not a class (classes: {', '.join(sorted(names))})",
+        )
+    for rule in rules:
+        if rule.retention_class not in names:
+            raise reader.fail(
+                "retention",
+                "class",
+                f"rule class {rule.retention_class!r} is not a class "
+                f"(classes: {', '.join(sorted(names))})",
+            )
+    return RetentionConfig(default_class, classes, rules)
+
+
+def _validate_health(config: Config, reader: _Reader) -> None:
+    health = config.health
+    pairs = (
+        ("battery_capacity_bad_pct", "battery_capacity_warn_pct"),
+        ("storage_not_ready_free_pct", "storage_warn_free_pct"),
+        ("battery_temp_warn_c", "battery_temp_bad_c"),
+    )
+    for low, high in pairs:
+        if getattr(health, low) > getattr(health, high):
+            raise reader.fail("health", low, f"must not be above {high}")
+    for key in ("battery_capacity_warn_pct", "storage_warn_free_pct", "charge_warn_pct"):
+        if getattr(health, key) > 100:
+            raise reader.fail("health", key, "is a percentage: at most 100")
+    if config.compliance.late_after_h < 1:
+        raise reader.fail("compliance", "late_after_h", "must be at least 1")
+    if config.compliance.segment_gap_s > config.compliance.segment_window_s:
+        raise reader.fail("compliance", "segment_gap_s", "must not be above segment_window_s")
+
+
+def _validate(config: Config, reader: _Reader, *, check_key: bool = True) -> None:
     if not _STATION_ID.match(config.station_id):
         raise reader.fail(None, "station_id", "must be 1-64 of A-Z a-z 0-9 . _ - (starting alnum)")
     if not config.data_dir:
@@ -308,10 +530,12 @@ def _validate(config: Config, reader: _Reader) -> None:
         raise reader.fail(None, "data_dir", f"{parent} is not writable by this user")
     if config.keys.signing_key and not os.path.isabs(config.keys.signing_key):
         raise reader.fail("keys", "signing_key", "must be an absolute path")
-    _check_key_file(config, reader)
+    if check_key:
+        _check_key_file(config, reader)
     if config.storage.copy_chunk_bytes < 4096 or config.storage.copy_chunk_bytes > 64 << 20:
         raise reader.fail("storage", "copy_chunk_bytes", "must be between 4096 and 67108864")
     _validate_devices(config, reader)
+    _validate_health(config, reader)
     if config.log.level not in _LOG_LEVELS:
         raise reader.fail("log", "level", f"must be one of {', '.join(sorted(_LOG_LEVELS))}")
     if config.log.format not in _LOG_FORMATS:
@@ -322,6 +546,7 @@ def _validate(config: Config, reader: _Reader) -> None:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise reader.fail("ingest", "camera_timezone", "unknown time zone") from exc
     _validate_sync(config.sync, reader)
+    _validate_service(config.service, reader)  # issue 6
 
 
 def _is_loopback(host: str) -> bool:
@@ -374,6 +599,17 @@ def _validate_sync(sync: SyncConfig, reader: _Reader) -> None:
     for window in sync.windows:
         if not _WINDOW.match(window):
             raise reader.fail("sync", "windows", f"{window!r} is not HH:MM-HH:MM")
+
+
+def _validate_service(service: ServiceConfig, reader: _Reader) -> None:
+    """[service] (issue 6)."""
+    if service.metrics_path and not os.path.isabs(service.metrics_path):
+        raise reader.fail("service", "metrics_path", "must be an absolute path (or empty)")
+    for key in ("metrics_interval_s", "stall_limit_s", "unconfirmed_warn_h", "refusals_recent_h"):
+        if getattr(service, key) < 1:
+            raise reader.fail("service", key, "must be at least 1")
+    if service.unconfirmed_warn_h > service.unconfirmed_bad_h:
+        raise reader.fail("service", "unconfirmed_warn_h", "must not be above unconfirmed_bad_h")
 
 
 _SOURCES = {"udev", "mountwatch", "fake"}

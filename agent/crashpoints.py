@@ -1,8 +1,8 @@
 """Named crash points for the fault tests: kill -9 of this very process at a chosen step.
 
-`DOCKAGENT_CRASH_AT=step` (or `step:N`, the N-th time the step is reached) makes hit(step)
-send SIGKILL to the current process, exactly as a power cut or an OOM kill would end it.
-Unset, hit() costs one dict lookup. Steps are listed in STEPS so tests can iterate them.
+`DOCKAGENT_CRASH_AT=step` (or `step:N`, the N-th time) makes hit(step) SIGKILL the process, as a
+power cut would; `DOCKAGENT_STALL_AT=step[:N]` hangs the calling thread forever instead (the
+watchdog tests' stuck worker). Unset, hit() costs one dict lookup; STEPS lists the steps.
 This module must not import anything of the agent.
 """
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 ENV = "DOCKAGENT_CRASH_AT"
+STALL_ENV = "DOCKAGENT_STALL_AT"
 
 STEPS = (
     "import.session_opened",
@@ -35,12 +37,21 @@ def _parse(value: str) -> tuple[str, int]:
 
 
 _TARGET = _parse(os.environ[ENV]) if os.environ.get(ENV) else None
+_STALL = _parse(os.environ[STALL_ENV]) if os.environ.get(STALL_ENV) else None
 _seen: dict[str, int] = {}
 
 
 def hit(step: str) -> None:
+    if _STALL is not None and _STALL[0] == step:
+        _stall(step)
     if _TARGET is None or _TARGET[0] != step:
         return
     _seen[step] = _seen.get(step, 0) + 1
     if _seen[step] == _TARGET[1]:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _stall(step: str) -> None:
+    _seen[f"stall:{step}"] = _seen.get(f"stall:{step}", 0) + 1
+    if _STALL is not None and _seen[f"stall:{step}"] == _STALL[1]:
+        threading.Event().wait()  # never set: this thread hangs as a stuck read would

@@ -22,12 +22,15 @@ from agent.devices.fake import FakeSource
 from agent.devices.mountwatch import MountWatchSource
 from agent.errors import EX_SOFTWARE, AgentError, CameraRefused, describe
 from agent.ingest import Importer, utc_now
+from agent.liveness import Liveness
 from agent.lock import WriterLock
 from agent.model import DeviceInfo, display_name
 from agent.profile import Profile
 from agent.seal import Sealer
+from agent.service import ServiceReporter
 from agent.store import Store
 from agent.supervisor import Job, Supervisor
+from agent.sync.worker import Uploader
 
 _log = log.get(__name__)
 
@@ -53,7 +56,10 @@ class Daemon:
         self.signals = 0
         self.present: set[str] = set()
         self.events: queue.Queue[DeviceEvent] = queue.Queue()
-        self.supervisor = Supervisor(cfg.devices.max_parallel_devices)
+        # issue 6: watchdog liveness, sd_notify and metrics (agent.service)
+        self.liveness = Liveness(cfg.service.stall_limit_s)
+        self.service = ServiceReporter(cfg, self.liveness)
+        self.supervisor = Supervisor(cfg.devices.max_parallel_devices, self.liveness)
 
     # ---- signals: flags only ---------------------------------------------------------------
 
@@ -72,20 +78,28 @@ class Daemon:
             self.store = Store.open(cfg.data_path, create=True)
             self.key = keys.load_or_create(cfg.key_path)
             sealer = Sealer(self.store, self.key, cfg.station_id, cfg.staging_path)
+            self.service.starting()  # issue 6
             report = recovery.recover(self.store, sealer, cfg.staging_path, utc_now())
             self.store.undock_all(utc_now())
             self.profiles = profile.load_all(cfg.devices.profiles, cfg.devices.profile_dir)
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
             sources = build_sources(cfg)
-            for source in sources:
-                source.start(self.events)
+            with self.liveness.watching_new_threads("source"):  # issue 6: must stay alive
+                for source in sources:
+                    source.start(self.events)
+            # The upload workers run beside the cameras; they stop after the chunk in flight.
+            uploads = threading.Thread(
+                target=Uploader(cfg).serve, args=(self.stopping,), name="uploads", daemon=True
+            )
+            uploads.start()
             _log.info(
                 "daemon.started",
                 sources=[s.name for s in sources],
                 pid=os.getpid(),
                 recovered=vars(report),
             )
+            self.service.ready(self.store)  # issue 6: READY=1 after recovery and sources
             try:
                 while not self.stopping.is_set():
                     try:
@@ -95,11 +109,14 @@ class Daemon:
                     if event is not None:
                         self.handle(event)
                     self.supervisor.pump()
+                    self.service.tick(self.store)  # issue 6: WATCHDOG=1, STATUS=, metrics
             finally:
                 _log.info("daemon.stopping", busy=self.supervisor.busy())
+                self.service.stopping(self.supervisor.busy())  # issue 6: STOPPING=1
                 for source in sources:
                     source.stop()
                 drained = self.supervisor.drain(cfg.devices.drain_deadline_s)
+                uploads.join(timeout=cfg.devices.drain_deadline_s)
                 if not drained:
                     _log.warning("daemon.drain_timed_out", deadline_s=cfg.devices.drain_deadline_s)
                 self.store.close()
@@ -162,10 +179,17 @@ class Daemon:
 
             sealer = Sealer(store, self.key, cfg.station_id, cfg.staging_path)
             importer = Importer(cfg, store, sealer, prof)
+            # issue 6: a chunk copied or a file finished is progress for the watchdog
+            importer.copier.on_chunk = self.liveness.beat
+
+            def should_stop() -> bool:
+                self.liveness.beat()
+                return self.stopping.is_set()
+
             summary = importer.import_volume(
                 point,
                 check=check,
-                should_stop=self.stopping.is_set,
+                should_stop=should_stop,
                 stays_docked=True,
                 usb_serial=identity.serial,
             )

@@ -136,6 +136,61 @@ class UsageError(AgentError):
     exit_code = EX_USAGE
 
 
+class UploadRetryable(AgentError):
+    """upload to {server}: {problem}"""
+
+    exit_code = EX_TEMPFAIL
+    kind = ErrorKind.RETRYABLE
+    # Seconds the server asked us to wait (Retry-After, RFC 9110 section 10.2.3), if it did.
+    retry_after: float | None = None
+    # Worth retrying within seconds (tenacity); False: only after a longer backoff.
+    short_retry = True
+
+
+class UploadLost(UploadRetryable):
+    """upload to {server}: {problem}; the server may or may not hold the last chunk"""
+
+
+class UploadConflict(UploadRetryable):
+    """upload to {server}: {problem}"""
+
+
+class UploadGone(UploadRetryable):
+    """upload to {server}: {problem}; starting a new upload"""
+
+
+class UploadTlsFailed(UploadRetryable):
+    """TLS with {server} failed: {problem}"""
+
+    # A certificate problem does not pass in seconds; it waits for the server or the
+    # configuration to be fixed, and the file is not at fault, so it is not held.
+    short_retry = False
+
+
+class UploadRefused(AgentError):
+    """upload refused by {server}: {problem}"""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class UploadMismatch(AgentError):
+    """{server} holds something else than this file: {problem}"""
+
+    exit_code = EX_DATAERR
+
+
+class UploadUnconfirmable(AgentError):
+    """{server} cannot confirm at level {wanted}: {problem}"""
+
+    exit_code = EX_CONFIG
+
+
+class StagedCopyChanged(AgentError):
+    """staged copy {path} hashes {actual}, sealed as {expected}; not confirmed anywhere"""
+
+    exit_code = EX_DATAERR
+
+
 # errno values that describe a passing condition: the same operation may succeed later.
 _RETRYABLE_ERRNOS = frozenset(
     {

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent import log
+from agent.liveness import Liveness
 
 _log = log.get(__name__)
 
@@ -28,8 +29,10 @@ class Job:
 
 
 class Supervisor:
-    def __init__(self, max_parallel: int) -> None:
+    def __init__(self, max_parallel: int, liveness: Liveness | None = None) -> None:
         self.max_parallel = max_parallel
+        # Each running job must show progress (Liveness.beat) or the watchdog pings stop.
+        self.liveness = liveness or Liveness(float("inf"))
         self.waiting: deque[Job] = deque()
         self.running: dict[str, Job] = {}
         self.lock = threading.Lock()
@@ -67,7 +70,8 @@ class Supervisor:
 
     def _run(self, job: Job) -> None:
         try:
-            job.run()
+            with self.liveness.working(f"camera worker {job.key[-24:]}"):
+                job.run()
         except BaseException as exc:
             _log.exception("worker.failed", key=job.key, error=str(exc))
         finally:

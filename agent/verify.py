@@ -176,29 +176,34 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
                     )
                 )
         path = staging_root / row["staged_path"]
-        try:
-            sha, size = _hash_file(path, buffer)
-        except FileNotFoundError:
-            problems.append(
-                Problem(
-                    "missing_file",
-                    f"staged copy {row['staged_path']} is missing",
-                    file_id=row["id"],
-                    camera_name=name,
-                )
-            )
+        if row.get("purged_at") and row["state"] == FileState.CONFIRMED:
+            # Purged after the sink confirmed it (agent.sync.worker): the staged copy is gone
+            # on purpose; the record and the sidecar are still checked.
+            pass
         else:
-            report.bytes_hashed += size
-            signed = json.loads(rec.body).get("sha256") if rec else row["sha256"]
-            if sha != signed:
+            try:
+                sha, size = _hash_file(path, buffer)
+            except FileNotFoundError:
                 problems.append(
                     Problem(
-                        "changed_bytes",
-                        f"staged copy {row['staged_path']} hashes {sha}, sealed as {signed}",
+                        "missing_file",
+                        f"staged copy {row['staged_path']} is missing",
                         file_id=row["id"],
                         camera_name=name,
                     )
                 )
+            else:
+                report.bytes_hashed += size
+                signed = json.loads(rec.body).get("sha256") if rec else row["sha256"]
+                if sha != signed:
+                    problems.append(
+                        Problem(
+                            "changed_bytes",
+                            f"staged copy {row['staged_path']} hashes {sha}, sealed as {signed}",
+                            file_id=row["id"],
+                            camera_name=name,
+                        )
+                    )
         if rec is not None:
             side = sidecar_path(staging_root, row["staged_path"])
             try:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from agent import log
+from agent import ledger, log
 from agent.cli import context
 from agent.cli.output import emit_json, table
 from agent.errors import AgentError, UsageError
@@ -38,6 +38,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = dsub.add_parser("enrolled", help="list enrolled serials")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=run_enrolled)
+    show = dsub.add_parser("show", help="a camera's docks, drift and battery trends, handovers")
+    show.add_argument("serial")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=run_show)
 
 
 def enroll(ctx: context.Context, serial: str, officer: str) -> None:
@@ -185,4 +189,16 @@ def run_enrolled(args: argparse.Namespace) -> int:
             )
             + "\n"
         )
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    _check_serial(args.serial)
+    cfg = context.load_config(args.config, args.log_level)
+    with context.reader(cfg) as store:
+        data = ledger.device_history(store, args.serial, cfg)
+    if args.json:
+        emit_json(data)
+    else:
+        sys.stdout.write(ledger.render_device_history(data))
     return 0

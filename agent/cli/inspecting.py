@@ -6,8 +6,10 @@ import argparse
 import sys
 from typing import Any
 
+from agent import ledger
 from agent.cli import context
 from agent.cli.output import emit_json, table
+from agent.health import clock
 from agent.model import FileState
 from agent.store import Store
 
@@ -63,6 +65,9 @@ def status_data(store: Store) -> dict[str, Any]:
         "cameras": _grouped(store, "device_serial"),
         "sessions": sessions,
         "chain_length": (store.chain_head() or (0, ""))[0],
+        # issue 5: the station clock (adjtimex(2)) and each camera's readiness at its last dock
+        "station_clock": clock.station_clock().read().as_dict(),
+        "readiness": ledger.readiness_by_camera(store),
     }
 
 
@@ -74,6 +79,7 @@ def run_status(args: argparse.Namespace) -> int:
         emit_json(data)
         return 0
     out = sys.stdout
+    out.write(f"station clock: {data['station_clock']['description']}\n")
     out.write(f"files: {data['files']}   custody records: {data['chain_length']}\n")
     out.write("  ".join(f"{k}={v}" for k, v in data["states"].items() if v) + "\n\n")
     out.write(
@@ -121,7 +127,34 @@ def run_status(args: argparse.Namespace) -> int:
         )
         + "\n"
     )
+    if data["readiness"]:
+        out.write("\nreadiness at the last dock:\n")
+        for r in data["readiness"]:
+            reasons = "; ".join(r["reasons"])
+            out.write(
+                f"  {r['camera']}: {r['readiness']}" + (f" ({reasons})" if reasons else "") + "\n"
+            )
     return 0
+
+
+def _upload_progress(r: dict[str, Any]) -> dict[str, Any]:
+    """Upload columns (migration 0003_uploads); absent on a database not yet migrated."""
+    offset = int(r.get("upload_offset") or 0)
+    size = int(r["size"] or 0)
+    percent = round(100 * offset / size, 1) if size else 0.0
+    text = "-"
+    if r["state"] == FileState.UPLOADING.value or (offset and r["state"] != "confirmed"):
+        text = f"{percent:g}% of {size}"
+    if r["state"] == FileState.SEALED.value and r.get("next_attempt_at"):
+        text = f"{text if offset else 'retry'} after {r['next_attempt_at']}"
+    return {
+        "upload": text,
+        "upload_offset": offset,
+        "upload_percent": percent,
+        "upload_attempts": int(r.get("upload_attempts") or 0),
+        "next_attempt_at": r.get("next_attempt_at"),
+        "last_error": r.get("last_error") or "",
+    }
 
 
 def run_queue(args: argparse.Namespace) -> int:
@@ -143,6 +176,7 @@ def run_queue(args: argparse.Namespace) -> int:
             "attempts": r["attempts"],
             "important": bool(r["important"]),
             "wiped": bool(r["wiped_at"]),
+            **_upload_progress(r),
         }
         for r in rows
     ]
@@ -152,10 +186,18 @@ def run_queue(args: argparse.Namespace) -> int:
     sys.stdout.write(
         table(
             [
-                (i["file_id"], i["camera"], i["state"], i["size"], i["name"], i["reason"])
+                (
+                    i["file_id"],
+                    i["camera"],
+                    i["state"],
+                    i["size"],
+                    i["upload"],
+                    i["name"],
+                    i["reason"],
+                )
                 for i in items
             ],
-            ["id", "camera", "state", "size", "name", "reason"],
+            ["id", "camera", "state", "size", "upload", "name", "reason"],
         )
         + "\n"
     )

@@ -17,12 +17,15 @@ from agent.errors import StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
 from agent.store.base import _connect, _fsync_dir, _write_marker
 from agent.store.custody import CustodyQueries, RecordRow
 from agent.store.devices import DeviceQueries
+from agent.store.health import HealthQueries
 from agent.store.schema import MIGRATIONS
+from agent.store.service import ServiceQueries
+from agent.store.uploads import UploadQueries
 
 __all__ = ["MIGRATIONS", "RecordRow", "Store"]
 
 
-class Store(CustodyQueries, DeviceQueries):
+class Store(CustodyQueries, DeviceQueries, UploadQueries, HealthQueries, ServiceQueries):
     """The station's database. One instance per thread."""
 
     MARKER = "store.id"

@@ -115,3 +115,112 @@ def _m0002(db: sqlite_utils.Database) -> None:
         ALTER TABLE sessions ADD COLUMN usb_serial TEXT NOT NULL DEFAULT '';
         """
     )
+
+
+@MIGRATIONS(name="0003_uploads")
+def _m0003(db: sqlite_utils.Database) -> None:
+    # Upload progress lives on the file row (one upload per file): the tus upload URL and the
+    # last offset the server acknowledged, so a restart resumes with HEAD (upload-protocol.md).
+    # next_attempt_at is wall-clock UTC so a backoff survives restarts; purged_at marks a
+    # confirmed file whose staged copy was removed after the grace period.
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN upload_sink TEXT;
+        ALTER TABLE files ADD COLUMN upload_url TEXT;
+        ALTER TABLE files ADD COLUMN upload_expires_at TEXT;
+        ALTER TABLE files ADD COLUMN upload_offset INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE files ADD COLUMN upload_checksummed INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE files ADD COLUMN upload_started_at TEXT;
+        ALTER TABLE files ADD COLUMN upload_progress_at TEXT;
+        ALTER TABLE files ADD COLUMN upload_attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE files ADD COLUMN next_attempt_at TEXT;
+        ALTER TABLE files ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+        ALTER TABLE files ADD COLUMN confirmed_at TEXT;
+        ALTER TABLE files ADD COLUMN confirm_level TEXT;
+        ALTER TABLE files ADD COLUMN sink_ref TEXT;
+        ALTER TABLE files ADD COLUMN purged_at TEXT;
+        CREATE INDEX files_upload_queue ON files(state, important, sealed_at);
+        """
+    )
+
+
+@MIGRATIONS(name="0004_health")
+def _m0004(db: sqlite_utils.Database) -> None:
+    # Health of each dock (clock, battery, readiness) lives beside the session in a table of
+    # its own; the drift-corrected times and the retention class are carried on every file
+    # row, raw camera times kept untouched. Camera log events are kept once per line (a
+    # camera's log grows across docks). Assignments and faults are append-only history.
+    db.executescript(
+        """
+        CREATE TABLE session_health (
+            session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+            device_serial TEXT NOT NULL,
+            docked_at TEXT NOT NULL,
+            camera_connect_at TEXT NOT NULL DEFAULT '',
+            clock_drift_s INTEGER,
+            clock_detail TEXT NOT NULL DEFAULT '',
+            station_clock TEXT NOT NULL DEFAULT '',
+            station_synced INTEGER,
+            station_esterror_us INTEGER,
+            clock_correction TEXT NOT NULL DEFAULT '',
+            clock_correction_detail TEXT NOT NULL DEFAULT '',
+            correction_check TEXT NOT NULL DEFAULT '',
+            correction_check_detail TEXT NOT NULL DEFAULT '',
+            drift_rate_s_per_day REAL,
+            drift_flagged INTEGER NOT NULL DEFAULT 0,
+            drift_trend TEXT NOT NULL DEFAULT '',
+            officer_on_camera TEXT NOT NULL DEFAULT '',
+            officer TEXT NOT NULL DEFAULT '',
+            officer_source TEXT NOT NULL DEFAULT '',
+            officer_mismatch TEXT NOT NULL DEFAULT '',
+            battery_verdict TEXT NOT NULL DEFAULT '',
+            battery TEXT NOT NULL DEFAULT '{}',
+            system_log TEXT NOT NULL DEFAULT '{}',
+            storage_free_bytes INTEGER,
+            storage_capacity_bytes INTEGER,
+            readiness TEXT NOT NULL DEFAULT '',
+            readiness_reasons TEXT NOT NULL DEFAULT '[]',
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX session_health_device ON session_health(device_serial, docked_at);
+        CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY,
+            device_serial TEXT NOT NULL,
+            officer_id TEXT NOT NULL,
+            previous_officer TEXT NOT NULL DEFAULT '',
+            assigned_at TEXT NOT NULL,
+            assigned_by TEXT NOT NULL,
+            record_seq INTEGER
+        );
+        CREATE INDEX assignments_device ON assignments(device_serial, assigned_at);
+        CREATE TABLE faults (
+            id INTEGER PRIMARY KEY,
+            device_serial TEXT NOT NULL,
+            session_id INTEGER REFERENCES sessions(id),
+            at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            code TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            camera_time TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX faults_device ON faults(device_serial, at);
+        CREATE TABLE camera_events (
+            id INTEGER PRIMARY KEY,
+            device_serial TEXT NOT NULL,
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            camera_time TEXT NOT NULL,
+            corrected_time TEXT NOT NULL DEFAULT '',
+            event TEXT NOT NULL,
+            fields TEXT NOT NULL DEFAULT '{}',
+            line TEXT NOT NULL,
+            UNIQUE (device_serial, line)
+        );
+        CREATE INDEX camera_events_event ON camera_events(event, device_serial);
+        ALTER TABLE files ADD COLUMN clock_drift_s INTEGER;
+        ALTER TABLE files ADD COLUMN recorded_start_corrected TEXT NOT NULL DEFAULT '';
+        ALTER TABLE files ADD COLUMN recorded_end_corrected TEXT NOT NULL DEFAULT '';
+        ALTER TABLE files ADD COLUMN time_basis TEXT NOT NULL DEFAULT '';
+        ALTER TABLE files ADD COLUMN retention_class TEXT NOT NULL DEFAULT '';
+        """
+    )

@@ -1,0 +1,82 @@
+"""`dockagent sync --once` and `dockagent retry FILE_ID|--held`: the upload queue by hand.
+
+Both take the writer lock (recovery runs first) and use the same workers as the daemon. Per-file
+outcomes are printed and kept on the rows; the exit code says whether anything is left to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agent.cli import context
+from agent.cli.output import emit_json
+from agent.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
+from agent.sync.worker import Uploader, utc_now
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sync", help="upload sealed files to the configured sink and confirm them")
+    p.add_argument(
+        "--once",
+        action="store_true",
+        required=True,
+        help="drain the queue once (every waiting file is tried now) and exit",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_sync)
+    r = sub.add_parser("retry", help="send held files (or one file) again at the next sync")
+    r.add_argument("file_id", nargs="?", type=int, help="the file's id (see dockagent queue)")
+    r.add_argument("--held", action="store_true", help="every held file")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=run_retry)
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    with context.writer(cfg) as ctx:
+        report = Uploader(cfg).run_once(ctx.store)
+        backlog = ctx.store.upload_backlog()
+    data = report.as_dict()
+    data["left"] = backlog
+    if args.json:
+        emit_json(data)
+    else:
+        out = sys.stdout
+        sink = cfg.sync.endpoint if cfg.sync.kind == "tus" else str(cfg.archive_path)
+        out.write(
+            f"sync to {sink}: {len(report.confirmed)} confirmed, {len(report.deferred)} to retry, "
+            f"{len(report.held)} held; {report.purged} staged copies purged "
+            f"({report.purged_bytes} bytes)\n"
+        )
+        if report.outside_window:
+            out.write(f"outside the upload windows ({', '.join(cfg.sync.windows)}): nothing sent\n")
+        for item in report.deferred:
+            out.write(f"RETRY  {item['file_id']} {item['name']}: {item['reason']}\n")
+        for item in report.held:
+            out.write(f"HELD   {item['file_id']} {item['name']}: {item['reason']}\n")
+        for problem in report.crashed:
+            out.write(f"WORKER FAILED: {problem}\n")
+        left = " ".join(f"{k}={v}" for k, v in sorted(backlog.items()))
+        out.write(f"left: {left or 'nothing'}\n")
+    if report.deferred or report.crashed or report.outside_window or backlog.get("sealed"):
+        return EX_TEMPFAIL
+    if backlog.get("held"):
+        return EXIT_INCOMPLETE
+    return 0
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    if (args.file_id is None) == (not args.held):
+        raise UsageError(problem="give either a FILE_ID or --held")
+    cfg = context.load_config(args.config, args.log_level)
+    with context.writer(cfg) as ctx:
+        ids = None if args.held else [args.file_id]
+        released = ctx.store.release_for_retry(ids, utc_now())
+    if args.file_id is not None and not released:
+        raise UsageError(problem=f"file {args.file_id} is not held or waiting for an upload")
+    if args.json:
+        emit_json({"released": released})
+    else:
+        sys.stdout.write(f"{len(released)} files will be sent at the next sync\n")
+    return 0

@@ -1,0 +1,256 @@
+"""BATTERY.CSV read robustly and judged: charge, cycles, capacity fade, heat, discharges.
+
+A flat battery truncates and garbles rows (camera-layout.md): every such row is skipped and
+counted as truncated or garbled, never fatal. Thresholds come from [health] in the
+configuration; this module reads no file and writes nothing, it only parses and judges bytes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent.config import HealthConfig
+from agent.health.logs import split_lines
+
+HEADER = "time,percent,voltage_mv,current_ma,temperature_c,cycle_count,full_charge_mah,design_mah"
+_FIELDS = 8
+_PRINTABLE = frozenset(range(0x20, 0x7F))
+
+
+@dataclass(frozen=True)
+class Sample:
+    time: datetime  # camera clock
+    percent: int
+    voltage_mv: int
+    current_ma: int
+    temperature_c: float
+    cycle_count: int
+    full_charge_mah: int
+    design_mah: int
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _int(text: str, low: int, high: int) -> int:
+    value = int(text)
+    if not low <= value <= high:
+        raise _Bad(text)
+    return value
+
+
+def parse_row(text: str) -> Sample:
+    """One data row; ValueError when a value is missing, not a number or out of range."""
+    parts = text.split(",")
+    if len(parts) != _FIELDS:
+        raise _Bad(text)
+    temperature = float(parts[4])
+    if not -40.0 <= temperature <= 150.0:
+        raise _Bad(text)
+    return Sample(
+        time=datetime.strptime(parts[0], "%Y-%m-%d %H:%M:%S"),
+        percent=_int(parts[1], 0, 100),
+        voltage_mv=_int(parts[2], 0, 100_000),
+        current_ma=_int(parts[3], -100_000, 100_000),
+        temperature_c=temperature,
+        cycle_count=_int(parts[5], 0, 1_000_000),
+        full_charge_mah=_int(parts[6], 0, 1_000_000),
+        design_mah=_int(parts[7], 1, 1_000_000),
+    )
+
+
+@dataclass
+class BatteryLog:
+    samples: list[Sample] = field(default_factory=list)
+    rows: int = 0  # data rows seen (header excluded)
+    truncated: int = 0  # cut short: printable text with fields missing or empty
+    garbled: int = 0  # unreadable bytes, or values that are no numbers or out of range
+    header_ok: bool = True
+
+    @property
+    def skipped(self) -> int:
+        return self.truncated + self.garbled
+
+
+def parse(data: bytes, head_skipped: int = 0) -> BatteryLog:
+    log = BatteryLog()
+    lines = list(split_lines(data, head_skipped))
+    if lines and lines[0].strip() == HEADER.encode():
+        lines = lines[1:]
+    elif not head_skipped:
+        log.header_ok = False
+    for raw in lines:
+        log.rows += 1
+        if any(b not in _PRINTABLE for b in raw):
+            log.garbled += 1
+            continue
+        text = raw.decode("ascii").strip()
+        parts = text.split(",")
+        if len(parts) < _FIELDS or any(p.strip() == "" for p in parts):
+            log.truncated += 1
+            continue
+        try:
+            log.samples.append(parse_row(text))
+        except ValueError:
+            log.garbled += 1
+    return log
+
+
+@dataclass
+class BatteryReport:
+    """The judgement of one camera's battery at one dock; stored as JSON on the session."""
+
+    present: bool
+    verdict: str  # ok | warning | bad | unknown
+    reasons: list[str] = field(default_factory=list)
+    rows: int = 0
+    valid: int = 0
+    truncated: int = 0
+    garbled: int = 0
+    header_ok: bool = True
+    charge_pct: int | None = None
+    cycle_count: int | None = None
+    full_charge_mah: int | None = None
+    design_mah: int | None = None
+    capacity_pct: float | None = None  # full charge / design
+    peak_temp_c: float | None = None
+    deep_discharges: int = 0
+    sudden_drops: int = 0
+    read_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if not self.present or self.valid == 0:
+            return f"{self.verdict}: " + ("; ".join(self.reasons) or "no battery data")
+        parts = [
+            f"{self.charge_pct} % now",
+            f"{self.cycle_count} cycles",
+            f"capacity {self.capacity_pct:g} % of design",
+            f"peak {self.peak_temp_c:g} °C",
+        ]
+        if self.skipped and not any("unreadable" in r for r in self.reasons):
+            parts.append(f"{self.skipped} of {self.rows} rows skipped")
+        text = f"{self.verdict}: " + ", ".join(parts)
+        return text + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
+
+    @property
+    def skipped(self) -> int:
+        return self.truncated + self.garbled
+
+
+def _episodes_at_or_below(samples: Sequence[Sample], threshold: int) -> int:
+    count, below = 0, False
+    for s in samples:
+        if s.percent <= threshold and not below:
+            count += 1
+        below = s.percent <= threshold
+    return count
+
+
+def _sudden_drops(samples: Sequence[Sample], drop_pct: int, window_s: int) -> int:
+    count = 0
+    for prev, cur in itertools.pairwise(samples):
+        elapsed = (cur.time - prev.time).total_seconds()
+        if 0 <= elapsed <= window_s and prev.percent - cur.percent >= drop_pct:
+            count += 1
+    return count
+
+
+def assess(data: bytes | None, limits: HealthConfig, head_skipped: int = 0) -> BatteryReport:
+    """Parse BATTERY.CSV (None: absent) and judge it against the configured thresholds."""
+    if data is None:
+        return BatteryReport(False, "unknown", ["no battery log on the camera"])
+    log = parse(data, head_skipped)
+    report = BatteryReport(
+        True,
+        "ok",
+        rows=log.rows,
+        valid=len(log.samples),
+        truncated=log.truncated,
+        garbled=log.garbled,
+        header_ok=log.header_ok,
+    )
+    if not log.samples:
+        report.verdict = "unknown"
+        report.reasons.append(f"battery log unreadable: no valid row of {log.rows}")
+        return report
+    last = log.samples[-1]
+    report.charge_pct = last.percent
+    report.cycle_count = max(s.cycle_count for s in log.samples)
+    report.full_charge_mah = last.full_charge_mah
+    report.design_mah = last.design_mah
+    report.capacity_pct = round(100.0 * last.full_charge_mah / last.design_mah, 1)
+    report.peak_temp_c = max(s.temperature_c for s in log.samples)
+    report.deep_discharges = _episodes_at_or_below(log.samples, limits.battery_deep_discharge_pct)
+    report.sudden_drops = _sudden_drops(
+        log.samples, limits.battery_sudden_drop_pct, limits.battery_sudden_drop_window_s
+    )
+    bad: list[str] = []
+    warn: list[str] = []
+    if report.capacity_pct < limits.battery_capacity_bad_pct:
+        bad.append(
+            f"capacity {report.capacity_pct:g} % of design, below "
+            f"{limits.battery_capacity_bad_pct} %: replace the battery"
+        )
+    elif report.capacity_pct < limits.battery_capacity_warn_pct:
+        warn.append(
+            f"capacity faded to {report.capacity_pct:g} % of design "
+            f"(below {limits.battery_capacity_warn_pct} %)"
+        )
+    if report.peak_temp_c >= limits.battery_temp_bad_c:
+        bad.append(
+            f"overheating: peak {report.peak_temp_c:g} °C (limit {limits.battery_temp_bad_c} °C)"
+        )
+    elif report.peak_temp_c >= limits.battery_temp_warn_c:
+        warn.append(f"ran hot: peak {report.peak_temp_c:g} °C")
+    if report.cycle_count >= limits.battery_cycles_warn:
+        warn.append(f"{report.cycle_count} charge cycles (from {limits.battery_cycles_warn})")
+    if report.deep_discharges >= limits.battery_deep_discharges_warn:
+        warn.append(
+            f"{report.deep_discharges} deep discharges "
+            f"(to {limits.battery_deep_discharge_pct} % or less)"
+        )
+    if report.sudden_drops:
+        warn.append(
+            f"{report.sudden_drops} sudden drops of {limits.battery_sudden_drop_pct} points or "
+            f"more within {limits.battery_sudden_drop_window_s} s"
+        )
+    if log.rows and 100 * log.skipped > limits.battery_skipped_warn_pct * log.rows:
+        warn.append(
+            f"battery log partly unreadable: {log.skipped} of {log.rows} rows skipped "
+            f"({log.truncated} truncated, {log.garbled} garbled)"
+        )
+    report.reasons = bad + warn
+    report.verdict = "bad" if bad else "warning" if warn else "ok"
+    return report
+
+
+def trend(history: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Capacity and cycles across sessions ((docked_at, report dict) oldest first)."""
+    points = [
+        {
+            "docked_at": at,
+            "capacity_pct": rep.get("capacity_pct"),
+            "cycle_count": rep.get("cycle_count"),
+            "peak_temp_c": rep.get("peak_temp_c"),
+            "verdict": rep.get("verdict", ""),
+        }
+        for at, rep in history
+    ]
+    known = [p for p in points if p["capacity_pct"] is not None and p["cycle_count"] is not None]
+    out: dict[str, Any] = {"sessions": points, "capacity_change_pct": None, "fade_per_100": None}
+    if len(known) >= 2:
+        first, last = known[0], known[-1]
+        change = float(last["capacity_pct"]) - float(first["capacity_pct"])
+        out["capacity_change_pct"] = round(change, 1)
+        cycles = int(last["cycle_count"]) - int(first["cycle_count"])
+        if cycles > 0:
+            out["fade_per_100"] = round(-change * 100 / cycles, 2)
+    return out

@@ -1,0 +1,427 @@
+"""The health checks of one dock session, run by the import pipeline at three points.
+
+docked(): SYSTEM.LOG and BATTERY.CSV read, drift measured, log events and faults kept, the last
+correction checked, officer resolved. scanned(): drift-corrected times and retention class put
+on the files before they are sealed. finished(): TIME.TXT, storage left, readiness verdict.
+Every step catches its own failures and records them as a fault: nothing here may abort or
+change an offload, and nothing here logs a log line's or a file's content.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
+
+from agent import log
+from agent.config import Config
+from agent.errors import describe
+from agent.health import battery, clock, readiness
+from agent.health.logs import LogEvent, ParsedLog, parse_system_log, read_tail
+from agent.model import DeviceInfo, ImportSummary, display_name
+from agent.profile import Profile
+from agent.store import Store
+
+_log = log.get(__name__)
+
+# Log events kept in the store (once per line): what compliance, faults and the clock need.
+# Unknown events are kept too ("kept as-is and counted", camera-layout.md).
+KEPT_EVENTS = frozenset(
+    {"REC_INTERRUPT", "FAULT", "TIME_SET", "LOW_BATTERY", "STORAGE_FULL", "USB_CONNECT"}
+)
+# Problems of a session that are the station's, not the camera's: no device fault.
+_STATION_SIDE = ("staging full", "the station is shutting down")
+
+
+def retention_class(config: Config, kind: str, important: bool) -> str:
+    """The retention class of a file: the first configured rule that matches, else the default."""
+    for rule in config.retention.rules:
+        if rule.kinds and kind not in rule.kinds:
+            continue
+        if rule.important is not None and rule.important != important:
+            continue
+        return rule.retention_class
+    return config.retention.default_class
+
+
+class DockCheck:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        profile: Profile,
+        info: DeviceInfo,
+        session_id: int,
+        now: Callable[[], str],
+        station: clock.StationClock | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.profile = profile
+        self.info = info
+        self.session_id = session_id
+        self.now = now
+        self.station = station or clock.station_clock()
+        self.zone_error = ""
+        try:
+            self.zone = clock.camera_zone(config.ingest.camera_timezone, profile.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            # A profile naming an unknown zone: camera times are read in the station's zone,
+            # and the fault says so, rather than refusing the camera's evidence.
+            self.zone = None
+            self.zone_error = f"camera profile time zone {profile.timezone!r}: {exc}"
+        self.threshold = profile.clock_threshold_s
+        self.log = _log.bind(device_serial=info.serial, session_id=session_id)
+        self.station_state = clock.StationClockState(False, "unknown", source="not read")
+        self.drift: int | None = None
+        self.drift_session = session_id
+        self.same_dock = False
+        self.first_session = session_id  # the session that first saw this dock's USB_CONNECT
+        self.battery = battery.BatteryReport(False, "unknown", ["not assessed"])
+        self.correction_check = ""
+        self.drift_flagged = False
+        self.drift_trend = ""
+        self.officer_mismatch = ""
+
+    # ---- the three points of the pipeline --------------------------------------------------
+
+    def docked(self, root_fd: int) -> None:
+        self._guard("docked", self._docked, root_fd)
+
+    def scanned(self, file_ids: Sequence[int]) -> None:
+        self._guard("scanned", self._scanned, file_ids)
+
+    def finished(self, root_fd: int, summary: ImportSummary) -> None:
+        self._guard("finished", self._finished, root_fd, summary)
+
+    def failed(self, exc: BaseException) -> None:
+        """The session ended with an error: a camera that could not be read is a device fault."""
+        if isinstance(exc, OSError):
+            self._guard("failed", self._fault, "read", "session_aborted", "warning", describe(exc))
+
+    # ---- implementation --------------------------------------------------------------------
+
+    def _guard(self, step: str, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            # A health check that fails is a finding about the station, never a reason to stop
+            # taking evidence in.
+            self.log.error("health.check_failed", step=step, error=describe(exc))
+            try:
+                self._fault("health", "check_failed", "warning", f"{step}: {describe(exc)}")
+            except Exception as again:
+                self.log.error("fault.not_registered", error=describe(again))
+
+    def _fault(
+        self, source: str, code: str, severity: str, detail: str, camera_time: str = ""
+    ) -> None:
+        with self.store.transaction():
+            self.store.add_fault(
+                self.info.serial,
+                self.session_id,
+                self.now(),
+                source,
+                code,
+                severity,
+                detail,
+                camera_time,
+            )
+        self.log.warning("fault.registered", source=source, code=code, severity=severity)
+
+    def _read(self, root_fd: int, rel: str) -> tuple[bytes | None, int, str]:
+        """(data, bytes skipped at the head, error) for a camera log; never raises on I/O."""
+        try:
+            got = read_tail(root_fd, rel.encode())
+        except OSError as exc:
+            return None, 0, describe(exc)
+        if got is None:
+            return None, 0, ""
+        return got[0], got[1], ""
+
+    def _docked(self, root_fd: int) -> None:
+        self.station_state = self.station.read()
+        session = self.store.session(self.session_id)
+        docked_at_text = str(session["docked_at"])
+        docked_at = clock.parse_station_time(docked_at_text)
+        serial = self.info.serial
+        with self.store.transaction():
+            self.store.open_health(self.session_id, serial, docked_at_text, self.now())
+        if self.zone_error:
+            self._fault("health", "bad_time_zone", "warning", self.zone_error)
+
+        data, skipped, error = self._read(root_fd, self.profile.system_log)
+        parsed = parse_system_log(data, skipped) if data is not None else ParsedLog()
+        log_summary: dict[str, Any] = parsed.summary()
+        log_summary["present"] = data is not None
+        if error:
+            log_summary["read_error"] = error
+        self.log.info(
+            "camera.log_parsed",
+            lines=parsed.lines,
+            events=len(parsed.events),
+            malformed=parsed.malformed,
+            unknown=parsed.unknown,
+            present=data is not None,
+        )
+
+        known = self.store.known_event_lines(serial, "USB_CONNECT")
+        measured = clock.measure_drift(parsed.events, docked_at, self.zone, set(known))
+        self.drift, clock_detail = measured.drift_s, measured.detail
+        if error:
+            clock_detail = f"SYSTEM.LOG unreadable ({error}): drift unknown"
+        elif data is None:
+            clock_detail = "no SYSTEM.LOG on the camera: drift unknown"
+        connect = next((e for e in reversed(parsed.events) if e.event == "USB_CONNECT"), None)
+        if self.drift is None and connect is not None and connect.line in known:
+            self.same_dock = True
+            self.first_session = known[connect.line]
+            earlier = self.store.health(known[connect.line])
+            if earlier is not None and earlier["clock_drift_s"] is not None:
+                self.drift = int(earlier["clock_drift_s"])
+                self.drift_session = int(earlier["session_id"])
+                clock_detail = (
+                    f"same dock as session {self.drift_session} (its USB_CONNECT): "
+                    f"drift {self.drift:+d} s measured then"
+                )
+
+        new_events = self._keep_events(parsed.events)
+        self._check_last_correction(new_events)
+        self._trend(docked_at)
+        officer, source, assigned = self._officer(docked_at_text)
+
+        bdata, bskipped, berror = self._read(root_fd, self.profile.battery_log)
+        self.battery = battery.assess(bdata, self.config.health, bskipped)
+        if berror:
+            self.battery.read_error = berror
+            self.battery.reasons.append(f"battery log unreadable: {berror}")
+        self.log.info(
+            "battery.assessed",
+            verdict=self.battery.verdict,
+            rows=self.battery.rows,
+            truncated=self.battery.truncated,
+            garbled=self.battery.garbled,
+            capacity_pct=self.battery.capacity_pct,
+            peak_temp_c=self.battery.peak_temp_c,
+        )
+        if self.battery.verdict == "bad":
+            self._fault("battery", "battery_bad", "not_ready", "; ".join(self.battery.reasons))
+
+        with self.store.transaction():
+            self.store.update_health(
+                self.session_id,
+                self.now(),
+                camera_connect_at=measured.connect_at,
+                clock_drift_s=self.drift,
+                clock_detail=clock_detail,
+                station_clock=self.station_state.describe(),
+                station_synced=int(self.station_state.synchronised),
+                station_esterror_us=self.station_state.esterror_us,
+                correction_check=self.correction_check,
+                drift_flagged=int(self.drift_flagged),
+                drift_trend=self.drift_trend,
+                officer_on_camera=self.info.officer_id,
+                officer=officer,
+                officer_source=source,
+                officer_mismatch=self.officer_mismatch,
+                battery_verdict=self.battery.verdict,
+                battery=self.battery.as_dict(),
+                system_log=log_summary,
+            )
+        self.log.info(
+            "clock.drift_measured",
+            drift_s=self.drift,
+            same_dock=self.same_dock,
+            station_synchronised=self.station_state.synchronised,
+            officer_id=officer,
+            officer_assigned=assigned,
+        )
+
+    def _keep_events(self, events: Sequence[LogEvent]) -> list[LogEvent]:
+        """Store the events that matter (once per line); returns those not seen at a past dock."""
+        new: list[LogEvent] = []
+        with self.store.transaction():
+            for event in events:
+                if event.event not in KEPT_EVENTS and event.known:
+                    continue
+                stamp = event.camera_time.isoformat()
+                corrected = clock.corrected_time(stamp, self.drift, self.zone)
+                if self.store.add_camera_event(
+                    self.info.serial,
+                    self.session_id,
+                    stamp,
+                    corrected,
+                    event.event,
+                    event.fields,
+                    event.line,
+                ):
+                    new.append(event)
+        for event in new:
+            if event.event == "FAULT":
+                code = display_name(event.fields.get("code", "?"))[:64]
+                when = event.camera_time.isoformat()
+                self._fault(
+                    "camera_log",
+                    f"FAULT {code}",
+                    "not_ready",
+                    f"camera logged FAULT code={code} at {when} (camera clock), unexplained",
+                    when,
+                )
+        return new
+
+    def _check_last_correction(self, new_events: Sequence[LogEvent]) -> None:
+        history = self.store.health_history(self.info.serial, before_session=self.session_id)
+        if not history or history[-1]["clock_correction"] != "written" or self.same_dock:
+            return
+        status, detail = clock.check_correction(new_events, self.drift, self.threshold)
+        self.correction_check = status
+        with self.store.transaction():
+            self.store.update_health(self.session_id, self.now(), correction_check_detail=detail)
+        self.log.info("clock.correction_checked", result=status)
+        if status != "took":
+            self._fault("clock", "clock_not_set", "warning", f"clock correction {status}: {detail}")
+
+    def _trend(self, docked_at: datetime) -> None:
+        history = self.store.health_history(self.info.serial, before_session=self.session_id)
+        points = clock.trend_points(history)
+        if self.correction_check == "took":
+            points = []
+        if self.drift is not None and not self.same_dock:
+            points.append((docked_at, self.drift))
+        health = self.config.health
+        trend = clock.drift_trend(
+            points, health.drift_trend_min_span_h, health.drift_rate_flag_s_per_day
+        )
+        self.drift_flagged = trend.flagged
+        self.drift_trend = trend.detail
+        with self.store.transaction():
+            self.store.update_health(
+                self.session_id, self.now(), drift_rate_s_per_day=trend.rate_s_per_day
+            )
+        if trend.flagged and not self.same_dock:
+            self.log.warning("clock.drift_flagged", rate_s_per_day=trend.rate_s_per_day)
+            self._fault("clock", "drift_runaway", "warning", f"camera clock {trend.detail}")
+
+    def _officer(self, docked_at: str) -> tuple[str, str, bool]:
+        """(officer, where it came from, whether an assignment exists) at dock time."""
+        assignment = self.store.assignment_at(self.info.serial, docked_at)
+        on_camera = self.info.officer_id
+        if assignment is None:
+            return on_camera, "DEVICE.INF" if on_camera else "", False
+        officer = str(assignment["officer_id"])
+        if on_camera and on_camera != officer:
+            self.officer_mismatch = (
+                f"assigned to {officer} since {assignment['assigned_at']}, "
+                f"but the camera's DEVICE.INF says {on_camera}"
+            )
+        return officer, "assignment", True
+
+    def _scanned(self, file_ids: Sequence[int]) -> None:
+        basis = clock.time_basis(self.drift, self.drift_session, self.station_state.describe())
+        with self.store.transaction():
+            for file_id in file_ids:
+                row = self.store.file(file_id)
+                self.store.set_file_health(
+                    file_id,
+                    clock_drift_s=self.drift,
+                    recorded_start_corrected=clock.corrected_time(
+                        row["recorded_start"], self.drift, self.zone
+                    ),
+                    recorded_end_corrected=clock.corrected_time(
+                        row["recorded_end"], self.drift, self.zone
+                    ),
+                    time_basis=basis if row["recorded_start"] else "",
+                    retention_class=retention_class(
+                        self.config, str(row["kind"]), bool(row["important"])
+                    ),
+                )
+
+    def _finished(self, root_fd: int, summary: ImportSummary) -> None:
+        for problem in summary.problems:
+            reason = problem.get("reason", "")
+            if not reason.startswith(_STATION_SIDE):
+                self._fault("read", "read_failed", "warning", f"{problem.get('file')}: {reason}")
+        refused = summary.wipe.get("refused")
+        if isinstance(refused, list):
+            for item in refused:
+                self._fault(
+                    "wipe", "wipe_refused", "warning", f"{item.get('file')}: {item.get('reason')}"
+                )
+
+        correction, detail = self._correct_clock(root_fd)
+
+        vfs = os.fstatvfs(root_fd)
+        free = vfs.f_bavail * vfs.f_frsize
+        capacity = vfs.f_blocks * vfs.f_frsize
+        is_volume = os.path.ismount(summary.source)
+        # Faults of this dock; a retry of the same dock keeps the camera's logged faults, which
+        # were registered by the session that first read them.
+        faults = [
+            f
+            for f in self.store.faults(
+                "session_id=? OR (session_id=? AND source='camera_log')",
+                (self.session_id, self.first_session),
+            )
+            if f["source"] in ("camera_log", "read", "wipe")
+        ]
+        verdict = readiness.assess(
+            readiness.Inputs(
+                battery=self.battery.as_dict(),
+                storage_free=free if capacity else None,
+                storage_capacity=capacity or None,
+                storage_is_volume=is_volume,
+                drift_s=self.drift,
+                clock_threshold_s=self.threshold,
+                correction=correction,
+                correction_detail=detail,
+                correction_check=self.correction_check,
+                drift_flagged=self.drift_flagged,
+                drift_trend=self.drift_trend,
+                faults=faults,
+                officer_mismatch=self.officer_mismatch,
+            ),
+            self.config.health,
+        )
+        with self.store.transaction():
+            self.store.update_health(
+                self.session_id,
+                self.now(),
+                clock_correction=correction,
+                clock_correction_detail=detail,
+                storage_free_bytes=free if is_volume else None,
+                storage_capacity_bytes=capacity if is_volume else None,
+                readiness=verdict.verdict,
+                readiness_reasons=[r.as_dict() for r in verdict.reasons],
+            )
+        self.log.info(
+            "health.readiness_assessed",
+            verdict=verdict.verdict,
+            reasons=len(verdict.reasons),
+            battery=self.battery.verdict,
+            drift_s=self.drift,
+            clock_correction=correction,
+        )
+
+    def _correct_clock(self, root_fd: int) -> tuple[str, str]:
+        decision = clock.decide_correction(self.drift, self.threshold, self.station_state)
+        if not decision.write:
+            return decision.status, decision.reason
+        now = clock.parse_station_time(self.now())
+        text = clock.time_file_text(now, self.zone)
+        try:
+            clock.write_time_file(root_fd, self.profile.time_file.encode(), text)
+        except OSError as exc:
+            detail = clock.write_failure(exc)
+            self.log.warning("clock.correction_failed", drift_s=self.drift, error=describe(exc))
+            self._fault("clock", "clock_not_corrected", "warning", f"{detail} ({decision.reason})")
+            return "failed", detail
+        self.log.info("clock.correction_written", drift_s=self.drift)
+        return (
+            "written",
+            f"{self.profile.time_file} set to {text.decode().strip()} (camera zone) at "
+            f"{now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC: {decision.reason}; the camera applies "
+            "it at its next "
+            "boot",
+        )

@@ -1,0 +1,281 @@
+"""Queries of camera health and the ledger: dock health rows, camera log events, faults,
+officer assignments, and the health columns of file rows.
+
+Every table here is history: rows are added, and a session's health row is filled in as the
+dock proceeds; nothing is deleted. No analysis or policy lives here, only SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from agent.store.base import StoreBase
+
+_HEALTH_COLUMNS = frozenset(
+    {
+        "camera_connect_at",
+        "clock_drift_s",
+        "clock_detail",
+        "station_clock",
+        "station_synced",
+        "station_esterror_us",
+        "clock_correction",
+        "clock_correction_detail",
+        "correction_check",
+        "correction_check_detail",
+        "drift_rate_s_per_day",
+        "drift_flagged",
+        "drift_trend",
+        "officer_on_camera",
+        "officer",
+        "officer_source",
+        "officer_mismatch",
+        "battery_verdict",
+        "battery",
+        "system_log",
+        "storage_free_bytes",
+        "storage_capacity_bytes",
+        "readiness",
+        "readiness_reasons",
+    }
+)
+_FILE_HEALTH_COLUMNS = frozenset(
+    {
+        "clock_drift_s",
+        "recorded_start_corrected",
+        "recorded_end_corrected",
+        "time_basis",
+        "retention_class",
+    }
+)
+
+
+class HealthQueries(StoreBase):
+    # ---- dock health -----------------------------------------------------------------------
+
+    def open_health(self, session_id: int, serial: str, docked_at: str, now: str) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO session_health(session_id, device_serial, docked_at, "
+            "updated_at) VALUES (?,?,?,?)",
+            (session_id, serial, docked_at, now),
+        )
+
+    def update_health(self, session_id: int, now: str, **fields: Any) -> None:
+        unknown = set(fields) - _HEALTH_COLUMNS
+        if unknown:
+            raise ValueError(f"not a session_health column: {sorted(unknown)}")
+        values = [json.dumps(v) if isinstance(v, dict | list) else v for v in fields.values()]
+        sets = ", ".join(f"{name}=?" for name in fields)
+        self.conn.execute(
+            f"UPDATE session_health SET {sets}, updated_at=? WHERE session_id=?",
+            [*values, now, session_id],
+        )
+
+    def health(self, session_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM session_health WHERE session_id=?", (session_id,)
+        ).fetchone()
+        return None if row is None else dict(row)
+
+    def health_history(
+        self, serial: str, before_session: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Health rows of one camera, oldest first (optionally only those before a session)."""
+        sql = "SELECT * FROM session_health WHERE device_serial=?"
+        args: list[Any] = [serial]
+        if before_session is not None:
+            sql += " AND session_id < ?"
+            args.append(before_session)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY docked_at, session_id", args)]
+
+    def health_ready(self) -> bool:
+        """Whether migration 0004_health was applied (a reader never migrates the database)."""
+        return "session_health" in self.db.table_names()
+
+    def latest_health(self) -> list[dict[str, Any]]:
+        """Each camera's health at its most recent dock (none on a database not yet migrated)."""
+        if not self.health_ready():
+            return []
+        rows = self.conn.execute(
+            "SELECT h.* FROM session_health h WHERE h.session_id = (SELECT MAX(session_id) "
+            "FROM session_health WHERE device_serial = h.device_serial) ORDER BY h.device_serial"
+        )
+        return [dict(r) for r in rows]
+
+    def ledger_rows(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Sessions with their health columns (h_*), oldest first."""
+        sql = (
+            "SELECT s.*, h.camera_connect_at AS h_camera_connect_at, "
+            "h.clock_drift_s AS h_clock_drift_s, h.clock_detail AS h_clock_detail, "
+            "h.station_clock AS h_station_clock, h.clock_correction AS h_clock_correction, "
+            "h.clock_correction_detail AS h_clock_correction_detail, "
+            "h.correction_check AS h_correction_check, "
+            "h.correction_check_detail AS h_correction_check_detail, "
+            "h.drift_rate_s_per_day AS h_drift_rate_s_per_day, "
+            "h.drift_flagged AS h_drift_flagged, h.drift_trend AS h_drift_trend, "
+            "h.officer_on_camera AS h_officer_on_camera, h.officer AS h_officer, "
+            "h.officer_source AS h_officer_source, h.officer_mismatch AS h_officer_mismatch, "
+            "h.battery_verdict AS h_battery_verdict, h.battery AS h_battery, "
+            "h.storage_free_bytes AS h_storage_free_bytes, "
+            "h.storage_capacity_bytes AS h_storage_capacity_bytes, "
+            "h.readiness AS h_readiness, h.readiness_reasons AS h_readiness_reasons "
+            "FROM sessions s LEFT JOIN session_health h ON h.session_id = s.id"
+        )
+        if where:
+            sql += f" WHERE {where}"
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY s.docked_at, s.id", args)]
+
+    def session_file_stats(self, session_id: int) -> dict[str, Any]:
+        """Files first taken in a session: count, bytes, recorded span (raw and corrected)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes, "
+            "MIN(NULLIF(recorded_start, '')) AS first_raw, "
+            "MAX(NULLIF(recorded_end, '')) AS last_raw, "
+            "MIN(NULLIF(recorded_start_corrected, '')) AS first_corrected, "
+            "MAX(NULLIF(recorded_end_corrected, '')) AS last_corrected "
+            "FROM files WHERE session_id=?",
+            (session_id,),
+        ).fetchone()
+        return dict(row)
+
+    def recordings(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """File rows with a recording time, with their first session's docking and officer."""
+        sql = (
+            "SELECT f.id, f.session_id, f.device_serial, f.camera_name, f.kind, f.size, "
+            "f.state, f.reason, f.segment, f.important, f.recorded_start, f.recorded_end, "
+            "f.recorded_start_corrected, f.recorded_end_corrected, f.clock_drift_s, "
+            "f.time_basis, f.retention_class, f.staged_at, f.sealed_at, f.sha256, "
+            "s.docked_at, s.officer_id AS officer_on_camera "
+            "FROM files f JOIN sessions s ON s.id = f.session_id "
+            "WHERE f.recorded_start != ''"
+        )
+        if where:
+            sql += f" AND ({where})"
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)]
+
+    # ---- file rows -------------------------------------------------------------------------
+
+    def set_file_health(self, file_id: int, **fields: Any) -> None:
+        unknown = set(fields) - _FILE_HEALTH_COLUMNS
+        if unknown:
+            raise ValueError(f"not a file health column: {sorted(unknown)}")
+        sets = ", ".join(f"{name}=?" for name in fields)
+        self.conn.execute(f"UPDATE files SET {sets} WHERE id=?", [*fields.values(), file_id])
+
+    # ---- camera log events -----------------------------------------------------------------
+
+    def add_camera_event(
+        self,
+        serial: str,
+        session_id: int,
+        camera_time: str,
+        corrected_time: str,
+        event: str,
+        fields: dict[str, str],
+        line: str,
+    ) -> bool:
+        """Keep one log line; False when this camera's line was already kept at a past dock."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO camera_events(device_serial, session_id, camera_time, "
+            "corrected_time, event, fields, line) VALUES (?,?,?,?,?,?,?)",
+            (serial, session_id, camera_time, corrected_time, event, json.dumps(fields), line),
+        )
+        return cur.rowcount == 1
+
+    def known_event_lines(self, serial: str, event: str) -> dict[str, int]:
+        """Lines of one event kind already kept for a camera, with the session that saw them."""
+        rows = self.conn.execute(
+            "SELECT line, session_id FROM camera_events WHERE device_serial=? AND event=?",
+            (serial, event),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def camera_events(
+        self, events: Sequence[str], where: str = "", args: Sequence[Any] = ()
+    ) -> list[dict[str, Any]]:
+        marks = ",".join("?" for _ in events)
+        sql = (
+            "SELECT e.*, s.docked_at, s.officer_id AS officer_on_camera FROM camera_events e "
+            f"JOIN sessions s ON s.id = e.session_id WHERE e.event IN ({marks})"
+        )
+        if where:
+            sql += f" AND ({where})"
+        rows = self.conn.execute(sql + " ORDER BY e.device_serial, e.id", [*events, *args])
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["fields"] = json.loads(item["fields"])
+            out.append(item)
+        return out
+
+    # ---- faults ----------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        serial: str,
+        session_id: int | None,
+        at: str,
+        source: str,
+        code: str,
+        severity: str,
+        detail: str,
+        camera_time: str = "",
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO faults(device_serial, session_id, at, source, code, severity, detail, "
+            "camera_time) VALUES (?,?,?,?,?,?,?,?)",
+            (serial, session_id, at, source, code, severity, detail, camera_time),
+        )
+        return int(cur.lastrowid or 0)
+
+    def faults(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM faults" + (f" WHERE {where}" if where else "") + " ORDER BY at, id"
+        return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def fault_counts(self) -> dict[int, int]:
+        rows = self.conn.execute(
+            "SELECT session_id, COUNT(*) FROM faults WHERE session_id IS NOT NULL "
+            "GROUP BY session_id"
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    # ---- officer assignments ---------------------------------------------------------------
+
+    def add_assignment(
+        self, serial: str, officer: str, previous: str, at: str, by: str, record_seq: int | None
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO assignments(device_serial, officer_id, previous_officer, assigned_at, "
+            "assigned_by, record_seq) VALUES (?,?,?,?,?,?)",
+            (serial, officer, previous, at, by, record_seq),
+        )
+        return int(cur.lastrowid or 0)
+
+    def assignments(self, serial: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM assignments"
+        args: list[Any] = []
+        if serial is not None:
+            sql += " WHERE device_serial=?"
+            args.append(serial)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY assigned_at, id", args)]
+
+    def assignment_at(self, serial: str, at: str) -> dict[str, Any] | None:
+        """The assignment in force for a camera at station time `at` (ISO UTC), if any."""
+        row = self.conn.execute(
+            "SELECT * FROM assignments WHERE device_serial=? AND assigned_at <= ? "
+            "ORDER BY assigned_at DESC, id DESC LIMIT 1",
+            (serial, at),
+        ).fetchone()
+        return None if row is None else dict(row)
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT seq, body, created_at FROM records WHERE kind='audit' ORDER BY seq"
+        )
+        out = []
+        for r in rows:
+            body = json.loads(r["body"])
+            out.append({"seq": r["seq"], "created_at": r["created_at"], **body})
+        return out

@@ -1,0 +1,54 @@
+"""Queries behind running as a service: metrics, the systemd STATUS line and `dockagent doctor`.
+
+Read-only aggregates over the same rows `status` and `queue` show, so the numbers agree, and the
+full database integrity check. No writes and no judgement of what the numbers mean here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from agent.model import FileState
+from agent.store.base import StoreBase
+
+
+class ServiceQueries(StoreBase):
+    def integrity_problems(self, limit: int = 20) -> list[str]:
+        """PRAGMA integrity_check: [] when the whole database is sound (slow on a big one)."""
+        rows = self.conn.execute(f"PRAGMA integrity_check({int(limit)})").fetchall()
+        found = [str(r[0]) for r in rows]
+        return [] if found == ["ok"] else found
+
+    def bytes_in_states(self, states: Iterable[FileState]) -> int:
+        wanted = [s.value for s in states]
+        marks = ",".join("?" for _ in wanted)
+        row = self.conn.execute(
+            f"SELECT COALESCE(SUM(size), 0) FROM files WHERE state IN ({marks})", wanted
+        ).fetchone()
+        return int(row[0])
+
+    def oldest_unconfirmed(self) -> dict[str, Any] | None:
+        """The file seen longest ago that no sink has confirmed yet (any state but confirmed)."""
+        row = self.conn.execute(
+            "SELECT id, device_serial, state, discovered_at FROM files WHERE state != ? "
+            "ORDER BY discovered_at, id LIMIT 1",
+            (FileState.CONFIRMED.value,),
+        ).fetchone()
+        return None if row is None else dict(row)
+
+    def last_confirmed_at(self) -> str | None:
+        try:
+            row = self.conn.execute("SELECT MAX(confirmed_at) FROM files").fetchone()
+        except sqlite3.OperationalError:  # a database from before uploads (0003_uploads)
+            return None
+        return None if row is None or row[0] is None else str(row[0])
+
+    def docked_count(self) -> int:
+        row = self.conn.execute("SELECT COUNT(*) FROM sessions WHERE undocked_at IS NULL")
+        return int(row.fetchone()[0])
+
+    def refusal_count(self, since: str = "") -> int:
+        row = self.conn.execute("SELECT COUNT(*) FROM refusals WHERE at >= ?", (since,))
+        return int(row.fetchone()[0])

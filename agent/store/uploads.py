@@ -1,0 +1,266 @@
+"""Queries of the upload queue: claiming sealed rows, recording progress, confirming, purging.
+
+Every transition names the state it expects (model.ALLOWED_TRANSITIONS) and refuses otherwise,
+so an upload can never confirm a row that is not the one it claimed. Timestamps are UTC ISO
+strings in one format (they compare as text). No network, no file I/O, no policy here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from agent.errors import TransitionRefused
+from agent.model import FileState, transition_allowed
+from agent.store.base import StoreBase
+
+
+class UploadQueries(StoreBase):
+    def _move(self, file_id: int, old: FileState, new: FileState, **fields: Any) -> None:
+        if not transition_allowed(old, new):
+            raise TransitionRefused(file_id=file_id, old=old, new=new, actual="not checked")
+        names = ["state=?", *(f"{name}=?" for name in fields)]
+        cur = self.conn.execute(
+            f"UPDATE files SET {', '.join(names)} WHERE id=? AND state=?",
+            [new.value, *fields.values(), file_id, old.value],
+        )
+        if cur.rowcount != 1:
+            row = self.conn.execute("SELECT state FROM files WHERE id=?", (file_id,)).fetchone()
+            raise TransitionRefused(
+                file_id=file_id, old=old.value, new=new.value, actual=row[0] if row else "missing"
+            )
+
+    # ---- claiming --------------------------------------------------------------------------
+
+    def release_stale_uploads(self, now: str) -> int:
+        """Rows left `uploading` by a process that is gone (the caller holds the writer lock).
+
+        The upload URL and offset stay, so the next claim resumes with HEAD.
+        """
+        with self.transaction():
+            cur = self.conn.execute(
+                "UPDATE files SET state=?, claimed_by=NULL, updated_at=?, "
+                "reason='upload interrupted; resumes from the server''s offset' WHERE state=?",
+                (FileState.SEALED.value, now, FileState.UPLOADING.value),
+            )
+            return cur.rowcount
+
+    def claim_upload(
+        self, worker: str, now: str, *, honour_backoff: bool, exclude: Iterable[int] = ()
+    ) -> dict[str, Any] | None:
+        """Claim the next sealed row: important first, then the oldest (sealed first)."""
+        skip = list(exclude)
+        where = ["state=?"]
+        args: list[Any] = [FileState.SEALED.value]
+        if honour_backoff:
+            where.append("(next_attempt_at IS NULL OR next_attempt_at <= ?)")
+            args.append(now)
+        if skip:
+            where.append(f"id NOT IN ({','.join('?' for _ in skip)})")
+            args.extend(skip)
+        with self.transaction():
+            row = self.conn.execute(
+                f"SELECT id FROM files WHERE {' AND '.join(where)} "
+                "ORDER BY important DESC, sealed_at, id LIMIT 1",
+                args,
+            ).fetchone()
+            if row is None:
+                return None
+            file_id = int(row[0])
+            self._move(
+                file_id,
+                FileState.SEALED,
+                FileState.UPLOADING,
+                claimed_by=worker,
+                updated_at=now,
+                upload_attempts=self._value(file_id, "upload_attempts") + 1,
+            )
+            self.conn.execute(
+                "UPDATE files SET upload_started_at=COALESCE(upload_started_at, ?) WHERE id=?",
+                (now, file_id),
+            )
+            return dict(self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone())
+
+    def _value(self, file_id: int, column: str) -> int:
+        row = self.conn.execute(f"SELECT {column} FROM files WHERE id=?", (file_id,)).fetchone()
+        return int(row[0] or 0)
+
+    # ---- progress --------------------------------------------------------------------------
+
+    def record_upload_url(
+        self, file_id: int, sink: str, url: str, expires_at: str | None, now: str
+    ) -> None:
+        self._progress(
+            file_id,
+            upload_sink=sink,
+            upload_url=url,
+            upload_expires_at=expires_at,
+            upload_offset=0,
+            upload_checksummed=1,
+            upload_progress_at=now,
+        )
+
+    def record_upload_offset(self, file_id: int, offset: int, checksummed: bool, now: str) -> None:
+        self._progress(
+            file_id,
+            upload_offset=offset,
+            upload_checksummed=int(checksummed),
+            upload_progress_at=now,
+        )
+
+    def forget_upload_url(self, file_id: int, now: str) -> None:
+        self._progress(
+            file_id,
+            upload_url=None,
+            upload_expires_at=None,
+            upload_offset=0,
+            upload_checksummed=1,
+            upload_progress_at=now,
+        )
+
+    def _progress(self, file_id: int, **fields: Any) -> None:
+        names = ", ".join(f"{name}=?" for name in fields)
+        with self.transaction():
+            cur = self.conn.execute(
+                f"UPDATE files SET {names} WHERE id=? AND state=?",
+                [*fields.values(), file_id, FileState.UPLOADING.value],
+            )
+            if cur.rowcount != 1:
+                row = self.conn.execute("SELECT state FROM files WHERE id=?", (file_id,)).fetchone()
+                raise TransitionRefused(
+                    file_id=file_id,
+                    old="uploading",
+                    new="uploading",
+                    actual=row[0] if row else "missing",
+                )
+
+    # ---- outcomes --------------------------------------------------------------------------
+
+    def confirm_upload(self, file_id: int, level: str, sink_ref: str, now: str) -> None:
+        with self.transaction():
+            self._move(
+                file_id,
+                FileState.UPLOADING,
+                FileState.CONFIRMED,
+                confirmed_at=now,
+                confirm_level=level,
+                sink_ref=sink_ref,
+                claimed_by=None,
+                reason="",
+                last_error="",
+                next_attempt_at=None,
+                updated_at=now,
+            )
+
+    def defer_upload(self, file_id: int, reason: str, next_attempt_at: str, now: str) -> None:
+        with self.transaction():
+            self._move(
+                file_id,
+                FileState.UPLOADING,
+                FileState.SEALED,
+                claimed_by=None,
+                reason=f"upload will be retried: {reason}",
+                last_error=reason,
+                next_attempt_at=next_attempt_at,
+                updated_at=now,
+            )
+
+    def hold_upload(self, file_id: int, reason: str, now: str) -> None:
+        with self.transaction():
+            self._move(
+                file_id,
+                FileState.UPLOADING,
+                FileState.HELD,
+                claimed_by=None,
+                reason=reason,
+                last_error=reason,
+                next_attempt_at=None,
+                updated_at=now,
+            )
+
+    def release_for_retry(self, file_ids: Iterable[int] | None, now: str) -> list[int]:
+        """Held rows (all, or the given ones) back to sealed, and waiting rows due now."""
+        ids = None if file_ids is None else list(file_ids)
+        released: list[int] = []
+        with self.transaction():
+            if ids is None:
+                rows = self.conn.execute(
+                    "SELECT id, state FROM files WHERE state=?", (FileState.HELD.value,)
+                ).fetchall()
+            else:
+                marks = ",".join("?" for _ in ids)
+                rows = self.conn.execute(
+                    f"SELECT id, state FROM files WHERE id IN ({marks})", ids
+                ).fetchall()
+            for row in rows:
+                file_id, state = int(row["id"]), FileState(row["state"])
+                if state is FileState.HELD:
+                    self._move(
+                        file_id,
+                        FileState.HELD,
+                        FileState.SEALED,
+                        reason="",
+                        next_attempt_at=None,
+                        updated_at=now,
+                    )
+                elif state is FileState.SEALED:
+                    self.conn.execute(
+                        "UPDATE files SET next_attempt_at=NULL, updated_at=? WHERE id=?",
+                        (now, file_id),
+                    )
+                else:
+                    continue
+                released.append(file_id)
+        return released
+
+    # ---- queue views -----------------------------------------------------------------------
+
+    def next_upload_due(self) -> str | None:
+        row = self.conn.execute(
+            "SELECT MIN(COALESCE(next_attempt_at, '')) FROM files WHERE state=?",
+            (FileState.SEALED.value,),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def upload_backlog(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT state, COUNT(*) FROM files WHERE state IN (?,?,?) GROUP BY state",
+            (FileState.SEALED.value, FileState.UPLOADING.value, FileState.HELD.value),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # ---- purge -----------------------------------------------------------------------------
+
+    def purgeable(self, confirmed_before: str) -> list[dict[str, Any]]:
+        """Confirmed rows past the grace period whose staged copy is not yet purged.
+
+        Only `confirmed` rows: an unconfirmed copy is never purged.
+        """
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT id, sha256, staged_path, size FROM files WHERE state=? "
+                "AND purged_at IS NULL AND confirmed_at IS NOT NULL AND confirmed_at <= ? "
+                "ORDER BY id",
+                (FileState.CONFIRMED.value, confirmed_before),
+            )
+        ]
+
+    def mark_purged(self, file_id: int, now: str) -> bool:
+        """Record the purge intent first: a crash after it leaves a harmless extra copy."""
+        with self.transaction():
+            cur = self.conn.execute(
+                "UPDATE files SET purged_at=?, updated_at=? "
+                "WHERE id=? AND state=? AND purged_at IS NULL",
+                (now, now, file_id, FileState.CONFIRMED.value),
+            )
+            return cur.rowcount == 1
+
+    def purged_paths(self) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT staged_path FROM files WHERE state=? AND purged_at IS NOT NULL",
+                (FileState.CONFIRMED.value,),
+            )
+        ]

@@ -1,0 +1,130 @@
+"""The directory sink (a NAS or a local evidence disk): the embedded default destination.
+
+Layout of specs/upload-protocol.md: <root>/<station_id>/<YYYY>/<MM>/<DD>/<sha256>.<ext> plus
+<sha256>.json (metadata and the signed custody record), written with agent.durable's rules;
+confirmed (level "verified") only when a re-read of the written file, with its cached pages
+dropped, hashes equal. It never overwrites an archived file and never deletes one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent import durable
+from agent.errors import StagedCopyChanged, UploadMismatch
+from agent.sync import Confirmation, Progress, UploadJob
+from agent.sync.tus import Throttle
+
+BUFFER_BYTES = 1 << 20
+
+
+def _hash_path(path: Path, buffer: bytearray, drop_cache: bool) -> str:
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if drop_cache:
+            # Read what the disk holds, not the pages we just wrote (posix_fadvise(2)).
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while n := os.readv(fd, [view]):
+            digest.update(view[:n])
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+class DirectorySink:
+    def __init__(self, root: Path, station_id: str, throttle: Throttle | None = None) -> None:
+        self.root = root
+        self.station_id = station_id
+        self.throttle = throttle
+        self.name = f"directory:{root}"
+        self.buffer = bytearray(BUFFER_BYTES)
+
+    def close(self) -> None:
+        pass
+
+    def target_dir(self, job: UploadJob) -> Path:
+        day = datetime.fromisoformat(job.ingested_at).astimezone(UTC)
+        return self.root / self.station_id / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+
+    def send(self, job: UploadJob, progress: Progress) -> Confirmation:
+        directory = self.target_dir(job)
+        directory.mkdir(mode=durable.DIR_MODE, parents=True, exist_ok=True)
+        name = f"{job.sha256}.{job.ext}"
+        final = directory / name
+        self._sweep_temps(directory, name)
+        if not final.exists():
+            self._write(job, directory, name)
+        progress.offset(job.size, False)
+        actual = _hash_path(final, self.buffer, drop_cache=True)
+        if actual != job.sha256:
+            raise UploadMismatch(server=str(self.root), problem=f"{final} hashes {actual}")
+        self._write_metadata(job, directory)
+        return Confirmation("verified", str(final))
+
+    def _write(self, job: UploadJob, directory: Path, name: str) -> None:
+        digest = hashlib.sha256()
+        view = memoryview(self.buffer)
+        src = os.open(job.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            with durable.TempFile(directory, name, job.size) as tmp:
+                total = 0
+                while n := os.readv(src, [view]):
+                    if self.throttle is not None:
+                        self.throttle(n)
+                    digest.update(view[:n])
+                    tmp.write_all(view[:n])
+                    total += n
+                if digest.hexdigest() != job.sha256 or total != job.size:
+                    raise StagedCopyChanged(
+                        path=str(job.path), actual=digest.hexdigest(), expected=job.sha256
+                    )
+                # FileExistsError: the same content arrived meanwhile; the re-read decides.
+                with contextlib.suppress(FileExistsError):
+                    tmp.publish(total)
+        finally:
+            os.close(src)
+
+    def _write_metadata(self, job: UploadJob, directory: Path) -> None:
+        data = (
+            json.dumps(
+                {"metadata": job.metadata, "custody_record": job.custody},
+                sort_keys=True,
+                indent=1,
+                ensure_ascii=False,
+            ).encode()
+            + b"\n"
+        )
+        name = f"{job.sha256}.json"
+        existing = directory / name
+        if existing.exists():
+            if existing.read_bytes() == data:
+                return
+            # Identical bytes held under another custody record (an empty file, a copied clip):
+            # both records are kept, the second one named by its file row.
+            name = f"{job.sha256}.{job.file_id}.json"
+            if (directory / name).exists():
+                if (directory / name).read_bytes() == data:
+                    return
+                durable.replace_file(directory, name, data)
+                return
+        with contextlib.suppress(FileExistsError):
+            durable.write_file(directory, name, data)
+
+    @staticmethod
+    def _sweep_temps(directory: Path, name: str) -> None:
+        """Temp files of an earlier, interrupted write of this very file."""
+        removed = False
+        for entry in os.listdir(directory):
+            if durable.is_temp_name(entry) and entry.startswith(f".{name}."):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(directory / entry)
+                removed = True
+        if removed:
+            durable.fsync_dir(directory)

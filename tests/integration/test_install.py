@@ -1,0 +1,203 @@
+"""scripts/install in a throwaway root (DESTDIR): exactly the documented files, idempotent.
+
+The install lays out the tree README "Running as a service" documents, with the modes it
+promises; run again it changes nothing (content, mode, owner, mtime of every file) and keeps an
+edited configuration; the installed program passes `doctor --root` for units and rules; and
+scripts/uninstall removes the program but never the evidence directory or the configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# README "Running as a service" (and the header of scripts/install): everything outside the
+# virtual environment, exactly.
+DOCUMENTED = {
+    "etc/dockagent/": 0o750,
+    "etc/dockagent/config.toml": 0o640,
+    "etc/dockagent/profiles/": 0o755,
+    "media/dockagent/": 0o755,
+    "opt/dockagent/README.md": 0o644,
+    "opt/dockagent/libexec/dockagent-mount": 0o755,
+    "usr/local/bin/dockagent": 0o755,
+    "usr/local/lib/systemd/system/dockagent-mount@.service": 0o644,
+    "usr/local/lib/systemd/system/dockagent.service": 0o644,
+    "usr/local/lib/udev/rules.d/99-dockagent.rules": 0o644,
+    "var/lib/dockagent/": 0o700,
+    "var/lib/dockagent/station.key": 0o600,
+}
+PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
+           "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",
+           "usr/local/lib/udev/rules.d/", "var/", "var/lib/", "opt/dockagent/",
+           "opt/dockagent/libexec/"}  # fmt: skip
+
+
+def _source(tmp: Path) -> Path:
+    """A snapshot of what the install reads, so concurrent edits of the checkout cannot race."""
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "config.example.toml"):
+        shutil.copy(REPO / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("agent", "systemd", "scripts"):
+        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    return src
+
+
+def _install(src: Path, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKAGENT_")}
+    env.update(DESTDIR=str(root), PYTHON=sys.executable)
+    proc = subprocess.run(
+        ["bash", str(src / "scripts" / "install"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int, int, str]]:
+    """Every path below root: (mode, owner, mtime_ns, sha256 of a file's content)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        rel = path.relative_to(root).as_posix() + ("/" if stat.S_ISDIR(st.st_mode) else "")
+        digest = ""
+        if stat.S_ISREG(st.st_mode):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        mtime = 0 if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
+        out[rel] = (stat.S_IMODE(st.st_mode), st.st_uid, mtime, digest)
+    return out
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    tmp = tmp_path_factory.mktemp("install")
+    src = _source(tmp)
+    root = tmp / "root"
+    first = _install(src, root, "--station-id", "TEST-42")
+    return src, root, first.stdout
+
+
+def test_install_lays_out_exactly_the_documented_files(installed: tuple[Path, Path, str]) -> None:
+    src, root, output = installed
+    tree = _tree(root)
+    outside = {p: v[0] for p, v in tree.items() if not p.startswith("opt/dockagent/")}
+    outside.update(
+        {p: v[0] for p, v in tree.items() if p in DOCUMENTED and p.startswith("opt/dockagent/")}
+    )
+    assert {p: m for p, m in outside.items() if p not in PARENTS} == DOCUMENTED
+    # The virtual environment holds the agent and its command.
+    assert os.access(root / "opt/dockagent/bin/dockagent", os.X_OK)
+    for name in ("dockagent.service", "dockagent-mount@.service"):
+        assert (root / "usr/local/lib/systemd/system" / name).read_text() == (
+            src / "systemd" / name
+        ).read_text()
+    assert (root / "usr/local/lib/udev/rules.d/99-dockagent.rules").read_text() == (
+        src / "systemd/99-dockagent.rules"
+    ).read_text()
+    config = (root / "etc/dockagent/config.toml").read_text()
+    assert 'station_id = "TEST-42"' in config
+    assert 'data_dir = "/var/lib/dockagent"' in config
+    assert 'metrics_path = "/run/dockagent/dockagent.prom"' in config
+    # The public key printed is the one generated.
+    key = subprocess.run(
+        [str(root / "opt/dockagent/bin/dockagent"), "--config", str(root / "etc/dockagent/config.toml"),
+         "key", "show", "--json"],
+        env={"DOCKAGENT_DATA_DIR": str(root / "var/lib/dockagent"), "PATH": os.environ["PATH"]},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    shown = json.loads(key.stdout)
+    assert shown["public_key_pem"] in output
+    assert "systemctl enable --now dockagent" in output
+    assert "skipped   user dockagent" in output
+
+
+def test_install_twice_changes_nothing_and_keeps_the_config(
+    installed: tuple[Path, Path, str],
+) -> None:
+    src, root, _ = installed
+    config = root / "etc/dockagent/config.toml"
+    edited = config.read_text().replace('station_id = "TEST-42"', 'station_id = "EDITED-7"')
+    config.write_text(edited)
+    before = _tree(root)
+    again = _install(src, root, "--station-id", "OTHER")
+    assert _tree(root) == before
+    assert config.read_text() == edited
+    assert "kept      /etc/dockagent/config.toml" in again.stdout
+    assert "installed" not in again.stdout and "made" not in again.stdout
+
+
+def test_installed_units_and_rules_satisfy_doctor(installed: tuple[Path, Path, str]) -> None:
+    _, root, _ = installed
+    env = {
+        "DOCKAGENT_DATA_DIR": str(root / "var/lib/dockagent"),
+        "DOCKAGENT_TEST_STATION_CLOCK": "synced",
+        "PATH": os.environ["PATH"],
+    }
+    command = [
+        str(root / "opt/dockagent/bin/dockagent"),
+        "--config",
+        str(root / "etc/dockagent/config.toml"),
+        "doctor",
+        "--json",
+        "--root",
+        str(root),
+    ]
+
+    def install_check() -> dict[str, str]:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        checks = {c["check"]: c for c in json.loads(proc.stdout)["checks"]}
+        assert checks["key"]["status"] == "green"
+        assert checks["config"]["status"] == "green"
+        return checks["install"]
+
+    # Read-only camera mounts with the default wipe policy: said, with the fix.
+    check = install_check()
+    assert check["status"] == "yellow"
+    assert "mounted read-only" in check["detail"]
+    dropin = root / "etc/systemd/system/dockagent-mount@.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "wipe.conf").write_text("[Service]\nEnvironment=DOCKAGENT_MOUNT_ACCESS=rw\n")
+    try:
+        check = install_check()
+        assert check["status"] == "green", check
+    finally:
+        shutil.rmtree(root / "etc/systemd")
+
+
+def test_uninstall_never_removes_evidence(
+    installed: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    src, root, _ = installed
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy, symlinks=True)
+    (copy / "var/lib/dockagent/dockagent.db").write_bytes(b"evidence database")
+    proc = subprocess.run(
+        ["bash", str(src / "scripts" / "uninstall")],
+        env={"DESTDIR": str(copy), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    left = {p for p, v in _tree(copy).items() if v[3]}  # files only
+    assert left == {
+        "etc/dockagent/config.toml",
+        "var/lib/dockagent/dockagent.db",
+        "var/lib/dockagent/station.key",
+    }

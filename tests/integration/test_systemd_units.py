@@ -1,0 +1,259 @@
+"""The shipped systemd units and udev rules, checked by systemd's own tools.
+
+`systemd-analyze verify` accepts both units (run against copies whose /opt/dockagent paths point
+at stub programs, since verify insists the programs exist); `systemd-analyze security
+--offline=yes` scores the service at 2.0 or lower; the service has the settings the issue asks
+for; the shipped udev rules are exactly what the profiles generate; the mount helper mounts
+only FAT/exFAT volumes with a sane serial, read-only, nosuid, nodev, noexec.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent import config, profile
+from agent.devices import rules
+from agent.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "systemd"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if path is None:
+        pytest.fail(
+            f"{name} is missing: install the Debian package `systemd` (scripts/bootstrap --test "
+            "does); these checks must run, never be skipped",
+            pytrace=False,
+        )
+    return path
+
+
+def _unit(text: str) -> dict[str, list[str]]:
+    """Directives of a unit file (systemd.syntax(7)), every value of repeated keys kept."""
+    out: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_systemd_analyze_verify_accepts_both_units(tmp_path: Path) -> None:
+    analyze = _tool("systemd-analyze")
+    prefix = tmp_path / "opt" / "dockagent"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "libexec").mkdir()
+    stub = prefix / "bin" / "dockagent"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    shutil.copy(UNITS / "dockagent-mount", prefix / "libexec" / "dockagent-mount")
+    units = tmp_path / "units"
+    units.mkdir()
+    for name in ("dockagent.service", "dockagent-mount@.service"):
+        text = (UNITS / name).read_text().replace("/opt/dockagent", str(prefix))
+        (units / name).write_text(text)
+    # verify a template through one of its instances, as udev would start it
+    shutil.copy(units / "dockagent-mount@.service", units / "dockagent-mount@sdb1.service")
+    proc = subprocess.run(
+        [analyze, "verify", "--man=no", "dockagent.service", "dockagent-mount@sdb1.service"],
+        cwd=units,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    problems = [
+        line
+        for line in proc.stderr.splitlines()
+        # The container running the tests may refuse systemd-analyze a few probes of PID 1.
+        if line.strip() and "PID 1" not in line and "PR_SET_MM" not in line
+    ]
+    assert problems == []
+
+
+def test_service_security_exposure_is_at_most_2_0() -> None:
+    analyze = _tool("systemd-analyze")
+    proc = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager", "dockagent.service"],
+        cwd=UNITS,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for dockagent\.service: (\d+\.\d+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) <= 2.0, proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=20 means 2.0
+
+
+def test_service_unit_has_what_running_unattended_needs() -> None:
+    unit = _unit((UNITS / "dockagent.service").read_text())
+    expected = {
+        "Type": ["notify"],
+        "NotifyAccess": ["main"],
+        "Restart": ["on-failure"],
+        "RestartPreventExitStatus": ["78"],
+        "StateDirectory": ["dockagent"],
+        "UMask": ["0077"],
+        "LimitCORE": ["0"],
+        "User": ["dockagent"],
+        "CapabilityBoundingSet": [""],
+        "AmbientCapabilities": [""],
+        "NoNewPrivileges": ["yes"],
+        "ProtectSystem": ["strict"],
+        "PrivateDevices": ["yes"],
+    }
+    for key, value in expected.items():
+        assert unit.get(key) == value, key
+    assert int(unit["WatchdogSec"][0]) >= 30
+    # The drain may use its whole deadline, and stopping each device source up to 5 s more.
+    stop = int(unit["TimeoutStopSec"][0])
+    assert stop > config.DevicesConfig().drain_deadline_s + 2 * 5
+    # Its own mounts are the mount unit's job: the service may never mount anything.
+    assert "~@privileged @resources" in unit["SystemCallFilter"]
+    assert unit["ExecStart"] == [
+        "/opt/dockagent/bin/dockagent --config /etc/dockagent/config.toml run"
+    ]
+
+
+def test_mount_unit_runs_the_helper_bound_to_the_device() -> None:
+    unit = _unit((UNITS / "dockagent-mount@.service").read_text())
+    assert unit["BindsTo"] == ["dev-%i.device"]
+    assert unit["ExecStart"] == ["/opt/dockagent/libexec/dockagent-mount start %I"]
+    assert unit["Environment"] == ["DOCKAGENT_MOUNT_ACCESS=ro"]
+
+
+def test_shipped_udev_rules_are_the_generated_ones() -> None:
+    shipped = (UNITS / rules.RULES_NAME).read_text()
+    names = rules.shipped_profile_names()
+    assert "generic" in names
+    assert shipped == rules.generate(profile.load_all(tuple(names))), (
+        "systemd/99-dockagent.rules is stale: run scripts/gen-udev-rules > "
+        "systemd/99-dockagent.rules"
+    )
+    script = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen-udev-rules")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert script.stdout == shipped
+    # Only the allowed ids, and only block devices with a file system on the USB bus.
+    matching = [line for line in shipped.splitlines() if line and not line.startswith("#")]
+    ids = {usb for name in names for usb in profile.load(name).usb_ids}
+    assert len(matching) == len(ids)
+    for line in matching:
+        assert 'SUBSYSTEM=="block"' in line
+        assert 'ENV{ID_FS_USAGE}=="filesystem"' in line
+        assert 'ENV{ID_BUS}=="usb"' in line
+        assert 'TAG+="systemd"' in line
+        assert 'ENV{SYSTEMD_WANTS}+="dockagent-mount@%k.service"' in line
+        vendor = re.search(r'ENV\{ID_VENDOR_ID\}=="([0-9a-f]{4})"', line)
+        product = re.search(r'ENV\{ID_MODEL_ID\}=="([0-9a-f]{4})"', line)
+        assert vendor and product
+        assert f"{vendor.group(1)}:{product.group(1)}" in ids
+
+
+def test_a_new_profile_regenerates_its_rule_and_a_bad_id_is_refused(tmp_path: Path) -> None:
+    generic = (REPO / "agent" / "profiles" / "generic.toml").read_text()
+    (tmp_path / "acme.toml").write_text(
+        generic.replace('name = "generic"', 'name = "acme"').replace(
+            'usb_ids = ["2b0e:0a01"]', 'usb_ids = ["1d6b:0104", "1D6B:0105"]'
+        )
+    )
+    text = rules.generate(profile.load_all(("generic", "acme"), str(tmp_path)))
+    assert "# profile acme" in text
+    assert 'ENV{ID_VENDOR_ID}=="1d6b", ENV{ID_MODEL_ID}=="0105"' in text
+    assert 'ENV{ID_VENDOR_ID}=="2b0e", ENV{ID_MODEL_ID}=="0a01"' in text
+    (tmp_path / "evil.toml").write_text(
+        generic.replace('name = "generic"', 'name = "evil"').replace(
+            'usb_ids = ["2b0e:0a01"]', 'usb_ids = ["2b0e:0a01\\", RUN+=\\"/bin/sh"]'
+        )
+    )
+    with pytest.raises(ConfigError, match="not vendor:product"):
+        rules.generate(profile.load_all(("evil",), str(tmp_path)))
+
+
+# ---- the mount helper, with udevadm / systemd-mount / findmnt / id stubbed --------------------
+
+
+def _helper(
+    tmp_path: Path, properties: str, *, mounted: bool = False, access: str = "ro"
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    calls = tmp_path / "calls"
+    scripts = {
+        "udevadm": f"cat <<'EOF'\n{properties}\nEOF\n",
+        "systemd-mount": f'printf "%s\\n" "$@" > {calls}\n',
+        "findmnt": "exit 0\n" if mounted else "exit 1\n",
+        "id": 'case "$1" in -u) echo 997;; -g) echo 996;; esac\n',
+    }
+    for name, body in scripts.items():
+        (stubs / name).write_text("#!/bin/sh\n" + body)
+        (stubs / name).chmod(0o755)
+    env = {
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "DOCKAGENT_MOUNT_ROOT": str(tmp_path / "media"),
+        "DOCKAGENT_MOUNT_ACCESS": access,
+    }
+    proc = subprocess.run(
+        ["/bin/sh", str(UNITS / "dockagent-mount"), "start", "sdb1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_mount_helper_mounts_by_usb_serial_read_only(tmp_path: Path) -> None:
+    proc, args = _helper(
+        tmp_path,
+        "DEVNAME=/dev/sdb1\nID_SERIAL_SHORT=OTHER\nID_USB_SERIAL_SHORT=CAM-0042\nID_FS_TYPE=vfat",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert args == [
+        "--collect",
+        "--type=vfat",
+        "--options=ro,nosuid,nodev,noexec,noatime,uid=997,gid=996,fmask=0177,dmask=0077",
+        "/dev/sdb1",
+        f"{tmp_path}/media/CAM-0042",
+    ]
+
+
+def test_mount_helper_can_mount_writable_for_wiping(tmp_path: Path) -> None:
+    proc, args = _helper(tmp_path, "ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=exfat", access="rw")
+    assert proc.returncode == 0, proc.stderr
+    assert args[2].startswith("--options=rw,nosuid,nodev,noexec,noatime,")
+
+
+@pytest.mark.parametrize(
+    ("properties", "mounted", "access", "reason"),
+    [
+        ("ID_SERIAL_SHORT=../../etc\nID_FS_TYPE=vfat", False, "ro", "no usable USB serial"),
+        ("ID_SERIAL_SHORT=\nID_FS_TYPE=vfat", False, "ro", "no usable USB serial"),
+        (f"ID_SERIAL_SHORT={'A' * 33}\nID_FS_TYPE=vfat", False, "ro", "longer than 32"),
+        ("ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=ext4", False, "ro", "is not FAT or exFAT"),
+        ("ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=vfat", True, "ro", "already mounted"),
+        ("ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=vfat", False, "exec", "must be ro or rw"),
+    ],
+)
+def test_mount_helper_refuses(
+    tmp_path: Path, properties: str, mounted: bool, access: str, reason: str
+) -> None:
+    proc, args = _helper(tmp_path, properties, mounted=mounted, access=access)
+    assert proc.returncode == 2
+    assert reason in proc.stderr
+    assert args == []  # systemd-mount never ran

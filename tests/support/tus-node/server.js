@@ -1,0 +1,67 @@
+// Test-only tus 1.0 server: @tus/server + @tus/file-store on loopback, for tests/support/tus_servers.py.
+// Its upload-finished hook hashes what the store holds and answers with RFC 9530 Repr-Digest, which is
+// also kept beside the upload and added to HEAD responses of finished uploads. It must never listen
+// on anything but loopback. Usage: node server.js --port N --dir DIR [--host 127.0.0.1]
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { FileStore } from '@tus/file-store';
+import { Server } from '@tus/server';
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+const host = arg('host', '127.0.0.1');
+if (!['127.0.0.1', '::1', 'localhost'].includes(host)) {
+  console.error(`refusing to listen on ${host}: loopback only`);
+  process.exit(2);
+}
+const port = Number(arg('port', '0'));
+const dir = path.resolve(arg('dir', './uploads'));
+const expiryMs = Number(arg('expiry-ms', '0'));
+await fs.mkdir(dir, { recursive: true });
+
+async function sha256Base64(file) {
+  const hash = createHash('sha256');
+  for await (const piece of createReadStream(file)) hash.update(piece);
+  return hash.digest('base64');
+}
+
+const digestPath = (id) => path.join(dir, `${id}.repr-digest`);
+
+const tus = new Server({
+  path: '/files',
+  datastore: new FileStore({ directory: dir, ...(expiryMs > 0 ? { expirationPeriodInMilliseconds: expiryMs } : {}) }),
+  exposedHeaders: ['Repr-Digest'],
+  // Behind the TLS-terminating test proxy: upload URLs must say https (X-Forwarded-Proto).
+  respectForwardedHeaders: true,
+  // Upload finished: hash what was stored (not what was received) and say so (RFC 9530 section 3).
+  async onUploadFinish(_req, upload) {
+    const value = `sha-256=:${await sha256Base64(path.join(dir, upload.id))}:`;
+    await fs.writeFile(digestPath(upload.id), value);
+    return { headers: { 'Repr-Digest': value } };
+  },
+});
+
+const server = http.createServer(async (req, res) => {
+  if (req.method === 'HEAD') {
+    const id = decodeURIComponent((req.url || '').split('?')[0].split('/').pop() || '');
+    if (id && !id.includes('..')) {
+      try {
+        // Set before the tus handler writes its head: Node merges these into writeHead's headers.
+        res.setHeader('Repr-Digest', (await fs.readFile(digestPath(id), 'utf8')).trim());
+      } catch {
+        // not finished (or not ours): no digest to give
+      }
+    }
+  }
+  tus.handle(req, res);
+});
+server.listen(port, host, () => {
+  const addr = server.address();
+  console.log(`listening ${addr.address} ${addr.port}`);
+});
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
