@@ -166,6 +166,12 @@ class Daemon:
                     identity.devnode, identity.fs_type, cfg.devices.mount_dir, identity.serial
                 )
                 mounted_here = True
+                _log.info(
+                    "device.mounted",
+                    device=shown,
+                    mountpoint=point,
+                    options=mounts.options_of(point),
+                )
             elif not point:
                 point = mounts.wait_for_mount(identity.devnode, cfg.devices.mount_wait_s)
             if not point:
@@ -186,8 +192,12 @@ class Daemon:
                 self.liveness.beat()
                 return self.stopping.is_set()
 
+            def remount(writable: bool) -> None:
+                mounts.remount(point, writable)
+
             summary = importer.import_volume(
                 point,
+                make_writable=remount if mounted_here else None,
                 check=check,
                 should_stop=should_stop,
                 stays_docked=True,

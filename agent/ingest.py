@@ -28,7 +28,7 @@ from agent.model import (
     display_name,
 )
 from agent.offload import Copier, SourceChanged
-from agent.policy import camera_may_be_wiped
+from agent.policy import WipeDecision, camera_may_be_wiped
 from agent.profile import Profile
 from agent.seal import Sealer
 from agent.store import Store
@@ -82,6 +82,9 @@ class Importer:
         self.now = now
         self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
         self.should_stop: Callable[[], bool] = lambda: False
+        # For a volume the agent mounted read-only itself: remount read-write (True) only to
+        # wipe and to write TIME.TXT, and back (False) right after.
+        self.make_writable: Callable[[bool], None] | None = None
         self.stays_docked = False
 
     def import_volume(
@@ -92,11 +95,13 @@ class Importer:
         should_stop: Callable[[], bool] = lambda: False,
         stays_docked: bool = False,
         usb_serial: str = "",
+        make_writable: Callable[[bool], None] | None = None,
     ) -> ImportSummary:
         """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
         DEVICE.INF is read and before any evidence is; `should_stop` is asked between files
         (daemon shutdown); a camera that stays docked is marked undocked by its source later."""
         self.should_stop = should_stop
+        self.make_writable = make_writable
         with open_root(path) as root_fd:
             info = camera.read_device_info(root_fd, self.profile, path)
             if check is not None:
@@ -395,6 +400,26 @@ class Importer:
             # the used-space accounting of a real volume does not apply to it.
             used, capacity = listed, max(capacity, listed)
         decision = camera_may_be_wiped(policy, states, len(scan_problems), used, listed, capacity)
+        writable = self.make_writable is not None and (decision.allowed or dock.wants_clock_write())
+        if writable and self.make_writable is not None:
+            self.make_writable(True)
+        try:
+            self._wipe_and_close(root_fd, summary, rows, states, decision, log_, dock)
+        finally:
+            if writable and self.make_writable is not None:
+                self.make_writable(False)
+
+    def _wipe_and_close(
+        self,
+        root_fd: int,
+        summary: ImportSummary,
+        rows: list[dict[str, Any]],
+        states: list[FileState],
+        decision: WipeDecision,
+        log_: Any,
+        dock: DockCheck,
+    ) -> None:
+        policy = self.config.ingest.wipe_policy
         if decision.allowed:
             outcome = wipe_files(self.store, root_fd, rows, policy, self.now())
             summary.wipe = {

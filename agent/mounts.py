@@ -15,7 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from agent import log
 from agent.errors import CameraUnreadable
+
+_log = log.get(__name__)
 
 _OPTIONS = "ro,nosuid,nodev,noexec"
 
@@ -57,13 +60,29 @@ def mount_private(devnode: str, fs_type: str, mount_dir: str, serial: str) -> st
     return str(point)
 
 
-def remount(point: str, writable: bool) -> None:
+def remount(point: str, writable: bool) -> bool:
+    """Switch a volume we mounted between read-only and read-write; False if mount(8) refused
+    (the wipe and TIME.TXT then meet a read-only volume and are reported as refused)."""
     mode = "rw" if writable else "ro"
-    subprocess.run(
+    proc = subprocess.run(
         ["mount", "-o", f"remount,{mode},nosuid,nodev,noexec", point],
-        check=True,
         capture_output=True,
+        text=True,
+        check=False,
     )
+    if proc.returncode != 0:
+        _log.error("device.remount_failed", mountpoint=point, mode=mode, error=proc.stderr[:200])
+    return proc.returncode == 0
+
+
+def options_of(point: str) -> str:
+    """The mount options in force at point (for the log and the tests)."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) > 5 and fields[4] == point:
+                return fields[5]
+    return ""
 
 
 def unmount(point: str) -> None:

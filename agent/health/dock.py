@@ -96,6 +96,10 @@ class DockCheck:
     def finished(self, root_fd: int, summary: ImportSummary) -> None:
         self._guard("finished", self._finished, root_fd, summary)
 
+    def wants_clock_write(self) -> bool:
+        """Will finished() write TIME.TXT (so the volume must be writable then)?"""
+        return clock.decide_correction(self.drift, self.threshold, self.station_state).write
+
     def failed(self, exc: BaseException) -> None:
         """The session ended with an error: a camera that could not be read is a device fault."""
         if isinstance(exc, OSError):
