@@ -9,10 +9,12 @@ a `copying` row that recovery puts back at the next start.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import signal
 import threading
+import time
 from types import FrameType
 
 from agent import keys, log, mounts, policy, profile, recovery
@@ -24,7 +26,7 @@ from agent.errors import EX_SOFTWARE, AgentError, CameraRefused, describe
 from agent.ingest import Importer, utc_now
 from agent.liveness import Liveness
 from agent.lock import WriterLock
-from agent.model import DeviceInfo, display_name
+from agent.model import DeviceInfo, FileState, WipePolicy, display_name
 from agent.profile import Profile
 from agent.seal import Sealer
 from agent.service import ServiceReporter
@@ -33,6 +35,7 @@ from agent.supervisor import Job, Supervisor
 from agent.sync.worker import Uploader
 
 _log = log.get(__name__)
+_WIPE_CHECK_S = 5.0  # how often docked cameras are checked for a wipe after confirmation
 
 
 def build_sources(cfg: Config) -> list[DeviceSource]:
@@ -60,6 +63,9 @@ class Daemon:
         self.liveness = Liveness(cfg.service.stall_limit_s)
         self.service = ServiceReporter(cfg, self.liveness)
         self.supervisor = Supervisor(cfg.devices.max_parallel_devices, self.liveness)
+        # Admitted cameras still plugged in, for the wipe after confirmation.
+        self.docked: dict[str, tuple[DeviceEvent, Profile]] = {}
+        self.next_wipe_check = 0.0
 
     # ---- signals: flags only ---------------------------------------------------------------
 
@@ -90,7 +96,11 @@ class Daemon:
                     source.start(self.events)
             # The upload workers run beside the cameras; they stop after the chunk in flight.
             uploads = threading.Thread(
-                target=Uploader(cfg).serve, args=(self.stopping,), name="uploads", daemon=True
+                # Idle, it looks for newly sealed files every 2 s (one indexed query).
+                target=Uploader(cfg).serve,
+                args=(self.stopping, 2.0),
+                name="uploads",
+                daemon=True,
             )
             uploads.start()
             _log.info(
@@ -110,6 +120,7 @@ class Daemon:
                         self.handle(event)
                     self.supervisor.pump()
                     self.service.tick(self.store)  # issue 6: WATCHDOG=1, STATUS=, metrics
+                    self._wipe_when_confirmed()
             finally:
                 _log.info("daemon.stopping", busy=self.supervisor.busy())
                 self.service.stopping(self.supervisor.busy())  # issue 6: STOPPING=1
@@ -123,11 +134,47 @@ class Daemon:
             _log.info("daemon.stopped", drained=drained)
             return 0 if drained else EX_SOFTWARE
 
+    def _wipe_when_confirmed(self) -> None:
+        """A camera still docked when the central server confirms its last files is wiped then,
+        not at its next dock: it is taken in again (nothing new to copy), and that session's
+        wipe decision, the same as at any dock, now finds every file confirmed."""
+        now = time.monotonic()
+        if (
+            now < self.next_wipe_check
+            or self.cfg.ingest.wipe_policy is not WipePolicy.AFTER_CONFIRM
+        ):
+            return
+        self.next_wipe_check = now + _WIPE_CHECK_S
+        for session in self.store.docked_sessions():
+            if session["outcome"] != "complete" or session["wipe_state"] == "wiped":
+                continue
+            key = next(
+                (
+                    k
+                    for k, (e, _) in self.docked.items()
+                    if session["source"] in (e.identity.mountpoint, k)
+                ),
+                None,
+            )
+            if key is None or key in self.supervisor.running:
+                continue
+            states = self.store.state_counts("last_session_id=?", (session["id"],))
+            if states and set(states) == {FileState.CONFIRMED.value}:
+                event, prof = self.docked[key]
+                _log.info(
+                    "device.rechecked",
+                    device_serial=session["device_serial"],
+                    session_id=session["id"],
+                    reason="every file confirmed",
+                )
+                self.supervisor.submit(Job(key, functools.partial(self.take_in, event, prof)))
+
     def handle(self, event: DeviceEvent) -> None:
         identity = event.identity
         shown = display_name(identity.describe())
         if event.action is Action.REMOVED:
             self.present.discard(identity.key)
+            self.docked.pop(identity.key, None)
             self.supervisor.cancel_waiting(identity.key)
             self._undock(identity.key, identity.mountpoint)
             _log.info("device.removed", source=event.source, device=shown)
@@ -141,6 +188,7 @@ class Daemon:
             self._refuse(event.source, shown, admission.reason)
             return
         prof = admission.profile
+        self.docked[identity.key] = (event, prof)
         self.supervisor.submit(Job(identity.key, lambda: self.take_in(event, prof)))
 
     def _refuse(self, source: str, shown: str, reason: str, store: Store | None = None) -> None:
@@ -203,6 +251,9 @@ class Daemon:
                 stays_docked=True,
                 usb_serial=identity.serial,
             )
+            for old in store.docked_sessions():
+                if old["source"] == point and old["id"] != summary.session_id:
+                    store.mark_undocked(old["id"], utc_now())  # superseded by this session
             _log.info(
                 "device.taken_in",
                 device=shown,

@@ -68,7 +68,13 @@ def status_text(states: dict[str, int], docked: int, oldest_age_s: float | None)
     """The systemd STATUS= text (sd_notify(3)): docked cameras and the queue."""
     queue = ", ".join(
         f"{states.get(s.value, 0)} {s.value}"
-        for s in (FileState.COPYING, FileState.SEALED, FileState.UPLOADING, FileState.HELD)
+        for s in (
+            FileState.COPYING,
+            FileState.SEALED,
+            FileState.UPLOADING,
+            FileState.HELD,
+            FileState.CONFIRMED,
+        )
     )
     text = f"{docked} camera(s) docked; queue: {queue}"
     if oldest_age_s is not None:

@@ -113,11 +113,15 @@ def test_ready_status_watchdog_and_stopping_in_order(station: Station, tmp_path:
         daemon.wait_event("device.taken_in", timeout=60)
         sealed = sealed_count(station.data_dir, "NTF001")
         assert sealed > 0
-        wanted = f"STATUS=1 camera(s) docked; queue: 0 copying, {sealed} sealed, 0 uploading"
+        # The daemon uploads what it sealed (embedded default sink): all end up confirmed.
+        wanted = (
+            "STATUS=1 camera(s) docked; queue: 0 copying, 0 sealed, 0 uploading, 0 held, "
+            f"{sealed} confirmed"
+        )
         wait_until(
             lambda: any(f.startswith(wanted) for f in listener.fields()),
-            10,
-            "a STATUS= naming the docked camera and its sealed files",
+            30,
+            "a STATUS= naming the docked camera and its confirmed files",
         )
         pings_before = len(listener.times("WATCHDOG=1"))
         wait_until(lambda: len(listener.times("WATCHDOG=1")) >= pings_before + 2, 5, "pings go on")
@@ -134,7 +138,7 @@ def test_ready_status_watchdog_and_stopping_in_order(station: Station, tmp_path:
     assert ready < status < watchdog < stopping, fields
     assert (
         fields[status]
-        == "STATUS=0 camera(s) docked; queue: 0 copying, 0 sealed, 0 uploading, 0 held"
+        == "STATUS=0 camera(s) docked; queue: 0 copying, 0 sealed, 0 uploading, 0 held, 0 confirmed"
     )
     # Nothing but status after STOPPING=1: no ping claims a stopping daemon is healthy.
     assert all(not f.startswith(("WATCHDOG", "READY")) for f in fields[stopping:])

@@ -82,6 +82,9 @@ metrics_interval_s = 1
     assert station.run("import", str(tmp_path / "MET001")).returncode == 0
     assert station.run("sync", "--once").returncode == 0
     assert station.run("import", str(tmp_path / "MET002")).returncode == 0
+    # The daemon uploads too; an upload window far from now keeps MET002/MET003 sealed.
+    hour = (datetime.now().hour + 12) % 24
+    station.configure(station.config_text + f'[sync]\nwindows = ["{hour:02d}:00-{hour:02d}:01"]\n')
 
     daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
     try:

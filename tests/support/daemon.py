@@ -70,8 +70,11 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def sealed_count(data_dir: Path, serial: str) -> int:
+    """Files of the camera held at the station or beyond (the daemon also uploads them)."""
     if not (data_dir / "dockagent.db").exists():
         return 0
-    return len(
-        rows(data_dir, "SELECT id FROM files WHERE device_serial=? AND state='sealed'", (serial,))
+    sql = (
+        "SELECT id FROM files WHERE device_serial=? "
+        "AND state IN ('sealed', 'uploading', 'confirmed')"
     )
+    return len(rows(data_dir, sql, (serial,)))

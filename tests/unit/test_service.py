@@ -162,7 +162,7 @@ def test_the_metrics_text_parses_with_prometheus_client() -> None:
     assert value[("dockagent_cameras_by_readiness", (("readiness", "not ready"),))] == 1
     assert value[("dockagent_camera_alarms", (("kind", "drift"),))] == 1
     assert snap.status_line() == (
-        "2 camera(s) docked; queue: 0 copying, 3 sealed, 0 uploading, 1 held; "
+        "2 camera(s) docked; queue: 0 copying, 3 sealed, 0 uploading, 1 held, 0 confirmed; "
         "oldest unconfirmed 0.0 h"
     )
 
