@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.devices.fake import write_event
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
-from tests.support.daemon import DaemonProcess, sealed_count, wait_until
+from tests.support.daemon import DaemonProcess, dock_camera, sealed_count, wait_until
 from tests.support.evidence import assert_all_sealed
 
 pytestmark = [pytest.mark.fuse, pytest.mark.usefixtures("fuse")]
@@ -40,18 +39,7 @@ def test_the_agent_mounts_read_only_wipes_via_remount_and_unmounts(
     daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
     try:
         daemon.wait_event("daemon.started")
-        write_event(
-            spool,
-            "dock",
-            action="inserted",
-            key="usb-1",
-            vendor_id="2b0e",
-            model_id="0a01",
-            serial="MNT0001",
-            fs_type="ext4",
-            devnode=loop,
-            usb_interfaces=":080650:",
-        )
+        dock_camera(spool, "MNT0001", fs_type="ext4", devnode=loop)
         mounted = daemon.wait_event("device.mounted")
         options = mounted["options"].split(",")
         assert {"ro", "nosuid", "nodev", "noexec"} <= set(options), options

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.devices.fake import write_event
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
-from tests.support.daemon import DaemonProcess, wait_until
+from tests.support.daemon import DaemonProcess, dock_camera, wait_until
 from tests.support.evidence import rows
 
 
@@ -28,17 +27,7 @@ def test_a_docked_camera_is_wiped_once_every_file_is_confirmed(
     daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
     try:
         daemon.wait_event("daemon.started")
-        write_event(
-            spool,
-            "dock",
-            action="inserted",
-            key="usb-1",
-            vendor_id="2b0e",
-            model_id="0a01",
-            serial="WOC0001",
-            usb_interfaces=":080650:",
-            mountpoint=str(cam),
-        )
+        dock_camera(spool, "WOC0001", cam)
         first = daemon.wait_event("device.taken_in", timeout=60)
         # Nothing was confirmed when it was taken in, so nothing was wiped then.
         assert (

@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.devices.fake import write_event
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
-from tests.support.daemon import DaemonProcess, sealed_count, wait_until
+from tests.support.daemon import DaemonProcess, dock_camera, sealed_count, wait_until
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
 
@@ -77,18 +76,7 @@ stall_limit_s = {stall_limit_s}
 
 
 def _dock(spool: Path, serial: str, mountpoint: Path) -> None:
-    write_event(
-        spool,
-        f"dock-{serial}",
-        action="inserted",
-        key=f"usb-{serial}",
-        vendor_id="2b0e",
-        model_id="0a01",
-        serial=serial,
-        fs_type="vfat",
-        usb_interfaces=":080650:",
-        mountpoint=str(mountpoint),
-    )
+    dock_camera(spool, serial, mountpoint)
 
 
 def _start(station: Station, tmp_path: Path, **env: str) -> tuple[Listener, DaemonProcess]:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.devices.fake import write_event
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, dock_camera
 from tests.support.evidence import rows
 
 AWAITING = ("staged", "sealed", "uploading", "held")
@@ -34,18 +33,7 @@ def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def _dock(spool: Path, name: str, serial: str, mountpoint: Path, vendor: str = "2b0e") -> None:
-    write_event(
-        spool,
-        name,
-        action="inserted",
-        key=f"usb-{name}",
-        vendor_id=vendor,
-        model_id="0a01",
-        serial=serial,
-        fs_type="vfat",
-        usb_interfaces=":080650:",
-        mountpoint=str(mountpoint),
-    )
+    dock_camera(spool, serial, mountpoint, name=name, vendor=vendor)
 
 
 def _epoch(iso: str) -> float:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.devices.fake import write_event
 from tests.support.evidence import rows
 
 
@@ -78,3 +79,30 @@ def sealed_count(data_dir: Path, serial: str) -> int:
         "AND state IN ('sealed', 'uploading', 'confirmed')"
     )
     return len(rows(data_dir, sql, (serial,)))
+
+
+def dock_camera(
+    spool: Path,
+    serial: str,
+    mountpoint: Path | str = "",
+    *,
+    name: str = "",
+    vendor: str = "2b0e",
+    interfaces: str = ":080650:",
+    **extra: str,
+) -> None:
+    """Plug a generic-profile camera into the fake USB bus (the daemon's `fake` source)."""
+    key = f"usb-{name or serial}"
+    write_event(
+        spool,
+        name or f"dock-{serial}",
+        action="inserted",
+        key=key,
+        vendor_id=vendor,
+        model_id="0a01",
+        serial=serial,
+        fs_type=extra.pop("fs_type", "vfat"),
+        usb_interfaces=interfaces,
+        mountpoint=str(mountpoint),
+        **extra,
+    )
