@@ -119,11 +119,12 @@ class Copier:
         tmp: durable.TempFile | None = None
         try:
             before = os.fstat(src)
-            # Same object as listed (device, inode) and unchanged (size, mtime): a file swapped
-            # for another between listing and reading is not the file that was listed.
-            if (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns) != (
+            # Same volume as listed (device) and unchanged (size, mtime). Inode numbers are not
+            # compared: FAT has none, and both the kernel's vfat (iunique()) and fusefat hand out
+            # a new one whenever an evicted inode is looked up again (seen here under memory
+            # pressure), so comparing them would refuse unchanged files.
+            if (before.st_dev, before.st_size, before.st_mtime_ns) != (
                 cand.dev,
-                cand.ino,
                 cand.size,
                 cand.mtime_ns,
             ):
