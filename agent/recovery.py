@@ -8,12 +8,12 @@ sidecar that differs from the chain (that is verify's finding, not a crash's).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent import durable, log
+from agent.digest import hash_file
 from agent.model import FileState
 from agent.offload import staged_name
 from agent.seal import Sealer, sidecar_path
@@ -31,14 +31,6 @@ class RecoveryReport:
     staged_corrupt: int = 0
     sidecars_restored: int = 0
     sessions_interrupted: int = 0
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> RecoveryReport:
@@ -76,9 +68,10 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
         )
         report.copies_requeued += 1
 
+    buffer = bytearray(1 << 20)
     for row in store.files("state=?", (FileState.STAGED.value,)):
         path = staging_root / row["staged_path"]
-        actual = _sha256(path) if path.exists() else "missing"
+        actual = hash_file(path, buffer)[0] if path.exists() else "missing"
         if actual != row["sha256"]:
             store.transition(
                 row["id"],

@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from agent.digest import hash_file
 from agent.keys import StationKey, verify_signature
 from agent.model import CUSTODY_STATES, FileState
 from agent.seal import GENESIS, sidecar_bytes, sidecar_path
@@ -42,20 +42,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _hash_file(path: Path, buffer: bytearray) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    view = memoryview(buffer)
-    total = 0
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        while n := os.readv(fd, [view]):
-            digest.update(view[:n])
-            total += n
-    finally:
-        os.close(fd)
-    return digest.hexdigest(), total
 
 
 def check_chain(
@@ -176,13 +162,12 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
                     )
                 )
         path = staging_root / row["staged_path"]
-        if row.get("purged_at") and row["state"] == FileState.CONFIRMED:
-            # Purged after the sink confirmed it (agent.sync.worker): the staged copy is gone
-            # on purpose; the record and the sidecar are still checked.
-            pass
-        else:
+        # Purged after the sink confirmed it (agent.sync.worker): the staged copy is gone on
+        # purpose; the record and the sidecar are still checked.
+        purged = bool(row.get("purged_at")) and row["state"] == FileState.CONFIRMED
+        if not purged:
             try:
-                sha, size = _hash_file(path, buffer)
+                sha, size = hash_file(path, buffer)
             except FileNotFoundError:
                 problems.append(
                     Problem(

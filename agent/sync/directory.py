@@ -16,26 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent import durable
+from agent.digest import hash_file
 from agent.errors import StagedCopyChanged, UploadMismatch
 from agent.sync import Confirmation, Progress, UploadJob
 from agent.sync.tus import Throttle
 
 BUFFER_BYTES = 1 << 20
-
-
-def _hash_path(path: Path, buffer: bytearray, drop_cache: bool) -> str:
-    digest = hashlib.sha256()
-    view = memoryview(buffer)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        if drop_cache:
-            # Read what the disk holds, not the pages we just wrote (posix_fadvise(2)).
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while n := os.readv(fd, [view]):
-            digest.update(view[:n])
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
 
 
 class DirectorySink:
@@ -62,7 +48,7 @@ class DirectorySink:
         if not final.exists():
             self._write(job, directory, name)
         progress.offset(job.size, False)
-        actual = _hash_path(final, self.buffer, drop_cache=True)
+        actual, _ = hash_file(final, self.buffer, drop_cache=True)
         if actual != job.sha256:
             raise UploadMismatch(server=str(self.root), problem=f"{final} hashes {actual}")
         self._write_metadata(job, directory)
