@@ -94,9 +94,8 @@ def scan_volume(root_fd: int, profile: Profile, capacity: int) -> ScanResult:
                     )
                     problems.append(ScanProblem(rel, f"{what}: not read"))
             os.close(dir_fd)
-            markers = {
-                profile.classify(n).stem for n, _ in files_here if profile.classify(n).is_marker
-            }
+            names = {n: profile.classify(n) for n, _ in files_here}
+            markers = {info.stem for info in names.values() if info.is_marker}
             for name, st in files_here:
                 rel = dir_rel + b"/" + name if dir_rel else name
                 if capacity and st.st_size > capacity:  # 0: the file system does not say
@@ -108,7 +107,7 @@ def scan_volume(root_fd: int, profile: Profile, capacity: int) -> ScanResult:
                         )
                     )
                     continue
-                info = profile.classify(name)
+                info = names[name]
                 in_records = rel.startswith(record_prefix) and rel not in metadata
                 candidates.append(
                     Candidate(

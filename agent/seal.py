@@ -136,9 +136,12 @@ class Sealer:
         write their sidecars, fsyncing the directory once per batch."""
         records: list[tuple[str, RecordRow]] = []
         with self.store.transaction():
+            sessions: dict[int, dict[str, Any]] = {}  # a batch is one camera's session
             for file_id in file_ids:
                 row = self.store.file(file_id)
-                session = self.store.session(row["session_id"])
+                if row["session_id"] not in sessions:
+                    sessions[row["session_id"]] = self.store.session(row["session_id"])
+                session = sessions[row["session_id"]]
                 record = self._append("file", self._body(row, session), file_id, now)
                 self.store.transition(
                     file_id,
