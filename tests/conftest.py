@@ -55,7 +55,7 @@ class Station:
         return env
 
     def run(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        proc = subprocess.run(
             [sys.executable, "-m", "agent.cli.main", *args],
             env=self.env(**env),
             capture_output=True,
@@ -63,6 +63,11 @@ class Station:
             timeout=timeout,
             check=False,
         )
+        # Everything the agent printed is kept for the leak check after the suite
+        # (tests/support/leak_check.py): no evidence bytes or key material in any output.
+        with open(self.root / "cli.log", "a", errors="surrogateescape") as log:
+            log.write(f"$ dockagent {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+        return proc
 
     def json(self, *args: str, **env: str) -> Any:
         proc = self.run(*args, "--json", **env)

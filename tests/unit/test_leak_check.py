@@ -1,0 +1,88 @@
+"""The leak check after the suite can fail: each kind of leak it must find, it finds."""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.support import leak_check
+
+
+def _station(root: Path) -> tuple[Path, bytes, bytes]:
+    data = root / "st" / "data"
+    staged = data / "staging" / "CAM1" / "2026"
+    staged.mkdir(parents=True, mode=0o700)
+    for p in (data / "staging", data / "staging" / "CAM1", staged):
+        p.chmod(0o700)
+    (data / "dockagent.db").write_bytes(b"")
+    content = random.Random(7).randbytes(4096)
+    video = staged / "a.mp4"
+    video.write_bytes(content)
+    video.chmod(0o600)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (data / "station.key").write_bytes(pem)
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return data, content, raw
+
+
+def _run(root: Path, tmp: Path) -> int:
+    marker = root / ".started"
+    marker.touch()
+    os.utime(marker, (0, 0))
+    return leak_check.main(["--root", str(root), "--since-file", str(marker), "--tmp", str(tmp)])
+
+
+def test_a_clean_tree_passes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    root, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    _station(root)
+    (root / "st" / "cli.log").write_text('{"event": "file.sealed", "sha256": "ab"}\n')
+    assert _run(root, tmp) == 0, capsys.readouterr().out
+
+
+def test_recording_bytes_in_a_log_raw_hex_or_base64_are_found(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    root, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    _, content, _ = _station(root)
+    piece = content[1001:1101]
+    for i, form in enumerate((piece, piece.hex().encode(), base64.b64encode(piece[3:]))):
+        (root / "st" / f"daemon{i}.log").write_bytes(b'{"x": "' + form + b'"}\n')
+    assert _run(root, tmp) == 1
+    out = capsys.readouterr().out
+    assert "daemon0.log: recording bytes" in out
+    assert "daemon1.log: recording bytes, encoded" in out
+    assert "daemon2.log: recording bytes, encoded" in out
+
+
+def test_key_material_in_a_log_is_found(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    root, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    _, _, raw = _station(root)
+    (root / "st" / "cli.log").write_text(f"key {raw.hex()}\n")
+    assert _run(root, tmp) == 1
+    assert "key material" in capsys.readouterr().out
+
+
+def test_open_staging_modes_and_evidence_in_tmp_are_found(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    root, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    data, content, _ = _station(root)
+    (root / "st" / "cli.log").write_text("ok\n")
+    (data / "staging" / "CAM1" / "2026" / "a.mp4").chmod(0o644)
+    (tmp / "stray.bin").write_bytes(b"header" + content[200:300])
+    assert _run(root, tmp) == 1
+    out = capsys.readouterr().out
+    assert "a.mp4 is 644: staging must be private" in out
+    assert "stray.bin: recording bytes under" in out
