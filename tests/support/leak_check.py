@@ -49,8 +49,13 @@ def _regular_files(root: Path) -> Iterator[Path]:
                 continue
 
 
+def _named(root: Path, name: str) -> list[Path]:
+    # os.walk, not Path.rglob: test trees hold paths too long to stat whole (hostile volumes).
+    return sorted(p for p in _regular_files(root) if p.name == name)
+
+
 def station_data_dirs(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.rglob("dockagent.db") if p.is_file())
+    return [p.parent for p in _named(root, "dockagent.db")]
 
 
 def recording_windows(data_dirs: list[Path]) -> set[bytes]:
@@ -75,7 +80,7 @@ def recording_windows(data_dirs: list[Path]) -> set[bytes]:
 def key_needles(root: Path) -> list[bytes]:
     """Each station key as it could appear in a log: raw, hex, base64, PEM body."""
     needles: list[bytes] = []
-    for key_path in root.rglob("station.key"):
+    for key_path in _named(root, "station.key"):
         try:
             pem = key_path.read_bytes()
             key = serialization.load_pem_private_key(pem, password=None)
