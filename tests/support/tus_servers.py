@@ -83,13 +83,16 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log_path: Path) ->
 
 
 @contextmanager
-def _running(cmd: list[str], name: str, root: Path, level: str, cwd: Path) -> Iterator[TusServer]:
+def _running(
+    cmd: list[str], name: str, root: Path, level: str, cwd: Path, port: int | None = None
+) -> Iterator[TusServer]:
     root.mkdir(parents=True, exist_ok=True)
     store = root / "uploads"
     store.mkdir(exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log_path = root / "server.log"
-    with open(log_path, "wb") as log:
+    # Appended to: a server restarted on the same root keeps the log of its earlier runs.
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [part.format(port=port, store=store, root=root) for part in cmd],
             cwd=cwd,
@@ -156,14 +159,18 @@ def ensure_node_deps() -> None:
 
 
 @contextmanager
-def tus_node_server(root: Path) -> Iterator[TusServer]:
-    """@tus/server + @tus/file-store with the Repr-Digest hook: level `verified`."""
+def tus_node_server(root: Path, port: int | None = None) -> Iterator[TusServer]:
+    """@tus/server + @tus/file-store with the Repr-Digest hook: level `verified`.
+
+    Started again with the same root and port, it serves the uploads of its earlier runs:
+    the file store keeps each upload's data and `<id>.json` on disk (scripts/soak restarts it).
+    """
     ensure_node_deps()
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node is missing: install Node.js >= 20.19")
     cmd = [node, str(NODE_DIR / "server.js"), "--port", "{port}", "--dir", "{store}"]
-    with _running(cmd, "@tus/server", root, "verified", NODE_DIR) as server:
+    with _running(cmd, "@tus/server", root, "verified", NODE_DIR, port) as server:
         yield server
 
 
