@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from agent.profile import Profile
 from agent.seal import Sealer
 from agent.store import Store
 from agent.volume import UnsafePathError, open_root
+from agent.wallclock import utc_now
 from agent.wipe import settle_interrupted_wipes, wipe_files
 
 _log = log.get(__name__)
@@ -60,10 +60,6 @@ def _batches(
         size += item_size
     if batch:
         yield batch
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Importer:
@@ -457,3 +453,7 @@ class Importer:
             already_held=summary.files_already_held,
             problems=len(summary.problems),
         )
+
+
+# utc_now is the station clock's (agent.wallclock); it stays importable from here.
+__all__ = ["BATCH_BYTES", "BATCH_FILES", "Importer", "utc_now"]

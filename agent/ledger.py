@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from agent import audit
+from agent import audit, wallclock
 from agent.config import Config
 from agent.errors import UsageError
 from agent.health import battery, clock
@@ -510,7 +510,7 @@ def compliance(
     store: Store, config: Config, *, since: str | None = None, now: str | None = None
 ) -> dict[str, Any]:
     """Late files, interruptions and segment gaps, per officer; every file with its class."""
-    at = _instant(now) or datetime.now(UTC)
+    at = _instant(now) or wallclock.now()
     where, args = "", []
     if since:
         where = "f.staged_at >= ? OR (f.staged_at IS NULL AND s.docked_at >= ?)"

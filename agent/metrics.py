@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent import durable, ledger, log
+from agent import durable, ledger, log, wallclock
 from agent.health import clock
 from agent.model import FileState
 from agent.store import Store
@@ -87,13 +87,13 @@ def quick_status(store: Store, now: datetime | None = None) -> str:
     oldest = store.oldest_unconfirmed()
     age = None
     if oldest:
-        taken = (now or datetime.now(UTC)).timestamp()
+        taken = (now or wallclock.now()).timestamp()
         age = max(0.0, taken - _epoch(oldest["discovered_at"]))
     return status_text(store.state_counts(), store.docked_count(), age)
 
 
 def collect(store: Store, now: datetime | None = None) -> Snapshot:
-    taken = (now or datetime.now(UTC)).timestamp()
+    taken = (now or wallclock.now()).timestamp()
     counts = store.state_counts()
     oldest = store.oldest_unconfirmed()
     readiness: dict[str, int] = {}

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from agent.devices.events import DeviceIdentity
 from agent.model import CUSTODY_STATES, SERIAL_PATTERN, FileState, WipePolicy
 from agent.profile import Profile
+from agent.wallclock import Stamp
 
 SERIAL = SERIAL_PATTERN
 
@@ -64,6 +66,61 @@ def camera_may_be_wiped(
     if policy is WipePolicy.AFTER_CONFIRM and any(s is not FileState.CONFIRMED for s in states):
         return WipeDecision(False, "waiting for the central server to confirm every file")
     return WipeDecision(True, "")
+
+
+@dataclass(frozen=True)
+class PurgeDecision:
+    allowed: bool
+    age_s: float  # the age the decision relied on (a lower bound where it is not exact)
+    basis: str  # which clock said so
+
+
+def _boot_epoch(epoch: str) -> bool:
+    return epoch.startswith("boot:")
+
+
+def copy_may_be_purged(
+    confirmed_wall: str, confirmed: Stamp | None, now: Stamp, grace_s: float, wall_trusted: bool
+) -> PurgeDecision:
+    """May the staged copy of a file confirmed at `confirmed_wall` (boot-clock stamp
+    `confirmed`, None on rows confirmed before stamps were kept) be purged `grace_s` after?
+
+    A step of the wall clock must never purge a copy early, so the age is read off the boot
+    clock (agent.wallclock.boottime, which cannot be set) wherever it can be:
+
+    1. Same clock epoch (same boot): the age is the boot-clock difference, exactly. The wall
+       clock is not consulted at all.
+    2. Otherwise the boot clock still gives a lower bound: this boot's uptime when the
+       confirmation is known to precede this boot (the two boot ids differ, or the boot clock
+       is now below the stamp's), else now minus the stamp (true on whichever boot the stamp
+       was taken). A lower bound of at least the grace purges.
+    3. Short of that (a reboot since, or no stamp), the wall-clock age decides, but only while
+       the wall clock is trusted: the kernel says it is synchronised (setting it by hand, or
+       from a wrong RTC at boot, leaves it unsynchronised until NTP has it: adjtimex(2),
+       STA_UNSYNC) and this process has not seen it step. Untrusted, the copy waits until the boot
+       clock alone shows the grace.
+    """
+    if confirmed is not None and confirmed.epoch == now.epoch:
+        age = now.boottime_s - confirmed.boottime_s
+        return PurgeDecision(age >= grace_s, age, "boot clock (same boot)")
+    lower = 0.0
+    if confirmed is not None:
+        before_boot = now.boottime_s < confirmed.boottime_s or (
+            _boot_epoch(confirmed.epoch) and _boot_epoch(now.epoch)
+        )
+        lower = now.boottime_s if before_boot else now.boottime_s - confirmed.boottime_s
+        if lower >= grace_s:
+            return PurgeDecision(True, lower, "boot clock (lower bound across a reboot)")
+    if not wall_trusted:
+        return PurgeDecision(
+            lower >= grace_s, lower, "boot clock (lower bound; wall clock not trusted)"
+        )
+    wall_age = (
+        datetime.fromisoformat(now.wall) - datetime.fromisoformat(confirmed_wall)
+    ).total_seconds()
+    if wall_age >= grace_s:
+        return PurgeDecision(True, wall_age, "wall clock (synchronised, no step seen)")
+    return PurgeDecision(False, max(lower, wall_age), "wall clock (synchronised, no step seen)")
 
 
 @dataclass(frozen=True)

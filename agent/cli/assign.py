@@ -14,8 +14,8 @@ from agent import ledger, log
 from agent.cli import context
 from agent.cli.output import emit_json
 from agent.errors import UsageError
-from agent.ingest import utc_now
 from agent.model import SERIAL_PATTERN, display_name
+from agent.wallclock import utc_now
 
 _OFFICER = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 _log = log.get(__name__)

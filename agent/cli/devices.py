@@ -14,10 +14,10 @@ from agent import ledger, log
 from agent.cli import context
 from agent.cli.output import emit_json, table
 from agent.errors import AgentError, UsageError
-from agent.ingest import utc_now
 from agent.model import SERIAL_PATTERN, display_name
 from agent.operator import current_operator
 from agent.store import Store
+from agent.wallclock import utc_now
 
 _log = log.get(__name__)
 

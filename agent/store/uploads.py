@@ -2,11 +2,14 @@
 
 Every transition names the state it expects (model.ALLOWED_TRANSITIONS) and refuses otherwise,
 so an upload can never confirm a row that is not the one it claimed. Timestamps are UTC ISO
-strings in one format (they compare as text). No network, no file I/O, no policy here.
+strings in one format, written down but never compared with the clock here: when a retry is due
+and when a purge may happen are decided on clocks a wall-clock step cannot move
+(agent.sync.schedule, agent.policy). No network, no file I/O, no policy here.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,9 +36,11 @@ class UploadQueries(StoreBase):
     # ---- claiming --------------------------------------------------------------------------
 
     def release_stale_uploads(self, now: str) -> int:
-        """Rows left `uploading` by a process that is gone (the caller holds the writer lock).
+        """Rows left `uploading` by a process that is gone (the caller holds the writer lock and
+        has started no upload worker yet, so no claim in the store can be live).
 
-        The upload URL and offset stay, so the next claim resumes with HEAD.
+        No clock decides it: `now` is only written down. The upload URL and offset stay, so the
+        next claim resumes with HEAD.
         """
         with self.transaction():
             cur = self.conn.execute(
@@ -46,18 +51,20 @@ class UploadQueries(StoreBase):
             return cur.rowcount
 
     def claim_upload(
-        self, worker: str, now: str, *, honour_backoff: bool, exclude: Iterable[int] = ()
+        self, worker: str, now: str, *, exclude: Iterable[int] = ()
     ) -> dict[str, Any] | None:
-        """Claim the next sealed row: important first, then the oldest (sealed first)."""
-        skip = list(exclude)
+        """Claim the next sealed row not in `exclude`: important first, then the oldest.
+
+        Whether a waiting row is due is the caller's (agent.sync.schedule, on the monotonic
+        clock); `now` is only written down.
+        """
+        skip = sorted(set(exclude))
         where = ["state=?"]
         args: list[Any] = [FileState.SEALED.value]
-        if honour_backoff:
-            where.append("(next_attempt_at IS NULL OR next_attempt_at <= ?)")
-            args.append(now)
         if skip:
-            where.append(f"id NOT IN ({','.join('?' for _ in skip)})")
-            args.extend(skip)
+            # One JSON parameter instead of one per id: no limit on how many are skipped.
+            where.append("id NOT IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(skip))
         with self.transaction():
             row = self.conn.execute(
                 f"SELECT id FROM files WHERE {' AND '.join(where)} "
@@ -136,13 +143,18 @@ class UploadQueries(StoreBase):
 
     # ---- outcomes --------------------------------------------------------------------------
 
-    def confirm_upload(self, file_id: int, level: str, sink_ref: str, now: str) -> None:
+    def confirm_upload(
+        self, file_id: int, level: str, sink_ref: str, now: str, clock: str, boottime_s: float
+    ) -> None:
+        """`clock` and `boottime_s`: the moment on the boot clock too (migration 0005)."""
         with self.transaction():
             self._move(
                 file_id,
                 FileState.UPLOADING,
                 FileState.CONFIRMED,
                 confirmed_at=now,
+                confirmed_clock=clock,
+                confirmed_boottime_s=boottime_s,
                 confirm_level=level,
                 sink_ref=sink_ref,
                 claimed_by=None,
@@ -215,12 +227,24 @@ class UploadQueries(StoreBase):
 
     # ---- queue views -----------------------------------------------------------------------
 
-    def next_upload_due(self) -> str | None:
+    def waiting_uploads(self) -> dict[int, str]:
+        """Sealed rows waiting for a retry: file id -> next_attempt_at (wall clock, as written)."""
+        return {
+            int(r[0]): str(r[1])
+            for r in self.conn.execute(
+                "SELECT id, next_attempt_at FROM files "
+                "WHERE state=? AND next_attempt_at IS NOT NULL",
+                (FileState.SEALED.value,),
+            )
+        }
+
+    def uploads_unscheduled(self) -> bool:
+        """Whether a sealed row waits for no backoff (sealed meanwhile, or released)."""
         row = self.conn.execute(
-            "SELECT MIN(COALESCE(next_attempt_at, '')) FROM files WHERE state=?",
+            "SELECT 1 FROM files WHERE state=? AND next_attempt_at IS NULL LIMIT 1",
             (FileState.SEALED.value,),
         ).fetchone()
-        return None if row is None or row[0] is None else str(row[0])
+        return row is not None
 
     def upload_backlog(self) -> dict[str, int]:
         rows = self.conn.execute(
@@ -231,18 +255,18 @@ class UploadQueries(StoreBase):
 
     # ---- purge -----------------------------------------------------------------------------
 
-    def purgeable(self, confirmed_before: str) -> list[dict[str, Any]]:
-        """Confirmed rows past the grace period whose staged copy is not yet purged.
-
-        Only `confirmed` rows: an unconfirmed copy is never purged.
+    def purge_candidates(self) -> list[dict[str, Any]]:
+        """Confirmed rows whose staged copy is not purged yet, with the moment of confirmation
+        on both clocks; whether the grace has passed is agent.policy's. Only `confirmed` rows:
+        an unconfirmed copy is never purged.
         """
         return [
             dict(r)
             for r in self.conn.execute(
-                "SELECT id, sha256, staged_path, size FROM files WHERE state=? "
-                "AND purged_at IS NULL AND confirmed_at IS NOT NULL AND confirmed_at <= ? "
-                "ORDER BY id",
-                (FileState.CONFIRMED.value, confirmed_before),
+                "SELECT id, sha256, staged_path, size, confirmed_at, confirmed_clock, "
+                "confirmed_boottime_s FROM files WHERE state=? "
+                "AND purged_at IS NULL AND confirmed_at IS NOT NULL ORDER BY id",
+                (FileState.CONFIRMED.value,),
             )
         ]
 

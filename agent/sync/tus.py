@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from agent import __version__
+from agent import __version__, wallclock
 from agent.errors import (
     UploadConflict,
     UploadGone,
@@ -105,8 +105,12 @@ def _http_date_to_iso(value: str | None) -> str | None:
     return parsed.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
+def _retry_after(value: str | None, server_date: str | None = None) -> float | None:
+    """Retry-After: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3).
+
+    An HTTP-date is measured from the answer's own Date (section 6.6.1), not from the station's
+    clock, so neither a wrong nor a stepped station clock stretches or skips the wait.
+    """
     if not value:
         return None
     value = value.strip()
@@ -115,7 +119,9 @@ def _retry_after(value: str | None) -> float | None:
     when = _http_date_to_iso(value)
     if when is None:
         return None
-    return max(0.0, (datetime.fromisoformat(when) - datetime.now(UTC)).total_seconds())
+    sent = _http_date_to_iso(server_date)
+    base = datetime.fromisoformat(sent) if sent else wallclock.now()
+    return max(0.0, (datetime.fromisoformat(when) - base).total_seconds())
 
 
 class ChunkBody:
@@ -232,7 +238,9 @@ class TusClient:
             return UploadGone(server=self.server, problem=answer)
         if status >= 500 or status in _RETRY_STATUSES:
             error = UploadRetryable(server=self.server, problem=answer)
-            error.retry_after = _retry_after(resp.headers.get("Retry-After"))
+            error.retry_after = _retry_after(
+                resp.headers.get("Retry-After"), resp.headers.get("Date")
+            )
             return error
         return UploadRefused(server=self.server, problem=answer)
 

@@ -3,8 +3,10 @@
 Claims sealed rows (important first, then the oldest), drives the tus protocol or the directory
 sink, records the upload URL and every acknowledged offset, and finishes each row with one
 transition: confirmed, back to sealed with a backoff (retryable), or held with the reason
-(permanent). Also purges the staged copies of confirmed files after the grace period. It never
-confirms what the sink did not prove, never purges an unconfirmed copy and never wipes a camera.
+(permanent). Also purges the staged copies of confirmed files after the grace period
+(agent.sync.purge). Waits are measured on the monotonic clock (agent.sync.schedule), never on
+the wall clock, which may be stepped. It never confirms what the sink did not prove, never
+purges an unconfirmed copy and never wipes a camera.
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import tenacity
 
-from agent import durable, log
+from agent import log, wallclock
 from agent.config import Config, SyncConfig
 from agent.errors import (
     AgentError,
@@ -44,7 +45,10 @@ from agent.seal import canonical, envelope
 from agent.store import Store
 from agent.sync import Confirmation, Progress, Sink, UploadJob, level_rank
 from agent.sync.directory import DirectorySink
+from agent.sync.purge import WallTrust, purge_confirmed
+from agent.sync.schedule import RetrySchedule
 from agent.sync.tus import READ_PIECE, Throttle, TusClient, UploadStatus
+from agent.wallclock import utc_now
 
 _log = log.get(__name__)
 
@@ -52,14 +56,6 @@ _log = log.get(__name__)
 SHORT_WAIT_MAX_S = 30.0
 # First long backoff after a failed attempt; doubles per attempt up to retry_max_delay_s.
 BACKOFF_BASE_S = 30.0
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 # ---- bandwidth and windows -------------------------------------------------------------------
@@ -502,17 +498,21 @@ class Uploader:
         *,
         open_store: Callable[[], Store] | None = None,
         sink_factory: Callable[[Throttle | None], Sink] | None = None,
-        local_now: Callable[[], datetime] = datetime.now,
+        local_now: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = wallclock.monotonic,
     ) -> None:
         self.config = config
         self.open_store = open_store or (lambda: Store.open(config.data_path, create=False))
         rate = config.sync.bandwidth_bytes_per_s
         self.throttle: Throttle | None = RateLimit(rate) if rate else None
         self.sink_factory = sink_factory or (lambda t: make_sink(config, t))
-        self.local_now = local_now
+        # Windows are station-local times of day: the wall clock is their only measure.
+        self.local_now = local_now or (lambda: wallclock.now().astimezone())
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self.lock = threading.Lock()
+        self.schedule = RetrySchedule(float(config.sync.retry_max_delay_s), monotonic)
+        self.wall_trust = WallTrust()
 
     # ---- one pass ----------------------------------------------------------------------------
 
@@ -521,14 +521,17 @@ class Uploader:
         report = SyncReport()
         report.released_stale = store.release_stale_uploads(utc_now())
         if in_window(self.config.sync.windows, self.local_now()):
-            self._drain(report, honour_backoff=honour_backoff)
+            self._drain(store, report, honour_backoff=honour_backoff)
         else:
             report.outside_window = True
             _log.info("upload.window_closed", windows=",".join(self.config.sync.windows))
-        report.purged, report.purged_bytes = purge_confirmed(
-            store, self.config.staging_path, self.config.sync.purge_grace_s
-        )
+        report.purged, report.purged_bytes = self._purge(store)
         return report
+
+    def _purge(self, store: Store) -> tuple[int, int]:
+        return purge_confirmed(
+            store, self.config.staging_path, self.config.sync.purge_grace_s, self.wall_trust
+        )
 
     def serve(self, stop: threading.Event, max_wait_s: float = 60.0) -> None:
         """The daemon's loop, on a thread of its own (the caller holds the writer lock): drain
@@ -540,32 +543,52 @@ class Uploader:
             store.close()
 
     def _serve(self, store: Store, stop: threading.Event, max_wait_s: float) -> None:
+        if wallclock.injected_offset_file():
+            _log.warning(
+                "clock.offset_injected",
+                path=wallclock.injected_offset_file(),
+                reason=f"test hook ${wallclock.ENV_TEST_OFFSET_FILE} shifts the wall clock; "
+                "it must never be set in production",
+            )
         store.release_stale_uploads(utc_now())
+        jumps = wallclock.JumpWatch()
         while not stop.is_set():
-            wait = max_wait_s
+            unscheduled = False
             try:
                 if in_window(self.config.sync.windows, self.local_now()):
-                    self._drain(SyncReport(), honour_backoff=True, stop=stop)
-                purge_confirmed(store, self.config.staging_path, self.config.sync.purge_grace_s)
-                due = store.next_upload_due()
+                    self._drain(store, SyncReport(), honour_backoff=True, stop=stop)
+                _note_jump(jumps)  # before the purge: it trusts the wall clock less after one
+                self._purge(store)
+                unscheduled = store.uploads_unscheduled()
             except Exception as exc:  # the loop outlives one bad pass (e.g. a busy database)
                 _log.exception("upload.loop_failed", reason=describe(exc))
-                due = None
-            if due == "":
+            wait = max_wait_s
+            if unscheduled:
                 wait = 1.0  # files queued without a backoff (sealed meanwhile)
-            elif due is not None:
-                seconds = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()
-                wait = min(max_wait_s, max(1.0, seconds))
+            else:
+                seconds = self.schedule.seconds_to_next()
+                if seconds is not None:
+                    wait = min(max_wait_s, max(1.0, seconds))
             stop.wait(wait)  # Event.wait measures on the monotonic clock
 
     def _drain(
-        self, report: SyncReport, *, honour_backoff: bool, stop: threading.Event | None = None
+        self,
+        store: Store,
+        report: SyncReport,
+        *,
+        honour_backoff: bool,
+        stop: threading.Event | None = None,
     ) -> None:
+        """One pass: every sealed file tried at most once; with honour_backoff, files whose
+        backoff has not run out on the monotonic clock are left for a later pass."""
         tried: set[int] = set()
+        if honour_backoff:
+            self.schedule.adopt(store.waiting_uploads(), wallclock.now())
+            tried |= self.schedule.not_due()
         threads = [
             threading.Thread(
                 target=self._work,
-                args=(report, tried, honour_backoff, stop, f"{os.getpid()}-{n}"),
+                args=(report, tried, stop, f"{os.getpid()}-{n}"),
                 name=f"upload-{n}",
             )
             for n in range(self.config.sync.max_parallel_uploads)
@@ -579,7 +602,6 @@ class Uploader:
         self,
         report: SyncReport,
         tried: set[int],
-        honour_backoff: bool,
         stop: threading.Event | None,
         worker: str,
     ) -> None:
@@ -594,9 +616,7 @@ class Uploader:
             sink = self.sink_factory(self.throttle)
             while stop is None or not stop.is_set():
                 with self.lock:
-                    row = store.claim_upload(
-                        worker, utc_now(), honour_backoff=honour_backoff, exclude=tried
-                    )
+                    row = store.claim_upload(worker, utc_now(), exclude=tried)
                     if row is None:
                         return
                     tried.add(int(row["id"]))
@@ -629,13 +649,17 @@ class Uploader:
         except _Stopped:
             now = utc_now()
             store.defer_upload(file_id, "interrupted by shutdown", now, now)
+            self.schedule.defer(file_id, 0.0, now)
             log_.info("upload.interrupted")
             return
         except Exception as exc:  # every per-file failure becomes row data
             self._failed(store, row, exc, report, item, log_)
             return
-        now = utc_now()
-        store.confirm_upload(file_id, confirmation.level, confirmation.ref, now)
+        at = wallclock.stamp()
+        store.confirm_upload(
+            file_id, confirmation.level, confirmation.ref, at.wall, at.epoch, at.boottime_s
+        )
+        self.schedule.forget(file_id)
         log_.info("upload.confirmed", level=confirmation.level, ref=confirmation.ref)
         with self.lock:
             report.confirmed.append({**item, "level": confirmation.level, "ref": confirmation.ref})
@@ -658,10 +682,15 @@ class Uploader:
             log_.error("upload.digest_mismatched", error_kind="permanent", reason=reason)
         if kind is ErrorKind.RETRYABLE:
             delay = self._backoff(int(row["upload_attempts"]), getattr(exc, "retry_after", None))
-            when = _iso(datetime.now(UTC) + timedelta(seconds=delay))
+            when = wallclock.iso(wallclock.now() + timedelta(seconds=delay))
             store.defer_upload(file_id, reason, when, now)
+            self.schedule.defer(file_id, delay, when)
             log_.warning(
-                "upload.deferred", error_kind="retryable", reason=reason, next_attempt_at=when
+                "upload.deferred",
+                error_kind="retryable",
+                reason=reason,
+                next_attempt_at=when,
+                retry_in_s=round(delay, 3),
             )
             with self.lock:
                 report.deferred.append({**item, "reason": reason, "next_attempt_at": when})
@@ -669,6 +698,7 @@ class Uploader:
         if not isinstance(exc, AgentError):
             log_.error("upload.failed", error_kind="permanent", reason=reason, exc_info=exc)
         store.hold_upload(file_id, reason, now)
+        self.schedule.forget(file_id)
         log_.error("upload.held", error_kind="permanent", reason=reason)
         with self.lock:
             report.held.append({**item, "reason": reason})
@@ -680,35 +710,14 @@ class Uploader:
         return max(delay, min(cap, retry_after or 0.0))
 
 
-# ---- purge -----------------------------------------------------------------------------------
-
-
-def purge_confirmed(store: Store, staging_root: Path, grace_s: int) -> tuple[int, int]:
-    """Remove staged copies of files confirmed at least grace_s ago; never any other copy.
-
-    The row is marked first (state must still be `confirmed`), then the file is unlinked and
-    its directory synced; the signed sidecar stays as the station's receipt.
-    """
-    cutoff = _iso(datetime.now(UTC) - timedelta(seconds=grace_s))
-    purged = freed = 0
-    for row in store.purgeable(cutoff):
-        if not store.mark_purged(int(row["id"]), utc_now()):
-            continue
-        path = staging_root / row["staged_path"]
-        try:
-            size = os.stat(path).st_size
-            os.unlink(path)
-        except FileNotFoundError:
-            size = 0
-        durable.fsync_dir(path.parent)
-        purged += 1
-        freed += size
-        _log.info("staging.purged", file_id=row["id"], sha256=row["sha256"], size=size)
-    # A purge interrupted between the mark and the unlink left its file behind.
-    for rel in store.purged_paths():
-        path = staging_root / rel
-        if path.exists():
-            freed += path.stat().st_size
-            path.unlink()
-            durable.fsync_dir(path.parent)
-    return purged, freed
+def _note_jump(jumps: wallclock.JumpWatch) -> None:
+    """Log a step of the station's wall clock: waits and purges do not follow it."""
+    jump = jumps.check()
+    if jump is not None:
+        step, before, after = jump
+        _log.warning(
+            "clock.jumped",
+            step_s=round(step, 3),
+            wall_before=wallclock.iso(before),
+            wall_after=wallclock.iso(after),
+        )

@@ -1,0 +1,99 @@
+"""Purge the staged copies of confirmed files once their grace period has passed, never earlier.
+
+Whether a copy's grace has passed is agent.policy.copy_may_be_purged's decision, read off the
+boot clock wherever it can be, so a step of the station's wall clock purges nothing early. The
+row is marked first (state must still be `confirmed`), then the file is unlinked and its
+directory synced; the signed sidecar stays as the station's receipt. Never touches an
+unconfirmed copy, and never a camera.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent import durable, log, wallclock
+from agent.health.clock import StationClock, station_clock
+from agent.policy import copy_may_be_purged
+from agent.store import Store
+from agent.wallclock import Stamp
+
+_log = log.get(__name__)
+
+# adjtimex(2) is asked at most this often (the state changes slowly; purges run every pass).
+_SYNC_RECHECK_S = 60.0
+
+
+class WallTrust:
+    """Whether the wall clock may measure a grace across a reboot: the kernel says it is
+    synchronised, and this process has not seen it step (agent.wallclock.JumpWatch)."""
+
+    def __init__(self, clock: StationClock | None = None) -> None:
+        self.clock = clock
+        self.synchronised = False
+        self.checked_at: float | None = None
+
+    def __call__(self) -> bool:
+        if wallclock.jump_seen():
+            return False
+        now = wallclock.monotonic()
+        if self.checked_at is None or now - self.checked_at >= _SYNC_RECHECK_S:
+            self.synchronised = (self.clock or station_clock()).read().synchronised
+            self.checked_at = now
+        return self.synchronised
+
+
+def _stamp_of(row: dict[str, Any]) -> Stamp | None:
+    if not row.get("confirmed_clock") or row.get("confirmed_boottime_s") is None:
+        return None  # confirmed before migration 0005
+    return Stamp(str(row["confirmed_at"]), str(row["confirmed_clock"]), row["confirmed_boottime_s"])
+
+
+def purge_confirmed(
+    store: Store,
+    staging_root: Path,
+    grace_s: int,
+    wall_trusted: Callable[[], bool] | None = None,
+) -> tuple[int, int]:
+    """Remove the staged copies of files confirmed at least grace_s ago: (count, bytes freed)."""
+    now = wallclock.stamp()
+    trusted: bool | None = None
+    purged = freed = 0
+    for row in store.purge_candidates():
+        confirmed = _stamp_of(row)
+        if trusted is None and (confirmed is None or confirmed.epoch != now.epoch):
+            trusted = (wall_trusted or WallTrust())()  # asked only when a row needs it
+        decision = copy_may_be_purged(
+            str(row["confirmed_at"]), confirmed, now, grace_s, bool(trusted)
+        )
+        if not decision.allowed:
+            continue
+        if not store.mark_purged(int(row["id"]), now.wall):
+            continue
+        path = staging_root / row["staged_path"]
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            size = 0
+        durable.fsync_dir(path.parent)
+        purged += 1
+        freed += size
+        _log.info(
+            "staging.purged",
+            file_id=row["id"],
+            sha256=row["sha256"],
+            size=size,
+            age_s=round(decision.age_s, 1),
+            basis=decision.basis,
+        )
+    # A purge interrupted between the mark and the unlink left its file behind.
+    for rel in store.purged_paths():
+        path = staging_root / rel
+        if path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+            durable.fsync_dir(path.parent)
+    return purged, freed
