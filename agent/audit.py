@@ -8,7 +8,6 @@ never key material. Callers that change state do it in the same transaction as t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from agent import log
@@ -48,8 +47,8 @@ def record_action(
     record commit together or not at all.
     """
     who = operator or current_operator()
-    # The sealer's staging root is only used for file sidecars; an audit record has none.
-    sealer = Sealer(store, key, station_id, Path("/nonexistent"))
+    # The audit sidecar and the chain head go to staging, <data_dir>/staging (Config.staging_path).
+    sealer = Sealer(store, key, station_id, store.path.parent / "staging")
     record = sealer.audit(action, _checked(details), who, now)
     _log.info("audit.recorded", action=action, operator=who, seq=record.seq)
     return record

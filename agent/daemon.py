@@ -17,7 +17,7 @@ import threading
 import time
 from types import FrameType
 
-from agent import keys, log, mounts, policy, profile, recovery
+from agent import integrity, keys, log, mounts, policy, profile, recovery
 from agent.config import Config
 from agent.devices.events import Action, DeviceEvent, DeviceSource
 from agent.devices.fake import FakeSource
@@ -81,8 +81,10 @@ class Daemon:
         cfg = self.cfg
         cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with WriterLock(cfg.data_path):
-            self.store = Store.open(cfg.data_path, create=True)
             self.key = keys.load_or_create(cfg.key_path)
+            self.store = integrity.open_store(
+                cfg.data_path, cfg.staging_path, create=True, key=self.key
+            )
             sealer = Sealer(self.store, self.key, cfg.station_id, cfg.staging_path)
             self.service.starting()  # issue 6
             report = recovery.recover(self.store, sealer, cfg.staging_path, utc_now())

@@ -28,6 +28,7 @@ EX_CONFIG = 78
 # Outcomes that are not errors of the agent but findings about the evidence.
 EXIT_INCOMPLETE = 3  # an import left files of the camera unsealed (reasons on the rows)
 EXIT_VERIFY_FAILED = 4  # verify found a problem with staged evidence or the chain
+EXIT_REBUILD_INCOMPLETE = 5  # rebuild could not make the chain whole (each gap is named)
 
 
 class ErrorKind(enum.Enum):
@@ -62,13 +63,25 @@ class ConfigError(AgentError):
 
 
 class StoreCorrupt(AgentError):
-    """the database {path} is damaged ({detail}); refusing to run. Evidence in staging is intact: restore the database from backup or rebuild the queue from the signed sidecars."""  # noqa: E501
+    """the database {path} is damaged ({detail}); refusing to run. The evidence in staging and its signed sidecars are not touched: run `dockagent rebuild` to rebuild the database from them (or restore it from a backup)."""  # noqa: E501
 
     exit_code = EX_DATAERR
 
 
 class StoreMissing(AgentError):
-    """the database {path} is {detail}, but this data directory was initialised before (marker {marker}); refusing to start with an empty queue over lost state. Restore the database or rebuild it from the signed sidecars."""  # noqa: E501
+    """the database {path} is {detail}, but this data directory was initialised before (marker {marker}); refusing to start with an empty queue over lost state. Run `dockagent rebuild` to rebuild it from the signed sidecars (or restore it from a backup)."""  # noqa: E501
+
+    exit_code = EX_DATAERR
+
+
+class StoreBehind(AgentError):
+    """the database {path} lacks committed changes: {detail}. It was restored from an old copy or copied without its -wal file; refusing to run over lost state. Run `dockagent rebuild` to rebuild it from the signed sidecars."""  # noqa: E501
+
+    exit_code = EX_DATAERR
+
+
+class ChainDamaged(AgentError):
+    """the custody chain in the database {path} is damaged at record {seq} ({problem}); refusing to run. `dockagent verify` names every problem; run `dockagent rebuild` to rebuild the database from the signed sidecars."""  # noqa: E501
 
     exit_code = EX_DATAERR
 

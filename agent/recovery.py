@@ -1,9 +1,11 @@
 """Start-up reconciliation, run under the writer lock before anything else writes.
 
 DESIGN.md rule 8: remove temp files, put interrupted copies back in the queue, re-check staged
-copies that have no seal yet, restore missing sidecars from the chain. It only repairs what a
-crash can leave; it never deletes a copy that a committed row points to and never rewrites a
-sidecar that differs from the chain (that is verify's finding, not a crash's).
+copies that have no seal yet, restore missing sidecars (of files and of audit records) and the
+chain head in staging from the chain. It only repairs what a crash can leave; it never deletes a
+copy that a committed row points to and never rewrites a sidecar that differs from the chain
+(that is verify's finding, not a crash's). A staged file no row knows is not a crash's either:
+the database lost committed rows, and recovery refuses to go on (StoreBehind).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from agent import durable, log
+from agent import chainfiles, durable, log
 from agent.digest import hash_file
+from agent.errors import StoreBehind
 from agent.model import FileState
 from agent.offload import staged_name
 from agent.seal import Sealer, sidecar_path
@@ -30,7 +34,57 @@ class RecoveryReport:
     staged_sealed: int = 0
     staged_corrupt: int = 0
     sidecars_restored: int = 0
+    audit_sidecars_restored: int = 0
+    head_restored: int = 0
     sessions_interrupted: int = 0
+
+
+def staged_id(name: str) -> int | None:
+    """The file id in a staged name (`<id>.<ext>`, its sidecar or receipt), else None."""
+    head = name.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def newest_staged(staging_root: Path) -> tuple[int, str]:
+    """The highest file id named in staging's camera directories, with the name."""
+    newest = (0, "")
+    for directory in staging_root.iterdir() if staging_root.is_dir() else ():
+        if directory.is_dir() and directory.name != chainfiles.CHAIN_DIR:
+            for entry in os.listdir(directory):
+                file_id = staged_id(entry)
+                if file_id is not None and not durable.is_temp_name(entry):
+                    newest = max(newest, (file_id, entry))
+    return newest
+
+
+def check_rows_cover(store: Store, newest: tuple[int, str]) -> None:
+    """Rows are committed before their copy is published: a staged name beyond the last row
+    means the database lost committed rows (an old copy, a copy without its -wal)."""
+    known = store.max_file_id()
+    if newest[0] > known:
+        raise StoreBehind(
+            path=str(store.path),
+            detail=f"staging holds {newest[1]}, the database knows files up to {known}",
+        )
+
+
+def check_not_signed(store: Store, staging_root: Path, row: dict[str, Any]) -> None:
+    """Sidecars are written after the seal commits: one beside a row that is not sealed means
+    the database lost that commit. Sealing again would sign a second record for the file."""
+    signed = sidecar_path(staging_root, row["staged_path"])
+    if signed.exists():
+        raise StoreBehind(
+            path=str(store.path),
+            detail=f"{signed.name} holds a signed record of file {row['id']}, which the "
+            "database has as not sealed",
+        )
+
+
+def check_not_behind(store: Store, staging_root: Path) -> None:
+    """Recovery's refusals, without repairing anything (for `dockagent rebuild`)."""
+    check_rows_cover(store, newest_staged(staging_root))
+    for row in store.files("state=?", (FileState.STAGED.value,)):
+        check_not_signed(store, staging_root, row)
 
 
 def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> RecoveryReport:
@@ -40,15 +94,27 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
     top: list[tuple[str, list[str], list[str]]] = [
         (str(staging_root.parent), [], os.listdir(staging_root.parent))
     ]
+    newest: tuple[int, str] = (0, "")
     for dirpath, _dirs, names in [*top, *os.walk(staging_root)]:
         removed = 0
+        camera_dir = (
+            os.path.dirname(dirpath) == str(staging_root)
+            and os.path.basename(dirpath) != chainfiles.CHAIN_DIR
+        )
         for name in names:
             if durable.is_temp_name(name):
                 os.unlink(os.path.join(dirpath, name))
                 removed += 1
+            elif camera_dir and (file_id := staged_id(name)) is not None:
+                newest = max(newest, (file_id, name))
         if removed:
             durable.fsync_dir(dirpath)
             report.temp_files_removed += removed
+    # The listing is made anyway: checking it against the rows costs one query. Both checks
+    # come before any repair, so a database that lost commits is left as found.
+    check_rows_cover(store, newest)
+    for row in store.files("state=?", (FileState.STAGED.value,)):
+        check_not_signed(store, staging_root, row)
 
     # A copy claimed by a process that is gone: the writer lock says no one else holds it.
     for row in store.files("state=?", (FileState.COPYING.value,)):
@@ -83,9 +149,6 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
             report.staged_corrupt += 1
             _log.error("file.corrupt", file_id=row["id"], sha256=row["sha256"])
             continue
-        stale = sidecar_path(staging_root, row["staged_path"])
-        if stale.exists():  # cannot happen with sidecar-after-commit; be safe anyway
-            stale.unlink()
         sealer.seal(row["id"], now)
         report.staged_sealed += 1
 
@@ -96,6 +159,20 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
             if record is not None:
                 sealer.write_sidecar(row["staged_path"], record)
                 report.sidecars_restored += 1
+
+    for record in store.records("audit"):
+        if not chainfiles.audit_sidecar_path(staging_root, record.seq).exists():
+            sealer.write_audit_sidecar(record)
+            report.audit_sidecars_restored += 1
+    head = store.chain_head()
+    if head is not None:
+        try:
+            outside = chainfiles.read_head(staging_root)
+        except ValueError:
+            outside = None
+        if outside is None or outside.seq < head[0]:
+            chainfiles.write_head(staging_root, chainfiles.Head(*head))
+            report.head_restored = 1
 
     report.sessions_interrupted = store.interrupt_running_sessions(now)
     if any(vars(report).values()):

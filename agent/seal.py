@@ -4,7 +4,8 @@ Each record is canonical JSON (sorted keys, no insignificant white space, UTF-8,
 integers, booleans and null: the RFC 8785 form for these types), signed with the station key,
 and carries the SHA-256 of the previous record's body, so removing, reordering or editing a
 record breaks the chain. The database holds the chain; a sidecar next to each staged file holds
-its envelope, so the queue and the chain can be rebuilt from staging alone.
+its envelope, an audit record's sidecar and the chain's head are kept in staging too
+(agent.chainfiles), so the queue and the whole chain can be rebuilt from staging alone.
 This module signs and formats; it reads no camera and decides no policy.
 """
 
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent import crashpoints, durable
+from agent import chainfiles, crashpoints, durable
 from agent.keys import StationKey
 from agent.model import FileState
 from agent.store import RecordRow, Store
@@ -53,6 +54,35 @@ def sidecar_bytes(record: RecordRow) -> bytes:
 
 def sidecar_path(staging_root: Path, staged_rel: str) -> Path:
     return staging_root / (staged_rel + SIDECAR_SUFFIX)
+
+
+def record_from_sidecar(data: bytes) -> RecordRow:
+    """The record a sidecar (of a file or an audit record) holds; ValueError if it holds none.
+
+    Unverified: the caller checks its hash, its place in the chain and its signature. The body
+    is made canonical again, which gives back the signed bytes exactly (sidecars hold only
+    strings, integers, booleans and null).
+    """
+    try:
+        env = json.loads(data)
+        body = env["body"]
+        record = RecordRow(
+            seq=body["seq"],
+            kind=body["type"],
+            file_id=body.get("file_id") if body["type"] == "file" else None,
+            body=canonical(body).decode(),
+            record_hash=env["record_hash"],
+            prev_hash=body["prev"],
+            signature=env["signature"],
+            key_id=env["key_id"],
+        )
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a custody sidecar ({exc})") from exc
+    if not isinstance(record.seq, int) or record.kind not in ("file", "audit"):
+        raise ValueError("not a custody sidecar")
+    if record.kind == "file" and not isinstance(record.file_id, int):
+        raise ValueError("a file record without a file id")
+    return record
 
 
 def original_name(raw: bytes) -> str:
@@ -99,6 +129,10 @@ class Sealer:
             "time_basis": row.get("time_basis") or "",
             "retention_class": row.get("retention_class") or "",
             "ingested_at": _utc(row["staged_at"]),
+            # Added for `dockagent rebuild`: the row's identity on the camera to the nanosecond
+            # (camera_mtime above is rounded, local time) and whether it may be wiped.
+            "mtime_ns": row["mtime_ns"],
+            "wipeable": bool(row["wipeable"]),
         }
 
     def _append(self, kind: str, body: dict[str, Any], file_id: int | None, now: str) -> RecordRow:
@@ -176,6 +210,8 @@ class Sealer:
                     tmp.discard()
         for directory in {tmp.directory for tmp, _ in temps}:
             durable.fsync_dir(directory)
+        if records:
+            self.write_head(records[-1][1])
         return [record for _, record in records]
 
     def audit(self, action: str, details: dict[str, Any], operator: str, now: str) -> RecordRow:
@@ -189,7 +225,20 @@ class Sealer:
                 "at": now,
                 "details": details,
             }
-            return self._append("audit", body, None, now)
+            record = self._append("audit", body, None, now)
+            # The caller's transaction may still roll back: its files wait for the commit.
+            self.store.after_commit(lambda: self._audit_committed(record))
+            return record
+
+    def _audit_committed(self, record: RecordRow) -> None:
+        self.write_audit_sidecar(record)
+        self.write_head(record)
+
+    def write_audit_sidecar(self, record: RecordRow) -> None:
+        chainfiles.write_audit_sidecar(self.staging_root, record.seq, sidecar_bytes(record))
+
+    def write_head(self, record: RecordRow) -> None:
+        chainfiles.write_head(self.staging_root, chainfiles.Head(record.seq, record.record_hash))
 
     def write_sidecar(self, staged_rel: str, record: RecordRow, *, replace: bool = False) -> None:
         path = sidecar_path(self.staging_root, staged_rel)

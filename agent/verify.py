@@ -1,5 +1,9 @@
 """Check held evidence: every staged byte, every signature, the whole chain, every sidecar.
 
+Sidecars are checked both ways: each record's sidecar must equal it, and each sidecar in staging
+(of a file or an audit record, and the chain head) must name a record the database holds, or
+the database lost committed records.
+
 Read-only. Returns problems as data (one per finding, naming the file or record) so the CLI
 can print them and exit non-zero; it never repairs anything it finds.
 """
@@ -13,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from agent import chainfiles
 from agent.digest import hash_file
 from agent.keys import StationKey, verify_signature
 from agent.model import CUSTODY_STATES, FileState
-from agent.seal import GENESIS, sidecar_bytes, sidecar_path
+from agent.seal import GENESIS, SIDECAR_SUFFIX, record_from_sidecar, sidecar_bytes, sidecar_path
 from agent.store import RecordRow, Store
 
 
@@ -212,6 +217,7 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
                             camera_name=name,
                         )
                     )
+    problems.extend(check_staging_chain(staging_root, by_seq))
     for rec in file_records.values():
         if (
             rec.file_id is not None
@@ -226,3 +232,59 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
                 )
             )
     return report
+
+
+def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
+    """The chain as staging holds it against the database: audit sidecars both ways, every
+    file sidecar's record present, the recorded head present."""
+    problems: list[Problem] = []
+    for rec in by_seq.values():
+        if rec.kind != "audit":
+            continue
+        side = chainfiles.audit_sidecar_path(staging_root, rec.seq)
+        try:
+            content = side.read_bytes()
+        except FileNotFoundError:
+            problems.append(Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq))
+            continue
+        if content != sidecar_bytes(rec):
+            problems.append(Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq))
+    sidecars = [
+        p
+        for d in (staging_root.iterdir() if staging_root.is_dir() else ())
+        if d.is_dir() and d.name != chainfiles.CHAIN_DIR
+        for p in d.iterdir()
+        if p.name.endswith(SIDECAR_SUFFIX)
+    ]
+    for side in [*sidecars, *chainfiles.audit_sidecars(staging_root)]:
+        try:
+            held = record_from_sidecar(side.read_bytes())
+        except ValueError as exc:
+            problems.append(Problem("sidecar_unreadable", f"{side.name}: {exc}"))
+            continue
+        known = by_seq.get(held.seq)
+        if known is None or known.record_hash != held.record_hash:
+            problems.append(
+                Problem(
+                    "record_lost",
+                    f"{side.relative_to(staging_root)} holds signed record {held.seq}, "
+                    "which the database does not hold",
+                    seq=held.seq,
+                )
+            )
+    try:
+        head = chainfiles.read_head(staging_root)
+    except ValueError as exc:
+        problems.append(Problem("head_unreadable", str(exc)))
+        head = None
+    if head is not None:
+        at_head = by_seq.get(head.seq)
+        if at_head is None or at_head.record_hash != head.record_hash:
+            problems.append(
+                Problem(
+                    "chain_truncated",
+                    f"staging's chain head is record {head.seq}, which the database does not hold",
+                    seq=head.seq,
+                )
+            )
+    return problems

@@ -1,7 +1,8 @@
 """What every command needs: configuration, logging, the store, the key, the writer lock.
 
 Commands that change state take the writer lock and run start-up recovery first (DESIGN.md
-rule 8); commands that only look open the store read-only and never need the daemon.
+rule 8); commands that only look open the store read-only and never need the daemon. Every one
+of them refuses a damaged or stale database (agent.integrity) before it reads a row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import config as config_mod
-from agent import keys, log, recovery
+from agent import integrity, keys, log, recovery
 from agent.config import Config
 from agent.ingest import utc_now
 from agent.keys import StationKey
@@ -46,9 +47,9 @@ def writer(cfg: Config) -> Iterator[Context]:
     """Writer lock, store (created on first use), station key, then recovery."""
     cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     with WriterLock(cfg.data_path):
-        store = Store.open(cfg.data_path, create=True)
+        key = keys.load_or_create(cfg.key_path)
+        store = integrity.open_store(cfg.data_path, cfg.staging_path, create=True, key=key)
         try:
-            key = keys.load_or_create(cfg.key_path)
             sealer = Sealer(store, key, cfg.station_id, cfg.staging_path)
             recovery.recover(store, sealer, cfg.staging_path, utc_now())
             yield Context(cfg, store, key, sealer)
@@ -64,17 +65,23 @@ def technician(cfg: Config) -> Iterator[Context]:
     the daemon, and the chain append happens under BEGIN IMMEDIATE like every other.
     """
     cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = Store.open(cfg.data_path, create=True)
+    key = keys.load_or_create(cfg.key_path)
+    store = integrity.open_store(cfg.data_path, cfg.staging_path, create=True, key=key)
     try:
-        key = keys.load_or_create(cfg.key_path)
         yield Context(cfg, store, key, Sealer(store, key, cfg.station_id, cfg.staging_path))
     finally:
         store.close()
 
 
 @contextmanager
-def reader(cfg: Config) -> Iterator[Store]:
-    store = Store.open(cfg.data_path, create=False)
+def reader(cfg: Config, *, check: bool = True) -> Iterator[Store]:
+    """The store for looking. check=False only for `dockagent verify`, which checks everything
+    itself and must name each problem rather than refuse at the first."""
+    if check:
+        key = integrity.station_key(cfg.key_path)
+        store = integrity.open_store(cfg.data_path, cfg.staging_path, create=False, key=key)
+    else:
+        store = Store.open(cfg.data_path, create=False)
     try:
         yield store
     finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import config as config_mod
-from agent import keys, log, profile
+from agent import integrity, keys, log, profile
 from agent.cli.output import emit_json
 from agent.config import Config
 from agent.devices import rules
@@ -188,7 +188,8 @@ class Doctor:
         path = cfg.db_path
         fix = (
             "stop the service (systemctl stop dockagent) and restore dockagent.db from backup, "
-            "or rebuild the queue from the signed sidecars; staged evidence is not touched"
+            "or run `dockagent rebuild` (the database from the signed sidecars); staged evidence "
+            "is not touched"
         )
         if not path.exists() and not (cfg.data_path / Store.MARKER).exists():
             return Check(
@@ -198,7 +199,8 @@ class Doctor:
                 "it is created when the service first starts",
             )
         try:
-            store = Store.open(cfg.data_path, create=False)
+            key = integrity.station_key(cfg.key_path)
+            store = integrity.open_store(cfg.data_path, cfg.staging_path, create=False, key=key)
         except AgentError as exc:
             return Check("database", RED, exc.message, fix)
         except sqlite3.DatabaseError as exc:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 
 from agent import __version__, log
-from agent.errors import AgentError, describe
+from agent.errors import AgentError, StoreCorrupt, describe
 
 # Each command's module, imported only when that command runs: importing them all (requests,
 # sqlite-utils, the ledger) cost about half a second at every start of the CLI.
@@ -30,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "assign": "agent.cli.assign",
     "doctor": "agent.cli.doctor",
     "metrics": "agent.cli.metricscmd",
+    "rebuild": "agent.cli.rebuild",
 }
 _GLOBAL_WITH_VALUE = ("--config", "--log-level")
 
@@ -70,7 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     args = build_parser(argv).parse_args(argv)
     try:
-        return int(args.func(args))
+        try:
+            return int(args.func(args))
+        except sqlite3.DatabaseError as exc:
+            # Damage found after the open's checks (a page no check read): refuse as at open.
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+            if code not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise
+            raise StoreCorrupt(path="of this station", detail=str(exc)) from exc
     except AgentError as exc:
         if log.is_configured():
             log.get("dockagent").error(

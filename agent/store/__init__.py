@@ -18,14 +18,17 @@ from agent.store.base import _connect, _fsync_dir, _write_marker
 from agent.store.custody import CustodyQueries, RecordRow
 from agent.store.devices import DeviceQueries
 from agent.store.health import HealthQueries
+from agent.store.restore import RestoreQueries, salvage_records
 from agent.store.schema import MIGRATIONS
 from agent.store.service import ServiceQueries
 from agent.store.uploads import UploadQueries
 
-__all__ = ["MIGRATIONS", "RecordRow", "Store"]
+__all__ = ["MIGRATIONS", "RecordRow", "Store", "salvage_records"]
 
 
-class Store(CustodyQueries, DeviceQueries, UploadQueries, HealthQueries, ServiceQueries):
+class Store(
+    CustodyQueries, DeviceQueries, UploadQueries, HealthQueries, ServiceQueries, RestoreQueries
+):
     """The station's database. One instance per thread."""
 
     MARKER = "store.id"
@@ -60,6 +63,15 @@ class Store(CustodyQueries, DeviceQueries, UploadQueries, HealthQueries, Service
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(path=str(path), detail=str(exc)) from exc
         return store
+
+    @classmethod
+    def create_fresh(cls, data_dir: Path) -> Store:
+        """A new, empty store where the old database was moved aside (agent.rebuild only):
+        a new store id, and the marker rewritten to name it."""
+        path = data_dir / "dockagent.db"
+        if path.exists():
+            raise FileExistsError(f"{path} still exists; move it aside first")
+        return cls._initialise(data_dir, path, data_dir / cls.MARKER)
 
     @classmethod
     def _initialise(cls, data_dir: Path, path: Path, marker: Path) -> Store:

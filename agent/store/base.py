@@ -1,14 +1,15 @@
 """The connection every store part shares: pragmas, transactions, the meta table.
 
 WAL with synchronous=FULL on every connection (NORMAL lost committed rows in a simulated power
-cut); explicit BEGIN IMMEDIATE transactions. No domain queries live here.
+cut); explicit BEGIN IMMEDIATE transactions, with work that must wait for the commit (files that
+describe a committed record) run after it. No domain queries live here.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class StoreBase:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self.path = path
+        self._after_commit: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.conn.close()
@@ -80,10 +82,25 @@ class StoreBase:
         try:
             yield
         except BaseException:
+            self._after_commit.clear()
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        finally:
+            hooks, self._after_commit = self._after_commit, []
+        for hook in hooks:
+            hook()
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run hook once the outermost transaction has committed (never if it rolls back);
+        outside a transaction, now. A file that describes a record must not exist before the
+        record does: a rolled-back record's seq is handed out again."""
+        if self.conn.in_transaction:
+            self._after_commit.append(hook)
+        else:
+            hook()
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

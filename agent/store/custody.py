@@ -186,12 +186,27 @@ class CustodyQueries(StoreBase):
             ),
         )
 
-    def records(self) -> Iterator[RecordRow]:
+    def records(self, kind: str | None = None) -> Iterator[RecordRow]:
+        where, args = ("WHERE kind=?", (kind,)) if kind else ("", ())
         for r in self.conn.execute(
             "SELECT seq, kind, file_id, body, record_hash, prev_hash, signature, key_id "
-            "FROM records ORDER BY seq"
+            f"FROM records {where} ORDER BY seq",
+            args,
         ):
             yield RecordRow(**dict(r))
+
+    def last_records(self, count: int) -> list[RecordRow]:
+        """The newest `count` records, oldest first (the head of the chain)."""
+        rows = self.conn.execute(
+            "SELECT seq, kind, file_id, body, record_hash, prev_hash, signature, key_id "
+            "FROM records ORDER BY seq DESC LIMIT ?",
+            (count,),
+        ).fetchall()
+        return [RecordRow(**dict(r)) for r in reversed(rows)]
+
+    def max_file_id(self) -> int:
+        row = self.conn.execute("SELECT MAX(id) FROM files").fetchone()
+        return int(row[0] or 0)
 
     def record(self, seq: int) -> RecordRow | None:
         r = self.conn.execute(

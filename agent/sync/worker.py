@@ -46,6 +46,7 @@ from agent.store import Store
 from agent.sync import Confirmation, Progress, Sink, UploadJob, level_rank
 from agent.sync.directory import DirectorySink
 from agent.sync.purge import WallTrust, purge_confirmed
+from agent.sync.receipts import ReceiptWriter
 from agent.sync.schedule import RetrySchedule
 from agent.sync.tus import READ_PIECE, Throttle, TusClient, UploadStatus
 from agent.wallclock import utc_now
@@ -467,12 +468,20 @@ class _Stopped(Exception):
 
 class _RowProgress:
     def __init__(
-        self, store: Store, file_id: int, sink: str, stop: threading.Event | None = None
+        self,
+        store: Store,
+        file_id: int,
+        sink: str,
+        stop: threading.Event | None = None,
+        receipt: ReceiptWriter | None = None,
     ) -> None:
         self.store, self.file_id, self.sink, self.stop = store, file_id, sink, stop
+        self.receipt = receipt
 
     def url(self, url: str, expires_at: str | None) -> None:
         self.store.record_upload_url(self.file_id, self.sink, url, expires_at, utc_now())
+        if self.receipt is not None:  # before the first byte: a rebuild resumes, not re-POSTs
+            self.receipt.url(self.sink, url, expires_at)
 
     def offset(self, offset: int, checksummed: bool) -> None:
         self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
@@ -645,7 +654,8 @@ class Uploader:
         try:
             job = build_job(store, row, self.config, sink.name)
             log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=sink.name)
-            confirmation = sink.send(job, _RowProgress(store, file_id, sink.name, stop))
+            receipt = ReceiptWriter(self.config.staging_path, row)
+            confirmation = sink.send(job, _RowProgress(store, file_id, sink.name, stop, receipt))
         except _Stopped:
             now = utc_now()
             store.defer_upload(file_id, "interrupted by shutdown", now, now)
@@ -660,6 +670,7 @@ class Uploader:
             file_id, confirmation.level, confirmation.ref, at.wall, at.epoch, at.boottime_s
         )
         self.schedule.forget(file_id)
+        receipt.confirmed(sink.name, confirmation.level, confirmation.ref, utc_now())
         log_.info("upload.confirmed", level=confirmation.level, ref=confirmation.ref)
         with self.lock:
             report.confirmed.append({**item, "level": confirmation.level, "ref": confirmation.ref})

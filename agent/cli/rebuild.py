@@ -1,0 +1,70 @@
+"""`dockagent rebuild [--force] [--json]`: a new database from the signed sidecars in staging.
+
+For a station that refuses to run because its database is damaged, missing or behind. Takes
+the writer lock (stop the service first); the logic is agent.rebuild's. Exit 0 only when the
+rebuilt chain is whole; otherwise each gap or bad record is printed and the exit code is 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from agent import keys
+from agent.cli import context
+from agent.cli.output import emit_json
+from agent.errors import EXIT_REBUILD_INCOMPLETE, StationKeyError
+from agent.lock import WriterLock
+from agent.rebuild import rebuild
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "rebuild",
+        help="move a damaged database aside and rebuild it from the signed sidecars (audited)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="rebuild even when the database looks whole"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = context.load_config(args.config, args.log_level)
+    if not cfg.key_path.exists():
+        # A new key would verify none of the sidecars; never create one here.
+        raise StationKeyError(
+            path=str(cfg.key_path),
+            problem="is missing; the sidecars can only be checked with the key that signed "
+            "them: restore it from its backup first",
+        )
+    cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with WriterLock(cfg.data_path):
+        key = keys.load_or_create(cfg.key_path)
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        report = rebuild(cfg, key, now, force=args.force)
+    if args.json:
+        emit_json({**vars(report), "whole": report.whole})
+    else:
+        out = sys.stdout
+        out.write(f"database was: {report.damage}\n")
+        if report.moved_aside:
+            out.write(f"moved aside (kept): {', '.join(report.moved_aside)}\n")
+        out.write(
+            f"rebuilt: {report.records} custody records ({report.salvaged} from the damaged "
+            f"database), {report.files} files ({report.confirmed} confirmed, {report.purged} of "
+            f"them purged; {report.resumable} uploads to resume), {report.sessions} sessions, "
+            f"{report.devices} enrolments, {report.assignments} handovers\n"
+        )
+        if report.set_aside:
+            out.write(
+                f"{len(report.set_aside)} staged copies that were never sealed set aside in "
+                f"{cfg.data_path}/unsealed-*: their camera still holds them; import it again\n"
+            )
+        for problem in report.problems:
+            out.write(f"PROBLEM {problem}\n")
+        verdict = "whole" if report.whole else f"NOT whole ({len(report.problems)} problems)"
+        out.write(f"chain {verdict}; next: dockagent verify\n")
+    return 0 if report.whole else EXIT_REBUILD_INCOMPLETE

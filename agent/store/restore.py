@@ -1,0 +1,91 @@
+"""Queries that put a store back together from the signed sidecars (agent.rebuild uses them).
+
+Rows are inserted with the ids their signed records name, into a store created moments before;
+a damaged database is only ever read, through a private copy, so the one kept aside for
+inspection stays exactly as it was found. Which rows to write is agent.rebuild's decision, not
+this module's; no evidence is read or written here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agent.store.base import StoreBase
+from agent.store.custody import RecordRow
+
+_RECORD_COLUMNS = "seq, kind, file_id, body, record_hash, prev_hash, signature, key_id"
+
+
+class RestoreQueries(StoreBase):
+    def restore_session(self, fields: dict[str, Any]) -> None:
+        """A dock session as far as its records tell; `fields` carries its id."""
+        self.db.table("sessions").insert(fields)
+
+    def restore_file(self, fields: dict[str, Any]) -> None:
+        """A file row under the id its custody record names."""
+        self.db.table("files").insert(fields)
+
+
+def salvage_records(db_path: Path, scratch_parent: Path) -> tuple[list[RecordRow], str]:
+    """Custody records still readable in a damaged database, and what stopped the reading.
+
+    Reads a private copy (with its -wal, if any) so that SQLite's own recovery on open cannot
+    change the original. The chain is read from both ends: damage in the middle of the table
+    still leaves the records before and after it. Every record returned is unverified: the
+    caller checks each one's hash and signature.
+    """
+    found: dict[int, RecordRow] = {}
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix=".salvage-", dir=scratch_parent) as tmp:
+        copy = Path(tmp) / "damaged.db"
+        try:
+            shutil.copyfile(db_path, copy)
+            wal = Path(f"{db_path}-wal")
+            if wal.exists():
+                shutil.copyfile(wal, Path(f"{copy}-wal"))
+        except OSError as exc:
+            return [], f"could not copy {db_path}: {exc}"
+        for order in ("ASC", "DESC"):
+            try:
+                conn = sqlite3.connect(copy, isolation_level=None)
+            except sqlite3.Error as exc:
+                problems.append(str(exc))
+                break
+            try:
+                sql = f"SELECT {_RECORD_COLUMNS} FROM records ORDER BY seq {order}"
+                for row in conn.execute(sql):
+                    record = _record(row)
+                    if record is None:
+                        continue
+                    if record.seq in found:
+                        if order == "DESC":
+                            break  # met the records already read from the front
+                        continue
+                    found[record.seq] = record
+            except sqlite3.Error as exc:
+                problems.append(str(exc))
+            finally:
+                conn.close()
+    return [found[seq] for seq in sorted(found)], "; ".join(dict.fromkeys(problems))
+
+
+def _record(row: tuple[Any, ...]) -> RecordRow | None:
+    seq, kind, file_id, body, record_hash, prev_hash, signature, key_id = row
+    if not isinstance(seq, int) or not all(
+        isinstance(v, str) for v in (kind, body, record_hash, prev_hash, signature, key_id)
+    ):
+        return None
+    return RecordRow(
+        seq=seq,
+        kind=kind,
+        file_id=file_id if isinstance(file_id, int) else None,
+        body=body,
+        record_hash=record_hash,
+        prev_hash=prev_hash,
+        signature=signature,
+        key_id=key_id,
+    )
