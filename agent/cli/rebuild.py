@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 
 from agent import keys
 from agent.cli import context
@@ -17,6 +16,7 @@ from agent.cli.output import emit_json
 from agent.errors import EXIT_REBUILD_INCOMPLETE, StationKeyError
 from agent.lock import WriterLock
 from agent.rebuild import rebuild
+from agent.wallclock import utc_now
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     with WriterLock(cfg.data_path):
         key = keys.load_or_create(cfg.key_path)
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        report = rebuild(cfg, key, now, force=args.force)
+        report = rebuild(cfg, key, utc_now(), force=args.force)
     if args.json:
         emit_json({**vars(report), "whole": report.whole})
     else:
