@@ -103,7 +103,7 @@ def test_service_unit_has_what_running_unattended_needs() -> None:
         "Type": ["notify"],
         "NotifyAccess": ["main"],
         "Restart": ["on-failure"],
-        "RestartPreventExitStatus": ["78"],
+        "RestartPreventExitStatus": ["65 78"],
         "StateDirectory": ["dockagent"],
         "UMask": ["0077"],
         "LimitCORE": ["0"],
