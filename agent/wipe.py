@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import crashpoints, volume
+from agent import crashpoints, log, volume
 from agent.errors import describe
 from agent.model import FileState, WipePolicy, display_name
 from agent.policy import file_may_be_wiped
 from agent.store import Store
+
+_log = log.get(__name__)
 
 
 @dataclass
@@ -57,6 +59,14 @@ def wipe_files(
             outcome.wiped += 1
         except OSError as exc:
             outcome.refused.append({"file": display_name(rel), "reason": describe(exc)})
+        else:
+            # One line per removed recording: the journal then says what left the camera.
+            _log.info(
+                "file.wiped",
+                device_serial=row["device_serial"],
+                file_id=row["id"],
+                file=display_name(rel),
+            )
     return outcome
 
 

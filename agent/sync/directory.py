@@ -41,7 +41,10 @@ class DirectorySink:
 
     def send(self, job: UploadJob, progress: Progress) -> Confirmation:
         directory = self.target_dir(job)
-        directory.mkdir(mode=durable.DIR_MODE, parents=True, exist_ok=True)
+        # Each new level's name is made durable (its parent fsynced): a day directory that a
+        # power cut took away would take every object confirmed into it, and their staged
+        # copies are purged once confirmed.
+        durable.make_dirs(directory)
         name = f"{job.sha256}.{job.ext}"
         final = directory / name
         self._sweep_temps(directory, name)
