@@ -334,13 +334,16 @@ class Sample:
     rss_kib: int  # VmRSS
     open_files: int
     threads: int
+    anon_kib: int  # RssAnon: the heaps; the rest of VmRSS is mapped files (the WAL index)
 
 
 METRICS = ("peak_rss_kib", "rss_kib", "open_files", "threads")
+_STATUS = ("VmHWM", "VmRSS", "RssAnon")
 
 
-def read_process(pid: int) -> tuple[int, int, int, int] | None:
-    """(VmHWM, VmRSS in KiB, open descriptors, threads) from /proc (proc(5)), None if gone."""
+def read_process(pid: int) -> tuple[int, int, int, int, int] | None:
+    """(VmHWM, VmRSS in KiB, open descriptors, threads, RssAnon in KiB) from /proc (proc(5)),
+    None once the process is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fds = len(os.listdir(f"/proc/{pid}/fd"))
@@ -350,11 +353,11 @@ def read_process(pid: int) -> tuple[int, int, int, int] | None:
     values: dict[str, int] = {}
     for line in status.splitlines():
         key, _, rest = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
+        if key in _STATUS:
             values[key] = int(rest.split()[0])
-    if len(values) != 2:
+    if len(values) != len(_STATUS):
         return None  # a zombie has no memory lines
-    return values["VmHWM"], values["VmRSS"], fds, threads
+    return values["VmHWM"], values["VmRSS"], fds, threads, values["RssAnon"]
 
 
 class Sampler(threading.Thread):
@@ -1064,11 +1067,11 @@ class Soak:
         if not resources["flat"]:
             self.fail("not flat: " + "; ".join(resources["violations"]))
         with open(self.s.out / "samples.csv", "w") as fh:
-            fh.write("process,t_s,sessions,phase," + ",".join(METRICS) + "\n")
+            fh.write("process,t_s,sessions,phase," + ",".join(METRICS) + ",anon_kib\n")
             for x in self.sampler.samples:
                 fh.write(
                     f"{x.incarnation},{x.t:.1f},{x.sessions},{x.phase},"
-                    + ",".join(str(getattr(x, m)) for m in METRICS)
+                    + ",".join(str(getattr(x, m)) for m in (*METRICS, "anon_kib"))
                     + "\n"
                 )
         daemon_sessions = self.station.query("SELECT COUNT(*) FROM sessions")
