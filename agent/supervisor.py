@@ -39,7 +39,10 @@ class Supervisor:
 
     def submit(self, job: Job) -> None:
         with self.lock:
-            if job.key in self.running or any(j.key == job.key for j in self.waiting):
+            # A camera docked again while the worker of its previous dock is still finishing
+            # (closing its session, unmounting) waits for that worker instead of being dropped:
+            # dropped, it stayed docked and was never taken in (found by scripts/soak).
+            if any(j.key == job.key for j in self.waiting):
                 _log.info("device.already_handled", key=job.key)
                 return
             self.waiting.append(job)
@@ -59,8 +62,12 @@ class Supervisor:
             for key, job in list(self.running.items()):
                 if job.done.is_set():
                     del self.running[key]
-            while self.waiting and len(self.running) < self.max_parallel:
-                job = self.waiting.popleft()
+            for job in list(self.waiting):
+                if len(self.running) >= self.max_parallel:
+                    break
+                if job.key in self.running:
+                    continue  # its camera's previous worker first
+                self.waiting.remove(job)
                 job.thread = threading.Thread(
                     target=self._run, args=(job,), daemon=True, name=f"camera-{job.key[-24:]}"
                 )

@@ -79,7 +79,7 @@ FLAT_RULE = (
 
 CUSTODY = ("sealed", "uploading", "confirmed", "held")
 SESSION_TIMEOUT_S = 150.0  # a camera's files not held by then: the soak fails (a hang)
-REDOCK_AFTER_S = 15.0  # no session opened for a dock by then: plug the camera in again
+REDOCK_AFTER_S = 30.0  # no session opened for a dock by then: a failure; plugged in again
 WIPE_WAIT_S = 30.0
 DRAIN_TIMEOUT_S = 300.0
 BIG_FILE = 64 * MIB  # the recording an undock-while-copying session is pulled out of
@@ -834,7 +834,10 @@ class Soak:
                 self.redock(cam)
                 before, redock_at = int(mine[-1]["id"]), now + REDOCK_AFTER_S
             elif not mine and now > redock_at:
+                # The station ignored the dock (a restarted daemon hears of it again: the bus
+                # announces the docked cameras). A failure; docked again, the run goes on.
                 self.tally.event("redock_no_session")
+                self.problem(f"{cam.serial}: no session {now - start:.0f} s after docking")
                 self.redock(cam)
                 redock_at = now + REDOCK_AFTER_S
             self.daemon.check_alive()
@@ -930,6 +933,11 @@ class Soak:
                 time.sleep(self.uniform(0.5, 2.5))  # out on patrol
         except Exception as exc:
             self.fail(f"{cam.serial}: {exc}", exc)
+
+    def problem(self, text: str) -> None:
+        """A failure of the run that does not stop it (the checker still gets its say)."""
+        log(f"FAILURE {text}")
+        self.failures.append(text)
 
     def fail(self, text: str, exc: BaseException | None = None) -> None:
         log(f"FAILURE {text}")
