@@ -41,7 +41,16 @@ def make_dirs(path: Path, mode: int = DIR_MODE) -> None:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):  # made meanwhile by another process
             os.mkdir(directory, mode)
-        fsync_dir(directory.parent)
+        try:
+            fsync_dir(directory.parent)
+        except OSError:
+            # A failed fsync is never trusted, and a directory that exists is not made again:
+            # left in place, files would be staged and sealed into it while its own name was
+            # never synced (seen with EIO injected, tests/faults/test_syscall_crashes.py).
+            # Remove it (it is still empty) so the next attempt makes it durably.
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+            raise
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -136,6 +136,10 @@ class StagingFull(AgentError):
     kind = ErrorKind.RETRYABLE
 
 
+class StagingRanOut(StagingFull):
+    """staging {path} ran out of space while copying {file} ({detail}); {sealed} files of this import were sealed before it and are held, the others were not copied and nothing was wiped. Free space (or wait for uploads to be confirmed and purged) and import again."""  # noqa: E501
+
+
 class AlreadyRunning(AgentError):
     """another dockagent process holds {path} (pid {pid}); try again when it has finished."""
 

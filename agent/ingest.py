@@ -15,7 +15,7 @@ from typing import Any
 
 from agent import camera, crashpoints, durable, log, scan
 from agent.config import Config
-from agent.errors import ErrorKind, StagingFull, classify, describe
+from agent.errors import ErrorKind, StagingFull, StagingRanOut, classify, describe
 from agent.health.dock import DockCheck
 from agent.model import (
     CUSTODY_STATES,
@@ -226,6 +226,7 @@ class Importer:
         staged: list[tuple[int, str, StagedCopy, durable.TempFile]] = []
         stopped = ""
         abort: BaseException | None = None
+        ran_out = ("", "")  # the file during which staging filled up, and the error
         for file_id, index in batch:
             cand = candidates[index]
             name = display_name(cand.rel_path)
@@ -249,6 +250,7 @@ class Importer:
                 except StagingFull as full:
                     abort, stopped = full, "staging full; not copied"
                     reason = full.message
+                    ran_out = (name, describe(exc))
                 summary.problems.append({"file": name, "reason": reason})
                 continue
             staged.append((file_id, name, copy, tmp))
@@ -283,7 +285,14 @@ class Importer:
                     seq=record.seq,
                 )
         if abort is not None:
-            raise abort
+            # Staging filled up halfway (ENOSPC on a write or a fallocate): the files sealed
+            # before it are held, so the preflight's "nothing was copied" would be false.
+            raise StagingRanOut(
+                path=str(self.config.staging_path),
+                file=ran_out[0],
+                detail=ran_out[1],
+                sealed=summary.files_sealed,
+            ) from abort
         return stopped
 
     def _publish(

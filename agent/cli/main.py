@@ -6,13 +6,14 @@ Each command group lives in its own module and uses the same policy and store as
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sqlite3
 import sys
 
 from agent import __version__, log
-from agent.errors import AgentError, StoreCorrupt, describe
+from agent.errors import EX_IOERR, EX_TEMPFAIL, AgentError, StoreCorrupt, describe
 
 # Each command's module, imported only when that command runs: importing them all (requests,
 # sqlite-utils, the ledger) cost about half a second at every start of the CLI.
@@ -95,8 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
-        sys.stderr.write(f"dockagent: {describe(exc)}\n")
-        return 74
+        where = f" ({exc.filename})" if exc.filename else ""
+        sys.stderr.write(f"dockagent: {describe(exc)}{where}\n")
+        # A full staging disk passes (uploads are confirmed and purged): try again later, as
+        # for StagingFull. Seen with ENOSPC injected into a sidecar write (syscall fault tests).
+        return EX_TEMPFAIL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EX_IOERR
+    except sqlite3.Error as exc:
+        # SQLite failed a statement or a COMMIT (an fsync that returned EIO, a full disk) and
+        # rolled the transaction back. A message and an exit code, not a traceback and exit 1:
+        # nothing of the failed step is trusted, and the next command's recovery takes it up.
+        name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        sys.stderr.write(
+            f"dockagent: the database failed: {exc} ({name}); the step in progress was not "
+            "recorded. Run the command again (it recovers what was interrupted).\n"
+        )
+        return (
+            EX_TEMPFAIL if getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL else EX_IOERR
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ kernel query and the one TIME.TXT write; this module never reads evidence and de
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from collections.abc import Mapping, Sequence
@@ -106,7 +105,10 @@ class KernelClock:
 
     def read(self) -> StationClockState:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            # The C library already loaded into this process (dlopen(3) of NULL), as
+            # agent.durable does: ctypes.util.find_library("c") runs /sbin/ldconfig -p in a
+            # child process at every dock, and the agent starts no processes.
+            libc = ctypes.CDLL(None, use_errno=True)
             adjtimex = libc.adjtimex
         except (OSError, AttributeError) as exc:
             return StationClockState(False, "unknown", source=f"adjtimex unavailable: {exc}")

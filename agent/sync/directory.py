@@ -47,7 +47,7 @@ class DirectorySink:
         durable.make_dirs(directory)
         name = f"{job.sha256}.{job.ext}"
         final = directory / name
-        self._sweep_temps(directory, name)
+        self._sweep_temps(directory, job.sha256)
         if not final.exists():
             self._write(job, directory, name)
         progress.offset(job.size, False)
@@ -107,11 +107,14 @@ class DirectorySink:
             durable.write_file(directory, name, data)
 
     @staticmethod
-    def _sweep_temps(directory: Path, name: str) -> None:
-        """Temp files of an earlier, interrupted write of this very file."""
+    def _sweep_temps(directory: Path, sha256: str) -> None:
+        """Temp files of an earlier, interrupted write of this content: the file itself and its
+        metadata (`<sha256>.json`, `<sha256>.<file id>.json`). Sweeping only the file's own
+        left a kill during the metadata write with a temp file in the archive for good (seen
+        in tests/faults/test_syscall_crashes.py)."""
         removed = False
         for entry in os.listdir(directory):
-            if durable.is_temp_name(entry) and entry.startswith(f".{name}."):
+            if durable.is_temp_name(entry) and entry.startswith(f".{sha256}."):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(directory / entry)
                 removed = True
