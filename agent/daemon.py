@@ -17,7 +17,7 @@ import threading
 import time
 from types import FrameType
 
-from agent import integrity, keys, log, mounts, policy, profile, recovery
+from agent import durable, integrity, keys, log, mounts, policy, profile, recovery
 from agent.config import Config
 from agent.devices.events import Action, DeviceEvent, DeviceSource
 from agent.devices.fake import FakeSource
@@ -79,7 +79,7 @@ class Daemon:
 
     def run(self) -> int:
         cfg = self.cfg
-        cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        durable.make_dirs(cfg.data_path)  # its name made durable too (fsync(2) NOTES)
         with WriterLock(cfg.data_path):
             self.key = keys.load_or_create(cfg.key_path)
             self.store = integrity.open_store(

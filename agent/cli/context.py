@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import config as config_mod
-from agent import integrity, keys, log, recovery
+from agent import durable, integrity, keys, log, recovery
 from agent.config import Config
 from agent.ingest import utc_now
 from agent.keys import StationKey
@@ -45,7 +45,7 @@ def audit(ctx: Context, action: str, details: dict[str, Any]) -> None:
 @contextmanager
 def writer(cfg: Config) -> Iterator[Context]:
     """Writer lock, store (created on first use), station key, then recovery."""
-    cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    durable.make_dirs(cfg.data_path)  # its name made durable too (fsync(2) NOTES)
     with WriterLock(cfg.data_path):
         key = keys.load_or_create(cfg.key_path)
         store = integrity.open_store(cfg.data_path, cfg.staging_path, create=True, key=key)
@@ -64,7 +64,7 @@ def technician(cfg: Config) -> Iterator[Context]:
     No writer lock and no recovery: these actions claim no rows; SQLite serialises them with
     the daemon, and the chain append happens under BEGIN IMMEDIATE like every other.
     """
-    cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    durable.make_dirs(cfg.data_path)  # its name made durable too (fsync(2) NOTES)
     key = keys.load_or_create(cfg.key_path)
     store = integrity.open_store(cfg.data_path, cfg.staging_path, create=True, key=key)
     try:

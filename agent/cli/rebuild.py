@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import keys
+from agent import durable, keys
 from agent.cli import context
 from agent.cli.output import emit_json
 from agent.errors import EXIT_REBUILD_INCOMPLETE, StationKeyError
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             problem="is missing; the sidecars can only be checked with the key that signed "
             "them: restore it from its backup first",
         )
-    cfg.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    durable.make_dirs(cfg.data_path)  # its name made durable too (fsync(2) NOTES)
     with WriterLock(cfg.data_path):
         key = keys.load_or_create(cfg.key_path)
         report = rebuild(cfg, key, utc_now(), force=args.force)

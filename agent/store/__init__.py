@@ -13,6 +13,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+from agent import durable
 from agent.errors import StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
 from agent.store.base import _connect, _fsync_dir, _write_marker
 from agent.store.custody import CustodyQueries, RecordRow
@@ -80,7 +81,7 @@ class Store(
         A kill at any moment leaves either no database (and a leftover to discard) or a whole
         one; the marker is written last, and re-derived from the database if it is missing.
         """
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        durable.make_dirs(data_dir)  # its name made durable too (fsync(2) NOTES)
         building = data_dir / "dockagent.db.init"
         for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
             leftover.unlink(missing_ok=True)
