@@ -1173,8 +1173,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds (minimum)")
     parser.add_argument("--sessions", type=int, default=300, help="dock sessions (minimum)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--out", type=Path, default=REPO / "soak-out", help="made anew")
-    parser.add_argument("--report", type=Path, default=None, help="JSON report (default: OUT)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "soak-out",
+        help="output directory, made anew (default: soak-out)",
+    )
+    parser.add_argument(
+        "--report", type=Path, default=None, help="JSON report (default: OUT/report.json)"
+    )
     parser.add_argument("--cameras", type=int, default=4, help="cameras docking at once")
     parser.add_argument("--fault-rate", type=float, default=0.25, help="share of faulty docks")
     return parser
