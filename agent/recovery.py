@@ -37,6 +37,7 @@ class RecoveryReport:
     audit_sidecars_restored: int = 0
     head_restored: int = 0
     sessions_interrupted: int = 0
+    purges_finished: int = 0
 
 
 def staged_id(name: str) -> int | None:
@@ -87,6 +88,21 @@ def check_not_behind(store: Store, staging_root: Path) -> None:
         check_not_signed(store, staging_root, row)
 
 
+def finish_purges(store: Store, staging_root: Path, present: set[int]) -> int:
+    """Remove staged copies whose purge was committed but not carried out (a kill between the
+    mark and the unlink in sync.purge): the row already says purged, the sink holds the file.
+    Only ids still present in staging are asked about, so the cost follows what staging holds,
+    not every file the station ever purged."""
+    finished = 0
+    for rel in store.purged_paths(present):
+        path = staging_root / rel
+        if path.exists():
+            path.unlink()
+            durable.fsync_dir(path.parent)
+            finished += 1
+    return finished
+
+
 def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> RecoveryReport:
     report = RecoveryReport()
     durable.ensure_private_dir(staging_root)
@@ -95,6 +111,7 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
         (str(staging_root.parent), [], os.listdir(staging_root.parent))
     ]
     newest: tuple[int, str] = (0, "")
+    present: set[int] = set()
     for dirpath, _dirs, names in [*top, *os.walk(staging_root)]:
         removed = 0
         camera_dir = (
@@ -107,6 +124,8 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
                 removed += 1
             elif camera_dir and (file_id := staged_id(name)) is not None:
                 newest = max(newest, (file_id, name))
+                if name.count(".") == 1:  # the copy itself (`<id>.<ext>`), not a sidecar
+                    present.add(file_id)
         if removed:
             durable.fsync_dir(dirpath)
             report.temp_files_removed += removed
@@ -152,7 +171,12 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
         sealer.seal(row["id"], now)
         report.staged_sealed += 1
 
-    for row in store.files("state IN (?,?,?,?)", ("sealed", "uploading", "confirmed", "held")):
+    report.purges_finished = finish_purges(store, staging_root, present)
+    # Purged rows are left out: their staged copy is gone, so there is nothing to restore beside
+    # it, and a long-lived station would otherwise load every file it ever held at each start.
+    for row in store.files(
+        "state IN (?,?,?,?) AND purged_at IS NULL", ("sealed", "uploading", "confirmed", "held")
+    ):
         side = sidecar_path(staging_root, row["staged_path"])
         if not side.exists() and (staging_root / row["staged_path"]).exists():
             record = store.record(row["record_seq"])

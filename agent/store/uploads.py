@@ -280,11 +280,13 @@ class UploadQueries(StoreBase):
             )
             return cur.rowcount == 1
 
-    def purged_paths(self) -> list[str]:
+    def purged_paths(self, among: Iterable[int]) -> list[str]:
+        """Staged paths of the files among these ids whose copy was purged."""
         return [
             str(r[0])
             for r in self.conn.execute(
-                "SELECT staged_path FROM files WHERE state=? AND purged_at IS NOT NULL",
-                (FileState.CONFIRMED.value,),
+                "SELECT staged_path FROM files WHERE state=? AND purged_at IS NOT NULL"
+                " AND id IN (SELECT value FROM json_each(?))",
+                (FileState.CONFIRMED.value, json.dumps(sorted(set(among)))),
             )
         ]

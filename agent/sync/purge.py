@@ -89,11 +89,7 @@ def purge_confirmed(
             age_s=round(decision.age_s, 1),
             basis=decision.basis,
         )
-    # A purge interrupted between the mark and the unlink left its file behind.
-    for rel in store.purged_paths():
-        path = staging_root / rel
-        if path.exists():
-            freed += path.stat().st_size
-            path.unlink()
-            durable.fsync_dir(path.parent)
+    # A purge interrupted between the mark and the unlink (a kill) left its file behind:
+    # recovery removes it at the next start (recovery.finish_purges), not every pass here, so a
+    # pass costs what is purgeable now, not every file ever purged.
     return purged, freed

@@ -257,3 +257,30 @@ def test_the_daemon_loop_uploads_as_files_arrive_and_stops_promptly(
         stop.set()
         loop.join(timeout=10)
     assert not loop.is_alive()
+
+
+def test_a_purge_cut_short_between_mark_and_unlink_is_finished_at_the_next_start(
+    station: Station, tmp_path: Path
+) -> None:
+    """A kill after the row says purged but before the unlink leaves the copy behind: the next
+    command's recovery removes it (and only it); the signed sidecar stays."""
+    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\npurge_grace_s = 0\n')
+    _camera(tmp_path)
+    _import(station, tmp_path / "cam")
+    kept = {
+        r["staged_path"]: (station.staging / r["staged_path"]).read_bytes()
+        for r in rows(station.data_dir)
+    }
+    assert station.run("sync", "--once").returncode == 0
+    purged = rows(station.data_dir, "SELECT * FROM files WHERE purged_at IS NOT NULL")
+    assert len(purged) == len(kept)
+    leftover = station.staging / purged[0]["staged_path"]
+    leftover.write_bytes(kept[purged[0]["staged_path"]])  # as if the unlink never ran
+    leftover.chmod(0o600)
+    proc = station.run("status")
+    assert proc.returncode == 0, proc.stderr
+    assert leftover.exists(), "reading commands repair nothing"
+    proc = station.run("sync", "--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not leftover.exists()
+    assert (station.staging / f"{purged[0]['staged_path']}.custody.json").exists()
