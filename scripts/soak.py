@@ -605,11 +605,11 @@ class Settings:
     def window_s(self) -> float:
         return min(10.0, max(1.0, self.duration_s / 60))
 
-    @property
-    def kill_spacing_s(self) -> float:
-        # At least this long between a daemon's start and its SIGKILL, so that some process
-        # lives long enough for its memory to be judged.
-        return max(5.0, self.duration_s / 10)
+    def kill_spacing_s(self, incarnation: int) -> float:
+        # At least this long between a daemon's start and its SIGKILL. The first process lives
+        # through half of the run, so that one process is judged for memory, open files and
+        # threads over hundreds of docks and faults; later ones a tenth of it.
+        return max(5.0, self.duration_s / (2 if incarnation == 1 else 10))
 
 
 @dataclass
@@ -732,7 +732,9 @@ class Soak:
         kinds = dict(FAULT_WEIGHTS)
         if not self.clock_hook or self.clock_jumped:
             kinds.pop("clock_jump")
-        if time.monotonic() - self.daemon.current.started < self.s.kill_spacing_s:
+        if time.monotonic() - self.daemon.current.started < self.s.kill_spacing_s(
+            self.daemon.current.index
+        ):
             kinds.pop("daemon_kill")
         return self.choice(list(kinds), list(kinds.values()))
 
@@ -741,7 +743,9 @@ class Soak:
             if not self.faults_on.is_set():
                 return
             if kind == "daemon_kill":
-                if time.monotonic() - self.daemon.current.started < self.s.kill_spacing_s:
+                if time.monotonic() - self.daemon.current.started < self.s.kill_spacing_s(
+                    self.daemon.current.index
+                ):
                     return
                 self.tally.fault(kind)
                 self.daemon.kill_and_restart()
