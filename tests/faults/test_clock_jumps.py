@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, dock_camera, wait_until
 from tests.support.evidence import rows, sha256_file
 from tests.support.fault_proxy import Fault, FaultProxy
-from tests.support.tus_servers import TusServer, sync_config, tus_node_server
+from tests.support.tus_servers import TusServer, sync_config
 
 TWO_DAYS = 2 * 86400
 # Logged wake-ups of the upload loop are at most 2 s apart; one failing attempt takes little.
@@ -46,18 +43,6 @@ def _spec(serial: str) -> CameraSpec:
         photo_every=0,
         other_files=0,
     )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TusServer]:
-    with tus_node_server(tmp_path_factory.mktemp("tus-node")) as srv:
-        yield srv
-
-
-@pytest.fixture
-def proxy(server: TusServer) -> Iterator[FaultProxy]:
-    with FaultProxy(server.port) as prx:
-        yield prx
 
 
 class WallOffset:

@@ -11,7 +11,6 @@ queue drains completely.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.fault_proxy import Fault, FaultProxy
-from tests.support.tus_servers import TusServer, sync_config, tus_node_server
+from tests.support.tus_servers import TusServer, sync_config
 
 MIB = 1 << 20
 # Three 2.5 MiB recordings (three 1 MiB PATCHes each) and the camera's small metadata files.
@@ -36,18 +35,6 @@ SPEC = CameraSpec(
     photo_every=0,
     other_files=0,
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TusServer]:
-    with tus_node_server(tmp_path_factory.mktemp("tus-node")) as srv:
-        yield srv
-
-
-@pytest.fixture
-def proxy(server: TusServer) -> Iterator[FaultProxy]:
-    with FaultProxy(server.port) as prx:
-        yield prx
 
 
 def _configure(station: Station, proxy: FaultProxy, **extra: object) -> None:

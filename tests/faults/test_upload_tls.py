@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.fault_proxy import FaultProxy
-from tests.support.tus_servers import TusServer, sync_config, tus_node_server
+from tests.support.tus_servers import TusServer, sync_config
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TOKEN = "s3cret-bearer-token-do-not-log"
@@ -62,12 +61,6 @@ class Pki:
             settings["client_cert"] = self.write("client.pem", chain)
             settings["client_key"] = self.write("client.key", client.private_key_pem.bytes())
         return settings
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TusServer]:
-    with tus_node_server(tmp_path_factory.mktemp("tus-node")) as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tests.support.volumes import is_mounted
+from tests.support.volumes import detach_mount, is_mounted
 
 MOUNT_TIMEOUT_S = 15.0
 MODEL = "model.json"
@@ -487,17 +487,6 @@ def rebuild(backing: Path, state: Path) -> dict[str, int]:
 # ---- the harness -------------------------------------------------------------------------------
 
 
-def _detach(path: Path) -> None:
-    for cmd in (
-        ["umount", str(path)],
-        ["umount", "-l", str(path)],
-        ["fusermount", "-uz", str(path)],
-    ):
-        if not is_mounted(path):
-            return
-        subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-
-
 @dataclass
 class PowerCutFS:
     """The layer mounted at `mountpoint` over `backing`, its model in `state`."""
@@ -556,7 +545,7 @@ class PowerCutFS:
     def cut(self) -> dict[str, int]:
         """Cut the power and bring it back: only durable state remains, mounted again."""
         self.kill()
-        _detach(self.mountpoint)
+        detach_mount(self.mountpoint)
         self._close_log()
         self.last_kept = rebuild(self.backing, self.state)
         self.cuts += 1
@@ -565,7 +554,7 @@ class PowerCutFS:
 
     def stop(self) -> None:
         """Unmount (lazily if something still holds it) and end the server."""
-        _detach(self.mountpoint)
+        detach_mount(self.mountpoint)
         if self._proc is not None:
             try:
                 self._proc.wait(timeout=10)

@@ -69,7 +69,7 @@ def _quiet(cmd: Sequence[str]) -> int:
     ).returncode
 
 
-def _detach_mount(path: Path) -> None:
+def detach_mount(path: Path) -> None:
     """Unmount `path` however it can be done; a dead FUSE mount only goes lazily."""
     for cmd in (
         ["umount", str(path)],
@@ -118,7 +118,7 @@ class Mounted:
         if self.loop_device is not None:
             _quiet(["losetup", "-d", self.loop_device])
         if detach:
-            _detach_mount(self.path)
+            detach_mount(self.path)
 
     def close(self) -> None:
         """Unmount cleanly if possible, otherwise lazily; reap the server; free the loop."""
@@ -129,7 +129,7 @@ class Mounted:
                 self.unplugged or _quiet(["umount", str(self.path)]) != 0
             ):
                 clean = False
-                _detach_mount(self.path)
+                detach_mount(self.path)
             if self._proc is not None:
                 if not clean and self._proc.poll() is None:
                     self._proc.terminate()  # a lazily detached server would wait for its users
@@ -242,7 +242,7 @@ def tmpfs(path: Path, size_bytes: int) -> Iterator[Path]:
     try:
         yield path
     finally:
-        _detach_mount(path)
+        detach_mount(path)
 
 
 def sha256_file(path: Path | bytes | str) -> str:
