@@ -40,16 +40,17 @@ def record_action(
     now: str,
     *,
     operator: str | None = None,
+    write_files: bool = True,
 ) -> RecordRow:
     """Sign `action` (e.g. "device.assigned") with its details into the chain; returns the record.
 
     Joins the caller's transaction when there is one, so the state change and its audit
-    record commit together or not at all.
+    record commit together or not at all. write_files: see Sealer.audit.
     """
     who = operator or current_operator()
     # The audit sidecar and the chain head go to staging, <data_dir>/staging (Config.staging_path).
     sealer = Sealer(store, key, station_id, store.path.parent / "staging")
-    record = sealer.audit(action, _checked(details), who, now)
+    record = sealer.audit(action, _checked(details), who, now, write_files=write_files)
     _log.info("audit.recorded", action=action, operator=who, seq=record.seq)
     return record
 

@@ -29,6 +29,14 @@ STEPS = (
     "wipe.intent",
     "wipe.unlinked",
 )
+# The steps of `dockagent rebuild`, apart: an import never reaches them (the crash tests of the
+# pipeline run every step of STEPS against an import). tests/faults/test_corrupt_state.py.
+REBUILD_STEPS = (
+    "rebuild.kept",
+    "rebuild.built",
+    "rebuild.set_aside",
+    "rebuild.replaced",
+)
 
 
 def _parse(value: str) -> tuple[str, int]:

@@ -124,6 +124,11 @@ def record_problem(record: RecordRow, key: StationKey | None) -> str | None:
         return "its body does not match its hash"
     if body.get("seq") != record.seq or body.get("prev") != record.prev_hash:
         return "its body names another place in the chain"
+    # kind and file_id are columns beside the signed body: damage there would put a verified
+    # record on the wrong file.
+    file_id = body.get("file_id") if record.kind == "file" else None
+    if body.get("type") != record.kind or file_id != record.file_id:
+        return "its kind or file id is not the one its body names"
     if key is not None:
         if record.key_id != key.key_id:
             return f"signed by key {record.key_id}, the station key is {key.key_id}"

@@ -214,8 +214,21 @@ class Sealer:
             self.write_head(records[-1][1])
         return [record for _, record in records]
 
-    def audit(self, action: str, details: dict[str, Any], operator: str, now: str) -> RecordRow:
-        """A technician action, signed into the same chain as the custody records."""
+    def audit(
+        self,
+        action: str,
+        details: dict[str, Any],
+        operator: str,
+        now: str,
+        *,
+        write_files: bool = True,
+    ) -> RecordRow:
+        """A technician action, signed into the same chain as the custody records.
+
+        write_files=False only for a store that is not in place yet (agent.rebuild): its
+        sidecar and the chain head would describe a record that may never be; agent.recovery
+        writes both from the chain once the store is in place.
+        """
         with self.store.transaction():
             body = {
                 "v": RECORD_VERSION,
@@ -226,8 +239,9 @@ class Sealer:
                 "details": details,
             }
             record = self._append("audit", body, None, now)
-            # The caller's transaction may still roll back: its files wait for the commit.
-            self.store.after_commit(lambda: self._audit_committed(record))
+            if write_files:
+                # The caller's transaction may still roll back: its files wait for the commit.
+                self.store.after_commit(lambda: self._audit_committed(record))
             return record
 
     def _audit_committed(self, record: RecordRow) -> None:

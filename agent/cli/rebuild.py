@@ -1,8 +1,9 @@
 """`dockagent rebuild [--force] [--json]`: a new database from the signed sidecars in staging.
 
 For a station that refuses to run because its database is damaged, missing or behind. Takes
-the writer lock (stop the service first); the logic is agent.rebuild's. Exit 0 only when the
-rebuilt chain is whole; otherwise each gap or bad record is printed and the exit code is 5.
+the writer lock (stop the service first); the logic is agent.rebuild's, this module only
+prints it. Exit 0 only when the rebuilt chain is whole; otherwise each gap or bad record is
+printed and the exit code is 5.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from agent.cli import context
 from agent.cli.output import emit_json
 from agent.errors import EXIT_REBUILD_INCOMPLETE, StationKeyError
 from agent.lock import WriterLock
-from agent.rebuild import rebuild
+from agent.rebuild.procedure import rebuild
 from agent.wallclock import utc_now
 
 
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(report.set_aside)} staged copies that were never sealed set aside in "
                 f"{cfg.data_path}/unsealed-*: their camera still holds them; import it again\n"
             )
+            if not report.whole:
+                out.write(
+                    "  (the chain is not whole: a copy whose record is missing may be among "
+                    "them, and its camera may no longer hold it)\n"
+                )
         for problem in report.problems:
             out.write(f"PROBLEM {problem}\n")
         verdict = "whole" if report.whole else f"NOT whole ({len(report.problems)} problems)"

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from agent import durable
-from agent.errors import StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
+from agent.errors import StoreBusy, StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
 from agent.store.base import _connect, _fsync_dir, _write_marker
 from agent.store.custody import CustodyQueries, RecordRow
 from agent.store.devices import DeviceQueries
@@ -33,6 +33,8 @@ class Store(
     """The station's database. One instance per thread."""
 
     MARKER = "store.id"
+    # Where `dockagent rebuild` builds the database that replaces a damaged one.
+    REPLACEMENT = "dockagent.db.rebuild"
 
     @classmethod
     def open(cls, data_dir: Path, *, create: bool) -> Store:
@@ -66,13 +68,37 @@ class Store(
         return store
 
     @classmethod
-    def create_fresh(cls, data_dir: Path) -> Store:
-        """A new, empty store where the old database was moved aside (agent.rebuild only):
-        a new store id, and the marker rewritten to name it."""
-        path = data_dir / "dockagent.db"
-        if path.exists():
-            raise FileExistsError(f"{path} still exists; move it aside first")
-        return cls._initialise(data_dir, path, data_dir / cls.MARKER)
+    def create_replacement(cls, data_dir: Path) -> Store:
+        """An empty store under a temporary name, to be filled and then put in place of the
+        database in data_dir by replace_live (agent.rebuild only).
+
+        It carries the data directory's store id (a new one only where no marker names one),
+        so the marker is right whichever of the two databases is in place when a crash comes.
+        A leftover of an interrupted build is discarded: it was built from what is kept
+        elsewhere, and is built again from it.
+        """
+        durable.make_dirs(data_dir)  # its name made durable too (fsync(2) NOTES)
+        marker = data_dir / cls.MARKER
+        store_id = marker.read_text().strip() if marker.exists() else ""
+        return cls._build(data_dir / cls.REPLACEMENT, store_id or uuid.uuid4().hex)
+
+    def replace_live(self) -> None:
+        """Put this replacement, complete and durable, in place of dockagent.db (one rename).
+
+        The database it replaces must already be kept under another name, and its -wal and
+        -shm gone from beside it (SQLite would apply a -wal it finds to whatever database bears
+        its name). Closes this store; the marker names its id afterwards.
+        """
+        path = self.path.parent / "dockagent.db"
+        for suffix in ("-wal", "-shm"):
+            if Path(f"{path}{suffix}").exists():
+                # Another process opened the old database meanwhile (readers take no lock).
+                raise StoreBusy(path=str(path))
+        store_id = self.meta("store_id") or ""
+        self._put_in_place(path)
+        marker = path.parent / self.MARKER
+        if not marker.exists() or marker.read_text().strip() != store_id:
+            _write_marker(marker, store_id)
 
     @classmethod
     def _initialise(cls, data_dir: Path, path: Path, marker: Path) -> Store:
@@ -82,16 +108,26 @@ class Store(
         one; the marker is written last, and re-derived from the database if it is missing.
         """
         durable.make_dirs(data_dir)  # its name made durable too (fsync(2) NOTES)
-        building = data_dir / "dockagent.db.init"
+        store_id = uuid.uuid4().hex
+        cls._build(data_dir / "dockagent.db.init", store_id)._put_in_place(path)
+        _write_marker(marker, store_id)
+        return cls(_connect(path), path)
+
+    @classmethod
+    def _build(cls, building: Path, store_id: str) -> Store:
+        """A new database at `building` with the schema and `store_id`; leftovers discarded."""
         for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
             leftover.unlink(missing_ok=True)
-        conn = _connect(building)
-        store = cls(conn, building)
+        store = cls(_connect(building), building)
         store._migrate()
-        store_id = uuid.uuid4().hex
-        conn.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?)", (store_id,))
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
+        store.conn.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?)", (store_id,))
+        return store
+
+    def _put_in_place(self, path: Path) -> None:
+        """Checkpoint, close, fsync, rename to path, fsync the directory."""
+        building = self.path
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.close()
         fd = os.open(building, os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
@@ -100,9 +136,7 @@ class Store(
         os.rename(building, path)
         for leftover in (Path(f"{building}-wal"), Path(f"{building}-shm")):
             leftover.unlink(missing_ok=True)
-        _fsync_dir(data_dir)
-        _write_marker(marker, store_id)
-        return cls(_connect(path), path)
+        _fsync_dir(path.parent)
 
     def _check_identity(self, expected: str, marker: Path) -> None:
         tables = set(self.db.table_names())

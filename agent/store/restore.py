@@ -2,7 +2,7 @@
 
 Rows are inserted with the ids their signed records name, into a store created moments before;
 a damaged database is only ever read, through a private copy, so the one kept aside for
-inspection stays exactly as it was found. Which rows to write is agent.rebuild's decision, not
+inspection is not changed by reading it. Which rows to write is agent.rebuild's decision, not
 this module's; no evidence is read or written here.
 """
 
@@ -18,6 +18,7 @@ from agent.store.base import StoreBase
 from agent.store.custody import RecordRow
 
 _RECORD_COLUMNS = "seq, kind, file_id, body, record_hash, prev_hash, signature, key_id"
+_SCRATCH_PREFIX = ".salvage-"
 
 
 class RestoreQueries(StoreBase):
@@ -40,7 +41,8 @@ def salvage_records(db_path: Path, scratch_parent: Path) -> tuple[list[RecordRow
     """
     found: dict[int, RecordRow] = {}
     problems: list[str] = []
-    with tempfile.TemporaryDirectory(prefix=".salvage-", dir=scratch_parent) as tmp:
+    _discard_old_scratch(scratch_parent)
+    with tempfile.TemporaryDirectory(prefix=_SCRATCH_PREFIX, dir=scratch_parent) as tmp:
         copy = Path(tmp) / "damaged.db"
         try:
             shutil.copyfile(db_path, copy)
@@ -71,6 +73,14 @@ def salvage_records(db_path: Path, scratch_parent: Path) -> tuple[list[RecordRow
             finally:
                 conn.close()
     return [found[seq] for seq in sorted(found)], "; ".join(dict.fromkeys(problems))
+
+
+def _discard_old_scratch(parent: Path) -> None:
+    """Private copies left by a salvage that was killed: copies only (the damaged database is
+    kept under its own name), each as large as the database, so they do not pile up."""
+    for old in parent.glob(f"{_SCRATCH_PREFIX}*"):
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _record(row: tuple[Any, ...]) -> RecordRow | None:

@@ -6,12 +6,16 @@ server, records technician actions, and then has its database damaged in one way
 overwritten, file truncated, file emptied, a copy without its -wal, a byte changed inside a
 custody record. Every command must refuse with exit 65 and name `dockagent rebuild`; after the
 rebuild `verify` passes, every camera file is held once with its hash, and the next sync
-uploads only what the server did not have. The checks read SQLite and the server's store
-directly (tests/support), never through the agent.
+uploads only what the server did not have. A rebuild killed at each of its steps is finished
+by the next one with nothing lost; a record it cannot restore, or two signed records for one
+place, are named and kept, never dropped. The checks read SQLite and the server's store
+directly (tests/support), never through the agent (which only signs the forged records).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -24,6 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from agent import crashpoints, keys
+from agent.keys import StationKey
+from agent.seal import canonical
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows, sha256_file
@@ -401,3 +408,181 @@ def test_a_seal_the_database_lost_is_not_signed_twice(two_cameras) -> None:  # t
     _ok(station.run("verify"))
     for serial, cam in cams.items():
         assert_all_sealed(station.data_dir, serial, _expected(cam))
+
+
+# ---- a rebuild killed, a rebuild that meets what it cannot restore ------------------------
+
+
+def _kept_databases(station: Station) -> list[Path]:
+    return [
+        p
+        for p in station.data_dir.glob("dockagent.db.damaged-*")
+        if not p.name.endswith(("-wal", "-shm"))
+    ]
+
+
+@pytest.mark.parametrize("step", crashpoints.REBUILD_STEPS)
+def test_a_rebuild_killed_at_any_step_is_finished_by_the_next(two_cameras, step: str) -> None:  # type: ignore[no-untyped-def]
+    station, cams = two_cameras
+    audit_seq = rows(station.data_dir, "SELECT seq FROM records WHERE kind='audit'")[0]["seq"]
+    for side in (_sidecar_of(station, 2), _sidecar_of(station, audit_seq)):
+        side.unlink()  # held only by the damaged database from now on
+    db = station.data_dir / "dockagent.db"
+    _change_record_byte(db, b"")
+    damaged = sha256_file(db)
+    records_before = len(rows(station.data_dir, "SELECT seq FROM records"))
+
+    killed = station.run("rebuild", DOCKAGENT_CRASH_AT=step)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    again = station.run("rebuild", "--json")
+    if step == "rebuild.replaced":
+        # The rebuilt database was in place: the second run only writes what recovery writes.
+        assert again.returncode == 64 and "nothing to rebuild" in again.stderr, again.stderr
+    else:
+        assert again.returncode == 0, again.stdout + again.stderr
+        report = json.loads(again.stdout)
+        assert report["whole"] and report["salvaged"] == 2, report
+
+    _ok(station.run("verify"))
+    chain = rows(station.data_dir, "SELECT seq, body FROM records ORDER BY seq")
+    assert [r["seq"] for r in chain] == list(range(1, records_before + 2))
+    assert [json.loads(r["body"]).get("action") for r in chain].count("store.rebuilt") == 1
+    kept = _kept_databases(station)
+    assert len(kept) == 1 and sha256_file(kept[0]) == damaged  # kept once, as found
+    assert not list(station.data_dir.glob("dockagent.db.rebuild*"))
+    for serial, cam in cams.items():
+        assert_all_sealed(station.data_dir, serial, _expected(cam))
+
+
+def _station_key(station: Station) -> StationKey:
+    return keys.load_or_create(station.data_dir / "station.key")
+
+
+def _signed(key: StationKey, body: dict[str, object]) -> tuple[str, str, str]:
+    """A record body signed as the station signs one: (body, record_hash, signature)."""
+    text = canonical(body).decode()
+    signature = base64.b64encode(key.sign(text.encode())).decode("ascii")
+    return text, hashlib.sha256(text.encode()).hexdigest(), signature
+
+
+def _tamper(db: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TRIGGER IF EXISTS records_no_update")
+    conn.execute("DROP INDEX IF EXISTS records_file")
+    for sql, args in statements:
+        conn.execute(sql, args)
+    conn.close()
+
+
+def test_a_record_the_damaged_database_holds_otherwise_is_named_not_dropped(two_cameras) -> None:  # type: ignore[no-untyped-def]
+    station, _cams = two_cameras
+    record = rows(station.data_dir, "SELECT * FROM records WHERE seq=2")[0]
+    body = json.loads(record["body"])
+    body["important"] = not body["important"]  # a second signed record for the same place
+    text, digest, signature = _signed(_station_key(station), body)
+    _tamper(
+        station.data_dir / "dockagent.db",
+        (
+            "UPDATE records SET body=?, record_hash=?, signature=? WHERE seq=2",
+            (text, digest, signature),
+        ),
+    )
+    proc = station.run("rebuild")
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "record 2: " in proc.stdout and "hold different signed records" in proc.stdout
+
+
+def test_a_salvaged_record_is_placed_by_its_signed_body_not_its_columns(two_cameras) -> None:  # type: ignore[no-untyped-def]
+    station, cams = two_cameras
+    file_id = rows(station.data_dir, "SELECT file_id FROM records WHERE seq=2")[0]["file_id"]
+    _sidecar_of(station, 2).unlink()
+    db = station.data_dir / "dockagent.db"
+    _tamper(db, ("UPDATE records SET file_id=999 WHERE seq=2", ()))  # outside the signed body
+    _change_record_byte(db, b"")
+    report = json.loads(_ok(station.run("rebuild", "--json")))
+    assert report["whole"] and report["salvaged"] == 1, report
+    assert (
+        rows(station.data_dir, "SELECT file_id FROM records WHERE seq=2")[0]["file_id"] == file_id
+    )
+    assert not rows(station.data_dir, "SELECT id FROM files WHERE id=999")
+    _ok(station.run("verify"))
+    for serial, cam in cams.items():
+        assert_all_sealed(station.data_dir, serial, _expected(cam))
+
+
+def test_a_record_no_row_can_hold_is_named_and_kept_and_the_station_runs(two_cameras) -> None:  # type: ignore[no-untyped-def]
+    station, cams = two_cameras
+    head = rows(station.data_dir, "SELECT * FROM records ORDER BY seq DESC LIMIT 1")[0]
+    first = rows(station.data_dir, "SELECT * FROM records WHERE seq=2")[0]
+    # A second custody record of file `first` at the head of the chain, validly signed (as a
+    # bug could have made one): no schema row can hold it, and it must not vanish unnamed.
+    body = {**json.loads(first["body"]), "seq": head["seq"] + 1, "prev": head["record_hash"]}
+    text, digest, signature = _signed(_station_key(station), body)
+    db = station.data_dir / "dockagent.db"
+    _tamper(
+        db,
+        (
+            "INSERT INTO records(seq, kind, file_id, body, record_hash, prev_hash, signature, "
+            "key_id, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                body["seq"],
+                "file",
+                first["file_id"],
+                text,
+                digest,
+                head["record_hash"],
+                signature,
+                first["key_id"],
+                "2026-01-01T00:00:00+00:00",
+            ),
+        ),
+    )
+    proc = station.run("rebuild", "--force")
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"has two custody records (2 and {body['seq']})" in proc.stdout
+    kept = _kept_databases(station)
+    assert len(kept) == 1
+    conn = sqlite3.connect(f"file:{kept[0]}?mode=ro", uri=True)
+    assert (
+        conn.execute("SELECT COUNT(*) FROM records WHERE seq=?", (body["seq"],)).fetchone()[0] == 1
+    )
+    conn.close()
+    _ok(station.run("import", str(cams[CAM_A.serial])))
+    for serial, cam in cams.items():
+        assert_all_sealed(station.data_dir, serial, _expected(cam))
+
+
+def test_a_sidecar_the_chain_rejects_is_set_aside_and_later_actions_work(two_cameras) -> None:  # type: ignore[no-untyped-def]
+    station, _cams = two_cameras
+    head = rows(station.data_dir, "SELECT MAX(seq) AS seq FROM records")[0]["seq"]
+    garbage = station.staging / "_chain" / f"{head + 1:010d}.audit.json"
+    garbage.write_bytes(b"{half a sidecar")
+    _empty(station.data_dir / "dockagent.db", b"")
+    proc = station.run("rebuild")
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"_chain/{garbage.name}: unreadable" in proc.stdout
+    # Its seq went to the rebuild's own record, whose sidecar now bears the name.
+    assert json.loads(garbage.read_bytes())["body"]["action"] == "store.rebuilt"
+    assert [p.read_bytes() for p in station.data_dir.glob(f"unsealed-*/_chain/{garbage.name}")] == [
+        b"{half a sidecar"
+    ]
+    # The next technician action follows the rebuild's record.
+    _ok(station.run("devices", "enroll", "CORRUPTZ", "--officer", "OFC-9"))
+    _ok(station.run("verify"))
+
+
+def test_a_database_of_a_newer_dockagent_is_not_rebuilt_unless_forced(two_cameras) -> None:  # type: ignore[no-untyped-def]
+    station, _cams = two_cameras
+    _tamper(
+        station.data_dir / "dockagent.db",
+        (
+            "INSERT INTO _sqlite_migrations(migration_set, name, applied_at) VALUES (?,?,?)",
+            ("dockagent", "9999_from_the_future", "2030-01-01 00:00:00"),
+        ),
+    )
+    proc = station.run("rebuild")
+    assert proc.returncode == 65 and "upgrade dockagent" in proc.stderr, proc.stderr
+    assert not _kept_databases(station)
+    _ok(station.run("rebuild", "--force"))
+    assert len(_kept_databases(station)) == 1
+    _ok(station.run("verify"))

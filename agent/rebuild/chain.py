@@ -1,0 +1,168 @@
+"""The custody chain as staging and the damaged database still hold it, every record checked.
+
+Reads each signed sidecar (of a file or of an audit record) and the records salvaged from the
+damaged database, keeps a record only if its hash, its station signature and its place agree,
+and names every gap, broken link and disagreement. A salvaged record is taken as its signed body
+says (seq, kind, file) and never for the columns beside it. Never fills a gap, never prefers a
+record silently over another that also verifies; writes nothing and opens no database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import chainfiles, integrity
+from agent.errors import StationKeyError
+from agent.keys import StationKey
+from agent.rebuild.report import RebuildReport
+from agent.seal import GENESIS, SIDECAR_SUFFIX, record_from_sidecar
+from agent.store import RecordRow
+
+FROM_DATABASE = "the damaged database"
+
+
+@dataclass(frozen=True)
+class Found:
+    record: RecordRow
+    where: str  # the sidecar (relative to staging) or FROM_DATABASE
+
+
+Chain = dict[int, Found]
+
+
+def file_sidecars(staging: Path) -> list[Path]:
+    """Every file sidecar in staging's camera directories, in name order."""
+    found: list[Path] = []
+    for directory in sorted(staging.iterdir()) if staging.is_dir() else ():
+        if directory.is_dir() and directory.name != chainfiles.CHAIN_DIR:
+            found.extend(sorted(p for p in directory.iterdir() if p.name.endswith(SIDECAR_SUFFIX)))
+    return found
+
+
+def gather(
+    staging: Path, salvaged: list[RecordRow], key: StationKey, report: RebuildReport
+) -> Chain:
+    """Every record that verifies, by seq: the sidecars first, then what only the damaged
+    database still holds. Raises StationKeyError when no sidecar verifies (the wrong key)."""
+    chain: Chain = {}
+    sidecars = [*file_sidecars(staging), *chainfiles.audit_sidecars(staging)]
+    readable = verified = 0
+    for side in sidecars:
+        where = str(side.relative_to(staging))
+        try:
+            record = record_from_sidecar(side.read_bytes())
+        except (OSError, ValueError) as exc:
+            report.problems.append(f"{where}: unreadable ({exc})")
+            continue
+        readable += 1
+        problem = integrity.record_problem(record, key)
+        if problem is not None:
+            report.problems.append(f"{where}: record {record.seq} {problem}")
+            continue
+        verified += 1
+        in_chain_dir = side.parent == chainfiles.chain_dir(staging)
+        if record.kind == "audit" and side != chainfiles.audit_sidecar_path(staging, record.seq):
+            report.problems.append(f"{where}: holds audit record {record.seq}")
+            continue
+        if record.kind == "file" and in_chain_dir:
+            report.problems.append(f"{where}: holds file record {record.seq}")
+            continue
+        _add(chain, Found(record, where), report)
+    if readable and not verified:
+        # Every signature failing means the wrong key, not damage: change nothing.
+        raise StationKeyError(
+            path=str(key.key_id),
+            problem=f"signed none of the {readable} readable sidecars in {staging}; rebuild "
+            "needs the station's own key (restore it from its backup)",
+        )
+    for salvage in salvaged:
+        _add_salvaged(chain, salvage, key, report)
+    return chain
+
+
+def _add_salvaged(chain: Chain, salvage: RecordRow, key: StationKey, report: RebuildReport) -> None:
+    try:
+        record = _as_signed(salvage)
+    except ValueError as exc:
+        report.problems.append(f"record {salvage.seq} in {FROM_DATABASE}: unreadable ({exc})")
+        return
+    known = chain.get(record.seq)
+    if known is not None and known.record.record_hash == record.record_hash:
+        return  # the same record as its sidecar
+    problem = integrity.record_problem(record, key)
+    if problem is not None:
+        if known is None:
+            report.problems.append(f"record {record.seq} in {FROM_DATABASE} {problem}")
+        # else: damage in the database where the sidecar holds the record whole.
+        return
+    if known is not None:
+        # Two records for one place in the chain that both verify: neither is preferred
+        # silently (the sidecar's stays, the chain is not called whole).
+        _add(chain, Found(record, FROM_DATABASE), report)
+        return
+    chain[record.seq] = Found(record, FROM_DATABASE)
+    report.salvaged += 1
+
+
+def _as_signed(record: RecordRow) -> RecordRow:
+    """The record its signed body describes, as a sidecar of it would give it back: the seq,
+    kind and file id stored beside the body in the database are not covered by the hash."""
+    envelope = {
+        "body": json.loads(record.body),
+        "signature": record.signature,
+        "key_id": record.key_id,
+        "record_hash": record.record_hash,
+    }
+    return record_from_sidecar(json.dumps(envelope).encode())
+
+
+def _add(chain: Chain, found: Found, report: RebuildReport) -> None:
+    seq = found.record.seq
+    if seq in chain and chain[seq].record.record_hash != found.record.record_hash:
+        report.problems.append(
+            f"record {seq}: {chain[seq].where} and {found.where} hold different signed records"
+        )
+        return
+    chain.setdefault(seq, found)
+
+
+def check_links(chain: Chain, staging: Path, report: RebuildReport) -> None:
+    """Name every gap, every record that does not link to the one before, and a chain that
+    ends before the head staging recorded."""
+    last = max(chain, default=0)
+    missing = [seq for seq in range(1, last + 1) if seq not in chain]
+    for start, end in _ranges(missing):
+        which = f"record {start}" if start == end else f"records {start}-{end}"
+        report.problems.append(
+            f"{which} of the chain: no sidecar holds it and the damaged database does not"
+        )
+    for seq, found in sorted(chain.items()):
+        before = chain.get(seq - 1)
+        expected = GENESIS if seq == 1 else (before.record.record_hash if before else None)
+        if expected is not None and found.record.prev_hash != expected:
+            report.problems.append(
+                f"record {seq} ({found.where}) does not link to record {seq - 1}"
+            )
+    try:
+        head = chainfiles.read_head(staging)
+    except ValueError as exc:
+        report.problems.append(str(exc))
+        head = None
+    if head is not None and (
+        head.seq not in chain or chain[head.seq].record.record_hash != head.record_hash
+    ):
+        report.problems.append(
+            f"staging's chain head is record {head.seq}, which no sidecar holds as recorded"
+        )
+
+
+def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out

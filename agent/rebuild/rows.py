@@ -1,0 +1,199 @@
+"""The file rows and dock sessions that the verified chain tells, with what upload receipts add.
+
+One row per file record, under the id and the staged name its signed body gives: sealed, or
+confirmed (and purged) where the file's upload receipt proves it, or sealed with the upload URL
+so the queue resumes it. A second record of the same file (or of the same camera file) gets no
+row and is named, as is a body a row cannot be made from. Derivation only: it reads receipts and
+looks whether staged copies exist, but writes nothing and speaks no SQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.model import FileState, display_name
+from agent.offload import staged_name
+from agent.rebuild.chain import FROM_DATABASE, Chain
+from agent.rebuild.report import RebuildReport
+from agent.seal import SIDECAR_SUFFIX
+from agent.sync import receipts
+
+SESSION_SOURCE = "rebuilt from the signed sidecars"
+
+
+@dataclass
+class FileRow:
+    seq: int  # the file's custody record
+    officer_id: str  # for its session; not a file column
+    columns: dict[str, Any]
+
+    @property
+    def staged_path(self) -> str:
+        return str(self.columns["staged_path"])
+
+
+@dataclass
+class Rows:
+    files: list[FileRow] = field(default_factory=list)
+    # File records that get no row (named among the problems): tables must not insert them.
+    unrestorable: set[int] = field(default_factory=set)
+
+
+def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> Rows:
+    out = Rows()
+    by_id: dict[int, int] = {}
+    by_identity: dict[tuple[Any, ...], int] = {}
+    for seq, found in sorted(chain.items()):
+        record = found.record
+        if record.kind != "file" or record.file_id is None:
+            continue
+        try:
+            row = _row(seq, json.loads(record.body), now)
+        except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+            report.problems.append(
+                f"record {seq}: its body lacks what a file row needs ({exc!r}); not restored"
+            )
+            out.unrestorable.add(seq)
+            continue
+        file_id = int(row.columns["id"])
+        cols = row.columns
+        identity = (cols["device_serial"], cols["camera_path"], cols["size"], cols["mtime_ns"])
+        first = by_id.get(file_id, by_identity.get(identity))
+        if first is not None:
+            report.problems.append(
+                f"file {file_id} ({cols['camera_name']}) has two custody records ({first} and "
+                f"{seq}); record {seq} is not restored"
+            )
+            out.unrestorable.add(seq)
+            continue
+        by_id[file_id], by_identity[identity] = seq, seq
+        if found.where not in (FROM_DATABASE, row.staged_path + SIDECAR_SUFFIX):
+            report.problems.append(
+                f"{found.where}: the sidecar of {row.staged_path} is not beside it"
+            )
+        _apply_receipt(cols, staging, report)
+        out.files.append(row)
+    return out
+
+
+def _row(seq: int, body: dict[str, Any], now: str) -> FileRow:
+    file_id = int(body["file_id"])
+    raw = base64.b64decode(body["original_name_b64"], validate=True)
+    ingested = str(body.get("ingested_at") or now)
+    wipeable = body.get("wipeable")
+    columns: dict[str, Any] = {
+        "id": file_id,
+        "session_id": int(body["session_id"]),
+        "last_session_id": int(body["session_id"]),
+        "device_serial": str(body["device_serial"]),
+        "camera_path": raw,
+        "camera_name": display_name(raw),
+        "size": int(body["size"]),
+        "mtime_ns": _mtime_ns(body),
+        "kind": str(body["kind"]),
+        "recorded_start": body.get("recorded_start") or "",
+        "recorded_end": body.get("recorded_end") or "",
+        "segment": body.get("segment"),
+        "important": int(bool(body.get("important"))),
+        # Records sealed before `wipeable` was signed: only recordings have a kind of their own.
+        "wipeable": int(wipeable if isinstance(wipeable, bool) else body["kind"] != "other"),
+        "state": FileState.SEALED.value,
+        "sha256": str(body["sha256"]),
+        "staged_path": f"{body['device_serial']}/{staged_name(file_id, raw)}",
+        "record_seq": seq,
+        "discovered_at": ingested,
+        "staged_at": ingested,
+        "sealed_at": ingested,
+        "updated_at": now,
+        "clock_drift_s": body.get("clock_drift_s"),
+        "recorded_start_corrected": body.get("recorded_start_corrected") or "",
+        "recorded_end_corrected": body.get("recorded_end_corrected") or "",
+        "time_basis": body.get("time_basis") or "",
+        "retention_class": body.get("retention_class") or "",
+    }
+    return FileRow(seq, str(body.get("officer_id") or ""), columns)
+
+
+def _mtime_ns(body: dict[str, Any]) -> int:
+    exact = body.get("mtime_ns")
+    if isinstance(exact, int) and not isinstance(exact, bool):
+        return exact
+    # Records sealed before mtime_ns was signed: the camera time, station-local, in seconds.
+    return int(datetime.fromisoformat(str(body["camera_mtime"])).timestamp()) * 10**9
+
+
+def _apply_receipt(row: dict[str, Any], staging: Path, report: RebuildReport) -> None:
+    staged_rel = str(row["staged_path"])
+    present = (staging / staged_rel).exists()
+    try:
+        receipt = receipts.read(staging, staged_rel)
+    except ValueError as exc:
+        report.problems.append(str(exc))
+        receipt = None
+    if receipt is not None and (receipt.file_id, receipt.sha256) != (row["id"], row["sha256"]):
+        report.problems.append(f"{staged_rel}: its upload receipt names another file")
+        receipt = None
+    if receipt is not None and receipt.confirmed_at and receipt.confirm_level:
+        row.update(
+            state=FileState.CONFIRMED.value,
+            upload_sink=receipt.sink,
+            upload_url=receipt.upload_url,
+            upload_offset=row["size"],
+            confirmed_at=receipt.confirmed_at,
+            confirm_level=receipt.confirm_level,
+            sink_ref=receipt.sink_ref,
+            # Purged after the grace period (only confirmed copies ever are).
+            purged_at=None if present else row["updated_at"],
+        )
+        report.confirmed += 1
+        report.purged += 0 if present else 1
+        return
+    if receipt is not None and receipt.upload_url:
+        # Left sealed: the queue asks the server (HEAD) where this upload stands and goes on
+        # from there, instead of creating a second one.
+        row.update(
+            upload_sink=receipt.sink,
+            upload_url=receipt.upload_url,
+            upload_expires_at=receipt.upload_expires_at,
+        )
+        report.resumable += 1
+    if not present:
+        report.problems.append(
+            f"{staged_rel}: the staged copy is missing and no confirmation of it is known"
+        )
+
+
+def sessions(files: list[FileRow], now: str) -> list[dict[str, Any]]:
+    """One session per session id the file records name, as far as they tell: its camera and
+    officer, the first and last file taken in, and the counts of its sealed files."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for row in files:
+        cols = row.columns
+        s = by_id.setdefault(
+            int(cols["session_id"]),
+            {
+                "id": cols["session_id"],
+                "device_serial": cols["device_serial"],
+                "officer_id": row.officer_id,
+                "source": SESSION_SOURCE,
+                "docked_at": cols["staged_at"],
+                "ended_at": cols["staged_at"],
+                "undocked_at": now,
+                "outcome": "rebuilt",
+                "files_found": 0,
+                "files_new": 0,
+                "files_sealed": 0,
+                "bytes_copied": 0,
+            },
+        )
+        s["docked_at"] = min(s["docked_at"], cols["staged_at"])
+        s["ended_at"] = max(s["ended_at"], cols["staged_at"])
+        for counter in ("files_found", "files_new", "files_sealed"):
+            s[counter] += 1
+        s["bytes_copied"] += int(cols["size"])
+    return list(by_id.values())

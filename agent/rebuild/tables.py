@@ -1,0 +1,55 @@
+"""The new database's tables from the verified chain: sessions, file rows, records, devices.
+
+Writes, through the store's own queries, what agent.rebuild.rows derived and the records
+agent.rebuild.chain verified, in chain order; technician actions that changed tables
+(enrolment, revocation, handover) are replayed from their audit records. Call inside one
+transaction of a store that is not in place yet. Decides nothing about what is trustworthy
+(that was decided before) and touches no file in staging.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.rebuild.chain import Chain
+from agent.rebuild.report import RebuildReport
+from agent.rebuild.rows import Rows, sessions
+from agent.store import Store
+
+
+def fill(store: Store, chain: Chain, rows: Rows, now: str, report: RebuildReport) -> None:
+    restored_sessions = sessions(rows.files, now)
+    for session in restored_sessions:
+        store.restore_session(session)
+    for row in rows.files:
+        store.restore_file(row.columns)
+    head = 0
+    for seq, found in sorted(chain.items()):
+        if seq in rows.unrestorable:
+            continue  # a file record with no row: named by rows, a gap in the chain here
+        body = json.loads(found.record.body)
+        store.append_record(found.record, str(body.get("at") or body.get("ingested_at") or now))
+        report.records += 1
+        head = seq
+        if found.record.kind == "audit":
+            _replay(store, body, seq, report)
+    if head:
+        store.set_meta("chain_head_seq", str(head))
+    report.files, report.sessions = len(rows.files), len(restored_sessions)
+
+
+def _replay(store: Store, body: dict[str, Any], seq: int, report: RebuildReport) -> None:
+    """Technician actions that changed tables: enrolment, revocation, handover."""
+    action, details = body.get("action"), body.get("details") or {}
+    who, at = str(body.get("operator", "")), str(body.get("at", ""))
+    serial = str(details.get("serial", ""))
+    if action == "device.enrolled":
+        store.enroll(serial, str(details.get("officer_id", "")), who, at)
+        report.devices += 1
+    elif action == "device.revoked":
+        store.revoke(serial, who, at)
+    elif action == "device.assigned":
+        officer, previous = str(details.get("officer_id", "")), details.get("previous_officer")
+        store.add_assignment(serial, officer, str(previous or ""), at, who, seq)
+        report.assignments += 1
