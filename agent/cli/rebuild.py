@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         out.write(
             f"rebuilt: {report.records} custody records ({report.salvaged} from the damaged "
             f"database), {report.files} files ({report.confirmed} confirmed, {report.purged} of "
-            f"them purged; {report.resumable} uploads to resume), {report.sessions} sessions, "
+            f"them purged; {report.resumable} uploads to resume, {report.reconfirm} to confirm "
+            f"again with the sink), {report.sessions} sessions, "
             f"{report.devices} enrolments, {report.assignments} handovers\n"
         )
         if report.set_aside:

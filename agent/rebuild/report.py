@@ -21,6 +21,7 @@ class RebuildReport:
     confirmed: int = 0
     purged: int = 0
     resumable: int = 0  # sealed, with the upload the server already holds part of
+    reconfirm: int = 0  # confirmed by a receipt, copy still here: sealed until the sink says so
     sessions: int = 0
     devices: int = 0
     assignments: int = 0
@@ -39,6 +40,7 @@ class RebuildReport:
             "records": self.records,
             "files": self.files,
             "confirmed": self.confirmed,
+            "reconfirm": self.reconfirm,
             "sessions": self.sessions,
             "set_aside": len(self.set_aside),
             "problems": len(self.problems),

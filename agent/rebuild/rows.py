@@ -1,10 +1,11 @@
 """The file rows and dock sessions that the verified chain tells, with what upload receipts add.
 
-One row per file record, under the id and the staged name its signed body gives: sealed, or
-confirmed (and purged) where the file's upload receipt proves it, or sealed with the upload URL
-so the queue resumes it. A second record of the same file (or of the same camera file) gets no
-row and is named, as is a body a row cannot be made from. Derivation only: it reads receipts and
-looks whether staged copies exist, but writes nothing and speaks no SQL.
+One row per file record, under the id and the staged name its signed body gives: confirmed and
+purged where the copy is gone and the file's upload receipt confirms it; else sealed, with the
+upload URL where a receipt names one, so the queue resumes or re-confirms it. A second record
+of the same file (or of the same camera file) gets no row and is named, as is a body a row
+cannot be made from. Derivation only: it reads receipts and looks whether staged copies exist,
+but writes nothing and speaks no SQL.
 """
 
 from __future__ import annotations
@@ -138,7 +139,11 @@ def _apply_receipt(row: dict[str, Any], staging: Path, report: RebuildReport) ->
     if receipt is not None and (receipt.file_id, receipt.sha256) != (row["id"], row["sha256"]):
         report.problems.append(f"{staged_rel}: its upload receipt names another file")
         receipt = None
-    if receipt is not None and receipt.confirmed_at and receipt.confirm_level:
+    if receipt is not None and receipt.confirmed_at and receipt.confirm_level and not present:
+        # The copy is gone: only a confirmed copy is ever purged, so the row says so. Where the
+        # copy is still here, an (unsigned) receipt is not taken as proof: the row stays sealed
+        # with its upload URL below, and the next sync asks the sink again (HEAD / re-read)
+        # before anything that depends on confirmation (purge, wipe) may happen.
         row.update(
             state=FileState.CONFIRMED.value,
             upload_sink=receipt.sink,
@@ -147,12 +152,13 @@ def _apply_receipt(row: dict[str, Any], staging: Path, report: RebuildReport) ->
             confirmed_at=receipt.confirmed_at,
             confirm_level=receipt.confirm_level,
             sink_ref=receipt.sink_ref,
-            # Purged after the grace period (only confirmed copies ever are).
-            purged_at=None if present else row["updated_at"],
+            purged_at=row["updated_at"],
         )
         report.confirmed += 1
-        report.purged += 0 if present else 1
+        report.purged += 1
         return
+    if receipt is not None and receipt.confirmed_at:
+        report.reconfirm += 1
     if receipt is not None and receipt.upload_url:
         # Left sealed: the queue asks the server (HEAD) where this upload stands and goes on
         # from there, instead of creating a second one.
