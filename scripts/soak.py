@@ -485,8 +485,13 @@ class Camera:
     """One simulated camera (a directory): the same serial docks again and again, and records
     new files between docks; the station wipes what it has confirmed."""
 
-    def __init__(self, serial: str, officer: str, root: Path, seed: int) -> None:
+    def __init__(
+        self, serial: str, officer: str, root: Path, seed: int, rotate_logs: bool = False
+    ) -> None:
         self.serial = serial
+        # False (the default, and the harder case): SYSTEM.LOG and BATTERY.CSV grow at every
+        # dock for the whole run. True: like a real camera, each round starts new logs.
+        self.rotate_logs = rotate_logs
         self.officer = officer
         self.root = root
         self.rng = random.Random(f"{seed}:{serial}")
@@ -533,6 +538,8 @@ class Camera:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(src, dst)  # keeps the camera's mtime
                 self.used.add(name)
+            elif name in (b"LOG/SYSTEM.LOG", b"LOG/BATTERY.CSV") and self.rotate_logs:
+                os.replace(src, dst)
             elif name in (b"LOG/SYSTEM.LOG", b"LOG/BATTERY.CSV"):
                 lines = src.read_bytes().splitlines(keepends=True)
                 if name.endswith(b".CSV"):
@@ -596,6 +603,7 @@ class Settings:
     cameras: int
     fault_rate: float
     warmup_sessions: int
+    rotate_logs: bool = False
 
     @property
     def warm_s(self) -> float:
@@ -653,7 +661,13 @@ class Soak:
         self.clock_hook = self._clock_hook_available()
         self.started = time.monotonic()
         self.cameras = [
-            Camera(f"SOAK{i:03d}", f"{100100 + i}", self.camera_dir / f"SOAK{i:03d}", settings.seed)
+            Camera(
+                f"SOAK{i:03d}",
+                f"{100100 + i}",
+                self.camera_dir / f"SOAK{i:03d}",
+                settings.seed,
+                settings.rotate_logs,
+            )
             for i in range(settings.cameras)
         ]
 
@@ -1188,6 +1202,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cameras", type=int, default=4, help="cameras docking at once")
     parser.add_argument("--fault-rate", type=float, default=0.25, help="share of faulty docks")
+    parser.add_argument(
+        "--rotate-logs",
+        action="store_true",
+        help="cameras start new SYSTEM.LOG and BATTERY.CSV at every dock, as real ones rotate "
+        "(default: the logs grow for the whole run)",
+    )
     return parser
 
 
@@ -1212,6 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
         report=(args.report or out / "report.json").resolve(),
         cameras=args.cameras,
         fault_rate=args.fault_rate,
+        rotate_logs=args.rotate_logs,
         warmup_sessions=min(20, args.sessions // 4),
     )
     log(

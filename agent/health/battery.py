@@ -7,8 +7,7 @@ configuration; this module reads no file and writes nothing, it only parses and 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,12 +78,22 @@ class BatteryLog:
 
 def parse(data: bytes, head_skipped: int = 0) -> BatteryLog:
     log = BatteryLog()
-    lines = list(split_lines(data, head_skipped))
-    if lines and lines[0].strip() == HEADER.encode():
-        lines = lines[1:]
-    elif not head_skipped:
-        log.header_ok = False
+    _scan(split_lines(data, head_skipped), head_skipped, log, log.samples.append)
+    return log
+
+
+def _scan(
+    lines: Iterable[bytes], head_skipped: int, log: BatteryLog, sample: Callable[[Sample], None]
+) -> None:
+    """Count the rows of `lines` into `log` and hand each valid one to `sample`, in order."""
+    first = True
     for raw in lines:
+        if first:
+            first = False
+            if raw.strip() == HEADER.encode():
+                continue
+            if not head_skipped:
+                log.header_ok = False
         log.rows += 1
         if any(b not in _PRINTABLE for b in raw):
             log.garbled += 1
@@ -95,10 +104,13 @@ def parse(data: bytes, head_skipped: int = 0) -> BatteryLog:
             log.truncated += 1
             continue
         try:
-            log.samples.append(parse_row(text))
+            row = parse_row(text)
         except ValueError:
             log.garbled += 1
-    return log
+            continue
+        sample(row)
+    if first and not head_skipped:
+        log.header_ok = False  # an empty log has no header either
 
 
 @dataclass
@@ -145,53 +157,73 @@ class BatteryReport:
         return self.truncated + self.garbled
 
 
-def _episodes_at_or_below(samples: Sequence[Sample], threshold: int) -> int:
-    count, below = 0, False
-    for s in samples:
-        if s.percent <= threshold and not below:
-            count += 1
-        below = s.percent <= threshold
-    return count
+class _Running:
+    """What assess() needs of the samples, gathered one sample at a time without keeping them
+    (a camera's BATTERY.CSV grows until it rotates it; memory here must not grow with it).
+    Deep discharges: episodes at or below the threshold; sudden drops: consecutive samples at
+    most the window apart whose charge fell by the threshold or more."""
+
+    def __init__(self, limits: HealthConfig) -> None:
+        self.limits = limits
+        self.valid = 0
+        self.last: Sample | None = None
+        self.cycle_count = 0
+        self.peak_temp_c = 0.0
+        self.deep_discharges = 0
+        self.sudden_drops = 0
+        self._below = False
+
+    def add(self, s: Sample) -> None:
+        limits, prev = self.limits, self.last
+        if prev is None:
+            self.cycle_count, self.peak_temp_c = s.cycle_count, s.temperature_c
+        else:
+            self.cycle_count = max(self.cycle_count, s.cycle_count)
+            self.peak_temp_c = max(self.peak_temp_c, s.temperature_c)
+            elapsed = (s.time - prev.time).total_seconds()
+            drop = prev.percent - s.percent
+            if 0 <= elapsed <= limits.battery_sudden_drop_window_s:
+                self.sudden_drops += drop >= limits.battery_sudden_drop_pct
+        below = s.percent <= limits.battery_deep_discharge_pct
+        self.deep_discharges += below and not self._below
+        self._below = below
+        self.valid += 1
+        self.last = s
 
 
-def _sudden_drops(samples: Sequence[Sample], drop_pct: int, window_s: int) -> int:
-    count = 0
-    for prev, cur in itertools.pairwise(samples):
-        elapsed = (cur.time - prev.time).total_seconds()
-        if 0 <= elapsed <= window_s and prev.percent - cur.percent >= drop_pct:
-            count += 1
-    return count
-
-
-def assess(data: bytes | None, limits: HealthConfig, head_skipped: int = 0) -> BatteryReport:
-    """Parse BATTERY.CSV (None: absent) and judge it against the configured thresholds."""
+def assess(
+    data: bytes | Iterable[bytes] | None, limits: HealthConfig, head_skipped: int = 0
+) -> BatteryReport:
+    """Parse BATTERY.CSV (bytes or lines; None: absent) and judge it against the configured
+    thresholds."""
     if data is None:
         return BatteryReport(False, "unknown", ["no battery log on the camera"])
-    log = parse(data, head_skipped)
+    log = BatteryLog()
+    run = _Running(limits)
+    lines = split_lines(data, head_skipped) if isinstance(data, bytes) else data
+    _scan(lines, head_skipped, log, run.add)
     report = BatteryReport(
         True,
         "ok",
         rows=log.rows,
-        valid=len(log.samples),
+        valid=run.valid,
         truncated=log.truncated,
         garbled=log.garbled,
         header_ok=log.header_ok,
     )
-    if not log.samples:
+    last = run.last
+    if last is None:
         report.verdict = "unknown"
         report.reasons.append(f"battery log unreadable: no valid row of {log.rows}")
         return report
-    last = log.samples[-1]
     report.charge_pct = last.percent
-    report.cycle_count = max(s.cycle_count for s in log.samples)
+    report.cycle_count = run.cycle_count
     report.full_charge_mah = last.full_charge_mah
     report.design_mah = last.design_mah
     report.capacity_pct = round(100.0 * last.full_charge_mah / last.design_mah, 1)
-    report.peak_temp_c = max(s.temperature_c for s in log.samples)
-    report.deep_discharges = _episodes_at_or_below(log.samples, limits.battery_deep_discharge_pct)
-    report.sudden_drops = _sudden_drops(
-        log.samples, limits.battery_sudden_drop_pct, limits.battery_sudden_drop_window_s
-    )
+    report.peak_temp_c = run.peak_temp_c
+    report.deep_discharges = run.deep_discharges
+    report.sudden_drops = run.sudden_drops
     bad: list[str] = []
     warn: list[str] = []
     if report.capacity_pct < limits.battery_capacity_bad_pct:

@@ -12,25 +12,33 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
 from agent import log
 from agent.config import Config
 from agent.errors import describe
 from agent.health import battery, clock, readiness
-from agent.health.logs import LogEvent, ParsedLog, parse_system_log, read_tail
+from agent.health.logs import LogEvent, ParsedLog, Tail, open_tail, parse_system_log
 from agent.model import DeviceInfo, ImportSummary, display_name
 from agent.profile import Profile
 from agent.store import Store
 
 _log = log.get(__name__)
+T = TypeVar("T")
 
 # Log events kept in the store (once per line): what compliance, faults and the clock need.
 # Unknown events are kept too ("kept as-is and counted", camera-layout.md).
 KEPT_EVENTS = frozenset(
     {"REC_INTERRUPT", "FAULT", "TIME_SET", "LOW_BATTERY", "STORAGE_FULL", "USB_CONNECT"}
 )
+
+
+def _used(event: LogEvent) -> bool:
+    """The events of SYSTEM.LOG that _docked uses: those it keeps (USB_CONNECT among them)."""
+    return event.event in KEPT_EVENTS or not event.known
+
+
 # Problems of a session that are the station's, not the camera's: no device fault.
 _STATION_SIDE = ("staging full", "the station is shutting down")
 
@@ -135,15 +143,17 @@ class DockCheck:
             )
         self.log.warning("fault.registered", source=source, code=code, severity=severity)
 
-    def _read(self, root_fd: int, rel: str) -> tuple[bytes | None, int, str]:
-        """(data, bytes skipped at the head, error) for a camera log; never raises on I/O."""
+    def _read(self, root_fd: int, rel: str, parse: Callable[[Tail], T]) -> tuple[T | None, str]:
+        """(parse of the camera log, or None when absent or unreadable, error); never raises on
+        I/O. The log is parsed as it is read, line by line: it is never held whole."""
         try:
-            got = read_tail(root_fd, rel.encode())
+            tail = open_tail(root_fd, rel.encode())
+            if tail is None:
+                return None, ""
+            with tail:
+                return parse(tail), ""
         except OSError as exc:
-            return None, 0, describe(exc)
-        if got is None:
-            return None, 0, ""
-        return got[0], got[1], ""
+            return None, describe(exc)
 
     def _docked(self, root_fd: int) -> None:
         self.station_state = self.station.read()
@@ -156,19 +166,25 @@ class DockCheck:
         if self.zone_error:
             self._fault("health", "bad_time_zone", "warning", self.zone_error)
 
-        data, skipped, error = self._read(root_fd, self.profile.system_log)
-        parsed = parse_system_log(data, skipped) if data is not None else ParsedLog()
+        # Only the events used below are held: a camera's SYSTEM.LOG is mostly recordings.
+        read, error = self._read(
+            root_fd,
+            self.profile.system_log,
+            lambda t: parse_system_log(t.lines(), t.skipped, keep=_used),
+        )
+        present = read is not None
+        parsed = read if read is not None else ParsedLog()
         log_summary: dict[str, Any] = parsed.summary()
-        log_summary["present"] = data is not None
+        log_summary["present"] = present
         if error:
             log_summary["read_error"] = error
         self.log.info(
             "camera.log_parsed",
             lines=parsed.lines,
-            events=len(parsed.events),
+            events=parsed.event_count,
             malformed=parsed.malformed,
             unknown=parsed.unknown,
-            present=data is not None,
+            present=present,
         )
 
         known = self.store.known_event_lines(serial, "USB_CONNECT")
@@ -176,7 +192,7 @@ class DockCheck:
         self.drift, clock_detail = measured.drift_s, measured.detail
         if error:
             clock_detail = f"SYSTEM.LOG unreadable ({error}): drift unknown"
-        elif data is None:
+        elif not present:
             clock_detail = "no SYSTEM.LOG on the camera: drift unknown"
         connect = next((e for e in reversed(parsed.events) if e.event == "USB_CONNECT"), None)
         if self.drift is None and connect is not None and connect.line in known:
@@ -196,8 +212,13 @@ class DockCheck:
         self._trend(docked_at)
         officer, source, assigned = self._officer(docked_at_text)
 
-        bdata, bskipped, berror = self._read(root_fd, self.profile.battery_log)
-        self.battery = battery.assess(bdata, self.config.health, bskipped)
+        health = self.config.health
+        report, berror = self._read(
+            root_fd,
+            self.profile.battery_log,
+            lambda t: battery.assess(t.lines(), health, t.skipped),
+        )
+        self.battery = report if report is not None else battery.assess(None, health)
         if berror:
             self.battery.read_error = berror
             self.battery.reasons.append(f"battery log unreadable: {berror}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ KNOWN_EVENTS = frozenset(
 )
 LOG_READ_LIMIT = 4 << 20  # the tail kept of a log; a camera's month of events is far less
 MAX_LINE = 512  # characters of a line kept as text
+_CHUNK = 64 << 10  # bytes read at a time from a camera log
 _SAMPLES = 5
 
 _LINE = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) ([A-Za-z_][A-Za-z0-9_]*)(?: (.*))?$")
@@ -56,11 +57,12 @@ class ParsedLog:
     unknown: int = 0
     head_skipped_bytes: int = 0  # the log was longer than LOG_READ_LIMIT: its start not read
     malformed_samples: list[str] = field(default_factory=list)
+    event_count: int = 0  # events parsed; `events` may hold only those the caller kept
 
     def summary(self) -> dict[str, Any]:
         return {
             "lines": self.lines,
-            "events": len(self.events),
+            "events": self.event_count,
             "malformed": self.malformed,
             "unknown": self.unknown,
             "head_skipped_bytes": self.head_skipped_bytes,
@@ -68,45 +70,91 @@ class ParsedLog:
         }
 
 
-def read_tail(root_fd: int, rel: bytes, limit: int = LOG_READ_LIMIT) -> tuple[bytes, int] | None:
-    """The last `limit` bytes of a camera file and how many bytes before them were skipped.
+class Tail:
+    """The last `limit` bytes of a camera file, read line by line in chunks of _CHUNK bytes.
 
-    None when the file is absent. Opened through agent.volume (no links, no special files).
+    A camera's logs grow at every dock until the camera rotates them: reading one whole, and
+    then splitting it into a list of every line, made the daemon's peak memory at a dock (and
+    so its RSS, which the allocator does not give back) grow with the logs' size. lines()
+    holds one chunk and one line at a time. OSError may come from lines() as from open().
     """
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+        self.skipped = max(0, self.size - limit)  # bytes before the tail, not read
+
+    def __enter__(self) -> Tail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def chunks(self) -> Iterator[bytes]:
+        offset = self.skipped
+        while offset < self.size:
+            data = os.pread(self.fd, min(_CHUNK, self.size - offset), offset)
+            if not data:
+                break
+            offset += len(data)
+            yield data
+
+    def lines(self) -> Iterator[bytes]:
+        return _lines(self.chunks(), self.skipped)
+
+
+def open_tail(root_fd: int, rel: bytes, limit: int = LOG_READ_LIMIT) -> Tail | None:
+    """The tail of a camera file (None when absent), opened through agent.volume (no links,
+    no special files); the caller closes it."""
     try:
         fd = volume.open_file(root_fd, rel)
     except FileNotFoundError:
         return None
     try:
-        size = os.fstat(fd).st_size
-        start = max(0, size - limit)
-        chunks: list[bytes] = []
-        offset = start
-        while offset < size:
-            data = os.pread(fd, min(1 << 20, size - offset), offset)
-            if not data:
-                break
-            chunks.append(data)
-            offset += len(data)
-        return b"".join(chunks), start
-    finally:
+        return Tail(fd, limit)
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def _lines(chunks: Iterable[bytes], head_skipped: int) -> Iterator[bytes]:
+    """Lines of a log; a partial first line (when the head was skipped) and CRs dropped."""
+    pending = b""
+    drop_first = bool(head_skipped)
+    for chunk in chunks:
+        pending += chunk
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            if drop_first:
+                drop_first = False
+            else:
+                yield pending[start:end].removesuffix(b"\r")
+            start = end + 1
+        pending = pending[start:]
+    if pending and not drop_first:
+        yield pending.removesuffix(b"\r")
 
 
 def split_lines(data: bytes, head_skipped: int) -> Iterator[bytes]:
-    """Lines of a log; a partial first line (when the head was skipped) and CRs dropped."""
-    lines = data.split(b"\n")
-    if head_skipped and lines:
-        lines = lines[1:]
-    if lines and lines[-1] == b"":
-        lines = lines[:-1]
-    for line in lines:
-        yield line.removesuffix(b"\r")
+    """Lines of a log held in memory (see _lines)."""
+    return _lines((data,), head_skipped)
 
 
-def parse_system_log(data: bytes, head_skipped: int = 0) -> ParsedLog:
+def parse_system_log(
+    data: bytes | Iterable[bytes],
+    head_skipped: int = 0,
+    keep: Callable[[LogEvent], bool] | None = None,
+) -> ParsedLog:
+    """SYSTEM.LOG as bytes or as lines; only the events `keep` accepts are held (default all),
+    every one is counted."""
     parsed = ParsedLog(head_skipped_bytes=head_skipped)
-    for number, raw in enumerate(split_lines(data, head_skipped), start=1):
+    lines = split_lines(data, head_skipped) if isinstance(data, bytes) else data
+    for number, raw in enumerate(lines, start=1):
         parsed.lines += 1
         try:
             text = raw.decode("utf-8")
@@ -128,9 +176,10 @@ def parse_system_log(data: bytes, head_skipped: int = 0) -> ParsedLog:
         known = event in KNOWN_EVENTS
         if not known:
             parsed.unknown += 1
-        parsed.events.append(
-            LogEvent(number, when, event, fields, display_name(text)[:MAX_LINE], known)
-        )
+        parsed.event_count += 1
+        item = LogEvent(number, when, event, fields, display_name(text)[:MAX_LINE], known)
+        if keep is None or keep(item):
+            parsed.events.append(item)
     return parsed
 
 
