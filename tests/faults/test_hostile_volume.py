@@ -152,13 +152,17 @@ def _file_rows(station: Station, serial: str) -> list[dict[str, Any]]:
 
 
 def _staged_hashes(station: Station) -> dict[str, str]:
-    """sha256 of every staged evidence file (sidecars left out), keyed by path below staging."""
+    """sha256 of every staged evidence file, keyed by path below staging. Left out: the signed
+    sidecars and upload receipts beside each copy, and the chain's own files (`_chain/`: the
+    head and the audit sidecars), which are no camera's evidence."""
     if not station.staging.exists():
         return {}
     return {
         p.relative_to(station.staging).as_posix(): _sha_file(p)
         for p in station.staging.rglob("*")
-        if p.is_file() and not p.name.endswith(".custody.json")
+        if p.is_file()
+        and not p.name.endswith((".custody.json", ".upload.json"))
+        and p.relative_to(station.staging).parts[0] != "_chain"
     }
 
 
