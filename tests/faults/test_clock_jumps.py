@@ -13,21 +13,55 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, dock_camera, wait_until
 from tests.support.evidence import rows, sha256_file
 from tests.support.fault_proxy import Fault, FaultProxy
-from tests.support.tus_servers import TusServer, sync_config
+from tests.support.nothing_lost import (
+    Manifest,
+    Recorded,
+    assert_nothing_lost,
+    tus_file_store_objects,
+)
+from tests.support.tus_servers import TusServer, sync_config, tus_node_server
 
 TWO_DAYS = 2 * 86400
 # Logged wake-ups of the upload loop are at most 2 s apart; one failing attempt takes little.
 LATE_SLACK_S = 3.5
 EARLY_SLACK_S = 0.2
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[TusServer]:
+    """A server of this test's own, so the checker can say nothing at it is unknown."""
+    with tus_node_server(tmp_path / "tus-node") as srv:
+        yield srv
+
+
+def _nothing_lost(station: Station, server: TusServer, cameras: dict[str, Path]) -> None:
+    """The independent checker over the cameras as recorded before they were docked."""
+    manifest = Manifest()
+    for cam in cameras.values():
+        manifest.files += RECORDED[cam]
+    report = assert_nothing_lost(
+        manifest,
+        station.data_dir,
+        cameras=cameras,
+        sink=tus_file_store_objects(server.store_dir),
+    )
+    assert report.at_sink == len(manifest.files), report.summary()
+
+
+# Each camera's files as `_camera` recorded them, before any dock (the checker's ground truth).
+RECORDED: dict[Path, list[Recorded]] = {}
 
 
 def _spec(serial: str) -> CameraSpec:
@@ -86,6 +120,7 @@ def _camera(tmp_path: Path, serial: str) -> tuple[Path, dict[bytes, str]]:
     """A camera, and the SHA-256 of each of its files hashed here, before the agent sees it."""
     cam = tmp_path / serial
     write_camera(_spec(serial), cam)
+    RECORDED[cam] = Manifest.of_camera(serial, cam).files
     files = [p for p in cam.rglob("*") if p.is_file()]
     return cam, {p.relative_to(cam).as_posix().encode(): sha256_file(p) for p in files}
 
@@ -224,6 +259,7 @@ def test_a_step_forward_purges_nothing_early_and_keeps_the_retry_schedule(
     _check_nothing_purged(station)
     _check_wiped_only_confirmed(station, server, cam_a, "JMPA01", expected_a)
     _check_wiped_only_confirmed(station, server, cam_b, "JMPB01", expected_b)
+    _nothing_lost(station, server, {"JMPA01": cam_a, "JMPB01": cam_b})
 
 
 def test_a_step_back_does_not_stall_retries(
@@ -262,3 +298,4 @@ def test_a_step_back_does_not_stall_retries(
     _check_confirmed(station, server, "JMPC01", expected)
     _check_nothing_purged(station)
     _check_wiped_only_confirmed(station, server, cam, "JMPC01", expected)
+    _nothing_lost(station, server, {"JMPC01": cam})
