@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import shutil
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -41,7 +42,14 @@ def _run(root: Path, tmp: Path) -> int:
     marker = root / ".started"
     marker.touch()
     os.utime(marker, (0, 0))
-    return leak_check.main(["--root", str(root), "--since-file", str(marker), "--tmp", str(tmp)])
+    try:
+        return leak_check.main(
+            ["--root", str(root), "--since-file", str(marker), "--tmp", str(tmp)]
+        )
+    finally:
+        # The leaks planted here must not be found again by the leak check after the suite.
+        shutil.rmtree(root)
+        shutil.rmtree(tmp)
 
 
 def test_a_clean_tree_passes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +64,7 @@ def test_recording_bytes_in_a_log_raw_hex_or_base64_are_found(tmp_path: Path, ca
     root, tmp = tmp_path / "run", tmp_path / "tmp"
     tmp.mkdir()
     _, content, _ = _station(root)
-    piece = content[1001:1101]
+    piece = content[1001:1401]
     for i, form in enumerate((piece, piece.hex().encode(), base64.b64encode(piece[3:]))):
         (root / "st" / f"daemon{i}.log").write_bytes(b'{"x": "' + form + b'"}\n')
     assert _run(root, tmp) == 1
@@ -81,7 +89,7 @@ def test_open_staging_modes_and_evidence_in_tmp_are_found(tmp_path: Path, capsys
     data, content, _ = _station(root)
     (root / "st" / "cli.log").write_text("ok\n")
     (data / "staging" / "CAM1" / "2026" / "a.mp4").chmod(0o644)
-    (tmp / "stray.bin").write_bytes(b"header" + content[200:300])
+    (tmp / "stray.bin").write_bytes(b"header" + content[200:600])
     assert _run(root, tmp) == 1
     out = capsys.readouterr().out
     assert "a.mp4 is 644: staging must be private" in out
