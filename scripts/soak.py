@@ -48,7 +48,6 @@ from tests.support.nothing_lost import (  # noqa: E402
     Manifest,
     Recorded,
     check,
-    sha256_path,
     tus_file_store_objects,
 )
 from tests.support.tus_servers import (  # noqa: E402
@@ -57,6 +56,7 @@ from tests.support.tus_servers import (  # noqa: E402
     sync_config,
     tus_node_server,
 )
+from tests.support.volumes import sha256_file  # noqa: E402
 
 # The wall-clock test hook of agent/wallclock.py: a file holding seconds added to the daemon's
 # wall clock. Read here by name so the soak still runs (without clock jumps) where it is absent.
@@ -566,7 +566,7 @@ class Camera:
                     rel = os.path.relpath(full, base)
                     key = (rel, st.st_size, st.st_mtime_ns)
                     if key not in self.hashes:
-                        self.hashes[key] = sha256_path(full)
+                        self.hashes[key] = sha256_file(full)
                 except FileNotFoundError:
                     continue  # wiped by the station while we looked
                 found[rel] = (st.st_size, self.hashes[key])

@@ -27,7 +27,6 @@ from tests.support.evidence import rows, sha256_file
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.nothing_lost import (
     Manifest,
-    Recorded,
     assert_nothing_lost,
     tus_file_store_objects,
 )
@@ -46,11 +45,10 @@ def server(tmp_path: Path) -> Iterator[TusServer]:
         yield srv
 
 
-def _nothing_lost(station: Station, server: TusServer, cameras: dict[str, Path]) -> None:
-    """The independent checker over the cameras as recorded before they were docked."""
-    manifest = Manifest()
-    for cam in cameras.values():
-        manifest.files += RECORDED[cam]
+def _nothing_lost(
+    station: Station, server: TusServer, manifest: Manifest, cameras: dict[str, Path]
+) -> None:
+    """The independent checker over the cameras as `_camera` recorded them before any dock."""
     report = assert_nothing_lost(
         manifest,
         station.data_dir,
@@ -58,10 +56,6 @@ def _nothing_lost(station: Station, server: TusServer, cameras: dict[str, Path])
         sink=tus_file_store_objects(server.store_dir),
     )
     assert report.at_sink == len(manifest.files), report.summary()
-
-
-# Each camera's files as `_camera` recorded them, before any dock (the checker's ground truth).
-RECORDED: dict[Path, list[Recorded]] = {}
 
 
 def _spec(serial: str) -> CameraSpec:
@@ -116,13 +110,14 @@ def _start(
     return daemon, offset, spool
 
 
-def _camera(tmp_path: Path, serial: str) -> tuple[Path, dict[bytes, str]]:
-    """A camera, and the SHA-256 of each of its files hashed here, before the agent sees it."""
+def _camera(tmp_path: Path, serial: str, manifest: Manifest) -> tuple[Path, dict[bytes, str]]:
+    """A camera, its files recorded into `manifest` (hashed here, before the agent sees them),
+    and the SHA-256 of each by its raw relative name."""
     cam = tmp_path / serial
     write_camera(_spec(serial), cam)
-    RECORDED[cam] = Manifest.of_camera(serial, cam).files
-    files = [p for p in cam.rglob("*") if p.is_file()]
-    return cam, {p.relative_to(cam).as_posix().encode(): sha256_file(p) for p in files}
+    mine = Manifest.of_camera(serial, cam).files
+    manifest.files += mine
+    return cam, {f.name: f.sha256 for f in mine}
 
 
 def _files(station: Station, serial: str) -> list[dict[str, Any]]:
@@ -210,14 +205,15 @@ def test_a_step_forward_purges_nothing_early_and_keeps_the_retry_schedule(
     daemon, offset, spool = _start(
         station, proxy, tmp_path, purge_grace_s=3600, retry_max_delay_s=5
     )
+    manifest = Manifest()  # what the cameras held before any dock
     try:
         # Camera A: every file confirmed (grace one hour); the policy may wipe it.
-        cam_a, expected_a = _camera(tmp_path, "JMPA01")
+        cam_a, expected_a = _camera(tmp_path, "JMPA01", manifest)
         dock_camera(spool, "JMPA01", cam_a)
         wait_until(lambda: _all_confirmed(station, "JMPA01", expected_a), 20, "A confirmed")
         # Camera B: the server fails every attempt; its files wait 2.5-5 s between tries.
         _failing(proxy)
-        cam_b, expected_b = _camera(tmp_path, "JMPB01")
+        cam_b, expected_b = _camera(tmp_path, "JMPB01", manifest)
         dock_camera(spool, "JMPB01", cam_b, name="b")
         b_ids: set[int] = set()
 
@@ -259,7 +255,7 @@ def test_a_step_forward_purges_nothing_early_and_keeps_the_retry_schedule(
     _check_nothing_purged(station)
     _check_wiped_only_confirmed(station, server, cam_a, "JMPA01", expected_a)
     _check_wiped_only_confirmed(station, server, cam_b, "JMPB01", expected_b)
-    _nothing_lost(station, server, {"JMPA01": cam_a, "JMPB01": cam_b})
+    _nothing_lost(station, server, manifest, {"JMPA01": cam_a, "JMPB01": cam_b})
 
 
 def test_a_step_back_does_not_stall_retries(
@@ -269,8 +265,9 @@ def test_a_step_back_does_not_stall_retries(
     daemon, offset, spool = _start(
         station, proxy, tmp_path, purge_grace_s=3600, retry_max_delay_s=3
     )
+    manifest = Manifest()  # what the cameras held before any dock
     try:
-        cam, expected = _camera(tmp_path, "JMPC01")
+        cam, expected = _camera(tmp_path, "JMPC01", manifest)
         dock_camera(spool, "JMPC01", cam)
         ids: set[int] = set()
 
@@ -298,4 +295,4 @@ def test_a_step_back_does_not_stall_retries(
     _check_confirmed(station, server, "JMPC01", expected)
     _check_nothing_purged(station)
     _check_wiped_only_confirmed(station, server, cam, "JMPC01", expected)
-    _nothing_lost(station, server, {"JMPC01": cam})
+    _nothing_lost(station, server, manifest, {"JMPC01": cam})

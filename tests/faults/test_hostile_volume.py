@@ -34,7 +34,7 @@ import pytest
 from agent.simulator import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows
-from tests.support.volumes import mount_fat
+from tests.support.volumes import mount_fat, sha256_file
 
 CONFIG = """station_id = "HOSTILE"
 [storage]
@@ -67,19 +67,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _sha_file(path: Path | str | bytes) -> str:
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise AssertionError(f"{path!r} is not a regular file")
-        while piece := os.read(fd, 1 << 20):
-            digest.update(piece)
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
 
 
 def _sha_prefix(path: Path, size: int) -> str:
@@ -158,7 +145,7 @@ def _staged_hashes(station: Station) -> dict[str, str]:
     if not station.staging.exists():
         return {}
     return {
-        p.relative_to(station.staging).as_posix(): _sha_file(p)
+        p.relative_to(station.staging).as_posix(): sha256_file(p)
         for p in station.staging.rglob("*")
         if p.is_file()
         and not p.name.endswith((".custody.json", ".upload.json"))
@@ -267,7 +254,7 @@ def _regular_files(root: Path, skip: frozenset[bytes] = frozenset()) -> dict[byt
             rel = os.path.relpath(full, base)
             if rel in skip or not stat.S_ISREG(os.lstat(full).st_mode):
                 continue
-            found[rel] = _sha_file(full)
+            found[rel] = sha256_file(full)
     return found
 
 
@@ -602,7 +589,7 @@ def _check_growing_outcome(
     assert summary["wipe"]["state"] == "not wiped", summary["wipe"]
     assert not [r for r in held.values() if r["wiped_at"] or r["wipe_started_at"]]
     for rel, sha in expected.items():
-        assert _sha_file(cam / os.fsdecode(rel)) == sha, f"{rel!r} changed or vanished"
+        assert sha256_file(cam / os.fsdecode(rel)) == sha, f"{rel!r} changed or vanished"
     return reasons[0]
 
 
@@ -757,7 +744,7 @@ def ext4_camera(tmp_path: Path) -> Iterator[Ext4Camera]:
             )
         }
         outside = {
-            str(p): _sha_file(p)
+            str(p): sha256_file(p)
             for p in (Path("/etc/shadow"), Path("/etc/passwd"), secret, inner / "INNER_SECRET.MP4")
         }
         assert f"{HDAY}/{'D/' * DEPTH}{EXT4_SERIAL}_1_20261127120000_0005.MP4".encode() in expected
@@ -838,7 +825,7 @@ def test_links_out_of_a_directory_camera_are_not_followed(station: Station, tmp_
     secret.write_bytes(b"not evidence of this camera " + os.urandom(2048))
     other = outside / "RECORD" / "LNK1_1_20261127090000_0009.MP4"
     other.write_bytes(os.urandom(3000))
-    before = {p: _sha_file(p) for p in (secret, other)}
+    before = {p: sha256_file(p) for p in (secret, other)}
     cam = tmp_path / "cam"
     files = {
         b"DEVICE.INF": b"serial=LNK1\n",
@@ -863,7 +850,7 @@ def test_links_out_of_a_directory_camera_are_not_followed(station: Station, tmp_
     staged = _assert_custody_consistent(station)
     assert not set(before.values()) & set(staged.values()), "a file outside the camera was staged"
     assert summary["wipe"]["state"] == "not wiped"
-    assert {p: _sha_file(p) for p in before} == before, "a file outside the camera was touched"
+    assert {p: sha256_file(p) for p in before} == before, "a file outside the camera was touched"
     for rel, data in files.items():
         assert _read(cam, rel) == data, rel
 
@@ -944,7 +931,7 @@ def test_fat32_hostile_names(station: Station, tmp_path: Path) -> None:
                 full = Path(dirpath) / name
                 rel = os.fsencode(full.relative_to(mnt).as_posix())
                 try:
-                    reachable[rel] = _sha_file(full)
+                    reachable[rel] = sha256_file(full)
                 except FileNotFoundError:
                     unreachable.append(rel.decode())
         assert len(reachable) == len(FAT_NAMES) + 1, sorted(reachable)
@@ -967,6 +954,6 @@ def test_fat32_hostile_names(station: Station, tmp_path: Path) -> None:
         assert summary["wipe"]["state"] == "not wiped", summary["wipe"]
         assert sorted(os.listdir(mnt / "RECORD" / "20261127")) == listing
         for rel, sha in reachable.items():
-            assert _sha_file(mnt / os.fsdecode(rel)) == sha, rel
+            assert sha256_file(mnt / os.fsdecode(rel)) == sha, rel
     verify = _cli(station, "verify")
     assert verify.returncode == 0, _show(verify)

@@ -41,20 +41,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from tests.support.volumes import sha256_file
+
 GENESIS = "0" * 64
 # Row states in which the station says it holds a verified copy (DESIGN.md "File states").
 TRUSTED_STATES = frozenset({"sealed", "uploading", "confirmed", "held"})
 SIDECAR_SUFFIX = ".custody.json"
 TEMP_SUFFIX = ".part"
-
-
-def sha256_path(path: Path | bytes) -> str:
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as fh:
-        while piece := fh.read(1 << 20):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,7 @@ class Manifest:
                 full = os.path.join(dirpath, name)
                 st = os.lstat(full)
                 if stat.S_ISREG(st.st_mode):
-                    found[os.path.relpath(full, base)] = (st.st_size, sha256_path(full))
+                    found[os.path.relpath(full, base)] = (st.st_size, sha256_file(full))
         return found
 
     def add_camera(self, serial: str, root: Path) -> None:
@@ -128,7 +121,7 @@ def directory_sink_objects(root: Path) -> tuple[list[SinkObject], list[str]]:
         if name.endswith(".json"):
             continue
         claimed = name.split(".", 1)[0]
-        objects.append(SinkObject(str(path), path.stat().st_size, sha256_path(path), claimed))
+        objects.append(SinkObject(str(path), path.stat().st_size, sha256_file(path), claimed))
     return objects, partial
 
 
@@ -146,7 +139,7 @@ def tus_file_store_objects(store_dir: Path) -> tuple[list[SinkObject], list[str]
             partial.append(str(data_path))
             continue
         objects.append(
-            SinkObject(str(data_path), have, sha256_path(data_path), metadata.get("sha256", ""))
+            SinkObject(str(data_path), have, sha256_file(data_path), metadata.get("sha256", ""))
         )
     return objects, partial
 
@@ -292,7 +285,7 @@ def check(
             continue  # confirmed and purged: the sink must have it (checked below)
         path = staging / (row["staged_path"] or "")
         try:
-            good = path.is_file() and sha256_path(path) == row["sha256"]
+            good = path.is_file() and sha256_file(path) == row["sha256"]
         except OSError:
             good = False
         if good:

@@ -8,7 +8,6 @@ stopped by their context managers. Written apart from agent/: nothing here impor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import socket
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.volumes import sha256_file
+
 NODE_DIR = Path(__file__).resolve().parent / "tus-node"
 LOOPBACK = "127.0.0.1"
 
@@ -29,14 +30,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while piece := fh.read(1 << 20):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 @dataclass

@@ -246,11 +246,17 @@ def tmpfs(path: Path, size_bytes: int) -> Iterator[Path]:
 
 
 def sha256_file(path: Path | bytes | str) -> str:
+    """sha256 of a regular file, the one hash helper of the tests: never through a symlink, never
+    blocking on a FIFO (O_NONBLOCK), and anything but a regular file is an error."""
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
-        while piece := f.read(1 << 20):
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AssertionError(f"{path!r} is not a regular file")
+        while piece := os.read(fd, 1 << 20):
             digest.update(piece)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
