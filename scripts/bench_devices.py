@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.devices.fake import write_event  # noqa: E402
-from agent.simulator import CameraSpec, parse_size, write_camera  # noqa: E402
+from scripts.simulator.cameras import CameraSpec, parse_size, write_camera  # noqa: E402
 
 
 def _drop_caches() -> bool:

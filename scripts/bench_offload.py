@@ -49,7 +49,7 @@ CONFIG = (
 # Agents with an allow-list refuse unenrolled serials; the bench measures the copy, not that.
 CONFIG_DEVICES = "[devices]\nrequire_enrollment = false\n"
 _PROBE = """
-import dataclasses, agent.cli.main, agent.config as c
+import dataclasses, agent.cli.main, agent.core.config as c
 names = {f.name for f in dataclasses.fields(c.Config)}
 sub = {f.name for f in dataclasses.fields(c.DevicesConfig)} if "devices" in names else set()
 print("require_enrollment" in sub)
@@ -210,11 +210,11 @@ def make_bench_camera(root: Path, sizes: Sequence[int], rnd: RandomStream) -> So
 
 
 def make_simulated_camera(root: Path, count: int, total: int, rnd: RandomStream) -> Source:
-    """Large files laid out by agent.simulator (directory format); the bench's own layout if
-    the simulator cannot be used (it is test tooling and may be mid-change)."""
+    """Large files laid out by scripts.simulator.cameras (directory format); the bench's own
+    layout if the simulator cannot be used (it is test tooling and may be mid-change)."""
     size = total // max(1, count)
     try:
-        from agent.simulator import CameraSpec, write_camera  # noqa: PLC0415
+        from scripts.simulator.cameras import CameraSpec, write_camera  # noqa: PLC0415
 
         spec = CameraSpec(
             serial=SERIAL,
@@ -231,7 +231,7 @@ def make_simulated_camera(root: Path, count: int, total: int, rnd: RandomStream)
             docked_at=datetime(2026, 11, 28, 8, 0),
         )
         write_camera(spec, root)
-        return _describe(root, "agent.simulator.write_camera")
+        return _describe(root, "scripts.simulator.cameras.write_camera")
     except Exception as exc:  # any simulator failure: fall back to our layout, and say so
         print(f"  note: simulator unusable ({type(exc).__name__}: {exc}); bench layout used")
         shutil.rmtree(root, ignore_errors=True)

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from agent.simulator import CameraSpec, parse_size, write_camera  # noqa: E402
+from scripts.simulator.cameras import CameraSpec, parse_size, write_camera  # noqa: E402
 from tests.support.tus_servers import tus_node_server  # noqa: E402
 
 MIB = 1 << 20

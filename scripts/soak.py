@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from agent.devices.fake import write_event  # noqa: E402
-from agent.simulator import KIB, MIB, CameraSpec, write_camera  # noqa: E402
+from scripts.simulator.cameras import KIB, MIB, CameraSpec, write_camera  # noqa: E402
 from tests.support.daemon import DaemonProcess  # noqa: E402
 from tests.support.fault_proxy import Fault, FaultProxy  # noqa: E402
 from tests.support.nothing_lost import (  # noqa: E402
@@ -58,7 +58,7 @@ from tests.support.tus_servers import (  # noqa: E402
 )
 from tests.support.volumes import sha256_file  # noqa: E402
 
-# The wall-clock test hook of agent/wallclock.py: a file holding seconds added to the daemon's
+# The wall-clock test hook of agent/core/wallclock.py: a file holding seconds added to the daemon's
 # wall clock. Read here by name so the soak still runs (without clock jumps) where it is absent.
 WALL_OFFSET_ENV = "DOCKAGENT_TEST_WALL_OFFSET_FILE"
 CLOCK_JUMP_S = 2 * 86400
@@ -678,7 +678,7 @@ class Soak:
     @staticmethod
     def _clock_hook_available() -> bool:
         try:
-            from agent import wallclock  # noqa: PLC0415 - only to learn whether the hook exists
+            from agent.core import wallclock  # noqa: PLC0415 - only to learn whether the hook exists
         except ImportError:
             return False
         return getattr(wallclock, "ENV_TEST_OFFSET_FILE", "") == WALL_OFFSET_ENV

@@ -1,7 +1,7 @@
 """`dockagent assign SERIAL OFFICER`: hand a camera over to an officer, from now on.
 
 The handover time and the operating-system user are recorded, and the action is signed into
-the custody chain as an audit record (agent.audit). Takes the writer lock like every write.
+the custody chain as an audit record (agent.custody.audit). Takes the writer lock like every write.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import argparse
 import re
 import sys
 
-from agent import ledger, log
 from agent.cli import context
 from agent.cli.output import emit_json
-from agent.errors import UsageError
-from agent.model import SERIAL_PATTERN, display_name
-from agent.wallclock import utc_now
+from agent.core import log
+from agent.core.errors import UsageError
+from agent.core.model import SERIAL_PATTERN, display_name
+from agent.core.wallclock import utc_now
+from agent.reporting import ledger
 
 _OFFICER = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 _log = log.get(__name__)

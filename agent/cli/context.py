@@ -2,7 +2,7 @@
 
 Commands that change state take the writer lock and run start-up recovery first (DESIGN.md
 rule 8); commands that only look open the store read-only and never need the daemon. Every one
-of them refuses a damaged or stale database (agent.integrity) before it reads a row.
+of them refuses a damaged or stale database (agent.custody.integrity) before it reads a row.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from agent import config as config_mod
-from agent import durable, integrity, keys, log, recovery
-from agent.config import Config
-from agent.ingest import utc_now
-from agent.keys import StationKey
-from agent.lock import WriterLock
-from agent.operator import current_operator
-from agent.seal import Sealer
+from agent.core import config as config_mod
+from agent.core import durable, log
+from agent.core.config import Config
+from agent.core.operator import current_operator
+from agent.custody import integrity, keys, recovery
+from agent.custody.keys import StationKey
+from agent.custody.seal import Sealer
+from agent.ingest.session import utc_now
+from agent.runtime.lock import WriterLock
 from agent.store import Store
 
 

@@ -10,14 +10,15 @@ import argparse
 import sys
 from typing import Any
 
-from agent import ledger, log
 from agent.cli import context
 from agent.cli.output import emit_json, table
-from agent.errors import AgentError, UsageError
-from agent.model import SERIAL_PATTERN, display_name
-from agent.operator import current_operator
+from agent.core import log
+from agent.core.errors import AgentError, UsageError
+from agent.core.model import SERIAL_PATTERN, display_name
+from agent.core.operator import current_operator
+from agent.core.wallclock import utc_now
+from agent.reporting import ledger
 from agent.store import Store
-from agent.wallclock import utc_now
 
 _log = log.get(__name__)
 

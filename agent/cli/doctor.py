@@ -12,7 +12,6 @@ import dataclasses
 import os
 import re
 import shutil
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -22,21 +21,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import config as config_mod
-from agent import integrity, keys, log, profile
+from agent.camera import profile
 from agent.cli.output import emit_json
-from agent.config import Config
-from agent.devices import rules
-from agent.errors import (
+from agent.core import config as config_mod
+from agent.core import log
+from agent.core.config import Config
+from agent.core.errors import (
     AgentError,
     UploadRefused,
     UploadRetryable,
     UploadTlsFailed,
     describe,
 )
+from agent.core.model import WipePolicy
+from agent.custody import integrity, keys
+from agent.devices import rules
 from agent.health import clock
-from agent.model import WipePolicy
-from agent.store import Store
+from agent.store import DatabaseError, Store, StoreError
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 EXIT_CODES = {GREEN: 0, YELLOW: 1, RED: 2}
@@ -118,7 +119,7 @@ class Doctor:
                     out.append(step())
                 except PermissionError as exc:
                     out.append(Check(name, RED, describe(exc), AS_SERVICE_USER))
-                except (OSError, sqlite3.Error, AgentError) as exc:
+                except (OSError, StoreError, AgentError) as exc:
                     out.append(Check(name, RED, describe(exc)))
         finally:
             if self.store is not None:
@@ -203,11 +204,11 @@ class Doctor:
             store = integrity.open_store(cfg.data_path, cfg.staging_path, create=False, key=key)
         except AgentError as exc:
             return Check("database", RED, exc.message, fix)
-        except sqlite3.DatabaseError as exc:
+        except DatabaseError as exc:
             return Check("database", RED, f"{path}: {exc}", fix)
         try:
             problems = store.integrity_problems()
-        except sqlite3.DatabaseError as exc:
+        except DatabaseError as exc:
             store.close()
             return Check("database", RED, f"{path}: integrity check failed: {exc}", fix)
         if problems:

@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 import sys
 
-from agent import policy, profile
+from agent.camera import profile
 from agent.cli import context
 from agent.cli.devices import enroll, record_refusal
 from agent.cli.output import emit_json
-from agent.errors import EXIT_INCOMPLETE, CameraRefused
-from agent.ingest import Importer
-from agent.model import DeviceInfo, display_name
+from agent.core.errors import EXIT_INCOMPLETE, CameraRefused
+from agent.core.model import DeviceInfo, display_name
+from agent.ingest import policy
+from agent.ingest.session import Importer
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from agent import ledger
 from agent.cli import context
 from agent.cli.output import emit_json, table
+from agent.core.model import FileState
 from agent.health import clock
-from agent.model import FileState
+from agent.reporting import ledger
 from agent.store import Store
 
 

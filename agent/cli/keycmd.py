@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import keys
 from agent.cli import context
 from agent.cli.output import emit_json
+from agent.custody import keys
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,9 +10,10 @@ import argparse
 import sys
 from typing import Any
 
-from agent import audit, ledger
 from agent.cli import context
 from agent.cli.output import emit_json, table
+from agent.custody import audit
+from agent.reporting import ledger
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

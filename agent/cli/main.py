@@ -9,11 +9,11 @@ import argparse
 import errno
 import importlib
 import os
-import sqlite3
 import sys
 
-from agent import __version__, log
-from agent.errors import EX_IOERR, EX_TEMPFAIL, AgentError, StoreCorrupt, describe
+from agent import __version__, store
+from agent.core import log
+from agent.core.errors import EX_IOERR, EX_TEMPFAIL, AgentError, StoreCorrupt, describe
 
 # Each command's module, imported only when that command runs: importing them all (requests,
 # sqlite-utils, the ledger) cost about half a second at every start of the CLI.
@@ -75,10 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             return int(args.func(args))
-        except sqlite3.DatabaseError as exc:
+        except store.DatabaseError as exc:
             # Damage found after the open's checks (a page no check read): refuse as at open.
-            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
-            if code not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            if not store.is_damage(exc):
                 raise
             raise StoreCorrupt(path="of this station", detail=str(exc)) from exc
     except AgentError as exc:
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         # A full staging disk passes (uploads are confirmed and purged): try again later, as
         # for StagingFull. Seen with ENOSPC injected into a sidecar write (syscall fault tests).
         return EX_TEMPFAIL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EX_IOERR
-    except sqlite3.Error as exc:
+    except store.StoreError as exc:
         # SQLite failed a statement or a COMMIT (an fsync that returned EIO, a full disk) and
         # rolled the transaction back. A message and an exit code, not a traceback and exit 1:
         # nothing of the failed step is trusted, and the next command's recovery takes it up.
@@ -110,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             f"dockagent: the database failed: {exc} ({name}); the step in progress was not "
             "recorded. Run the command again (it recovers what was interrupted).\n"
         )
-        return (
-            EX_TEMPFAIL if getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL else EX_IOERR
-        )
+        return EX_TEMPFAIL if store.is_disk_full(exc) else EX_IOERR
 
 
 if __name__ == "__main__":

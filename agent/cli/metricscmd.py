@@ -1,7 +1,7 @@
 """`dockagent metrics [--output FILE]`: the Prometheus metrics the daemon writes, on demand.
 
-The same snapshot (agent.metrics) as the daemon's periodic file: printed, or written whole to
-FILE for node_exporter's textfile collector. Read-only on the store; needs no daemon.
+The same snapshot (agent.reporting.metrics) as the daemon's periodic file: printed, or written
+whole to FILE for node_exporter's textfile collector. Read-only on the store; needs no daemon.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent import metrics
 from agent.cli import context
+from agent.reporting import metrics
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

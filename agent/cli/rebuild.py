@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import durable, keys
 from agent.cli import context
 from agent.cli.output import emit_json
-from agent.errors import EXIT_REBUILD_INCOMPLETE, StationKeyError
-from agent.lock import WriterLock
+from agent.core import durable
+from agent.core.errors import EXIT_REBUILD_INCOMPLETE, StationKeyError
+from agent.core.wallclock import utc_now
+from agent.custody import keys
 from agent.rebuild.procedure import rebuild
-from agent.wallclock import utc_now
+from agent.runtime.lock import WriterLock
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import ledger
 from agent.cli import context
 from agent.cli.output import emit_json, table
+from agent.reporting import ledger
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

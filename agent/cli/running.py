@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from agent import daemon
 from agent.cli import context
+from agent.runtime import daemon
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -11,9 +11,9 @@ import sys
 
 from agent.cli import context
 from agent.cli.output import emit_json
-from agent.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
+from agent.core.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
+from agent.core.wallclock import utc_now
 from agent.sync.worker import Uploader
-from agent.wallclock import utc_now
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import keys
 from agent.cli import context
 from agent.cli.output import emit_json
-from agent.errors import EXIT_VERIFY_FAILED
-from agent.verify import verify
+from agent.core.errors import EXIT_VERIFY_FAILED
+from agent.custody import keys
+from agent.custody.verify import verify
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

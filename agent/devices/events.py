@@ -1,7 +1,7 @@
 """The records every device source produces, and the protocol a source implements.
 
 Pure data; no I/O. Values come from hostile hardware: keep them as given and escape them
-(agent.model.display_name) wherever they are shown or logged.
+(agent.core.model.display_name) wherever they are shown or logged.
 """
 
 from __future__ import annotations

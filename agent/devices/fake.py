@@ -14,7 +14,7 @@ import queue
 import threading
 from pathlib import Path
 
-from agent import log
+from agent.core import log
 from agent.devices.events import Action, DeviceEvent, DeviceIdentity
 
 _log = log.get(__name__)

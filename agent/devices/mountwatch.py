@@ -18,7 +18,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from agent import log
+from agent.core import log
 from agent.devices.events import Action, DeviceEvent, DeviceIdentity
 
 _log = log.get(__name__)

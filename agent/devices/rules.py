@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from importlib import resources
 
-from agent.errors import ConfigError
-from agent.profile import Profile
+from agent.camera.profile import Profile
+from agent.core.errors import ConfigError
 
 RULES_NAME = "99-dockagent.rules"
 MOUNT_UNIT = "dockagent-mount@%k.service"
@@ -20,8 +20,8 @@ _USB_ID = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 
 
 def shipped_profile_names() -> list[str]:
-    """Every camera profile shipped with the agent (agent/profiles/*.toml), sorted."""
-    files = resources.files("agent.profiles").iterdir()
+    """Every camera profile shipped with the agent (agent/camera/profiles/*.toml), sorted."""
+    files = resources.files("agent.camera.profiles").iterdir()
     return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
 
 

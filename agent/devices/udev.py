@@ -1,9 +1,9 @@
 """The udev device source: USB block devices, as udev reports them, turned into DeviceEvents.
 
 The only module of the agent that imports pyudev. It reports what the hardware says about itself
-(ids, serial, file system, USB interfaces) as capped strings, never interpreted; it decides
-nothing about whether a device is allowed (agent.policy does) and never opens, mounts or reads
-one. Order at start (STYLE.md): monitor first, then enumerate, then poll; duplicates dropped.
+(ids, serial, file system, USB interfaces) as capped strings, never interpreted; it decides nothing
+about whether a device is allowed (agent.ingest.policy does) and never opens, mounts or reads one.
+Order at start (STYLE.md): monitor first, then enumerate, then poll; duplicates dropped.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 import pyudev
 
-from agent import log
+from agent.core import log
+from agent.core.errors import ConfigError
+from agent.core.model import display_name
 from agent.devices.events import Action, DeviceEvent, DeviceIdentity
-from agent.errors import ConfigError
-from agent.model import display_name
 
 _log = log.get(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.config import HealthConfig
+from agent.core.config import HealthConfig
 from agent.health.logs import split_lines
 
 HEADER = "time,percent,voltage_mv,current_ma,temperature_c,cycle_count,full_charge_mah,design_mah"

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from agent import volume
-from agent.errors import describe
+from agent.camera import volume
+from agent.core.errors import describe
 from agent.health.logs import LogEvent
 
 # Test hook: the station clock's state, injected as "synced" or "unsynced". Read in one place,
@@ -106,7 +106,7 @@ class KernelClock:
     def read(self) -> StationClockState:
         try:
             # The C library already loaded into this process (dlopen(3) of NULL), as
-            # agent.durable does: ctypes.util.find_library("c") runs /sbin/ldconfig -p in a
+            # agent.core.durable does: ctypes.util.find_library("c") runs /sbin/ldconfig -p in a
             # child process at every dock, and the agent starts no processes.
             libc = ctypes.CDLL(None, use_errno=True)
             adjtimex = libc.adjtimex

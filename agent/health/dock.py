@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
-from agent import log
-from agent.config import Config
-from agent.errors import describe
+from agent.camera.profile import Profile
+from agent.core import log
+from agent.core.config import Config
+from agent.core.errors import describe
+from agent.core.model import DeviceInfo, ImportSummary, display_name
 from agent.health import battery, clock, readiness
 from agent.health.logs import LogEvent, ParsedLog, Tail, open_tail, parse_system_log
-from agent.model import DeviceInfo, ImportSummary, display_name
-from agent.profile import Profile
 from agent.store import Store
 
 _log = log.get(__name__)

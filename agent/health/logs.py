@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent import volume
-from agent.model import display_name
+from agent.camera import volume
+from agent.core.model import display_name
 
 KNOWN_EVENTS = frozenset(
     {
@@ -109,7 +109,7 @@ class Tail:
 
 
 def open_tail(root_fd: int, rel: bytes, limit: int = LOG_READ_LIMIT) -> Tail | None:
-    """The tail of a camera file (None when absent), opened through agent.volume (no links,
+    """The tail of a camera file (None when absent), opened through agent.camera.volume (no links,
     no special files); the caller closes it."""
     try:
         fd = volume.open_file(root_fd, rel)

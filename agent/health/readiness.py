@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.config import HealthConfig
+from agent.core.config import HealthConfig
 
 READY = "ready"
 WARNING = "warning"

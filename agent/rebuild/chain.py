@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import chainfiles, integrity
-from agent.errors import StationKeyError
-from agent.keys import StationKey
+from agent.core.errors import StationKeyError
+from agent.custody import chainfiles, integrity
+from agent.custody.keys import StationKey
+from agent.custody.seal import GENESIS, SIDECAR_SUFFIX, record_from_sidecar
 from agent.rebuild.report import RebuildReport
-from agent.seal import GENESIS, SIDECAR_SUFFIX, record_from_sidecar
 from agent.store import RecordRow
 
 FROM_DATABASE = "the damaged database"

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import durable
+from agent.core import durable
 
 SUFFIXES = ("", "-wal", "-shm")
 

@@ -4,7 +4,8 @@ the next `dockagent rebuild` completes.
 Until the rebuilt database is renamed over the damaged one, the damaged one stays in use and
 only gains kept names (agent.rebuild.damaged); the new one is built whole under a temporary
 name, with its `store.rebuilt` record, and nothing written to staging describes it before it is
-in place (agent.recovery writes its sidecars afterwards, and a second rebuild runs that step).
+in place (agent.custody.recovery writes its sidecars afterwards, and a second rebuild runs that
+step).
 The caller holds the writer lock. Verifying, deriving and writing rows are the pieces' jobs, not
 this module's.
 """
@@ -12,16 +13,16 @@ this module's.
 from __future__ import annotations
 
 import re
-import sqlite3
 
-from agent import audit, chainfiles, crashpoints, integrity, log, recovery
-from agent.config import Config
-from agent.errors import EX_DATAERR, AgentError, ErrorKind, StoreTooNew, UsageError, classify
-from agent.keys import StationKey
+from agent.core import crashpoints, log
+from agent.core.config import Config
+from agent.core.errors import EX_DATAERR, AgentError, ErrorKind, StoreTooNew, UsageError, classify
+from agent.custody import audit, chainfiles, integrity, recovery
+from agent.custody.keys import StationKey
+from agent.custody.seal import Sealer
 from agent.rebuild import chain, damaged, rows, tables, unsealed
 from agent.rebuild.report import RebuildReport
-from agent.seal import Sealer
-from agent.store import RecordRow, Store, salvage_records
+from agent.store import DatabaseError, RecordRow, Store, salvage_records
 
 _log = log.get(__name__)
 
@@ -42,7 +43,7 @@ def diagnose(cfg: Config, key: StationKey, *, force: bool = False) -> str | None
         if exc.exit_code != EX_DATAERR:
             raise
         return exc.message
-    except sqlite3.DatabaseError as exc:  # damage met after the open's own checks
+    except DatabaseError as exc:  # damage met after the open's own checks
         if classify(exc) is ErrorKind.RETRYABLE:
             raise
         return str(exc)

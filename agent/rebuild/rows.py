@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.model import FileState, display_name
-from agent.offload import staged_name
+from agent.core.model import FileState, display_name
+from agent.custody.seal import SIDECAR_SUFFIX
+from agent.custody.staging import staged_name
 from agent.rebuild.chain import FROM_DATABASE, Chain
 from agent.rebuild.report import RebuildReport
-from agent.seal import SIDECAR_SUFFIX
 from agent.sync import receipts
 
 SESSION_SOURCE = "rebuilt from the signed sidecars"

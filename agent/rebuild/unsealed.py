@@ -1,11 +1,11 @@
 """What staging holds that no record of the rebuilt chain accepts goes to `unsealed-<UTC>/`.
 
-A staged copy no restored row names was never sealed (its camera still holds it: nothing is
-wiped before it is sealed), unless its record is missing or did not verify (named among the
-problems); it goes with its sidecar and receipt, since staging's names must all be rows
-(agent.recovery). An audit sidecar that is not the rebuilt chain's own goes to `_chain/` there,
-so no later record can meet it at its seq. plan() only looks; move() renames what plan() chose,
-never over an existing name, and nothing here deletes a file.
+A staged copy no restored row names was never sealed (its camera still holds it: nothing is wiped
+before it is sealed), unless its record is missing or did not verify (named among the problems); it
+goes with its sidecar and receipt, since staging's names must all be rows (agent.custody.recovery).
+An audit sidecar that is not the rebuilt chain's own goes to `_chain/` there, so no later record can
+meet it at its seq. plan() only looks; move() renames what plan() chose, never over an existing
+name, and nothing here deletes a file.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import chainfiles, durable, log
+from agent.core import durable, log
+from agent.custody import chainfiles
+from agent.custody.seal import SIDECAR_SUFFIX, sidecar_bytes
 from agent.rebuild.chain import Chain
 from agent.rebuild.report import RebuildReport
-from agent.seal import SIDECAR_SUFFIX, sidecar_bytes
 from agent.store import RecordRow
 from agent.sync.receipts import RECEIPT_SUFFIX
 
@@ -72,7 +73,7 @@ def _foreign_audit_sidecars(staging: Path, chain: Chain) -> list[Entry]:
             same = False
         if not same:
             # Named by agent.rebuild.chain when its record is not in the chain; one that only
-            # differs in form is written again from the chain by agent.recovery.
+            # differs in form is written again from the chain by agent.custody.recovery.
             entries.append(Entry(side, f"{chainfiles.CHAIN_DIR}/{side.name}"))
     return entries
 

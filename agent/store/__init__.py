@@ -13,9 +13,17 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from agent import durable
-from agent.errors import StoreBusy, StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
-from agent.store.base import _connect, _fsync_dir, _write_marker
+from agent.core import durable
+from agent.core.errors import StoreBusy, StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
+from agent.store.base import (
+    DatabaseError,
+    StoreError,
+    _connect,
+    _fsync_dir,
+    _write_marker,
+    is_damage,
+    is_disk_full,
+)
 from agent.store.custody import CustodyQueries, RecordRow
 from agent.store.devices import DeviceQueries
 from agent.store.health import HealthQueries
@@ -24,7 +32,16 @@ from agent.store.schema import MIGRATIONS
 from agent.store.service import ServiceQueries
 from agent.store.uploads import UploadQueries
 
-__all__ = ["MIGRATIONS", "RecordRow", "Store", "salvage_records"]
+__all__ = [
+    "MIGRATIONS",
+    "DatabaseError",
+    "RecordRow",
+    "Store",
+    "StoreError",
+    "is_damage",
+    "is_disk_full",
+    "salvage_records",
+]
 
 
 class Store(

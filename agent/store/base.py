@@ -15,7 +15,22 @@ from pathlib import Path
 
 import sqlite_utils
 
-from agent.errors import StoreBusy
+from agent.core.errors import StoreBusy
+
+# The store's failures by the names the rest of the agent catches them under: only the store
+# imports sqlite3 (the import contracts in pyproject.toml), so callers say store.DatabaseError.
+DatabaseError = sqlite3.DatabaseError
+StoreError = sqlite3.Error
+
+
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLITE_CORRUPT or SQLITE_NOTADB: the file itself is damaged, not the statement."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def is_disk_full(exc: sqlite3.Error) -> bool:
+    return bool(getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

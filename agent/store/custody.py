@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlite_utils.db
 
-from agent.errors import TransitionRefused
-from agent.model import Candidate, FileState, transition_allowed
+from agent.core.errors import TransitionRefused
+from agent.core.model import Candidate, FileState, transition_allowed
 from agent.store.base import StoreBase
 
 

@@ -228,9 +228,9 @@ def _m0004(db: sqlite_utils.Database) -> None:
 
 @MIGRATIONS(name="0005_confirm_boot_clock")
 def _m0005(db: sqlite_utils.Database) -> None:
-    # The moment of confirmation also on the boot clock (agent.wallclock): which boot (or
+    # The moment of confirmation also on the boot clock (agent.core.wallclock): which boot (or
     # process) it was on and CLOCK_BOOTTIME then, so the purge grace is measured on a clock a
-    # step of the wall clock cannot move (agent.policy.copy_may_be_purged). NULL on rows
+    # step of the wall clock cannot move (agent.ingest.policy.copy_may_be_purged). NULL on rows
     # confirmed before: their grace is measured on the wall clock, and only while it is trusted.
     db.executescript(
         """

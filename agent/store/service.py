@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from agent.model import FileState
+from agent.core.model import FileState
 from agent.store.base import StoreBase
 
 

@@ -4,7 +4,7 @@ Every transition names the state it expects (model.ALLOWED_TRANSITIONS) and refu
 so an upload can never confirm a row that is not the one it claimed. Timestamps are UTC ISO
 strings in one format, written down but never compared with the clock here: when a retry is due
 and when a purge may happen are decided on clocks a wall-clock step cannot move
-(agent.sync.schedule, agent.policy). No network, no file I/O, no policy here.
+(agent.sync.schedule, agent.ingest.policy). No network, no file I/O, no policy here.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from agent.errors import TransitionRefused
-from agent.model import FileState, transition_allowed
+from agent.core.errors import TransitionRefused
+from agent.core.model import FileState, transition_allowed
 from agent.store.base import StoreBase
 
 
@@ -257,8 +257,8 @@ class UploadQueries(StoreBase):
 
     def purge_candidates(self) -> list[dict[str, Any]]:
         """Confirmed rows whose staged copy is not purged yet, with the moment of confirmation
-        on both clocks; whether the grace has passed is agent.policy's. Only `confirmed` rows:
-        an unconfirmed copy is never purged.
+        on both clocks; whether the grace has passed is agent.ingest.policy's. Only `confirmed`
+        rows: an unconfirmed copy is never purged.
         """
         return [
             dict(r)

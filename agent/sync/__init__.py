@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.config import CONFIRM_LEVELS
+from agent.core.config import CONFIRM_LEVELS
 
 
 def level_rank(level: str) -> int:
@@ -28,7 +28,7 @@ class UploadJob:
     ext: str
     ingested_at: str  # RFC 3339, UTC
     metadata: dict[str, str]  # upload-protocol.md "Creating an upload"
-    custody: dict[str, Any]  # the signed envelope (agent.seal.envelope)
+    custody: dict[str, Any]  # the signed envelope (agent.custody.seal.envelope)
     resume_url: str | None = None
     resume_offset: int = 0
     resume_checksummed: bool = True

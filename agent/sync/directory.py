@@ -1,7 +1,7 @@
 """The directory sink (a NAS or a local evidence disk): the embedded default destination.
 
 Layout of specs/upload-protocol.md: <root>/<station_id>/<YYYY>/<MM>/<DD>/<sha256>.<ext> plus
-<sha256>.json (metadata and the signed custody record), written with agent.durable's rules;
+<sha256>.json (metadata and the signed custody record), written with agent.core.durable's rules;
 confirmed (level "verified") only when a re-read of the written file, with its cached pages
 dropped, hashes equal. It never overwrites an archived file and never deletes one.
 """
@@ -15,9 +15,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent import durable
-from agent.digest import hash_file
-from agent.errors import StagedCopyChanged, UploadMismatch
+from agent.core import durable
+from agent.core.errors import StagedCopyChanged, UploadMismatch
+from agent.custody.digest import hash_file
 from agent.sync import Confirmation, Progress, UploadJob
 from agent.sync.tus import Throttle
 

@@ -1,6 +1,6 @@
 """Purge the staged copies of confirmed files once their grace period has passed, never earlier.
 
-Whether a copy's grace has passed is agent.policy.copy_may_be_purged's decision, read off the
+Whether a copy's grace has passed is agent.ingest.policy.copy_may_be_purged's decision, read off the
 boot clock wherever it can be, so a step of the station's wall clock purges nothing early. The
 row is marked first (state must still be `confirmed`), then the file is unlinked and its
 directory synced; the signed sidecar stays as the station's receipt. Never touches an
@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import durable, log, wallclock
+from agent.core import durable, log, wallclock
+from agent.core.wallclock import Stamp
 from agent.health.clock import StationClock, station_clock
-from agent.policy import copy_may_be_purged
+from agent.ingest.policy import copy_may_be_purged
 from agent.store import Store
-from agent.wallclock import Stamp
 
 _log = log.get(__name__)
 
@@ -28,7 +28,7 @@ _SYNC_RECHECK_S = 60.0
 
 class WallTrust:
     """Whether the wall clock may measure a grace across a reboot: the kernel says it is
-    synchronised, and this process has not seen it step (agent.wallclock.JumpWatch)."""
+    synchronised, and this process has not seen it step (agent.core.wallclock.JumpWatch)."""
 
     def __init__(self, clock: StationClock | None = None) -> None:
         self.clock = clock

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import durable, log
+from agent.core import durable, log
 
 RECEIPT_SUFFIX = ".upload.json"
 

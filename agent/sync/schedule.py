@@ -1,6 +1,6 @@
 """When each file waiting for an upload retry may be tried again, on the monotonic clock.
 
-A deferred file's backoff is measured with agent.wallclock.monotonic(), which a step of the
+A deferred file's backoff is measured with agent.core.wallclock.monotonic(), which a step of the
 station's wall clock cannot move: a clock set back two days does not stall it, one set forward
 does not fire it early. The wall-clock due time on the row (next_attempt_at) is for people and
 restarts only: a due time without monotonic history here (after a restart, or written by
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from agent import wallclock
+from agent.core import wallclock
 
 
 class RetrySchedule:

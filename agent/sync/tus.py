@@ -1,9 +1,9 @@
 """The tus 1.0.0 client (specs/upload-protocol.md) on one kept-alive requests.Session.
 
 The only module that imports requests: every HTTP answer and transport failure is turned into an
-agent error here, once, and its class says whether to retry (agent.errors.classify). PATCH bodies
-are streamed from the file in small pieces, so memory stays far below one chunk. It never turns
-TLS verification off and decides nothing about rows, confirmation levels or backoff.
+agent error here, once, and its class says whether to retry (agent.core.errors.classify). PATCH
+bodies are streamed from the file in small pieces, so memory stays far below one chunk. It never
+turns TLS verification off and decides nothing about rows, confirmation levels or backoff.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from agent import __version__, wallclock
-from agent.errors import (
+from agent import __version__
+from agent.core import wallclock
+from agent.core.errors import (
     UploadConflict,
     UploadGone,
     UploadLost,
@@ -28,7 +29,7 @@ from agent.errors import (
     UploadRetryable,
     UploadTlsFailed,
 )
-from agent.model import display_name
+from agent.core.model import display_name
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"

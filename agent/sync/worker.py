@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo
 
 import tenacity
 
-from agent import log, wallclock
-from agent.config import Config, SyncConfig
-from agent.errors import (
+from agent.core import log, wallclock
+from agent.core.config import Config, SyncConfig
+from agent.core.errors import (
     AgentError,
     ErrorKind,
     StagedCopyChanged,
@@ -40,8 +40,9 @@ from agent.errors import (
     classify,
     describe,
 )
-from agent.model import display_name
-from agent.seal import canonical, envelope
+from agent.core.model import display_name
+from agent.core.wallclock import utc_now
+from agent.custody.seal import canonical, envelope
 from agent.store import Store
 from agent.sync import Confirmation, Progress, Sink, UploadJob, level_rank
 from agent.sync.directory import DirectorySink
@@ -49,7 +50,6 @@ from agent.sync.purge import WallTrust, purge_confirmed
 from agent.sync.receipts import ReceiptWriter
 from agent.sync.schedule import RetrySchedule
 from agent.sync.tus import READ_PIECE, Throttle, TusClient, UploadStatus
-from agent.wallclock import utc_now
 
 _log = log.get(__name__)
 

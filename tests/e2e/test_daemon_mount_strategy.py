@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, dock_camera, sealed_count, wait_until
 from tests.support.evidence import assert_all_sealed

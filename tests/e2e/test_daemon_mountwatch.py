@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulator import CameraSpec, build_image
+from scripts.simulator.cameras import CameraSpec, build_image
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, sealed_count, wait_until
 from tests.support.evidence import assert_all_sealed, rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, dock_camera, wait_until
 from tests.support.evidence import rows

@@ -2,7 +2,7 @@
 
 The daemon runs as a process over the fake USB bus and uploads through the fault proxy to a real
 @tus/server; its wall clock is stepped through the test hook $DOCKAGENT_TEST_WALL_OFFSET_FILE
-(agent/wallclock.py). A step forward purges no staged copy before its grace, wipes nothing the
+(agent/core/wallclock.py). A step forward purges no staged copy before its grace, wipes nothing the
 policy would not wipe anyway and neither fires retries early nor stops them; a step back does not
 stall a retry for two days: it comes within its backoff, seconds later, and the files end
 confirmed with the camera's hash. Checked from the logs' own (unstepped) timestamps, the
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, dock_camera, wait_until
 from tests.support.evidence import rows, sha256_file

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import crashpoints, keys
-from agent.keys import StationKey
-from agent.seal import canonical
-from agent.simulator import CameraSpec, write_camera
+from agent.core import crashpoints
+from agent.custody import keys
+from agent.custody.keys import StationKey
+from agent.custody.seal import canonical
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows, sha256_file
 from tests.support.nothing_lost import Manifest, check, tus_file_store_objects

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import crashpoints
-from agent.simulator import CameraSpec, write_camera
+from agent.core import crashpoints
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows
 

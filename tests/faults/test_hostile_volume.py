@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows
 from tests.support.volumes import mount_fat, sha256_file

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import crashpoints, durable
-from agent.model import display_name
-from agent.simulator import CameraSpec, write_camera
+from agent.core import crashpoints, durable
+from agent.core.model import display_name
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.nothing_lost import Manifest, assert_nothing_lost, directory_sink_objects
 from tests.support.powercut_fs import PowerCutFS
@@ -272,7 +272,7 @@ def test_the_agent_does_not_trust_syncfs_or_fallocate_on_the_layer(tmp_path: Pat
 
 # ---- crash, then cut ---------------------------------------------------------------------------
 
-# Every crash point an import reaches (agent/crashpoints.py; sync has none), some at more than
+# Every crash point an import reaches (agent/core/crashpoints.py; sync has none), some at more than
 # one moment. For a fresh station the publishes run: the station key (1), batch 1's staged
 # copies (2-5) and sidecars (6-9), the 8 MiB copy (10) and its sidecar (11), batch 3 (12-21).
 CRASHES = [
@@ -304,7 +304,7 @@ CRASHES = [
 
 
 def test_every_crash_point_is_followed_by_a_power_cut() -> None:
-    """A step added to agent/crashpoints.py gets its power cut here too."""
+    """A step added to agent/core/crashpoints.py gets its power cut here too."""
     assert {crash.partition(":")[0] for crash in CRASHES} == set(crashpoints.STEPS)
 
 

@@ -42,8 +42,8 @@ from typing import Any
 
 import pytest
 
-from agent.errors import EX_IOERR, EX_TEMPFAIL, EXIT_INCOMPLETE
-from agent.simulator import CameraSpec, write_camera
+from agent.core.errors import EX_IOERR, EX_TEMPFAIL, EXIT_INCOMPLETE
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.nothing_lost import Manifest, check, directory_sink_objects

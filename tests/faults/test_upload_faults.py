@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.fault_proxy import Fault, FaultProxy

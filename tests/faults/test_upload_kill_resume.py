@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.fault_proxy import FaultProxy

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.fault_proxy import FaultProxy

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import trustme
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.tus_servers import free_port

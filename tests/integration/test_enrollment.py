@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 

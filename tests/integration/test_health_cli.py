@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows
 

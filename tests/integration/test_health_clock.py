@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import ledger
+from agent.custody.verify import verify
 from agent.health import clock
-from agent.verify import verify
+from agent.reporting import ledger
 from tests.support.docking import DockingStation, insert_log_line, make_camera
 
 DOCKED = datetime(2024, 3, 10, 20, 0, 0)  # true local time of the dock

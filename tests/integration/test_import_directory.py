@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows, sha256_file
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulator import CameraSpec, build_image
+from scripts.simulator.cameras import CameraSpec, build_image
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows
 from tests.support.volumes import mount_exfat, mount_fat

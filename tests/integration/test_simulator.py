@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulator import (
+from scripts.simulator.cameras import (
     MIB,
     CameraSpec,
     ImageFormat,
@@ -30,7 +30,9 @@ from agent.simulator import (
 from tests.support.volumes import is_mounted, mount_exfat, mount_fat, sha256_tree, tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILE = tomllib.loads((REPO / "agent" / "profiles" / "generic.toml").read_text("utf-8"))
+PROFILE = tomllib.loads(
+    (REPO / "agent" / "camera" / "profiles" / "generic.toml").read_text("utf-8")
+)
 RECORDING = re.compile(PROFILE["recording_pattern"])
 KINDS = {ext.upper() for ext in PROFILE["kinds"]}
 LOG_LINE = re.compile(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import config
-from agent.simulator import CameraSpec, write_camera
+from agent.core import config
 from agent.sync.worker import RateLimit, Uploader, in_window
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows, sha256_file
 from tests.support.volumes import tmpfs

@@ -20,10 +20,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from agent.config import SyncConfig
-from agent.simulator import CameraSpec, write_camera
+from agent.core.config import SyncConfig
 from agent.sync import UploadJob
 from agent.sync.worker import TusSink
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.fault_proxy import FaultProxy

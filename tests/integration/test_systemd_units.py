@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import config, profile
+from agent.camera import profile
+from agent.core import config
+from agent.core.errors import ConfigError
 from agent.devices import rules
-from agent.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
@@ -166,7 +167,7 @@ def test_shipped_udev_rules_are_the_generated_ones() -> None:
 
 
 def test_a_new_profile_regenerates_its_rule_and_a_bad_id_is_refused(tmp_path: Path) -> None:
-    generic = (REPO / "agent" / "profiles" / "generic.toml").read_text()
+    generic = (REPO / "agent" / "camera" / "profiles" / "generic.toml").read_text()
     (tmp_path / "acme.toml").write_text(
         generic.replace('name = "generic"', 'name = "acme"').replace(
             'usb_ids = ["2b0e:0a01"]', 'usb_ids = ["1d6b:0104", "1D6B:0105"]'

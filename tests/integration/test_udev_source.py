@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from agent import policy, profile
+from agent.camera import profile
 from agent.devices.events import DeviceIdentity
 from agent.devices.udev import MAX_VALUE_CHARS, TRUNCATED_MARK
+from agent.ingest import policy
 from tests.support.umockdev_run import UdevRun, run_udev_source, umockdev_missing
 
 # Values a device can report and a text .umockdev file cannot carry (written into sysfs raw).

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import config as config_mod
-from agent import keys, profile
-from agent.config import Config
-from agent.ingest import Importer
-from agent.keys import StationKey
-from agent.model import ImportSummary
-from agent.seal import Sealer
-from agent.simulator import CameraSpec, write_camera
+from agent.camera import profile
+from agent.core import config as config_mod
+from agent.core.config import Config
+from agent.core.model import ImportSummary
+from agent.custody import keys
+from agent.custody.keys import StationKey
+from agent.custody.seal import Sealer
+from agent.ingest.session import Importer
 from agent.store import Store
+from scripts.simulator.cameras import CameraSpec, write_camera
 
 
 def station_time(true_local: datetime) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import HealthConfig
+from agent.core.config import HealthConfig
 from agent.health import battery
-from agent.simulator import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, write_camera
 
 LIMITS = HealthConfig()
 HEADER = battery.HEADER

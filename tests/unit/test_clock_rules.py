@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import wallclock
-from agent.policy import copy_may_be_purged
+from agent.core import wallclock
+from agent.core.wallclock import Stamp
+from agent.ingest.policy import copy_may_be_purged
 from agent.sync.schedule import RetrySchedule
 from agent.sync.tus import _retry_after
-from agent.wallclock import Stamp
 
 DAY = 86400.0
 HOUR = 3600.0

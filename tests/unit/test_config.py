@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import config
-from agent.errors import EX_CONFIG, ConfigError
-from agent.model import WipePolicy
+from agent.core import config
+from agent.core.errors import EX_CONFIG, ConfigError
+from agent.core.model import WipePolicy
 
 REPO = Path(__file__).resolve().parents[2]
 

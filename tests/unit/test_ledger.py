@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from agent import config, ledger
-from agent.errors import ConfigError, UsageError
+from agent.core import config
+from agent.core.errors import ConfigError, UsageError
 from agent.health.dock import retention_class
+from agent.reporting import ledger
 
 
 def _load(tmp_path: Path, text: str) -> config.Config:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from agent.config import HealthConfig
+from agent.core.config import HealthConfig
 from agent.health import readiness
 
 LIMITS = HealthConfig()

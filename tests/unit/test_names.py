@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from agent.model import display_name
+from agent.core.model import display_name
 
 
 def test_control_bidi_and_undecodable_bytes_are_escaped() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.model import FileState, WipePolicy
-from agent.policy import camera_may_be_wiped, file_may_be_wiped
+from agent.core.model import FileState, WipePolicy
+from agent.ingest.policy import camera_may_be_wiped, file_may_be_wiped
 
 S, D, C = FileState.SEALED, FileState.DISCOVERED, FileState.CONFIRMED
 GB = 1 << 30

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent import config
 from agent.cli.doctor import _unit_seconds
-from agent.errors import ConfigError
-from agent.liveness import Liveness
-from agent.metrics import MetricsWriter, Snapshot, render
-from agent.notify import Notifier, watchdog_interval_s
+from agent.core import config
+from agent.core.errors import ConfigError
+from agent.reporting.metrics import MetricsWriter, Snapshot, render
+from agent.runtime.liveness import Liveness
+from agent.runtime.notify import Notifier, watchdog_interval_s
 
 
 def _receiver(address: str) -> socket.socket:

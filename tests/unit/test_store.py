@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import StoreCorrupt, StoreMismatch, StoreMissing, TransitionRefused
-from agent.model import Candidate, FileKind, FileState
+from agent.core.errors import StoreCorrupt, StoreMismatch, StoreMissing, TransitionRefused
+from agent.core.model import Candidate, FileKind, FileState
 from agent.store import Store
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from agent.supervisor import Job, Supervisor
+from agent.runtime.supervisor import Job, Supervisor
 
 
 def _settle(sup: Supervisor, until: threading.Event, timeout: float = 5.0) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from agent import log
+from agent.core import log
 from agent.devices.events import DeviceEvent, DeviceIdentity
 from agent.devices.udev import UdevSource
 

@@ -1,0 +1,12 @@
+"""The ground floor: what every other package may import, and which imports nothing of theirs.
+
+- `errors`: the one error hierarchy, exit codes, and `classify` (retryable or permanent).
+- `model`: frozen records passed between stages, the file state machine, custody state groups.
+- `config`: the station's configuration, every key declared once.
+- `log`: structlog set-up (JSON for the journal, readable on a terminal).
+- `wallclock`: the station's clocks, injectable; the only reader of the wall and boot clocks.
+- `operator`: who is acting (for the signed audit trail).
+- `crashpoints`: named kill points for the fault tests, inert unless a test arms them.
+
+Nothing here touches a camera, the store or the network.
+"""

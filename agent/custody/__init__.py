@@ -1,0 +1,14 @@
+"""The custody core: what makes held evidence provable.
+
+- `durable`: the one way evidence and sidecars reach the disk (temp file, fsync, link, dir fsync).
+- `keys`: the station's Ed25519 key.
+- `digest`: SHA-256 of a file the station holds.
+- `seal`: signed custody records and the hash chain; sidecars beside the staged copies.
+- `chainfiles`: the chain kept beside staging (audit sidecars, the head).
+- `audit`: technician actions as signed records in the same chain.
+- `integrity`: the cheap checks at every open that the database still holds what was committed.
+- `verify`: the full check of staged bytes, signatures, chain and sidecars.
+- `recovery`: start-up reconciliation under the writer lock.
+
+Custody never reads a camera, never talks to a sink and never decides policy.
+"""

@@ -1,0 +1,263 @@
+"""Signed custody records and the hash chain that links them.
+
+Each record is canonical JSON (sorted keys, no insignificant white space, UTF-8, only strings,
+integers, booleans and null: the RFC 8785 form for these types), signed with the station key,
+and carries the SHA-256 of the previous record's body, so removing, reordering or editing a
+record breaks the chain. The database holds the chain; a sidecar next to each staged file holds
+its envelope, an audit record's sidecar and the chain's head are kept in staging too
+(agent.custody.chainfiles), so the queue and the whole chain can be rebuilt from staging alone.
+This module signs and formats; it reads no camera and decides no policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.core import crashpoints, durable
+from agent.core.model import FileState
+from agent.custody import chainfiles
+from agent.custody.keys import StationKey
+from agent.store import RecordRow, Store
+
+GENESIS = "0" * 64
+RECORD_VERSION = 1
+SIDECAR_SUFFIX = ".custody.json"
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def record_hash(body_text: str) -> str:
+    return hashlib.sha256(body_text.encode()).hexdigest()
+
+
+def envelope(record: RecordRow) -> dict[str, Any]:
+    """What a sidecar holds and what is sent to the central server with the file."""
+    return {
+        "body": json.loads(record.body),
+        "signature": record.signature,
+        "key_id": record.key_id,
+        "record_hash": record.record_hash,
+    }
+
+
+def sidecar_bytes(record: RecordRow) -> bytes:
+    return (
+        json.dumps(envelope(record), sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
+    )
+
+
+def sidecar_path(staging_root: Path, staged_rel: str) -> Path:
+    return staging_root / (staged_rel + SIDECAR_SUFFIX)
+
+
+def record_from_sidecar(data: bytes) -> RecordRow:
+    """The record a sidecar (of a file or an audit record) holds; ValueError if it holds none.
+
+    Unverified: the caller checks its hash, its place in the chain and its signature. The body
+    is made canonical again, which gives back the signed bytes exactly (sidecars hold only
+    strings, integers, booleans and null).
+    """
+    try:
+        env = json.loads(data)
+        body = env["body"]
+        record = RecordRow(
+            seq=body["seq"],
+            kind=body["type"],
+            file_id=body.get("file_id") if body["type"] == "file" else None,
+            body=canonical(body).decode(),
+            record_hash=env["record_hash"],
+            prev_hash=body["prev"],
+            signature=env["signature"],
+            key_id=env["key_id"],
+        )
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a custody sidecar ({exc})") from exc
+    if not isinstance(record.seq, int) or record.kind not in ("file", "audit"):
+        raise ValueError("not a custody sidecar")
+    if record.kind == "file" and not isinstance(record.file_id, int):
+        raise ValueError("a file record without a file id")
+    return record
+
+
+def original_name(raw: bytes) -> str:
+    """The camera name as text: UTF-8 where it is, \\xNN escapes where it is not."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _utc(ts: str | None) -> str:
+    return ts or datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Sealer:
+    def __init__(self, store: Store, key: StationKey, station_id: str, staging_root: Path) -> None:
+        self.store = store
+        self.key = key
+        self.station_id = station_id
+        self.staging_root = staging_root
+
+    def _body(self, row: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+        raw_name: bytes = row["camera_path"]
+        return {
+            "v": RECORD_VERSION,
+            "type": "file",
+            "device_serial": row["device_serial"],
+            "officer_id": session["officer_id"],
+            "session_id": row["session_id"],
+            "file_id": row["id"],
+            "original_name": original_name(raw_name),
+            "original_name_b64": base64.b64encode(raw_name).decode("ascii"),
+            "size": row["size"],
+            "sha256": row["sha256"],
+            "kind": row["kind"],
+            "important": bool(row["important"]),
+            "segment": row["segment"],
+            "camera_mtime": datetime.fromtimestamp(row["mtime_ns"] // 10**9).isoformat(),
+            "recorded_start": row["recorded_start"],
+            "recorded_end": row["recorded_end"],
+            # Added fields (same RECORD_VERSION: no existing field changed meaning): the raw
+            # camera times above stay as read; these are them minus the dock's measured drift,
+            # with the basis of the correction, and the file's retention class.
+            "clock_drift_s": row.get("clock_drift_s"),
+            "recorded_start_corrected": row.get("recorded_start_corrected") or "",
+            "recorded_end_corrected": row.get("recorded_end_corrected") or "",
+            "time_basis": row.get("time_basis") or "",
+            "retention_class": row.get("retention_class") or "",
+            "ingested_at": _utc(row["staged_at"]),
+            # Added for `dockagent rebuild`: the row's identity on the camera to the nanosecond
+            # (camera_mtime above is rounded, local time) and whether it may be wiped.
+            "mtime_ns": row["mtime_ns"],
+            "wipeable": bool(row["wipeable"]),
+        }
+
+    def _append(self, kind: str, body: dict[str, Any], file_id: int | None, now: str) -> RecordRow:
+        """Sign and append one record at the head of the chain. Call inside a transaction."""
+        head = self.store.chain_head()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        body = {
+            **body,
+            "seq": seq,
+            "prev": prev,
+            "key_id": self.key.key_id,
+            "station_id": self.station_id,
+        }
+        data = canonical(body)
+        record = RecordRow(
+            seq=seq,
+            kind=kind,
+            file_id=file_id,
+            body=data.decode(),
+            record_hash=hashlib.sha256(data).hexdigest(),
+            prev_hash=prev,
+            signature=base64.b64encode(self.key.sign(data)).decode("ascii"),
+            key_id=self.key.key_id,
+        )
+        self.store.append_record(record, now)
+        self.store.set_meta("chain_head_seq", str(seq))
+        return record
+
+    def seal(self, file_id: int, now: str) -> RecordRow:
+        """Append the file's signed record to the chain and mark it sealed, atomically."""
+        return self.seal_many([file_id], now)[0]
+
+    def seal_many(self, file_ids: list[int], now: str) -> list[RecordRow]:
+        """Seal staged files in one transaction (one commit for a batch of small files), then
+        write their sidecars, fsyncing the directory once per batch."""
+        records: list[tuple[str, RecordRow]] = []
+        with self.store.transaction():
+            sessions: dict[int, dict[str, Any]] = {}  # a batch is one camera's session
+            for file_id in file_ids:
+                row = self.store.file(file_id)
+                if row["session_id"] not in sessions:
+                    sessions[row["session_id"]] = self.store.session(row["session_id"])
+                session = sessions[row["session_id"]]
+                record = self._append("file", self._body(row, session), file_id, now)
+                self.store.transition(
+                    file_id,
+                    FileState.STAGED,
+                    FileState.SEALED,
+                    record_seq=record.seq,
+                    sealed_at=now,
+                    updated_at=now,
+                    reason="",
+                )
+                records.append((row["staged_path"], record))
+        # Sidecars of a batch: content written, one syncfs, then each linked, then one fsync per
+        # directory. A crash in between loses a sidecar (recovery restores it from the chain),
+        # never leaves one torn.
+        temps: list[tuple[durable.TempFile, int]] = []
+        try:
+            for staged_path, record in records:
+                crashpoints.hit("seal.committed")
+                path = sidecar_path(self.staging_root, staged_path)
+                data = sidecar_bytes(record)
+                tmp = durable.TempFile(path.parent, path.name, len(data))
+                temps.append((tmp, len(data)))
+                tmp.write_all(data)
+            if temps:
+                durable.sync_filesystem(self.staging_root)
+            for tmp, size in temps:
+                tmp.publish(size, sync_dir=False, sync_file=False)
+                crashpoints.hit("seal.sidecar_written")
+        finally:
+            for tmp, _ in temps:
+                if not tmp.published:
+                    tmp.discard()
+        for directory in {tmp.directory for tmp, _ in temps}:
+            durable.fsync_dir(directory)
+        if records:
+            self.write_head(records[-1][1])
+        return [record for _, record in records]
+
+    def audit(
+        self,
+        action: str,
+        details: dict[str, Any],
+        operator: str,
+        now: str,
+        *,
+        write_files: bool = True,
+    ) -> RecordRow:
+        """A technician action, signed into the same chain as the custody records.
+
+        write_files=False only for a store that is not in place yet (agent.rebuild): its
+        sidecar and the chain head would describe a record that may never be; agent.custody.recovery
+        writes both from the chain once the store is in place.
+        """
+        with self.store.transaction():
+            body = {
+                "v": RECORD_VERSION,
+                "type": "audit",
+                "action": action,
+                "operator": operator,
+                "at": now,
+                "details": details,
+            }
+            record = self._append("audit", body, None, now)
+            if write_files:
+                # The caller's transaction may still roll back: its files wait for the commit.
+                self.store.after_commit(lambda: self._audit_committed(record))
+            return record
+
+    def _audit_committed(self, record: RecordRow) -> None:
+        self.write_audit_sidecar(record)
+        self.write_head(record)
+
+    def write_audit_sidecar(self, record: RecordRow) -> None:
+        chainfiles.write_audit_sidecar(self.staging_root, record.seq, sidecar_bytes(record))
+
+    def write_head(self, record: RecordRow) -> None:
+        chainfiles.write_head(self.staging_root, chainfiles.Head(record.seq, record.record_hash))
+
+    def write_sidecar(self, staged_rel: str, record: RecordRow, *, replace: bool = False) -> None:
+        path = sidecar_path(self.staging_root, staged_rel)
+        if replace:
+            durable.replace_file(path.parent, path.name, sidecar_bytes(record))
+        else:
+            durable.write_file(path.parent, path.name, sidecar_bytes(record))

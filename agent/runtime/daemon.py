@@ -1,0 +1,288 @@
+"""`dockagent run`: the unattended daemon.
+
+Order at start: single-instance lock, store, key, recovery, then the device sources (each
+starts its monitor before listing what is present). The main loop only moves events to the
+supervisor; signal handlers only set flags (a second SIGTERM exits at once). On stop it stops
+the sources and lets in-flight copies finish until the drain deadline; whatever is cut off is
+a `copying` row that recovery puts back at the next start.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import queue
+import signal
+import threading
+import time
+from types import FrameType
+
+from agent.camera import profile
+from agent.camera.profile import Profile
+from agent.core import durable, log
+from agent.core.config import Config
+from agent.core.errors import EX_SOFTWARE, AgentError, CameraRefused, describe
+from agent.core.model import DeviceInfo, FileState, WipePolicy, display_name
+from agent.custody import integrity, keys, recovery
+from agent.custody.seal import Sealer
+from agent.devices import mounts
+from agent.devices.events import Action, DeviceEvent, DeviceSource
+from agent.devices.fake import FakeSource
+from agent.devices.mountwatch import MountWatchSource
+from agent.ingest import policy
+from agent.ingest.session import Importer, utc_now
+from agent.runtime.liveness import Liveness
+from agent.runtime.lock import WriterLock
+from agent.runtime.service import ServiceReporter
+from agent.runtime.supervisor import Job, Supervisor
+from agent.store import Store
+from agent.sync.worker import Uploader
+
+_log = log.get(__name__)
+_WIPE_CHECK_S = 5.0  # how often docked cameras are checked for a wipe after confirmation
+
+
+def build_sources(cfg: Config) -> list[DeviceSource]:
+    sources: list[DeviceSource] = []
+    for name in cfg.devices.sources:
+        if name == "udev":
+            from agent.devices.udev import UdevSource  # noqa: PLC0415 - pyudev only when used
+
+            sources.append(UdevSource())
+        elif name == "mountwatch":
+            sources.append(MountWatchSource(cfg.devices.mount_root))
+        elif name == "fake":
+            sources.append(FakeSource(cfg.devices.fake_spool))
+    return sources
+
+
+class Daemon:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.stopping = threading.Event()
+        self.signals = 0
+        self.present: set[str] = set()
+        self.events: queue.Queue[DeviceEvent] = queue.Queue()
+        # issue 6: watchdog liveness, sd_notify and metrics (agent.runtime.service)
+        self.liveness = Liveness(cfg.service.stall_limit_s)
+        self.service = ServiceReporter(cfg, self.liveness)
+        self.supervisor = Supervisor(cfg.devices.max_parallel_devices, self.liveness)
+        # Admitted cameras still plugged in, for the wipe after confirmation.
+        self.docked: dict[str, tuple[DeviceEvent, Profile]] = {}
+        self.next_wipe_check = 0.0
+
+    # ---- signals: flags only ---------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            os._exit(128 + signum)  # second SIGTERM: exit at once, recovery cleans up
+        self.stopping.set()
+
+    # ---- main loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = self.cfg
+        durable.make_dirs(cfg.data_path)  # its name made durable too (fsync(2) NOTES)
+        with WriterLock(cfg.data_path):
+            self.key = keys.load_or_create(cfg.key_path)
+            self.store = integrity.open_store(
+                cfg.data_path, cfg.staging_path, create=True, key=self.key
+            )
+            sealer = Sealer(self.store, self.key, cfg.station_id, cfg.staging_path)
+            self.service.starting()  # issue 6
+            report = recovery.recover(self.store, sealer, cfg.staging_path, utc_now())
+            self.store.undock_all(utc_now())
+            self.profiles = profile.load_all(cfg.devices.profiles, cfg.devices.profile_dir)
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+            sources = build_sources(cfg)
+            with self.liveness.watching_new_threads("source"):  # issue 6: must stay alive
+                for source in sources:
+                    source.start(self.events)
+            # The upload workers run beside the cameras; they stop after the chunk in flight.
+            uploads = threading.Thread(
+                # Idle, it looks for newly sealed files every 2 s (one indexed query).
+                target=Uploader(cfg).serve,
+                args=(self.stopping, 2.0),
+                name="uploads",
+                daemon=True,
+            )
+            uploads.start()
+            _log.info(
+                "daemon.started",
+                sources=[s.name for s in sources],
+                pid=os.getpid(),
+                recovered=vars(report),
+            )
+            self.service.ready(self.store)  # issue 6: READY=1 after recovery and sources
+            try:
+                while not self.stopping.is_set():
+                    try:
+                        event = self.events.get(timeout=0.25)
+                    except queue.Empty:
+                        event = None
+                    if event is not None:
+                        self.handle(event)
+                    self.supervisor.pump()
+                    self.service.tick(self.store)  # issue 6: WATCHDOG=1, STATUS=, metrics
+                    self._wipe_when_confirmed()
+            finally:
+                _log.info("daemon.stopping", busy=self.supervisor.busy())
+                self.service.stopping(self.supervisor.busy())  # issue 6: STOPPING=1
+                for source in sources:
+                    source.stop()
+                drained = self.supervisor.drain(cfg.devices.drain_deadline_s)
+                uploads.join(timeout=cfg.devices.drain_deadline_s)
+                if not drained:
+                    _log.warning("daemon.drain_timed_out", deadline_s=cfg.devices.drain_deadline_s)
+                self.store.close()
+            _log.info("daemon.stopped", drained=drained)
+            return 0 if drained else EX_SOFTWARE
+
+    def _wipe_when_confirmed(self) -> None:
+        """A camera still docked when the central server confirms its last files is wiped then,
+        not at its next dock: it is taken in again (nothing new to copy), and that session's
+        wipe decision, the same as at any dock, now finds every file confirmed."""
+        now = time.monotonic()
+        if (
+            now < self.next_wipe_check
+            or self.cfg.ingest.wipe_policy is not WipePolicy.AFTER_CONFIRM
+        ):
+            return
+        self.next_wipe_check = now + _WIPE_CHECK_S
+        for session in self.store.docked_sessions():
+            if session["outcome"] != "complete" or session["wipe_state"] == "wiped":
+                continue
+            key = next(
+                (
+                    k
+                    for k, (e, _) in self.docked.items()
+                    if session["source"] in (e.identity.mountpoint, k)
+                ),
+                None,
+            )
+            if key is None or key in self.supervisor.running:
+                continue
+            states = self.store.state_counts("last_session_id=?", (session["id"],))
+            if states and set(states) == {FileState.CONFIRMED.value}:
+                event, prof = self.docked[key]
+                _log.info(
+                    "device.rechecked",
+                    device_serial=session["device_serial"],
+                    session_id=session["id"],
+                    reason="every file confirmed",
+                )
+                self.supervisor.submit(Job(key, functools.partial(self.take_in, event, prof)))
+
+    def handle(self, event: DeviceEvent) -> None:
+        identity = event.identity
+        shown = display_name(identity.describe())
+        if event.action is Action.REMOVED:
+            self.present.discard(identity.key)
+            self.docked.pop(identity.key, None)
+            self.supervisor.cancel_waiting(identity.key)
+            self._undock(identity.key, identity.mountpoint)
+            _log.info("device.removed", source=event.source, device=shown)
+            return
+        self.present.add(identity.key)
+        _log.info(f"device.{event.action.value}", source=event.source, device=shown)
+        admission = policy.admit_device(
+            identity, self.profiles, self.store.enrolled(), self.cfg.devices.require_enrollment
+        )
+        if not admission.allowed or admission.profile is None:
+            self._refuse(event.source, shown, admission.reason)
+            return
+        prof = admission.profile
+        self.docked[identity.key] = (event, prof)
+        self.supervisor.submit(Job(identity.key, lambda: self.take_in(event, prof)))
+
+    def _refuse(self, source: str, shown: str, reason: str, store: Store | None = None) -> None:
+        (store or self.store).add_refusal(source, shown, reason, utc_now())
+        _log.warning("device.refused", source=source, device=shown, reason=reason)
+
+    def _undock(self, key: str, mountpoint: str) -> None:
+        for session in self.store.docked_sessions():
+            if session["source"] in (key, mountpoint):
+                self.store.mark_undocked(session["id"], utc_now())
+
+    # ---- one camera, in a worker thread ----------------------------------------------------
+
+    def take_in(self, event: DeviceEvent, prof: Profile) -> None:
+        identity = event.identity
+        shown = display_name(identity.describe())
+        cfg = self.cfg
+        store = Store.open(cfg.data_path, create=False)
+        point, mounted_here = identity.mountpoint, False
+        try:
+            if not point and cfg.devices.mount_strategy == "mount":
+                point = mounts.mount_private(
+                    identity.devnode, identity.fs_type, cfg.devices.mount_dir, identity.serial
+                )
+                mounted_here = True
+                _log.info(
+                    "device.mounted",
+                    device=shown,
+                    mountpoint=point,
+                    options=mounts.options_of(point),
+                )
+            elif not point:
+                point = mounts.wait_for_mount(identity.devnode, cfg.devices.mount_wait_s)
+            if not point:
+                _log.error("device.mount_missing", device=shown, waited_s=cfg.devices.mount_wait_s)
+                return
+
+            def check(info: DeviceInfo) -> None:
+                admission = policy.admit_camera(identity.serial, info.serial)
+                if not admission.allowed:
+                    raise CameraRefused(path=point, problem=admission.reason)
+
+            sealer = Sealer(store, self.key, cfg.station_id, cfg.staging_path)
+            importer = Importer(cfg, store, sealer, prof)
+            # issue 6: a chunk copied or a file finished is progress for the watchdog
+            importer.copier.on_chunk = self.liveness.beat
+
+            def should_stop() -> bool:
+                self.liveness.beat()
+                return self.stopping.is_set()
+
+            def remount(writable: bool) -> None:
+                mounts.remount(point, writable)
+
+            summary = importer.import_volume(
+                point,
+                make_writable=remount if mounted_here else None,
+                check=check,
+                should_stop=should_stop,
+                stays_docked=True,
+                usb_serial=identity.serial,
+            )
+            for old in store.docked_sessions():
+                if old["source"] == point and old["id"] != summary.session_id:
+                    store.mark_undocked(old["id"], utc_now())  # superseded by this session
+            _log.info(
+                "device.taken_in",
+                device=shown,
+                session_id=summary.session_id,
+                sealed=summary.files_sealed,
+                complete=summary.complete,
+            )
+        except CameraRefused as exc:
+            self._refuse(event.source, shown, exc.message, store)
+        except (AgentError, OSError) as exc:
+            _log.error("device.take_in_failed", device=shown, error=describe(exc))
+        finally:
+            if identity.key not in self.present:
+                for session in store.docked_sessions():
+                    if session["source"] == point:
+                        store.mark_undocked(session["id"], utc_now())
+            store.close()
+            if mounted_here:
+                mounts.unmount(point)
+
+
+def run(cfg: Config) -> int:
+    return Daemon(cfg).run()
+
+
+__all__ = ["Daemon", "run"]
