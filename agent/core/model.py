@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 # A camera serial, in DEVICE.INF and on USB (camera-layout.md): 1-32 of A-Z a-z 0-9 -.
 SERIAL_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}\Z")  # use with fullmatch
@@ -91,6 +91,21 @@ class Candidate:
     segment: int | None
     important: bool
     wipeable: bool  # a recording below the record directory (never metadata or logs)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about one file or record, as data: a kind other code can test, and a reason
+    a person reads. The one shape of a per-file or per-record problem (verify, scan, rows)."""
+
+    kind: str  # changed_bytes | missing_file | missing_record | chain_broken | bad_signature | ...
+    detail: str
+    file_id: int | None = None
+    seq: int | None = None
+    camera_name: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from agent.core.model import CUSTODY_STATES, FileState
+from agent.core.model import CUSTODY_STATES, FileState, Problem
 from agent.custody import chainfiles
 from agent.custody.digest import hash_file
 from agent.custody.keys import StationKey, verify_signature
@@ -29,18 +29,6 @@ from agent.custody.seal import (
     sidecar_path,
 )
 from agent.store import RecordRow, Store
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str  # changed_bytes | missing_file | missing_record | chain_broken | bad_signature | ...
-    detail: str
-    file_id: int | None = None
-    seq: int | None = None
-    camera_name: str = ""
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @dataclass
