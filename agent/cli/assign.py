@@ -16,7 +16,7 @@ from agent.core import log
 from agent.core.errors import UsageError
 from agent.core.model import SERIAL_PATTERN, display_name
 from agent.core.wallclock import utc_now
-from agent.reporting import ledger
+from agent.reporting import handovers
 
 _OFFICER = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 _log = log.get(__name__)
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         )
     cfg = context.load_config(args.config, args.log_level)
     with context.writer(cfg) as ctx:
-        result = ledger.assign(
+        result = handovers.assign(
             ctx.store, ctx.key, cfg.station_id, args.serial, args.officer, utc_now()
         )
     if result["changed"]:

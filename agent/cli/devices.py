@@ -10,14 +10,14 @@ import argparse
 import sys
 from typing import Any
 
-from agent.cli import context
+from agent.cli import context, render
 from agent.cli.output import emit_json, table
 from agent.core import log
 from agent.core.errors import AgentError, UsageError
 from agent.core.model import SERIAL_PATTERN, display_name
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
-from agent.reporting import ledger
+from agent.reporting import history
 from agent.store import Store
 
 _log = log.get(__name__)
@@ -197,9 +197,9 @@ def run_show(args: argparse.Namespace) -> int:
     _check_serial(args.serial)
     cfg = context.load_config(args.config, args.log_level)
     with context.reader(cfg) as store:
-        data = ledger.device_history(store, args.serial, cfg)
+        data = history.device_history(store, args.serial, cfg)
     if args.json:
         emit_json(data)
     else:
-        sys.stdout.write(ledger.render_device_history(data))
+        sys.stdout.write(render.device_history(data))
     return 0

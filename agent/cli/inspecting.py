@@ -10,7 +10,7 @@ from agent.cli import context
 from agent.cli.output import emit_json, table
 from agent.core.model import FileState
 from agent.health import clock
-from agent.reporting import ledger
+from agent.reporting.readiness import readiness_by_camera
 from agent.store import Store
 
 
@@ -65,9 +65,9 @@ def status_data(store: Store) -> dict[str, Any]:
         "cameras": _grouped(store, "device_serial"),
         "sessions": sessions,
         "chain_length": (store.chain_head() or (0, ""))[0],
-        # issue 5: the station clock (adjtimex(2)) and each camera's readiness at its last dock
+        # The station clock (adjtimex(2)) and each camera's readiness at its last dock.
         "station_clock": clock.station_clock().read().as_dict(),
-        "readiness": ledger.readiness_by_camera(store),
+        "readiness": readiness_by_camera(store),
     }
 
 

@@ -10,10 +10,11 @@ import argparse
 import sys
 from typing import Any
 
-from agent.cli import context
-from agent.cli.output import emit_json, table
+from agent.cli import context, render
+from agent.cli.output import emit_json
 from agent.custody import audit
-from agent.reporting import ledger
+from agent.reporting import exports, handovers, sessions
+from agent.reporting.times import parse_since
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,112 +29,34 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
+    if args.csv:
+        sys.stdout.write(exports.to_csv(faults, sessions.FAULT_COLUMNS))
+    elif args.json:
+        emit_json({"faults": faults})
+    else:
+        sys.stdout.write(render.fault_register(faults))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    since = ledger.parse_since(args.since) if args.since else None
+    since = parse_since(args.since) if args.since else None
     with context.reader(cfg) as store:
-        ledger.require_schema(store)
-        faults = ledger.fault_register(store, since=since, camera=args.camera)
-        sessions: list[dict[str, Any]] = []
-        handovers: list[dict[str, Any]] = []
+        sessions.require_schema(store)
+        faults = sessions.fault_register(store, since=since, camera=args.camera)
+        rows: list[dict[str, Any]] = []
+        handed: list[dict[str, Any]] = []
         if not args.faults:
-            sessions = ledger.sessions(store, since=since, officer=args.officer, camera=args.camera)
-            handovers = ledger.handovers(store, args.camera)
+            rows = sessions.sessions(store, since=since, officer=args.officer, camera=args.camera)
+            handed = handovers.handovers(store, args.camera)
         audit_trail = audit.audit_trail(store) if args.json else []
-    out = sys.stdout
     if args.faults:
-        columns = ("at", "device_serial", "session_id", "source", "code", "severity", "detail")
-        if args.csv:
-            out.write(ledger.to_csv(faults, columns))
-        elif args.json:
-            emit_json({"faults": faults})
-        else:
-            out.write(table([[f[c] for c in columns] for f in faults], columns) + "\n")
-        return 0
+        return _faults(args, faults)
     if args.csv:
-        out.write(ledger.to_csv(sessions, ledger.SESSION_COLUMNS))
-        return 0
-    if args.json:
-        emit_json(
-            {
-                "sessions": sessions,
-                "handovers": handovers,
-                "faults": faults,
-                "audit": audit_trail,
-            }
-        )
-        return 0
-    rows = [
-        (
-            s["session_id"],
-            s["camera"],
-            s["officer"] or "-",
-            s["docked_at_utc"],
-            s["files_sealed"],
-            s["hours_recorded"],
-            "?" if s["clock_drift_s"] is None else f"{s['clock_drift_s']:+d}",
-            s["clock_correction"].split(" ", 1)[0] if s["clock_correction"] else "-",
-            s["battery_verdict"] or "-",
-            s["readiness"] or "-",
-            s["faults"],
-            s["outcome"],
-        )
-        for s in sessions
-    ]
-    out.write(
-        table(
-            rows,
-            [
-                "session",
-                "camera",
-                "officer",
-                "docked (UTC)",
-                "sealed",
-                "hours",
-                "drift s",
-                "clock",
-                "battery",
-                "readiness",
-                "faults",
-                "outcome",
-            ],
-        )
-        + "\n"
-    )
-    out.write(
-        "drift: camera clock minus station clock at dock detection; recording times in the "
-        "ledger are camera clock minus that drift (see --csv/--json time_basis)\n"
-    )
-    for s in sessions:
-        notes = [
-            n
-            for n in (
-                s["officer_mismatch"],
-                f"handover: {s['handovers_since_last_dock']}"
-                if s["handovers_since_last_dock"]
-                else "",
-                s["readiness_reasons"] if s["readiness"] not in ("", "ready") else "",
-            )
-            if n
-        ]
-        for note in notes:
-            out.write(f"  session {s['session_id']}: {note}\n")
-    if handovers:
-        out.write("\nhandovers:\n")
-        out.write(
-            table(
-                [
-                    (
-                        h["device_serial"],
-                        h["assigned_at"],
-                        h["previous_officer"] or "-",
-                        h["officer_id"],
-                        h["assigned_by"],
-                    )
-                    for h in handovers
-                ],
-                ["camera", "handed over (UTC)", "from", "to", "by"],
-            )
-            + "\n"
-        )
+        sys.stdout.write(exports.to_csv(rows, sessions.SESSION_COLUMNS))
+    elif args.json:
+        emit_json({"sessions": rows, "handovers": handed, "faults": faults, "audit": audit_trail})
+    else:
+        sys.stdout.write(render.ledger(rows, handed))
     return 0

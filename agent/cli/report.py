@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent.cli import context
-from agent.cli.output import emit_json, table
-from agent.reporting import ledger
+from agent.cli import context, render
+from agent.cli.output import emit_json
+from agent.reporting import compliance, exports
+from agent.reporting.sessions import require_schema
+from agent.reporting.times import parse_since
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,99 +28,20 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.set_defaults(func=run_compliance)
 
 
-_FILE_COLUMNS = (
-    "officer",
-    "camera",
-    "session_id",
-    "file_id",
-    "file",
-    "kind",
-    "important",
-    "camera_time",
-    "corrected_time",
-    "clock_drift_s",
-    "time_basis",
-    "ingested_at_utc",
-    "hours_to_ingest",
-    "late",
-    "retention_class",
-    "state",
-)
-
-
 def run_compliance(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    since = ledger.parse_since(args.since) if args.since else None
+    since = parse_since(args.since) if args.since else None
     with context.reader(cfg) as store:
-        ledger.require_schema(store)
-        report = ledger.compliance(store, cfg, since=since)
-    out = sys.stdout
+        require_schema(store)
+        report = compliance.compliance(store, cfg, since=since)
     if args.json:
         emit_json(report)
-        return 0
-    if args.csv:
-        if args.files:
-            out.write(ledger.to_csv(report["files"], _FILE_COLUMNS))
-        else:
-            out.write(ledger.to_csv(ledger.findings(report), ledger.FINDING_COLUMNS))
-        return 0
-    out.write(
-        f"compliance report at {report['generated_at_utc']} (UTC)"
-        + (f", files ingested since {since}" if since else "")
-        + f"; late: ingested more than {report['late_after_h']} h after the recording ended "
-        "(camera clock corrected by the measured drift)\n\n"
-    )
-    out.write(
-        table(
-            [
-                (
-                    officer,
-                    o["files"],
-                    o["late"],
-                    o["max_hours_to_ingest"],
-                    o["interruptions"],
-                    o["gaps"],
-                )
-                for officer, o in report["officers"].items()
-            ],
-            ["officer", "files", "late", "max hours", "interruptions", "gaps"],
-        )
-        + "\n\n"
-    )
-    rows = [
-        (
-            f["finding"],
-            f["officer"] or "-",
-            f["camera"],
-            f["file"],
-            f["corrected_time"] or f"{f['camera_time']} (uncorrected)",
-            f["detail"],
-        )
-        for f in ledger.findings(report)
-    ]
-    if rows:
-        out.write("to be explained (times: camera clock minus measured drift):\n")
-        out.write(table(rows, ["finding", "officer", "camera", "file", "time", "detail"]) + "\n")
+    elif args.csv and args.files:
+        sys.stdout.write(exports.to_csv(report["files"], compliance.FILE_COLUMNS))
+    elif args.csv:
+        findings = compliance.findings(report)
+        sys.stdout.write(exports.to_csv(findings, compliance.FINDING_COLUMNS))
     else:
-        out.write("nothing to explain\n")
-    if args.files:
-        out.write("\n")
-        out.write(
-            table(
-                [
-                    (
-                        f["file_id"],
-                        f["camera"],
-                        f["officer"] or "-",
-                        f["file"],
-                        f["hours_to_ingest"],
-                        "LATE" if f["late"] else "",
-                        f["retention_class"],
-                    )
-                    for f in report["files"]
-                ],
-                ["id", "camera", "officer", "file", "hours", "late", "retention"],
-            )
-            + "\n"
-        )
+        text = render.compliance(report, compliance.findings(report), with_files=args.files)
+        sys.stdout.write(text)
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from agent.core import durable, log, wallclock
 from agent.core.model import FileState
 from agent.health import clock
-from agent.reporting import ledger
+from agent.reporting.readiness import readiness_by_camera
 from agent.store import Store
 
 _log = log.get(__name__)
@@ -25,8 +25,8 @@ _log = log.get(__name__)
 AWAITING_UPLOAD = (FileState.STAGED, FileState.SEALED, FileState.UPLOADING, FileState.HELD)
 # Read by node_exporter, which runs as another user; the numbers are not secret.
 FILE_MODE = 0o644
-# Readiness reasons are "area: text" (agent.reporting.ledger.readiness_by_camera); these areas
-# alarm.
+# Readiness reasons are "area: text" (agent.reporting.readiness.readiness_by_camera); these
+# areas alarm.
 ALARM_AREAS = {"drift": "clock", "battery": "battery"}
 
 
@@ -100,7 +100,7 @@ def collect(store: Store, now: datetime | None = None) -> Snapshot:
     oldest = store.oldest_unconfirmed()
     readiness: dict[str, int] = {}
     alarms = dict.fromkeys(ALARM_AREAS, 0)
-    for camera in ledger.readiness_by_camera(store):
+    for camera in readiness_by_camera(store):
         readiness[camera["readiness"]] = readiness.get(camera["readiness"], 0) + 1
         areas = {reason.split(":", 1)[0] for reason in camera["reasons"]}
         for kind, area in ALARM_AREAS.items():

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import render
 from agent.custody.verify import verify
 from agent.health import clock
-from agent.reporting import ledger
+from agent.reporting import history as ledger_history
 from tests.support.docking import DockingStation, insert_log_line, make_camera
 
 DOCKED = datetime(2024, 3, 10, 20, 0, 0)  # true local time of the dock
@@ -151,12 +152,12 @@ def test_a_clock_that_runs_away_over_five_days_is_flagged(
     faults = store.faults("device_serial=? AND code='drift_runaway'", ("RUNAWAY1",))
     assert faults
     assert not store.faults("device_serial=? AND code='drift_runaway'", ("STEADY1",))
-    history = ledger.device_history(store, "RUNAWAY1", dockstation.config)
+    history = ledger_history.device_history(store, "RUNAWAY1", dockstation.config)
     assert history["drift_trend"]["flagged"]
     assert [d["clock_drift_s"] for d in history["docks"]] == pytest.approx(
         [0, 12, 24, 36, 48], abs=2
     )
-    text = ledger.render_device_history(history)
+    text = render.device_history(history)
     assert "FLAGGED" in text and "RUNAWAY1" in text
 
 

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -40,10 +41,10 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def test_daemon_metrics_parse_and_match_status(station: Station, tmp_path: Path) -> None:
-    spool = tmp_path / "spool"
-    metrics_path = tmp_path / "textfile" / "dockagent.prom"
-    metrics_path.parent.mkdir()
+Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _configure(station: Station, spool: Path, metrics_path: Path) -> None:
     station.configure(f"""station_id = "METRICS"
 [storage]
 reserve_bytes = 0
@@ -57,6 +58,9 @@ require_enrollment = false
 metrics_path = "{metrics_path}"
 metrics_interval_s = 1
 """)
+
+
+def _import_two(station: Station, tmp_path: Path) -> None:
     cameras = {
         "MET001": CameraSpec(serial="MET001", days=1, files_per_day=3),
         "MET002": CameraSpec(serial="MET002", days=1, files_per_day=2, seed=2),
@@ -74,33 +78,20 @@ metrics_interval_s = 1
     hour = (datetime.now().hour + 12) % 24
     station.configure(station.config_text + f'[sync]\nwindows = ["{hour:02d}:00-{hour:02d}:01"]\n')
 
-    daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
-    try:
-        daemon.wait_event("service.ready_notified")
-        _dock(spool, "dock-MET003", "MET003", tmp_path / "MET003")
-        daemon.wait_event("device.taken_in", timeout=60)
-        _dock(spool, "dock-rogue", "ROGUE1", tmp_path / "MET003", vendor="dead")
-        daemon.wait_event("device.refused")
-        # The next metrics file written after both: at most one interval later.
-        after = time.time()
-        deadline = time.monotonic() + 10
-        while True:
-            text = metrics_path.read_text() if metrics_path.exists() else ""
-            got = parse(text) if text else {}
-            if got.get(("dockagent_metrics_timestamp_seconds", ()), 0) > after:
-                break
-            assert time.monotonic() < deadline, "no metrics file written after the dock"
-            time.sleep(0.2)
-        assert metrics_path.stat().st_mode & 0o777 == 0o644  # node_exporter reads it
-        status = station.json("status")
-        docked = station.json("devices")
-        refused = station.json("devices", "--refused")
-        queue = station.json("queue")
-        printed = station.run("metrics")
-    finally:
-        daemon.stop()
-    assert printed.returncode == 0, printed.stderr
 
+def _next_metrics(metrics_path: Path, after: float) -> Metrics:
+    """The next metrics file written after `after`: at most one interval later."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = metrics_path.read_text() if metrics_path.exists() else ""
+        got = parse(text) if text else {}
+        if got.get(("dockagent_metrics_timestamp_seconds", ()), 0) > after:
+            return got
+        assert time.monotonic() < deadline, "no metrics file written after the dock"
+        time.sleep(0.2)
+
+
+def _assert_counts(got: Metrics, status: Any, docked: Any, refused: Any, queue: Any) -> None:
     # Files per state, and in all.
     for state, count in status["states"].items():
         assert got[("dockagent_files", (("state", state),))] == count, state
@@ -115,6 +106,9 @@ metrics_interval_s = 1
     # Cameras docked, devices refused.
     assert got[("dockagent_cameras_docked", ())] == len(docked) == 1
     assert got[("dockagent_refused_devices_total", ())] == len(refused) == 1
+
+
+def _assert_readiness(got: Metrics, status: Any) -> None:
     # Readiness and the alarms behind it, as `status` shows them.
     by_readiness = Counter(r["readiness"] for r in status["readiness"])
     for verdict, count in by_readiness.items():
@@ -129,8 +123,11 @@ metrics_interval_s = 1
     assert got[("dockagent_camera_alarms", (("kind", "battery"),))] >= 1  # MET003: faded
     synced = status["station_clock"]["synchronised"]
     assert got[("dockagent_station_clock_synchronised", ())] == int(synced)
+
+
+def _assert_times(got: Metrics, data_dir: Path) -> None:
     # Times: the oldest unconfirmed file and the last confirmation, from the rows themselves.
-    files = rows(station.data_dir)
+    files = rows(data_dir)
     oldest = min(_epoch(r["discovered_at"]) for r in files if r["state"] != "confirmed")
     assert abs(got[("dockagent_oldest_unconfirmed_timestamp_seconds", ())] - oldest) < 0.01
     taken = got[("dockagent_metrics_timestamp_seconds", ())]
@@ -138,6 +135,36 @@ metrics_interval_s = 1
     assert abs(age - (taken - oldest)) < 0.01
     last = max(_epoch(r["confirmed_at"]) for r in files if r["confirmed_at"])
     assert abs(got[("dockagent_last_confirmed_upload_timestamp_seconds", ())] - last) < 0.01
+
+
+def test_daemon_metrics_parse_and_match_status(station: Station, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    metrics_path = tmp_path / "textfile" / "dockagent.prom"
+    metrics_path.parent.mkdir()
+    _configure(station, spool, metrics_path)
+    _import_two(station, tmp_path)
+
+    daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
+    try:
+        daemon.wait_event("service.ready_notified")
+        _dock(spool, "dock-MET003", "MET003", tmp_path / "MET003")
+        daemon.wait_event("device.taken_in", timeout=60)
+        _dock(spool, "dock-rogue", "ROGUE1", tmp_path / "MET003", vendor="dead")
+        daemon.wait_event("device.refused")
+        got = _next_metrics(metrics_path, time.time())
+        assert metrics_path.stat().st_mode & 0o777 == 0o644  # node_exporter reads it
+        status = station.json("status")
+        docked = station.json("devices")
+        refused = station.json("devices", "--refused")
+        queue = station.json("queue")
+        printed = station.run("metrics")
+    finally:
+        daemon.stop()
+    assert printed.returncode == 0, printed.stderr
+
+    _assert_counts(got, status, docked, refused, queue)
+    _assert_readiness(got, status)
+    _assert_times(got, station.data_dir)
 
     # `dockagent metrics` prints the same numbers (its own timestamp and age aside).
     moving = {"dockagent_metrics_timestamp_seconds", "dockagent_oldest_unconfirmed_age_seconds"}

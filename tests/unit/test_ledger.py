@@ -13,7 +13,8 @@ import pytest
 from agent.core import config
 from agent.core.errors import ConfigError, UsageError
 from agent.health.dock import retention_class
-from agent.reporting import ledger
+from agent.reporting import exports
+from agent.reporting.times import parse_since
 
 
 def _load(tmp_path: Path, text: str) -> config.Config:
@@ -102,7 +103,7 @@ def test_csv_opens_in_a_spreadsheet_and_quotes_formula_like_text() -> None:
         {"a": "=HYPERLINK(1)", "b": -90, "c": "-2 s", "d": 'x, "quoted"\nnext line'},
         {"a": "@SUM", "b": None, "c": True, "d": "-abc"},
     ]
-    text = ledger.to_csv(rows, ("a", "b", "c", "d"))
+    text = exports.to_csv(rows, ("a", "b", "c", "d"))
     parsed = list(csv.DictReader(io.StringIO(text, newline="")))
     assert parsed[0] == {
         "a": "'=HYPERLINK(1)",
@@ -115,12 +116,10 @@ def test_csv_opens_in_a_spreadsheet_and_quotes_formula_like_text() -> None:
 
 def test_since_accepts_a_date_or_a_time_and_reads_them_as_station_local() -> None:
     local = datetime(2024, 3, 10).astimezone()
-    assert ledger.parse_since("2024-03-10") == local.astimezone(UTC).isoformat(
-        timespec="milliseconds"
-    )
-    assert ledger.parse_since("2024-03-10T08:00:00+00:00") == "2024-03-10T08:00:00.000+00:00"
+    assert parse_since("2024-03-10") == local.astimezone(UTC).isoformat(timespec="milliseconds")
+    assert parse_since("2024-03-10T08:00:00+00:00") == "2024-03-10T08:00:00.000+00:00"
     with pytest.raises(UsageError):
-        ledger.parse_since("yesterday")
+        parse_since("yesterday")
 
 
 def test_the_example_configuration_documents_the_defaults(tmp_path: Path) -> None:

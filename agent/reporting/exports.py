@@ -1,0 +1,38 @@
+"""CSV exports that a spreadsheet opens safely: RFC 4180 line ends, formula-like text quoted.
+
+A cell that starts like a formula (=, +, @, a tab, a carriage return, or a minus that does not
+start a number) is prefixed with an apostrophe, so Excel and LibreOffice show it as text instead
+of running it (CSV injection). Only formats rows it is given; it queries nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_FORMULA_START = ("=", "+", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: formula-like text is quoted (CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and (
+        value.startswith(_FORMULA_START) or (value.startswith("-") and not value[1:2].isdigit())
+    ):
+        return "'" + value
+    return value
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """The rows as CSV with a header line of `columns`; a missing column is an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell(row.get(c)) for c in columns])
+    return out.getvalue()

@@ -1,0 +1,46 @@
+"""The times reports speak in: the station's UTC text, `--since`, hours between two instants.
+
+Station times are UTC text comparable as strings (as the store keeps them); a `--since` given by
+a supervisor is station-local unless it names a zone. Pure functions: no store, no clock read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from agent.core.errors import UsageError
+from agent.health import clock
+
+
+def iso_utc(instant: datetime) -> str:
+    """The station's time format (ingest.utc_now): comparable as text."""
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_since(text: str) -> str:
+    """--since: a date or a date and time, station-local unless a zone is given; as UTC text."""
+    try:
+        if len(text) == 10:
+            value = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        else:
+            value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(problem=f"--since {text!r}: give YYYY-MM-DD or YYYY-MM-DDThh:mm") from exc
+    if value.tzinfo is None:
+        value = value.astimezone()  # station-local
+    return iso_utc(value)
+
+
+def instant(text: str | None) -> datetime | None:
+    """A stored station time as an instant; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        return clock.parse_station_time(text)
+    except ValueError:
+        return None
+
+
+def hours(seconds: float) -> float:
+    """Seconds as hours, to the hundredth a report shows."""
+    return round(seconds / 3600, 2)
