@@ -1,0 +1,358 @@
+"""The station's health rules, as `dockagent doctor` applies them: facts in, findings out.
+
+Each check takes facts gathered elsewhere (a config value, a key file's mode and owner, free
+space, what the sink answered, unit file text, the service's state, recent refusals, the oldest
+unconfirmed file) and returns a Finding: green (fine), yellow (look at it) or red (evidence is
+not flowing or not safe), with the fix. Pure: nothing here opens a file, the database, a socket
+or a process; agent.cli.doctor gathers the facts and prints the findings. The checks of
+the installed units and the service are in agent.health.installation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+GREEN, YELLOW, RED = "green", "yellow", "red"
+_RANK = {GREEN: 0, YELLOW: 1, RED: 2}
+
+AS_SERVICE_USER = "run it as the service user: sudo -u dockagent dockagent doctor"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's verdict: its name, green/yellow/red, what was found, and how to fix it."""
+
+    check: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def worst(findings: Iterable[Finding]) -> str:
+    """The worst status among the findings (green when there are none)."""
+    return max((f.status for f in findings), key=lambda s: _RANK[s], default=GREEN)
+
+
+def not_checked(check: str, why: str) -> Finding:
+    """A check that could not run because an earlier one failed: yellow, saying why."""
+    return Finding(check, YELLOW, f"not checked: {why}")
+
+
+def failed(check: str, message: str, *, permission: bool = False) -> Finding:
+    """A check whose facts could not be read: red; a permission error names the service user."""
+    return Finding(check, RED, message, AS_SERVICE_USER if permission else "")
+
+
+def size_text(n: int) -> str:
+    """Bytes as a person reads them: 512 B, 8.0 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+# ---- configuration, key, database ----------------------------------------------------------
+
+
+def config(source: object, error: str | None) -> Finding:
+    """The configuration file loaded (from `source`), or the problem it has."""
+    if error is not None:
+        return Finding(
+            "config",
+            RED,
+            error,
+            "correct the named key (config.example.toml documents each one); "
+            "the service refuses to start (exit 78) until then",
+        )
+    return Finding("config", GREEN, f"{source} is valid")
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """The station key file as stat(2) saw it; mode None when there is no file."""
+
+    path: Path
+    mode: int | None
+    regular: bool = True
+    uid: int = 0
+    data_dir: Path = Path()
+    data_dir_uid: int = 0  # the key's own uid when the data directory does not exist yet
+
+
+def key_file(facts: KeyFile) -> Finding | None:
+    """What is wrong with the key file (missing, not a file, readable by others, owned by
+    another user than the data directory), or None: then it is to be loaded."""
+    path = facts.path
+    if facts.mode is None:
+        return Finding(
+            "key",
+            YELLOW,
+            f"no station key at {path} yet",
+            "create it with `dockagent key show` (as the service user) and register the "
+            "public key it prints with the central server",
+        )
+    if not facts.regular:
+        return Finding("key", RED, f"{path} is not a regular file", f"restore the key to {path}")
+    if facts.mode & 0o077:
+        return Finding(
+            "key",
+            RED,
+            f"{path} can be read by others (mode {facts.mode:04o}); the service refuses to start",
+            f"chmod 600 {path}",
+        )
+    if facts.uid != facts.data_dir_uid:
+        return Finding(
+            "key",
+            RED,
+            f"{path} is owned by uid {facts.uid}, the data directory by uid {facts.data_dir_uid}",
+            f"chown --reference={facts.data_dir} {path}",
+        )
+    return None
+
+
+def key_loaded(facts: KeyFile, key_id: str) -> Finding:
+    """The key file passed key_file and loaded as the key `key_id`."""
+    return Finding("key", GREEN, f"{facts.path}: mode {facts.mode or 0:04o}, key id {key_id}")
+
+
+DATABASE_FIX = (
+    "stop the service (systemctl stop dockagent) and restore dockagent.db from backup, "
+    "or run `dockagent rebuild` (the database from the signed sidecars); staged evidence "
+    "is not touched"
+)
+
+
+@dataclass(frozen=True)
+class Database:
+    """What opening and checking the database found. `refused`: the open check's own message
+    (it names the file); `unreadable`: SQLite could not open it; `check_failed`: SQLite's
+    integrity check itself failed; `problems`: what the integrity check reported."""
+
+    path: Path
+    present: bool
+    refused: str | None = None
+    unreadable: str | None = None
+    check_failed: str | None = None
+    problems: Sequence[str] = ()
+
+
+def database(facts: Database) -> Finding:
+    """The database opened and passed its integrity check, or how it did not."""
+    path = facts.path
+    if not facts.present:
+        return Finding(
+            "database",
+            YELLOW,
+            f"no database at {path} yet",
+            "it is created when the service first starts",
+        )
+    if facts.refused is not None:
+        return Finding("database", RED, facts.refused, DATABASE_FIX)
+    if facts.unreadable is not None:
+        return Finding("database", RED, f"{path}: {facts.unreadable}", DATABASE_FIX)
+    if facts.check_failed is not None:
+        detail = f"{path}: integrity check failed: {facts.check_failed}"
+        return Finding("database", RED, detail, DATABASE_FIX)
+    if facts.problems:
+        shown = "; ".join(facts.problems[:3])
+        return Finding("database", RED, f"{path} is damaged: {shown}", DATABASE_FIX)
+    return Finding("database", GREEN, f"{path}: integrity check ok")
+
+
+# ---- space, clock, sink --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Staging:
+    """The file system staging is on (`where`: the nearest existing directory), in bytes;
+    `free` is what the service user may use, as imports count it."""
+
+    where: Path
+    free: int
+    size: int
+    reserve: int
+
+
+def staging(facts: Staging) -> Finding:
+    """Red when free space is at or below the reserve; yellow under a tenth of the disk."""
+    detail = f"{facts.where}: {size_text(facts.free)} free, reserve {size_text(facts.reserve)}"
+    fix = (
+        "free space on that file system: uploads confirmed and purged free it (see "
+        "`dockagent queue` and the server line), or give staging a bigger disk"
+    )
+    if facts.free <= facts.reserve:
+        return Finding(
+            "staging", RED, detail + ": imports copy nothing (exit 75) until there is room", fix
+        )
+    if facts.free - facts.reserve < facts.size // 10:
+        return Finding("staging", YELLOW, detail + ": less than 10 % of the disk is left", fix)
+    return Finding("staging", GREEN, detail)
+
+
+def clock(synchronised: bool, description: str) -> Finding:
+    """The station clock must be synchronised: camera clocks are corrected against it."""
+    if synchronised:
+        return Finding("clock", GREEN, f"station clock {description}")
+    return Finding(
+        "clock",
+        RED,
+        f"station clock {description}: camera clocks are not corrected and drift "
+        "is measured against an untrusted time",
+        "enable time synchronisation (timedatectl set-ntp true, or check `chronyc "
+        "tracking`) and make sure the NTP server is reachable",
+    )
+
+
+@dataclass(frozen=True)
+class DirectorySink:
+    """The directory sink's root; `configured` when [sync] directory_root names it."""
+
+    root: Path
+    configured: bool
+    is_dir: bool
+    writable: bool
+
+
+def directory_sink(facts: DirectorySink) -> Finding:
+    """The root exists and is writable, or is the default one made at the first upload."""
+    root = facts.root
+    if not facts.is_dir and not facts.configured:
+        return Finding(
+            "server",
+            GREEN,
+            f"directory sink {root} (below the data directory) is made at the first upload",
+        )
+    if not facts.is_dir:
+        # A configured root that is missing is most often a share that is not mounted:
+        # uploading into the bare mount point would fill the station's own disk.
+        return Finding(
+            "server",
+            RED,
+            f"directory sink {root} does not exist",
+            "mount the evidence share / disk there, or correct [sync] directory_root",
+        )
+    if not facts.writable:
+        return Finding(
+            "server",
+            RED,
+            f"directory sink {root} is not writable by this user",
+            "give the dockagent user write access to it",
+        )
+    return Finding("server", GREEN, f"directory sink {root} is writable")
+
+
+# What a tus server's failure to answer OPTIONS means, and what to do about it.
+TUS_FAILURES = {
+    "tls": "check the server certificate (host name, expiry, chain) against [sync] ca_bundle; "
+    "an unsynchronised station clock also fails TLS",
+    "unreachable": "check the network, firewall and [sync] endpoint; is the server up?",
+    "refused": "check that [sync] endpoint is the server's tus creation URL and the bearer token",
+}
+
+
+@dataclass(frozen=True)
+class TusProbe:
+    """What the tus server answered to OPTIONS: a failure (a TUS_FAILURES kind and the error's
+    message), or its extensions and checksum algorithms."""
+
+    endpoint: str
+    confirm_level: str
+    failure: str | None = None
+    message: str = ""
+    extensions: frozenset[str] = frozenset()
+    checksums: frozenset[str] = frozenset()
+
+
+def tus_server(probe: TusProbe) -> Finding:
+    """Reachable, with the creation extension, and sha256 when uploads are to be checksummed."""
+    endpoint = probe.endpoint
+    if probe.failure == "unreachable":
+        detail = f"{endpoint} is unreachable: {probe.message}"
+        return Finding("server", RED, detail, TUS_FAILURES["unreachable"])
+    if probe.failure is not None:
+        return Finding("server", RED, probe.message, TUS_FAILURES[probe.failure])
+    tls = "TLS verified" if endpoint.startswith("https:") else "plain http to loopback"
+    extensions = ", ".join(sorted(probe.extensions)) or "none"
+    checksums = ", ".join(sorted(probe.checksums)) or "none"
+    detail = (
+        f"{endpoint}: reachable, {tls}, tus 1.0.0; extensions: {extensions}; checksums: {checksums}"
+    )
+    if "creation" not in probe.extensions:
+        return Finding(
+            "server",
+            RED,
+            detail + ": no creation extension, so nothing can be uploaded",
+            "point [sync] endpoint at a tus server with the creation extension",
+        )
+    if probe.confirm_level == "checksummed" and "sha256" not in probe.checksums:
+        return Finding(
+            "server",
+            RED,
+            detail + ": confirm_level checksummed needs sha256 checksums, which it does not offer",
+            "enable sha256 checksums on the server, or choose another [sync] confirm_level",
+        )
+    return Finding("server", GREEN, detail)
+
+
+# ---- what the store says -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A device the station refused: when (station UTC text), what it was, why."""
+
+    at: str
+    identity: str
+    reason: str
+
+
+def refusals(refused: Sequence[Refusal], now: datetime, recent_h: float) -> Finding:
+    """Devices refused in the last `recent_h` hours (newest first) are worth a look."""
+    since = (now - timedelta(hours=recent_h)).astimezone(UTC).isoformat(timespec="milliseconds")
+    recent = [r for r in refused if r.at >= since]
+    if not recent:
+        return Finding("refusals", GREEN, f"no device refused in the last {recent_h} h")
+    latest = recent[0]
+    return Finding(
+        "refusals",
+        YELLOW,
+        f"{len(recent)} device(s) refused in the last {recent_h} h; latest "
+        f"{latest.at}: {latest.identity}: {latest.reason}",
+        "a station camera not enrolled: dockagent devices enroll SERIAL; anything else: "
+        "find out who docked it (dockagent devices --refused)",
+    )
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """The oldest file no sink has confirmed yet."""
+
+    file_id: int
+    device_serial: str
+    state: str
+    discovered_at: datetime
+
+
+def unconfirmed(oldest: Unconfirmed | None, now: datetime, warn_h: float, bad_h: float) -> Finding:
+    """Files waiting for the sink longer than `warn_h` hours are yellow, `bad_h` red."""
+    if oldest is None:
+        return Finding("unconfirmed", GREEN, "every file is confirmed by the sink")
+    hours = (now - oldest.discovered_at).total_seconds() / 3600
+    detail = (
+        f"oldest unconfirmed file {oldest.file_id} ({oldest.device_serial}, "
+        f"{oldest.state}) was found {hours:.1f} h ago"
+    )
+    fix = (
+        "see why in `dockagent queue`; check the server line above; held files go again "
+        "with `dockagent retry --held`"
+    )
+    if hours >= bad_h:
+        return Finding("unconfirmed", RED, detail, fix)
+    if hours >= warn_h:
+        return Finding("unconfirmed", YELLOW, detail, fix)
+    return Finding("unconfirmed", GREEN, detail)
