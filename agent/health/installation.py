@@ -25,7 +25,9 @@ def unit_seconds(text: str, key: str) -> float | None:
         match = re.match(rf"^\s*{key}\s*=\s*(.+?)\s*$", line)
         if match:
             value = match.group(1)
-    if value is None:
+    # Anything else ("infinity", a typo) is not a span this check can compare: no verdict,
+    # rather than reading it as 0 s and calling the stop timeout too short.
+    if value is None or not re.fullmatch(r"(?:\d+(?:\.\d+)?\s*[a-z]*\s*)+", value):
         return None
     total = 0.0
     for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", value):

@@ -363,6 +363,9 @@ def test_unit_time_spans_are_read_as_systemd_reads_them() -> None:
         installation.unit_seconds("TimeoutStopSec=2min\nTimeoutStopSec=5s\n", "TimeoutStopSec") == 5
     )
     assert installation.unit_seconds("[Service]\n", "TimeoutStopSec") is None
+    # No stop timeout at all is not "too short": no verdict instead of 0 s.
+    assert installation.unit_seconds("TimeoutStopSec=infinity\n", "TimeoutStopSec") is None
+    assert installation.unit_seconds("TimeoutStopSec=1min soon\n", "TimeoutStopSec") is None
 
 
 def test_the_last_drop_in_decides_the_mount_access() -> None:
