@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.cli.doctor import _unit_seconds
 from agent.core import config
 from agent.core.errors import ConfigError
+from agent.health.installation import unit_seconds
 from agent.reporting.metrics import MetricsWriter, Snapshot, render
 from agent.runtime.liveness import Liveness
 from agent.runtime.notify import Notifier, watchdog_interval_s
@@ -172,7 +172,7 @@ def test_the_metrics_text_parses_with_prometheus_client() -> None:
     [("TimeoutStopSec=60\n", 60), ("TimeoutStopSec = 2min 30s\n", 150), ("Other=1\n", None)],
 )
 def test_unit_time_spans(text: str, seconds: float | None) -> None:
-    assert _unit_seconds(text, "TimeoutStopSec") == seconds
+    assert unit_seconds(text, "TimeoutStopSec") == seconds
 
 
 def test_metrics_file_is_replaced_whole_and_a_failure_never_raises(tmp_path: Path) -> None:
