@@ -1,6 +1,6 @@
 """Reading the configuration: TOML in, the frozen tables out, every mistake one line (exit 78).
 
-Each key is read against its declaration (`spec.coerce`); what remains here are the rules that
+Each key is read against its declaration (`spec.read`); what remains here are the rules that
 join keys or look past the file: the data directory and its environment variables, the signing
 key's mode, a tus endpoint, retention classes that rules name. No other module reads the
 environment for settings.
@@ -25,7 +25,6 @@ from agent.core.errors import ConfigError
 ENV_CONFIG = "DOCKAGENT_CONFIG"
 ENV_DATA_DIR = "DOCKAGENT_DATA_DIR"
 ENV_STATE_DIRECTORY = "STATE_DIRECTORY"  # set by systemd for StateDirectory= (systemd.exec(5))
-DEFAULT_SOURCE = "<embedded defaults>"
 
 
 def load(
@@ -41,7 +40,7 @@ def load(
     env = dict(os.environ) if environ is None else environ
     chosen = str(path) if path else env.get(ENV_CONFIG, "")
     raw: dict[str, Any] = {}
-    reader = Reader("", DEFAULT_SOURCE)
+    reader = Reader("", Config.source)  # "<embedded defaults>"
     if chosen:
         raw, reader = _parse(chosen)
     by_table = dict(tables(Config))

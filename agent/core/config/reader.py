@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.core.config.spec import Declared, Refused, coerce, declared
+from agent.core.config.spec import Declared, declared, read
 from agent.core.errors import ConfigError
 
 
@@ -44,10 +44,10 @@ class Reader:
         return ConfigError(where=f"{where}: {name}", problem=problem)
 
     def value(self, section: str | None, decl: Declared, value: Any, prefix: str = "") -> Any:
-        try:
-            return coerce(decl, value)
-        except Refused as refused:
-            raise self.fail(section, decl.name, prefix + refused.problem) from None
+        result, problem = read(decl, value)
+        if problem:
+            raise self.fail(section, decl.name, prefix + problem)
+        return result
 
     def keys(self, section: str | None, raw: dict[str, Any], cls: type[Any]) -> dict[str, Any]:
         """The declared keys of `cls` given in `raw`, read; any other key is refused."""

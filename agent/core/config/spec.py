@@ -3,8 +3,8 @@
 A key is a field of a frozen table dataclass (`tables.py`, `health.py`, `sync.py`), written
 `key(default, doc, ...)`: its name and type are the field's, its table the class's (whose DOC
 opens the table in the example), and the field's metadata carries the rest (range or choices,
-further checks, the text config.example.toml shows). Reading, the example
-and the tests all read these declarations; none repeats a default, a range or a choice list.
+further checks, the text config.example.toml shows). The reader, the example and the tests all
+read these declarations; none repeats a default, a range or a choice list.
 Nothing here reads a file or knows a particular key.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from collections.abc import Callable
@@ -30,8 +31,8 @@ _SPEC = "dockagent.key"
 class Spec:
     """Everything about a key that its field's name, type and default do not say."""
 
-    # What config.example.toml says above the key. Prose is reflowed; an indented line is kept
-    # as written. "{range}" and "{choices}" stand for the declared range and choices.
+    # What config.example.toml says above the key, line for line. "{range}" and "{choices}"
+    # stand for the declared range and choices.
     doc: str = ""
     # Numbers: the smallest and largest value allowed (None: no bound).
     low: int | None = 0
@@ -124,37 +125,25 @@ def tables(cls: type[Any]) -> tuple[tuple[str, type[Any]], ...]:
     )
 
 
-class Refused(Exception):
-    """A value its declaration does not allow; the reader adds where it was."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-
-
-def coerce(decl: Declared, value: Any) -> Any:
-    """`value` from the file as the key's type, or Refused naming what is wrong with it."""
+def read(decl: Declared, value: Any) -> tuple[Any, str | None]:
+    """`value` from the file as the key's type, and what is wrong with it (None: nothing)."""
     wanted = _without_none(decl.type)
     if decl.choices and wanted != tuple[str, ...]:
         if not isinstance(value, str) or value not in decl.choices:
-            raise Refused(f"must be one of {', '.join(decl.choices)}, not {value!r}")
-        return wanted(value)
-    read = _READERS.get(wanted)
-    if read is None:  # pragma: no cover - a declaration of a type nobody reads
-        raise Refused(f"has an unsupported type {wanted!r}")
-    result = read(value)
+            return value, f"must be one of {', '.join(decl.choices)}, not {value!r}"
+        return wanted(value), None
+    shape = _SHAPES[wanted](value)
+    if shape is not None:
+        return value, shape
+    result = _CONVERT.get(wanted, _same)(value)
+    tests: list[Check] = []
     if wanted in (int, float):
-        _in_range(decl.spec, result)
+        tests.append(functools.partial(_out_of_range, decl.spec))
     if decl.choices:
-        unknown = [item for item in result if item not in decl.choices]
-        if unknown:
-            known = ", ".join(sorted(decl.choices))
-            raise Refused(f"unknown {decl.spec.item} {unknown[0]!r} (known: {known})")
-    for check in decl.spec.checks:
-        problem = check(result)
-        if problem:
-            raise Refused(problem)
-    return result
+        tests.append(functools.partial(_unknown_item, decl))
+    # In order, and no further than the first problem: a file is only stat'ed once it exists.
+    tests.extend(decl.spec.checks)
+    return result, next((problem for test in tests if (problem := test(result))), None)
 
 
 def _without_none(wanted: Any) -> Any:
@@ -164,52 +153,60 @@ def _without_none(wanted: Any) -> Any:
     return wanted
 
 
-def _in_range(spec: Spec, value: float) -> None:
+def _out_of_range(spec: Spec, value: float) -> str | None:
     low, high = spec.low, spec.high
     if low is not None and high is not None and low > 0 and not low <= value <= high:
-        raise Refused(f"must be between {low} and {high}")
+        return f"must be between {low} and {high}"
     if low is not None and value < low:
-        raise Refused("must not be negative" if low == 0 else f"must be at least {low}")
+        return "must not be negative" if low == 0 else f"must be at least {low}"
     if high is not None and value > high:
-        raise Refused(
-            f"is a percentage: at most {high}" if spec.percent else f"must be at most {high}"
-        )
+        return f"is a percentage: at most {high}" if spec.percent else f"must be at most {high}"
+    return None
 
 
-def _int(value: Any) -> int:
+def _unknown_item(decl: Declared, value: tuple[str, ...]) -> str | None:
+    unknown = [item for item in value if item not in decl.choices]
+    if not unknown:
+        return None
+    return f"unknown {decl.spec.item} {unknown[0]!r} (known: {', '.join(sorted(decl.choices))})"
+
+
+def _int(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise Refused(f"must be an integer, not {type(value).__name__}")
-    return value
+        return f"must be an integer, not {type(value).__name__}"
+    return None
 
 
-def _float(value: Any) -> float:
+def _float(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Refused(f"must be a number, not {type(value).__name__}")
-    return float(value)
+        return f"must be a number, not {type(value).__name__}"
+    return None
 
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise Refused(f"must be a string, not {type(value).__name__}")
+def _str(value: Any) -> str | None:
+    return None if isinstance(value, str) else f"must be a string, not {type(value).__name__}"
+
+
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+
+
+def _strings(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return None
+    return "must be a list of strings"
+
+
+def _same(value: Any) -> Any:
     return value
 
 
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise Refused(f"must be true or false, not {value!r}")
-    return value
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise Refused("must be a list of strings")
-    return tuple(value)
-
-
-_READERS: dict[Any, Callable[[Any], Any]] = {
+# What a value of each declared type must look like in TOML, and what it becomes.
+_SHAPES: dict[Any, Check] = {
     int: _int,
     float: _float,
     str: _str,
     bool: _bool,
     tuple[str, ...]: _strings,
 }
+_CONVERT: dict[Any, Callable[[Any], Any]] = {float: float, tuple[str, ...]: tuple}
