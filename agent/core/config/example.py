@@ -15,13 +15,13 @@ import json
 from typing import Any
 
 from agent.core.config.spec import Declared, declared, tables
-from agent.core.config.tables import HEADER, Config, RetentionClass, RetentionConfig, RetentionRule
+from agent.core.config.tables import Config, RetentionClass, RetentionConfig, RetentionRule
 
 
 def render() -> str:
     """The whole example file."""
     defaults = Config()
-    blocks = [_comment(HEADER)]
+    blocks = [_comment(Config.DOC)]
     blocks += [_key(decl, getattr(defaults, decl.attribute)) for decl in declared(Config)]
     for name, cls in tables(Config):
         if cls is RetentionConfig:

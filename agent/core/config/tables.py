@@ -1,10 +1,11 @@
-"""Every configuration key, declared once: its table, name, type, default, range or choices, and
-the text config.example.toml shows for it.
+"""The configuration's tables and keys, each key declared once: its table, name, type, default,
+range or choices, and the text config.example.toml shows for it ([health] and [compliance] are
+in `health.py`, [sync] in `sync.py`; `Config` here is the whole, in the example's order).
 
-The frozen dataclasses here are what the rest of the agent reads (`cfg.sync.endpoint`); the
-reader (`load.py`) and the example (`example.py`) are driven by these same declarations. Rules
-that join several keys (a tus endpoint, the data directory, retention classes) live in `load.py`.
-Nothing here reads a file.
+These frozen dataclasses are what the rest of the agent reads (`cfg.devices.sources`); the
+reader (`load.py`) and the example (`example.py`) are driven by the same declarations. Rules
+that join several keys (the data directory, a tus endpoint, retention classes) live in
+`load.py` and `retention.py`. Nothing here reads a file.
 """
 
 from __future__ import annotations
@@ -20,15 +21,6 @@ from agent.core.config.sync import SyncConfig
 from agent.core.model import WipePolicy
 
 FILE_KINDS = ("video", "audio", "photo", "other")
-
-HEADER = """
-dockagent configuration.
-
-Every key is shown with its default. Unknown keys, wrong types and unusable paths are refused
-at start-up with one line naming the key (exit code 78, so systemd does not restart into the
-same mistake). The file is read from --config or $DOCKAGENT_CONFIG; without one, these
-defaults are used as they stand.
-"""
 
 _ABSOLUTE = (checks.absolute_path,)
 _OPTIONAL_PATH = (checks.absolute_path_or_empty,)
@@ -250,6 +242,15 @@ class RetentionConfig:
 @dataclass(frozen=True)
 class Config:
     """The whole configuration: the top-level keys, then the tables in the example's order."""
+
+    DOC: ClassVar[str] = """
+        dockagent configuration.
+
+        Every key is shown with its default. Unknown keys, wrong types and unusable paths are
+        refused at start-up with one line naming the key (exit code 78, so systemd does not
+        restart into the same mistake). The file is read from --config or $DOCKAGENT_CONFIG;
+        without one, these defaults are used as they stand.
+        """
 
     station_id: str = key(
         "STATION-01",
