@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from agent.core import config
+from agent.core.config import example, spec
 from agent.core.errors import EX_CONFIG, ConfigError
 from agent.core.model import WipePolicy
 
@@ -65,6 +69,27 @@ def test_data_dir_precedence(tmp_path: Path) -> None:
         ('station_id = "bad id!"\n', "station_id: must be"),
         ("storage = 3\n", "storage: must be a table"),
         ("[storage\n", "not valid TOML"),
+        (
+            '[devices]\nsources = ["usb"]\n',
+            "c.toml:2: devices.sources: unknown source 'usb' (known: fake, mountwatch, udev)",
+        ),
+        ("[devices]\nprofiles = []\n", "devices.profiles: must name at least one camera profile"),
+        (
+            '[devices]\nsources = ["fake"]\n',
+            "devices.fake_spool: must be an absolute path when the fake source is on",
+        ),
+        (
+            "[health]\ncharge_warn_pct = 101\n",
+            "health.charge_warn_pct: is a percentage: at most 100",
+        ),
+        (
+            "[sync]\nmax_parallel_uploads = 0\n",
+            "sync.max_parallel_uploads: must be between 1 and 16",
+        ),
+        (
+            "[compliance]\nsegment_gap_s = 400\n",
+            "c.toml:2: compliance.segment_gap_s: must not be above segment_window_s",
+        ),
     ],
 )
 def test_mistakes_are_one_line_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
@@ -101,3 +126,76 @@ def test_cli_exits_78_with_the_key_named(station) -> None:  # type: ignore[no-un
     proc = station.run("status")
     assert proc.returncode == 78
     assert "storage.copy_chunk_bytes: must be between" in proc.stderr
+
+
+# ---- the declarations, the example and the reader agree ----------------------------------------
+
+
+def test_committed_example_is_what_the_declarations_produce() -> None:
+    committed = (REPO / "config.example.toml").read_text()
+    assert committed == example.render(), (
+        "config.example.toml is stale: run scripts/gen-config-example --output config.example.toml"
+    )
+    script = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen-config-example")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert script.stdout == committed
+    # scripts/install edits these lines of the example with sed, as they stand.
+    lines = committed.splitlines()
+    for line in ('station_id = "STATION-01"', 'data_dir = ""', 'metrics_path = ""'):
+        assert line in lines
+
+
+def test_the_example_shows_every_default_and_passes_every_check(tmp_path: Path) -> None:
+    path = REPO / "config.example.toml"
+    cfg = config.load(path, {"DOCKAGENT_DATA_DIR": str(tmp_path)})
+    assert cfg == config.Config(data_dir=str(tmp_path), source=str(path))
+
+
+def _too_low(low: int, high: int | None) -> str:
+    if high is not None and low > 0:
+        return f"must be between {low} and {high}"
+    return "must not be negative" if low == 0 else f"must be at least {low}"
+
+
+def _ranged() -> list[tuple[str, str, object, str]]:
+    """(table, key, a value out of its declared range or choices, the refusal expected)."""
+    cases: list[tuple[str, str, object, str]] = []
+    for table, cls in spec.tables(config.Config):
+        for decl in spec.declared(cls):
+            low, high = decl.spec.low, decl.spec.high
+            if decl.type in (int, float) and low is not None:
+                cases.append((table, decl.name, low - 1, _too_low(low, high)))
+            if decl.type is int and high is not None:
+                too_high = (
+                    "is a percentage: at most 100" if decl.spec.percent else "must be between"
+                )
+                cases.append((table, decl.name, high + 1, too_high))
+            if decl.type == tuple[str, ...] and decl.choices:
+                cases.append((table, decl.name, ["bogus"], f"unknown {decl.spec.item} 'bogus'"))
+            elif decl.choices:
+                cases.append((table, decl.name, "bogus", "must be one of"))
+    return cases
+
+
+@pytest.mark.parametrize(("table", "key", "value", "needle"), _ranged())
+def test_every_declared_range_and_choice_is_enforced(
+    tmp_path: Path, table: str, key: str, value: object, needle: str
+) -> None:
+    text = f"[{table}]\n{key} = {value!r}\n".replace("'", '"')
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text)
+    assert f"c.toml:2: {table}.{key}: {needle}" in info.value.message
+    assert info.value.exit_code == 78
+
+
+def test_a_declaration_fills_its_range_and_choices_into_the_example() -> None:
+    text = example.render()
+    assert "# Size of each read/write piece when copying off a camera (4096 to 67108864)." in text
+    assert "# debug | info | warning | error\nlevel = " in text
+    chunk = next(d for d in spec.declared(config.StorageConfig) if d.name == "copy_chunk_bytes")
+    changed = dataclasses.replace(chunk, spec=dataclasses.replace(chunk.spec, high=1 << 24))
+    assert "(4096 to 16777216)" in changed.doc
