@@ -74,7 +74,7 @@ def station_config(agent_root: Path) -> str:
     return CONFIG + (CONFIG_DEVICES if probe.stdout.strip() == "True" else "")
 
 
-# Targets from the issue (ratios are reference seconds / dockagent seconds: >1 = faster).
+# Targets (ratios are reference seconds / dockagent seconds: >1 = faster).
 TARGET_TWO_PASS = 1.3
 TARGET_CP_COLD = 0.9
 TARGET_CP_WARM = 0.75

@@ -2,8 +2,8 @@
 
 `systemd-analyze verify` accepts both units (run against copies whose /opt/dockagent paths point
 at stub programs, since verify insists the programs exist); `systemd-analyze security
---offline=yes` scores the service at 2.0 or lower; the service has the settings the issue asks
-for; the shipped udev rules are exactly what the profiles generate; the mount helper mounts
+--offline=yes` scores the service at 2.0 or lower; the service has what running unattended
+needs (watchdog, restart, hardening); the shipped udev rules are exactly what the profiles generate; the mount helper mounts
 only FAT/exFAT volumes with a sane serial, read-only, nosuid, nodev, noexec.
 """
 
