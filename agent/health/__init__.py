@@ -1,6 +1,10 @@
 """Fitness of a camera for the next shift: clock drift, battery, readiness, SYSTEM.LOG.
 
-The submodules are pure analysis (clock, battery, logs, readiness) plus `dock`, which runs them
-for one dock session and records the results. Nothing here may abort an offload: a garbled log
-or a failed check is data on the session's rows, never an exception to the pipeline.
+- `battery`, `readiness`: pure judgement of what was read (BATTERY.CSV; the verdict).
+- `logs`: SYSTEM.LOG parsed, and the bounded tail read of a camera log.
+- `clock`: drift and its correction; the kernel's clock state, and the one TIME.TXT write.
+- `dock`: runs them for one dock session and records the results.
+
+Nothing here may abort an offload: a garbled log or a failed check is data on the session's
+rows, never an exception to the pipeline.
 """

@@ -1,4 +1,4 @@
-"""Pure decisions shared by the daemon and the CLI: nothing here does I/O.
+"""Pure decisions shared by the daemon, the sync and the CLI: nothing here does I/O.
 
 A technician asking "would this be wiped?" gets the same answer as the daemon doing it.
 """
