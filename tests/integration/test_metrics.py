@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,7 +25,11 @@ from tests.support.evidence import rows
 AWAITING = ("staged", "sealed", "uploading", "held")
 
 
-def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+# Each sample's value by (metric name, sorted labels).
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
@@ -82,15 +87,7 @@ metrics_interval_s = 1
         _dock(spool, "dock-rogue", "ROGUE1", tmp_path / "MET003", vendor="dead")
         daemon.wait_event("device.refused")
         # The next metrics file written after both: at most one interval later.
-        after = time.time()
-        deadline = time.monotonic() + 10
-        while True:
-            text = metrics_path.read_text() if metrics_path.exists() else ""
-            got = parse(text) if text else {}
-            if got.get(("dockagent_metrics_timestamp_seconds", ()), 0) > after:
-                break
-            assert time.monotonic() < deadline, "no metrics file written after the dock"
-            time.sleep(0.2)
+        got = _next_metrics(metrics_path, after=time.time())
         assert metrics_path.stat().st_mode & 0o777 == 0o644  # node_exporter reads it
         status = station.json("status")
         docked = station.json("devices")
@@ -100,7 +97,31 @@ metrics_interval_s = 1
     finally:
         daemon.stop()
     assert printed.returncode == 0, printed.stderr
+    _assert_counts(got, status, docked, refused, queue)
+    _assert_times(got, station)
 
+    # `dockagent metrics` prints the same numbers (its own timestamp and age aside).
+    moving = {"dockagent_metrics_timestamp_seconds", "dockagent_oldest_unconfirmed_age_seconds"}
+    again = parse(printed.stdout)
+    assert {k: v for k, v in again.items() if k[0] not in moving} == {
+        k: v for k, v in got.items() if k[0] not in moving
+    }
+
+
+def _next_metrics(path: Path, after: float) -> Samples:
+    """The first metrics file whose timestamp is past `after`, parsed (waits up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = path.read_text() if path.exists() else ""
+        got = parse(text) if text else {}
+        if got.get(("dockagent_metrics_timestamp_seconds", ()), 0) > after:
+            return got
+        assert time.monotonic() < deadline, "no metrics file written after the dock"
+        time.sleep(0.2)
+
+
+def _assert_counts(got: Samples, status: Any, docked: Any, refused: Any, queue: Any) -> None:
+    """Every count in the metrics file is the one the CLI's JSON shows."""
     # Files per state, and in all.
     for state, count in status["states"].items():
         assert got[("dockagent_files", (("state", state),))] == count, state
@@ -129,7 +150,10 @@ metrics_interval_s = 1
     assert got[("dockagent_camera_alarms", (("kind", "battery"),))] >= 1  # MET003: faded
     synced = status["station_clock"]["synchronised"]
     assert got[("dockagent_station_clock_synchronised", ())] == int(synced)
-    # Times: the oldest unconfirmed file and the last confirmation, from the rows themselves.
+
+
+def _assert_times(got: Samples, station: Station) -> None:
+    """The oldest unconfirmed file and the last confirmation, from the rows themselves."""
     files = rows(station.data_dir)
     oldest = min(_epoch(r["discovered_at"]) for r in files if r["state"] != "confirmed")
     assert abs(got[("dockagent_oldest_unconfirmed_timestamp_seconds", ())] - oldest) < 0.01
@@ -138,10 +162,3 @@ metrics_interval_s = 1
     assert abs(age - (taken - oldest)) < 0.01
     last = max(_epoch(r["confirmed_at"]) for r in files if r["confirmed_at"])
     assert abs(got[("dockagent_last_confirmed_upload_timestamp_seconds", ())] - last) < 0.01
-
-    # `dockagent metrics` prints the same numbers (its own timestamp and age aside).
-    moving = {"dockagent_metrics_timestamp_seconds", "dockagent_oldest_unconfirmed_age_seconds"}
-    again = parse(printed.stdout)
-    assert {k: v for k, v in again.items() if k[0] not in moving} == {
-        k: v for k, v in got.items() if k[0] not in moving
-    }

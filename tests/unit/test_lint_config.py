@@ -1,8 +1,8 @@
 """The lint step holds the line: ruff's complexity limits and the import contracts both bite.
 
 Each test lints a copy of this repository's pyproject.toml, agent/ and scripts/simulator in a
-temporary directory, with deliberate violations added where a test says so, using the same
-tools scripts/test runs: `python -m ruff check` and `lint-imports --no-cache`.
+temporary directory, with deliberate violations added where a test says so, with the same commands
+scripts/test runs: `python -m ruff check` and `lint-imports --no-cache`.
 """
 
 from __future__ import annotations
