@@ -74,7 +74,7 @@ def station_config(agent_root: Path) -> str:
     return CONFIG + (CONFIG_DEVICES if probe.stdout.strip() == "True" else "")
 
 
-# Targets from the issue (ratios are reference seconds / dockagent seconds: >1 = faster).
+# Targets (ratios are reference seconds / dockagent seconds: >1 = faster).
 TARGET_TWO_PASS = 1.3
 TARGET_CP_COLD = 0.9
 TARGET_CP_WARM = 0.75
@@ -712,6 +712,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, chosen: set[str], workdir: Path, started: float) -> int:
+    if not _describe_station(args, chosen, workdir):
+        return 2
+    agent_root = args.agent_root.resolve()
+    print(f"  agent: {agent_root}/agent")
+    bench = Bench(workdir, agent_root, station_config(agent_root), verbose=not args.quiet)
+    workloads = _measure_workloads(args, chosen, workdir, bench)
+    _report(args, bench, workloads, started)
+    return 0
+
+
+def _describe_station(args: argparse.Namespace, chosen: set[str], workdir: Path) -> bool:
+    """Print the machine and the work directory; False when the space needed is not free."""
     small_avg = (args.small_min + args.small_max) // 2
     need = max(
         2 * args.large_total if "a" in chosen else 0,
@@ -732,27 +744,34 @@ def _run(args: argparse.Namespace, chosen: set[str], workdir: Path, started: flo
         print("  WARNING: the work directory is on tmpfs: nothing reaches a disk")
     if need > free:
         print(f"bench offload: {human(free)} free in {workdir}, ~{human(need)} needed")
-        return 2
-    agent_root = args.agent_root.resolve()
-    print(f"  agent: {agent_root}/agent")
-    bench = Bench(workdir, agent_root, station_config(agent_root), verbose=not args.quiet)
+        return False
+    return True
+
+
+def _measure_workloads(
+    args: argparse.Namespace, chosen: set[str], workdir: Path, bench: Bench
+) -> list[tuple[str, str]]:
+    """Build each chosen workload's camera, measure its cells, remove it; returns the
+    (name, title) of each workload measured, in order."""
     rnd = RandomStream()
     workloads: list[tuple[str, str]] = []
     caches = (COLD, WARM)
 
-    def cells(name: str, src: Source, methods: Sequence[str], cache_modes: Sequence[str]) -> None:
+    def measure(
+        name: str, src: Source, title: str, methods: Sequence[str], cache_modes: Sequence[str]
+    ) -> None:
+        workloads.append((name, title))
+        print(title, flush=True)
         for _ in range(args.repeat):
             for cache in cache_modes:
                 for method in methods:
                     bench.measure(name, src, method, cache)
+        shutil.rmtree(src.path)
 
     if "s" in chosen:
         src_s = make_bench_camera(workdir / "cam-empty", [], rnd)
         title = "(s) fixed cost: a camera with only DEVICE.INF (start-up, store, key, session)"
-        workloads.append(("s-empty", title))
-        print(title, flush=True)
-        cells("s-empty", src_s, (DOCKAGENT,), caches)
-        shutil.rmtree(src_s.path)
+        measure("s-empty", src_s, title, (DOCKAGENT,), caches)
     if "a" in chosen:
         src_a = make_simulated_camera(
             workdir / "cam-large", args.large_count, args.large_total, rnd
@@ -761,10 +780,7 @@ def _run(args: argparse.Namespace, chosen: set[str], workdir: Path, started: flo
             f"(a) {src_a.files} files, {human(src_a.bytes)} "
             f"({args.large_count} x {human(args.large_total // args.large_count)}), {src_a.how}"
         )
-        workloads.append(("a-large", title))
-        print(title, flush=True)
-        cells("a-large", src_a, METHODS, caches)
-        shutil.rmtree(src_a.path)
+        measure("a-large", src_a, title, METHODS, caches)
     if "b" in chosen:
         sizes = _small_sizes(args.small_count, args.small_min, args.small_max)
         src_b = make_bench_camera(workdir / "cam-small", sizes, rnd)
@@ -772,21 +788,20 @@ def _run(args: argparse.Namespace, chosen: set[str], workdir: Path, started: flo
             f"(b) {src_b.files} files ({args.small_count} of {human(args.small_min)}-"
             f"{human(args.small_max)} + DEVICE.INF), {human(src_b.bytes)}, {src_b.how}"
         )
-        workloads.append(("b-small", title))
-        print(title, flush=True)
-        cells("b-small", src_b, METHODS, caches)
-        shutil.rmtree(src_b.path)
+        measure("b-small", src_b, title, METHODS, caches)
     if "c" in chosen:
         src_c = make_bench_camera(workdir / "cam-peak", [args.peak_size], rnd)
         title = f"(c) 1 file of {human(args.peak_size)} + DEVICE.INF, {src_c.how}"
-        workloads.append(("c-peak", title))
-        print(title, flush=True)
         if args.peak_compare:
-            cells("c-peak", src_c, METHODS, caches)
+            measure("c-peak", src_c, title, METHODS, caches)
         else:
-            cells("c-peak", src_c, (DOCKAGENT,), (COLD,))
-        shutil.rmtree(src_c.path)
+            measure("c-peak", src_c, title, (DOCKAGENT,), (COLD,))
+    return workloads
 
+
+def _report(
+    args: argparse.Namespace, bench: Bench, workloads: list[tuple[str, str]], started: float
+) -> None:
     print()
     print("Workloads:")
     for _name, title in workloads:
@@ -808,7 +823,6 @@ def _run(args: argparse.Namespace, chosen: set[str], workdir: Path, started: flo
         print(f"  {t.verdict:<5} {t.name:<46} {t.value:>16}   target {t.goal}")
     print(f"\nat end: {load_report()}")
     print(f"bench took {time.perf_counter() - started:.0f} s")
-    return 0
 
 
 def _small_sizes(count: int, low: int, high: int) -> list[int]:

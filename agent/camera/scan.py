@@ -13,7 +13,7 @@ import stat
 from datetime import datetime
 
 from agent.camera import volume
-from agent.camera.profile import Profile
+from agent.camera.profile import NameInfo, Profile
 from agent.core.model import Candidate, FileKind, ScanProblem, ScanResult
 
 # Deeper than any camera layout; deep enough for hostile trees (tested with 300 levels).
@@ -39,100 +39,147 @@ def camera_wall_time(mtime_ns: int) -> str:
 
 
 def scan_volume(root_fd: int, profile: Profile, capacity: int) -> ScanResult:
-    root_dev = os.fstat(root_fd).st_dev
-    record_prefix = profile.record_dir.encode() + b"/"
-    metadata = {
-        p.encode()
-        for p in (profile.device_info, profile.system_log, profile.battery_log, profile.time_file)
-    }
-    candidates: list[Candidate] = []
-    problems: list[ScanProblem] = []
-    dirs = 0
-    # Each stack frame: (descriptor of the directory, its path below the root, depth).
-    stack: list[tuple[int, bytes, int]] = [(os.dup(root_fd), b"", 0)]
-    try:
-        while stack:
-            dir_fd, dir_rel, depth = stack.pop()
-            dirs += 1
-            try:
-                entries = _list(dir_fd)
-            except OSError as exc:
-                os.close(dir_fd)
-                problems.append(ScanProblem(dir_rel or b".", f"directory unreadable: {exc}"))
-                continue
-            files_here: list[tuple[bytes, os.stat_result]] = []
-            for name in entries:
-                rel = dir_rel + b"/" + name if dir_rel else name
+    """Every regular file below root_fd as a Candidate, everything else as a ScanProblem.
+
+    capacity is the volume's size in bytes (0 when the file system does not say); a file that
+    claims more is reported, not listed. Candidates come back sorted by path.
+    """
+    walk = _Walk(root_fd, profile, capacity)
+    walk.run()
+    walk.candidates.sort(key=lambda c: c.rel_path)
+    return ScanResult(tuple(walk.candidates), tuple(walk.problems), walk.dirs)
+
+
+class _Walk:
+    """One depth-first walk of a volume: the descriptor stack and what was found so far."""
+
+    def __init__(self, root_fd: int, profile: Profile, capacity: int) -> None:
+        self.root_fd = root_fd
+        self.root_dev = os.fstat(root_fd).st_dev
+        self.profile = profile
+        self.capacity = capacity
+        self.record_prefix = profile.record_dir.encode() + b"/"
+        self.metadata = {
+            p.encode()
+            for p in (
+                profile.device_info,
+                profile.system_log,
+                profile.battery_log,
+                profile.time_file,
+            )
+        }
+        self.candidates: list[Candidate] = []
+        self.problems: list[ScanProblem] = []
+        self.dirs = 0
+        # Each stack frame: (descriptor of the directory, its path below the root, depth).
+        self.stack: list[tuple[int, bytes, int]] = []
+
+    def run(self) -> None:
+        self.stack.append((os.dup(self.root_fd), b"", 0))
+        try:
+            while self.stack:
+                dir_fd, dir_rel, depth = self.stack.pop()
+                self.dirs += 1
                 try:
-                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                except OSError as exc:
-                    problems.append(ScanProblem(rel, f"cannot stat: {exc.strerror}"))
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    if st.st_dev != root_dev:
-                        problems.append(
-                            ScanProblem(rel, "another file system is mounted here; not entered")
-                        )
-                    elif depth + 1 > MAX_DEPTH:
-                        problems.append(
-                            ScanProblem(rel, f"deeper than {MAX_DEPTH} levels; not walked")
-                        )
-                    else:
-                        try:
-                            sub = os.open(name, volume.DIR_FLAGS, dir_fd=dir_fd)
-                        except OSError as exc:
-                            problems.append(
-                                ScanProblem(rel, f"directory cannot be opened: {exc.strerror}")
-                            )
-                        else:
-                            stack.append((sub, rel, depth + 1))
-                elif stat.S_ISREG(st.st_mode):
-                    files_here.append((name, st))
-                else:
-                    what = next(
-                        (w for test, w in _SPECIAL if test(st.st_mode)), "not a regular file"
-                    )
-                    problems.append(ScanProblem(rel, f"{what}: not read"))
-            os.close(dir_fd)
-            names = {n: profile.classify(n) for n, _ in files_here}
-            markers = {info.stem for info in names.values() if info.is_marker}
-            for name, st in files_here:
-                rel = dir_rel + b"/" + name if dir_rel else name
-                if capacity and st.st_size > capacity:  # 0: the file system does not say
-                    problems.append(
-                        ScanProblem(
-                            rel,
-                            f"claims {st.st_size} bytes, more than the whole volume "
-                            f"({capacity}): sparse or corrupt entry; not copied",
-                        )
-                    )
-                    continue
-                info = names[name]
-                in_records = rel.startswith(record_prefix) and rel not in metadata
-                candidates.append(
-                    Candidate(
-                        rel_path=rel,
-                        size=st.st_size,
-                        mtime_ns=st.st_mtime_ns,
-                        dev=st.st_dev,
-                        ino=st.st_ino,
-                        kind=info.kind if in_records else FileKind.OTHER,
-                        recorded_start=info.recorded_start if in_records else "",
-                        recorded_end=(
-                            camera_wall_time(st.st_mtime_ns)
-                            if in_records and info.recorded_start
-                            else ""
-                        ),
-                        segment=info.segment if in_records else None,
-                        important=in_records and not info.is_marker and info.stem in markers,
-                        wipeable=in_records,
+                    files_here = self._directory(dir_fd, dir_rel, depth)
+                finally:
+                    os.close(dir_fd)
+                self._files(dir_rel, files_here)
+        finally:
+            for fd, _, _ in self.stack:
+                os.close(fd)
+
+    def _directory(
+        self, dir_fd: int, dir_rel: bytes, depth: int
+    ) -> list[tuple[bytes, os.stat_result]]:
+        """The regular files of one directory; its subdirectories go onto the stack."""
+        try:
+            entries = _list(dir_fd)
+        except OSError as exc:
+            self.problems.append(ScanProblem(dir_rel or b".", f"directory unreadable: {exc}"))
+            return []
+        files_here: list[tuple[bytes, os.stat_result]] = []
+        for name in entries:
+            rel = _join(dir_rel, name)
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError as exc:
+                self.problems.append(ScanProblem(rel, f"cannot stat: {exc.strerror}"))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self._descend(dir_fd, name, rel, st, depth + 1)
+            elif stat.S_ISREG(st.st_mode):
+                files_here.append((name, st))
+            else:
+                what = next((w for test, w in _SPECIAL if test(st.st_mode)), "not a regular file")
+                self.problems.append(ScanProblem(rel, f"{what}: not read"))
+        return files_here
+
+    def _descend(
+        self, dir_fd: int, name: bytes, rel: bytes, st: os.stat_result, depth: int
+    ) -> None:
+        """Push a subdirectory for walking, unless it is another file system or too deep."""
+        if st.st_dev != self.root_dev:
+            self.problems.append(
+                ScanProblem(rel, "another file system is mounted here; not entered")
+            )
+            return
+        if depth > MAX_DEPTH:
+            self.problems.append(ScanProblem(rel, f"deeper than {MAX_DEPTH} levels; not walked"))
+            return
+        try:
+            sub = os.open(name, volume.DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            self.problems.append(ScanProblem(rel, f"directory cannot be opened: {exc.strerror}"))
+            return
+        self.stack.append((sub, rel, depth))
+
+    def _files(self, dir_rel: bytes, files_here: list[tuple[bytes, os.stat_result]]) -> None:
+        """One directory's regular files as candidates, named by the profile.
+
+        A file is important when a marker file of the same stem sits in the same directory.
+        """
+        names = {n: self.profile.classify(n) for n, _ in files_here}
+        markers = {info.stem for info in names.values() if info.is_marker}
+        for name, st in files_here:
+            rel = _join(dir_rel, name)
+            if self.capacity and st.st_size > self.capacity:  # 0: the file system does not say
+                self.problems.append(
+                    ScanProblem(
+                        rel,
+                        f"claims {st.st_size} bytes, more than the whole volume "
+                        f"({self.capacity}): sparse or corrupt entry; not copied",
                     )
                 )
-    finally:
-        for fd, _, _ in stack:
-            os.close(fd)
-    candidates.sort(key=lambda c: c.rel_path)
-    return ScanResult(tuple(candidates), tuple(problems), dirs)
+                continue
+            info = names[name]
+            in_records = rel.startswith(self.record_prefix) and rel not in self.metadata
+            self.candidates.append(_candidate(rel, st, info, in_records, markers))
+
+
+def _candidate(
+    rel: bytes, st: os.stat_result, info: NameInfo, in_records: bool, markers: set[bytes]
+) -> Candidate:
+    """A regular file as a Candidate: only files in the record directory are recordings."""
+    return Candidate(
+        rel_path=rel,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        dev=st.st_dev,
+        ino=st.st_ino,
+        kind=info.kind if in_records else FileKind.OTHER,
+        recorded_start=info.recorded_start if in_records else "",
+        recorded_end=(
+            camera_wall_time(st.st_mtime_ns) if in_records and info.recorded_start else ""
+        ),
+        segment=info.segment if in_records else None,
+        important=in_records and not info.is_marker and info.stem in markers,
+        wipeable=in_records,
+    )
+
+
+def _join(dir_rel: bytes, name: bytes) -> bytes:
+    return dir_rel + b"/" + name if dir_rel else name
 
 
 def _list(dir_fd: int) -> list[bytes]:

@@ -2,7 +2,8 @@
 
 `DOCKAGENT_CRASH_AT=step` (or `step:N`, the N-th time) makes hit(step) SIGKILL the process, as a
 power cut would; `DOCKAGENT_STALL_AT=step[:N]` hangs the calling thread forever instead (the
-watchdog tests' stuck worker). Unset, hit() costs one dict lookup; STEPS lists the steps.
+watchdog tests' stuck worker). Unset, hit() returns after two comparisons; STEPS lists the
+pipeline's steps and REBUILD_STEPS those of `dockagent rebuild`.
 This module must not import anything of the agent.
 """
 

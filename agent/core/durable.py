@@ -1,12 +1,13 @@
 """Durable write primitives for staging: the one way evidence and sidecars reach the disk.
 
-Temp file in the final directory (O_CREAT|O_EXCL, 0600), space reserved with fallocate
-before any byte is written, fsync, publish with link() (never overwrites), unlink the temp,
-fsync the directory. Without the directory fsync a simulated power cut lost the file
-(DESIGN.md rule 5); a new directory's own name is made durable the same way. An fsync error is
-never retried and trusted: the caller discards and copies again (fsync(2), "fsyncgate"). A
-batch may share one syncfs(2) instead of one fsync per file only on file systems where that is
-known to reach the disk (syncfs_covers). This module knows nothing of cameras, rows or hashes.
+Temp file in the final directory (O_CREAT|O_EXCL, 0600), space reserved with fallocate before any
+byte is written, fsync, publish with link() (never overwrites), unlink the temp, fsync the
+directory; a file that is rewritten (replace_file) is renamed over its old version. Without the
+directory fsync a simulated power cut lost the file (DESIGN.md rule 5); a new directory's own name
+is made durable the same way. An fsync error is never retried and trusted: the caller discards and
+copies again (fsync(2), "fsyncgate"). A batch may share one syncfs(2) instead of one fsync per file
+only on file systems where that is known to reach the disk (syncfs_covers). This module knows
+nothing of cameras, rows or hashes.
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ def write_file(directory: Path, name: str, data: bytes, sync_dir: bool = True) -
 
 
 def replace_file(directory: Path, name: str, data: bytes) -> Path:
-    """Write a small file durably, replacing a previous version (recovery of sidecars)."""
+    """Write a small file durably, replacing a previous version (the chain head, a receipt)."""
     with TempFile(directory, name, len(data)) as tmp:
         tmp.write_all(data)
         os.fsync(tmp.fd)

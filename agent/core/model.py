@@ -1,7 +1,7 @@
 """Frozen records passed between stages, and the file state machine.
 
 Pure data: no I/O, no SQL, no logging. Everything above may import this; it imports nothing
-of the agent but the errors module.
+of the agent.
 """
 
 from __future__ import annotations

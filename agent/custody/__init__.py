@@ -1,8 +1,8 @@
 """The custody core: what makes held evidence provable.
 
-- `durable`: the one way evidence and sidecars reach the disk (temp file, fsync, link, dir fsync).
 - `keys`: the station's Ed25519 key.
 - `digest`: SHA-256 of a file the station holds.
+- `staging`: the staging tree's names (held copies, sidecars, receipts), made nowhere else.
 - `seal`: signed custody records and the hash chain; sidecars beside the staged copies.
 - `chainfiles`: the chain kept beside staging (audit sidecars, the head).
 - `audit`: technician actions as signed records in the same chain.

@@ -1,4 +1,4 @@
-"""Pure decisions shared by the daemon and the CLI: nothing here does I/O.
+"""Pure decisions shared by the daemon, the sync and the CLI: nothing here does I/O.
 
 A technician asking "would this be wiped?" gets the same answer as the daemon doing it.
 """
@@ -47,25 +47,36 @@ def camera_may_be_wiped(
     """Wipe nothing unless every file of the camera is accounted for (DESIGN.md rule 7)."""
     if policy is WipePolicy.NEVER:
         return WipeDecision(False, "wipe policy is never")
-    if scan_problems:
-        return WipeDecision(False, f"{scan_problems} entries on the camera are not accounted for")
-    unsealed = sum(1 for s in states if s not in CUSTODY_STATES)
-    if unsealed:
-        return WipeDecision(False, f"{unsealed} files of the camera are not in custody yet")
-    if capacity <= 0:
-        return WipeDecision(
-            False, "the file system reports no size, so its used space cannot be accounted for"
-        )
-    slack = UNACCOUNTED_SLACK_BYTES + int(capacity * UNACCOUNTED_SLACK_FRACTION)
-    if used_bytes - listed_bytes > slack:
-        return WipeDecision(
-            False,
-            f"the volume uses {used_bytes} bytes but its files account for {listed_bytes}: "
-            "hidden or lost data; not wiping",
-        )
+    unaccounted = _unaccounted(states, scan_problems, used_bytes, listed_bytes, capacity)
+    if unaccounted:
+        return WipeDecision(False, unaccounted)
     if policy is WipePolicy.AFTER_CONFIRM and any(s is not FileState.CONFIRMED for s in states):
         return WipeDecision(False, "waiting for the central server to confirm every file")
     return WipeDecision(True, "")
+
+
+def _unaccounted(
+    states: Sequence[FileState],
+    scan_problems: int,
+    used_bytes: int,
+    listed_bytes: int,
+    capacity: int,
+) -> str:
+    """Why not everything on the camera is accounted for and in custody ("" when it is)."""
+    if scan_problems:
+        return f"{scan_problems} entries on the camera are not accounted for"
+    unsealed = sum(1 for s in states if s not in CUSTODY_STATES)
+    if unsealed:
+        return f"{unsealed} files of the camera are not in custody yet"
+    if capacity <= 0:
+        return "the file system reports no size, so its used space cannot be accounted for"
+    slack = UNACCOUNTED_SLACK_BYTES + int(capacity * UNACCOUNTED_SLACK_FRACTION)
+    if used_bytes - listed_bytes > slack:
+        return (
+            f"the volume uses {used_bytes} bytes but its files account for {listed_bytes}: "
+            "hidden or lost data; not wiping"
+        )
+    return ""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The single-writer lock of a data directory (flock(2) on <data_dir>/dockagent.lock).
 
-Whoever changes the queue (the daemon, an import, recovery) holds it; readers never need it.
-The lock dies with its process, so a kill -9 leaves nothing to clean up.
+Whoever changes the queue (the daemon, an import, recovery, a rebuild) holds it; readers never need
+it. The lock dies with its process, so a kill -9 leaves nothing to clean up.
 """
 
 from __future__ import annotations

@@ -90,12 +90,20 @@ class CameraSpec:
     battery: BatteryMode = "healthy"
 
     def __post_init__(self) -> None:
+        self._check_text_fields()
+        self._check_counts()
+        self._check_ranges()
+
+    def _check_text_fields(self) -> None:
+        """The identity fields end up in file names and key=value lines."""
         for name in ("serial", "officer_id", "vendor", "model", "firmware", "unit"):
             value = getattr(self, name)
             if any(ch in value for ch in _FORBIDDEN_IN_FIELDS):
                 raise ValueError(f"{name} must not contain '/', NUL or line breaks: {value!r}")
         if not self.serial:
             raise ValueError("serial must not be empty")
+
+    def _check_counts(self) -> None:
         if self.days < 1:
             raise ValueError(f"days must be >= 1, got {self.days}")
         counts = (
@@ -116,6 +124,8 @@ class CameraSpec:
             raise ValueError("files_per_day must be <= 9999 (NNNN counts per day)")
         if self.files_per_day * MIN_SLOT_PER_FILE_S > SHIFT_END_S - SHIFT_START_S - 3600:
             raise ValueError(f"files_per_day={self.files_per_day} do not fit in one shift")
+
+    def _check_ranges(self) -> None:
         if not 0.0 <= self.size_jitter < 1.0:
             raise ValueError(f"size_jitter must be in [0, 1), got {self.size_jitter}")
         if not math.isfinite(self.clock_offset_s):
@@ -237,95 +247,145 @@ def _garble(row: str, rng: random.Random) -> bytes:
 
 
 def _plan(spec: CameraSpec) -> list[_PlannedFile]:
-    rng = random.Random(f"{spec.seed}:schedule")
-    offset = timedelta(seconds=spec.clock_offset_s)
+    """Every file of the simulated camera, sorted by path: recordings, markers, notes, logs."""
+    return _Planner(spec).plan()
 
-    def cam(true_dt: datetime) -> datetime:
-        return _floor_second(true_dt + offset)
 
-    events: list[tuple[datetime, str]] = []
-    battery_rows: list[bytes] = [BATTERY_HEADER.encode()]
-    files: list[_PlannedFile] = []
-    media: list[_Media] = []
-    counters: dict[str, int] = {}
-    cycles, full_mah, design_mah = _battery_profile(spec.battery)
-    low_day = rng.randrange(spec.days)
-    index = 0
-    first_boot: datetime | None = None
-    end_pct = 100
-    temperature = 25.0
+class _Planner:
+    """One camera's schedule, day by day, from one seeded random stream.
 
-    for day_no in range(spec.days):
+    The order of the random draws is part of the output: the same seed must give the same
+    camera, so the draws happen in the order the days, recordings and samples are laid out.
+    """
+
+    def __init__(self, spec: CameraSpec) -> None:
+        self.spec = spec
+        self.rng = random.Random(f"{spec.seed}:schedule")
+        self.offset = timedelta(seconds=spec.clock_offset_s)
+        self.events: list[tuple[datetime, str]] = []
+        self.battery_rows: list[bytes] = [BATTERY_HEADER.encode()]
+        self.files: list[_PlannedFile] = []
+        self.media: list[_Media] = []
+        self.counters: dict[str, int] = {}
+        self.cycles, self.full_mah, self.design_mah = _battery_profile(spec.battery)
+        self.low_day = self.rng.randrange(spec.days)
+        self.index = 0
+        self.first_boot: datetime | None = None
+        self.end_pct = 100
+        self.temperature = 25.0
+
+    def cam(self, true_dt: datetime) -> datetime:
+        """A true time as the camera's clock reads it."""
+        return _floor_second(true_dt + self.offset)
+
+    def plan(self) -> list[_PlannedFile]:
+        for day_no in range(self.spec.days):
+            self._day(day_no)
+        self._sizes()
+        self._other_files()
+        self._metadata()
+        return sorted(self.files, key=lambda f: f.rel_path)
+
+    def _day(self, day_no: int) -> None:
+        spec, rng = self.spec, self.rng
         day = spec.first_day + timedelta(days=day_no)
         midnight = datetime(day.year, day.month, day.day)
-        recs: list[tuple[str, int, bool]] = []  # ext, segments, important
-        count = 0
-        while count < spec.files_per_day:
-            index += 1
-            ext = _ext_for(index, spec)
-            left = spec.files_per_day - count
-            split = bool(spec.split_every) and index % spec.split_every == 0
-            segments = 3 if split and ext != "JPG" and left >= 3 else 1
-            important = bool(spec.important_every) and index % spec.important_every == 0
-            recs.append((ext, segments, important))
-            count += segments
-
+        recs = self._recordings()
+        count = sum(segments for _, segments, _ in recs)
         shift_start = midnight + timedelta(seconds=SHIFT_START_S + rng.randint(0, 1800))
         shift_end = midnight + timedelta(seconds=SHIFT_END_S - rng.randint(0, 1800))
-        boot = cam(shift_start - timedelta(seconds=rng.randint(60, 600)))
-        first_boot = first_boot or boot
-        events.append((boot, "BOOT"))
+        boot = self.cam(shift_start - timedelta(seconds=rng.randint(60, 600)))
+        self.first_boot = self.first_boot or boot
+        self.events.append((boot, "BOOT"))
         # Each recording gets a slot of the shift in proportion to its files.
         per_file = (shift_end - shift_start).total_seconds() / max(1, count)
-        is_low = spec.battery == "faded" or day_no == low_day
+        is_low = spec.battery == "faded" or day_no == self.low_day
         day_end = boot + timedelta(hours=10)
         slot_start = 0.0
-
         for i, (ext, segments, important) in enumerate(recs):
             usable = per_file * segments - 2
             start_off = int(rng.uniform(0, usable * 0.25))
             per_seg_max = max(2, int((usable - start_off - 2 * (segments - 1)) / segments) - 1)
-            t = cam(shift_start + timedelta(seconds=slot_start + start_off))
+            t = self.cam(shift_start + timedelta(seconds=slot_start + start_off))
             slot_start += per_file * segments
-            lo, hi = (30, 900) if ext == "WAV" else (20, 600)
-            for seg in range(segments):
-                if seg:
-                    t = t + timedelta(seconds=rng.randint(1, 2))
-                duration = 0 if ext == "JPG" else max(2, min(per_seg_max, rng.randint(lo, hi)))
-                end = t + timedelta(seconds=duration)
-                if end.second % 2:
-                    end += timedelta(seconds=1)
-                day_dir = t.strftime("%Y%m%d")
-                counters[day_dir] = counters.get(day_dir, 0) + 1
-                name = (
-                    f"{spec.serial}_{spec.officer_id}_{t.strftime('%Y%m%d%H%M%S')}"
-                    f"_{counters[day_dir]:04d}.{ext}"
-                )
-                rel = f"RECORD/{day_dir}/{name}"
-                events.append((t, f"REC_START file={name}"))
-                if is_low and i == len(recs) - 1 and seg == segments - 1:
-                    # the battery gives out during the day's last recording
-                    events.append((end, f"REC_INTERRUPT reason=battery file={name}"))
-                events.append((end, f"REC_STOP file={name}"))
-                day_end = end
-                media.append(_Media(rel_path=rel, end=end, ext=ext))
-                if important:
-                    stem = rel.rsplit(".", 1)[0]
-                    files.append(_PlannedFile(rel_path=f"{stem}.IMP", mtime=end, data=b""))
-                t = end
+            day_end = self._recording(
+                t, ext, segments, important, per_seg_max, interrupted=is_low and i == len(recs) - 1
+            )
+        self._battery_day(boot, day_end, is_low)
 
+    def _recordings(self) -> list[tuple[str, int, bool]]:
+        """One day's recordings as (extension, segments, important), files_per_day files."""
+        spec = self.spec
+        recs: list[tuple[str, int, bool]] = []
+        count = 0
+        while count < spec.files_per_day:
+            self.index += 1
+            ext = _ext_for(self.index, spec)
+            left = spec.files_per_day - count
+            split = bool(spec.split_every) and self.index % spec.split_every == 0
+            segments = 3 if split and ext != "JPG" and left >= 3 else 1
+            important = bool(spec.important_every) and self.index % spec.important_every == 0
+            recs.append((ext, segments, important))
+            count += segments
+        return recs
+
+    def _recording(
+        self,
+        t: datetime,
+        ext: str,
+        segments: int,
+        important: bool,
+        per_seg_max: int,
+        *,
+        interrupted: bool,
+    ) -> datetime:
+        """One recording's segments from camera time t, with their log events; returns its end.
+
+        An interrupted recording is the day's last: the battery gives out during it.
+        """
+        rng = self.rng
+        lo, hi = (30, 900) if ext == "WAV" else (20, 600)
+        for seg in range(segments):
+            if seg:
+                t = t + timedelta(seconds=rng.randint(1, 2))
+            duration = 0 if ext == "JPG" else max(2, min(per_seg_max, rng.randint(lo, hi)))
+            end = t + timedelta(seconds=duration)
+            if end.second % 2:
+                end += timedelta(seconds=1)
+            day_dir = t.strftime("%Y%m%d")
+            self.counters[day_dir] = self.counters.get(day_dir, 0) + 1
+            name = (
+                f"{self.spec.serial}_{self.spec.officer_id}_{t.strftime('%Y%m%d%H%M%S')}"
+                f"_{self.counters[day_dir]:04d}.{ext}"
+            )
+            rel = f"RECORD/{day_dir}/{name}"
+            self.events.append((t, f"REC_START file={name}"))
+            if interrupted and seg == segments - 1:
+                self.events.append((end, f"REC_INTERRUPT reason=battery file={name}"))
+            self.events.append((end, f"REC_STOP file={name}"))
+            self.media.append(_Media(rel_path=rel, end=end, ext=ext))
+            if important:
+                stem = rel.rsplit(".", 1)[0]
+                self.files.append(_PlannedFile(rel_path=f"{stem}.IMP", mtime=end, data=b""))
+            t = end
+        return t
+
+    def _battery_day(self, boot: datetime, day_end: datetime, is_low: bool) -> None:
+        """The day's battery samples and LOW_BATTERY events, from boot to the last recording."""
+        spec, rng = self.spec, self.rng
         start_pct = 100 if spec.battery != "faded" else 97
         if is_low:
-            end_pct = 3
+            self.end_pct = 3
         elif spec.battery == "hot":
-            end_pct = rng.randint(25, 45)
+            self.end_pct = rng.randint(25, 45)
         else:
-            end_pct = rng.randint(32, 55)
+            self.end_pct = rng.randint(32, 55)
+        end_pct = self.end_pct
         span = max(1.0, (day_end - boot).total_seconds())
         for threshold in (20, 10):
             if end_pct <= threshold < start_pct:
                 frac = (start_pct - threshold) / (start_pct - end_pct)
-                events.append(
+                self.events.append(
                     (boot + timedelta(seconds=int(span * frac)), f"LOW_BATTERY percent={threshold}")
                 )
         sample_times = [
@@ -335,66 +395,86 @@ def _plan(spec: CameraSpec) -> list[_PlannedFile]:
             frac = (st - boot).total_seconds() / span
             pct = round(start_pct - (start_pct - end_pct) * frac)
             if spec.battery == "hot":
-                temperature = 31.0 + 33.0 * frac + rng.uniform(-1.5, 1.5)
+                self.temperature = 31.0 + 33.0 * frac + rng.uniform(-1.5, 1.5)
             else:
-                temperature = 24.0 + 12.0 * frac + rng.uniform(-1.0, 1.0)
+                self.temperature = 24.0 + 12.0 * frac + rng.uniform(-1.0, 1.0)
             row = (
                 f"{st.strftime(LOG_TIME_FORMAT)},{pct},{3400 + 8 * pct + rng.randint(-15, 15)},"
-                f"{-rng.randint(350, 1150)},{temperature:.1f},{cycles},{full_mah},{design_mah}"
+                f"{-rng.randint(350, 1150)},{self.temperature:.1f},{self.cycles},"
+                f"{self.full_mah},{self.design_mah}"
             )
-            if spec.battery == "garbled" and (len(battery_rows) in (2, 7) or rng.random() < 0.1):
-                battery_rows.append(_garble(row, rng))
+            # Only a garbled battery takes this draw: the other modes' streams never held it.
+            if spec.battery == "garbled" and (
+                len(self.battery_rows) in (2, 7) or rng.random() < 0.1
+            ):
+                self.battery_rows.append(_garble(row, rng))
             else:
-                battery_rows.append(row.encode())
-        cycles += 1
+                self.battery_rows.append(row.encode())
+        self.cycles += 1
 
-    # Sizes: jittered, and `large_files` videos (chosen by seed) exactly large_size.
-    jitter = spec.size_jitter
-    for m in media:
-        m.size = max(0, int(spec.file_size * (1 + rng.uniform(-jitter, jitter))))
-    pool = [m for m in media if m.ext == "MP4"]
-    if len(pool) < spec.large_files:
-        pool = [m for m in media if m.ext != "JPG"]
-    if len(pool) < spec.large_files:
-        raise ValueError(f"large_files={spec.large_files} but only {len(pool)} recordings")
-    for m in rng.sample(pool, spec.large_files):
-        m.size = spec.large_size
-    files.extend(_PlannedFile(rel_path=m.rel_path, mtime=m.end, size=m.size) for m in media)
-
-    for i in range(spec.other_files):
-        day = spec.first_day + timedelta(days=i % spec.days)
-        noon = datetime(day.year, day.month, day.day, 12)
-        when = _floor_even(cam(noon + timedelta(seconds=rng.randint(0, 3600))))
-        name = "NOTES.TXT" if i == 0 else f"NOTES{i + 1}.TXT"
-        text = f"officer {spec.officer_id}: note {i + 1} written on the camera\n".encode()
-        files.append(
-            _PlannedFile(rel_path=f"RECORD/{when.strftime('%Y%m%d')}/{name}", mtime=when, data=text)
+    def _sizes(self) -> None:
+        """Sizes: jittered, and `large_files` videos (chosen by seed) exactly large_size."""
+        spec, rng = self.spec, self.rng
+        jitter = spec.size_jitter
+        for m in self.media:
+            m.size = max(0, int(spec.file_size * (1 + rng.uniform(-jitter, jitter))))
+        pool = [m for m in self.media if m.ext == "MP4"]
+        if len(pool) < spec.large_files:
+            pool = [m for m in self.media if m.ext != "JPG"]
+        if len(pool) < spec.large_files:
+            raise ValueError(f"large_files={spec.large_files} but only {len(pool)} recordings")
+        for m in rng.sample(pool, spec.large_files):
+            m.size = spec.large_size
+        self.files.extend(
+            _PlannedFile(rel_path=m.rel_path, mtime=m.end, size=m.size) for m in self.media
         )
 
-    usb = cam(spec.docked_at)
-    events.sort(key=lambda ev: ev[0])  # stable: REC_INTERRUPT stays before its REC_STOP
-    if events and events[-1][0] > usb:
-        raise ValueError(
-            f"the camera's last event ({events[-1][0]:%Y-%m-%d %H:%M:%S} camera clock) is after "
-            f"docked_at ({usb:%Y-%m-%d %H:%M:%S} camera clock): move first_day or docked_at"
+    def _other_files(self) -> None:
+        """Text notes under RECORD/<date>/ whose names match no recording pattern."""
+        spec = self.spec
+        for i in range(spec.other_files):
+            day = spec.first_day + timedelta(days=i % spec.days)
+            noon = datetime(day.year, day.month, day.day, 12)
+            when = _floor_even(self.cam(noon + timedelta(seconds=self.rng.randint(0, 3600))))
+            name = "NOTES.TXT" if i == 0 else f"NOTES{i + 1}.TXT"
+            text = f"officer {spec.officer_id}: note {i + 1} written on the camera\n".encode()
+            self.files.append(
+                _PlannedFile(
+                    rel_path=f"RECORD/{when.strftime('%Y%m%d')}/{name}", mtime=when, data=text
+                )
+            )
+
+    def _metadata(self) -> None:
+        """DEVICE.INF, the system log and the battery log, ending at the USB connection."""
+        spec = self.spec
+        usb = self.cam(spec.docked_at)
+        events = self.events
+        events.sort(key=lambda ev: ev[0])  # stable: REC_INTERRUPT stays before its REC_STOP
+        if events and events[-1][0] > usb:
+            raise ValueError(
+                f"the camera's last event ({events[-1][0]:%Y-%m-%d %H:%M:%S} camera clock) is "
+                f"after docked_at ({usb:%Y-%m-%d %H:%M:%S} camera clock): move first_day or "
+                "docked_at"
+            )
+        events.append((usb, "USB_CONNECT"))
+        log = "".join(f"{t.strftime(LOG_TIME_FORMAT)} {text}\n" for t, text in events).encode()
+        self.battery_rows.append(
+            f"{usb.strftime(LOG_TIME_FORMAT)},{self.end_pct},{3400 + 8 * self.end_pct},1450,"
+            f"{self.temperature:.1f},{self.cycles},{self.full_mah},{self.design_mah}".encode()
         )
-    events.append((usb, "USB_CONNECT"))
-    log = "".join(f"{t.strftime(LOG_TIME_FORMAT)} {text}\n" for t, text in events).encode()
-    battery_rows.append(
-        f"{usb.strftime(LOG_TIME_FORMAT)},{end_pct},{3400 + 8 * end_pct},1450,"
-        f"{temperature:.1f},{cycles},{full_mah},{design_mah}".encode()
-    )
-    battery = b"\n".join(battery_rows) + b"\n"
-    info = (
-        f"serial={spec.serial}\nvendor={spec.vendor}\nmodel={spec.model}\n"
-        f"firmware={spec.firmware}\nofficer_id={spec.officer_id}\nunit={spec.unit}\n"
-    ).encode()
-    if first_boot is None:  # days >= 1 is validated; this keeps the type checker informed
-        raise ValueError("no day to simulate")
-    files.append(_PlannedFile(rel_path="DEVICE.INF", mtime=_floor_even(first_boot), data=info))
-    files.append(_PlannedFile(rel_path="LOG/SYSTEM.LOG", mtime=_floor_even(usb), data=log))
-    files.append(_PlannedFile(rel_path="LOG/BATTERY.CSV", mtime=_floor_even(usb), data=battery))
-    return sorted(files, key=lambda f: f.rel_path)
+        battery = b"\n".join(self.battery_rows) + b"\n"
+        info = (
+            f"serial={spec.serial}\nvendor={spec.vendor}\nmodel={spec.model}\n"
+            f"firmware={spec.firmware}\nofficer_id={spec.officer_id}\nunit={spec.unit}\n"
+        ).encode()
+        if self.first_boot is None:  # days >= 1 is validated; this keeps the type checker informed
+            raise ValueError("no day to simulate")
+        boot_time = _floor_even(self.first_boot)
+        self.files.append(_PlannedFile(rel_path="DEVICE.INF", mtime=boot_time, data=info))
+        self.files.append(_PlannedFile(rel_path="LOG/SYSTEM.LOG", mtime=_floor_even(usb), data=log))
+        self.files.append(
+            _PlannedFile(rel_path="LOG/BATTERY.CSV", mtime=_floor_even(usb), data=battery)
+        )
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -115,9 +115,22 @@ def test_directory_camera_matches_manifest_and_layout(tmp_path: Path) -> None:
         "officer_id": "100234",
         "unit": "UNIT-01",
     }
+    recordings = _assert_record_layout(manifest, spec)
+    starts, stops = _assert_system_log(root, manifest, recordings, offset)
+    _assert_split_recordings(recordings, starts, stops)
 
-    # RECORD/<YYYYMMDD>/<SERIAL>_<OFFICER>_<start>_<NNNN>.<EXT>, .IMP markers, other files.
-    recordings: dict[str, list[tuple[str, re.Match[str]]]] = defaultdict(list)
+    valid, garbled = battery_rows(root)
+    assert garbled == 0 and len(valid) > 3 * 12
+    assert [r[0] for r in valid] == sorted(r[0] for r in valid)
+
+
+# Each day's recordings: (file name, its match of RECORDING), by day directory.
+_Recordings = dict[str, list[tuple[str, re.Match[str]]]]
+
+
+def _assert_record_layout(manifest: Manifest, spec: CameraSpec) -> _Recordings:
+    """RECORD/<YYYYMMDD>/<SERIAL>_<OFFICER>_<start>_<NNNN>.<EXT>, .IMP markers, other files."""
+    recordings: _Recordings = defaultdict(list)
     markers, others = [], []
     for entry in manifest.entries:
         parts = entry.rel_path.decode().split("/")
@@ -145,8 +158,16 @@ def test_directory_camera_matches_manifest_and_layout(tmp_path: Path) -> None:
         assert [int(m["segment"]) for _, m in by_start] == list(range(1, len(files) + 1)), day
     names = {(day, name.rsplit(".", 1)[0]) for day, fs in recordings.items() for name, _ in fs}
     assert markers and set(markers) <= names, "every .IMP marker has its recording"
+    return recordings
 
-    # SYSTEM.LOG: camera clock, ordered, USB_CONNECT last with the clock offset applied.
+
+def _assert_system_log(
+    root: Path, manifest: Manifest, recordings: _Recordings, offset: float
+) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """SYSTEM.LOG: camera clock, ordered, USB_CONNECT last with the clock offset applied.
+
+    Returns each recording's REC_START and REC_STOP times, by file name.
+    """
     events = read_log(root)
     times = [t for t, _, _ in events]
     assert times == sorted(times)
@@ -169,8 +190,13 @@ def test_directory_camera_matches_manifest_and_layout(tmp_path: Path) -> None:
         # the file's mtime is the recording end (camera clock) as a FAT driver stores it
         entry = by_path[f"RECORD/{day}/{name}".encode()]
         assert entry.mtime == int(stops[name].timestamp()), name
+    return starts, stops
 
-    # Split recordings: three segments, each starting 1-2 s after the previous one stopped.
+
+def _assert_split_recordings(
+    recordings: _Recordings, starts: dict[str, datetime], stops: dict[str, datetime]
+) -> None:
+    """Split recordings: three segments, each starting 1-2 s after the previous one stopped."""
     chains = 0
     for files in recordings.values():
         ordered = sorted(name for name, _ in files)
@@ -180,10 +206,6 @@ def test_directory_camera_matches_manifest_and_layout(tmp_path: Path) -> None:
             run = run + 1 if 1 <= gap <= 2 else 1
             chains += run == 3
     assert chains >= 3
-
-    valid, garbled = battery_rows(root)
-    assert garbled == 0 and len(valid) > 3 * 12
-    assert [r[0] for r in valid] == sorted(r[0] for r in valid)
 
 
 @pytest.mark.parametrize("mode", ["healthy", "faded", "hot", "garbled"])

@@ -1,10 +1,10 @@
 """The shipped systemd units and udev rules, checked by systemd's own tools.
 
-`systemd-analyze verify` accepts both units (run against copies whose /opt/dockagent paths point
-at stub programs, since verify insists the programs exist); `systemd-analyze security
---offline=yes` scores the service at 2.0 or lower; the service has the settings the issue asks
-for; the shipped udev rules are exactly what the profiles generate; the mount helper mounts
-only FAT/exFAT volumes with a sane serial, read-only, nosuid, nodev, noexec.
+`systemd-analyze verify` accepts both units (run against copies whose /opt/dockagent paths point at
+stub programs, since verify insists the programs exist); `systemd-analyze security --offline=yes`
+scores the service at 2.0 or lower; the service has what running unattended needs (watchdog,
+restart, hardening); the shipped udev rules are exactly what the profiles generate; the mount helper
+mounts only FAT/exFAT volumes with a sane serial, read-only, nosuid, nodev, noexec.
 """
 
 from __future__ import annotations

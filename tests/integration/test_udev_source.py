@@ -1,10 +1,10 @@
 """The udev source under umockdev: what is plugged in at start, then uevents, each reported once.
 
-Issue 3 ("What it must show"): an allowed enrolled camera, an unknown vendor/product, a known
-model with an unenrolled serial, and a known id + serial that also presents a HID keyboard. The
-device descriptions are tests/support/umockdev/*.umockdev; the plan below says when each is
-plugged in. One run of the real UdevSource (in its own process, under umockdev-wrapper) serves
-every test of this module.
+The four devices admission must tell apart: an allowed enrolled camera, an unknown
+vendor/product, a known model with an unenrolled serial, and a known id + serial that also
+presents a HID keyboard. The device descriptions are tests/support/umockdev/*.umockdev; the
+plan below says when each is plugged in. One run of the real UdevSource (in its own process,
+under umockdev-wrapper) serves every test of this module.
 """
 
 from __future__ import annotations
