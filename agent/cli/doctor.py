@@ -405,7 +405,7 @@ class Doctor:
 
 
 def _tus_check(cfg: Config) -> Check:
-    from agent.sync.worker import TusSink  # noqa: PLC0415 - requests only when a server is set
+    from agent.sync.tus_sink import TusSink  # noqa: PLC0415 - requests only when a server is set
 
     sync = dataclasses.replace(
         cfg.sync,
