@@ -28,12 +28,14 @@ import tenacity
 from agent.core import log
 from agent.core.config import SyncConfig
 from agent.core.errors import (
+    ErrorKind,
     StagedCopyChanged,
     UploadConflict,
     UploadGone,
     UploadMismatch,
     UploadRetryable,
     UploadUnconfirmable,
+    classify,
     describe,
 )
 from agent.core.wallclock import utc_now
@@ -239,13 +241,23 @@ class TusSink:
     def _send_once(
         self, job: UploadJob, state: TusState, progress: Progress, log_: Any
     ) -> Confirmation:
+        try:
+            return self._send_open(job, state, progress, log_)
+        except Exception as exc:
+            # The same word as the retry predicate's (classify): every failure that may be
+            # retried counts towards the bound, a passing read error of the staged copy too,
+            # and after one the server is asked where the upload stands.
+            if classify(exc) is ErrorKind.RETRYABLE:
+                state.failures += 1
+                state.need_head = state.url is not None
+            raise
+
+    def _send_open(
+        self, job: UploadJob, state: TusState, progress: Progress, log_: Any
+    ) -> Confirmation:
         fd = os.open(job.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             return self._drive(_Attempt(job, state, progress, log_, fd, self.client.capabilities()))
-        except UploadRetryable:
-            state.failures += 1
-            state.need_head = state.url is not None
-            raise
         finally:
             os.close(fd)
 

@@ -3,6 +3,8 @@ server proved. No server: the steps that talk to one are covered by the sync and
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import subprocess
 import sys
@@ -10,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.core.config import SyncConfig
 from agent.sync.jobs import UploadJob
-from agent.sync.tus_client import UploadStatus
+from agent.sync.tus_client import ServerCaps, UploadStatus
 from agent.sync.tus_sink import (
     Move,
+    TusSink,
     TusState,
     confirmation_level,
     next_move,
@@ -156,3 +160,43 @@ def test_the_directory_sink_does_not_load_the_http_client() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+class _NoProgress:
+    def url(self, url: str, expires_at: str | None) -> None:
+        raise AssertionError("nothing was created")
+
+    def offset(self, offset: int, checksummed: bool) -> None:
+        raise AssertionError("nothing was sent")
+
+    def forget(self) -> None:
+        pass
+
+
+def test_a_passing_os_error_is_retried_in_seconds_only_retry_attempts_times(
+    tmp_path: Path,
+) -> None:
+    """A retryable failure that is no HTTP error (an I/O error, classify says it may pass)
+    counts towards the bound of short retries like any other, so the attempt ends."""
+    staged = tmp_path / "clip.mp4"
+    staged.write_bytes(b"x" * 100)
+    sink = TusSink(SyncConfig(kind="tus", endpoint="http://127.0.0.1:9/files", retry_attempts=3))
+    sink.sleep = lambda _s: None
+    calls = []
+
+    def capabilities() -> ServerCaps:
+        calls.append(1)
+        if len(calls) > 50:  # unbounded: stop the test instead of hanging it
+            raise ValueError("still retrying")
+        raise OSError(errno.EIO, "Input/output error")
+
+    sink.client.capabilities = capabilities  # type: ignore[method-assign]
+    job = _job(resume_url="http://127.0.0.1:9/files/a")
+    job = dataclasses.replace(job, path=staged, size=100)
+    try:
+        with pytest.raises(OSError) as raised:
+            sink.send(job, _NoProgress())
+    finally:
+        sink.close()
+    assert raised.value.errno == errno.EIO
+    assert len(calls) == 3
