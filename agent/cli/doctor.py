@@ -274,7 +274,7 @@ class Doctor:
 
 def _tus_probe(cfg: Config) -> station.TusProbe:
     """Ask the tus server what it offers (OPTIONS), with short timeouts."""
-    from agent.sync.worker import TusSink  # noqa: PLC0415 - requests only when a server is set
+    from agent.sync.tus_sink import TusSink  # noqa: PLC0415 - requests only when a server is set
 
     sync = dataclasses.replace(
         cfg.sync,

@@ -13,7 +13,7 @@ from agent.cli import context
 from agent.cli.output import emit_json
 from agent.core.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
 from agent.core.wallclock import utc_now
-from agent.sync.worker import Uploader
+from agent.sync.pool import Uploader
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

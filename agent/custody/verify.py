@@ -161,7 +161,7 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
                     )
                 )
         path = staging_root / row["staged_path"]
-        # Purged after the sink confirmed it (agent.sync.worker): the staged copy is gone on
+        # Purged after the sink confirmed it (agent.sync.purge): the staged copy is gone on
         # purpose; the record and the sidecar are still checked.
         purged = bool(row.get("purged_at")) and row["state"] == FileState.CONFIRMED
         if not purged:

@@ -36,7 +36,7 @@ from agent.runtime.lock import WriterLock
 from agent.runtime.service import ServiceReporter
 from agent.runtime.supervisor import Job, Supervisor
 from agent.store import Store
-from agent.sync.worker import Uploader
+from agent.sync.pool import Uploader
 
 _log = log.get(__name__)
 _WIPE_CHECK_S = 5.0  # how often docked cameras are checked for a wipe after confirmation

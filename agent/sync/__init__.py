@@ -1,59 +1,26 @@
 """Sync: sealed evidence to a sink (tus server or directory), confirmed before anything is freed.
 
-What the sinks and the queue share: the job handed to a sink, what a sink reports back, and the
-ordered confirmation levels of specs/upload-protocol.md. A sink never touches rows itself: it
-reports progress through the callbacks and the worker records it.
+The package's map, one module per job, in the order a file goes through them:
+
+- `pool`        the upload workers: claim sealed rows from the store's queue, hand each to the
+                sink, finish the row with one transition (confirmed, deferred, held); the
+                daemon's loop. Named `pool`, not `queue`: the queue is the store's rows, this
+                is what drains them (and `queue` is a standard-library name).
+- `windows`     the station-local times of day when uploads may run.
+- `throttle`    the bandwidth cap shared by all workers (a token bucket, monotonic clock).
+- `jobs`        what one upload is: the job and its metadata, built from a row and its record.
+- `sink`        what a sink is: the Sink and Progress protocols, the Confirmation and the
+                ordered confirmation levels.
+- `tus_sink`    the tus sink: one file through the upload state machine, in small steps.
+- `tus_client`  the tus 1.0.0 HTTP client: the only importer of requests; every answer and
+                transport failure becomes an agent error there, once.
+- `directory`   the directory sink (a NAS or a local evidence disk).
+- `schedule`    retry timing: short waits within an attempt, backoffs between attempts, and
+                when each deferred file is due, on the monotonic clock.
+- `receipts`    upload receipts beside the staged file, so a rebuilt database never uploads twice.
+- `purge`       the staged copies of confirmed files, removed once their grace has passed.
+
+The pool imports the sinks, never the other way round; nothing here but the tus client imports
+requests (the directory sink does not load it); whether a failure is worth retrying is
+agent.core.errors.classify's decision everywhere in this package.
 """
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
-
-from agent.core.config import CONFIRM_LEVELS
-
-
-def level_rank(level: str) -> int:
-    """complete < checksummed < verified (upload-protocol.md "Confirmation levels")."""
-    return CONFIRM_LEVELS.index(level)
-
-
-@dataclass(frozen=True)
-class UploadJob:
-    file_id: int
-    sha256: str
-    size: int
-    path: Path  # the staged copy
-    ext: str
-    ingested_at: str  # RFC 3339, UTC
-    metadata: dict[str, str]  # upload-protocol.md "Creating an upload"
-    custody: dict[str, Any]  # the signed envelope (agent.custody.seal.envelope)
-    resume_url: str | None = None
-    resume_offset: int = 0
-    resume_checksummed: bool = True
-    resume_expires_at: str | None = None
-
-
-@dataclass(frozen=True)
-class Confirmation:
-    level: str  # one of CONFIRM_LEVELS: what the sink proved
-    ref: str  # where it is: the upload URL or the archived path
-
-
-class Progress(Protocol):
-    """How a sink reports what must survive a restart (the worker stores it)."""
-
-    def url(self, url: str, expires_at: str | None) -> None: ...
-
-    def offset(self, offset: int, checksummed: bool) -> None: ...
-
-    def forget(self) -> None: ...
-
-
-class Sink(Protocol):
-    name: str  # identifies the destination; a stored upload URL is reused only with it
-
-    def send(self, job: UploadJob, progress: Progress) -> Confirmation: ...
-
-    def close(self) -> None: ...

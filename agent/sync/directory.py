@@ -18,8 +18,9 @@ from pathlib import Path
 from agent.core import durable
 from agent.core.errors import StagedCopyChanged, UploadMismatch
 from agent.custody.digest import hash_file
-from agent.sync import Confirmation, Progress, UploadJob
-from agent.sync.tus import Throttle
+from agent.sync.jobs import UploadJob
+from agent.sync.sink import Confirmation, Progress
+from agent.sync.throttle import Throttle
 
 BUFFER_BYTES = 1 << 20
 

@@ -1,11 +1,18 @@
-"""When each file waiting for an upload retry may be tried again, on the monotonic clock.
+"""Retry timing: how long each wait is, and when each waiting file may be tried again.
+
+Two kinds of wait. Within one attempt, a failure that passes in seconds is retried after a
+short, jittered wait (short_wait_s), never sooner than the server's Retry-After; whether a
+failure is worth that is agent.core.errors.classify's decision first (worth_a_short_retry only
+adds the timing: the error's own short_retry flag and a Retry-After within the short range).
+Between attempts, a deferred file waits a jittered exponential backoff (backoff_s).
 
 A deferred file's backoff is measured with agent.core.wallclock.monotonic(), which a step of the
 station's wall clock cannot move: a clock set back two days does not stall it, one set forward
 does not fire it early. The wall-clock due time on the row (next_attempt_at) is for people and
 restarts only: a due time without monotonic history here (after a restart, or written by
 another process) counts from the moment it is first seen, clamped to between 0 and the longest
-backoff, so a wrong clock can stall a file for at most that long. No SQL and no I/O here.
+backoff, so a wrong clock can stall a file for at most that long. No SQL and no I/O here, and
+no random source: the caller draws the jitter.
 """
 
 from __future__ import annotations
@@ -15,6 +22,40 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from agent.core import wallclock
+from agent.core.errors import ErrorKind, classify
+
+# A short retry waits at most this long; a longer Retry-After defers the file instead.
+SHORT_WAIT_MAX_S = 30.0
+# First long backoff after a failed attempt; doubles per attempt up to retry_max_delay_s.
+BACKOFF_BASE_S = 30.0
+# The short waits' jitter is drawn from [0, SHORT_JITTER_S).
+SHORT_JITTER_S = 0.5
+
+
+def worth_a_short_retry(exc: BaseException) -> bool:
+    """Whether to retry within seconds, inside the same attempt (else: defer or hold)."""
+    if classify(exc) is not ErrorKind.RETRYABLE:
+        return False
+    if not getattr(exc, "short_retry", True):
+        return False
+    after = getattr(exc, "retry_after", None)
+    return after is None or after <= SHORT_WAIT_MAX_S
+
+
+def short_wait_s(attempt: int, retry_after: float | None, jitter_s: float) -> float:
+    """Exponential backoff with jitter (0.5 s, 1 s, 2 s, ... plus `jitter_s`), but never
+    sooner than the server's Retry-After (RFC 9110 section 10.2.3). `attempt` counts from 1."""
+    step = 0.5 * 2.0 ** min(16, attempt - 1)
+    return max(float(retry_after or 0.0), min(SHORT_WAIT_MAX_S, step) + jitter_s)
+
+
+def backoff_s(attempts: int, retry_after: float | None, cap_s: float, unit: float) -> float:
+    """The wait before a deferred file's next attempt: doubling from BACKOFF_BASE_S up to
+    `cap_s`, scaled by 0.5 + unit/2 (`unit` drawn from [0, 1): full jitter would allow ~0, so
+    half is kept), never below the server's Retry-After (itself capped)."""
+    delay = min(cap_s, BACKOFF_BASE_S * 2.0 ** min(30, max(0, attempts - 1)))
+    delay *= 0.5 + unit / 2
+    return max(delay, min(cap_s, retry_after or 0.0))
 
 
 class RetrySchedule:

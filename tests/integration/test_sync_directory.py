@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from agent.core import config
-from agent.sync.worker import RateLimit, Uploader, in_window
+from agent.sync.pool import Uploader
+from agent.sync.throttle import RateLimit
+from agent.sync.windows import in_window
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows, sha256_file

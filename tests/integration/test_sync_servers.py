@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from agent.core.config import SyncConfig
-from agent.sync import UploadJob
-from agent.sync.worker import TusSink
+from agent.sync.jobs import UploadJob
+from agent.sync.tus_sink import TusSink
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows

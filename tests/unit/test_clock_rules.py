@@ -15,7 +15,7 @@ from agent.core import wallclock
 from agent.core.wallclock import Stamp
 from agent.ingest.policy import copy_may_be_purged
 from agent.sync.schedule import RetrySchedule
-from agent.sync.tus import _retry_after
+from agent.sync.tus_client import _retry_after
 
 DAY = 86400.0
 HOUR = 3600.0

@@ -12,7 +12,7 @@ import base64
 import email.utils
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -30,6 +30,7 @@ from agent.core.errors import (
     UploadTlsFailed,
 )
 from agent.core.model import display_name
+from agent.sync.throttle import Throttle
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -41,8 +42,6 @@ STATUS_CHECKSUM_MISMATCH = 460
 # RFC 9110 section 15: answers that say "later", not "never".
 _RETRY_STATUSES = frozenset({408, 423, 425, 429, STATUS_CHECKSUM_MISMATCH})
 _GONE_STATUSES = frozenset({404, 410})
-
-Throttle = Callable[[int], None]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,119 @@
+"""What one upload is: the job a sink is handed, built from a claimed row and its signed record.
+
+The metadata of specs/upload-protocol.md "Creating an upload" is taken from the signed custody
+record wherever the record holds it (the row only where it does not), and a stored upload URL
+is handed on for resuming only to the sink that created it. Reads the store and nothing else;
+it sends nothing and changes no row.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.core.config import Config
+from agent.core.errors import StagedCopyChanged
+from agent.core.model import display_name
+from agent.core.wallclock import utc_now
+from agent.custody.seal import canonical, envelope
+from agent.store import Store
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    file_id: int
+    sha256: str
+    size: int
+    path: Path  # the staged copy
+    ext: str
+    ingested_at: str  # RFC 3339, UTC
+    metadata: dict[str, str]  # upload-protocol.md "Creating an upload"
+    custody: dict[str, Any]  # the signed envelope (agent.custody.seal.envelope)
+    resume_url: str | None = None
+    resume_offset: int = 0
+    resume_checksummed: bool = True
+    resume_expires_at: str | None = None
+
+
+def _rfc3339(camera_time: str, zone: ZoneInfo | None) -> str:
+    if not camera_time:
+        return ""
+    try:
+        naive = datetime.fromisoformat(camera_time)
+    except ValueError:
+        return ""
+    if naive.tzinfo is not None:
+        return naive.isoformat()
+    # astimezone() on a naive time takes the station's zone with the DST rule of that date.
+    aware = naive.replace(tzinfo=zone) if zone else naive.astimezone()
+    return aware.isoformat()
+
+
+def _pick(body: dict[str, Any], name: str) -> str:
+    return str(body.get(f"{name}_corrected") or body.get(name) or "")
+
+
+def _drift(body: dict[str, Any]) -> str:
+    drift = body.get("clock_drift_s")
+    return "0" if drift is None or isinstance(drift, bool) else str(drift)
+
+
+def _metadata(
+    row: dict[str, Any], env: dict[str, Any], config: Config, zone: ZoneInfo | None
+) -> dict[str, str]:
+    body = env["body"]
+    camera_path = bytes(row["camera_path"])
+    return {
+        "filename": display_name(os.path.basename(camera_path)),
+        "sha256": row["sha256"],
+        "kind": row["kind"],
+        "station_id": str(body.get("station_id", config.station_id)),
+        "device_serial": row["device_serial"],
+        "officer_id": str(body.get("officer_id", "")),
+        # upload-protocol.md: times corrected for the drift measured at docking. Where the
+        # record carries no correction (sealed before clock health measured it, or the camera
+        # clock could not be read) the camera's own times go with the station's UTC offset and
+        # the drift is reported as "0".
+        "recorded_start": _rfc3339(_pick(body, "recorded_start"), zone),
+        "recorded_end": _rfc3339(_pick(body, "recorded_end"), zone),
+        "camera_clock_offset_s": _drift(body),
+        "ingested_at": str(body.get("ingested_at", row["staged_at"] or "")),
+        "retention_class": str(
+            body.get("retention_class")
+            or row.get("retention_class")
+            or config.retention.default_class
+        ),
+        "important": "1" if row["important"] else "0",
+        "custody_record": base64.b64encode(canonical(env)).decode("ascii"),
+    }
+
+
+def build_job(store: Store, row: dict[str, Any], config: Config, sink_name: str) -> UploadJob:
+    """The metadata of upload-protocol.md, taken from the signed record where it holds it."""
+    record = store.record(int(row["record_seq"]))
+    if record is None:
+        raise StagedCopyChanged(path=row["staged_path"], actual="no custody record", expected="one")
+    env = envelope(record)
+    zone = ZoneInfo(config.ingest.camera_timezone) if config.ingest.camera_timezone else None
+    metadata = _metadata(row, env, config, zone)
+    staged = config.staging_path / row["staged_path"]
+    same_sink = row.get("upload_sink") == sink_name and row.get("upload_url")
+    return UploadJob(
+        file_id=int(row["id"]),
+        sha256=str(row["sha256"]),
+        size=int(row["size"]),
+        path=staged,
+        ext=staged.suffix.lstrip(".") or "bin",
+        ingested_at=metadata["ingested_at"] or utc_now(),
+        metadata=metadata,
+        custody=env,
+        resume_url=str(row["upload_url"]) if same_sink else None,
+        resume_offset=int(row.get("upload_offset") or 0) if same_sink else 0,
+        resume_checksummed=bool(row.get("upload_checksummed", 1)) if same_sink else True,
+        resume_expires_at=row.get("upload_expires_at") if same_sink else None,
+    )

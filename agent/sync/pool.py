@@ -1,0 +1,334 @@
+"""The upload pool: drain the queue of sealed files into the configured sink and confirm them.
+
+The queue itself is the store's rows (claim_upload hands out the next sealed one: important
+first, then the oldest), so this module is named for what it adds: the worker threads that
+claim rows, hand each to a sink (agent.sync.tus_sink or agent.sync.directory) as a job
+(agent.sync.jobs), record the upload URL and every acknowledged offset, and finish each row
+with one transition: confirmed, back to sealed with a backoff (retryable), or held with the
+reason (permanent); which of the two a failure is, agent.core.errors.classify decides. Also the
+daemon's loop, within the upload windows (agent.sync.windows), and the purge of confirmed
+copies (agent.sync.purge). Waits are measured on the monotonic clock (agent.sync.schedule),
+never on the wall clock, which may be stepped. It never confirms what the sink did not prove,
+never purges an unconfirmed copy and never wipes a camera.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.core import log, wallclock
+from agent.core.config import Config
+from agent.core.errors import AgentError, ErrorKind, UploadMismatch, classify, describe
+from agent.core.wallclock import utc_now
+from agent.store import Store
+from agent.sync.directory import DirectorySink
+from agent.sync.jobs import build_job
+from agent.sync.purge import WallTrust, purge_confirmed
+from agent.sync.receipts import ReceiptWriter
+from agent.sync.schedule import RetrySchedule, backoff_s
+from agent.sync.sink import Sink
+from agent.sync.throttle import RateLimit, Throttle
+from agent.sync.tus_sink import TusSink
+from agent.sync.windows import in_window
+
+_log = log.get(__name__)
+
+
+@dataclass
+class SyncReport:
+    confirmed: list[dict[str, Any]] = field(default_factory=list)
+    deferred: list[dict[str, Any]] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    purged: int = 0
+    purged_bytes: int = 0
+    released_stale: int = 0
+    outside_window: bool = False
+    crashed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "confirmed": self.confirmed,
+            "deferred": self.deferred,
+            "held": self.held,
+            "purged": self.purged,
+            "purged_bytes": self.purged_bytes,
+            "released_stale": self.released_stale,
+            "outside_window": self.outside_window,
+            "crashed": self.crashed,
+        }
+
+
+class _Stopped(Exception):
+    """The daemon is stopping: the file goes back to the queue with its progress kept."""
+
+
+class _RowProgress:
+    def __init__(
+        self,
+        store: Store,
+        file_id: int,
+        sink: str,
+        stop: threading.Event | None = None,
+        receipt: ReceiptWriter | None = None,
+    ) -> None:
+        self.store, self.file_id, self.sink, self.stop = store, file_id, sink, stop
+        self.receipt = receipt
+
+    def url(self, url: str, expires_at: str | None) -> None:
+        self.store.record_upload_url(self.file_id, self.sink, url, expires_at, utc_now())
+        if self.receipt is not None:  # before the first byte: a rebuild resumes, not re-POSTs
+            self.receipt.url(self.sink, url, expires_at)
+
+    def offset(self, offset: int, checksummed: bool) -> None:
+        self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
+        if self.stop is not None and self.stop.is_set():
+            raise _Stopped
+
+    def forget(self) -> None:
+        self.store.forget_upload_url(self.file_id, utc_now())
+
+
+def make_sink(config: Config, throttle: Throttle | None) -> Sink:
+    if config.sync.kind == "tus":
+        return TusSink(config.sync, throttle=throttle)
+    return DirectorySink(config.archive_path, config.station_id, throttle)
+
+
+class Uploader:
+    """The upload pool: max_parallel_uploads threads, each with its own store and sink."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        open_store: Callable[[], Store] | None = None,
+        sink_factory: Callable[[Throttle | None], Sink] | None = None,
+        local_now: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = wallclock.monotonic,
+    ) -> None:
+        self.config = config
+        self.open_store = open_store or (lambda: Store.open(config.data_path, create=False))
+        rate = config.sync.bandwidth_bytes_per_s
+        self.throttle: Throttle | None = RateLimit(rate) if rate else None
+        self.sink_factory = sink_factory or (lambda t: make_sink(config, t))
+        # Windows are station-local times of day: the wall clock is their only measure.
+        self.local_now = local_now or (lambda: wallclock.now().astimezone())
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self.lock = threading.Lock()
+        self.schedule = RetrySchedule(float(config.sync.retry_max_delay_s), monotonic)
+        self.wall_trust = WallTrust()
+
+    # ---- one pass ----------------------------------------------------------------------------
+
+    def run_once(self, store: Store, *, honour_backoff: bool = False) -> SyncReport:
+        """Drain: every sealed file is tried at most once in this pass; then purge."""
+        report = SyncReport()
+        report.released_stale = store.release_stale_uploads(utc_now())
+        if in_window(self.config.sync.windows, self.local_now()):
+            self._drain(store, report, honour_backoff=honour_backoff)
+        else:
+            report.outside_window = True
+            _log.info("upload.window_closed", windows=",".join(self.config.sync.windows))
+        report.purged, report.purged_bytes = self._purge(store)
+        return report
+
+    def _purge(self, store: Store) -> tuple[int, int]:
+        return purge_confirmed(
+            store, self.config.staging_path, self.config.sync.purge_grace_s, self.wall_trust
+        )
+
+    def serve(self, stop: threading.Event, max_wait_s: float = 60.0) -> None:
+        """The daemon's loop, on a thread of its own (the caller holds the writer lock): drain
+        what is due, purge, sleep until the next due time or until stop is set."""
+        store = self.open_store()
+        try:
+            self._serve(store, stop, max_wait_s)
+        finally:
+            store.close()
+
+    def _serve(self, store: Store, stop: threading.Event, max_wait_s: float) -> None:
+        if wallclock.injected_offset_file():
+            _log.warning(
+                "clock.offset_injected",
+                path=wallclock.injected_offset_file(),
+                reason=f"test hook ${wallclock.ENV_TEST_OFFSET_FILE} shifts the wall clock; "
+                "it must never be set in production",
+            )
+        store.release_stale_uploads(utc_now())
+        jumps = wallclock.JumpWatch()
+        while not stop.is_set():
+            unscheduled = False
+            try:
+                if in_window(self.config.sync.windows, self.local_now()):
+                    self._drain(store, SyncReport(), honour_backoff=True, stop=stop)
+                _note_jump(jumps)  # before the purge: it trusts the wall clock less after one
+                self._purge(store)
+                unscheduled = store.uploads_unscheduled()
+            except Exception as exc:  # the loop outlives one bad pass (e.g. a busy database)
+                _log.exception("upload.loop_failed", reason=describe(exc))
+            wait = max_wait_s
+            if unscheduled:
+                wait = 1.0  # files queued without a backoff (sealed meanwhile)
+            else:
+                seconds = self.schedule.seconds_to_next()
+                if seconds is not None:
+                    wait = min(max_wait_s, max(1.0, seconds))
+            stop.wait(wait)  # Event.wait measures on the monotonic clock
+
+    def _drain(
+        self,
+        store: Store,
+        report: SyncReport,
+        *,
+        honour_backoff: bool,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """One pass: every sealed file tried at most once; with honour_backoff, files whose
+        backoff has not run out on the monotonic clock are left for a later pass."""
+        tried: set[int] = set()
+        if honour_backoff:
+            self.schedule.adopt(store.waiting_uploads(), wallclock.now())
+            tried |= self.schedule.not_due()
+        threads = [
+            threading.Thread(
+                target=self._work,
+                args=(report, tried, stop, f"{os.getpid()}-{n}"),
+                name=f"upload-{n}",
+            )
+            for n in range(self.config.sync.max_parallel_uploads)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _work(
+        self,
+        report: SyncReport,
+        tried: set[int],
+        stop: threading.Event | None,
+        worker: str,
+    ) -> None:
+        try:
+            store = self.open_store()
+        except Exception as exc:  # reported; the other workers go on
+            with self.lock:
+                report.crashed.append(describe(exc))
+            return
+        sink: Sink | None = None
+        try:
+            sink = self.sink_factory(self.throttle)
+            while stop is None or not stop.is_set():
+                with self.lock:
+                    row = store.claim_upload(worker, utc_now(), exclude=tried)
+                    if row is None:
+                        return
+                    tried.add(int(row["id"]))
+                self._process(store, sink, row, report, stop)
+        except Exception as exc:  # a worker must not die silently
+            _log.exception("upload.worker_failed", worker=worker, reason=describe(exc))
+            with self.lock:
+                report.crashed.append(describe(exc))
+        finally:
+            if sink is not None:
+                sink.close()
+            store.close()
+
+    def _process(
+        self,
+        store: Store,
+        sink: Sink,
+        row: dict[str, Any],
+        report: SyncReport,
+        stop: threading.Event | None = None,
+    ) -> None:
+        file_id = int(row["id"])
+        attempt = int(row["upload_attempts"])
+        log_ = _log.bind(file_id=file_id, sha256=row["sha256"], attempt=attempt)
+        item = {"file_id": file_id, "sha256": row["sha256"], "name": row["camera_name"]}
+        try:
+            job = build_job(store, row, self.config, sink.name)
+            log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=sink.name)
+            receipt = ReceiptWriter(self.config.staging_path, row)
+            confirmation = sink.send(job, _RowProgress(store, file_id, sink.name, stop, receipt))
+        except _Stopped:
+            now = utc_now()
+            store.defer_upload(file_id, "interrupted by shutdown", now, now)
+            self.schedule.defer(file_id, 0.0, now)
+            log_.info("upload.interrupted")
+            return
+        except Exception as exc:  # every per-file failure becomes row data
+            self._failed(store, row, exc, report, item, log_)
+            return
+        at = wallclock.stamp()
+        store.confirm_upload(
+            file_id, confirmation.level, confirmation.ref, at.wall, at.epoch, at.boottime_s
+        )
+        self.schedule.forget(file_id)
+        receipt.confirmed(sink.name, confirmation.level, confirmation.ref, utc_now())
+        log_.info("upload.confirmed", level=confirmation.level, ref=confirmation.ref)
+        with self.lock:
+            report.confirmed.append({**item, "level": confirmation.level, "ref": confirmation.ref})
+
+    def _failed(
+        self,
+        store: Store,
+        row: dict[str, Any],
+        exc: BaseException,
+        report: SyncReport,
+        item: dict[str, Any],
+        log_: Any,
+    ) -> None:
+        file_id = int(row["id"])
+        reason = describe(exc)
+        kind = classify(exc)
+        now = utc_now()
+        if isinstance(exc, UploadMismatch):
+            # The alarm: the destination holds something else than the sealed evidence.
+            log_.error("upload.digest_mismatched", error_kind="permanent", reason=reason)
+        if kind is ErrorKind.RETRYABLE:
+            delay = self._backoff(int(row["upload_attempts"]), getattr(exc, "retry_after", None))
+            when = wallclock.iso(wallclock.now() + timedelta(seconds=delay))
+            store.defer_upload(file_id, reason, when, now)
+            self.schedule.defer(file_id, delay, when)
+            log_.warning(
+                "upload.deferred",
+                error_kind="retryable",
+                reason=reason,
+                next_attempt_at=when,
+                retry_in_s=round(delay, 3),
+            )
+            with self.lock:
+                report.deferred.append({**item, "reason": reason, "next_attempt_at": when})
+            return
+        if not isinstance(exc, AgentError):
+            log_.error("upload.failed", error_kind="permanent", reason=reason, exc_info=exc)
+        store.hold_upload(file_id, reason, now)
+        self.schedule.forget(file_id)
+        log_.error("upload.held", error_kind="permanent", reason=reason)
+        with self.lock:
+            report.held.append({**item, "reason": reason})
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        cap = float(self.config.sync.retry_max_delay_s)
+        return backoff_s(attempts, retry_after, cap, self.rng.random())
+
+
+def _note_jump(jumps: wallclock.JumpWatch) -> None:
+    """Log a step of the station's wall clock: waits and purges do not follow it."""
+    jump = jumps.check()
+    if jump is not None:
+        step, before, after = jump
+        _log.warning(
+            "clock.jumped",
+            step_s=round(step, 3),
+            wall_before=wallclock.iso(before),
+            wall_after=wallclock.iso(after),
+        )

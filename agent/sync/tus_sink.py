@@ -1,0 +1,378 @@
+"""The tus sink: one file through the tus upload state machine of specs/upload-protocol.md.
+
+Creates the upload (or resumes the stored one after a HEAD), PATCHes it chunk by chunk, and
+confirms it at the strongest level the server proves: `verified` by an end-to-end Repr-Digest,
+`checksummed` when every chunk carried an Upload-Checksum, else `complete`. Each turn of the
+machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
+transitions (TusState, next_move, resumable, confirmation_level) are kept apart from the
+steps that talk to the server, so they can be checked without one. Failures that pass in
+seconds are retried within the attempt (agent.sync.schedule, on classify's word). HTTP is
+agent.sync.tus_client's; this module never imports requests, never touches a row (it reports
+through Progress) and never confirms what the server did not prove.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import tenacity
+
+from agent.core import log
+from agent.core.config import SyncConfig
+from agent.core.errors import (
+    ErrorKind,
+    StagedCopyChanged,
+    UploadConflict,
+    UploadGone,
+    UploadMismatch,
+    UploadRetryable,
+    UploadUnconfirmable,
+    classify,
+    describe,
+)
+from agent.core.wallclock import utc_now
+from agent.sync.jobs import UploadJob
+from agent.sync.schedule import SHORT_JITTER_S, short_wait_s, worth_a_short_retry
+from agent.sync.sink import Confirmation, Progress, level_rank
+from agent.sync.throttle import Throttle
+from agent.sync.tus_client import READ_PIECE, ServerCaps, TusClient, UploadStatus
+
+_log = log.get(__name__)
+
+# Turns of the machine allowed per attempt beyond two per chunk: room for re-syncs and restarts.
+SPARE_TURNS = 32
+
+
+# ---- the state and its pure transitions --------------------------------------------------------
+
+
+@dataclass
+class TusState:
+    """Where one file's upload stands; survives short retries (and, via the row, restarts)."""
+
+    url: str | None
+    offset: int
+    checksummed: bool
+    need_head: bool
+    failures: int = 0  # consecutive failures without progress
+    digest_seen: dict[str, bytes] = field(default_factory=dict)
+    final_checked: bool = False
+    hashed_upto: int = 0
+    file_hash: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+    def begin(self, url: str | None) -> None:
+        """A new upload at `url` (None: none yet, after a restart): the server holds nothing."""
+        self.url, self.offset, self.checksummed = url, 0, True
+        self.need_head, self.digest_seen, self.final_checked = False, {}, False
+
+    def synced(self, status: UploadStatus) -> None:
+        """A HEAD answered: continue from where the server is."""
+        self.offset, self.need_head = status.offset, False
+        self.digest_seen = status.repr_digest
+
+    def patched(
+        self,
+        answer: UploadStatus,
+        length: int,
+        hashed: hashlib._Hash | None,
+        server_checksums: bool,
+    ) -> bool:
+        """A PATCH of `length` bytes answered; False when the server took another amount (and
+        must be asked where it is). `hashed`: the whole-file hash up to the chunk's end."""
+        if answer.offset != self.offset + length:
+            self.need_head = True
+            return False
+        if hashed is not None:
+            self.file_hash, self.hashed_upto = hashed, answer.offset
+        self.offset, self.failures = answer.offset, 0
+        self.checksummed = self.checksummed and server_checksums
+        self.digest_seen = answer.repr_digest
+        return True
+
+
+def starting_state(job: UploadJob, now: str) -> tuple[TusState, bool]:
+    """The state an attempt starts from, and whether the stored upload URL has expired."""
+    expired = bool(job.resume_expires_at and job.resume_expires_at <= now)
+    url = None if expired else job.resume_url
+    state = TusState(
+        url=url,
+        offset=job.resume_offset if url else 0,
+        checksummed=job.resume_checksummed if url else True,
+        need_head=url is not None,
+    )
+    return state, expired
+
+
+class Move(enum.Enum):
+    """What to do once in step with the server."""
+
+    FINAL_HEAD = "final_head"  # all sent, no digest seen yet: a HEAD of the finished upload may
+    CONFIRM = "confirm"
+    PATCH = "patch"
+
+
+def next_move(state: TusState, size: int) -> Move:
+    if state.offset != size:
+        return Move.PATCH
+    if not state.digest_seen and not state.final_checked:
+        return Move.FINAL_HEAD
+    return Move.CONFIRM
+
+
+def resumable(status: UploadStatus, size: int) -> bool:
+    """upload-protocol.md: continue from the server's offset only if 0 <= offset <= length (and
+    it is our length); otherwise start a new upload."""
+    return status.length in (None, size) and 0 <= status.offset <= size
+
+
+def confirmation_level(digest_matched: bool, checksummed: bool, server_checksums: bool) -> str:
+    """What the server proved: a matching Repr-Digest, every chunk checksummed, or only that
+    the upload is complete."""
+    if digest_matched:
+        return "verified"
+    if checksummed and server_checksums:
+        return "checksummed"
+    return "complete"
+
+
+def _catch_up_hash(state: TusState, fd: int, upto: int) -> None:
+    """Keep the whole-file hash of what the server holds in step with its offset."""
+    if upto < state.hashed_upto:
+        state.file_hash, state.hashed_upto = hashlib.sha256(), 0
+    while state.hashed_upto < upto:
+        piece = os.pread(fd, min(READ_PIECE, upto - state.hashed_upto), state.hashed_upto)
+        if not piece:
+            raise OSError(f"staged file ended at {state.hashed_upto}")
+        state.file_hash.update(piece)
+        state.hashed_upto += len(piece)
+
+
+# ---- the steps ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    """One pass over the open staged file; the state outlives it across short retries."""
+
+    job: UploadJob
+    state: TusState
+    progress: Progress
+    log: Any
+    fd: int
+    caps: ServerCaps
+
+
+class TusSink:
+    """Drives one file through tus: create or resume, PATCH chunk by chunk, confirm."""
+
+    def __init__(
+        self,
+        sync: SyncConfig,
+        *,
+        throttle: Throttle | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        token = ""
+        if sync.bearer_token_file:
+            with open(sync.bearer_token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        self.client = TusClient(
+            sync.endpoint,
+            ca_bundle=sync.ca_bundle,
+            client_cert=sync.client_cert,
+            client_key=sync.client_key,
+            bearer_token=token,
+            connect_timeout=float(sync.connect_timeout_s),
+            read_timeout=float(sync.read_timeout_s),
+            throttle=throttle,
+        )
+        self.sync = sync
+        self.name = sync.endpoint
+        self.sleep = sleep
+        self.rng = random.Random()  # noqa: S311 - jitter, not secrets
+
+    def close(self) -> None:
+        self.client.close()
+
+    def send(self, job: UploadJob, progress: Progress) -> Confirmation:
+        state, expired = starting_state(job, utc_now())
+        if expired:
+            progress.forget()
+        log_ = _log.bind(file_id=job.file_id, sha256=job.sha256)
+        return self._retrying(state, log_)(self._send_once, job, state, progress, log_)
+
+    def _retrying(self, state: TusState, log_: Any) -> tenacity.Retrying:
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            jitter = self.rng.uniform(0, SHORT_JITTER_S)
+            return short_wait_s(
+                retry_state.attempt_number, getattr(exc, "retry_after", None), jitter
+            )
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            log_.warning(
+                "upload.retried",
+                attempt=retry_state.attempt_number,
+                error_kind="retryable",
+                reason=describe(exc) if exc else "",
+                wait_s=round(retry_state.upcoming_sleep, 2),
+            )
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(worth_a_short_retry),
+            # Bounded in count: consecutive failures without progress; each failure is itself
+            # bounded by the connect and read timeouts.
+            stop=lambda _rs: state.failures >= self.sync.retry_attempts,
+            wait=wait,
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _send_once(
+        self, job: UploadJob, state: TusState, progress: Progress, log_: Any
+    ) -> Confirmation:
+        try:
+            return self._send_open(job, state, progress, log_)
+        except Exception as exc:
+            # The same word as the retry predicate's (classify): every failure that may be
+            # retried counts towards the bound, a passing read error of the staged copy too,
+            # and after one the server is asked where the upload stands.
+            if classify(exc) is ErrorKind.RETRYABLE:
+                state.failures += 1
+                state.need_head = state.url is not None
+            raise
+
+    def _send_open(
+        self, job: UploadJob, state: TusState, progress: Progress, log_: Any
+    ) -> Confirmation:
+        fd = os.open(job.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            return self._drive(_Attempt(job, state, progress, log_, fd, self.client.capabilities()))
+        finally:
+            os.close(fd)
+
+    def _drive(self, run: _Attempt) -> Confirmation:
+        # Bounded in count: every chunk twice, plus room for re-syncs and restarts.
+        turns = 2 * math.ceil(max(run.job.size, 1) / self.sync.chunk_bytes) + SPARE_TURNS
+        for _turn in range(turns):
+            confirmation = self._turn(run)
+            if confirmation is not None:
+                return confirmation
+        raise UploadRetryable(server=self.client.server, problem="no progress after many steps")
+
+    def _turn(self, run: _Attempt) -> Confirmation | None:
+        """One turn: get in step with the server, then one move; None: take another turn."""
+        state = run.state
+        url = state.url if state.url is not None else self._create(run)
+        if state.need_head and not self._head(run, url):
+            return None
+        move = next_move(state, run.job.size)
+        if move is Move.FINAL_HEAD:
+            # The final PATCH carried no Repr-Digest: a HEAD of the finished upload may.
+            state.final_checked, state.need_head = True, True
+            return None
+        if move is Move.CONFIRM:
+            return self._confirm(run)
+        self._patch(run, url)
+        return None
+
+    def _create(self, run: _Attempt) -> str:
+        url, expires = self.client.create(run.job.size, run.job.metadata)
+        run.state.begin(url)
+        run.progress.url(url, expires)
+        return url
+
+    def _head(self, run: _Attempt, url: str) -> bool:
+        """Ask the server where the upload is; False when it had to be started anew."""
+        state, size = run.state, run.job.size
+        try:
+            status = self.client.head(url)
+        except UploadGone as exc:
+            self._restart(run, describe(exc))
+            return False
+        if not resumable(status, size):
+            self._restart(run, f"server reports offset {status.offset} of length {status.length}")
+            return False
+        if status.offset != state.offset:
+            run.log.info("upload.resumed", offset=status.offset, stored_offset=state.offset)
+        state.synced(status)
+        run.progress.offset(state.offset, state.checksummed)
+        return True
+
+    def _patch(self, run: _Attempt, url: str) -> None:
+        state = run.state
+        length = min(self.sync.chunk_bytes, run.job.size - state.offset)
+        hashed = self._hash_through_chunk(run)
+        try:
+            answer = self.client.patch(url, run.fd, state.offset, length, hashed)
+        except UploadConflict as exc:
+            run.log.warning("upload.conflicted", reason=describe(exc), offset=state.offset)
+            state.need_head = True
+            return
+        except UploadGone as exc:
+            self._restart(run, describe(exc))
+            return
+        if state.patched(answer, length, hashed, run.caps.sha256_checksums):
+            run.progress.offset(state.offset, state.checksummed)
+
+    @staticmethod
+    def _hash_through_chunk(run: _Attempt) -> hashlib._Hash | None:
+        """The whole-file hash to carry through the next chunk, when it is read anyway."""
+        if not run.caps.sha256_checksums:
+            return None  # without checksums it is computed at the end, only if needed
+        # The chunk is read once more for its Upload-Checksum anyway: keep the whole file's
+        # hash on the way.
+        state = run.state
+        if state.hashed_upto != state.offset:
+            _catch_up_hash(state, run.fd, state.offset)
+        return state.file_hash.copy()
+
+    def _restart(self, run: _Attempt, why: str) -> None:
+        if run.state.url:
+            self.client.terminate(run.state.url)
+        run.log.warning("upload.restarted", reason=why)
+        run.progress.forget()
+        run.state.begin(None)
+
+    def _confirm(self, run: _Attempt) -> Confirmation:
+        job, state = run.job, run.state
+        digest = state.digest_seen.get("sha-256")
+        if digest is None:
+            self._check_sent(run)
+        elif digest.hex() != job.sha256:
+            url = state.url or ""
+            self._restart(run, "Repr-Digest does not match")
+            raise UploadMismatch(
+                server=self.client.server,
+                problem=f"Repr-Digest sha-256 {digest.hex()} of {url}, file has {job.sha256}",
+            )
+        level = confirmation_level(digest is not None, state.checksummed, run.caps.sha256_checksums)
+        wanted = self.sync.confirm_level
+        if level_rank(level) < level_rank(wanted):
+            raise UploadUnconfirmable(
+                server=self.client.server,
+                wanted=wanted,
+                problem=f"the upload is complete but only {level} "
+                "(no Repr-Digest, or no sha256 checksum advertised)",
+            )
+        return Confirmation(level, state.url or "")
+
+    def _check_sent(self, run: _Attempt) -> None:
+        """No end-to-end digest from the server: at least make sure that what was sent is what
+        was sealed (the staged copy may have changed since), reading what is left."""
+        job, state = run.job, run.state
+        _catch_up_hash(state, run.fd, job.size)
+        sent = state.file_hash.hexdigest()
+        if sent != job.sha256:
+            self._restart(run, "staged copy changed")
+            raise StagedCopyChanged(path=str(job.path), actual=sent, expected=job.sha256)
