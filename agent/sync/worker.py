@@ -42,7 +42,7 @@ from agent.core.errors import (
 )
 from agent.core.model import display_name
 from agent.core.wallclock import utc_now
-from agent.custody.seal import canonical, envelope
+from agent.custody.records import canonical, envelope
 from agent.store import Store
 from agent.sync import Confirmation, Progress, Sink, UploadJob, level_rank
 from agent.sync.directory import DirectorySink
