@@ -58,10 +58,12 @@ def record_hash(body: str) -> str:
 def envelope(record: RecordRow) -> dict[str, Any]:
     """What a sidecar holds and what is sent to the central server with the file.
 
-    ValueError if the body is not JSON text (a damaged record has no envelope).
+    ValueError if the body is not JSON text or a column beside it not text (a damaged record
+    has no envelope).
     """
-    if not isinstance(record.body, str):
-        raise ValueError("its body is not text")
+    for name in ("body", "signature", "key_id", "record_hash"):
+        if not isinstance(getattr(record, name), str):
+            raise ValueError(f"its {name.replace('_', ' ')} is not text")
     try:
         body = json.loads(record.body)
     except RecursionError as exc:
@@ -101,9 +103,8 @@ def record_from_sidecar(data: bytes) -> RecordRow:
             signature=env["signature"],
             key_id=env["key_id"],
         )
-    except (KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise ValueError(f"not a custody sidecar ({exc.__class__.__name__})") from exc
-    except ValueError as exc:  # not JSON, not UTF-8
+    except (KeyError, TypeError, AttributeError, RecursionError, ValueError) as exc:
+        # ValueError: not JSON, not UTF-8
         raise ValueError(f"not a custody sidecar ({exc})") from exc
     if not _is_int(record.seq) or record.kind not in KINDS:
         raise ValueError("not a custody sidecar")
@@ -235,7 +236,7 @@ def _parse(record: RecordRow, text: str) -> tuple[Any, list[Problem]]:
     except (ValueError, RecursionError):
         return None, [_problem(record, "record_unreadable", "its body is not JSON")]
     if not isinstance(body, dict):
-        detail = f"its body is {_json_type(body)}, not a record (a JSON object)"
+        detail = f"its body is {_json_type(body)}, not a JSON object"
         return body, [_problem(record, "record_malformed", detail)]
     return body, []
 
@@ -272,12 +273,13 @@ def _place_problems(record: RecordRow, body: dict[str, Any]) -> list[Problem]:
         detail = "its body links to another record than its prev column"
         problems.append(_problem(record, "chain_broken", detail))
     file_id = body.get("file_id") if body.get("type") == "file" else None
-    for column, value, named in (
-        ("kind", record.kind, body.get("type")),
-        ("file id", record.file_id, file_id),
-        ("key id", record.key_id, body.get("key_id")),
+    for column, value, named, typed in (
+        ("kind", record.kind, body.get("type"), record.kind in KINDS),
+        ("file id", record.file_id, file_id, record.file_id is None or _is_int(record.file_id)),
+        ("key id", record.key_id, body.get("key_id"), isinstance(record.key_id, str)),
     ):
-        if value != named or type(value) is not type(named):
+        # A column of the wrong type is named as that; a body field of the wrong type too.
+        if typed and value != named:
             detail = f"its {column} column is not the one its body names"
             problems.append(_problem(record, "record_edited", detail))
     return problems

@@ -28,6 +28,35 @@ def sidecar_path(staging_root: Path, staged_rel: str) -> Path:
     return staging_root / (staged_rel + SIDECAR_SUFFIX)
 
 
+def signed_record(
+    kind: str,
+    body: dict[str, Any],
+    file_id: int | None,
+    seq: int,
+    prev: str,
+    key: StationKey,
+    station_id: str,
+) -> RecordRow:
+    """`body` as the record at `seq` after the record hashed `prev`, signed with `key`.
+
+    The body is completed with its place, key id and station, made canonical, hashed and
+    signed (Ed25519 over the canonical bytes). Pure: nothing is stored or written.
+    """
+    full = {**body, "seq": seq, "prev": prev, "key_id": key.key_id, "station_id": station_id}
+    data = canonical(full)
+    text = data.decode()
+    return RecordRow(
+        seq=seq,
+        kind=kind,
+        file_id=file_id,
+        body=text,
+        record_hash=record_hash(text),
+        prev_hash=prev,
+        signature=base64.b64encode(key.sign(data)).decode("ascii"),
+        key_id=key.key_id,
+    )
+
+
 def original_name(raw: bytes) -> str:
     """The camera name as text: UTF-8 where it is, \\xNN escapes where it is not."""
     return raw.decode("utf-8", "backslashreplace")
@@ -82,25 +111,7 @@ class Sealer:
         """Sign and append one record at the head of the chain. Call inside a transaction."""
         head = self.store.chain_head()
         seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        body = {
-            **body,
-            "seq": seq,
-            "prev": prev,
-            "key_id": self.key.key_id,
-            "station_id": self.station_id,
-        }
-        data = canonical(body)
-        text = data.decode()
-        record = RecordRow(
-            seq=seq,
-            kind=kind,
-            file_id=file_id,
-            body=text,
-            record_hash=record_hash(text),
-            prev_hash=prev,
-            signature=base64.b64encode(self.key.sign(data)).decode("ascii"),
-            key_id=self.key.key_id,
-        )
+        record = signed_record(kind, body, file_id, seq, prev, self.key, self.station_id)
         self.store.append_record(record, now)
         self.store.set_meta("chain_head_seq", str(seq))
         return record

@@ -93,7 +93,10 @@ def _add_salvaged(chain: Chain, salvage: RecordRow, key: StationKey, report: Reb
     try:
         record = as_signed(salvage)
     except ValueError as exc:
-        report.problems.append(f"record {salvage.seq} in {FROM_DATABASE}: unreadable ({exc})")
+        # Damage in the database where a sidecar holds the record at its place is what the
+        # rebuild repairs, as for a record that does not verify below.
+        if salvage.seq not in chain:
+            report.problems.append(f"record {salvage.seq} in {FROM_DATABASE}: unreadable ({exc})")
         return
     known = chain.get(record.seq)
     if known is not None and known.record.record_hash == record.record_hash:
