@@ -3,7 +3,8 @@
 - `keys`: the station's Ed25519 key.
 - `digest`: SHA-256 of a file the station holds.
 - `staging`: the staging tree's names (held copies, sidecars, receipts), made nowhere else.
-- `seal`: signed custody records and the hash chain; sidecars beside the staged copies.
+- `records`: a custody record's canonical form, envelope, hash and link, and its one check.
+- `seal`: signing records into the hash chain; sidecars beside the staged copies.
 - `chainfiles`: the chain kept beside staging (audit sidecars, the head).
 - `audit`: technician actions as signed records in the same chain.
 - `integrity`: the cheap checks at every open that the database still holds what was committed.

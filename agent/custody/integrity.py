@@ -4,24 +4,22 @@ Store.open already refuses a file that is not a database, one that fails PRAGMA 
 empty or missing one where a store existed, and one of another data directory. Here, before any
 command uses it: a missing database is not replaced by a fresh one when staging holds a chain;
 the chain's head recorded beside staging must be in the database (else committed records were
-lost: an old copy, a copy without its -wal); and the newest records must hash, link and (where
-the key is at hand) verify. Open stays cheap: the whole chain is `dockagent verify`'s job.
-Nothing here repairs anything; every finding is an error naming `dockagent rebuild`.
+lost: an old copy, a copy without its -wal); and the newest records must pass the one check of
+a record (agent.custody.records.record_problems: hash, link and, where the key is at hand,
+signature). Open stays cheap: the whole chain is `dockagent verify`'s job. Nothing here repairs
+anything; every finding is an error naming `dockagent rebuild`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from pathlib import Path
 
 from agent.core import log
 from agent.core.errors import ChainDamaged, StationKeyError, StoreBehind, StoreMissing
 from agent.custody import chainfiles, keys
-from agent.custody.keys import StationKey, verify_signature
-from agent.custody.seal import GENESIS
-from agent.store import RecordRow, Store
+from agent.custody.keys import StationKey
+from agent.custody.records import FIRST, link_after, record_problems
+from agent.store import Store
 
 _log = log.get(__name__)
 
@@ -75,68 +73,45 @@ def check_head(store: Store, head: chainfiles.Head | None, key: StationKey | Non
     """Refuse a database behind the head recorded in staging, or whose newest records do not
     verify. `head` must be read before the database is asked (a record committed meanwhile
     then only makes the database newer, never falsely behind)."""
-    path = str(store.path)
     db_head = store.chain_head()
     db_seq = db_head[0] if db_head else 0
     if head is not None:
-        if head.seq > db_seq:
-            raise StoreBehind(
-                path=path,
-                detail=f"it ends at custody record {db_seq}, staging's chain head is "
-                f"record {head.seq}",
-            )
-        record = store.record(head.seq)
-        if record is None or record.record_hash != head.record_hash:
-            raise StoreBehind(
-                path=path,
-                detail=f"its custody record {head.seq} is not the one staging recorded",
-            )
+        _check_outside_head(store, head, db_seq)
+    _check_noted_head(store, db_seq)
+    _check_newest_records(store, key)
+
+
+def _check_outside_head(store: Store, head: chainfiles.Head, db_seq: int) -> None:
+    """The head staging recorded must be in the database, as recorded."""
+    if head.seq > db_seq:
+        raise StoreBehind(
+            path=str(store.path),
+            detail=f"it ends at custody record {db_seq}, staging's chain head is record {head.seq}",
+        )
+    record = store.record(head.seq)
+    if record is None or record.record_hash != head.record_hash:
+        raise StoreBehind(
+            path=str(store.path),
+            detail=f"its custody record {head.seq} is not the one staging recorded",
+        )
+
+
+def _check_noted_head(store: Store, db_seq: int) -> None:
+    """The head the database noted when it last appended must still be there."""
     noted = store.meta("chain_head_seq")
     if noted is not None and noted.isdigit() and int(noted) > db_seq:
         raise ChainDamaged(
-            path=path, seq=int(noted), problem=f"the chain ended there, now at {db_seq}"
+            path=str(store.path), seq=int(noted), problem=f"the chain ended there, now at {db_seq}"
         )
+
+
+def _check_newest_records(store: Store, key: StationKey | None) -> None:
+    """The newest records, each by records.record_problems, linked one to the next (and the
+    first of the chain to its start)."""
     recent = store.last_records(HEAD_RECORDS)
-    previous: RecordRow | None = None
+    expected = FIRST if recent and recent[0].seq == 1 else None
     for record in recent:
-        problem = record_problem(record, key)
-        if (
-            problem is None
-            and previous is not None
-            and (record.seq != previous.seq + 1 or record.prev_hash != previous.record_hash)
-        ):
-            problem = f"does not link to record {previous.seq}"
-        if problem is None and record.seq == 1 and record.prev_hash != GENESIS:
-            problem = "the first record does not start the chain"
-        if problem is not None:
-            raise ChainDamaged(path=path, seq=record.seq, problem=problem)
-        previous = record
-
-
-def record_problem(record: RecordRow, key: StationKey | None) -> str | None:
-    """What is wrong with one record on its own (body, hash, seq, signature), or None."""
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        return "its body is not JSON"
-    if not isinstance(body, dict):
-        return "its body is not a record"
-    if hashlib.sha256(record.body.encode()).hexdigest() != record.record_hash:
-        return "its body does not match its hash"
-    if body.get("seq") != record.seq or body.get("prev") != record.prev_hash:
-        return "its body names another place in the chain"
-    # kind and file_id are columns beside the signed body: damage there would put a verified
-    # record on the wrong file.
-    file_id = body.get("file_id") if record.kind == "file" else None
-    if body.get("type") != record.kind or file_id != record.file_id:
-        return "its kind or file id is not the one its body names"
-    if key is not None:
-        if record.key_id != key.key_id:
-            return f"signed by key {record.key_id}, the station key is {key.key_id}"
-        try:
-            signature = base64.b64decode(record.signature, validate=True)
-        except ValueError:
-            return "its signature is not base64"
-        if not verify_signature(key.public, signature, record.body.encode()):
-            return "its signature does not verify"
-    return None
+        problems = record_problems(record, key, expected=expected)
+        if problems:
+            raise ChainDamaged(path=str(store.path), seq=record.seq, problem=problems[0].detail)
+        expected = link_after(record)

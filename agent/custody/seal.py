@@ -1,19 +1,15 @@
-"""Signed custody records and the hash chain that links them.
+"""Sealing: each custody record signed with the station key and appended to the hash chain.
 
-Each record is canonical JSON (sorted keys, no insignificant white space, UTF-8, only strings,
-integers, booleans and null: the RFC 8785 form for these types), signed with the station key,
-and carries the SHA-256 of the previous record's body, so removing, reordering or editing a
-record breaks the chain. The database holds the chain; a sidecar next to each staged file holds
-its envelope, an audit record's sidecar and the chain's head are kept in staging too
+A record's form (canonical JSON, its envelope, its hash and link) is agent.custody.records'; here
+each is made, signed and committed. The database holds the chain; a sidecar next to each staged
+file holds its envelope, an audit record's sidecar and the chain's head are kept in staging too
 (agent.custody.chainfiles), so the queue and the whole chain can be rebuilt from staging alone.
-This module signs and formats; it reads no camera and decides no policy.
+This module signs and writes; it reads no camera, checks no record and decides no policy.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,68 +18,43 @@ from agent.core import crashpoints, durable
 from agent.core.model import FileState
 from agent.custody import chainfiles
 from agent.custody.keys import StationKey
+from agent.custody.records import GENESIS, RECORD_VERSION, canonical, record_hash, sidecar_bytes
 from agent.store import RecordRow, Store
 
-GENESIS = "0" * 64
-RECORD_VERSION = 1
 SIDECAR_SUFFIX = ".custody.json"
-
-
-def canonical(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def record_hash(body_text: str) -> str:
-    return hashlib.sha256(body_text.encode()).hexdigest()
-
-
-def envelope(record: RecordRow) -> dict[str, Any]:
-    """What a sidecar holds and what is sent to the central server with the file."""
-    return {
-        "body": json.loads(record.body),
-        "signature": record.signature,
-        "key_id": record.key_id,
-        "record_hash": record.record_hash,
-    }
-
-
-def sidecar_bytes(record: RecordRow) -> bytes:
-    return (
-        json.dumps(envelope(record), sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
-    )
 
 
 def sidecar_path(staging_root: Path, staged_rel: str) -> Path:
     return staging_root / (staged_rel + SIDECAR_SUFFIX)
 
 
-def record_from_sidecar(data: bytes) -> RecordRow:
-    """The record a sidecar (of a file or an audit record) holds; ValueError if it holds none.
+def signed_record(
+    kind: str,
+    body: dict[str, Any],
+    file_id: int | None,
+    seq: int,
+    prev: str,
+    key: StationKey,
+    station_id: str,
+) -> RecordRow:
+    """`body` as the record at `seq` after the record hashed `prev`, signed with `key`.
 
-    Unverified: the caller checks its hash, its place in the chain and its signature. The body
-    is made canonical again, which gives back the signed bytes exactly (sidecars hold only
-    strings, integers, booleans and null).
+    The body is completed with its place, key id and station, made canonical, hashed and
+    signed (Ed25519 over the canonical bytes). Pure: nothing is stored or written.
     """
-    try:
-        env = json.loads(data)
-        body = env["body"]
-        record = RecordRow(
-            seq=body["seq"],
-            kind=body["type"],
-            file_id=body.get("file_id") if body["type"] == "file" else None,
-            body=canonical(body).decode(),
-            record_hash=env["record_hash"],
-            prev_hash=body["prev"],
-            signature=env["signature"],
-            key_id=env["key_id"],
-        )
-    except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"not a custody sidecar ({exc})") from exc
-    if not isinstance(record.seq, int) or record.kind not in ("file", "audit"):
-        raise ValueError("not a custody sidecar")
-    if record.kind == "file" and not isinstance(record.file_id, int):
-        raise ValueError("a file record without a file id")
-    return record
+    full = {**body, "seq": seq, "prev": prev, "key_id": key.key_id, "station_id": station_id}
+    data = canonical(full)
+    text = data.decode()
+    return RecordRow(
+        seq=seq,
+        kind=kind,
+        file_id=file_id,
+        body=text,
+        record_hash=record_hash(text),
+        prev_hash=prev,
+        signature=base64.b64encode(key.sign(data)).decode("ascii"),
+        key_id=key.key_id,
+    )
 
 
 def original_name(raw: bytes) -> str:
@@ -140,24 +111,7 @@ class Sealer:
         """Sign and append one record at the head of the chain. Call inside a transaction."""
         head = self.store.chain_head()
         seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        body = {
-            **body,
-            "seq": seq,
-            "prev": prev,
-            "key_id": self.key.key_id,
-            "station_id": self.station_id,
-        }
-        data = canonical(body)
-        record = RecordRow(
-            seq=seq,
-            kind=kind,
-            file_id=file_id,
-            body=data.decode(),
-            record_hash=hashlib.sha256(data).hexdigest(),
-            prev_hash=prev,
-            signature=base64.b64encode(self.key.sign(data)).decode("ascii"),
-            key_id=self.key.key_id,
-        )
+        record = signed_record(kind, body, file_id, seq, prev, self.key, self.station_id)
         self.store.append_record(record, now)
         self.store.set_meta("chain_head_seq", str(seq))
         return record

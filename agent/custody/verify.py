@@ -1,34 +1,37 @@
 """Check held evidence: every staged byte, every signature, the whole chain, every sidecar.
 
-Sidecars are checked both ways: each record's sidecar must equal it, and each sidecar in staging
-(of a file or an audit record, and the chain head) must name a record the database holds, or
-the database lost committed records.
+Each record is checked by agent.custody.records.record_problems, in chain order. Sidecars are
+checked both ways: each record's sidecar must equal it, and each sidecar in staging (of a file
+or an audit record, and the chain head) must name a record the database holds, or the database
+lost committed records.
 
 Read-only. Returns problems as data (one per finding, naming the file or record) so the CLI
-can print them and exit non-zero; it never repairs anything it finds.
+can print them and exit non-zero; it never repairs anything it finds, and never stops at one.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.core.model import CUSTODY_STATES, FileState, Problem
 from agent.custody import chainfiles
 from agent.custody.digest import hash_file
-from agent.custody.keys import StationKey, verify_signature
-from agent.custody.seal import (
-    GENESIS,
-    SIDECAR_SUFFIX,
+from agent.custody.keys import StationKey
+from agent.custody.records import (
+    FIRST,
+    link_after,
     record_from_sidecar,
+    record_problems,
     sidecar_bytes,
-    sidecar_path,
+    signed_body,
 )
+from agent.custody.seal import SIDECAR_SUFFIX, sidecar_path
 from agent.store import RecordRow, Store
+
+_CHECKED_STATES = frozenset({*(s.value for s in CUSTODY_STATES), FileState.CORRUPT.value})
 
 
 @dataclass
@@ -43,68 +46,29 @@ class Report:
         return not self.problems
 
 
+@dataclass
+class _Files:
+    """What the walk over the file rows needs at hand."""
+
+    staging_root: Path
+    by_seq: dict[int, RecordRow]
+    file_records: dict[object, RecordRow]  # by the file id each file record names
+    report: Report
+    buffer: bytearray
+    problems: list[Problem] = field(default_factory=list)
+
+
 def check_chain(
     records: Iterator[RecordRow], key: StationKey
 ) -> tuple[dict[int, RecordRow], list[Problem]]:
+    """Every record checked in chain order, each against the place the one before it left."""
     problems: list[Problem] = []
     by_seq: dict[int, RecordRow] = {}
-    expected_seq, prev = 1, GENESIS
+    expected = FIRST
     for rec in records:
         by_seq[rec.seq] = rec
-        if rec.seq != expected_seq:
-            problems.append(
-                Problem(
-                    "chain_gap", f"record {expected_seq} is missing before {rec.seq}", seq=rec.seq
-                )
-            )
-        try:
-            body = json.loads(rec.body)
-        except ValueError:
-            problems.append(Problem("record_unreadable", "body is not JSON", seq=rec.seq))
-            expected_seq, prev = rec.seq + 1, rec.record_hash
-            continue
-        actual_hash = hashlib.sha256(rec.body.encode()).hexdigest()
-        if actual_hash != rec.record_hash:
-            problems.append(
-                Problem(
-                    "record_edited",
-                    "body does not match its stored hash",
-                    seq=rec.seq,
-                    file_id=rec.file_id,
-                )
-            )
-        if rec.prev_hash != prev or body.get("prev") != prev:
-            problems.append(
-                Problem(
-                    "chain_broken",
-                    "does not link to the record before it (removed, reordered or edited)",
-                    seq=rec.seq,
-                    file_id=rec.file_id,
-                )
-            )
-        if body.get("seq") != rec.seq:
-            problems.append(
-                Problem(
-                    "chain_broken",
-                    f"body says seq {body.get('seq')}, stored as {rec.seq}",
-                    seq=rec.seq,
-                )
-            )
-        if rec.key_id != key.key_id:
-            problems.append(
-                Problem(
-                    "unknown_key",
-                    f"signed by key {rec.key_id}, station key is {key.key_id}",
-                    seq=rec.seq,
-                )
-            )
-        elif not verify_signature(key.public, base64.b64decode(rec.signature), rec.body.encode()):
-            problems.append(
-                Problem(
-                    "bad_signature", "signature does not verify", seq=rec.seq, file_id=rec.file_id
-                )
-            )
-        expected_seq, prev = rec.seq + 1, actual_hash
+        problems.extend(record_problems(rec, key, expected=expected))
+        expected = link_after(rec) or expected
     return by_seq, problems
 
 
@@ -114,123 +78,119 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
     by_seq, chain_problems = check_chain(store.records(), key)
     problems.extend(chain_problems)
     report.records_checked = len(by_seq)
-    head = store.meta("chain_head_seq")
-    if head is not None and int(head) > max(by_seq, default=0):
-        problems.append(
-            Problem(
-                "chain_truncated",
-                f"the chain ended at record {head}, now at {max(by_seq, default=0)}",
-            )
-        )
-    buffer = bytearray(chunk_bytes)
-    custody = {s.value for s in CUSTODY_STATES}
-    file_records = {rec.file_id: rec for rec in by_seq.values() if rec.kind == "file"}
+    problems.extend(_truncation(store.meta("chain_head_seq"), by_seq))
+    file_records: dict[object, RecordRow] = {
+        rec.file_id: rec for rec in by_seq.values() if rec.kind == "file"
+    }
+    walk = _Files(staging_root, by_seq, file_records, report, bytearray(chunk_bytes))
+    file_ids: set[object] = set()
     for row in store.files():
-        if row["state"] not in custody and row["state"] != FileState.CORRUPT:
-            if row["id"] in file_records:
-                problems.append(
-                    Problem(
-                        "state_edited",
-                        f"has a record but is {row['state']}",
-                        file_id=row["id"],
-                        camera_name=row["camera_name"],
-                    )
-                )
-            continue
-        report.files_checked += 1
-        name = row["camera_name"]
-        rec = by_seq.get(row["record_seq"]) if row["record_seq"] else None
-        if rec is None or rec.file_id != row["id"]:
-            problems.append(
-                Problem(
-                    "missing_record",
-                    f"custody record {row['record_seq']} is missing",
-                    file_id=row["id"],
-                    camera_name=name,
-                )
-            )
-        else:
-            body = json.loads(rec.body)
-            if body.get("sha256") != row["sha256"] or body.get("size") != row["size"]:
-                problems.append(
-                    Problem(
-                        "row_edited",
-                        "hash or size on the row differs from its signed record",
-                        file_id=row["id"],
-                        camera_name=name,
-                    )
-                )
-        path = staging_root / row["staged_path"]
-        # Purged after the sink confirmed it (agent.sync.purge): the staged copy is gone on
-        # purpose; the record and the sidecar are still checked.
-        purged = bool(row.get("purged_at")) and row["state"] == FileState.CONFIRMED
-        if not purged:
-            try:
-                sha, size = hash_file(path, buffer)
-            except FileNotFoundError:
-                problems.append(
-                    Problem(
-                        "missing_file",
-                        f"staged copy {row['staged_path']} is missing",
-                        file_id=row["id"],
-                        camera_name=name,
-                    )
-                )
-            else:
-                report.bytes_hashed += size
-                signed = json.loads(rec.body).get("sha256") if rec else row["sha256"]
-                if sha != signed:
-                    problems.append(
-                        Problem(
-                            "changed_bytes",
-                            f"staged copy {row['staged_path']} hashes {sha}, sealed as {signed}",
-                            file_id=row["id"],
-                            camera_name=name,
-                        )
-                    )
-        if rec is not None:
-            side = sidecar_path(staging_root, row["staged_path"])
-            try:
-                content = side.read_bytes()
-            except FileNotFoundError:
-                problems.append(
-                    Problem(
-                        "missing_sidecar",
-                        f"{side.name} is missing",
-                        file_id=row["id"],
-                        camera_name=name,
-                    )
-                )
-            else:
-                if content != sidecar_bytes(rec):
-                    problems.append(
-                        Problem(
-                            "sidecar_differs",
-                            f"{side.name} differs from the chain",
-                            file_id=row["id"],
-                            camera_name=name,
-                        )
-                    )
+        file_ids.add(row["id"])
+        _check_file(walk, row)
+    problems.extend(walk.problems)
     problems.extend(check_staging_chain(staging_root, by_seq))
-    for rec in file_records.values():
-        if (
-            rec.file_id is not None
-            and not store.conn.execute("SELECT 1 FROM files WHERE id=?", (rec.file_id,)).fetchone()
-        ):
-            problems.append(
-                Problem(
-                    "missing_row",
-                    "record names a file row that is gone",
-                    seq=rec.seq,
-                    file_id=rec.file_id,
-                )
-            )
+    problems.extend(_rows_gone(file_records, file_ids))
     return report
+
+
+def _truncation(noted: str | None, by_seq: dict[int, RecordRow]) -> list[Problem]:
+    """The chain ends before the head the database noted: its newest records were removed."""
+    last = max(by_seq, default=0)
+    if noted is None or not noted.isdigit() or int(noted) <= last:
+        return []
+    return [Problem("chain_truncated", f"the chain ended at record {noted}, now at {last}")]
+
+
+def _rows_gone(file_records: dict[object, RecordRow], file_ids: set[object]) -> list[Problem]:
+    return [
+        Problem(
+            "missing_row",
+            "record names a file row that is gone",
+            seq=rec.seq,
+            file_id=rec.file_id if isinstance(rec.file_id, int) else None,
+        )
+        for file_id, rec in file_records.items()
+        if file_id is not None and file_id not in file_ids
+    ]
+
+
+def _check_file(walk: _Files, row: dict[str, Any]) -> None:
+    """One file row: its record, its staged copy, its sidecar."""
+    if row["state"] not in _CHECKED_STATES:
+        if row["id"] in walk.file_records:
+            detail = f"has a record but is {row['state']}"
+            walk.problems.append(_file_problem(row, "state_edited", detail))
+        return
+    walk.report.files_checked += 1
+    rec = walk.by_seq.get(row["record_seq"]) if row["record_seq"] else None
+    body = signed_body(rec) if rec is not None else None
+    if rec is None or rec.file_id != row["id"]:
+        detail = f"custody record {row['record_seq']} is missing"
+        walk.problems.append(_file_problem(row, "missing_record", detail))
+    elif body is not None and (
+        body.get("sha256") != row["sha256"] or body.get("size") != row["size"]
+    ):
+        detail = "hash or size on the row differs from its signed record"
+        walk.problems.append(_file_problem(row, "row_edited", detail))
+    # Purged after the sink confirmed it (agent.sync): the staged copy is gone on purpose; the
+    # record and the sidecar are still checked.
+    if not (row.get("purged_at") and row["state"] == FileState.CONFIRMED):
+        # A damaged body (named by the chain check) tells no hash: the row's is checked.
+        signed = body.get("sha256") if body is not None else row["sha256"]
+        _check_staged_copy(walk, row, signed)
+    if rec is not None:
+        _check_sidecar(walk, row, rec)
+
+
+def _check_staged_copy(walk: _Files, row: dict[str, Any], signed: object) -> None:
+    path = walk.staging_root / row["staged_path"]
+    try:
+        sha, size = hash_file(path, walk.buffer)
+    except FileNotFoundError:
+        detail = f"staged copy {row['staged_path']} is missing"
+        walk.problems.append(_file_problem(row, "missing_file", detail))
+        return
+    walk.report.bytes_hashed += size
+    if sha != signed:
+        detail = f"staged copy {row['staged_path']} hashes {sha}, sealed as {signed}"
+        walk.problems.append(_file_problem(row, "changed_bytes", detail))
+
+
+def _check_sidecar(walk: _Files, row: dict[str, Any], rec: RecordRow) -> None:
+    side = sidecar_path(walk.staging_root, row["staged_path"])
+    try:
+        content = side.read_bytes()
+    except FileNotFoundError:
+        walk.problems.append(_file_problem(row, "missing_sidecar", f"{side.name} is missing"))
+        return
+    if content != _sidecar_of(rec):
+        detail = f"{side.name} differs from the chain"
+        walk.problems.append(_file_problem(row, "sidecar_differs", detail))
+
+
+def _file_problem(row: dict[str, Any], kind: str, detail: str) -> Problem:
+    return Problem(kind, detail, file_id=row["id"], camera_name=row["camera_name"])
+
+
+def _sidecar_of(rec: RecordRow) -> bytes | None:
+    """The sidecar the record must have; None for a damaged record (named by the chain check),
+    which no sidecar can equal."""
+    try:
+        return sidecar_bytes(rec)
+    except ValueError:
+        return None
 
 
 def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
     """The chain as staging holds it against the database: audit sidecars both ways, every
     file sidecar's record present, the recorded head present."""
+    problems = _audit_sidecar_problems(staging_root, by_seq)
+    problems.extend(_lost_record_problems(staging_root, by_seq))
+    problems.extend(_head_problems(staging_root, by_seq))
+    return problems
+
+
+def _audit_sidecar_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
     problems: list[Problem] = []
     for rec in by_seq.values():
         if rec.kind != "audit":
@@ -241,8 +201,13 @@ def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> lis
         except FileNotFoundError:
             problems.append(Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq))
             continue
-        if content != sidecar_bytes(rec):
+        if content != _sidecar_of(rec):
             problems.append(Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq))
+    return problems
+
+
+def _lost_record_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
+    """Each sidecar in staging names a record the database holds, or the database lost it."""
     sidecars = [
         p
         for d in (staging_root.iterdir() if staging_root.is_dir() else ())
@@ -250,6 +215,7 @@ def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> lis
         for p in d.iterdir()
         if p.name.endswith(SIDECAR_SUFFIX)
     ]
+    problems: list[Problem] = []
     for side in [*sidecars, *chainfiles.audit_sidecars(staging_root)]:
         try:
             held = record_from_sidecar(side.read_bytes())
@@ -266,19 +232,23 @@ def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> lis
                     seq=held.seq,
                 )
             )
+    return problems
+
+
+def _head_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
     try:
         head = chainfiles.read_head(staging_root)
     except ValueError as exc:
-        problems.append(Problem("head_unreadable", str(exc)))
-        head = None
-    if head is not None:
-        at_head = by_seq.get(head.seq)
-        if at_head is None or at_head.record_hash != head.record_hash:
-            problems.append(
-                Problem(
-                    "chain_truncated",
-                    f"staging's chain head is record {head.seq}, which the database does not hold",
-                    seq=head.seq,
-                )
-            )
-    return problems
+        return [Problem("head_unreadable", str(exc))]
+    if head is None:
+        return []
+    at_head = by_seq.get(head.seq)
+    if at_head is not None and at_head.record_hash == head.record_hash:
+        return []
+    return [
+        Problem(
+            "chain_truncated",
+            f"staging's chain head is record {head.seq}, which the database does not hold",
+            seq=head.seq,
+        )
+    ]

@@ -9,14 +9,21 @@ record silently over another that also verifies; writes nothing and opens no dat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core.errors import StationKeyError
-from agent.custody import chainfiles, integrity
+from agent.custody import chainfiles
 from agent.custody.keys import StationKey
-from agent.custody.seal import GENESIS, SIDECAR_SUFFIX, record_from_sidecar
+from agent.custody.records import (
+    FIRST,
+    Link,
+    as_signed,
+    link_problems,
+    record_from_sidecar,
+    record_problems,
+)
+from agent.custody.seal import SIDECAR_SUFFIX
 from agent.rebuild.report import RebuildReport
 from agent.store import RecordRow
 
@@ -57,7 +64,7 @@ def gather(
             report.problems.append(f"{where}: unreadable ({exc})")
             continue
         readable += 1
-        problem = integrity.record_problem(record, key)
+        problem = _problem(record, key)
         if problem is not None:
             report.problems.append(f"{where}: record {record.seq} {problem}")
             continue
@@ -84,14 +91,17 @@ def gather(
 
 def _add_salvaged(chain: Chain, salvage: RecordRow, key: StationKey, report: RebuildReport) -> None:
     try:
-        record = _as_signed(salvage)
+        record = as_signed(salvage)
     except ValueError as exc:
-        report.problems.append(f"record {salvage.seq} in {FROM_DATABASE}: unreadable ({exc})")
+        # Damage in the database where a sidecar holds the record at its place is what the
+        # rebuild repairs, as for a record that does not verify below.
+        if salvage.seq not in chain:
+            report.problems.append(f"record {salvage.seq} in {FROM_DATABASE}: unreadable ({exc})")
         return
     known = chain.get(record.seq)
     if known is not None and known.record.record_hash == record.record_hash:
         return  # the same record as its sidecar
-    problem = integrity.record_problem(record, key)
+    problem = _problem(record, key)
     if problem is not None:
         if known is None:
             report.problems.append(f"record {record.seq} in {FROM_DATABASE} {problem}")
@@ -106,16 +116,10 @@ def _add_salvaged(chain: Chain, salvage: RecordRow, key: StationKey, report: Reb
     report.salvaged += 1
 
 
-def _as_signed(record: RecordRow) -> RecordRow:
-    """The record its signed body describes, as a sidecar of it would give it back: the seq,
-    kind and file id stored beside the body in the database are not covered by the hash."""
-    envelope = {
-        "body": json.loads(record.body),
-        "signature": record.signature,
-        "key_id": record.key_id,
-        "record_hash": record.record_hash,
-    }
-    return record_from_sidecar(json.dumps(envelope).encode())
+def _problem(record: RecordRow, key: StationKey) -> str | None:
+    """What is wrong with one record on its own (records.record_problems), as one phrase."""
+    problems = record_problems(record, key)
+    return "; ".join(dict.fromkeys(p.detail for p in problems)) if problems else None
 
 
 def _add(chain: Chain, found: Found, report: RebuildReport) -> None:
@@ -140,8 +144,8 @@ def check_links(chain: Chain, staging: Path, report: RebuildReport) -> None:
         )
     for seq, found in sorted(chain.items()):
         before = chain.get(seq - 1)
-        expected = GENESIS if seq == 1 else (before.record.record_hash if before else None)
-        if expected is not None and found.record.prev_hash != expected:
+        expected = FIRST if seq == 1 else (Link(seq, before.record.record_hash) if before else None)
+        if expected is not None and link_problems(found.record, expected):
             report.problems.append(
                 f"record {seq} ({found.where}) does not link to record {seq - 1}"
             )

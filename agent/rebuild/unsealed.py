@@ -16,7 +16,8 @@ from pathlib import Path
 
 from agent.core import durable, log
 from agent.custody import chainfiles
-from agent.custody.seal import SIDECAR_SUFFIX, sidecar_bytes
+from agent.custody.records import sidecar_bytes
+from agent.custody.seal import SIDECAR_SUFFIX
 from agent.rebuild.chain import Chain
 from agent.rebuild.report import RebuildReport
 from agent.store import RecordRow

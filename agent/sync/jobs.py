@@ -20,7 +20,7 @@ from agent.core.config import Config
 from agent.core.errors import StagedCopyChanged
 from agent.core.model import display_name
 from agent.core.wallclock import utc_now
-from agent.custody.seal import canonical, envelope
+from agent.custody.records import canonical, envelope
 from agent.store import Store
 
 
@@ -33,7 +33,7 @@ class UploadJob:
     ext: str
     ingested_at: str  # RFC 3339, UTC
     metadata: dict[str, str]  # upload-protocol.md "Creating an upload"
-    custody: dict[str, Any]  # the signed envelope (agent.custody.seal.envelope)
+    custody: dict[str, Any]  # the signed envelope (agent.custody.records.envelope)
     resume_url: str | None = None
     resume_offset: int = 0
     resume_checksummed: bool = True

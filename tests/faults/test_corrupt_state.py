@@ -31,7 +31,7 @@ import pytest
 from agent.core import crashpoints
 from agent.custody import keys
 from agent.custody.keys import StationKey
-from agent.custody.seal import canonical
+from agent.custody.records import canonical
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows, sha256_file
