@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core import log
-from agent.core.errors import CameraUnreadable
+from agent.core.errors import CameraRefused, CameraUnreadable
 
 _log = log.get(__name__)
 
 _OPTIONS = "ro,nosuid,nodev,noexec"
 MOUNTINFO = Path("/proc/self/mountinfo")
+CAMERA_FILE_SYSTEMS = ("vfat", "exfat")
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,21 @@ def wait_for_mount(devnode: str, timeout_s: float) -> str:
 
 
 def mount_private(devnode: str, fs_type: str, mount_dir: str, serial: str) -> str:
-    """Mount read-only into <mount_dir>/<serial> (0700); returns the mount point."""
+    """Mount read-only into <mount_dir>/<serial> (0700); returns the mount point.
+
+    Only FAT and exFAT, named explicitly: cameras use nothing else, and the type udev read off
+    the device must not choose which file-system driver parses it (nor may mount(8) guess).
+    """
+    if fs_type not in CAMERA_FILE_SYSTEMS:
+        raise CameraRefused(
+            path=devnode, problem=f"file system {fs_type or 'unknown'!r} is not FAT or exFAT"
+        )
     base = Path(mount_dir)
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     point = base / serial
     point.mkdir(mode=0o700, exist_ok=True)
-    args = ["mount", "-o", _OPTIONS]
-    if fs_type:
-        args += ["-t", fs_type]
-    proc = subprocess.run([*args, devnode, str(point)], capture_output=True, text=True, check=False)
+    args = ["mount", "-t", fs_type, "-o", _OPTIONS, devnode, str(point)]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise CameraUnreadable(path=devnode, problem=f"mount failed: {proc.stderr.strip()[:200]}")
     return str(point)
