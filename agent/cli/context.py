@@ -82,7 +82,7 @@ def reader(cfg: Config, *, check: bool = True) -> Iterator[Store]:
         key = integrity.station_key(cfg.key_path)
         store = integrity.open_store(cfg.data_path, cfg.staging_path, create=False, key=key)
     else:
-        store = Store.open(cfg.data_path, create=False)
+        store = integrity.open_unchecked(cfg.data_path, cfg.staging_path)
     try:
         yield store
     finally:

@@ -7,11 +7,16 @@ the chain's head recorded beside staging must be in the database (else committed
 lost: an old copy, a copy without its -wal); and the newest records must pass the one check of
 a record (agent.custody.records.record_problems: hash, link and, where the key is at hand,
 signature). Open stays cheap: the whole chain is `dockagent verify`'s job. Nothing here repairs
-anything; every finding is an error naming `dockagent rebuild`.
+anything; every finding is an error naming `dockagent rebuild`. A station that has taken
+nothing in yet (no database, no marker, nothing in staging) is not damaged: readers are shown
+an empty store, and the data directory is left as it is for the first writer.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 
 from agent.core import log
@@ -33,6 +38,8 @@ def open_store(
 ) -> Store:
     """Store.open, then the checks of this module; the store is closed again if one fails."""
     db = data_dir / "dockagent.db"
+    if not create and nothing_yet(data_dir, staging_root):
+        return _empty_store()
     head = _outside_head(staging_root)
     lost = not db.exists() or db.stat().st_size == 0
     if head is not None and lost and not (data_dir / Store.MARKER).exists():
@@ -47,6 +54,36 @@ def open_store(
     except BaseException:
         store.close()
         raise
+    return store
+
+
+def open_unchecked(data_dir: Path, staging_root: Path) -> Store:
+    """The store for `dockagent verify`, which checks everything itself: as it is, or empty on a
+    station that has taken nothing in yet."""
+    if nothing_yet(data_dir, staging_root):
+        return _empty_store()
+    return Store.open(data_dir, create=False)
+
+
+def nothing_yet(data_dir: Path, staging_root: Path) -> bool:
+    """True on a station that never held a database: none, no marker naming one, and nothing in
+    staging (a lost database leaves its marker, or evidence and sidecars in staging)."""
+    db = data_dir / "dockagent.db"
+    if (db.exists() and db.stat().st_size > 0) or (data_dir / Store.MARKER).exists():
+        return False
+    try:
+        return not any(staging_root.iterdir())
+    except FileNotFoundError:
+        return True
+
+
+def _empty_store() -> Store:
+    """An empty store in a scratch directory, removed with it: what a station that has taken
+    nothing in holds, without creating its database on a reader's behalf (the first writer, the
+    daemon or a technician command, does that under the writer's rules)."""
+    scratch = Path(tempfile.mkdtemp(prefix="dockagent-empty-"))
+    store = Store.open(scratch, create=True)
+    weakref.finalize(store, shutil.rmtree, scratch, ignore_errors=True)
     return store
 
 

@@ -60,6 +60,9 @@ class Importer:
         # wipe and to write TIME.TXT, and back (False) right after.
         self.make_writable: Callable[[bool], None] | None = None
         self.stays_docked = False
+        # The session import_volume opened, also when it then raised: the daemon finds a dock's
+        # sessions by id.
+        self.session_id: int | None = None
 
     def import_volume(
         self,
@@ -94,6 +97,7 @@ class Importer:
                     "docked_at": self.now(),
                 }
             )
+            self.session_id = session_id
             self.stays_docked = stays_docked
             crashpoints.hit("import.session_opened")
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)

@@ -60,8 +60,10 @@ def rebuild(cfg: Config, key: StationKey, now: str, *, force: bool = False) -> R
     damage = diagnose(cfg, key, force=force)
     if damage is None and not force:
         # Also what finishes a rebuild killed after its database took the place (its sidecars
-        # and the chain head are written by recovery, as every writing command does).
-        _recover(cfg, key, now)
+        # and the chain head are written by recovery, as every writing command does). A
+        # station that has taken nothing in has no database for recovery, and needs none.
+        if not integrity.nothing_yet(cfg.data_path, cfg.staging_path):
+            _recover(cfg, key, now)
         raise UsageError(
             problem="the database opens and the head of its chain verifies: nothing to rebuild "
             "(`dockagent verify` checks everything; `dockagent rebuild --force` rebuilds anyway)"

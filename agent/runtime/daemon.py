@@ -18,7 +18,6 @@ import time
 from types import FrameType
 
 from agent.camera import profile
-from agent.camera.profile import Profile
 from agent.core import durable, log
 from agent.core.config import Config
 from agent.core.errors import EX_SOFTWARE, AgentError, CameraRefused, describe
@@ -31,6 +30,7 @@ from agent.devices.fake import FakeSource
 from agent.devices.mountwatch import MountWatchSource
 from agent.ingest import policy
 from agent.ingest.session import Importer, utc_now
+from agent.runtime.dock import READ_ONLY, Dock
 from agent.runtime.liveness import Liveness
 from agent.runtime.lock import WriterLock
 from agent.runtime.service import ServiceReporter
@@ -67,8 +67,8 @@ class Daemon:
         self.liveness = Liveness(cfg.service.stall_limit_s)
         self.service = ServiceReporter(cfg, self.liveness)
         self.supervisor = Supervisor(cfg.devices.max_parallel_devices, self.liveness)
-        # Admitted cameras still plugged in, for the wipe after confirmation.
-        self.docked: dict[str, tuple[DeviceEvent, Profile]] = {}
+        # Admitted cameras still plugged in, by source key.
+        self.docks: dict[str, Dock] = {}
         self.next_wipe_check = 0.0
 
     # ---- signals: flags only ---------------------------------------------------------------
@@ -142,8 +142,11 @@ class Daemon:
 
     def _wipe_when_confirmed(self) -> None:
         """A camera still docked when the central server confirms its last files is wiped then,
-        not at its next dock: it is taken in again (nothing new to copy), and that session's
-        wipe decision, the same as at any dock, now finds every file confirmed."""
+        not at its next dock: it is taken in again (nothing new to copy), and that pass's wipe
+        decision, the same as at any dock, now finds every file confirmed. A wipe that cannot
+        happen as the camera is mounted (read-only) is recorded once, on the dock's session,
+        and the camera is not taken in again until that changes; each writability gets one
+        pass, so a wipe that fails is not retried every few seconds either."""
         now = time.monotonic()
         if (
             now < self.next_wipe_check
@@ -151,134 +154,171 @@ class Daemon:
         ):
             return
         self.next_wipe_check = now + _WIPE_CHECK_S
-        for session in self.store.docked_sessions():
-            if session["outcome"] != "complete" or session["wipe_state"] == "wiped":
+        for dock in list(self.docks.values()):
+            if dock.key in self.supervisor.running or not self._all_confirmed(dock):
                 continue
-            key = next(
-                (
-                    k
-                    for k, (e, _) in self.docked.items()
-                    if session["source"] in (e.identity.mountpoint, k)
-                ),
-                None,
+            writable = dock.writable()
+            if writable is False:
+                self._wipe_blocked(dock, READ_ONLY)
+                continue
+            if dock.rechecked and writable == dock.rechecked_writable:
+                continue
+            dock.rechecked, dock.rechecked_writable, dock.wipe_blocked = True, writable, ""
+            _log.info(
+                "device.rechecked",
+                device_serial=dock.identity.serial,
+                session_id=dock.session_id,
+                reason="every file confirmed",
             )
-            if key is None or key in self.supervisor.running:
-                continue
-            states = self.store.state_counts("last_session_id=?", (session["id"],))
-            if states and set(states) == {FileState.CONFIRMED.value}:
-                event, prof = self.docked[key]
-                _log.info(
-                    "device.rechecked",
-                    device_serial=session["device_serial"],
-                    session_id=session["id"],
-                    reason="every file confirmed",
-                )
-                self.supervisor.submit(Job(key, functools.partial(self.take_in, event, prof)))
+            self.supervisor.submit(Job(dock.key, functools.partial(self.take_in, dock)))
+
+    def _all_confirmed(self, dock: Dock) -> bool:
+        if dock.session_id is None:
+            return False
+        session = self.store.session(dock.session_id)
+        if session["outcome"] != "complete" or session["wipe_state"] == "wiped":
+            return False
+        states = self.store.state_counts("last_session_id=?", (dock.session_id,))
+        return bool(states) and set(states) == {FileState.CONFIRMED.value}
+
+    def _wipe_blocked(self, dock: Dock, reason: str) -> None:
+        """Record once, on the dock's session, why its confirmed files cannot be wiped."""
+        if dock.wipe_blocked == reason or dock.session_id is None:
+            return
+        dock.wipe_blocked = reason
+        self.store.update_session(
+            dock.session_id, {"wipe_state": "not wiped", "wipe_detail": reason}
+        )
+        _log.warning(
+            "device.wipe_impossible",
+            device_serial=dock.identity.serial,
+            session_id=dock.session_id,
+            reason=reason,
+        )
 
     def handle(self, event: DeviceEvent) -> None:
         identity = event.identity
         shown = display_name(identity.describe())
         if event.action is Action.REMOVED:
             self.present.discard(identity.key)
-            self.docked.pop(identity.key, None)
+            dock = self.docks.pop(identity.key, None)
             self.supervisor.cancel_waiting(identity.key)
-            self._undock(identity.key, identity.mountpoint)
+            if dock is not None:
+                self._undock(self.store, dock)
             _log.info("device.removed", source=event.source, device=shown)
             return
         self.present.add(identity.key)
         _log.info(f"device.{event.action.value}", source=event.source, device=shown)
+        if identity.key in self.docks:
+            return  # announced again (udev "change", a second listing): the same dock
         admission = policy.admit_device(
             identity, self.profiles, self.store.enrolled(), self.cfg.devices.require_enrollment
         )
         if not admission.allowed or admission.profile is None:
             self._refuse(event.source, shown, admission.reason)
             return
-        prof = admission.profile
-        self.docked[identity.key] = (event, prof)
-        self.supervisor.submit(Job(identity.key, lambda: self.take_in(event, prof)))
+        dock = Dock.admitted(event, admission.profile)
+        self.docks[identity.key] = dock
+        self.supervisor.submit(Job(identity.key, functools.partial(self.take_in, dock)))
 
     def _refuse(self, source: str, shown: str, reason: str, store: Store | None = None) -> None:
         (store or self.store).add_refusal(source, shown, reason, utc_now())
         _log.warning("device.refused", source=source, device=shown, reason=reason)
 
-    def _undock(self, key: str, mountpoint: str) -> None:
-        for session in self.store.docked_sessions():
-            if session["source"] in (key, mountpoint):
-                self.store.mark_undocked(session["id"], utc_now())
+    @staticmethod
+    def _undock(store: Store, dock: Dock) -> None:
+        """The camera was unplugged: every session of this dock ends its handover now."""
+        now = utc_now()
+        for session_id in dock.session_ids:
+            store.mark_undocked(session_id, now)
 
     # ---- one camera, in a worker thread ----------------------------------------------------
 
-    def take_in(self, event: DeviceEvent, prof: Profile) -> None:
-        identity = event.identity
-        shown = display_name(identity.describe())
-        cfg = self.cfg
-        store = Store.open(cfg.data_path, create=False)
-        point, mounted_here = identity.mountpoint, False
+    def take_in(self, dock: Dock) -> None:
+        store = Store.open(self.cfg.data_path, create=False)
+        mounted_here = False
         try:
-            if not point and cfg.devices.mount_strategy == "mount":
-                point = mounts.mount_private(
-                    identity.devnode, identity.fs_type, cfg.devices.mount_dir, identity.serial
-                )
-                mounted_here = True
-                _log.info(
-                    "device.mounted",
-                    device=shown,
-                    mountpoint=point,
-                    options=mounts.options_of(point),
-                )
-            elif not point:
-                point = mounts.wait_for_mount(identity.devnode, cfg.devices.mount_wait_s)
-            if not point:
-                _log.error("device.mount_missing", device=shown, waited_s=cfg.devices.mount_wait_s)
-                return
+            mounted_here = self._find_volume(dock)
+            if dock.mountpoint:
+                self._import(dock, store, mounted_here)
+        except CameraRefused as exc:
+            self._refuse(dock.source, dock.shown, exc.message, store)
+        except (AgentError, OSError) as exc:
+            _log.error("device.take_in_failed", device=dock.shown, error=describe(exc))
+        finally:
+            if dock.key not in self.present:
+                self._undock(store, dock)  # unplugged while it was being taken in
+            store.close()
+            if mounted_here:
+                mounts.unmount(dock.mountpoint)
+                dock.mountpoint = ""
 
-            def check(info: DeviceInfo) -> None:
-                admission = policy.admit_camera(identity.serial, info.serial)
-                if not admission.allowed:
-                    raise CameraRefused(path=point, problem=admission.reason)
+    def _find_volume(self, dock: Dock) -> bool:
+        """Where the dock's volume is: given by the source, mounted by us, or found in
+        mountinfo once the mount unit made it. True when this pass mounted it (and unmounts)."""
+        cfg, identity = self.cfg, dock.identity
+        if dock.mountpoint and dock.mounted_by == "source":
+            return False
+        if cfg.devices.mount_strategy == "mount":
+            dock.mountpoint = mounts.mount_private(
+                identity.devnode, identity.fs_type, cfg.devices.mount_dir, identity.serial
+            )
+            dock.mounted_by = "agent"
+            _log.info(
+                "device.mounted",
+                device=dock.shown,
+                mountpoint=dock.mountpoint,
+                options=mounts.options_of(dock.mountpoint),
+            )
+            return True
+        dock.mountpoint = mounts.wait_for_mount(identity.devnode, cfg.devices.mount_wait_s)
+        if not dock.mountpoint:
+            _log.error("device.mount_missing", device=dock.shown, waited_s=cfg.devices.mount_wait_s)
+        else:
+            dock.mounted_by = "external"
+        return False
 
-            sealer = Sealer(store, self.key, cfg.station_id, cfg.staging_path)
-            importer = Importer(cfg, store, sealer, prof)
-            # issue 6: a chunk copied or a file finished is progress for the watchdog
-            importer.copier.on_chunk = self.liveness.beat
+    def _import(self, dock: Dock, store: Store, mounted_here: bool) -> None:
+        point, usb_serial = dock.mountpoint, dock.identity.serial
 
-            def should_stop() -> bool:
-                self.liveness.beat()
-                return self.stopping.is_set()
+        def check(info: DeviceInfo) -> None:
+            admission = policy.admit_camera(usb_serial, info.serial)
+            if not admission.allowed:
+                raise CameraRefused(path=point, problem=admission.reason)
 
-            def remount(writable: bool) -> None:
-                mounts.remount(point, writable)
+        def should_stop() -> bool:
+            self.liveness.beat()
+            return self.stopping.is_set()
 
+        def remount(writable: bool) -> None:
+            mounts.remount(point, writable)
+
+        sealer = Sealer(store, self.key, self.cfg.station_id, self.cfg.staging_path)
+        importer = Importer(self.cfg, store, sealer, dock.profile)
+        # issue 6: a chunk copied or a file finished is progress for the watchdog
+        importer.copier.on_chunk = self.liveness.beat
+        earlier = list(dock.session_ids)
+        try:
             summary = importer.import_volume(
                 point,
                 make_writable=remount if mounted_here else None,
                 check=check,
                 should_stop=should_stop,
                 stays_docked=True,
-                usb_serial=identity.serial,
+                usb_serial=usb_serial,
             )
-            for old in store.docked_sessions():
-                if old["source"] == point and old["id"] != summary.session_id:
-                    store.mark_undocked(old["id"], utc_now())  # superseded by this session
-            _log.info(
-                "device.taken_in",
-                device=shown,
-                session_id=summary.session_id,
-                sealed=summary.files_sealed,
-                complete=summary.complete,
-            )
-        except CameraRefused as exc:
-            self._refuse(event.source, shown, exc.message, store)
-        except (AgentError, OSError) as exc:
-            _log.error("device.take_in_failed", device=shown, error=describe(exc))
         finally:
-            if identity.key not in self.present:
-                for session in store.docked_sessions():
-                    if session["source"] == point:
-                        store.mark_undocked(session["id"], utc_now())
-            store.close()
-            if mounted_here:
-                mounts.unmount(point)
+            dock.add_session(importer.session_id)
+        now = utc_now()
+        for old in earlier:
+            store.mark_undocked(old, now)  # superseded by this pass's session
+        _log.info(
+            "device.taken_in",
+            device=dock.shown,
+            session_id=summary.session_id,
+            sealed=summary.files_sealed,
+            complete=summary.complete,
+        )
 
 
 def run(cfg: Config) -> int:

@@ -1,9 +1,17 @@
 """`mount_strategy = "mount"`: the daemon mounts an admitted camera itself, read-only with
 nosuid,nodev,noexec in a private directory, remounts read-write only to wipe, and unmounts when
-the session ends. The camera is an ext4 image on a loop device (the kernel here has no vfat)."""
+the session ends; it mounts FAT and exFAT only, named with -t.
+
+The kernel here has no vfat or exfat driver (and FUSE exFAT cannot be remounted writable), so
+the camera is an ext4 image on a loop device standing in for an exFAT one: a stand-in mount(8)
+first on PATH records the arguments the daemon gave and runs the real mount(8) with `-t exfat`
+replaced by `-t ext4`. A camera whose volume udev calls ext4 is refused before any mount.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +23,27 @@ from tests.support.daemon import DaemonProcess, dock_camera, sealed_count, wait_
 from tests.support.evidence import assert_all_sealed
 
 pytestmark = [pytest.mark.fuse, pytest.mark.usefixtures("fuse")]
+
+STAND_IN = """#!/bin/sh
+printf '%s\\n' "$*" >> {calls}
+for arg do
+  shift
+  [ "$arg" = exfat ] && arg=ext4
+  set -- "$@" "$arg"
+done
+exec {mount} "$@"
+"""
+
+
+def _mount_stand_in(tmp_path: Path) -> tuple[str, Path]:
+    """A PATH whose mount(8) records its arguments (one line per call, into the returned file)."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "mount-calls"
+    bin_dir.mkdir()
+    real = shutil.which("mount")
+    assert real is not None
+    (bin_dir / "mount").write_text(STAND_IN.format(calls=calls, mount=real))
+    (bin_dir / "mount").chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}", calls
 
 
 def test_the_agent_mounts_read_only_wipes_via_remount_and_unmounts(
@@ -36,10 +65,11 @@ def test_the_agent_mounts_read_only_wipes_via_remount_and_unmounts(
         f'[devices]\nsources = ["fake"]\nfake_spool = "{spool}"\nrequire_enrollment = false\n'
         f'mount_strategy = "mount"\nmount_dir = "{mount_dir}"\n'
     )
-    daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
+    path, calls = _mount_stand_in(tmp_path)
+    daemon = DaemonProcess(station.env(PATH=path), tmp_path / "daemon.log")
     try:
         daemon.wait_event("daemon.started")
-        dock_camera(spool, "MNT0001", fs_type="ext4", devnode=loop)
+        dock_camera(spool, "MNT0001", fs_type="exfat", devnode=loop)
         mounted = daemon.wait_event("device.mounted")
         options = mounted["options"].split(",")
         assert {"ro", "nosuid", "nodev", "noexec"} <= set(options), options
@@ -65,3 +95,28 @@ def test_the_agent_mounts_read_only_wipes_via_remount_and_unmounts(
         subprocess.run(["umount", str(check)], check=True)
         subprocess.run(["losetup", "-d", loop], check=False)
     assert left == ["DEVICE.INF", "LOG/BATTERY.CSV", "LOG/SYSTEM.LOG"]
+    point = mount_dir / "MNT0001"
+    assert calls.read_text().splitlines()[0] == f"-t exfat -o ro,nosuid,nodev,noexec {loop} {point}"
+
+
+def test_a_volume_that_is_not_fat_or_exfat_is_refused_unmounted(
+    station: Station, tmp_path: Path
+) -> None:
+    spool, mount_dir = tmp_path / "spool", tmp_path / "mnt"
+    station.configure(
+        'station_id = "T"\n[storage]\nreserve_bytes = 0\n[ingest]\nwipe_policy = "never"\n'
+        f'[devices]\nsources = ["fake"]\nfake_spool = "{spool}"\nrequire_enrollment = false\n'
+        f'mount_strategy = "mount"\nmount_dir = "{mount_dir}"\n'
+    )
+    path, calls = _mount_stand_in(tmp_path)
+    daemon = DaemonProcess(station.env(PATH=path), tmp_path / "daemon.log")
+    try:
+        daemon.wait_event("daemon.started")
+        dock_camera(spool, "EXT0001", fs_type="ext4", devnode="/dev/loop-not-a-camera")
+        refused = daemon.wait_event("device.refused")
+    finally:
+        assert daemon.stop() == 0
+    assert "file system 'ext4' is not FAT or exFAT" in refused["reason"]
+    assert not calls.exists()  # mount(8) never ran
+    reasons = [r["reason"] for r in station.json("devices", "--refused")]
+    assert any("is not FAT or exFAT" in r for r in reasons), reasons

@@ -201,3 +201,46 @@ def test_uninstall_never_removes_evidence(
         "var/lib/dockagent/dockagent.db",
         "var/lib/dockagent/station.key",
     }
+
+
+def test_fresh_station_reads_as_empty_not_as_lost(
+    installed: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """Day one, after the install made the key: every read command says there is nothing yet,
+    none of them asks for a rebuild, and nothing puts a rebuild record in the chain."""
+    _, root, _ = installed
+    data = tmp_path / "data"
+    shutil.copytree(root / "var/lib/dockagent", data)
+    assert {p.name for p in data.iterdir()} == {"station.key"}
+    env = {
+        "DOCKAGENT_DATA_DIR": str(data),
+        "DOCKAGENT_TEST_STATION_CLOCK": "synced",
+        "PATH": os.environ["PATH"],
+    }
+    program = [str(root / "opt/dockagent/bin/dockagent"), "--config",
+               str(root / "etc/dockagent/config.toml")]  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*program, *args], env=env, capture_output=True, text=True, check=False, timeout=60
+        )
+
+    for command in (["status"], ["queue"], ["devices"], ["ledger"],
+                    ["report", "compliance"], ["verify"]):  # fmt: skip
+        proc = run(*command)
+        assert proc.returncode == 0, (command, proc.stdout + proc.stderr)
+        assert "rebuild" not in proc.stdout + proc.stderr, command
+    assert "no camera docked" in run("devices").stdout
+    assert "verify OK: 0 files" in run("verify").stdout
+    status = json.loads(run("status", "--json").stdout)
+    assert (status["files"], status["chain_length"], status["sessions"]) == (0, 0, [])
+    assert json.loads(run("queue", "--json").stdout) == []
+    # Readers made no database on the station's behalf: the first writer does.
+    assert {p.name for p in data.iterdir()} == {"station.key"}
+
+    # A technician who tries `rebuild` anyway is told there is nothing to rebuild.
+    proc = run("rebuild")
+    assert proc.returncode == 64, proc.stdout + proc.stderr
+    assert "nothing to rebuild" in proc.stderr
+    assert not (data / "dockagent.db").exists()
+    assert json.loads(run("status", "--json").stdout)["chain_length"] == 0

@@ -1,10 +1,11 @@
 """The shipped systemd units and udev rules, checked by systemd's own tools.
 
-`systemd-analyze verify` accepts both units (run against copies whose /opt/dockagent paths point at
-stub programs, since verify insists the programs exist); `systemd-analyze security --offline=yes`
-scores the service at 2.0 or lower; the service has what running unattended needs (watchdog,
-restart, hardening); the shipped udev rules are exactly what the profiles generate; the mount helper
-mounts only FAT/exFAT volumes with a sane serial, read-only, nosuid, nodev, noexec.
+`systemd-analyze verify` accepts both units (run against copies whose /opt/dockagent paths point
+at stub programs, since verify insists the programs exist); `systemd-analyze security
+--offline=yes` scores the service at 2.0 or lower and the mount unit at 5.0 or lower; the service
+has what running unattended needs (watchdog, restart, hardening); the shipped udev rules are exactly what the profiles generate, and
+no profile can write others; the mount helper mounts only mass-storage-only FAT/exFAT volumes
+with a sane serial, read-only unless told otherwise, nosuid, nodev, noexec, never fsck'ed.
 """
 
 from __future__ import annotations
@@ -98,6 +99,42 @@ def test_service_security_exposure_is_at_most_2_0() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=20 means 2.0
 
 
+def test_mount_unit_security_exposure_is_at_most_5_0(tmp_path: Path) -> None:
+    analyze = _tool("systemd-analyze")
+    # Scored through an instance, as udev starts it.
+    shutil.copy(UNITS / "dockagent-mount@.service", tmp_path / "dockagent-mount@sdb1.service")
+    proc = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=50", "--no-pager",
+         "dockagent-mount@sdb1.service"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    match = re.search(
+        r"Overall exposure level for dockagent-mount@sdb1\.service: (\d+\.\d+)", proc.stdout
+    )
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) <= 5.0, proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=50 means 5.0
+
+
+def test_mount_unit_holds_no_capability_and_a_read_only_system() -> None:
+    unit = _unit((UNITS / "dockagent-mount@.service").read_text())
+    for key, value in {
+        "CapabilityBoundingSet": [""],
+        "AmbientCapabilities": [""],
+        "NoNewPrivileges": ["yes"],
+        "ProtectSystem": ["strict"],
+        "PrivateNetwork": ["yes"],
+        "RestrictAddressFamilies": ["AF_UNIX"],
+        "DevicePolicy": ["closed"],
+    }.items():
+        assert unit.get(key) == value, key
+    assert "ReadWritePaths" not in unit
+    assert "~@privileged @mount" in unit["SystemCallFilter"]
+
+
 def test_service_unit_has_what_running_unattended_needs() -> None:
     unit = _unit((UNITS / "dockagent.service").read_text())
     expected = {
@@ -155,6 +192,7 @@ def test_shipped_udev_rules_are_the_generated_ones() -> None:
     ids = {usb for name in names for usb in profile.load(name).usb_ids}
     assert len(matching) == len(ids)
     for line in matching:
+        assert 'ENV{ID_USB_INTERFACES}==":08????:"' in line  # mass storage and nothing else
         assert 'SUBSYSTEM=="block"' in line
         assert 'ENV{ID_FS_USAGE}=="filesystem"' in line
         assert 'ENV{ID_BUS}=="usb"' in line
@@ -186,17 +224,59 @@ def test_a_new_profile_regenerates_its_rule_and_a_bad_id_is_refused(tmp_path: Pa
         rules.generate(profile.load_all(("evil",), str(tmp_path)))
 
 
+def test_a_profile_name_cannot_write_rules(tmp_path: Path) -> None:
+    generic = (REPO / "agent" / "camera" / "profiles" / "generic.toml").read_text()
+    injected = 'name = "acme\\nACTION==\\"add\\", RUN+=\\"/bin/sh -c id\\""'
+    (tmp_path / "acme.toml").write_text(generic.replace('name = "generic"', injected))
+    loaded = profile.load_all(("acme",), str(tmp_path))
+    assert "\n" in loaded[0].name  # the file names itself with a newline
+    with pytest.raises(ConfigError, match="is not 1-64 of a-z 0-9"):
+        rules.generate(loaded)
+    script = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen-udev-rules"), "--config",
+         str(_config_with(tmp_path, "acme"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert script.returncode == 78, script.stdout + script.stderr
+    assert "is not 1-64 of a-z 0-9" in script.stderr
+    assert "RUN+=" not in script.stdout
+
+
+def _config_with(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path}/data"\n'
+        f'[devices]\nprofiles = ["{name}"]\nprofile_dir = "{tmp_path}"\n'
+    )
+    return path
+
+
 # ---- the mount helper, with udevadm / systemd-mount / findmnt / id stubbed --------------------
 
 
+MASS_STORAGE = "ID_USB_INTERFACES=:080650:"
+
+
 def _helper(
-    tmp_path: Path, properties: str, *, mounted: bool = False, access: str = "ro"
+    tmp_path: Path,
+    properties: str,
+    *,
+    mounted: bool = False,
+    access: str | None = "ro",
+    action: str = "start",
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run the helper with stand-ins that record their arguments; udevadm answers `properties`
+    (a mass-storage-only interface list added unless they name one)."""
+    if "ID_USB_INTERFACES=" not in properties:
+        properties += "\n" + MASS_STORAGE
     stubs = tmp_path / "bin"
     stubs.mkdir(exist_ok=True)
     calls = tmp_path / "calls"
     scripts = {
-        "udevadm": f"cat <<'EOF'\n{properties}\nEOF\n",
+        "udevadm": f'printf "%s\\n" "$@" > {tmp_path}/udevadm-calls\n'
+        f"cat <<'EOF'\n{properties}\nEOF\n",
         "systemd-mount": f'printf "%s\\n" "$@" > {calls}\n',
         "findmnt": "exit 0\n" if mounted else "exit 1\n",
         "id": 'case "$1" in -u) echo 997;; -g) echo 996;; esac\n',
@@ -207,10 +287,13 @@ def _helper(
     env = {
         "PATH": f"{stubs}:{os.environ['PATH']}",
         "DOCKAGENT_MOUNT_ROOT": str(tmp_path / "media"),
-        "DOCKAGENT_MOUNT_ACCESS": access,
+        # A locale where [A-Z] may match more than ASCII must not widen the serial check.
+        "LC_ALL": "en_US.UTF-8",
     }
+    if access is not None:
+        env["DOCKAGENT_MOUNT_ACCESS"] = access
     proc = subprocess.run(
-        ["/bin/sh", str(UNITS / "dockagent-mount"), "start", "sdb1"],
+        ["/bin/sh", str(UNITS / "dockagent-mount"), action, "sdb1"],
         env=env,
         capture_output=True,
         text=True,
@@ -225,8 +308,14 @@ def test_mount_helper_mounts_by_usb_serial_read_only(tmp_path: Path) -> None:
         "DEVNAME=/dev/sdb1\nID_SERIAL_SHORT=OTHER\nID_USB_SERIAL_SHORT=CAM-0042\nID_FS_TYPE=vfat",
     )
     assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "udevadm-calls").read_text().splitlines() == [
+        "info",
+        "--query=property",
+        "--name=/dev/sdb1",
+    ]
     assert args == [
         "--collect",
+        "--fsck=no",
         "--type=vfat",
         "--options=ro,nosuid,nodev,noexec,noatime,uid=997,gid=996,fmask=0177,dmask=0077",
         "/dev/sdb1",
@@ -237,7 +326,21 @@ def test_mount_helper_mounts_by_usb_serial_read_only(tmp_path: Path) -> None:
 def test_mount_helper_can_mount_writable_for_wiping(tmp_path: Path) -> None:
     proc, args = _helper(tmp_path, "ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=exfat", access="rw")
     assert proc.returncode == 0, proc.stderr
-    assert args[2].startswith("--options=rw,nosuid,nodev,noexec,noatime,")
+    assert args[3].startswith("--options=rw,nosuid,nodev,noexec,noatime,")
+    assert "--fsck=no" in args  # writable or not, the camera is never checked or repaired
+
+
+def test_mount_helper_mounts_read_only_without_being_told(tmp_path: Path) -> None:
+    proc, args = _helper(tmp_path, "ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=exfat", access=None)
+    assert proc.returncode == 0, proc.stderr
+    assert args[:3] == ["--collect", "--fsck=no", "--type=exfat"]
+    assert args[3].startswith("--options=ro,nosuid,nodev,noexec,noatime,")
+
+
+def test_mount_helper_stop_unmounts_the_device(tmp_path: Path) -> None:
+    proc, args = _helper(tmp_path, "", action="stop")
+    assert proc.returncode == 0, proc.stderr
+    assert args == ["--umount", "/dev/sdb1"]
 
 
 @pytest.mark.parametrize(
@@ -249,6 +352,28 @@ def test_mount_helper_can_mount_writable_for_wiping(tmp_path: Path) -> None:
         ("ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=ext4", False, "ro", "is not FAT or exFAT"),
         ("ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=vfat", True, "ro", "already mounted"),
         ("ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=vfat", False, "exec", "must be ro or rw"),
+        # A camera's ids with a keyboard beside the storage: what the agent refuses, root does
+        # not mount either.
+        (
+            "ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=vfat\nID_USB_INTERFACES=:080650:030101:",
+            False,
+            "ro",
+            "other than mass storage (030101)",
+        ),
+        (
+            "ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=vfat\nID_USB_INTERFACES=:030101:080650:",
+            False,
+            "ro",
+            "other than mass storage (030101)",
+        ),
+        ("ID_SERIAL_SHORT=CAM1\nID_FS_TYPE=vfat\nID_USB_INTERFACES=", False, "ro", "no USB"),
+        # Forged serials: what the serial pattern ([A-Za-z0-9-]{1,32}) does not allow.
+        ("ID_SERIAL_SHORT=CAM\u00e91\nID_FS_TYPE=vfat", False, "ro", "no usable USB serial"),
+        ("ID_SERIAL_SHORT=\uff23\uff21\uff2d1\nID_FS_TYPE=vfat", False, "ro", "no usable"),
+        ("ID_SERIAL_SHORT=CAM 1\nID_FS_TYPE=vfat", False, "ro", "no usable USB serial"),
+        ("ID_SERIAL_SHORT=CAM1;id\nID_FS_TYPE=vfat", False, "ro", "no usable USB serial"),
+        ("ID_SERIAL_SHORT=CAM_1\nID_FS_TYPE=vfat", False, "ro", "no usable USB serial"),
+        ("ID_USB_SERIAL_SHORT=*\nID_FS_TYPE=vfat", False, "ro", "no usable USB serial"),
     ],
 )
 def test_mount_helper_refuses(

@@ -186,14 +186,18 @@ def _start_fuse(
 
 
 @contextlib.contextmanager
-def mount_fat(image: Path, mountpoint: Path, readonly: bool = True) -> Iterator[Mounted]:
+def mount_fat(
+    image: Path, mountpoint: Path, readonly: bool = True, fsname: str | None = None
+) -> Iterator[Mounted]:
     """Mount a FAT image with fusefat (`-f` foreground; `-o ro`, or `-o rw+` for writing).
 
     fusefat refuses to start without one of the two. It reports modification months one too
-    high, so do not compare times through it.
+    high, so do not compare times through it. fsname: the source text mountinfo shows, which
+    any FUSE mounter may choose (fuse(8)).
     """
     image = Path(image)
-    cmd = ["fusefat", "-f", "-o", "ro" if readonly else "rw+", str(image), str(mountpoint)]
+    options = ("ro" if readonly else "rw+") + (f",fsname={fsname}" if fsname else "")
+    cmd = ["fusefat", "-f", "-o", options, str(image), str(mountpoint)]
     mounted = _start_fuse(cmd, mountpoint, image, "fat", None)
     try:
         yield mounted
