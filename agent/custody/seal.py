@@ -22,11 +22,11 @@ from agent.core import crashpoints, durable
 from agent.core.model import FileState
 from agent.custody import chainfiles
 from agent.custody.keys import StationKey
+from agent.custody.staging import sidecar_path
 from agent.store import RecordRow, Store
 
 GENESIS = "0" * 64
 RECORD_VERSION = 1
-SIDECAR_SUFFIX = ".custody.json"
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -51,10 +51,6 @@ def sidecar_bytes(record: RecordRow) -> bytes:
     return (
         json.dumps(envelope(record), sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
     )
-
-
-def sidecar_path(staging_root: Path, staged_rel: str) -> Path:
-    return staging_root / (staged_rel + SIDECAR_SUFFIX)
 
 
 def record_from_sidecar(data: bytes) -> RecordRow:

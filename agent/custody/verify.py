@@ -18,16 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core.model import CUSTODY_STATES, FileState, Problem
-from agent.custody import chainfiles
+from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.keys import StationKey, verify_signature
-from agent.custody.seal import (
-    GENESIS,
-    SIDECAR_SUFFIX,
-    record_from_sidecar,
-    sidecar_bytes,
-    sidecar_path,
-)
+from agent.custody.seal import GENESIS, record_from_sidecar, sidecar_bytes
+from agent.custody.staging import sidecar_path
 from agent.store import RecordRow, Store
 
 
@@ -235,7 +230,7 @@ def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> lis
     for rec in by_seq.values():
         if rec.kind != "audit":
             continue
-        side = chainfiles.audit_sidecar_path(staging_root, rec.seq)
+        side = staging.audit_sidecar_path(staging_root, rec.seq)
         try:
             content = side.read_bytes()
         except FileNotFoundError:
@@ -243,14 +238,8 @@ def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> lis
             continue
         if content != sidecar_bytes(rec):
             problems.append(Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq))
-    sidecars = [
-        p
-        for d in (staging_root.iterdir() if staging_root.is_dir() else ())
-        if d.is_dir() and d.name != chainfiles.CHAIN_DIR
-        for p in d.iterdir()
-        if p.name.endswith(SIDECAR_SUFFIX)
-    ]
-    for side in [*sidecars, *chainfiles.audit_sidecars(staging_root)]:
+    sidecars = staging.file_sidecars(staging_root)
+    for side in [*sidecars, *staging.audit_sidecars(staging_root)]:
         try:
             held = record_from_sidecar(side.read_bytes())
         except ValueError as exc:
