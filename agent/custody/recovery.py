@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.core import durable, log
 from agent.core.errors import StoreBehind
-from agent.core.model import FileState
+from agent.core.model import FileState, ProblemKind
 from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.seal import Sealer
@@ -148,6 +148,7 @@ def requeue_copies(store: Store, staging_root: Path, now: str) -> tuple[int, int
             FileState.COPYING,
             FileState.DISCOVERED,
             reason="copy interrupted; copied again at the next import",
+            reason_kind=ProblemKind.COPY_INTERRUPTED,
             updated_at=now,
         )
         requeued += 1
@@ -168,6 +169,7 @@ def seal_staged(store: Store, sealer: Sealer, staging_root: Path, now: str) -> t
                 FileState.STAGED,
                 FileState.CORRUPT,
                 reason=f"staged copy does not match the hash read from the camera ({actual})",
+                reason_kind=ProblemKind.CORRUPT,
                 updated_at=now,
             )
             corrupt += 1
