@@ -63,9 +63,12 @@ def check_not_signed(store: Store, staging_root: Path, row: dict[str, Any]) -> N
         )
 
 
-def check_not_behind(store: Store, staging_root: Path) -> None:
-    """Recovery's refusals, without repairing anything (for `dockagent rebuild`)."""
-    check_rows_cover(store, staging.newest_staged(staging_root))
+def check_not_behind(
+    store: Store, staging_root: Path, newest: tuple[int, str] | None = None
+) -> None:
+    """Recovery's refusals, without repairing anything (also for `dockagent rebuild`); `newest`
+    is staging.newest_staged's answer, where the caller listed staging already."""
+    check_rows_cover(store, staging.newest_staged(staging_root) if newest is None else newest)
     for row in store.files("state=?", (FileState.STAGED.value,)):
         check_not_signed(store, staging_root, row)
 
@@ -100,9 +103,7 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
         newest = max(newest, (entry.file_id, entry.name))
         if entry.kind is EntryKind.COPY:
             present.add(entry.file_id)
-    check_rows_cover(store, newest)
-    for row in store.files("state=?", (FileState.STAGED.value,)):
-        check_not_signed(store, staging_root, row)
+    check_not_behind(store, staging_root, newest)
 
     report.unverified_copies_removed, report.copies_requeued = requeue_copies(
         store, staging_root, now
