@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from agent.core import config as config_mod
 from agent.core import durable, log
 from agent.core.config import Config
-from agent.core.operator import current_operator
 from agent.custody import integrity, keys, recovery
 from agent.custody.keys import StationKey
 from agent.custody.seal import Sealer
@@ -36,11 +34,6 @@ def load_config(path: str | None, log_level: str | None = None) -> Config:
     cfg = config_mod.load(path)
     log.setup(log_level or cfg.log.level, cfg.log.format)
     return cfg
-
-
-def audit(ctx: Context, action: str, details: dict[str, Any]) -> None:
-    """Record a technician action in the signed chain, with the operating-system user."""
-    ctx.sealer.audit(action, details, current_operator(), utc_now())
 
 
 @contextmanager

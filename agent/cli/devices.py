@@ -1,7 +1,8 @@
 """`dockagent devices`: what is docked now, enrolment, and what was refused.
 
-Reads the same store the daemon writes; enrol/revoke are technician actions, logged as audit
-events. Device identities are hostile input and are shown escaped.
+Reads the same store the daemon writes; enrol/revoke are technician actions, signed into the
+chain as audit records (agent.custody.audit). Device identities are hostile input and are shown
+escaped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from agent.core.errors import AgentError, UsageError
 from agent.core.model import SERIAL_PATTERN, display_name
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
+from agent.custody import audit
 from agent.reporting import history
 from agent.store import Store
 
@@ -50,7 +52,15 @@ def enroll(ctx: context.Context, serial: str, officer: str) -> None:
     who = current_operator()
     with ctx.store.transaction():
         ctx.store.enroll(serial, officer, who, now)
-        context.audit(ctx, "device.enrolled", {"serial": serial, "officer_id": officer})
+        audit.record_action(
+            ctx.store,
+            ctx.key,
+            ctx.config.station_id,
+            "device.enrolled",
+            {"serial": serial, "officer_id": officer},
+            now,
+            operator=who,
+        )
     _log.info("device.enrolled", device_serial=serial, officer_id=officer, operator=who)
 
 
@@ -80,13 +90,22 @@ def run_enroll(args: argparse.Namespace) -> int:
 def run_revoke(args: argparse.Namespace) -> int:
     _check_serial(args.serial)
     cfg = context.load_config(args.config, args.log_level)
+    now, who = utc_now(), current_operator()
     with context.technician(cfg) as ctx, ctx.store.transaction():
-        revoked = ctx.store.revoke(args.serial, current_operator(), utc_now())
+        revoked = ctx.store.revoke(args.serial, who, now)
         if revoked:
-            context.audit(ctx, "device.revoked", {"serial": args.serial})
+            audit.record_action(
+                ctx.store,
+                ctx.key,
+                ctx.config.station_id,
+                "device.revoked",
+                {"serial": args.serial},
+                now,
+                operator=who,
+            )
     if not revoked:
         raise UsageError(problem=f"{args.serial} is not enrolled")
-    _log.info("device.revoked", device_serial=args.serial, operator=current_operator())
+    _log.info("device.revoked", device_serial=args.serial, operator=who)
     sys.stdout.write(f"revoked {args.serial}\n")
     return 0
 

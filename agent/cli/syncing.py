@@ -2,6 +2,8 @@
 
 Both take the writer lock (recovery runs first) and use the same workers as the daemon. Per-file
 outcomes are printed and kept on the rows; the exit code says whether anything is left to do.
+A retry is a technician's override of a hold: it is signed into the chain as an audit record
+(agent.custody.audit) naming the operator and the files, in the transaction that releases them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import sys
 from agent.cli import context
 from agent.cli.output import emit_json
 from agent.core.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
+from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
+from agent.custody import audit
 from agent.sync.pool import Uploader
 
 
@@ -71,9 +75,20 @@ def run_retry(args: argparse.Namespace) -> int:
     if (args.file_id is None) == (not args.held):
         raise UsageError(problem="give either a FILE_ID or --held")
     cfg = context.load_config(args.config, args.log_level)
-    with context.writer(cfg) as ctx:
+    now, who = utc_now(), current_operator()
+    with context.writer(cfg) as ctx, ctx.store.transaction():
         ids = None if args.held else [args.file_id]
-        released = ctx.store.release_for_retry(ids, utc_now())
+        released = ctx.store.release_for_retry(ids, now)
+        if released:
+            audit.record_action(
+                ctx.store,
+                ctx.key,
+                cfg.station_id,
+                "file.retried",
+                {"scope": "held" if args.held else "file", "file_ids": audit.file_ids(released)},
+                now,
+                operator=who,
+            )
     if args.file_id is not None and not released:
         raise UsageError(problem=f"file {args.file_id} is not held or waiting for an upload")
     if args.json:

@@ -32,7 +32,8 @@ class FileState(enum.StrEnum):
 ALLOWED_TRANSITIONS: dict[FileState, frozenset[FileState]] = {
     FileState.DISCOVERED: frozenset({FileState.COPYING}),
     FileState.COPYING: frozenset({FileState.STAGED, FileState.DISCOVERED, FileState.FAILED}),
-    FileState.FAILED: frozenset({FileState.COPYING}),
+    # A failed file that changed on the camera (size or time) is listed anew.
+    FileState.FAILED: frozenset({FileState.COPYING, FileState.DISCOVERED}),
     FileState.STAGED: frozenset({FileState.SEALED, FileState.CORRUPT}),
     FileState.SEALED: frozenset({FileState.UPLOADING, FileState.CORRUPT}),
     FileState.UPLOADING: frozenset({FileState.CONFIRMED, FileState.SEALED, FileState.HELD}),
@@ -93,6 +94,35 @@ class Candidate:
     wipeable: bool  # a recording below the record directory (never metadata or logs)
 
 
+class ProblemKind(enum.StrEnum):
+    """What went wrong with one file, for code to test; the reason beside it is for a person.
+
+    Kept on the file row (`reason_kind`, beside `reason`) and on an import's problems (`kind`).
+    """
+
+    NOT_TAKEN = "not_taken"  # the scan found an entry that is not a regular file we can take
+    READ_FAILED = "read_failed"  # the camera read failed (permanently, for this dock)
+    SOURCE_CHANGED = "source_changed"  # the file changed while it was read
+    CAMERA_GONE = "camera_gone"  # the camera left while the file was copied
+    STAGING_FULL = "staging_full"  # the station ran out of staging space
+    SHUTTING_DOWN = "shutting_down"  # the station stopped before copying it
+    STAGING_WRITE_FAILED = "staging_write_failed"  # the station could not make the copy durable
+    COPY_INTERRUPTED = "copy_interrupted"  # a copy claimed by a process that is gone
+    CORRUPT = "corrupt"  # the staged copy no longer matches the hash read from the camera
+    UPLOAD_INTERRUPTED = "upload_interrupted"
+    UPLOAD_DEFERRED = "upload_deferred"  # retried after a backoff
+    UPLOAD_HELD = "upload_held"  # refused for good; a technician acts
+    CHANGED_ON_CAMERA = "changed_on_camera"  # not wiped: the camera's file is not the one held
+    WIPE_FAILED = "wipe_failed"  # not wiped: the camera refused the removal
+    OTHER = "other"  # a reason written without a kind
+
+
+# Problems that are the station's, not the camera's: they are no device fault.
+STATION_SIDE = frozenset(
+    {ProblemKind.STAGING_FULL, ProblemKind.SHUTTING_DOWN, ProblemKind.STAGING_WRITE_FAILED}
+)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding about one file or record, as data: a kind other code can test, and a reason
@@ -151,6 +181,10 @@ class ImportSummary:
     @property
     def complete(self) -> bool:
         return not self.problems
+
+    def add_problem(self, file: str, reason: str, kind: ProblemKind) -> None:
+        """A file of this import that is not sealed: its name, the reason, and its kind."""
+        self.problems.append({"file": file, "reason": reason, "kind": kind.value})
 
 
 _BIDI_AND_CONTROL = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}

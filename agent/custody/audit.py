@@ -1,17 +1,20 @@
 """Technician actions as signed audit records, in the same hash chain as the custody records.
 
-One entry point, record_action(), for every action that changes state (enroll, revoke, assign,
-retry, rebuild, any override): it names the operating-system user and the time, and the chain
-makes a removed or edited entry detectable. Details are metadata only: never evidence content,
-never key material. Callers that change state do it in the same transaction as this call.
+One entry point, record_action(), for every technician action that changes state (enrol,
+revoke, assign, retry, rebuild, any override): it names the operating-system user and the time,
+and the chain makes a removed or edited entry detectable. Sealer.audit only signs; nothing but
+record_action calls it. Details are metadata only: never evidence content, never key material.
+Callers that change state do it in the same transaction as this call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from agent.core import log
 from agent.core.operator import current_operator
+from agent.custody import staging
 from agent.custody.keys import StationKey
 from agent.custody.seal import Sealer
 from agent.store import RecordRow, Store
@@ -48,11 +51,16 @@ def record_action(
     record commit together or not at all. write_files: see Sealer.audit.
     """
     who = operator or current_operator()
-    # The audit sidecar and the chain head go to staging, <data_dir>/staging (Config.staging_path).
-    sealer = Sealer(store, key, station_id, store.path.parent / "staging")
+    # The audit sidecar and the chain head go to staging (Config.staging_path), beside the store.
+    sealer = Sealer(store, key, station_id, staging.staging_root(store.path.parent))
     record = sealer.audit(action, _checked(details), who, now, write_files=write_files)
     _log.info("audit.recorded", action=action, operator=who, seq=record.seq)
     return record
+
+
+def file_ids(ids: Iterable[int]) -> str:
+    """The files an action touched, as one detail (details are scalars): ids in order, by commas."""
+    return ",".join(str(i) for i in sorted(ids))
 
 
 def audit_trail(store: Store) -> list[dict[str, Any]]:

@@ -2,11 +2,11 @@
 
 File records have their signed sidecar next to the staged file (agent.custody.seal); technician
 actions have no file, so each audit record's envelope is kept as
-`<staging>/_chain/<seq>.audit.json`, and `head.json` names the newest record committed. With the
-file sidecars they let `dockagent rebuild` restore the whole chain, and the head lets every command
-notice a database that lost committed records (an old copy, a copy without its -wal). Each file is
-written only after its record committed, so none describes a record that does not exist. This module
-signs nothing and opens no database.
+`<staging>/_chain/<seq>.audit.json`, and `head.json` names the newest record committed (both names
+are agent.custody.staging's). With the file sidecars they let `dockagent rebuild` restore the whole
+chain, and the head lets every command notice a database that lost committed records (an old copy, a
+copy without its -wal). Each file is written only after its record committed, so none describes a
+record that does not exist. This module signs nothing and opens no database.
 """
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ from pathlib import Path
 
 from agent.core import durable
 from agent.core.errors import StoreBehind
-
-# Not a camera serial (serials are 1-32 of A-Z a-z 0-9 -), so it cannot meet a camera's directory.
-CHAIN_DIR = "_chain"
-AUDIT_SUFFIX = ".audit.json"
-HEAD_NAME = "head.json"
+from agent.custody import staging
 
 
 @dataclass(frozen=True)
@@ -30,24 +26,9 @@ class Head:
     record_hash: str
 
 
-def chain_dir(staging_root: Path) -> Path:
-    return staging_root / CHAIN_DIR
-
-
-def audit_sidecar_path(staging_root: Path, seq: int) -> Path:
-    return chain_dir(staging_root) / f"{seq:010d}{AUDIT_SUFFIX}"
-
-
-def audit_sidecars(staging_root: Path) -> list[Path]:
-    directory = chain_dir(staging_root)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.name.endswith(AUDIT_SUFFIX))
-
-
 def write_audit_sidecar(staging_root: Path, seq: int, data: bytes) -> None:
     """Write an audit record's sidecar once; an equal one already there is fine."""
-    path = audit_sidecar_path(staging_root, seq)
+    path = staging.audit_sidecar_path(staging_root, seq)
     durable.ensure_private_dir(path.parent)
     try:
         durable.write_file(path.parent, path.name, data)
@@ -66,15 +47,15 @@ def write_head(staging_root: Path, head: Head) -> None:
     Two processes may race (the daemon sealing, a technician enrolling); the loser leaves a head
     that is behind, which is harmless: only a head ahead of the database means lost state.
     """
-    directory = chain_dir(staging_root)
-    durable.ensure_private_dir(directory)
+    path = staging.head_path(staging_root)
+    durable.ensure_private_dir(path.parent)
     data = json.dumps({"seq": head.seq, "record_hash": head.record_hash}, sort_keys=True)
-    durable.replace_file(directory, HEAD_NAME, data.encode() + b"\n")
+    durable.replace_file(path.parent, path.name, data.encode() + b"\n")
 
 
 def read_head(staging_root: Path) -> Head | None:
     """The head recorded beside staging; None if there is none. ValueError if unreadable."""
-    path = chain_dir(staging_root) / HEAD_NAME
+    path = staging.head_path(staging_root)
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:

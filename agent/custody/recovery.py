@@ -10,18 +10,17 @@ the database lost committed rows, and recovery refuses to go on (StoreBehind).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.core import durable, log
 from agent.core.errors import StoreBehind
-from agent.core.model import FileState
-from agent.custody import chainfiles
+from agent.core.model import FileState, ProblemKind
+from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
-from agent.custody.seal import Sealer, sidecar_path
-from agent.custody.staging import staged_name
+from agent.custody.seal import Sealer
+from agent.custody.staging import EntryKind, sidecar_path
 from agent.store import Store
 
 _log = log.get(__name__)
@@ -39,24 +38,6 @@ class RecoveryReport:
     head_restored: int = 0
     sessions_interrupted: int = 0
     purges_finished: int = 0
-
-
-def staged_id(name: str) -> int | None:
-    """The file id in a staged name (`<id>.<ext>`, its sidecar or receipt), else None."""
-    head = name.split(".", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
-def newest_staged(staging_root: Path) -> tuple[int, str]:
-    """The highest file id named in staging's camera directories, with the name."""
-    newest = (0, "")
-    for directory in staging_root.iterdir() if staging_root.is_dir() else ():
-        if directory.is_dir() and directory.name != chainfiles.CHAIN_DIR:
-            for entry in os.listdir(directory):
-                file_id = staged_id(entry)
-                if file_id is not None and not durable.is_temp_name(entry):
-                    newest = max(newest, (file_id, entry))
-    return newest
 
 
 def check_rows_cover(store: Store, newest: tuple[int, str]) -> None:
@@ -82,9 +63,12 @@ def check_not_signed(store: Store, staging_root: Path, row: dict[str, Any]) -> N
         )
 
 
-def check_not_behind(store: Store, staging_root: Path) -> None:
-    """Recovery's refusals, without repairing anything (for `dockagent rebuild`)."""
-    check_rows_cover(store, newest_staged(staging_root))
+def check_not_behind(
+    store: Store, staging_root: Path, newest: tuple[int, str] | None = None
+) -> None:
+    """Recovery's refusals, without repairing anything (also for `dockagent rebuild`); `newest`
+    is staging.newest_staged's answer, where the caller listed staging already."""
+    check_rows_cover(store, staging.newest_staged(staging_root) if newest is None else newest)
     for row in store.files("state=?", (FileState.STAGED.value,)):
         check_not_signed(store, staging_root, row)
 
@@ -105,55 +89,77 @@ def finish_purges(store: Store, staging_root: Path, present: set[int]) -> int:
 
 
 def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> RecoveryReport:
+    """The repairs in their crash-safe order: every refusal before any repair, so a database
+    that lost commits is left as found."""
     report = RecoveryReport()
     durable.ensure_private_dir(staging_root)
-    # Temp files of the data directory itself (the key, the store marker) and of staging.
-    top: list[tuple[str, list[str], list[str]]] = [
-        (str(staging_root.parent), [], os.listdir(staging_root.parent))
-    ]
-    newest: tuple[int, str] = (0, "")
+    report.temp_files_removed = remove_temp_files(staging_root)
     present: set[int] = set()
-    for dirpath, _dirs, names in [*top, *os.walk(staging_root)]:
-        removed = 0
-        camera_dir = (
-            os.path.dirname(dirpath) == str(staging_root)
-            and os.path.basename(dirpath) != chainfiles.CHAIN_DIR
-        )
-        for name in names:
-            if durable.is_temp_name(name):
-                os.unlink(os.path.join(dirpath, name))
-                removed += 1
-            elif camera_dir and (file_id := staged_id(name)) is not None:
-                newest = max(newest, (file_id, name))
-                if name.count(".") == 1:  # the copy itself (`<id>.<ext>`), not a sidecar
-                    present.add(file_id)
-        if removed:
-            durable.fsync_dir(dirpath)
-            report.temp_files_removed += removed
-    # The listing is made anyway: checking it against the rows costs one query. Both checks
-    # come before any repair, so a database that lost commits is left as found.
-    check_rows_cover(store, newest)
-    for row in store.files("state=?", (FileState.STAGED.value,)):
-        check_not_signed(store, staging_root, row)
+    newest: tuple[int, str] = (0, "")
+    # One listing for both: checking it against the rows costs one query.
+    for entry in staging.all_entries(staging_root):
+        if entry.file_id is None or entry.kind is EntryKind.TEMP:
+            continue
+        newest = max(newest, (entry.file_id, entry.name))
+        if entry.kind is EntryKind.COPY:
+            present.add(entry.file_id)
+    check_not_behind(store, staging_root, newest)
 
-    # A copy claimed by a process that is gone: the writer lock says no one else holds it.
+    report.unverified_copies_removed, report.copies_requeued = requeue_copies(
+        store, staging_root, now
+    )
+    report.staged_sealed, report.staged_corrupt = seal_staged(store, sealer, staging_root, now)
+    report.purges_finished = finish_purges(store, staging_root, present)
+    report.sidecars_restored = restore_sidecars(store, sealer, staging_root)
+    report.audit_sidecars_restored = restore_audit_sidecars(store, sealer, staging_root)
+    report.head_restored = restore_head(store, staging_root)
+    report.sessions_interrupted = store.interrupt_running_sessions(now)
+    if any(vars(report).values()):
+        _log.info("recovery.finished", **vars(report))
+    return report
+
+
+def remove_temp_files(staging_root: Path) -> int:
+    """Temp files of the data directory itself (the key, the store marker) and of staging."""
+    removed = 0
+    for directory, names in staging.temp_files(staging_root):
+        for name in names:
+            (directory / name).unlink()
+        durable.fsync_dir(directory)
+        removed += len(names)
+    return removed
+
+
+def requeue_copies(store: Store, staging_root: Path, now: str) -> tuple[int, int]:
+    """A copy claimed by a process that is gone (the writer lock says no one else holds it)
+    goes back to the queue; returns (published copies removed, rows requeued)."""
+    removed = requeued = 0
     for row in store.files("state=?", (FileState.COPYING.value,)):
-        published = staging_root / row["device_serial"] / staged_name(row["id"], row["camera_path"])
+        published = staging_root / staging.staged_rel(
+            row["device_serial"], row["id"], row["camera_path"]
+        )
         if published.exists():
             # Published but never committed: its hash was never recorded, and the camera still
             # holds the original (nothing is wiped before it is sealed), so copy it again.
             published.unlink()
             durable.fsync_dir(published.parent)
-            report.unverified_copies_removed += 1
+            removed += 1
         store.transition(
             row["id"],
             FileState.COPYING,
             FileState.DISCOVERED,
             reason="copy interrupted; copied again at the next import",
+            reason_kind=ProblemKind.COPY_INTERRUPTED,
             updated_at=now,
         )
-        report.copies_requeued += 1
+        requeued += 1
+    return removed, requeued
 
+
+def seal_staged(store: Store, sealer: Sealer, staging_root: Path, now: str) -> tuple[int, int]:
+    """Staged copies that have no seal yet: sealed if they still match the hash read from the
+    camera, else marked corrupt; returns (sealed, corrupt)."""
+    sealed = corrupt = 0
     buffer = bytearray(1 << 20)
     for row in store.files("state=?", (FileState.STAGED.value,)):
         path = staging_root / row["staged_path"]
@@ -164,17 +170,24 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
                 FileState.STAGED,
                 FileState.CORRUPT,
                 reason=f"staged copy does not match the hash read from the camera ({actual})",
+                reason_kind=ProblemKind.CORRUPT,
                 updated_at=now,
             )
-            report.staged_corrupt += 1
+            corrupt += 1
             _log.error("file.corrupt", file_id=row["id"], sha256=row["sha256"])
             continue
         sealer.seal(row["id"], now)
-        report.staged_sealed += 1
+        sealed += 1
+    return sealed, corrupt
 
-    report.purges_finished = finish_purges(store, staging_root, present)
-    # Purged rows are left out: their staged copy is gone, so there is nothing to restore beside
-    # it, and a long-lived station would otherwise load every file it ever held at each start.
+
+def restore_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
+    """A file sidecar lost after its seal committed is written again from the chain.
+
+    Purged rows are left out: their staged copy is gone, so there is nothing to restore beside
+    it, and a long-lived station would otherwise load every file it ever held at each start.
+    """
+    restored = 0
     for row in store.files(
         "state IN (?,?,?,?) AND purged_at IS NULL", ("sealed", "uploading", "confirmed", "held")
     ):
@@ -183,23 +196,29 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
             record = store.record(row["record_seq"])
             if record is not None:
                 sealer.write_sidecar(row["staged_path"], record)
-                report.sidecars_restored += 1
+                restored += 1
+    return restored
 
+
+def restore_audit_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
+    restored = 0
     for record in store.records("audit"):
-        if not chainfiles.audit_sidecar_path(staging_root, record.seq).exists():
+        if not staging.audit_sidecar_path(staging_root, record.seq).exists():
             sealer.write_audit_sidecar(record)
-            report.audit_sidecars_restored += 1
-    head = store.chain_head()
-    if head is not None:
-        try:
-            outside = chainfiles.read_head(staging_root)
-        except ValueError:
-            outside = None
-        if outside is None or outside.seq < head[0]:
-            chainfiles.write_head(staging_root, chainfiles.Head(*head))
-            report.head_restored = 1
+            restored += 1
+    return restored
 
-    report.sessions_interrupted = store.interrupt_running_sessions(now)
-    if any(vars(report).values()):
-        _log.info("recovery.finished", **vars(report))
-    return report
+
+def restore_head(store: Store, staging_root: Path) -> int:
+    """Staging's chain head, where it is missing, unreadable or behind the database's."""
+    head = store.chain_head()
+    if head is None:
+        return 0
+    try:
+        outside = chainfiles.read_head(staging_root)
+    except ValueError:
+        outside = None
+    if outside is None or outside.seq < head[0]:
+        chainfiles.write_head(staging_root, chainfiles.Head(*head))
+        return 1
+    return 0

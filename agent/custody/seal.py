@@ -19,13 +19,8 @@ from agent.core.model import FileState
 from agent.custody import chainfiles
 from agent.custody.keys import StationKey
 from agent.custody.records import GENESIS, RECORD_VERSION, canonical, record_hash, sidecar_bytes
+from agent.custody.staging import sidecar_path
 from agent.store import RecordRow, Store
-
-SIDECAR_SUFFIX = ".custody.json"
-
-
-def sidecar_path(staging_root: Path, staged_rel: str) -> Path:
-    return staging_root / (staged_rel + SIDECAR_SUFFIX)
 
 
 def signed_record(

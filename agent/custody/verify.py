@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.model import CUSTODY_STATES, FileState, Problem
-from agent.custody import chainfiles
+from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.keys import StationKey
 from agent.custody.records import (
@@ -28,7 +28,7 @@ from agent.custody.records import (
     sidecar_bytes,
     signed_body,
 )
-from agent.custody.seal import SIDECAR_SUFFIX, sidecar_path
+from agent.custody.staging import sidecar_path
 from agent.store import RecordRow, Store
 
 _CHECKED_STATES = frozenset({*(s.value for s in CUSTODY_STATES), FileState.CORRUPT.value})
@@ -195,7 +195,7 @@ def _audit_sidecar_problems(staging_root: Path, by_seq: dict[int, RecordRow]) ->
     for rec in by_seq.values():
         if rec.kind != "audit":
             continue
-        side = chainfiles.audit_sidecar_path(staging_root, rec.seq)
+        side = staging.audit_sidecar_path(staging_root, rec.seq)
         try:
             content = side.read_bytes()
         except FileNotFoundError:
@@ -208,15 +208,9 @@ def _audit_sidecar_problems(staging_root: Path, by_seq: dict[int, RecordRow]) ->
 
 def _lost_record_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
     """Each sidecar in staging names a record the database holds, or the database lost it."""
-    sidecars = [
-        p
-        for d in (staging_root.iterdir() if staging_root.is_dir() else ())
-        if d.is_dir() and d.name != chainfiles.CHAIN_DIR
-        for p in d.iterdir()
-        if p.name.endswith(SIDECAR_SUFFIX)
-    ]
+    sidecars = staging.file_sidecars(staging_root)
     problems: list[Problem] = []
-    for side in [*sidecars, *chainfiles.audit_sidecars(staging_root)]:
+    for side in [*sidecars, *staging.audit_sidecars(staging_root)]:
         try:
             held = record_from_sidecar(side.read_bytes())
         except ValueError as exc:

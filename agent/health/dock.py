@@ -2,7 +2,8 @@
 
 docked(): SYSTEM.LOG and BATTERY.CSV read, drift measured, log events and faults kept, the last
 correction checked, officer resolved. scanned(): drift-corrected times and retention class put
-on the files before they are sealed. finished(): TIME.TXT, storage left, readiness verdict.
+on the files before they are sealed (agent.health.files). finished(): the import's faults
+(agent.health.faults), TIME.TXT, storage left, readiness verdict.
 Every step catches its own failures and records them as a fault: nothing here may abort or
 change an offload, and nothing here logs a log line's or a file's content.
 """
@@ -19,8 +20,9 @@ from agent.camera.profile import Profile
 from agent.core import log
 from agent.core.config import Config
 from agent.core.errors import describe
-from agent.core.model import DeviceInfo, ImportSummary, display_name
-from agent.health import battery, clock, readiness
+from agent.core.model import DeviceInfo, ImportSummary
+from agent.health import battery, clock, files, readiness
+from agent.health.faults import Fault, Faults, import_faults, logged_fault
 from agent.health.logs import LogEvent, ParsedLog, Tail, open_tail, parse_system_log
 from agent.store import Store
 
@@ -37,21 +39,6 @@ KEPT_EVENTS = frozenset(
 def _used(event: LogEvent) -> bool:
     """The events of SYSTEM.LOG that _docked uses: those it keeps (USB_CONNECT among them)."""
     return event.event in KEPT_EVENTS or not event.known
-
-
-# Problems of a session that are the station's, not the camera's: no device fault.
-_STATION_SIDE = ("staging full", "the station is shutting down")
-
-
-def retention_class(config: Config, kind: str, important: bool) -> str:
-    """The retention class of a file: the first configured rule that matches, else the default."""
-    for rule in config.retention.rules:
-        if rule.kinds and kind not in rule.kinds:
-            continue
-        if rule.important is not None and rule.important != important:
-            continue
-        return rule.retention_class
-    return config.retention.default_class
 
 
 class DockCheck:
@@ -82,6 +69,7 @@ class DockCheck:
             self.zone_error = f"camera profile time zone {profile.timezone!r}: {exc}"
         self.threshold = profile.clock_threshold_s
         self.log = _log.bind(device_serial=info.serial, session_id=session_id)
+        self.faults = Faults(store, info.serial, session_id, now, self.log)
         self.station_state = clock.StationClockState(False, "unknown", source="not read")
         self.drift: int | None = None
         self.drift_session = session_id
@@ -96,13 +84,13 @@ class DockCheck:
     # ---- the three points of the pipeline --------------------------------------------------
 
     def docked(self, root_fd: int) -> None:
-        self._guard("docked", self._docked, root_fd)
+        self.faults.guard("docked", self._docked, root_fd)
 
     def scanned(self, file_ids: Sequence[int]) -> None:
-        self._guard("scanned", self._scanned, file_ids)
+        self.faults.guard("scanned", self._scanned, file_ids)
 
     def finished(self, root_fd: int, summary: ImportSummary) -> None:
-        self._guard("finished", self._finished, root_fd, summary)
+        self.faults.guard("finished", self._finished, root_fd, summary)
 
     def wants_clock_write(self) -> bool:
         """Will finished() write TIME.TXT (so the volume must be writable then)?"""
@@ -111,37 +99,10 @@ class DockCheck:
     def failed(self, exc: BaseException) -> None:
         """The session ended with an error: a camera that could not be read is a device fault."""
         if isinstance(exc, OSError):
-            self._guard("failed", self._fault, "read", "session_aborted", "warning", describe(exc))
+            fault = Fault("read", "session_aborted", "warning", describe(exc))
+            self.faults.guard("failed", self.faults.register, fault)
 
     # ---- implementation --------------------------------------------------------------------
-
-    def _guard(self, step: str, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception as exc:
-            # A health check that fails is a finding about the station, never a reason to stop
-            # taking evidence in.
-            self.log.error("health.check_failed", step=step, error=describe(exc))
-            try:
-                self._fault("health", "check_failed", "warning", f"{step}: {describe(exc)}")
-            except Exception as again:
-                self.log.error("fault.not_registered", error=describe(again))
-
-    def _fault(
-        self, source: str, code: str, severity: str, detail: str, camera_time: str = ""
-    ) -> None:
-        with self.store.transaction():
-            self.store.add_fault(
-                self.info.serial,
-                self.session_id,
-                self.now(),
-                source,
-                code,
-                severity,
-                detail,
-                camera_time,
-            )
-        self.log.warning("fault.registered", source=source, code=code, severity=severity)
 
     def _read(self, root_fd: int, rel: str, parse: Callable[[Tail], T]) -> tuple[T | None, str]:
         """(parse of the camera log, or None when absent or unreadable, error); never raises on
@@ -164,7 +125,7 @@ class DockCheck:
         with self.store.transaction():
             self.store.open_health(self.session_id, serial, docked_at_text, self.now())
         if self.zone_error:
-            self._fault("health", "bad_time_zone", "warning", self.zone_error)
+            self.faults.register(Fault("health", "bad_time_zone", "warning", self.zone_error))
 
         # Only the events used below are held: a camera's SYSTEM.LOG is mostly recordings.
         read, error = self._read(
@@ -232,7 +193,9 @@ class DockCheck:
             peak_temp_c=self.battery.peak_temp_c,
         )
         if self.battery.verdict == "bad":
-            self._fault("battery", "battery_bad", "not_ready", "; ".join(self.battery.reasons))
+            self.faults.register(
+                Fault("battery", "battery_bad", "not_ready", "; ".join(self.battery.reasons))
+            )
 
         with self.store.transaction():
             self.store.update_health(
@@ -285,15 +248,7 @@ class DockCheck:
                     new.append(event)
         for event in new:
             if event.event == "FAULT":
-                code = display_name(event.fields.get("code", "?"))[:64]
-                when = event.camera_time.isoformat()
-                self._fault(
-                    "camera_log",
-                    f"FAULT {code}",
-                    "not_ready",
-                    f"camera logged FAULT code={code} at {when} (camera clock), unexplained",
-                    when,
-                )
+                self.faults.register(logged_fault(event))
         return new
 
     def _check_last_correction(self, new_events: Sequence[LogEvent]) -> None:
@@ -306,7 +261,9 @@ class DockCheck:
             self.store.update_health(self.session_id, self.now(), correction_check_detail=detail)
         self.log.info("clock.correction_checked", result=status)
         if status != "took":
-            self._fault("clock", "clock_not_set", "warning", f"clock correction {status}: {detail}")
+            self.faults.register(
+                Fault("clock", "clock_not_set", "warning", f"clock correction {status}: {detail}")
+            )
 
     def _trend(self, docked_at: datetime) -> None:
         history = self.store.health_history(self.info.serial, before_session=self.session_id)
@@ -327,7 +284,9 @@ class DockCheck:
             )
         if trend.flagged and not self.same_dock:
             self.log.warning("clock.drift_flagged", rate_s_per_day=trend.rate_s_per_day)
-            self._fault("clock", "drift_runaway", "warning", f"camera clock {trend.detail}")
+            self.faults.register(
+                Fault("clock", "drift_runaway", "warning", f"camera clock {trend.detail}")
+            )
 
     def _officer(self, docked_at: str) -> tuple[str, str, bool]:
         """(officer, where it came from, whether an assignment exists) at dock time."""
@@ -345,35 +304,11 @@ class DockCheck:
 
     def _scanned(self, file_ids: Sequence[int]) -> None:
         basis = clock.time_basis(self.drift, self.drift_session, self.station_state.describe())
-        with self.store.transaction():
-            for file_id in file_ids:
-                row = self.store.file(file_id)
-                self.store.set_file_health(
-                    file_id,
-                    clock_drift_s=self.drift,
-                    recorded_start_corrected=clock.corrected_time(
-                        row["recorded_start"], self.drift, self.zone
-                    ),
-                    recorded_end_corrected=clock.corrected_time(
-                        row["recorded_end"], self.drift, self.zone
-                    ),
-                    time_basis=basis if row["recorded_start"] else "",
-                    retention_class=retention_class(
-                        self.config, str(row["kind"]), bool(row["important"])
-                    ),
-                )
+        files.annotate(self.store, self.config, file_ids, self.drift, self.zone, basis)
 
     def _finished(self, root_fd: int, summary: ImportSummary) -> None:
-        for problem in summary.problems:
-            reason = problem.get("reason", "")
-            if not reason.startswith(_STATION_SIDE):
-                self._fault("read", "read_failed", "warning", f"{problem.get('file')}: {reason}")
-        refused = summary.wipe.get("refused")
-        if isinstance(refused, list):
-            for item in refused:
-                self._fault(
-                    "wipe", "wipe_refused", "warning", f"{item.get('file')}: {item.get('reason')}"
-                )
+        for fault in import_faults(summary):
+            self.faults.register(fault)
 
         correction, detail = self._correct_clock(root_fd)
 
@@ -381,16 +316,7 @@ class DockCheck:
         free = vfs.f_bavail * vfs.f_frsize
         capacity = vfs.f_blocks * vfs.f_frsize
         is_volume = os.path.ismount(summary.source)
-        # Faults of this dock; a retry of the same dock keeps the camera's logged faults, which
-        # were registered by the session that first read them.
-        faults = [
-            f
-            for f in self.store.faults(
-                "session_id=? OR (session_id=? AND source='camera_log')",
-                (self.session_id, self.first_session),
-            )
-            if f["source"] in ("camera_log", "read", "wipe")
-        ]
+        faults = self.faults.of_dock(self.first_session)
         verdict = readiness.assess(
             readiness.Inputs(
                 battery=self.battery.as_dict(),
@@ -440,7 +366,9 @@ class DockCheck:
         except OSError as exc:
             detail = clock.write_failure(exc)
             self.log.warning("clock.correction_failed", drift_s=self.drift, error=describe(exc))
-            self._fault("clock", "clock_not_corrected", "warning", f"{detail} ({decision.reason})")
+            self.faults.register(
+                Fault("clock", "clock_not_corrected", "warning", f"{detail} ({decision.reason})")
+            )
             return "failed", detail
         self.log.info("clock.correction_written", drift_s=self.drift)
         return (

@@ -22,7 +22,7 @@ from pathlib import Path
 from agent.camera import volume
 from agent.core import crashpoints, durable
 from agent.core.model import Candidate, StagedCopy
-from agent.custody.staging import staged_name
+from agent.custody import staging
 
 
 class SourceChanged(Exception):
@@ -89,7 +89,7 @@ class Copier:
         self.on_chunk: Callable[[], None] = _nothing
 
     def directory(self, serial: str) -> Path:
-        return self.staging_root / serial
+        return staging.camera_dir(self.staging_root, serial)
 
     def copy(self, root_fd: int, cand: Candidate, file_id: int, serial: str) -> StagedCopy:
         """Copy and hash one file, durable (fsync, link, fsync of the directory) on return."""
@@ -105,7 +105,7 @@ class Copier:
         the directory). The temp file is discarded if this raises."""
         directory = self.directory(serial)
         durable.ensure_private_dir(directory)
-        name = staged_name(file_id, cand.rel_path)
+        name = staging.staged_name(file_id, cand.rel_path)
         src = volume.open_file(root_fd, cand.rel_path)
         tmp: durable.TempFile | None = None
         try:
@@ -146,7 +146,11 @@ class Copier:
             with contextlib.suppress(OSError):
                 os.close(src)
         crashpoints.hit("copy.published")
-        staged = StagedCopy(staged_rel=f"{serial}/{name}", sha256=digest.hexdigest(), size=total)
+        staged = StagedCopy(
+            staged_rel=staging.staged_rel(serial, file_id, cand.rel_path),
+            sha256=digest.hexdigest(),
+            size=total,
+        )
         return staged, tmp
 
     def _read(self, src: int, buf: mmap.mmap, size: int, total: int) -> int:

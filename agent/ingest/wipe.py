@@ -15,7 +15,7 @@ from typing import Any
 from agent.camera import volume
 from agent.core import crashpoints, log
 from agent.core.errors import describe
-from agent.core.model import FileState, WipePolicy, display_name
+from agent.core.model import FileState, ProblemKind, WipePolicy, display_name
 from agent.ingest.policy import file_may_be_wiped
 from agent.store import Store
 
@@ -26,6 +26,10 @@ _log = log.get(__name__)
 class WipeOutcome:
     wiped: int = 0
     refused: list[dict[str, str]] = field(default_factory=list)
+
+    def refuse(self, file: str, reason: str, kind: ProblemKind) -> None:
+        """A file left on the camera: its name, the reason a person reads, the kind code tests."""
+        self.refused.append({"file": file, "reason": reason, "kind": kind.value})
 
 
 def wipe_files(
@@ -45,11 +49,10 @@ def wipe_files(
             finally:
                 os.close(fd)
             if (st.st_size, st.st_mtime_ns) != (row["size"], row["mtime_ns"]):
-                outcome.refused.append(
-                    {
-                        "file": display_name(rel),
-                        "reason": "changed on the camera since it was copied",
-                    }
+                outcome.refuse(
+                    display_name(rel),
+                    "changed on the camera since it was copied",
+                    ProblemKind.CHANGED_ON_CAMERA,
                 )
                 continue
             store.set_file(row["id"], wipe_started_at=now)
@@ -59,7 +62,7 @@ def wipe_files(
             store.set_file(row["id"], wiped_at=now)
             outcome.wiped += 1
         except OSError as exc:
-            outcome.refused.append({"file": display_name(rel), "reason": describe(exc)})
+            outcome.refuse(display_name(rel), describe(exc), ProblemKind.WIPE_FAILED)
         else:
             # One line per removed recording: the journal then says what left the camera.
             _log.info(

@@ -23,7 +23,7 @@ from agent.custody.records import (
     record_from_sidecar,
     record_problems,
 )
-from agent.custody.seal import SIDECAR_SUFFIX
+from agent.custody.staging import audit_sidecar_path, audit_sidecars, chain_dir, file_sidecars
 from agent.rebuild.report import RebuildReport
 from agent.store import RecordRow
 
@@ -39,22 +39,13 @@ class Found:
 Chain = dict[int, Found]
 
 
-def file_sidecars(staging: Path) -> list[Path]:
-    """Every file sidecar in staging's camera directories, in name order."""
-    found: list[Path] = []
-    for directory in sorted(staging.iterdir()) if staging.is_dir() else ():
-        if directory.is_dir() and directory.name != chainfiles.CHAIN_DIR:
-            found.extend(sorted(p for p in directory.iterdir() if p.name.endswith(SIDECAR_SUFFIX)))
-    return found
-
-
 def gather(
     staging: Path, salvaged: list[RecordRow], key: StationKey, report: RebuildReport
 ) -> Chain:
     """Every record that verifies, by seq: the sidecars first, then what only the damaged
     database still holds. Raises StationKeyError when no sidecar verifies (the wrong key)."""
     chain: Chain = {}
-    sidecars = [*file_sidecars(staging), *chainfiles.audit_sidecars(staging)]
+    sidecars = [*file_sidecars(staging), *audit_sidecars(staging)]
     readable = verified = 0
     for side in sidecars:
         where = str(side.relative_to(staging))
@@ -69,8 +60,8 @@ def gather(
             report.problems.append(f"{where}: record {record.seq} {problem}")
             continue
         verified += 1
-        in_chain_dir = side.parent == chainfiles.chain_dir(staging)
-        if record.kind == "audit" and side != chainfiles.audit_sidecar_path(staging, record.seq):
+        in_chain_dir = side.parent == chain_dir(staging)
+        if record.kind == "audit" and side != audit_sidecar_path(staging, record.seq):
             report.problems.append(f"{where}: holds audit record {record.seq}")
             continue
         if record.kind == "file" and in_chain_dir:

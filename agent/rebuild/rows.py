@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.model import FileState, display_name
-from agent.custody.seal import SIDECAR_SUFFIX
-from agent.custody.staging import staged_name
+from agent.custody.staging import SIDECAR_SUFFIX, staged_rel
 from agent.rebuild.chain import FROM_DATABASE, Chain
 from agent.rebuild.report import RebuildReport
 from agent.sync import receipts
@@ -105,7 +104,7 @@ def _row(seq: int, body: dict[str, Any], now: str) -> FileRow:
         "wipeable": int(wipeable if isinstance(wipeable, bool) else body["kind"] != "other"),
         "state": FileState.SEALED.value,
         "sha256": str(body["sha256"]),
-        "staged_path": f"{body['device_serial']}/{staged_name(file_id, raw)}",
+        "staged_path": staged_rel(str(body["device_serial"]), file_id, raw),
         "record_seq": seq,
         "discovered_at": ingested,
         "staged_at": ingested,

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core import durable, log
-from agent.custody import chainfiles
+from agent.custody import staging as layout
 from agent.custody.records import sidecar_bytes
-from agent.custody.seal import SIDECAR_SUFFIX
+from agent.custody.staging import EntryKind
 from agent.rebuild.chain import Chain
 from agent.rebuild.report import RebuildReport
 from agent.store import RecordRow
-from agent.sync.receipts import RECEIPT_SUFFIX
 
 _log = log.get(__name__)
 
@@ -35,24 +34,24 @@ class Entry:
 def plan(staging: Path, known: set[str], chain: Chain, report: RebuildReport) -> list[Entry]:
     """The entries to set aside: `known` are the staged paths of the restored rows."""
     entries: list[Entry] = []
-    for directory in sorted(staging.iterdir()) if staging.is_dir() else ():
-        if not directory.is_dir():
-            continue
-        if directory.name == chainfiles.CHAIN_DIR:
+    chain_dir = layout.chain_dir(staging)
+    found = [*layout.camera_dirs(staging), *([chain_dir] if chain_dir.is_dir() else [])]
+    for directory in sorted(found):
+        if directory == chain_dir:
             entries.extend(_foreign_audit_sidecars(staging, chain))
             continue
-        names = sorted(os.listdir(directory))
-        for name in names:
-            staged = name.removesuffix(SIDECAR_SUFFIX).removesuffix(RECEIPT_SUFFIX)
-            if durable.is_temp_name(name) or f"{directory.name}/{staged}" in known:
+        listed = layout.entries(directory)
+        sidecars = {e.staged for e in listed if e.kind is EntryKind.SIDECAR}
+        for entry in listed:
+            if entry.kind is EntryKind.TEMP or f"{directory.name}/{entry.staged}" in known:
                 continue
-            entries.append(Entry(directory / name, f"{directory.name}/{name}"))
-            if staged != name:
+            entries.append(Entry(entry.path, entry.rel))
+            if entry.kind in (EntryKind.SIDECAR, EntryKind.RECEIPT):
                 continue
-            report.set_aside.append(f"{directory.name}/{name}")
-            if name + SIDECAR_SUFFIX in names:
+            report.set_aside.append(entry.rel)
+            if entry.name in sidecars:
                 report.problems.append(
-                    f"{directory.name}/{name}: set aside, but beside a sidecar whose record is "
+                    f"{entry.rel}: set aside, but beside a sidecar whose record is "
                     "not in the rebuilt chain: it may have been sealed, and its camera may no "
                     "longer hold it"
                 )
@@ -61,12 +60,12 @@ def plan(staging: Path, known: set[str], chain: Chain, report: RebuildReport) ->
 
 def _foreign_audit_sidecars(staging: Path, chain: Chain) -> list[Entry]:
     ours: dict[Path, RecordRow] = {
-        chainfiles.audit_sidecar_path(staging, seq): found.record
+        layout.audit_sidecar_path(staging, seq): found.record
         for seq, found in chain.items()
         if found.record.kind == "audit"
     }
     entries: list[Entry] = []
-    for side in chainfiles.audit_sidecars(staging):
+    for side in layout.audit_sidecars(staging):
         record = ours.get(side)
         try:
             same = record is not None and side.read_bytes() == sidecar_bytes(record)
@@ -75,7 +74,7 @@ def _foreign_audit_sidecars(staging: Path, chain: Chain) -> list[Entry]:
         if not same:
             # Named by agent.rebuild.chain when its record is not in the chain; one that only
             # differs in form is written again from the chain by agent.custody.recovery.
-            entries.append(Entry(side, f"{chainfiles.CHAIN_DIR}/{side.name}"))
+            entries.append(Entry(side, f"{layout.CHAIN_DIR}/{side.name}"))
     return entries
 
 

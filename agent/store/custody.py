@@ -1,6 +1,8 @@
 """Queries of the custody pipeline: dock sessions, file rows and their states, the chain.
 
-Transitions name the state they expect and refuse otherwise; records are append-only.
+Every change of a file's state goes through FileTransitions (one row, or every row in a state):
+it names the state it expects, checks the edge against model.ALLOWED_TRANSITIONS and refuses
+otherwise. Records are append-only.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import sqlite_utils.db
 
 from agent.core.errors import TransitionRefused
-from agent.core.model import Candidate, FileState, transition_allowed
+from agent.core.model import Candidate, FileState, ProblemKind, transition_allowed
 from agent.store.base import StoreBase
 
 
@@ -28,7 +30,59 @@ class RecordRow:
     key_id: str
 
 
-class CustodyQueries(StoreBase):
+def _with_kind(fields: dict[str, Any]) -> dict[str, Any]:
+    """A reason written goes with its kind: none for a cleared reason, `other` for a reason
+    whose writer named no kind, so a row never keeps the kind of an earlier reason."""
+    if "reason" in fields and "reason_kind" not in fields:
+        return {**fields, "reason_kind": ProblemKind.OTHER.value if fields["reason"] else ""}
+    if isinstance(fields.get("reason_kind"), ProblemKind):
+        return {**fields, "reason_kind": fields["reason_kind"].value}
+    return fields
+
+
+class FileTransitions(StoreBase):
+    """The one way a file row changes state."""
+
+    def transition(
+        self, file_id: int, old: FileState | Sequence[FileState], new: FileState, **fields: Any
+    ) -> None:
+        """Move a row from `old` (one of) to `new`, refusing if the row is not where expected."""
+        olds = (old,) if isinstance(old, FileState) else tuple(old)
+        for state in olds:
+            if not transition_allowed(state, new):
+                raise TransitionRefused(file_id=file_id, old=state, new=new, actual="not checked")
+        fields = _with_kind(fields)
+        assignments = ["state=?"] + [f"{name}=?" for name in fields]
+        values: list[Any] = [new.value, *fields.values()]
+        marks = ",".join("?" for _ in olds)
+        cur = self.conn.execute(
+            f"UPDATE files SET {', '.join(assignments)} WHERE id=? AND state IN ({marks})",
+            [*values, file_id, *(s.value for s in olds)],
+        )
+        if cur.rowcount != 1:
+            actual = self.conn.execute("SELECT state FROM files WHERE id=?", (file_id,)).fetchone()
+            raise TransitionRefused(
+                file_id=file_id,
+                old="|".join(s.value for s in olds),
+                new=new.value,
+                actual=actual[0] if actual else "missing",
+            )
+
+    def transition_all(self, old: FileState, new: FileState, **fields: Any) -> int:
+        """Move every row in `old` to `new` (the edge checked once: every row it moves is in
+        `old`); returns how many moved."""
+        if not transition_allowed(old, new):
+            raise TransitionRefused(file_id="every", old=old, new=new, actual="not checked")
+        fields = _with_kind(fields)
+        assignments = ["state=?"] + [f"{name}=?" for name in fields]
+        cur = self.conn.execute(
+            f"UPDATE files SET {', '.join(assignments)} WHERE state=?",
+            [new.value, *fields.values(), old.value],
+        )
+        return cur.rowcount
+
+
+class CustodyQueries(FileTransitions):
     # ---- sessions --------------------------------------------------------------------------
 
     def open_session(self, fields: dict[str, Any]) -> int:
@@ -87,10 +141,13 @@ class CustodyQueries(StoreBase):
             "updated_at": now,
         }
         for row in rows:
-            if row["state"] in (FileState.DISCOVERED, FileState.FAILED):
-                self.db.table("files").update(
-                    row["id"], {**fields, "state": FileState.DISCOVERED.value, "reason": ""}
+            if row["state"] == FileState.FAILED:
+                self.transition(
+                    row["id"], FileState.FAILED, FileState.DISCOVERED, **fields, reason=""
                 )
+                return int(row["id"]), FileState.DISCOVERED, False
+            if row["state"] == FileState.DISCOVERED:
+                self.set_file(row["id"], **fields, reason="")
                 return int(row["id"]), FileState.DISCOVERED, False
         table = self.db.table("files")
         table.insert(
@@ -106,33 +163,12 @@ class CustodyQueries(StoreBase):
         )
         return int(table.last_pk), FileState.DISCOVERED, True  # type: ignore[arg-type]
 
-    def transition(
-        self, file_id: int, old: FileState | Sequence[FileState], new: FileState, **fields: Any
-    ) -> None:
-        """Move a row from `old` (one of) to `new`, refusing if the row is not where expected."""
-        olds = (old,) if isinstance(old, FileState) else tuple(old)
-        for state in olds:
-            if not transition_allowed(state, new):
-                raise TransitionRefused(file_id=file_id, old=state, new=new, actual="not checked")
-        assignments = ["state=?"] + [f"{name}=?" for name in fields]
-        values: list[Any] = [new.value, *fields.values()]
-        marks = ",".join("?" for _ in olds)
-        cur = self.conn.execute(
-            f"UPDATE files SET {', '.join(assignments)} WHERE id=? AND state IN ({marks})",
-            [*values, file_id, *(s.value for s in olds)],
-        )
-        if cur.rowcount != 1:
-            actual = self.conn.execute("SELECT state FROM files WHERE id=?", (file_id,)).fetchone()
-            raise TransitionRefused(
-                file_id=file_id,
-                old="|".join(s.value for s in olds),
-                new=new.value,
-                actual=actual[0] if actual else "missing",
-            )
-
     def set_file(self, file_id: int, **fields: Any) -> None:
-        """Update columns that are not the state (wipe marks, reasons)."""
-        self.db.table("files").update(file_id, fields)
+        """Update columns that are not the state (wipe marks, reasons); the state changes only
+        through transition()."""
+        if "state" in fields:
+            raise ValueError("a file's state changes only through transition()")
+        self.db.table("files").update(file_id, _with_kind(fields))
 
     def file(self, file_id: int) -> dict[str, Any]:
         return self._one("files", file_id)

@@ -238,3 +238,11 @@ def _m0005(db: sqlite_utils.Database) -> None:
         ALTER TABLE files ADD COLUMN confirmed_boottime_s REAL;
         """
     )
+
+
+@MIGRATIONS(name="0006_reason_kind")
+def _m0006(db: sqlite_utils.Database) -> None:
+    # What kind of problem a file's reason describes (model.ProblemKind), so code tests the kind
+    # and never parses the sentence a person reads. Empty where the reason is; rows written
+    # before this migration keep '' beside their reason.
+    db.executescript("ALTER TABLE files ADD COLUMN reason_kind TEXT NOT NULL DEFAULT '';")

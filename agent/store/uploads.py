@@ -1,10 +1,11 @@
 """Queries of the upload queue: claiming sealed rows, recording progress, confirming, purging.
 
-Every transition names the state it expects (model.ALLOWED_TRANSITIONS) and refuses otherwise,
-so an upload can never confirm a row that is not the one it claimed. Timestamps are UTC ISO
-strings in one format, written down but never compared with the clock here: when a retry is due
-and when a purge may happen are decided on clocks a wall-clock step cannot move
-(agent.sync.schedule, agent.ingest.policy). No network, no file I/O, no policy here.
+Every transition goes through the store's one (FileTransitions.transition: it names the state it
+expects, checks the edge against model.ALLOWED_TRANSITIONS and refuses otherwise), so an upload can
+never confirm a row that is not the one it claimed. Timestamps are UTC ISO strings in one format,
+written down but never compared with the clock here: when a retry is due and when a purge may happen
+are decided on clocks a wall-clock step cannot move (agent.sync.schedule, agent.ingest.policy). No
+network, no file I/O, no policy here.
 """
 
 from __future__ import annotations
@@ -14,25 +15,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.core.errors import TransitionRefused
-from agent.core.model import FileState, transition_allowed
-from agent.store.base import StoreBase
+from agent.core.model import FileState, ProblemKind
+from agent.store.custody import FileTransitions
 
 
-class UploadQueries(StoreBase):
-    def _move(self, file_id: int, old: FileState, new: FileState, **fields: Any) -> None:
-        if not transition_allowed(old, new):
-            raise TransitionRefused(file_id=file_id, old=old, new=new, actual="not checked")
-        names = ["state=?", *(f"{name}=?" for name in fields)]
-        cur = self.conn.execute(
-            f"UPDATE files SET {', '.join(names)} WHERE id=? AND state=?",
-            [new.value, *fields.values(), file_id, old.value],
-        )
-        if cur.rowcount != 1:
-            row = self.conn.execute("SELECT state FROM files WHERE id=?", (file_id,)).fetchone()
-            raise TransitionRefused(
-                file_id=file_id, old=old.value, new=new.value, actual=row[0] if row else "missing"
-            )
-
+class UploadQueries(FileTransitions):
     # ---- claiming --------------------------------------------------------------------------
 
     def release_stale_uploads(self, now: str) -> int:
@@ -43,12 +30,14 @@ class UploadQueries(StoreBase):
         next claim resumes with HEAD.
         """
         with self.transaction():
-            cur = self.conn.execute(
-                "UPDATE files SET state=?, claimed_by=NULL, updated_at=?, "
-                "reason='upload interrupted; resumes from the server''s offset' WHERE state=?",
-                (FileState.SEALED.value, now, FileState.UPLOADING.value),
+            return self.transition_all(
+                FileState.UPLOADING,
+                FileState.SEALED,
+                claimed_by=None,
+                updated_at=now,
+                reason="upload interrupted; resumes from the server's offset",
+                reason_kind=ProblemKind.UPLOAD_INTERRUPTED,
             )
-            return cur.rowcount
 
     def claim_upload(
         self, worker: str, now: str, *, exclude: Iterable[int] = ()
@@ -74,7 +63,7 @@ class UploadQueries(StoreBase):
             if row is None:
                 return None
             file_id = int(row[0])
-            self._move(
+            self.transition(
                 file_id,
                 FileState.SEALED,
                 FileState.UPLOADING,
@@ -148,7 +137,7 @@ class UploadQueries(StoreBase):
     ) -> None:
         """`clock` and `boottime_s`: the moment on the boot clock too (migration 0005)."""
         with self.transaction():
-            self._move(
+            self.transition(
                 file_id,
                 FileState.UPLOADING,
                 FileState.CONFIRMED,
@@ -166,12 +155,13 @@ class UploadQueries(StoreBase):
 
     def defer_upload(self, file_id: int, reason: str, next_attempt_at: str, now: str) -> None:
         with self.transaction():
-            self._move(
+            self.transition(
                 file_id,
                 FileState.UPLOADING,
                 FileState.SEALED,
                 claimed_by=None,
                 reason=f"upload will be retried: {reason}",
+                reason_kind=ProblemKind.UPLOAD_DEFERRED,
                 last_error=reason,
                 next_attempt_at=next_attempt_at,
                 updated_at=now,
@@ -179,12 +169,13 @@ class UploadQueries(StoreBase):
 
     def hold_upload(self, file_id: int, reason: str, now: str) -> None:
         with self.transaction():
-            self._move(
+            self.transition(
                 file_id,
                 FileState.UPLOADING,
                 FileState.HELD,
                 claimed_by=None,
                 reason=reason,
+                reason_kind=ProblemKind.UPLOAD_HELD,
                 last_error=reason,
                 next_attempt_at=None,
                 updated_at=now,
@@ -207,7 +198,7 @@ class UploadQueries(StoreBase):
             for row in rows:
                 file_id, state = int(row["id"]), FileState(row["state"])
                 if state is FileState.HELD:
-                    self._move(
+                    self.transition(
                         file_id,
                         FileState.HELD,
                         FileState.SEALED,

@@ -1,12 +1,12 @@
 """Upload receipts beside the staged file, so a rebuilt database never uploads a file twice.
 
-`<staged>.upload.json` says where the file's upload lives (the sink and the tus upload URL,
-written as soon as the server created it and before the first byte is sent) and, once the sink
-confirmed it, at which level and where. The database stays the truth while it is whole; after
-`dockagent rebuild` a receipt lets the queue resume the upload with HEAD instead of a new POST,
-and keeps a confirmed file confirmed (also one whose staged copy was purged). A receipt is a
-hint bound to its file by id and hash, never evidence: it decides no confirmation on its own
-while the database holds one, and this module talks to no sink.
+`<staged>.upload.json` (named by agent.custody.staging) says where the file's upload lives (the sink
+and the tus upload URL, written as soon as the server created it and before the first byte is sent)
+and, once the sink confirmed it, at which level and where. The database stays the truth while it is
+whole; after `dockagent rebuild` a receipt lets the queue resume the upload with HEAD instead of a
+new POST, and keeps a confirmed file confirmed (also one whose staged copy was purged). A receipt is
+a hint bound to its file by id and hash, never evidence: it decides no confirmation on its own while
+the database holds one, and this module talks to no sink.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core import durable, log
-
-RECEIPT_SUFFIX = ".upload.json"
+from agent.custody.staging import receipt_path
 
 _log = log.get(__name__)
 
@@ -36,10 +35,6 @@ class Receipt:
 
     def as_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, indent=1).encode() + b"\n"
-
-
-def receipt_path(staging_root: Path, staged_rel: str) -> Path:
-    return staging_root / (staged_rel + RECEIPT_SUFFIX)
 
 
 def read(staging_root: Path, staged_rel: str) -> Receipt | None:

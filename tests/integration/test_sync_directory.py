@@ -286,3 +286,40 @@ def test_a_purge_cut_short_between_mark_and_unlink_is_finished_at_the_next_start
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not leftover.exists()
     assert (station.staging / f"{purged[0]['staged_path']}.custody.json").exists()
+
+
+def test_retry_releases_a_held_file_and_signs_who_did_it(station: Station, tmp_path: Path) -> None:
+    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\npurge_grace_s = 0\n')
+    _camera(tmp_path)
+    _import(station, tmp_path / "cam")
+    victim = rows(station.data_dir, "SELECT * FROM files ORDER BY size DESC LIMIT 1")[0]
+    day = datetime.fromisoformat(victim["staged_at"])
+    folder = station.data_dir / "archive" / "TEST-STATION" / f"{day:%Y/%m/%d}"
+    folder.mkdir(parents=True)
+    ext = str(victim["staged_path"]).rsplit(".", 1)[1]
+    (folder / f"{victim['sha256']}.{ext}").write_bytes(b"something else entirely")
+    assert station.run("sync", "--once").returncode == 3
+    held = rows(station.data_dir, "SELECT * FROM files WHERE id=?", (victim["id"],))[0]
+    assert (held["state"], held["reason_kind"]) == ("held", "upload_held")
+    before = station.json("ledger")["audit"]
+
+    # A file that is not held changes nothing, and nothing is signed for it.
+    confirmed = next(r for r in rows(station.data_dir) if r["state"] == "confirmed")
+    refused = station.run("retry", str(confirmed["id"]))
+    assert refused.returncode == 64, refused.stdout + refused.stderr
+    assert station.json("ledger")["audit"] == before
+
+    proc = station.run("retry", "--held")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 files will be sent at the next sync" in proc.stdout
+    released = rows(station.data_dir, "SELECT * FROM files WHERE id=?", (victim["id"],))[0]
+    assert (released["state"], released["reason"], released["reason_kind"]) == ("sealed", "", "")
+    trail = station.json("ledger")["audit"]
+    assert len(trail) == len(before) + 1
+    record = trail[-1]
+    assert record["action"] == "file.retried"
+    assert record["details"] == {"scope": "held", "file_ids": str(victim["id"])}
+    assert record["operator"]
+    # Signed into the chain, beside staging too: verify finds it whole.
+    verify = station.run("verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from agent.core import config
 from agent.core.errors import ConfigError, UsageError
-from agent.health.dock import retention_class
+from agent.health.files import retention_class
 from agent.reporting import exports
 from agent.reporting.times import parse_since
 

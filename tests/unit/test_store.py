@@ -128,3 +128,53 @@ def test_an_interrupted_initialisation_leaves_nothing_to_trust(tmp_path: Path) -
     store = Store.open(tmp_path, create=True)
     assert store.meta("store_id")
     assert not (tmp_path / "dockagent.db.init").exists()
+
+
+def test_no_state_change_skips_the_checked_transition(tmp_path: Path) -> None:
+    store, fid = _store_with_file(tmp_path)
+    with pytest.raises(ValueError, match="only through transition"):
+        store.set_file(fid, state="confirmed")
+    with pytest.raises(TransitionRefused):  # the bulk variant checks its edge too
+        store.transition_all(FileState.DISCOVERED, FileState.CONFIRMED)
+    assert store.file(fid)["state"] == "discovered"
+    store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="ab", staged_path="C/1.mp4")
+    store.transition(fid, FileState.STAGED, FileState.SEALED)
+    assert store.claim_upload("w1", "t") is not None
+    # A process that is gone left it uploading: back to sealed, with the kind of its reason.
+    assert store.release_stale_uploads("t2") == 1
+    row = store.file(fid)
+    assert (row["state"], row["claimed_by"], row["reason_kind"]) == (
+        "sealed",
+        None,
+        "upload_interrupted",
+    )
+    assert row["reason"] == "upload interrupted; resumes from the server's offset"
+
+
+def test_a_reason_is_never_left_with_the_kind_of_another(tmp_path: Path) -> None:
+    store, fid = _store_with_file(tmp_path)
+    store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    store.transition(
+        fid, FileState.COPYING, FileState.FAILED, reason="read error", reason_kind="read_failed"
+    )
+    assert store.file(fid)["reason_kind"] == "read_failed"
+    store.transition(fid, FileState.FAILED, FileState.COPYING)
+    store.transition(fid, FileState.COPYING, FileState.DISCOVERED, reason="unplugged")
+    assert store.file(fid)["reason_kind"] == "other"  # written without a kind: not the old one
+    store.set_file(fid, reason="")
+    assert store.file(fid)["reason_kind"] == ""
+
+
+def test_a_failed_file_that_changed_on_the_camera_is_listed_again(tmp_path: Path) -> None:
+    store, fid = _store_with_file(tmp_path)
+    store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    store.transition(fid, FileState.COPYING, FileState.FAILED, reason="read error")
+    assert store.register(1, "CAM1", _cand(size=20), "n", "t") == (fid, FileState.DISCOVERED, False)
+    row = store.file(fid)
+    assert (row["state"], row["size"], row["reason"], row["reason_kind"]) == (
+        "discovered",
+        20,
+        "",
+        "",
+    )
