@@ -25,7 +25,8 @@ from agent.custody.records import (
     record_problems,
     sidecar_bytes,
 )
-from agent.custody.seal import SIDECAR_SUFFIX, original_name, signed_record
+from agent.custody.seal import original_name, signed_record
+from agent.custody.staging import SIDECAR_SUFFIX, audit_sidecar_path
 from agent.store import RecordRow
 from tests.support.docking import DockingStation, make_camera
 
@@ -119,7 +120,7 @@ def test_an_audit_record_joins_the_same_chain_and_is_written_after_its_commit(
         {"serial": "SEAL02"},
     )
     assert record_problems(record, dock.key, expected=link_after(before)) == []
-    side = chainfiles.audit_sidecar_path(staging, record.seq)
+    side = audit_sidecar_path(staging, record.seq)
     assert side.read_bytes() == sidecar_bytes(record)
     assert chainfiles.read_head(staging) == chainfiles.Head(record.seq, record.record_hash)
 
@@ -133,7 +134,7 @@ def test_an_audit_record_of_a_transaction_rolled_back_leaves_no_files(
         dock.sealer.audit("device.enrolled", {"serial": "SEAL03"}, "tech", NOW)
         raise RuntimeError("the caller's transaction fails")
     assert dock.store.chain_head() == (before.seq, before.record_hash)
-    assert not chainfiles.audit_sidecar_path(staging, before.seq + 1).exists()
+    assert not audit_sidecar_path(staging, before.seq + 1).exists()
     assert chainfiles.read_head(staging) == chainfiles.Head(before.seq, before.record_hash)
 
 
@@ -142,5 +143,5 @@ def test_an_audit_record_without_files_writes_none(dock: DockingStation, tmp_pat
     staging = dock.config.staging_path
     record = dock.sealer.audit("store.rebuilt", {}, "tech", NOW, write_files=False)
     assert dock.store.chain_head() == (record.seq, record.record_hash)
-    assert not chainfiles.audit_sidecar_path(staging, record.seq).exists()
+    assert not audit_sidecar_path(staging, record.seq).exists()
     assert chainfiles.read_head(staging) == chainfiles.Head(before.seq, before.record_hash)
