@@ -25,5 +25,6 @@ runs a 20-second version of it. The rooms, in the order a run uses them:
 - `__main__`: the command line.
 
 The soak drives the agent only from outside (processes, the bus's event files, the data
-directory read-only); it never imports the agent's code beyond the fake bus's event writer.
+directory read-only); of the agent's code it imports only the fake bus's event writer, and
+the wall-clock module to learn whether its test hook exists.
 """
