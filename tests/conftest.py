@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import run_cli, start_cli
 from tests.support.volumes import fuse_missing
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,20 +55,26 @@ class Station:
         env.update(extra)
         return env
 
+    @property
+    def cli_log(self) -> Path:
+        """Everything the agent printed in this station's runs, kept for the leak check after
+        the suite (tests/support/leak_check.py): no evidence bytes or key material in any."""
+        return self.root / "cli.log"
+
     def run(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "agent.cli.main", *args],
-            env=self.env(**env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        # Everything the agent printed is kept for the leak check after the suite
-        # (tests/support/leak_check.py): no evidence bytes or key material in any output.
-        with open(self.root / "cli.log", "a", errors="surrogateescape") as log:
-            log.write(f"$ dockagent {' '.join(args)}\n{proc.stdout}{proc.stderr}")
-        return proc
+        return run_cli(args, env=self.env(**env), log=self.cli_log, timeout=timeout)
+
+    def run_bytes(
+        self, *args: str, timeout: float = 300, **env: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        """As run, the output left as raw bytes (nothing decoded away before a test looks)."""
+        return run_cli(args, env=self.env(**env), log=self.cli_log, timeout=timeout, text=False)
+
+    def start(
+        self, *args: str, pipe: bool = False, text: bool = False, **env: str
+    ) -> subprocess.Popen[Any]:
+        """The CLI as a process (see tests.support.cli.start_cli), its output in cli_log."""
+        return start_cli(args, env=self.env(**env), log=self.cli_log, pipe=pipe, text=text)
 
     def json(self, *args: str, **env: str) -> Any:
         proc = self.run(*args, "--json", **env)

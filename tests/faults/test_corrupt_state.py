@@ -21,7 +21,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -249,12 +248,7 @@ def test_rebuild_keeps_purged_files_confirmed_and_resumes_an_upload_in_flight(
         receipt = station.staging / (big["staged_path"] + ".upload.json")
 
         # Killed while the 6 MiB file is half sent (1 MiB/s): the server holds a partial upload.
-        sync = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.main", "sync", "--once"],
-            env=station.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        sync = station.start("sync", "--once")
 
         def partial() -> bool:
             if not receipt.exists():

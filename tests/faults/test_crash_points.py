@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -101,12 +99,7 @@ def test_kill_at_twenty_random_moments(tmp_path: Path) -> None:
         station.configure(CONFIG)
         cam = tmp_path / f"cam{round_}"
         expected = {e[0]: e[2] for e in write_camera(spec, cam).entries}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.main", "import", str(cam)],
-            env=station.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = station.start("import", str(cam))
         time.sleep(rng.uniform(0.0, duration * 0.8))
         proc.send_signal(signal.SIGKILL)
         if proc.wait() == -signal.SIGKILL:

@@ -18,7 +18,6 @@ import random
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -80,23 +79,11 @@ def _sha_prefix(path: Path, size: int) -> str:
 
 def _cli(station: Station, *args: str, timeout: float = IMPORT_TIMEOUT_S) -> Any:
     """Run the real CLI; output kept as raw bytes so nothing is decoded away before we look."""
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli.main", *args],
-        env=station.env(),
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
+    return station.run_bytes(*args, timeout=timeout)
 
 
 def _popen(station: Station, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent.cli.main", *args],
-        env=station.env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    return station.start(*args, pipe=True)
 
 
 def _show(proc: Any) -> str:

@@ -23,7 +23,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from agent.core import crashpoints, durable
 from agent.core.model import display_name
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
+from tests.support.cli import start_cli
 from tests.support.nothing_lost import Manifest, assert_nothing_lost, directory_sink_objects
 from tests.support.powercut_fs import PowerCutFS
 from tests.support.volumes import tmpfs
@@ -80,14 +80,9 @@ class Rig:
     def start(self, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
         """The CLI as a process, its JSON log going to a file beside the station."""
         log = self.station.root / f"log-{time.monotonic_ns()}.jsonl"
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.cli.main", *args],
-                env=self.station.env(**env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+        proc = start_cli(
+            args, env=self.station.env(**env), log=self.station.cli_log, stderr_log=log
+        )
         return proc, log
 
     def run(self, *args: str, **env: str) -> int:

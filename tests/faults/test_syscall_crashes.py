@@ -45,6 +45,7 @@ import pytest
 from agent.core.errors import EX_IOERR, EX_TEMPFAIL, EXIT_INCOMPLETE
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
+from tests.support.cli import run_cli
 from tests.support.evidence import rows
 from tests.support.nothing_lost import Manifest, check, directory_sink_objects
 from tests.support.syscall_faults import (
@@ -198,13 +199,8 @@ class Lane:
         prefix: list[str] = []
         if trace is not None:
             prefix = strace_argv(trace[0], trace[1], inject=inject, paths=paths)
-        return subprocess.run(
-            [*prefix, sys.executable, "-m", "agent.cli.main", *args],
-            env=self.station.env(**env),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        return run_cli(
+            args, env=self.station.env(**env), log=self.station.cli_log, timeout=120, prefix=prefix
         )
 
     def staging_temps(self) -> list[str]:

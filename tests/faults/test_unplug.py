@@ -4,8 +4,6 @@ files before it are, nothing is wiped, and the next dock finishes the camera."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,13 +33,7 @@ def test_unplug_mid_copy_then_redock(station: Station, tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     with mount_fat(image, mnt) as mounted:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.main", "import", str(mounted.path), "--json"],
-            env=station.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = station.start("import", str(mounted.path), "--json", pipe=True, text=True)
         # Wait until a large file is being copied (a temp file of >= 8 MiB in staging).
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -11,8 +11,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -70,12 +68,7 @@ def test_killed_during_a_1gib_upload_resumes_from_the_servers_offset(
         file_id = next(
             r["id"] for r in rows(station.data_dir) if bytes(r["camera_path"]) == big.rel_path
         )
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.main", "sync", "--once"],
-            env=station.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        agent = station.start("sync", "--once")
         try:
             deadline = time.monotonic() + 120
             while _offset(station.data_dir, file_id) < GIB // 3:

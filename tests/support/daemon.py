@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.devices.fake import write_event
+from tests.support.cli import start_cli
 from tests.support.evidence import rows
 
 
 class DaemonProcess:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli.main", "run"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
+        # Its output (the JSON log on stderr) goes to log_path, which the leak check reads.
+        self.proc = start_cli(["run"], env=env, log=log_path)
 
     def events(self) -> list[dict[str, Any]]:
         out = []
@@ -49,16 +43,12 @@ class DaemonProcess:
     def stop(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self.log.close()
+        return self.proc.wait(timeout=timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.log.close()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

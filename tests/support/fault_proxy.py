@@ -144,6 +144,55 @@ def _read_chunked(src: socket.socket, buffer: bytearray) -> bytes:
             return bytes(raw)
 
 
+def _read_sized(src: socket.socket, buffer: bytearray, length: int) -> bytes:
+    body = bytes(buffer[:length])
+    del buffer[:length]
+    while len(body) < length:
+        more = src.recv(length - len(body))
+        if not more:
+            raise _Closed("backend body cut short")
+        body += more
+    return body
+
+
+def _read_response(backend: socket.socket, method: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The backend's answer to one request: status line, headers, whole body."""
+    bbuf = bytearray()
+    rfirst, rheaders = _parse(_recv_head(backend, bbuf))
+    status = int(rfirst.split(" ")[1])
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        body = b""
+    elif (_get(rheaders, "Transfer-Encoding") or "").lower() == "chunked":
+        body = _read_chunked(backend, bbuf)
+    else:
+        body = _read_sized(backend, bbuf, int(_get(rheaders, "Content-Length") or 0))
+    return rfirst, rheaders, body
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The head of one client request."""
+
+    first: str
+    headers: list[tuple[str, str]]
+
+    @property
+    def method(self) -> str:
+        return self.first.split(" ")[0]
+
+    @property
+    def path(self) -> str:
+        return self.first.split(" ")[1]
+
+    @property
+    def length(self) -> int:
+        return int(_get(self.headers, "Content-Length") or 0)
+
+    @property
+    def offset(self) -> str:
+        return _get(self.headers, "Upload-Offset") or ""
+
+
 def _reset(sock: socket.socket) -> None:
     # SO_LINGER with a zero timeout: close() sends RST instead of FIN (socket(7)).
     with contextlib.suppress(OSError):
@@ -290,87 +339,101 @@ class FaultProxy:
     def _one(
         self, client: socket.socket, cbuf: bytearray, backend: socket.socket | None
     ) -> socket.socket | None:
-        head = _recv_head(client, cbuf)
-        first, headers = _parse(head)
-        method, path = first.split(" ")[0], first.split(" ")[1]
-        length = int(_get(headers, "Content-Length") or 0)
-        offset = _get(headers, "Upload-Offset") or ""
-        auth = _get(headers, "Authorization")
-        if auth is not None:
-            with self.lock:
-                self.tokens_seen.append(auth)
-        if self.require_token is not None and auth != f"Bearer {self.require_token}":
-            _pump(client, cbuf, length, None)
-            self._answer(client, 401, {})
-            self._log(method, path, 401, offset, 0, "no token")
+        """Serve one request of a kept-alive connection; returns the backend connection to
+        reuse (None once the backend closed it). An injected fault that cuts the connection
+        raises _Closed."""
+        req = _Request(*_parse(_recv_head(client, cbuf)))
+        if self._refused(client, cbuf, req):
             return backend
-        fault = self._match(method)
-        kind = fault.kind if fault else ""
-        if fault is not None and fault.kind == "status":
-            _pump(client, cbuf, length, None)
-            self._answer(client, fault.status, fault.headers)
-            self._log(method, path, fault.status, offset, 0, f"status {fault.status}")
+        fault = self._match(req.method)
+        if fault is not None and fault.kind in ("status", "stall"):
+            self._answer_instead(client, cbuf, req, fault)
             return backend
-        if fault is not None and fault.kind == "stall":
-            _pump(client, cbuf, length, None)
-            self._log(method, path, 0, offset, 0, "stall")
-            self.stopping.wait(fault.stall_s)
-            raise _Closed("stalled")
         if backend is None:
             backend = socket.create_connection((LOOPBACK, self.backend_port), timeout=60)
             self._track(backend, True)
-        if self.tls is not None:
-            # As a TLS-terminating reverse proxy does, so the server's URLs say https.
-            headers = _set(headers, "X-Forwarded-Proto", "https")
-        backend.sendall(_build(first, headers))
-        counter = self._count if method == "PATCH" else None
-        if fault is not None and fault.kind == "reset_mid_body":
-            half = length // 2
-            sent = _pump(client, cbuf, half, backend, counter)
-            self._log(method, path, 0, offset, sent, "reset mid-body")
-            time.sleep(0.2)  # let the server take what it got before both ends go
-            _reset(backend)
-            _reset(client)
-            raise _Closed("reset")
-        sent = _pump(client, cbuf, length, backend, counter)
-        bbuf = bytearray()
-        rhead = _recv_head(backend, bbuf)
-        rfirst, rheaders = _parse(rhead)
-        status = int(rfirst.split(" ")[1])
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            body = b""
-        elif (_get(rheaders, "Transfer-Encoding") or "").lower() == "chunked":
-            body = _read_chunked(backend, bbuf)
-        else:
-            blen = int(_get(rheaders, "Content-Length") or 0)
-            body = bytes(bbuf[:blen])
-            del bbuf[:blen]
-            while len(body) < blen:
-                more = backend.recv(blen - len(body))
-                if not more:
-                    raise _Closed("backend body cut short")
-                body += more
+        sent = self._send_request(client, cbuf, backend, req, fault)
+        rfirst, rheaders, body = _read_response(backend, req.method)
         if (_get(rheaders, "Connection") or "").lower() == "close":
             self._track(backend, False)
             backend.close()
             backend = None
-        if fault is not None and fault.kind == "offset_beyond":
-            total = int(_get(rheaders, "Upload-Length") or 0)
-            rheaders = _set(rheaders, "Upload-Offset", str(total + 4096))
-        if fault is None and _get(rheaders, "Repr-Digest"):
-            fault = self._match(method, digest_answer=True)
-            kind = fault.kind if fault else ""
-        if fault is not None and fault.kind == "bad_digest":
-            wrong = base64.b64encode(hashlib.sha256(b"not the evidence").digest()).decode()
-            rheaders = _set(rheaders, "Repr-Digest", f"sha-256=:{wrong}:")
+        rheaders, fault = self._doctor_answer(req.method, rheaders, fault)
+        status = int(rfirst.split(" ")[1])
+        self._log(req.method, req.path, status, req.offset, sent, fault.kind if fault else "")
         answer = _build(rfirst, rheaders) + body
-        self._log(method, path, status, offset, sent, kind)
         if fault is not None and fault.kind == "truncate_response":
             client.sendall(answer[: min(len(answer) - 1, 25)])
             _reset(client)
             raise _Closed("truncated")
         client.sendall(answer)
         return backend
+
+    def _refused(self, client: socket.socket, cbuf: bytearray, req: _Request) -> bool:
+        """Note the request's token; answer 401 (True) when the proxy requires another."""
+        auth = _get(req.headers, "Authorization")
+        if auth is not None:
+            with self.lock:
+                self.tokens_seen.append(auth)
+        if self.require_token is None or auth == f"Bearer {self.require_token}":
+            return False
+        _pump(client, cbuf, req.length, None)
+        self._answer(client, 401, {})
+        self._log(req.method, req.path, 401, req.offset, 0, "no token")
+        return True
+
+    def _answer_instead(
+        self, client: socket.socket, cbuf: bytearray, req: _Request, fault: Fault
+    ) -> None:
+        """A status fault answers in the server's place; a stall never answers (raises)."""
+        _pump(client, cbuf, req.length, None)
+        if fault.kind == "status":
+            self._answer(client, fault.status, fault.headers)
+            self._log(req.method, req.path, fault.status, req.offset, 0, f"status {fault.status}")
+            return
+        self._log(req.method, req.path, 0, req.offset, 0, "stall")
+        self.stopping.wait(fault.stall_s)
+        raise _Closed("stalled")
+
+    def _send_request(
+        self,
+        client: socket.socket,
+        cbuf: bytearray,
+        backend: socket.socket,
+        req: _Request,
+        fault: Fault | None,
+    ) -> int:
+        """Forward the request head and body (PATCH bytes counted); returns the body bytes
+        sent. A reset_mid_body fault sends half, then resets both ends (raises)."""
+        headers = req.headers
+        if self.tls is not None:
+            # As a TLS-terminating reverse proxy does, so the server's URLs say https.
+            headers = _set(headers, "X-Forwarded-Proto", "https")
+        backend.sendall(_build(req.first, headers))
+        counter = self._count if req.method == "PATCH" else None
+        if fault is None or fault.kind != "reset_mid_body":
+            return _pump(client, cbuf, req.length, backend, counter)
+        sent = _pump(client, cbuf, req.length // 2, backend, counter)
+        self._log(req.method, req.path, 0, req.offset, sent, "reset mid-body")
+        time.sleep(0.2)  # let the server take what it got before both ends go
+        _reset(backend)
+        _reset(client)
+        raise _Closed("reset")
+
+    def _doctor_answer(
+        self, method: str, rheaders: list[tuple[str, str]], fault: Fault | None
+    ) -> tuple[list[tuple[str, str]], Fault | None]:
+        """The server's answer headers as the fault has them: an offset beyond the length, or
+        a wrong Repr-Digest (armed for answers that carry one). Returns the fault in force."""
+        if fault is not None and fault.kind == "offset_beyond":
+            total = int(_get(rheaders, "Upload-Length") or 0)
+            rheaders = _set(rheaders, "Upload-Offset", str(total + 4096))
+        if fault is None and _get(rheaders, "Repr-Digest"):
+            fault = self._match(method, digest_answer=True)
+        if fault is not None and fault.kind == "bad_digest":
+            wrong = base64.b64encode(hashlib.sha256(b"not the evidence").digest()).decode()
+            rheaders = _set(rheaders, "Repr-Digest", f"sha-256=:{wrong}:")
+        return rheaders, fault
 
     def _count(self, sent: int) -> None:
         with self.lock:

@@ -227,6 +227,137 @@ def _check_chain(
     return by_file
 
 
+def _sidecar_problem(staging: Path, row: dict[str, Any], rec: dict[str, Any]) -> str:
+    """What is wrong with the signed sidecar of a file record's staged copy ("" if nothing)."""
+    side = staging / (row["staged_path"] + SIDECAR_SUFFIX)
+    try:
+        envelope = json.loads(side.read_bytes())
+    except (OSError, ValueError) as exc:
+        return f"file {row['id']}: sidecar unreadable ({exc.__class__.__name__})"
+    if (
+        envelope.get("record_hash") != rec["record_hash"]
+        or envelope.get("signature") != rec["signature"]
+        or envelope.get("body") != rec["parsed"]
+    ):
+        return f"file {row['id']}: sidecar differs from record {rec['seq']}"
+    return ""
+
+
+def _check_file_records(
+    by_file_record: dict[int, dict[str, Any]],
+    rows: list[dict[str, Any]],
+    staging: Path,
+    check_sidecars: bool,
+    report: Report,
+) -> None:
+    """Each file record names its row and agrees with it; its sidecar equals it."""
+    rows_by_id = {int(r["id"]): r for r in rows}
+    for file_id, rec in by_file_record.items():
+        row = rows_by_id.get(file_id)
+        body = rec["parsed"]
+        if row is None:
+            report.problem(f"record {rec['seq']} names file {file_id}, which has no row")
+            continue
+        if (body.get("sha256"), body.get("size")) != (row["sha256"], row["size"]):
+            report.problem(f"record {rec['seq']} and row {file_id} disagree on hash or size")
+        if row["record_seq"] != rec["seq"]:
+            report.problem(f"row {file_id} points at record {row['record_seq']}, not {rec['seq']}")
+        if check_sidecars and row["staged_path"]:
+            problem = _sidecar_problem(staging, row, rec)
+            if problem:
+                report.problem(problem)
+
+
+def _staged_copy_good(staging: Path, row: dict[str, Any]) -> bool:
+    path = staging / (row["staged_path"] or "")
+    try:
+        return path.is_file() and sha256_file(path) == row["sha256"]
+    except OSError:
+        return False
+
+
+def _verified_rows(
+    rows: list[dict[str, Any]],
+    by_file_record: dict[int, dict[str, Any]],
+    staging: Path,
+    report: Report,
+) -> set[int]:
+    """Rows the station trusts must be backed by a staged copy that hashes right: the ids of
+    those that are (a confirmed and purged row is the sink's to hold, checked there)."""
+    verified: set[int] = set()
+    for row in rows:
+        if row["state"] not in TRUSTED_STATES:
+            continue
+        file_id = int(row["id"])
+        if file_id not in by_file_record:
+            report.problem(f"row {file_id} is {row['state']} without a custody record")
+            continue
+        if row.get("purged_at"):
+            continue
+        if _staged_copy_good(staging, row):
+            verified.add(file_id)
+        else:
+            report.problem(
+                f"row {file_id} ({row['state']}) is trusted but its staged copy "
+                f"{row['staged_path']!r} is missing or does not hash to its sha256"
+            )
+    return verified
+
+
+def _check_sink(sink_objects: list[SinkObject], manifest: Manifest, report: Report) -> Counter[str]:
+    """Nothing unknown or mislabelled at the sink, nothing twice; the hashes it holds."""
+    sink_hashes = Counter(obj.sha256 for obj in sink_objects)
+    recorded_hashes = Counter(f.sha256 for f in manifest.files)
+    for obj in sink_objects:
+        if obj.sha256 not in recorded_hashes:
+            report.problem(f"sink holds an unknown object {obj.where}")
+        elif obj.claimed_sha256 and obj.claimed_sha256 != obj.sha256:
+            report.problem(f"sink object {obj.where} says {obj.claimed_sha256}, holds {obj.sha256}")
+    for sha, count in sink_hashes.items():
+        if count > recorded_hashes.get(sha, 0):
+            report.problem(f"sink holds {count} copies of {sha[:12]}: uploaded twice")
+    return sink_hashes
+
+
+@dataclass(frozen=True)
+class _Places:
+    """Where recorded files can be safe now: the sink's hashes, the rows verified at the
+    station, the cameras' files, and what the agent said it held (not safe on the camera)."""
+
+    rows: list[dict[str, Any]]
+    sink_hashes: Counter[str]
+    verified_rows: set[int]
+    on_camera: dict[str, dict[bytes, tuple[int, str]]]
+    must_be_held: set[tuple[str, bytes]]
+
+
+def _place_file(f: Recorded, places: _Places, report: Report) -> None:
+    """Count where one recorded file is safe; LOST if nowhere, a problem if held twice."""
+    trusted = [
+        r
+        for r in places.rows
+        if r["device_serial"] == f.serial
+        and bytes(r["camera_path"]) == f.name
+        and r["sha256"] == f.sha256
+        and r["state"] in TRUSTED_STATES
+    ]
+    if len(trusted) > 1:
+        report.problem(f"{f.serial} {f.name!r}: held {len(trusted)} times by the station")
+    safe = []
+    if places.sink_hashes.get(f.sha256):
+        report.at_sink += 1
+        safe.append("sink")
+    if any(int(r["id"]) in places.verified_rows for r in trusted):
+        report.held += 1
+        safe.append("station")
+    if (f.size, f.sha256) == places.on_camera.get(f.serial, {}).get(f.name):
+        report.on_camera += 1
+        if (f.serial, f.name) not in places.must_be_held:
+            safe.append("camera")
+    if not safe:
+        report.problem(f"LOST: {f.serial} {f.name!r} ({f.size} bytes, {f.sha256[:12]})")
+
+
 def check(
     manifest: Manifest,
     data_dir: Path,
@@ -247,95 +378,21 @@ def check(
     public = public_key_of(key_path or data_dir / "station.key")
     rows, records = _read_station(data_dir)
     by_file_record = _check_chain(records, public, report)
-    rows_by_id = {int(r["id"]): r for r in rows}
-    for file_id, rec in by_file_record.items():
-        row = rows_by_id.get(file_id)
-        body = rec["parsed"]
-        if row is None:
-            report.problem(f"record {rec['seq']} names file {file_id}, which has no row")
-            continue
-        if (body.get("sha256"), body.get("size")) != (row["sha256"], row["size"]):
-            report.problem(f"record {rec['seq']} and row {file_id} disagree on hash or size")
-        if row["record_seq"] != rec["seq"]:
-            report.problem(f"row {file_id} points at record {row['record_seq']}, not {rec['seq']}")
-        if check_sidecars and row["staged_path"]:
-            side = staging / (row["staged_path"] + SIDECAR_SUFFIX)
-            try:
-                envelope = json.loads(side.read_bytes())
-            except (OSError, ValueError) as exc:
-                report.problem(f"file {file_id}: sidecar unreadable ({exc.__class__.__name__})")
-            else:
-                if (
-                    envelope.get("record_hash") != rec["record_hash"]
-                    or envelope.get("signature") != rec["signature"]
-                    or envelope.get("body") != body
-                ):
-                    report.problem(f"file {file_id}: sidecar differs from record {rec['seq']}")
-
-    # Rows the station trusts must be backed by a staged copy that hashes right.
-    verified_rows: set[int] = set()
-    for row in rows:
-        if row["state"] not in TRUSTED_STATES:
-            continue
-        file_id = int(row["id"])
-        if file_id not in by_file_record:
-            report.problem(f"row {file_id} is {row['state']} without a custody record")
-            continue
-        if row.get("purged_at"):
-            continue  # confirmed and purged: the sink must have it (checked below)
-        path = staging / (row["staged_path"] or "")
-        try:
-            good = path.is_file() and sha256_file(path) == row["sha256"]
-        except OSError:
-            good = False
-        if good:
-            verified_rows.add(file_id)
-        else:
-            report.problem(
-                f"row {file_id} ({row['state']}) is trusted but its staged copy "
-                f"{row['staged_path']!r} is missing or does not hash to its sha256"
-            )
-
+    _check_file_records(by_file_record, rows, staging, check_sidecars, report)
+    verified_rows = _verified_rows(rows, by_file_record, staging, report)
     sink_objects, _partial = sink if sink is not None else ([], [])
-    sink_hashes = Counter(obj.sha256 for obj in sink_objects)
-    recorded_hashes = Counter(f.sha256 for f in manifest.files)
-    for obj in sink_objects:
-        if obj.sha256 not in recorded_hashes:
-            report.problem(f"sink holds an unknown object {obj.where}")
-        elif obj.claimed_sha256 and obj.claimed_sha256 != obj.sha256:
-            report.problem(f"sink object {obj.where} says {obj.claimed_sha256}, holds {obj.sha256}")
-    for sha, count in sink_hashes.items():
-        if count > recorded_hashes.get(sha, 0):
-            report.problem(f"sink holds {count} copies of {sha[:12]}: uploaded twice")
-
-    now_on_camera: dict[str, dict[bytes, tuple[int, str]]] = {}
-    for serial, root in (cameras or {}).items():
-        now_on_camera[serial] = Manifest.scan(root) if root is not None else {}
-    must_be_held = set(reported_held)
+    places = _Places(
+        rows=rows,
+        sink_hashes=_check_sink(sink_objects, manifest, report),
+        verified_rows=verified_rows,
+        on_camera={
+            serial: Manifest.scan(root) if root is not None else {}
+            for serial, root in (cameras or {}).items()
+        },
+        must_be_held=set(reported_held),
+    )
     for f in manifest.files:
-        mine = [
-            r
-            for r in rows
-            if r["device_serial"] == f.serial
-            and bytes(r["camera_path"]) == f.name
-            and r["sha256"] == f.sha256
-        ]
-        trusted = [r for r in mine if r["state"] in TRUSTED_STATES]
-        if len(trusted) > 1:
-            report.problem(f"{f.serial} {f.name!r}: held {len(trusted)} times by the station")
-        places = []
-        if sink_hashes.get(f.sha256):
-            report.at_sink += 1
-            places.append("sink")
-        if any(int(r["id"]) in verified_rows for r in trusted):
-            report.held += 1
-            places.append("station")
-        if (f.size, f.sha256) == now_on_camera.get(f.serial, {}).get(f.name):
-            report.on_camera += 1
-            if (f.serial, f.name) not in must_be_held:
-                places.append("camera")
-        if not places:
-            report.problem(f"LOST: {f.serial} {f.name!r} ({f.size} bytes, {f.sha256[:12]})")
+        _place_file(f, places, report)
     return report
 
 

@@ -94,11 +94,311 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+class _Model:
+    """The durable model (see the module) and the pass-through's bookkeeping: nodes, handles,
+    what changed since the last sync. Imports nothing of fuse."""
+
+    def __init__(self, backing: Path, state: Path) -> None:
+        self.root = os.fsencode(backing)
+        self.state = state
+        self.content = state / CONTENT
+        self.mutex = threading.RLock()  # not "lock": fusepy would take that for the lock op
+        self.nodes: dict[int, int] = {}  # live backing inode -> node id
+        self.next_node = ROOT
+        self.handles: dict[int, _Handle] = {}
+        self.dirty: dict[int, _Dirty] = {}
+        # The durable model (what a cut keeps), saved to state/model.json on every change:
+        self.dirs: dict[int, dict[str, int]] = {}  # durable entries of each directory
+        self.meta: dict[int, dict[str, Any]] = {}  # kind ("f", "d", "l"), mode, target
+        self.base: dict[int, int] = {}  # node -> backing inode: unchanged since the mount
+        self._adopt()
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        with self.mutex:
+            return getattr(self, op)(*args)
+
+    def _path(self, path: str) -> bytes:
+        return self.root + path.encode(ENCODING)
+
+    def _new_node(self, st: os.stat_result, target: str = "") -> int:
+        node = self.next_node
+        self.next_node += 1
+        self.nodes[st.st_ino] = node
+        kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
+        self.meta[node] = {"kind": kind, "mode": stat.S_IMODE(st.st_mode), "target": target}
+        return node
+
+    def _node(self, st: os.stat_result) -> int:
+        node = self.nodes.get(st.st_ino)
+        return node if node is not None else self._new_node(st)
+
+    def _adopt(self) -> None:
+        """At mount, everything in the backing directory is durable (it is what a cut left)."""
+        shutil.rmtree(self.content, ignore_errors=True)
+        self.content.mkdir(parents=True)
+        root_node = self._new_node(os.lstat(self.root))
+        assert root_node == ROOT
+        pending = [(self.root, root_node)]
+        while pending:
+            directory, node = pending.pop()
+            entries: dict[str, int] = {}
+            for name in os.listdir(directory):
+                full = os.path.join(directory, name)
+                st = os.lstat(full)
+                target = os.readlink(full).decode(ENCODING) if stat.S_ISLNK(st.st_mode) else ""
+                child = self.nodes.get(st.st_ino) or self._new_node(st, target)
+                entries[name.decode(ENCODING)] = child
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append((full, child))
+                elif stat.S_ISREG(st.st_mode):
+                    self.base[child] = st.st_ino
+            self.dirs[node] = entries
+        self._save()
+
+    def _save(self) -> None:
+        model = {
+            "dirs": {str(k): v for k, v in self.dirs.items()},
+            "meta": {str(k): v for k, v in self.meta.items()},
+            "base": {str(k): v for k, v in self.base.items()},
+        }
+        tmp = self.state / (MODEL + ".tmp")
+        tmp.write_text(json.dumps(model))
+        tmp.replace(self.state / MODEL)  # whole, even if this server is killed meanwhile
+
+    def _snapshot(self, node: int) -> Path:
+        return self.content / str(node)
+
+    def _before_change(self, node: int, fd: int) -> None:
+        """About to change a file's bytes or drop its last name: keep its durable bytes."""
+        if node in self.base:
+            with open(self._snapshot(node), "wb") as out:
+                _copy_range(fd, out.fileno(), 0, os.fstat(fd).st_size)
+            del self.base[node]
+            self._save()
+        if node not in self.dirty:
+            self.dirty[node] = _Dirty()
+
+    def _sync_file(self, node: int, fd: int) -> None:
+        """fsync: the file's bytes and size as they are now become its durable content."""
+        if node in self.base:
+            return  # unchanged since the mount
+        dirty = self.dirty.pop(node, _Dirty())
+        size = os.fstat(fd).st_size
+        snap = os.open(self._snapshot(node), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if dirty.min_size is not None:
+                os.ftruncate(snap, min(os.fstat(snap).st_size, dirty.min_size))
+            os.ftruncate(snap, size)
+            for off, length in _merged(dirty.ranges):
+                _copy_range(fd, snap, off, max(0, min(off + length, size) - off))
+        finally:
+            os.close(snap)
+        self.meta[node]["mode"] = stat.S_IMODE(os.fstat(fd).st_mode)
+
+    def _drop_name(self, full: bytes) -> int | None:
+        """Before a name goes (unlink, rmdir, rename over it): a last name keeps its
+        durable bytes. Returns the inode number to forget once the name is gone."""
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            node = self._node(st)
+            if node in self.base:
+                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    self._before_change(node, fd)
+                finally:
+                    os.close(fd)
+        return st.st_ino if st.st_nlink <= 1 or stat.S_ISDIR(st.st_mode) else None
+
+    def _forget(self, ino: int | None) -> None:
+        """The inode number may come back for another file: map it afresh then (open
+        descriptors keep their node in their handle)."""
+        if ino is not None:
+            self.nodes.pop(ino, None)
+
+
+class _Directories:
+    """Directory operations: entries pass through; fsyncdir makes them durable."""
+
+    root: bytes
+    meta: dict[int, dict[str, Any]]
+    dirs: dict[int, dict[str, int]]
+
+    def getattr(self, path: str | None, fh: Any = None) -> dict[str, Any]:
+        # fusepy passes a NULL fuse_file_info pointer (falsy), not None, for a path getattr.
+        st = os.fstat(fh.fh) if fh else os.lstat(self._path(path or "/"))
+        keys = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks")
+        attrs: dict[str, Any] = {k: getattr(st, k) for k in keys}
+        attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
+        return attrs
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        return [".", "..", *(n.decode(ENCODING) for n in os.listdir(self._path(path)))]
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._path(path)).decode(ENCODING)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        full = self._path(path)
+        os.mkdir(full, mode)
+        self._new_node(os.lstat(full))
+
+    def rmdir(self, path: str) -> None:
+        full = self._path(path)
+        gone = self._drop_name(full)
+        os.rmdir(full)
+        self._forget(gone)
+
+    def symlink(self, target: str, source: str) -> None:
+        full = self._path(target)
+        os.symlink(source.encode(ENCODING), full)
+        self._new_node(os.lstat(full), source)
+
+    def link(self, target: str, source: str) -> None:
+        os.link(self._path(source), self._path(target))
+
+    def unlink(self, path: str) -> None:
+        full = self._path(path)
+        gone = self._drop_name(full)
+        os.unlink(full)
+        self._forget(gone)
+
+    def rename(self, old: str, new: str) -> None:
+        full_old, full_new = self._path(old), self._path(new)
+        try:
+            replaced = not os.path.samestat(os.lstat(full_old), os.lstat(full_new))
+        except FileNotFoundError:
+            replaced = False
+        gone = self._drop_name(full_new) if replaced else None
+        os.rename(full_old, full_new)
+        self._forget(gone)
+
+    def fsyncdir(self, path: str | None, datasync: int, fh: int) -> None:
+        """The directory's entries as they are now become its durable entries."""
+        full = self._path(path or "/")
+        st = os.lstat(full)
+        node = self._node(st)
+        self.meta[node]["mode"] = stat.S_IMODE(st.st_mode)
+        entries: dict[str, int] = {}
+        for name in os.listdir(full):
+            child_st = os.lstat(os.path.join(full, name))
+            child = self._node(child_st)
+            entries[name.decode(ENCODING)] = child
+            if self.meta[child]["kind"] == "d":
+                self.dirs.setdefault(child, {})  # never synced itself: empty after a cut
+                self.meta[child]["mode"] = stat.S_IMODE(child_st.st_mode)
+        self.dirs[node] = entries
+        self._save()
+
+
+class _Files:
+    """File and attribute operations: bytes pass through; fsync (or O_SYNC) makes them durable."""
+
+    root: bytes
+    handles: dict[int, _Handle]
+    dirty: dict[int, _Dirty]
+    # The error fusepy answers with its errno (fuse.FuseOSError; set where fuse is imported).
+    refusal: type[OSError] = OSError
+
+    def create(self, path: str, mode: int, fi: Any) -> int:
+        full = self._path(path)
+        existed = os.path.lexists(full)  # no one else changes the backing directory
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (fi.flags & os.O_EXCL)
+        fd = os.open(full, flags, stat.S_IMODE(mode))
+        st = os.fstat(fd)
+        if existed:
+            node = self._node(st)
+        else:  # a new file, even where the backing file system reuses an inode number
+            node = self._new_node(st)
+            self.dirty[node] = _Dirty()
+        self.handles[fd] = _Handle(fd, node, bool(fi.flags & _SYNC_FLAGS))
+        fi.fh = fd
+        return 0
+
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        if not stat.S_ISREG(mode):
+            raise self.refusal(errno.EPERM)
+        full = self._path(path)
+        os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(mode)))
+        self._new_node(os.lstat(full))
+
+    def open(self, path: str, fi: Any) -> int:
+        # Buffered, positional I/O on the backing file whatever the caller asked for:
+        # O_DIRECT, O_APPEND and O_SYNC are the kernel's and this model's business.
+        fd = os.open(self._path(path), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.handles[fd] = _Handle(fd, self._node(os.fstat(fd)), bool(fi.flags & _SYNC_FLAGS))
+        fi.fh = fd
+        return 0
+
+    def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:
+        return os.pread(fi.fh, size, offset)
+
+    def write(self, path: str | None, data: bytes, offset: int, fi: Any) -> int:
+        handle = self.handles[fi.fh]
+        self._before_change(handle.node, handle.fd)
+        n = os.pwrite(handle.fd, data, offset)
+        dirty = self.dirty[handle.node]
+        dirty.ranges.append((offset, n))
+        if len(dirty.ranges) > 4096:
+            dirty.ranges = _merged(dirty.ranges)
+        if handle.sync:
+            self._sync_file(handle.node, handle.fd)
+        return n
+
+    def truncate(self, path: str | None, length: int, fi: Any = None) -> None:
+        if fi:
+            handle = self.handles[fi.fh]
+            self._truncate(handle.node, handle.fd, length)
+            return
+        fd = os.open(self._path(path or "/"), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            self._truncate(self._node(os.fstat(fd)), fd, length)
+        finally:
+            os.close(fd)
+
+    def _truncate(self, node: int, fd: int, length: int) -> None:
+        self._before_change(node, fd)
+        dirty = self.dirty[node]
+        dirty.min_size = length if dirty.min_size is None else min(dirty.min_size, length)
+        os.ftruncate(fd, length)
+
+    def fsync(self, path: str | None, datasync: int, fi: Any) -> None:
+        handle = self.handles[fi.fh]
+        self._sync_file(handle.node, handle.fd)
+
+    def flush(self, path: str | None, fi: Any) -> None:
+        return None
+
+    def release(self, path: str | None, fi: Any) -> None:
+        handle = self.handles.pop(fi.fh, None)
+        if handle is not None:
+            os.close(handle.fd)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(self._path(path), stat.S_IMODE(mode))
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.chown(self._path(path), uid, gid, follow_symlinks=False)
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        if times is None:
+            os.utime(self._path(path), follow_symlinks=False)
+        else:
+            os.utime(self._path(path), ns=times, follow_symlinks=False)
+
+    def statfs(self, path: str) -> dict[str, int]:
+        sv = os.statvfs(self.root)
+        keys = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files")
+        return {k: getattr(sv, k) for k in (*keys, "f_ffree", "f_favail", "f_namemax")}
+
+
 def _server_class() -> type:
     """The fusepy Operations subclass, built on demand: only the server process imports fuse."""
     import fuse
 
-    class Layer(fuse.Operations):  # type: ignore[misc]
+    class Layer(_Files, _Directories, _Model, fuse.Operations):  # type: ignore[misc]
         """Pass-through to `backing`; the durable model lives in `state` (see the module)."""
 
         use_ns = True
@@ -109,291 +409,7 @@ def _server_class() -> type:
         setxattr = None
         listxattr = None
         removexattr = None
-
-        def __init__(self, backing: Path, state: Path) -> None:
-            self.root = os.fsencode(backing)
-            self.state = state
-            self.content = state / CONTENT
-            self.mutex = threading.RLock()  # not "lock": fusepy would take that for the lock op
-            self.nodes: dict[int, int] = {}  # live backing inode -> node id
-            self.next_node = ROOT
-            self.handles: dict[int, _Handle] = {}
-            self.dirty: dict[int, _Dirty] = {}
-            # The durable model (what a cut keeps), saved to state/model.json on every change:
-            self.dirs: dict[int, dict[str, int]] = {}  # durable entries of each directory
-            self.meta: dict[int, dict[str, Any]] = {}  # kind ("f", "d", "l"), mode, target
-            self.base: dict[int, int] = {}  # node -> backing inode: unchanged since the mount
-            self._adopt()
-
-        # -- model ---------------------------------------------------------------------------
-
-        def __call__(self, op: str, *args: Any) -> Any:
-            with self.mutex:
-                return getattr(self, op)(*args)
-
-        def _path(self, path: str) -> bytes:
-            return self.root + path.encode(ENCODING)
-
-        def _new_node(self, st: os.stat_result, target: str = "") -> int:
-            node = self.next_node
-            self.next_node += 1
-            self.nodes[st.st_ino] = node
-            kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
-            self.meta[node] = {"kind": kind, "mode": stat.S_IMODE(st.st_mode), "target": target}
-            return node
-
-        def _node(self, st: os.stat_result) -> int:
-            node = self.nodes.get(st.st_ino)
-            return node if node is not None else self._new_node(st)
-
-        def _adopt(self) -> None:
-            """At mount, everything in the backing directory is durable (it is what a cut left)."""
-            shutil.rmtree(self.content, ignore_errors=True)
-            self.content.mkdir(parents=True)
-            root_node = self._new_node(os.lstat(self.root))
-            assert root_node == ROOT
-            pending = [(self.root, root_node)]
-            while pending:
-                directory, node = pending.pop()
-                entries: dict[str, int] = {}
-                for name in os.listdir(directory):
-                    full = os.path.join(directory, name)
-                    st = os.lstat(full)
-                    target = os.readlink(full).decode(ENCODING) if stat.S_ISLNK(st.st_mode) else ""
-                    child = self.nodes.get(st.st_ino) or self._new_node(st, target)
-                    entries[name.decode(ENCODING)] = child
-                    if stat.S_ISDIR(st.st_mode):
-                        pending.append((full, child))
-                    elif stat.S_ISREG(st.st_mode):
-                        self.base[child] = st.st_ino
-                self.dirs[node] = entries
-            self._save()
-
-        def _save(self) -> None:
-            model = {
-                "dirs": {str(k): v for k, v in self.dirs.items()},
-                "meta": {str(k): v for k, v in self.meta.items()},
-                "base": {str(k): v for k, v in self.base.items()},
-            }
-            tmp = self.state / (MODEL + ".tmp")
-            tmp.write_text(json.dumps(model))
-            tmp.replace(self.state / MODEL)  # whole, even if this server is killed meanwhile
-
-        def _snapshot(self, node: int) -> Path:
-            return self.content / str(node)
-
-        def _before_change(self, node: int, fd: int) -> None:
-            """About to change a file's bytes or drop its last name: keep its durable bytes."""
-            if node in self.base:
-                with open(self._snapshot(node), "wb") as out:
-                    _copy_range(fd, out.fileno(), 0, os.fstat(fd).st_size)
-                del self.base[node]
-                self._save()
-            if node not in self.dirty:
-                self.dirty[node] = _Dirty()
-
-        def _sync_file(self, node: int, fd: int) -> None:
-            """fsync: the file's bytes and size as they are now become its durable content."""
-            if node in self.base:
-                return  # unchanged since the mount
-            dirty = self.dirty.pop(node, _Dirty())
-            size = os.fstat(fd).st_size
-            snap = os.open(self._snapshot(node), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                if dirty.min_size is not None:
-                    os.ftruncate(snap, min(os.fstat(snap).st_size, dirty.min_size))
-                os.ftruncate(snap, size)
-                for off, length in _merged(dirty.ranges):
-                    _copy_range(fd, snap, off, max(0, min(off + length, size) - off))
-            finally:
-                os.close(snap)
-            self.meta[node]["mode"] = stat.S_IMODE(os.fstat(fd).st_mode)
-
-        def _drop_name(self, full: bytes) -> int | None:
-            """Before a name goes (unlink, rmdir, rename over it): a last name keeps its
-            durable bytes. Returns the inode number to forget once the name is gone."""
-            try:
-                st = os.lstat(full)
-            except FileNotFoundError:
-                return None
-            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-                node = self._node(st)
-                if node in self.base:
-                    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                    try:
-                        self._before_change(node, fd)
-                    finally:
-                        os.close(fd)
-            return st.st_ino if st.st_nlink <= 1 or stat.S_ISDIR(st.st_mode) else None
-
-        def _forget(self, ino: int | None) -> None:
-            """The inode number may come back for another file: map it afresh then (open
-            descriptors keep their node in their handle)."""
-            if ino is not None:
-                self.nodes.pop(ino, None)
-
-        # -- directories ---------------------------------------------------------------------
-
-        def getattr(self, path: str | None, fh: Any = None) -> dict[str, Any]:
-            # fusepy passes a NULL fuse_file_info pointer (falsy), not None, for a path getattr.
-            st = os.fstat(fh.fh) if fh else os.lstat(self._path(path or "/"))
-            keys = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks")
-            attrs: dict[str, Any] = {k: getattr(st, k) for k in keys}
-            attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
-            return attrs
-
-        def readdir(self, path: str, fh: int) -> list[str]:
-            return [".", "..", *(n.decode(ENCODING) for n in os.listdir(self._path(path)))]
-
-        def readlink(self, path: str) -> str:
-            return os.readlink(self._path(path)).decode(ENCODING)
-
-        def mkdir(self, path: str, mode: int) -> None:
-            full = self._path(path)
-            os.mkdir(full, mode)
-            self._new_node(os.lstat(full))
-
-        def rmdir(self, path: str) -> None:
-            full = self._path(path)
-            gone = self._drop_name(full)
-            os.rmdir(full)
-            self._forget(gone)
-
-        def symlink(self, target: str, source: str) -> None:
-            full = self._path(target)
-            os.symlink(source.encode(ENCODING), full)
-            self._new_node(os.lstat(full), source)
-
-        def link(self, target: str, source: str) -> None:
-            os.link(self._path(source), self._path(target))
-
-        def unlink(self, path: str) -> None:
-            full = self._path(path)
-            gone = self._drop_name(full)
-            os.unlink(full)
-            self._forget(gone)
-
-        def rename(self, old: str, new: str) -> None:
-            full_old, full_new = self._path(old), self._path(new)
-            try:
-                replaced = not os.path.samestat(os.lstat(full_old), os.lstat(full_new))
-            except FileNotFoundError:
-                replaced = False
-            gone = self._drop_name(full_new) if replaced else None
-            os.rename(full_old, full_new)
-            self._forget(gone)
-
-        def fsyncdir(self, path: str | None, datasync: int, fh: int) -> None:
-            """The directory's entries as they are now become its durable entries."""
-            full = self._path(path or "/")
-            st = os.lstat(full)
-            node = self._node(st)
-            self.meta[node]["mode"] = stat.S_IMODE(st.st_mode)
-            entries: dict[str, int] = {}
-            for name in os.listdir(full):
-                child_st = os.lstat(os.path.join(full, name))
-                child = self._node(child_st)
-                entries[name.decode(ENCODING)] = child
-                if self.meta[child]["kind"] == "d":
-                    self.dirs.setdefault(child, {})  # never synced itself: empty after a cut
-                    self.meta[child]["mode"] = stat.S_IMODE(child_st.st_mode)
-            self.dirs[node] = entries
-            self._save()
-
-        # -- files ---------------------------------------------------------------------------
-
-        def create(self, path: str, mode: int, fi: Any) -> int:
-            full = self._path(path)
-            existed = os.path.lexists(full)  # no one else changes the backing directory
-            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (fi.flags & os.O_EXCL)
-            fd = os.open(full, flags, stat.S_IMODE(mode))
-            st = os.fstat(fd)
-            if existed:
-                node = self._node(st)
-            else:  # a new file, even where the backing file system reuses an inode number
-                node = self._new_node(st)
-                self.dirty[node] = _Dirty()
-            self.handles[fd] = _Handle(fd, node, bool(fi.flags & _SYNC_FLAGS))
-            fi.fh = fd
-            return 0
-
-        def mknod(self, path: str, mode: int, dev: int) -> None:
-            if not stat.S_ISREG(mode):
-                raise fuse.FuseOSError(errno.EPERM)
-            full = self._path(path)
-            os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(mode)))
-            self._new_node(os.lstat(full))
-
-        def open(self, path: str, fi: Any) -> int:
-            # Buffered, positional I/O on the backing file whatever the caller asked for:
-            # O_DIRECT, O_APPEND and O_SYNC are the kernel's and this model's business.
-            fd = os.open(self._path(path), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-            self.handles[fd] = _Handle(fd, self._node(os.fstat(fd)), bool(fi.flags & _SYNC_FLAGS))
-            fi.fh = fd
-            return 0
-
-        def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:
-            return os.pread(fi.fh, size, offset)
-
-        def write(self, path: str | None, data: bytes, offset: int, fi: Any) -> int:
-            handle = self.handles[fi.fh]
-            self._before_change(handle.node, handle.fd)
-            n = os.pwrite(handle.fd, data, offset)
-            dirty = self.dirty[handle.node]
-            dirty.ranges.append((offset, n))
-            if len(dirty.ranges) > 4096:
-                dirty.ranges = _merged(dirty.ranges)
-            if handle.sync:
-                self._sync_file(handle.node, handle.fd)
-            return n
-
-        def truncate(self, path: str | None, length: int, fi: Any = None) -> None:
-            if fi:
-                handle = self.handles[fi.fh]
-                self._truncate(handle.node, handle.fd, length)
-                return
-            fd = os.open(self._path(path or "/"), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                self._truncate(self._node(os.fstat(fd)), fd, length)
-            finally:
-                os.close(fd)
-
-        def _truncate(self, node: int, fd: int, length: int) -> None:
-            self._before_change(node, fd)
-            dirty = self.dirty[node]
-            dirty.min_size = length if dirty.min_size is None else min(dirty.min_size, length)
-            os.ftruncate(fd, length)
-
-        def fsync(self, path: str | None, datasync: int, fi: Any) -> None:
-            handle = self.handles[fi.fh]
-            self._sync_file(handle.node, handle.fd)
-
-        def flush(self, path: str | None, fi: Any) -> None:
-            return None
-
-        def release(self, path: str | None, fi: Any) -> None:
-            handle = self.handles.pop(fi.fh, None)
-            if handle is not None:
-                os.close(handle.fd)
-
-        # -- attributes ----------------------------------------------------------------------
-
-        def chmod(self, path: str, mode: int) -> None:
-            os.chmod(self._path(path), stat.S_IMODE(mode))
-
-        def chown(self, path: str, uid: int, gid: int) -> None:
-            os.chown(self._path(path), uid, gid, follow_symlinks=False)
-
-        def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
-            if times is None:
-                os.utime(self._path(path), follow_symlinks=False)
-            else:
-                os.utime(self._path(path), ns=times, follow_symlinks=False)
-
-        def statfs(self, path: str) -> dict[str, int]:
-            sv = os.statvfs(self.root)
-            keys = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files")
-            return {k: getattr(sv, k) for k in (*keys, "f_ffree", "f_favail", "f_namemax")}
+        refusal = fuse.FuseOSError
 
     return Layer
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Variants of one operation that x86_64 has as separate syscalls; a sweep covers each that occurs.
@@ -244,6 +244,80 @@ class _Sizes:
         return True
 
 
+_CHANGES = frozenset({"write", "pwrite64", "fallocate", "ftruncate"})
+
+
+@dataclass
+class _Durability:
+    """What a trace says about durability, call by call: when each file last changed and was
+    synced, the syncfs calls and the database commits, what was published (linked or renamed
+    onto its final name, and not unlinked since) and which directories were made."""
+
+    commit_suffix: str
+    sizes: _Sizes = field(default_factory=_Sizes)
+    last_change: dict[str, int] = field(default_factory=dict)
+    synced: dict[str, list[int]] = field(default_factory=dict)
+    syncfs: list[int] = field(default_factory=list)
+    commits: list[int] = field(default_factory=list)
+    published: dict[str, tuple[str, int]] = field(default_factory=dict)  # target: (source, line)
+    made: dict[str, int] = field(default_factory=dict)  # directories created in the run
+
+    def take(self, call: Call) -> None:
+        if not call.ok:
+            return
+        if call.syscall in ("mkdir", "mkdirat"):
+            self.made.update((path, call.line) for path in call.strings[-1:])
+        elif call.syscall == "openat":
+            for path in call.fds:
+                self.last_change.setdefault(path, call.line)
+        elif call.syscall in _CHANGES:
+            self._changed(call)
+        elif call.syscall in _FILE_SYNC:
+            self._file_synced(call)
+        elif call.syscall == "syncfs":
+            self.syncfs.append(call.line)
+        else:
+            self._named(call)
+
+    def _changed(self, call: Call) -> None:
+        for path in call.fds[:1]:
+            if self.sizes.changed(call, path):
+                self.last_change[path] = call.line
+
+    def _named(self, call: Call) -> None:
+        """A link or rename publishes its target; an unlink takes a publication back."""
+        if call.syscall in (*VARIANTS["link"], *VARIANTS["rename"]) and len(call.strings) >= 2:
+            self.published[call.strings[-1]] = (call.strings[-2], call.line)
+        elif call.syscall in VARIANTS["unlink"]:
+            for path in call.strings:
+                self.published.pop(path, None)
+
+    def _file_synced(self, call: Call) -> None:
+        for path in call.fds:
+            self.synced.setdefault(path, []).append(call.line)
+            if path.endswith(self.commit_suffix):
+                self.commits.append(call.line)
+
+    def synced_between(self, path: str, since: int, until: int, also: Sequence[int] = ()) -> bool:
+        return any(since < i < until for i in [*self.synced.get(path, []), *also])
+
+    def unsynced(self, target: str, below: str, until: int) -> list[str]:
+        """What of a published file was not durable before line `until`."""
+        source, linked_at = self.published[target]
+        directory = target.rsplit("/", 1)[0]
+        content = self.synced_between(source, self.last_change.get(source, -1), until, self.syncfs)
+        checks = [
+            ("its content", content),
+            ("its name", self.synced_between(directory, linked_at, until)),
+        ]
+        while directory in self.made and _under(directory, below):
+            parent = directory.rsplit("/", 1)[0]
+            made_at = self.made[directory]
+            checks.append((f"the name of {directory}", self.synced_between(parent, made_at, until)))
+            directory = parent
+        return [what for what, ok in checks if not ok]
+
+
 def unsynced_publications(
     calls: Sequence[Call], below: str, commit_suffix: str = "-wal"
 ) -> dict[str, str]:
@@ -259,59 +333,15 @@ def unsynced_publications(
     Needs a trace (-y) of openat, the writes, fallocate, ftruncate, the syncs, links, renames
     and mkdir.
     """
-    sizes = _Sizes()
-    last_change: dict[str, int] = {}
-    synced: dict[str, list[int]] = {}
-    syncfs: list[int] = []
-    commits: list[int] = []
-    published: dict[str, tuple[str, int]] = {}
-    made: dict[str, int] = {}  # directories created in the run
+    trace = _Durability(commit_suffix)
     for call in calls:
-        if not call.ok:
-            continue
-        if call.syscall in ("mkdir", "mkdirat"):
-            for path in call.strings[-1:]:
-                made[path] = call.line
-        elif call.syscall == "openat":
-            for path in call.fds:
-                last_change.setdefault(path, call.line)
-        elif call.syscall in ("write", "pwrite64", "fallocate", "ftruncate"):
-            for path in call.fds[:1]:
-                if sizes.changed(call, path):
-                    last_change[path] = call.line
-        elif call.syscall in _FILE_SYNC:
-            for path in call.fds:
-                synced.setdefault(path, []).append(call.line)
-                if path.endswith(commit_suffix):
-                    commits.append(call.line)
-        elif call.syscall == "syncfs":
-            syncfs.append(call.line)
-        elif call.syscall in (*VARIANTS["link"], *VARIANTS["rename"]) and len(call.strings) >= 2:
-            published[call.strings[-1]] = (call.strings[-2], call.line)
-        elif call.syscall in VARIANTS["unlink"]:
-            for path in call.strings:
-                published.pop(path, None)
-
-    def synced_between(path: str, since: int, until: int, also: Sequence[int] = ()) -> bool:
-        return any(since < i < until for i in [*synced.get(path, []), *also])
-
+        trace.take(call)
     missing: dict[str, str] = {}
-    for target, (source, linked_at) in published.items():
+    for target, (_source, linked_at) in trace.published.items():
         if not _under(target, below):
             continue
-        until = next((i for i in commits if i > linked_at), len(calls) + 1)
-        directory = target.rsplit("/", 1)[0]
-        checks = [
-            ("its content", synced_between(source, last_change.get(source, -1), until, syncfs)),
-            ("its name", synced_between(directory, linked_at, until)),
-        ]
-        while directory in made and _under(directory, below):
-            parent = directory.rsplit("/", 1)[0]
-            checks.append(
-                (f"the name of {directory}", synced_between(parent, made[directory], until))
-            )
-            directory = parent
-        unsynced = [what for what, ok in checks if not ok]
+        until = next((i for i in trace.commits if i > linked_at), len(calls) + 1)
+        unsynced = trace.unsynced(target, below, until)
         if unsynced:
             when = "before the commit after it" if until <= len(calls) else "at all"
             missing[target] = " and ".join(unsynced) + f" not synced {when}"

@@ -1,0 +1,56 @@
+"""The soak's own rules, without a run: its command line refuses bad arguments, and the
+flatness rule passes steady figures and names one that grows."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.soak.__main__ import main
+from tests.soak.sampling import Sample, judge_resources
+from tests.soak.station import Incarnation
+
+STEADY = {"peak_rss_kib": 60_000, "rss_kib": 58_000, "open_files": 20, "threads": 5}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--duration", "0"], ["--sessions", "0"], ["--cameras", "33"], ["--fault-rate", "1.5"]],
+)
+def test_bad_arguments_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+    assert capsys.readouterr().err.startswith("soak: ")
+
+
+def _samples(grow: str = "", by: int = 0) -> list[Sample]:
+    out = []
+    for t in range(100):
+        figures = dict(STEADY)
+        if grow:
+            figures[grow] += by * t // 100
+        out.append(Sample(1, float(t), t, "soak", anon_kib=40_000, **figures))
+    return out
+
+
+def _judge(samples: list[Sample]) -> dict[str, object]:
+    incarnations = [Incarnation(1, 4242, 0.0, 0, 0)]
+    return judge_resources(samples, incarnations, 5.0, 5, 10.0, (None, None), cameras=4)
+
+
+def test_steady_figures_are_flat() -> None:
+    result = _judge(_samples())
+    assert result["flat"] is True
+    assert result["violations"] == []
+
+
+def test_a_growing_number_of_open_files_is_not_flat() -> None:
+    result = _judge(_samples("open_files", 40))
+    assert result["flat"] is False
+    violations = result["violations"]
+    assert isinstance(violations, list) and len(violations) == 1
+    assert violations[0].startswith("open_files: ")
+
+
+def test_a_run_too_short_to_judge_is_not_flat() -> None:
+    result = _judge(_samples()[:3])
+    assert result["flat"] is False
+    assert result["violations"] == ["no daemon process lived long enough to judge"]
