@@ -18,7 +18,7 @@ import pytest
 from scripts.simulator.cameras import CameraSpec, build_image
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, sealed_count, wait_until
-from tests.support.evidence import assert_all_sealed, rows
+from tests.support.evidence import assert_all_sealed, assert_no_temp_files, rows
 from tests.support.volumes import mount_fat
 
 pytestmark = [pytest.mark.fuse, pytest.mark.usefixtures("fuse")]
@@ -93,7 +93,7 @@ def test_eight_cameras_one_unplugged_and_redocked(station: Station, tmp_path: Pa
                     f"{serial} sealed",
                 )
             for serial, _, expected in others:
-                assert_all_sealed(station.data_dir, serial, expected)
+                assert_all_sealed(station.data_dir, serial, expected, settled=False)
             victim_rows = rows(
                 station.data_dir, "SELECT * FROM files WHERE device_serial=?", (victim,)
             )
@@ -109,10 +109,11 @@ def test_eight_cameras_one_unplugged_and_redocked(station: Station, tmp_path: Pa
                 300,
                 "victim sealed",
             )
-            assert_all_sealed(station.data_dir, victim, expected)
+            assert_all_sealed(station.data_dir, victim, expected, settled=False)
         finally:
             code = daemon.stop()
     assert code == 0
+    assert_no_temp_files(station.data_dir)
     sessions = rows(station.data_dir, "SELECT * FROM sessions")
     assert {s["device_serial"] for s in sessions} == {c[0] for c in cameras}
     assert station.run("verify").returncode == 0

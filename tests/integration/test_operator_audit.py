@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import Station
+from tests.support.cli import run_cli
 from tests.support.evidence import rows
 
 CONFIG = 'station_id = "T"\n[devices]\nrequire_enrollment = true\n'
@@ -32,15 +32,12 @@ def _loginuid_settable() -> bool:
 @pytest.mark.skipif(not _loginuid_settable(), reason="needs root that may set the login uid")
 def test_enrolment_is_audited_under_the_login_user_not_sudo_user(station: Station) -> None:
     station.configure(CONFIG)
-    command = [sys.executable, "-m", "agent.cli.main", "devices", "enroll", "CAMOP1",
-               "--officer", "100234"]  # fmt: skip
-    proc = subprocess.run(
-        ["sh", "-c", f'echo {NOBODY} > /proc/self/loginuid && exec "$@"', "login", *command],
+    proc = run_cli(
+        ["devices", "enroll", "CAMOP1", "--officer", "100234"],
         env=station.env(SUDO_USER="mallory"),
-        capture_output=True,
-        text=True,
-        check=False,
+        log=station.cli_log,
         timeout=120,
+        prefix=["sh", "-c", f'echo {NOBODY} > /proc/self/loginuid && exec "$@"', "login"],
     )
     assert proc.returncode == 0, proc.stderr
     audits = [
