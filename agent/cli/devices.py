@@ -15,12 +15,12 @@ from agent.cli import context, render
 from agent.cli.output import emit_json, table
 from agent.core import log
 from agent.core.errors import AgentError, UsageError
-from agent.core.model import SERIAL_PATTERN, display_name
+from agent.core.model import SERIAL_PATTERN, SessionOutcome, display_name
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
 from agent.custody import audit
 from agent.reporting import history
-from agent.store import Store
+from agent.store import SessionRow, Store
 
 _log = log.get(__name__)
 
@@ -113,16 +113,16 @@ def run_revoke(args: argparse.Namespace) -> int:
 def docked_now(store: Store) -> list[dict[str, Any]]:
     out = []
     for s in store.docked_sessions():
-        states = store.state_counts("last_session_id=?", (s["id"],))
+        states = store.state_counts("last_session_id=?", (s.id,))
         out.append(
             {
-                "device_serial": s["device_serial"],
-                "profile": s["profile"],
-                "officer_id": s["officer_id"],
-                "session_id": s["id"],
-                "docked_at": s["docked_at"],
-                "outcome": s["outcome"],
-                "files_found": s["files_found"],
+                "device_serial": s.device_serial,
+                "profile": s.profile,
+                "officer_id": s.officer_id,
+                "session_id": s.id,
+                "docked_at": s.docked_at,
+                "outcome": s.outcome,
+                "files_found": s.files_found,
                 "files_sealed": sum(
                     v for k, v in states.items() if k in ("sealed", "uploading", "confirmed")
                 ),
@@ -133,27 +133,27 @@ def docked_now(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def _verdict(session: dict[str, Any]) -> str:
-    if session["outcome"] == "running":
+def _verdict(session: SessionRow) -> str:
+    if session.outcome == SessionOutcome.RUNNING:
         return "taking in"
-    if session["outcome"] == "complete":
-        return f"complete; wipe: {session['wipe_state'] or '-'}" + (
-            f" ({session['wipe_detail']})" if session["wipe_detail"] else ""
+    if session.outcome == SessionOutcome.COMPLETE:
+        return f"complete; wipe: {session.wipe_state or '-'}" + (
+            f" ({session.wipe_detail})" if session.wipe_detail else ""
         )
-    return f"{session['outcome']}: {session['problems']} problems; see dockagent queue"
+    return f"{session.outcome}: {session.problems} problems; see dockagent queue"
 
 
 def run_list(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     with context.reader(cfg) as store:
         if args.refused:
-            rows = store.refusals()
+            refused = store.refusals()
             if args.json:
-                emit_json(rows)
+                emit_json([r.as_dict() for r in refused])
             else:
                 sys.stdout.write(
                     table(
-                        [(r["at"], r["source"], r["identity"], r["reason"]) for r in rows],
+                        [(r.at, r.source, r.identity, r.reason) for r in refused],
                         ["when", "source", "device", "reason"],
                     )
                     + "\n"
@@ -191,17 +191,17 @@ def run_enrolled(args: argparse.Namespace) -> int:
     with context.reader(cfg) as store:
         rows = store.device_rows()
     if args.json:
-        emit_json(rows)
+        emit_json([r.as_dict() for r in rows])
     else:
         sys.stdout.write(
             table(
                 [
                     (
-                        r["serial"],
-                        r["officer_id"] or "-",
-                        r["enrolled_at"],
-                        r["enrolled_by"],
-                        r["revoked_at"] or "",
+                        r.serial,
+                        r.officer_id or "-",
+                        r.enrolled_at,
+                        r.enrolled_by,
+                        r.revoked_at or "",
                     )
                     for r in rows
                 ],

@@ -251,7 +251,7 @@ class Doctor:
     def check_refusals(self) -> Finding:
         cfg, store = self._cfg(), self._store()
         refused = [
-            station.Refusal(str(r["at"]), str(r["identity"]), str(r["reason"]))
+            station.Refusal(str(r.at), str(r.identity), str(r.reason))
             for r in store.refusals(limit=1000)
         ]
         return station.refusals(refused, self.now, cfg.service.refusals_recent_h)
@@ -262,10 +262,10 @@ class Doctor:
         oldest = None
         if row is not None:
             oldest = station.Unconfirmed(
-                file_id=int(row["id"]),
-                device_serial=str(row["device_serial"]),
-                state=str(row["state"]),
-                discovered_at=datetime.fromisoformat(str(row["discovered_at"])),
+                file_id=row.file_id,
+                device_serial=row.device_serial,
+                state=row.state,
+                discovered_at=datetime.fromisoformat(row.discovered_at),
             )
         return station.unconfirmed(
             oldest, self.now, cfg.service.unconfirmed_warn_h, cfg.service.unconfirmed_bad_h

@@ -37,10 +37,10 @@ def _grouped(store: Store, column: str) -> dict[str, dict[str, Any]]:
 def status_data(store: Store) -> dict[str, Any]:
     counts = store.state_counts()
     sessions = []
-    for s in store.sessions():
+    for s in store.all_sessions():
         sessions.append(
             {
-                k: s[k]
+                k: getattr(s, k)
                 for k in (
                     "id",
                     "device_serial",
@@ -58,7 +58,7 @@ def status_data(store: Store) -> dict[str, Any]:
                 )
             }
         )
-        sessions[-1]["states"] = store.state_counts("last_session_id=?", (s["id"],))
+        sessions[-1]["states"] = store.state_counts("last_session_id=?", (s.id,))
     return {
         "states": {state.value: counts.get(state.value, 0) for state in FileState},
         "files": sum(counts.values()),

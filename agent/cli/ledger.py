@@ -15,6 +15,7 @@ from agent.cli.output import emit_json
 from agent.custody import audit
 from agent.reporting import exports, handovers, sessions
 from agent.reporting.times import parse_since
+from agent.store import AssignmentRow
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         sessions.require_schema(store)
         faults = sessions.fault_register(store, since=since, camera=args.camera)
         rows: list[dict[str, Any]] = []
-        handed: list[dict[str, Any]] = []
+        handed: list[AssignmentRow] = []
         if not args.faults:
             rows = sessions.sessions(store, since=since, officer=args.officer, camera=args.camera)
             handed = handovers.handovers(store, args.camera)
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         sys.stdout.write(exports.to_csv(rows, sessions.SESSION_COLUMNS))
     elif args.json:
-        emit_json({"sessions": rows, "handovers": handed, "faults": faults, "audit": audit_trail})
+        emit_json(
+            {
+                "sessions": rows,
+                "handovers": [h.as_dict() for h in handed],
+                "faults": faults,
+                "audit": audit_trail,
+            }
+        )
     else:
         sys.stdout.write(render.ledger(rows, handed))
     return 0

@@ -14,6 +14,7 @@ from agent.cli.output import table
 from agent.health import battery
 from agent.reporting.handovers import handover_text
 from agent.reporting.sessions import FAULT_COLUMNS
+from agent.store import AssignmentRow
 
 _SESSION_HEADERS = [
     "session",
@@ -70,7 +71,7 @@ def _session_notes(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def ledger(sessions: Sequence[dict[str, Any]], handovers: Sequence[dict[str, Any]]) -> str:
+def ledger(sessions: Sequence[dict[str, Any]], handovers: Sequence[AssignmentRow]) -> str:
     """The sessions ledger: one line per session, its notes, then the handovers."""
     parts = [
         table([_session_line(s) for s in sessions], _SESSION_HEADERS) + "\n",
@@ -86,11 +87,11 @@ def ledger(sessions: Sequence[dict[str, Any]], handovers: Sequence[dict[str, Any
             table(
                 [
                     (
-                        h["device_serial"],
-                        h["assigned_at"],
-                        h["previous_officer"] or "-",
-                        h["officer_id"],
-                        h["assigned_by"],
+                        h.device_serial,
+                        h.assigned_at,
+                        h.previous_officer or "-",
+                        h.officer_id,
+                        h.assigned_by,
                     )
                     for h in handovers
                 ],
@@ -223,7 +224,7 @@ def device_history(data: dict[str, Any]) -> str:
     if data["assignments"]:
         lines.append("")
         lines.append("handovers:")
-        lines.extend(f"  {handover_text(a)}" for a in data["assignments"])
+        lines.extend(f"  {handover_text(AssignmentRow(**a))}" for a in data["assignments"])
     if data["faults"]:
         lines.append("")
         lines.append("faults:")

@@ -52,6 +52,36 @@ def transition_allowed(old: FileState, new: FileState) -> bool:
     return new in ALLOWED_TRANSITIONS[old]
 
 
+# ---- dock sessions -----------------------------------------------------------------------
+
+
+class SessionOutcome(enum.StrEnum):
+    """How a dock session ended, as its row says (`sessions.outcome`)."""
+
+    RUNNING = "running"  # opened, still taking the camera in (the column's default)
+    COMPLETE = "complete"  # every file listed is in custody
+    INCOMPLETE = "incomplete"  # ended with files not in custody; the problems say which
+    FAILED = "failed"  # ended by an error before the files were taken in
+    INTERRUPTED = "interrupted"  # the station stopped while it ran (set at the next start)
+    REBUILT = "rebuilt"  # restored by `dockagent rebuild` from the signed records
+
+    @classmethod
+    def read(cls, text: str) -> SessionOutcome:
+        """The outcome a row holds. A value this version does not know (written by a newer
+        agent, or by hand) is kept as an outcome of its own, equal to its text and known to no
+        test of a member, so a reader shows what the row says instead of failing on it."""
+        try:
+            return cls(text)
+        except ValueError:
+            unknown = str.__new__(cls, text)
+            unknown._name_ = "UNKNOWN"
+            unknown._value_ = text
+            return unknown
+
+
+# ---- end of dock sessions ----------------------------------------------------------------
+
+
 class FileKind(enum.StrEnum):
     VIDEO = "video"
     AUDIO = "audio"

@@ -20,7 +20,7 @@ from agent.custody import chainfiles
 from agent.custody.keys import StationKey
 from agent.custody.records import GENESIS, RECORD_VERSION, canonical, record_hash, sidecar_bytes
 from agent.custody.staging import sidecar_path
-from agent.store import RecordRow, Store
+from agent.store import RecordRow, SessionRow, Store
 
 
 def signed_record(
@@ -68,13 +68,13 @@ class Sealer:
         self.station_id = station_id
         self.staging_root = staging_root
 
-    def _body(self, row: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, row: dict[str, Any], session: SessionRow) -> dict[str, Any]:
         raw_name: bytes = row["camera_path"]
         return {
             "v": RECORD_VERSION,
             "type": "file",
             "device_serial": row["device_serial"],
-            "officer_id": session["officer_id"],
+            "officer_id": session.officer_id,
             "session_id": row["session_id"],
             "file_id": row["id"],
             "original_name": original_name(raw_name),
@@ -120,7 +120,7 @@ class Sealer:
         write their sidecars, fsyncing the directory once per batch."""
         records: list[tuple[str, RecordRow]] = []
         with self.store.transaction():
-            sessions: dict[int, dict[str, Any]] = {}  # a batch is one camera's session
+            sessions: dict[int, SessionRow] = {}  # a batch is one camera's session
             for file_id in file_ids:
                 row = self.store.file(file_id)
                 if row["session_id"] not in sessions:

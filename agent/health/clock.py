@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from agent.camera import volume
 from agent.core.errors import describe
 from agent.health.logs import LogEvent
+from agent.store import HealthRow
 
 # Test hook: the station clock's state, injected as "synced" or "unsynced". Read in one place,
 # station_clock(), so production code never sees a faked state by accident.
@@ -339,20 +340,20 @@ class Trend:
     detail: str
 
 
-def trend_points(history: Sequence[Mapping[str, object]]) -> list[tuple[datetime, int]]:
+def trend_points(history: Sequence[HealthRow]) -> list[tuple[datetime, int]]:
     """(docked_at, drift) of a camera's health rows (oldest first) since its clock last took a
     correction: drift before that belongs to another setting of the clock. Rows that carried
     an earlier session's measurement (same dock) are not new points."""
     start = 0
     for index, row in enumerate(history):
-        if row.get("correction_check") == "took":
+        if row.correction_check == "took":
             start = index
     points = []
     for row in history[start:]:
-        drift = row.get("clock_drift_s")
-        if drift is None or str(row.get("clock_detail", "")).startswith("same dock"):
+        drift = row.clock_drift_s
+        if drift is None or str(row.clock_detail).startswith("same dock"):
             continue
-        points.append((parse_station_time(str(row["docked_at"])), int(str(drift))))
+        points.append((parse_station_time(str(row.docked_at)), int(str(drift))))
     return points
 
 

@@ -119,7 +119,7 @@ class DockCheck:
     def _docked(self, root_fd: int) -> None:
         self.station_state = self.station.read()
         session = self.store.session(self.session_id)
-        docked_at_text = str(session["docked_at"])
+        docked_at_text = str(session.docked_at)
         docked_at = clock.parse_station_time(docked_at_text)
         serial = self.info.serial
         with self.store.transaction():
@@ -160,9 +160,9 @@ class DockCheck:
             self.same_dock = True
             self.first_session = known[connect.line]
             earlier = self.store.health(known[connect.line])
-            if earlier is not None and earlier["clock_drift_s"] is not None:
-                self.drift = int(earlier["clock_drift_s"])
-                self.drift_session = int(earlier["session_id"])
+            if earlier is not None and earlier.clock_drift_s is not None:
+                self.drift = int(earlier.clock_drift_s)
+                self.drift_session = int(earlier.session_id)
                 clock_detail = (
                     f"same dock as session {self.drift_session} (its USB_CONNECT): "
                     f"drift {self.drift:+d} s measured then"
@@ -253,7 +253,7 @@ class DockCheck:
 
     def _check_last_correction(self, new_events: Sequence[LogEvent]) -> None:
         history = self.store.health_history(self.info.serial, before_session=self.session_id)
-        if not history or history[-1]["clock_correction"] != "written" or self.same_dock:
+        if not history or history[-1].clock_correction != "written" or self.same_dock:
             return
         status, detail = clock.check_correction(new_events, self.drift, self.threshold)
         self.correction_check = status
@@ -294,10 +294,10 @@ class DockCheck:
         on_camera = self.info.officer_id
         if assignment is None:
             return on_camera, "DEVICE.INF" if on_camera else "", False
-        officer = str(assignment["officer_id"])
+        officer = str(assignment.officer_id)
         if on_camera and on_camera != officer:
             self.officer_mismatch = (
-                f"assigned to {officer} since {assignment['assigned_at']}, "
+                f"assigned to {officer} since {assignment.assigned_at}, "
                 f"but the camera's DEVICE.INF says {on_camera}"
             )
         return officer, "assignment", True

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from agent.core.errors import describe
 from agent.core.model import STATION_SIDE, ImportSummary, ProblemKind, display_name
 from agent.health.logs import LogEvent
-from agent.store import Store
+from agent.store import FaultRow, Store
 
 # Import problems without a kind name one by its reason. Only the station-side ones matter
 # here, and only until every writer of a problem names its kind.
@@ -118,14 +118,11 @@ class Faults:
             except Exception as again:
                 self.log.error("fault.not_registered", error=describe(again))
 
-    def of_dock(self, first_session: int) -> list[dict[str, Any]]:
+    def of_dock(self, first_session: int) -> list[FaultRow]:
         """The faults readiness weighs: this session's, and a retry of the same dock keeps the
         camera's logged faults, which were registered by the session that first read them."""
         return [
             f
-            for f in self.store.faults(
-                "session_id=? OR (session_id=? AND source='camera_log')",
-                (self.session_id, first_session),
-            )
-            if f["source"] in ("camera_log", "read", "wipe")
+            for f in self.store.dock_faults(self.session_id, first_session)
+            if f.source in ("camera_log", "read", "wipe")
         ]

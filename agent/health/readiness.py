@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent.core.config import HealthConfig
+from agent.store import FaultRow
 
 READY = "ready"
 WARNING = "warning"
@@ -56,7 +57,7 @@ class Inputs:
     correction_check: str  # took | did not take | did not hold | "" (nothing to check)
     drift_flagged: bool
     drift_trend: str
-    faults: Sequence[dict[str, Any]]  # fault rows of this dock (severity warning|not_ready)
+    faults: Sequence[FaultRow]  # fault rows of this dock (severity warning|not_ready)
     officer_mismatch: str
 
 
@@ -121,8 +122,8 @@ def _clock(inp: Inputs, limits: HealthConfig) -> list[Reason]:
 def assess(inp: Inputs, limits: HealthConfig) -> Readiness:
     reasons = [*_battery(inp, limits), *_storage(inp, limits), *_clock(inp, limits)]
     for fault in inp.faults:
-        severity = "not_ready" if fault.get("severity") == "not_ready" else "warning"
-        reasons.append(Reason(severity, "faults", f"{fault['code']}: {fault['detail']}"))
+        severity = "not_ready" if fault.severity == "not_ready" else "warning"
+        reasons.append(Reason(severity, "faults", f"{fault.code}: {fault.detail}"))
     if inp.officer_mismatch:
         reasons.append(Reason("warning", "officer", inp.officer_mismatch))
     worst = max((_RANK[r.severity] for r in reasons), default=0)

@@ -25,6 +25,7 @@ from agent.core.model import (
     DeviceInfo,
     FileState,
     ImportSummary,
+    SessionOutcome,
     display_name,
 )
 from agent.core.wallclock import utc_now
@@ -115,7 +116,7 @@ class Importer:
                     {
                         "ended_at": self.now(),
                         "undocked_at": None if stays_docked else self.now(),
-                        "outcome": "failed",
+                        "outcome": SessionOutcome.FAILED,
                         "problems": len(summary.problems) + 1,
                         "wipe_state": "not wiped",
                         "wipe_detail": describe(exc),
@@ -250,13 +251,14 @@ class Importer:
         else:
             summary.wipe = {"state": "not wiped", "reason": decision.reason}
         complete = not summary.problems and all(s in CUSTODY_STATES for s in states)
+        ended_as = SessionOutcome.COMPLETE if complete else SessionOutcome.INCOMPLETE
         ended = self.now()
         self.store.update_session(
             summary.session_id,
             {
                 "ended_at": ended,
                 "undocked_at": None if self.stays_docked else ended,
-                "outcome": "complete" if complete else "incomplete",
+                "outcome": ended_as,
                 "files_found": summary.files_found,
                 "files_new": summary.files_new,
                 "files_sealed": summary.files_sealed,
@@ -269,7 +271,7 @@ class Importer:
         dock.finished(root_fd, summary)  # TIME.TXT, storage left, readiness: after the wipe
         log_.info(
             "session.closed",
-            outcome="complete" if complete else "incomplete",
+            outcome=ended_as.value,
             files=summary.files_found,
             sealed=summary.files_sealed,
             already_held=summary.files_already_held,

@@ -11,16 +11,18 @@ but writes nothing and speaks no SQL.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.core.model import FileState, display_name
+from agent.core.model import FileState, SessionOutcome, display_name
 from agent.custody.staging import SIDECAR_SUFFIX, staged_rel
 from agent.rebuild.chain import FROM_DATABASE, Chain
 from agent.rebuild.report import RebuildReport
+from agent.store import SessionRow
 from agent.sync import receipts
 
 SESSION_SOURCE = "rebuilt from the signed sidecars"
@@ -173,32 +175,30 @@ def _apply_receipt(row: dict[str, Any], staging: Path, report: RebuildReport) ->
         )
 
 
-def sessions(files: list[FileRow], now: str) -> list[dict[str, Any]]:
+def sessions(files: list[FileRow], now: str) -> list[SessionRow]:
     """One session per session id the file records name, as far as they tell: its camera and
     officer, the first and last file taken in, and the counts of its sealed files."""
-    by_id: dict[int, dict[str, Any]] = {}
+    by_id: dict[int, SessionRow] = {}
     for row in files:
         cols = row.columns
-        s = by_id.setdefault(
-            int(cols["session_id"]),
-            {
-                "id": cols["session_id"],
-                "device_serial": cols["device_serial"],
-                "officer_id": row.officer_id,
-                "source": SESSION_SOURCE,
-                "docked_at": cols["staged_at"],
-                "ended_at": cols["staged_at"],
-                "undocked_at": now,
-                "outcome": "rebuilt",
-                "files_found": 0,
-                "files_new": 0,
-                "files_sealed": 0,
-                "bytes_copied": 0,
-            },
+        session_id, staged = int(cols["session_id"]), str(cols["staged_at"])
+        s = by_id.get(session_id) or SessionRow(
+            id=session_id,
+            device_serial=str(cols["device_serial"]),
+            officer_id=row.officer_id,
+            source=SESSION_SOURCE,
+            docked_at=staged,
+            ended_at=staged,
+            undocked_at=now,
+            outcome=SessionOutcome.REBUILT,
         )
-        s["docked_at"] = min(s["docked_at"], cols["staged_at"])
-        s["ended_at"] = max(s["ended_at"], cols["staged_at"])
-        for counter in ("files_found", "files_new", "files_sealed"):
-            s[counter] += 1
-        s["bytes_copied"] += int(cols["size"])
+        by_id[session_id] = dataclasses.replace(
+            s,
+            docked_at=min(s.docked_at, staged),
+            ended_at=max(s.ended_at or staged, staged),
+            files_found=s.files_found + 1,
+            files_new=s.files_new + 1,
+            files_sealed=s.files_sealed + 1,
+            bytes_copied=s.bytes_copied + int(cols["size"]),
+        )
     return list(by_id.values())

@@ -21,7 +21,7 @@ from agent.core.config import Config
 from agent.health import clock
 from agent.reporting.handovers import officer_at
 from agent.reporting.times import hours, instant, iso_utc
-from agent.store import Store
+from agent.store import Recording, Store
 
 FINDING_COLUMNS = (
     "finding",
@@ -61,13 +61,13 @@ FILE_COLUMNS = (
 )
 
 
-def end_instant(row: dict[str, Any], config: Config) -> tuple[datetime | None, str]:
+def end_instant(row: Recording, config: Config) -> tuple[datetime | None, str]:
     """When a recording ended, and on what basis: corrected, else the camera clock as is."""
-    corrected = instant(row["recorded_end_corrected"])
+    corrected = instant(row.recorded_end_corrected)
     if corrected is not None:
-        return corrected, str(row["time_basis"])
+        return corrected, str(row.time_basis)
     try:
-        wall = datetime.fromisoformat(row["recorded_end"] or row["recorded_start"])
+        wall = datetime.fromisoformat(row.recorded_end or row.recorded_start)
     except ValueError:
         return None, "no recording time"
     zone = clock.camera_zone(config.ingest.camera_timezone)
@@ -75,35 +75,35 @@ def end_instant(row: dict[str, Any], config: Config) -> tuple[datetime | None, s
 
 
 def _file_item(
-    store: Store, config: Config, r: dict[str, Any], now: datetime, late_after: timedelta
+    store: Store, config: Config, r: Recording, now: datetime, late_after: timedelta
 ) -> dict[str, Any]:
     end, basis = end_instant(r, config)
-    ingested = instant(r["staged_at"])
-    start = instant(r["recorded_start_corrected"])
+    ingested = instant(r.staged_at)
+    start = instant(r.recorded_start_corrected)
     delay = ((ingested or now) - end) if end is not None else None
     return {
-        "officer": officer_at(store, r["device_serial"], start, r["officer_on_camera"]),
-        "camera": r["device_serial"],
-        "session_id": r["session_id"],
-        "file_id": r["id"],
-        "file": r["camera_name"],
-        "kind": r["kind"],
-        "important": bool(r["important"]),
-        "state": r["state"],
-        "camera_time": r["recorded_end"],
-        "corrected_time": r["recorded_end_corrected"],
-        "clock_drift_s": r["clock_drift_s"],
+        "officer": officer_at(store, r.device_serial, start, r.officer_on_camera),
+        "camera": r.device_serial,
+        "session_id": r.session_id,
+        "file_id": r.id,
+        "file": r.camera_name,
+        "kind": r.kind,
+        "important": bool(r.important),
+        "state": r.state,
+        "camera_time": r.recorded_end,
+        "corrected_time": r.recorded_end_corrected,
+        "clock_drift_s": r.clock_drift_s,
         "time_basis": basis,
-        "ingested_at_utc": r["staged_at"] or "",
+        "ingested_at_utc": r.staged_at or "",
         "hours_to_ingest": hours(delay.total_seconds()) if delay is not None else None,
         "late": bool(delay is not None and delay > late_after),
-        "retention_class": r["retention_class"],
+        "retention_class": r.retention_class,
         "detail": "" if ingested else "not ingested yet (hours counted to now)",
     }
 
 
 def _file_findings(
-    store: Store, config: Config, rows: Sequence[dict[str, Any]], now: datetime
+    store: Store, config: Config, rows: Sequence[Recording], now: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every file with its hours to ingest, and the late ones as findings."""
     late_after = timedelta(hours=config.compliance.late_after_h)
@@ -124,55 +124,55 @@ def _file_findings(
     return files, late
 
 
-def _gap_seconds(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+def _gap_seconds(a: Recording, b: Recording) -> float | None:
     """Seconds between segment a's end and segment b's start, if b follows a directly."""
-    if int(b["segment"]) != int(a["segment"]) + 1:
+    if a.segment is None or b.segment is None or b.segment != a.segment + 1:
         return None
     try:
         return (
-            datetime.fromisoformat(b["recorded_start"]) - datetime.fromisoformat(a["recorded_end"])
+            datetime.fromisoformat(b.recorded_start) - datetime.fromisoformat(a.recorded_end)
         ).total_seconds()
     except ValueError:
         return None
 
 
-def _gap_finding(store: Store, a: dict[str, Any], b: dict[str, Any], gap: float) -> dict[str, Any]:
-    serial = b["device_serial"]
-    start = instant(b["recorded_start_corrected"])
+def _gap_finding(store: Store, a: Recording, b: Recording, gap: float) -> dict[str, Any]:
+    serial = b.device_serial
+    start = instant(b.recorded_start_corrected)
     return {
         "finding": "gap",
-        "officer": officer_at(store, serial, start, b["officer_on_camera"]),
+        "officer": officer_at(store, serial, start, b.officer_on_camera),
         "camera": serial,
-        "session_id": b["session_id"],
-        "file_id": b["id"],
-        "file": b["camera_name"],
-        "camera_time": b["recorded_start"],
-        "corrected_time": b["recorded_start_corrected"],
-        "clock_drift_s": b["clock_drift_s"],
-        "time_basis": b["time_basis"],
+        "session_id": b.session_id,
+        "file_id": b.id,
+        "file": b.camera_name,
+        "camera_time": b.recorded_start,
+        "corrected_time": b.recorded_start_corrected,
+        "clock_drift_s": b.clock_drift_s,
+        "time_basis": b.time_basis,
         "gap_s": int(gap),
-        "previous_file": a["camera_name"],
+        "previous_file": a.camera_name,
         "detail": (
-            f"{int(gap)} s without recording between segment {a['segment']} "
-            f"({posixpath.basename(a['camera_name'])}, ended {a['recorded_end']} "
-            f"camera clock) and segment {b['segment']}"
+            f"{int(gap)} s without recording between segment {a.segment} "
+            f"({posixpath.basename(a.camera_name)}, ended {a.recorded_end} "
+            f"camera clock) and segment {b.segment}"
         ),
-        "retention_class": b["retention_class"],
+        "retention_class": b.retention_class,
     }
 
 
-def _gaps(store: Store, config: Config, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _gaps(store: Store, config: Config, rows: Sequence[Recording]) -> list[dict[str, Any]]:
     """Consecutive segments (NNNN, NNNN+1, same directory and kind) with a gap between them."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[Recording]] = {}
     for r in rows:
-        if r["segment"] is None or not r["recorded_end"]:
+        if r.segment is None or not r.recorded_end:
             continue
-        key = (r["device_serial"], posixpath.dirname(r["camera_name"]), r["kind"])
+        key = (r.device_serial, posixpath.dirname(r.camera_name), r.kind)
         groups.setdefault(key, []).append(r)
     found: list[dict[str, Any]] = []
     limits = config.compliance
     for _key, items in sorted(groups.items()):
-        items.sort(key=lambda x: int(x["segment"]))
+        items.sort(key=lambda x: x.segment or 0)  # each has one: those without are skipped
         for a, b in itertools.pairwise(items):
             gap = _gap_seconds(a, b)
             if gap is not None and limits.segment_gap_s < gap <= limits.segment_window_s:
@@ -181,37 +181,36 @@ def _gaps(store: Store, config: Config, rows: Sequence[dict[str, Any]]) -> list[
 
 
 def _interruptions(
-    store: Store, rows: Sequence[dict[str, Any]], since: str | None
+    store: Store, rows: Sequence[Recording], since: str | None
 ) -> list[dict[str, Any]]:
     """The cameras' REC_INTERRUPT events, each with the file it names when the station has it."""
-    by_name: dict[tuple[str, str], dict[str, Any]] = {}
+    by_name: dict[tuple[str, str], Recording] = {}
     for r in rows:
-        by_name[(r["device_serial"], posixpath.basename(r["camera_name"]))] = r
-    where, args = ("s.docked_at >= ?", (since,)) if since else ("", ())
+        by_name[(r.device_serial, posixpath.basename(r.camera_name))] = r
     out = []
-    for e in store.camera_events(["REC_INTERRUPT"], where, args):
-        name = str(e["fields"].get("file", ""))
-        row = by_name.get((e["device_serial"], name))
-        corrected = instant(e["corrected_time"])
+    for e in store.camera_events(["REC_INTERRUPT"], docked_since=since):
+        name = str(e.fields.get("file", ""))
+        row = by_name.get((e.device_serial, name))
+        corrected = instant(e.corrected_time)
         out.append(
             {
                 "finding": "interruption",
-                "officer": officer_at(store, e["device_serial"], corrected, e["officer_on_camera"]),
-                "camera": e["device_serial"],
-                "session_id": e["session_id"],
-                "file_id": row["id"] if row else None,
-                "file": row["camera_name"] if row else name,
-                "camera_time": e["camera_time"],
-                "corrected_time": e["corrected_time"],
-                "clock_drift_s": row["clock_drift_s"] if row else None,
+                "officer": officer_at(store, e.device_serial, corrected, e.officer_on_camera),
+                "camera": e.device_serial,
+                "session_id": e.session_id,
+                "file_id": row.id if row else None,
+                "file": row.camera_name if row else name,
+                "camera_time": e.camera_time,
+                "corrected_time": e.corrected_time,
+                "clock_drift_s": row.clock_drift_s if row else None,
                 "time_basis": (
                     "camera clock minus the dock's drift"
-                    if e["corrected_time"]
+                    if e.corrected_time
                     else "camera clock, uncorrected: drift unknown"
                 ),
-                "reason": str(e["fields"].get("reason", "")),
-                "detail": f"REC_INTERRUPT reason={e['fields'].get('reason', '?')}",
-                "retention_class": row["retention_class"] if row else "",
+                "reason": str(e.fields.get("reason", "")),
+                "detail": f"REC_INTERRUPT reason={e.fields.get('reason', '?')}",
+                "retention_class": row.retention_class if row else "",
             }
         )
     return out
@@ -250,11 +249,7 @@ def compliance(
 ) -> dict[str, Any]:
     """Late files, interruptions and segment gaps, per officer; every file with its class."""
     at = instant(now) or wallclock.now()
-    where, args = "", []
-    if since:
-        where = "f.staged_at >= ? OR (f.staged_at IS NULL AND s.docked_at >= ?)"
-        args = [since, since]
-    rows = store.recordings(where, args)
+    rows = store.recordings(ingested_since=since)
     files, late = _file_findings(store, config, rows, at)
     gaps = _gaps(store, config, rows)
     interruptions = _interruptions(store, rows, since)

@@ -14,17 +14,17 @@ from agent.core.operator import current_operator
 from agent.custody import audit
 from agent.custody.keys import StationKey
 from agent.reporting.times import iso_utc
-from agent.store import Store
+from agent.store import AssignmentRow, Store
 
 
 def current_officer(store: Store, serial: str) -> tuple[str, str]:
     """(officer, where from) for a camera now: its last assignment, else its last DEVICE.INF."""
     assignments = store.assignments(serial)
     if assignments:
-        return str(assignments[-1]["officer_id"]), "assignment"
-    sessions = store.sessions("device_serial=?", (serial,))
-    if sessions and sessions[-1]["officer_id"]:
-        return str(sessions[-1]["officer_id"]), "DEVICE.INF"
+        return str(assignments[-1].officer_id), "assignment"
+    sessions = store.sessions_of_camera(serial)
+    if sessions and sessions[-1].officer_id:
+        return str(sessions[-1].officer_id), "DEVICE.INF"
     return "", ""
 
 
@@ -71,19 +71,19 @@ def officer_at(store: Store, serial: str, at: datetime | None, fallback: str) ->
     if at is not None:
         row = store.assignment_at(serial, iso_utc(at))
         if row is not None:
-            return str(row["officer_id"])
+            return str(row.officer_id)
     return fallback
 
 
-def handovers(store: Store, camera: str | None = None) -> list[dict[str, Any]]:
+def handovers(store: Store, camera: str | None = None) -> list[AssignmentRow]:
     """Every assignment, oldest first (of one camera when given)."""
     return store.assignments(camera)
 
 
-def handover_text(row: dict[str, Any]) -> str:
+def handover_text(row: AssignmentRow) -> str:
     """One handover as the ledger's CSV cell and the history page say it."""
-    previous = row["previous_officer"] or "-"
+    previous = row.previous_officer or "-"
     return (
-        f"{row['assigned_at']} {previous} -> {row['officer_id']} (by {row['assigned_by']}, "
-        f"record {row['record_seq']})"
+        f"{row.assigned_at} {previous} -> {row.officer_id} (by {row.assigned_by}, "
+        f"record {row.record_seq})"
     )

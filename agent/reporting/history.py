@@ -6,35 +6,34 @@ the flag a runaway clock raises) and the battery's fade. Data only: agent.cli re
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from agent.core.config import Config
 from agent.health import battery, clock
 from agent.reporting.handovers import current_officer
 from agent.reporting.sessions import require_schema
-from agent.store import Store
+from agent.store import HealthRow, Store
 
 
-def _docks(store: Store, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _docks(store: Store, history: list[HealthRow]) -> list[dict[str, Any]]:
     docks = []
     for h in history:
-        session = store.session(int(h["session_id"]))
+        session = store.session(int(h.session_id))
         docks.append(
             {
-                "session_id": h["session_id"],
-                "docked_at_utc": h["docked_at"],
-                "officer": h["officer"],
-                "outcome": session["outcome"],
-                "files_sealed": session["files_sealed"],
-                "clock_drift_s": h["clock_drift_s"],
-                "clock_detail": h["clock_detail"],
-                "clock_correction": h["clock_correction"],
-                "correction_check": h["correction_check"],
-                "battery_verdict": h["battery_verdict"],
-                "battery": json.loads(h["battery"] or "{}"),
-                "readiness": h["readiness"],
-                "readiness_reasons": json.loads(h["readiness_reasons"] or "[]"),
+                "session_id": h.session_id,
+                "docked_at_utc": h.docked_at,
+                "officer": h.officer,
+                "outcome": session.outcome,
+                "files_sealed": session.files_sealed,
+                "clock_drift_s": h.clock_drift_s,
+                "clock_detail": h.clock_detail,
+                "clock_correction": h.clock_correction,
+                "correction_check": h.correction_check,
+                "battery_verdict": h.battery_verdict,
+                "battery": h.battery_report(),
+                "readiness": h.readiness,
+                "readiness_reasons": h.reasons(),
             }
         )
     return docks
@@ -65,6 +64,6 @@ def device_history(store: Store, serial: str, config: Config | None = None) -> d
             "detail": trend.detail,
         },
         "battery_trend": battery.trend([(d["docked_at_utc"], d["battery"]) for d in docks]),
-        "assignments": store.assignments(serial),
-        "faults": store.faults("device_serial=?", (serial,)),
+        "assignments": [a.as_dict() for a in store.assignments(serial)],
+        "faults": [f.as_dict() for f in store.faults(camera=serial)],
     }

@@ -90,7 +90,7 @@ def quick_status(store: Store, now: datetime | None = None) -> str:
     age = None
     if oldest:
         taken = (now or wallclock.now()).timestamp()
-        age = max(0.0, taken - _epoch(oldest["discovered_at"]))
+        age = max(0.0, taken - _epoch(oldest.discovered_at))
     return status_text(store.state_counts(), store.docked_count(), age)
 
 
@@ -109,7 +109,7 @@ def collect(store: Store, now: datetime | None = None) -> Snapshot:
         taken_at=taken,
         states={state.value: counts.get(state.value, 0) for state in FileState},
         bytes_awaiting_upload=store.bytes_in_states(AWAITING_UPLOAD),
-        oldest_unconfirmed_at=_epoch(oldest["discovered_at"]) if oldest else 0.0,
+        oldest_unconfirmed_at=_epoch(oldest.discovered_at) if oldest else 0.0,
         last_confirmed_at=_epoch(store.last_confirmed_at()),
         cameras_docked=store.docked_count(),
         refusals=store.refusal_count(),

@@ -7,7 +7,6 @@ reads "area: text", which the metrics parse for their reason label.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from agent.store import Store
@@ -17,15 +16,14 @@ def readiness_by_camera(store: Store) -> list[dict[str, Any]]:
     """Each camera's verdict at its last dock, with the reasons that are not information."""
     out = []
     for h in store.latest_health():
-        reasons = json.loads(h["readiness_reasons"] or "[]")
         out.append(
             {
-                "camera": h["device_serial"],
-                "session_id": h["session_id"],
-                "docked_at_utc": h["docked_at"],
-                "readiness": h["readiness"] or "not assessed",
+                "camera": h.device_serial,
+                "session_id": h.session_id,
+                "docked_at_utc": h.docked_at,
+                "readiness": h.readiness or "not assessed",
                 "reasons": [
-                    f"{r['area']}: {r['text']}" for r in reasons if r["severity"] != "info"
+                    f"{r['area']}: {r['text']}" for r in h.reasons() if r["severity"] != "info"
                 ],
             }
         )

@@ -8,7 +8,6 @@ writes, reads a camera or renders text for a terminal (agent.cli does that).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +17,7 @@ from agent.core.errors import UsageError
 from agent.health import battery
 from agent.reporting.handovers import handover_text
 from agent.reporting.times import hours
-from agent.store import Store
+from agent.store import AssignmentRow, FaultRow, HealthRow, LedgerRow, Recording, Store
 
 SESSION_COLUMNS = (
     "session_id",
@@ -73,41 +72,37 @@ class _Context:
     """What the rows need besides their own columns, read once for the whole ledger."""
 
     seconds: dict[int, float]
-    faults: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    faults: dict[int, list[FaultRow]] = field(default_factory=dict)
+    assignments: dict[str, list[AssignmentRow]] = field(default_factory=dict)
     previous_dock: dict[str, str] = field(default_factory=dict)
 
 
-def _durations(recordings: Iterable[dict[str, Any]]) -> dict[int, float]:
+def _durations(recordings: Iterable[Recording]) -> dict[int, float]:
     """Seconds recorded per session (files first taken in it), from raw camera times."""
     out: dict[int, float] = {}
     for r in recordings:
-        if not r["recorded_end"]:
+        if not r.recorded_end:
             continue
         try:
             span = (
-                datetime.fromisoformat(r["recorded_end"])
-                - datetime.fromisoformat(r["recorded_start"])
+                datetime.fromisoformat(r.recorded_end) - datetime.fromisoformat(r.recorded_start)
             ).total_seconds()
         except ValueError:
             continue
-        out[r["session_id"]] = out.get(r["session_id"], 0.0) + max(0.0, span)
+        out[r.session_id] = out.get(r.session_id, 0.0) + max(0.0, span)
     return out
 
 
-def _context(store: Store, rows: list[dict[str, Any]], camera: str | None) -> _Context:
-    recordings = (
-        store.recordings("f.device_serial = ?", (camera,)) if camera else store.recordings()
-    )
-    ctx = _Context(seconds=_durations(recordings))
-    for f in store.faults("device_serial = ?", (camera,)) if camera else store.faults():
-        if f["session_id"] is not None:
-            ctx.faults.setdefault(int(f["session_id"]), []).append(f)
+def _context(store: Store, rows: list[LedgerRow], camera: str | None) -> _Context:
+    ctx = _Context(seconds=_durations(store.recordings(camera=camera)))
+    for f in store.faults(camera=camera):
+        if f.session_id is not None:
+            ctx.faults.setdefault(int(f.session_id), []).append(f)
     for a in store.assignments(camera):
-        ctx.assignments.setdefault(str(a["device_serial"]), []).append(a)
+        ctx.assignments.setdefault(str(a.device_serial), []).append(a)
     # The dock before the first listed one, so its handovers are counted from the right time.
-    for earlier in store.sessions("docked_at < ?", (rows[0]["docked_at"],)) if rows else []:
-        ctx.previous_dock[str(earlier["device_serial"])] = str(earlier["docked_at"])
+    for earlier in store.sessions_before(rows[0].session.docked_at) if rows else []:
+        ctx.previous_dock[str(earlier.device_serial)] = str(earlier.docked_at)
     return ctx
 
 
@@ -123,56 +118,66 @@ def _time_basis(drift: int | None) -> str:
     ) + "docked/undocked: station clock UTC"
 
 
-def _health_columns(r: dict[str, Any]) -> dict[str, Any]:
-    """The columns from the session's health record (clock, battery, readiness)."""
-    drift = r["h_clock_drift_s"]
-    bat = json.loads(r["h_battery"]) if r["h_battery"] else {}
-    reasons = json.loads(r["h_readiness_reasons"]) if r["h_readiness_reasons"] else []
+# What a session without a health record shows: every health column empty.
+_NO_HEALTH = HealthRow(session_id=0, device_serial="", docked_at="")
+
+
+def _health_columns(h: HealthRow | None) -> dict[str, Any]:
+    """The columns from the session's health record (clock, battery, readiness); a session
+    without one shows them empty."""
+    h = h or _NO_HEALTH
+    bat = h.battery_report()
     return {
-        "station_clock": r["h_station_clock"] or "",
-        "clock_drift_s": drift,
-        "time_basis": _time_basis(drift),
-        "clock_correction": _joined(r["h_clock_correction"], r["h_clock_correction_detail"]),
-        "correction_check": _joined(r["h_correction_check"], r["h_correction_check_detail"]),
-        "drift_trend": r["h_drift_trend"] or "",
-        "drift_flagged": bool(r["h_drift_flagged"]),
-        "battery_verdict": r["h_battery_verdict"] or "",
+        "station_clock": h.station_clock or "",
+        "clock_drift_s": h.clock_drift_s,
+        "time_basis": _time_basis(h.clock_drift_s),
+        "clock_correction": _joined(h.clock_correction, h.clock_correction_detail),
+        "correction_check": _joined(h.correction_check, h.correction_check_detail),
+        "drift_trend": h.drift_trend or "",
+        "drift_flagged": bool(h.drift_flagged),
+        "battery_verdict": h.battery_verdict or "",
         "battery": battery.BatteryReport(**bat).summary() if bat else "",
-        "storage_free_bytes": r["h_storage_free_bytes"],
-        "readiness": r["h_readiness"] or "",
+        "storage_free_bytes": h.storage_free_bytes,
+        "readiness": h.readiness or "",
         "readiness_reasons": "; ".join(
-            f"[{x['severity']}] {x['area']}: {x['text']}" for x in reasons
+            f"[{x['severity']}] {x['area']}: {x['text']}" for x in h.reasons()
         ),
     }
 
 
-def _row(store: Store, r: dict[str, Any], ctx: _Context, handovers: list[str]) -> dict[str, Any]:
-    effective = r["h_officer"] if r["h_officer"] is not None else r["officer_id"]
-    stats = store.session_file_stats(int(r["id"]))
-    faults = ctx.faults.get(int(r["id"]), [])
+def _officer(r: LedgerRow) -> str:
+    """The session's officer: as its health record resolved it, else its DEVICE.INF badge."""
+    return r.health.officer if r.health is not None else r.session.officer_id
+
+
+def _row(store: Store, r: LedgerRow, ctx: _Context, handovers: list[str]) -> dict[str, Any]:
+    s, h = r.session, r.health
+    effective = _officer(r)
+    stats = store.session_file_stats(int(s.id))
+    faults = ctx.faults.get(int(s.id), [])
     columns = {
-        "session_id": r["id"],
-        "camera": str(r["device_serial"]),
+        "session_id": s.id,
+        "camera": str(s.device_serial),
         "officer": effective,
-        "officer_source": r["h_officer_source"] or ("DEVICE.INF" if effective else ""),
-        "officer_on_camera": r["officer_id"],
-        "officer_mismatch": r["h_officer_mismatch"] or "",
+        "officer_source": (h.officer_source if h else "") or ("DEVICE.INF" if effective else ""),
+        "officer_on_camera": s.officer_id,
+        "officer_mismatch": (h.officer_mismatch if h else "") or "",
         "handovers_since_last_dock": "; ".join(handovers),
-        "docked_at_utc": r["docked_at"],
-        "undocked_at_utc": r.get("undocked_at") or r["ended_at"] or "",
-        "outcome": r["outcome"],
-        "files_found": r["files_found"],
-        "files_sealed": r["files_sealed"],
-        "bytes_copied": r["bytes_copied"],
-        "hours_recorded": hours(ctx.seconds.get(int(r["id"]), 0.0)),
-        "first_recording_corrected": stats["first_corrected"] or "",
-        "last_recording_corrected": stats["last_corrected"] or "",
-        "first_recording_camera_clock": stats["first_raw"] or "",
-        "last_recording_camera_clock": stats["last_raw"] or "",
-        **_health_columns(r),
+        "docked_at_utc": s.docked_at,
+        "undocked_at_utc": s.undocked_at or s.ended_at or "",
+        "outcome": s.outcome,
+        "files_found": s.files_found,
+        "files_sealed": s.files_sealed,
+        "bytes_copied": s.bytes_copied,
+        "hours_recorded": hours(ctx.seconds.get(int(s.id), 0.0)),
+        "first_recording_corrected": stats.first_corrected or "",
+        "last_recording_corrected": stats.last_corrected or "",
+        "first_recording_camera_clock": stats.first_raw or "",
+        "last_recording_camera_clock": stats.last_raw or "",
+        **_health_columns(h),
         "faults": len(faults),
-        "fault_details": "; ".join(f"{f['code']}: {f['detail']}" for f in faults),
-        "wipe": _joined(r["wipe_state"], r["wipe_detail"]),
+        "fault_details": "; ".join(f"{f.code}: {f.detail}" for f in faults),
+        "wipe": _joined(s.wipe_state, s.wipe_detail),
     }
     return {c: columns[c] for c in SESSION_COLUMNS}  # the CSV's column order, in JSON too
 
@@ -185,28 +190,19 @@ def sessions(
     camera: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per dock session, oldest first, with the columns of SESSION_COLUMNS."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    if since:
-        clauses.append("s.docked_at >= ?")
-        args.append(since)
-    if camera:
-        clauses.append("s.device_serial = ?")
-        args.append(camera)
-    rows = store.ledger_rows(" AND ".join(clauses), args)
+    rows = store.ledger_rows(since=since, camera=camera)
     ctx = _context(store, rows, camera)
     out: list[dict[str, Any]] = []
     for r in rows:
-        serial = str(r["device_serial"])
+        serial = str(r.session.device_serial)
         last = ctx.previous_dock.get(serial, "")
-        ctx.previous_dock[serial] = str(r["docked_at"])
+        ctx.previous_dock[serial] = str(r.session.docked_at)
         handovers = [
             handover_text(a)
             for a in ctx.assignments.get(serial, [])
-            if last < str(a["assigned_at"]) <= str(r["docked_at"])
+            if last < str(a.assigned_at) <= str(r.session.docked_at)
         ]
-        effective = r["h_officer"] if r["h_officer"] is not None else r["officer_id"]
-        if officer and officer not in (effective, r["officer_id"]):
+        if officer and officer not in (_officer(r), r.session.officer_id):
             continue
         out.append(_row(store, r, ctx, handovers))
     return out
@@ -215,12 +211,6 @@ def sessions(
 def fault_register(
     store: Store, *, since: str | None = None, camera: str | None = None
 ) -> list[dict[str, Any]]:
-    """The faults recorded at docks (from `since`, of one camera when given), with FAULT_COLUMNS."""
-    clauses, args = [], []
-    if since:
-        clauses.append("at >= ?")
-        args.append(since)
-    if camera:
-        clauses.append("device_serial = ?")
-        args.append(camera)
-    return store.faults(" AND ".join(clauses), args)
+    """The faults recorded at docks (from `since`, of one camera when given), each by column
+    name: FAULT_COLUMNS and the rest of the row."""
+    return [f.as_dict() for f in store.faults(since=since, camera=camera)]

@@ -21,7 +21,7 @@ from agent.camera import profile
 from agent.core import durable, log
 from agent.core.config import Config
 from agent.core.errors import EX_SOFTWARE, AgentError, CameraRefused, describe
-from agent.core.model import DeviceInfo, FileState, WipePolicy, display_name
+from agent.core.model import DeviceInfo, FileState, SessionOutcome, WipePolicy, display_name
 from agent.custody import integrity, keys, recovery
 from agent.custody.seal import Sealer
 from agent.devices import mounts
@@ -176,7 +176,7 @@ class Daemon:
         if dock.session_id is None:
             return False
         session = self.store.session(dock.session_id)
-        if session["outcome"] != "complete" or session["wipe_state"] == "wiped":
+        if session.outcome != SessionOutcome.COMPLETE or session.wipe_state == "wiped":
             return False
         states = self.store.state_counts("last_session_id=?", (dock.session_id,))
         return bool(states) and set(states) == {FileState.CONFIRMED.value}

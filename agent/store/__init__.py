@@ -25,11 +25,21 @@ from agent.store.base import (
     is_disk_full,
 )
 from agent.store.custody import CustodyQueries, RecordRow
-from agent.store.devices import DeviceQueries
+from agent.store.devices import DeviceQueries, DeviceRow, RefusalRow
 from agent.store.health import HealthQueries
+from agent.store.healthrows import (
+    AssignmentRow,
+    CameraEvent,
+    FaultRow,
+    FileStats,
+    HealthRow,
+    LedgerRow,
+    Recording,
+)
 from agent.store.restore import RestoreQueries, salvage_records
 from agent.store.schema import MIGRATIONS
-from agent.store.service import ServiceQueries
+from agent.store.service import OldestUnconfirmed, ServiceQueries
+from agent.store.sessions import SessionQueries, SessionRow
 from agent.store.uploads import UploadQueries
 
 __all__ = [
@@ -42,10 +52,30 @@ __all__ = [
     "is_disk_full",
     "salvage_records",
 ]
+# The rows of sessions, health and devices.
+__all__ += [
+    "AssignmentRow",
+    "CameraEvent",
+    "DeviceRow",
+    "FaultRow",
+    "FileStats",
+    "HealthRow",
+    "LedgerRow",
+    "OldestUnconfirmed",
+    "Recording",
+    "RefusalRow",
+    "SessionRow",
+]
 
 
 class Store(
-    CustodyQueries, DeviceQueries, UploadQueries, HealthQueries, ServiceQueries, RestoreQueries
+    CustodyQueries,
+    SessionQueries,
+    DeviceQueries,
+    UploadQueries,
+    HealthQueries,
+    ServiceQueries,
+    RestoreQueries,
 ):
     """The station's database. One instance per thread."""
 

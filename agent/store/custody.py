@@ -1,4 +1,4 @@
-"""Queries of the custody pipeline: dock sessions, file rows and their states, the chain.
+"""Queries of the custody pipeline: file rows and their states, the chain.
 
 Every change of a file's state goes through FileTransitions (one row, or every row in a state):
 it names the state it expects, checks the edge against model.ALLOWED_TRANSITIONS and refuses
@@ -83,30 +83,6 @@ class FileTransitions(StoreBase):
 
 
 class CustodyQueries(FileTransitions):
-    # ---- sessions --------------------------------------------------------------------------
-
-    def open_session(self, fields: dict[str, Any]) -> int:
-        table = self.db.table("sessions")
-        table.insert(fields)
-        return int(table.last_pk)  # type: ignore[arg-type]  # set by the insert just made
-
-    def update_session(self, session_id: int, fields: dict[str, Any]) -> None:
-        self.db.table("sessions").update(session_id, fields)
-
-    def session(self, session_id: int) -> dict[str, Any]:
-        # A plain SELECT: sqlite-utils' Table.get() runs PRAGMA table_info (twice) every call.
-        return self._one("sessions", session_id)
-
-    def sessions(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM sessions" + (f" WHERE {where}" if where else "") + " ORDER BY id"
-        return [dict(r) for r in self.conn.execute(sql, args)]
-
-    def interrupt_running_sessions(self, now: str) -> int:
-        cur = self.conn.execute(
-            "UPDATE sessions SET outcome='interrupted', ended_at=? WHERE outcome='running'", (now,)
-        )
-        return cur.rowcount
-
     # ---- files -----------------------------------------------------------------------------
 
     def register(

@@ -1,13 +1,56 @@
-"""Queries about cameras as devices: enrolment, refusals, and what is docked now.
+"""Queries about cameras as devices: enrolment and refusals (what is docked now: sessions.py).
 
 Technician actions recorded here are also written to the audit chain by their callers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from agent.store.base import StoreBase
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A camera serial's enrolment (`devices`); revoked_at set once it was revoked."""
+
+    serial: str
+    officer_id: str
+    profile: str
+    enrolled_at: str
+    enrolled_by: str
+    revoked_at: str | None
+    revoked_by: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> DeviceRow:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every column by name (`dockagent devices enrolled --json`)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalRow:
+    """A device the station refused (`refusals`): when, seen by which source, and why."""
+
+    id: int
+    at: str
+    source: str
+    identity: str
+    reason: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RefusalRow:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every column by name (`dockagent devices --refused --json`)."""
+        return dataclasses.asdict(self)
 
 
 class DeviceQueries(StoreBase):
@@ -27,13 +70,14 @@ class DeviceQueries(StoreBase):
         )
         return cur.rowcount == 1
 
-    def enrolled(self) -> dict[str, dict[str, Any]]:
+    def enrolled(self) -> dict[str, DeviceRow]:
         """Active enrolments by serial."""
         rows = self.conn.execute("SELECT * FROM devices WHERE revoked_at IS NULL ORDER BY serial")
-        return {str(r["serial"]): dict(r) for r in rows}
+        return {str(r["serial"]): DeviceRow.from_row(r) for r in rows}
 
-    def device_rows(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM devices ORDER BY serial")]
+    def device_rows(self) -> list[DeviceRow]:
+        rows = self.conn.execute("SELECT * FROM devices ORDER BY serial")
+        return [DeviceRow.from_row(r) for r in rows]
 
     def add_refusal(self, source: str, identity: str, reason: str, now: str) -> None:
         self.conn.execute(
@@ -41,23 +85,7 @@ class DeviceQueries(StoreBase):
             (now, source, identity, reason),
         )
 
-    def refusals(self, limit: int = 100) -> list[dict[str, Any]]:
+    def refusals(self, limit: int = 100) -> list[RefusalRow]:
+        """The newest `limit` refusals, newest first."""
         rows = self.conn.execute("SELECT * FROM refusals ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(r) for r in rows]
-
-    def docked_sessions(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT * FROM sessions WHERE undocked_at IS NULL ORDER BY id")
-        return [dict(r) for r in rows]
-
-    def mark_undocked(self, session_id: int, now: str) -> None:
-        self.conn.execute(
-            "UPDATE sessions SET undocked_at=? WHERE id=? AND undocked_at IS NULL",
-            (now, session_id),
-        )
-
-    def undock_all(self, now: str) -> int:
-        """At daemon start nothing is docked yet: present devices open new sessions."""
-        cur = self.conn.execute(
-            "UPDATE sessions SET undocked_at=? WHERE undocked_at IS NULL", (now,)
-        )
-        return cur.rowcount
+        return [RefusalRow.from_row(r) for r in rows]

@@ -12,6 +12,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.store.base import StoreBase
+from agent.store.healthrows import (
+    HEALTH_COLUMNS,
+    RECORDING_COLUMNS,
+    AssignmentRow,
+    CameraEvent,
+    FaultRow,
+    FileStats,
+    HealthRow,
+    LedgerRow,
+    Recording,
+)
+from agent.store.sessions import SessionRow
 
 _HEALTH_COLUMNS = frozenset(
     {
@@ -73,28 +85,27 @@ class HealthQueries(StoreBase):
             [*values, now, session_id],
         )
 
-    def health(self, session_id: int) -> dict[str, Any] | None:
+    def health(self, session_id: int) -> HealthRow | None:
         row = self.conn.execute(
             "SELECT * FROM session_health WHERE session_id=?", (session_id,)
         ).fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else HealthRow.from_row(row)
 
-    def health_history(
-        self, serial: str, before_session: int | None = None
-    ) -> list[dict[str, Any]]:
+    def health_history(self, serial: str, before_session: int | None = None) -> list[HealthRow]:
         """Health rows of one camera, oldest first (optionally only those before a session)."""
         sql = "SELECT * FROM session_health WHERE device_serial=?"
         args: list[Any] = [serial]
         if before_session is not None:
             sql += " AND session_id < ?"
             args.append(before_session)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY docked_at, session_id", args)]
+        rows = self.conn.execute(sql + " ORDER BY docked_at, session_id", args)
+        return [HealthRow.from_row(r) for r in rows]
 
     def health_ready(self) -> bool:
         """Whether migration 0004_health was applied (a reader never migrates the database)."""
         return "session_health" in self.db.table_names()
 
-    def latest_health(self) -> list[dict[str, Any]]:
+    def latest_health(self) -> list[HealthRow]:
         """Each camera's health at its most recent dock (none on a database not yet migrated)."""
         if not self.health_ready():
             return []
@@ -102,32 +113,37 @@ class HealthQueries(StoreBase):
             "SELECT h.* FROM session_health h WHERE h.session_id = (SELECT MAX(session_id) "
             "FROM session_health WHERE device_serial = h.device_serial) ORDER BY h.device_serial"
         )
-        return [dict(r) for r in rows]
+        return [HealthRow.from_row(r) for r in rows]
 
-    def ledger_rows(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Sessions with their health columns (h_*), oldest first."""
+    def ledger_rows(
+        self, *, since: str | None = None, camera: str | None = None
+    ) -> list[LedgerRow]:
+        """Sessions with their health records, oldest docking first: those docked from `since`
+        (station UTC text), of one camera when given."""
+        health = ", ".join(f"h.{name} AS h_{name}" for name in HEALTH_COLUMNS)
         sql = (
-            "SELECT s.*, h.camera_connect_at AS h_camera_connect_at, "
-            "h.clock_drift_s AS h_clock_drift_s, h.clock_detail AS h_clock_detail, "
-            "h.station_clock AS h_station_clock, h.clock_correction AS h_clock_correction, "
-            "h.clock_correction_detail AS h_clock_correction_detail, "
-            "h.correction_check AS h_correction_check, "
-            "h.correction_check_detail AS h_correction_check_detail, "
-            "h.drift_rate_s_per_day AS h_drift_rate_s_per_day, "
-            "h.drift_flagged AS h_drift_flagged, h.drift_trend AS h_drift_trend, "
-            "h.officer_on_camera AS h_officer_on_camera, h.officer AS h_officer, "
-            "h.officer_source AS h_officer_source, h.officer_mismatch AS h_officer_mismatch, "
-            "h.battery_verdict AS h_battery_verdict, h.battery AS h_battery, "
-            "h.storage_free_bytes AS h_storage_free_bytes, "
-            "h.storage_capacity_bytes AS h_storage_capacity_bytes, "
-            "h.readiness AS h_readiness, h.readiness_reasons AS h_readiness_reasons "
-            "FROM sessions s LEFT JOIN session_health h ON h.session_id = s.id"
+            f"SELECT s.*, {health} FROM sessions s "
+            "LEFT JOIN session_health h ON h.session_id = s.id"
         )
-        if where:
-            sql += f" WHERE {where}"
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY s.docked_at, s.id", args)]
+        clauses: list[str] = []
+        args: list[str] = []
+        if since:
+            clauses.append("s.docked_at >= ?")
+            args.append(since)
+        if camera:
+            clauses.append("s.device_serial = ?")
+            args.append(camera)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return [
+            LedgerRow(
+                SessionRow.from_row(r),
+                None if r["h_session_id"] is None else HealthRow.from_row(r, prefix="h_"),
+            )
+            for r in self.conn.execute(sql + " ORDER BY s.docked_at, s.id", args)
+        ]
 
-    def session_file_stats(self, session_id: int) -> dict[str, Any]:
+    def session_file_stats(self, session_id: int) -> FileStats:
         """Files first taken in a session: count, bytes, recorded span (raw and corrected)."""
         row = self.conn.execute(
             "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes, "
@@ -138,22 +154,30 @@ class HealthQueries(StoreBase):
             "FROM files WHERE session_id=?",
             (session_id,),
         ).fetchone()
-        return dict(row)
+        return FileStats.from_row(row)
 
-    def recordings(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """File rows with a recording time, with their first session's docking and officer."""
+    def recordings(
+        self, *, camera: str | None = None, ingested_since: str | None = None
+    ) -> list[Recording]:
+        """File rows with a recording time, with their first session's docking and officer, by
+        camera: of one camera when given; from `ingested_since` (station UTC text) when given,
+        those staged since then or, not staged yet, first docked since then."""
+        from_session = ("docked_at", "officer_on_camera")
+        file_columns = ", ".join(f"f.{c}" for c in RECORDING_COLUMNS if c not in from_session)
         sql = (
-            "SELECT f.id, f.session_id, f.device_serial, f.camera_name, f.kind, f.size, "
-            "f.state, f.reason, f.segment, f.important, f.recorded_start, f.recorded_end, "
-            "f.recorded_start_corrected, f.recorded_end_corrected, f.clock_drift_s, "
-            "f.time_basis, f.retention_class, f.staged_at, f.sealed_at, f.sha256, "
-            "s.docked_at, s.officer_id AS officer_on_camera "
+            f"SELECT {file_columns}, s.docked_at, s.officer_id AS officer_on_camera "
             "FROM files f JOIN sessions s ON s.id = f.session_id "
             "WHERE f.recorded_start != ''"
         )
-        if where:
-            sql += f" AND ({where})"
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)]
+        args: list[str] = []
+        if camera:
+            sql += " AND (f.device_serial = ?)"
+            args.append(camera)
+        if ingested_since:
+            sql += " AND (f.staged_at >= ? OR (f.staged_at IS NULL AND s.docked_at >= ?))"
+            args += [ingested_since, ingested_since]
+        rows = self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)
+        return [Recording.from_row(r) for r in rows]
 
     # ---- file rows -------------------------------------------------------------------------
 
@@ -193,22 +217,21 @@ class HealthQueries(StoreBase):
         return {str(r[0]): int(r[1]) for r in rows}
 
     def camera_events(
-        self, events: Sequence[str], where: str = "", args: Sequence[Any] = ()
-    ) -> list[dict[str, Any]]:
+        self, events: Sequence[str], *, docked_since: str | None = None
+    ) -> list[CameraEvent]:
+        """Kept log lines of these event kinds, by camera; of sessions docked from
+        `docked_since` (station UTC text) when given."""
         marks = ",".join("?" for _ in events)
         sql = (
             "SELECT e.*, s.docked_at, s.officer_id AS officer_on_camera FROM camera_events e "
             f"JOIN sessions s ON s.id = e.session_id WHERE e.event IN ({marks})"
         )
-        if where:
-            sql += f" AND ({where})"
-        rows = self.conn.execute(sql + " ORDER BY e.device_serial, e.id", [*events, *args])
-        out = []
-        for r in rows:
-            item = dict(r)
-            item["fields"] = json.loads(item["fields"])
-            out.append(item)
-        return out
+        args = list(events)
+        if docked_since:
+            sql += " AND (s.docked_at >= ?)"
+            args.append(docked_since)
+        rows = self.conn.execute(sql + " ORDER BY e.device_serial, e.id", args)
+        return [CameraEvent.from_row(r) for r in rows]
 
     # ---- faults ----------------------------------------------------------------------------
 
@@ -230,9 +253,38 @@ class HealthQueries(StoreBase):
         )
         return int(cur.lastrowid or 0)
 
-    def faults(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM faults" + (f" WHERE {where}" if where else "") + " ORDER BY at, id"
-        return [dict(r) for r in self.conn.execute(sql, args)]
+    def faults(
+        self,
+        *,
+        since: str | None = None,
+        camera: str | None = None,
+        session_id: int | None = None,
+    ) -> list[FaultRow]:
+        """Faults in the order they were registered: from `since` (station UTC text), of one
+        camera, of one session, as far as each is given."""
+        clauses: list[str] = []
+        args: list[object] = []
+        for clause, value in (
+            ("at >= ?", since or None),
+            ("device_serial = ?", camera or None),
+            ("session_id = ?", session_id),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.conn.execute(f"SELECT * FROM faults{where} ORDER BY at, id", args)
+        return [FaultRow.from_row(r) for r in rows]
+
+    def dock_faults(self, session_id: int, first_session: int) -> list[FaultRow]:
+        """The faults of one dock: its session's, and the camera log faults of the session that
+        first read this dock's log (a retry of the same dock registers them only once)."""
+        rows = self.conn.execute(
+            "SELECT * FROM faults WHERE session_id=? OR (session_id=? AND source='camera_log') "
+            "ORDER BY at, id",
+            (session_id, first_session),
+        )
+        return [FaultRow.from_row(r) for r in rows]
 
     def fault_counts(self) -> dict[int, int]:
         rows = self.conn.execute(
@@ -253,22 +305,24 @@ class HealthQueries(StoreBase):
         )
         return int(cur.lastrowid or 0)
 
-    def assignments(self, serial: str | None = None) -> list[dict[str, Any]]:
+    def assignments(self, serial: str | None = None) -> list[AssignmentRow]:
+        """Handovers, oldest first (of one camera when given)."""
         sql = "SELECT * FROM assignments"
         args: list[Any] = []
         if serial is not None:
             sql += " WHERE device_serial=?"
             args.append(serial)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY assigned_at, id", args)]
+        rows = self.conn.execute(sql + " ORDER BY assigned_at, id", args)
+        return [AssignmentRow.from_row(r) for r in rows]
 
-    def assignment_at(self, serial: str, at: str) -> dict[str, Any] | None:
+    def assignment_at(self, serial: str, at: str) -> AssignmentRow | None:
         """The assignment in force for a camera at station time `at` (ISO UTC), if any."""
         row = self.conn.execute(
             "SELECT * FROM assignments WHERE device_serial=? AND assigned_at <= ? "
             "ORDER BY assigned_at DESC, id DESC LIMIT 1",
             (serial, at),
         ).fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else AssignmentRow.from_row(row)
 
     def audit_records(self) -> list[dict[str, Any]]:
         rows = self.conn.execute(

@@ -16,15 +16,16 @@ from typing import Any
 
 from agent.store.base import StoreBase
 from agent.store.custody import RecordRow
+from agent.store.sessions import SessionRow
 
 _RECORD_COLUMNS = "seq, kind, file_id, body, record_hash, prev_hash, signature, key_id"
 _SCRATCH_PREFIX = ".salvage-"
 
 
 class RestoreQueries(StoreBase):
-    def restore_session(self, fields: dict[str, Any]) -> None:
-        """A dock session as far as its records tell; `fields` carries its id."""
-        self.db.table("sessions").insert(fields)
+    def restore_session(self, row: SessionRow) -> None:
+        """A dock session as far as its records tell, under the id they name."""
+        self.db.table("sessions").insert(row.columns())
 
     def restore_file(self, fields: dict[str, Any]) -> None:
         """A file row under the id its custody record names."""

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 from agent.core.model import FileState
 from agent.store.base import StoreBase
+
+
+@dataclass(frozen=True, slots=True)
+class OldestUnconfirmed:
+    """The file seen longest ago that no sink has confirmed yet: which, where, since when."""
+
+    file_id: int
+    device_serial: str
+    state: str
+    discovered_at: str  # station UTC text
 
 
 class ServiceQueries(StoreBase):
@@ -29,14 +39,18 @@ class ServiceQueries(StoreBase):
         ).fetchone()
         return int(row[0])
 
-    def oldest_unconfirmed(self) -> dict[str, Any] | None:
+    def oldest_unconfirmed(self) -> OldestUnconfirmed | None:
         """The file seen longest ago that no sink has confirmed yet (any state but confirmed)."""
         row = self.conn.execute(
             "SELECT id, device_serial, state, discovered_at FROM files WHERE state != ? "
             "ORDER BY discovered_at, id LIMIT 1",
             (FileState.CONFIRMED.value,),
         ).fetchone()
-        return None if row is None else dict(row)
+        if row is None:
+            return None
+        return OldestUnconfirmed(
+            int(row["id"]), str(row["device_serial"]), str(row["state"]), str(row["discovered_at"])
+        )
 
     def last_confirmed_at(self) -> str | None:
         try:

@@ -67,17 +67,17 @@ def test_drift_measured_and_camera_set_only_above_threshold_from_a_synced_statio
     for offset, (cam, session_id) in docked.items():
         health = store.health(session_id)
         assert health is not None
-        drift = health["clock_drift_s"]
+        drift = health.clock_drift_s
         assert abs(drift - offset) <= 2, (offset, drift)
-        assert health["station_synced"] == 1
+        assert health.station_synced == 1
         time_txt = cam / "TIME.TXT"
         if abs(offset) > THRESHOLD:
-            assert health["clock_correction"] == "written"
+            assert health.clock_correction == "written"
             # one line, the station's time in the camera's zone, at the moment of writing
             written = datetime.strptime(time_txt.read_text(), "%Y-%m-%d %H:%M:%S\n")
             assert abs((written - DOCKED).total_seconds()) < 5
         else:
-            assert health["clock_correction"] == "not needed"
+            assert health.clock_correction == "not needed"
             assert not time_txt.exists()
         files = store.files("session_id=? AND recorded_start != ''", (session_id,))
         assert files
@@ -110,11 +110,11 @@ def test_an_unsynchronised_station_never_sets_a_camera(
         assert not (cam / "TIME.TXT").exists()
         health = dockstation.store.health(session_id)
         assert health is not None
-        assert health["clock_correction"] == "not written"
-        assert "never set from an unsynchronised clock" in health["clock_correction_detail"]
-        assert abs(health["clock_drift_s"] - offset) <= 2  # still measured and applied
-        verdicts[offset] = health["readiness"]
-        reasons = json.loads(health["readiness_reasons"])
+        assert health.clock_correction == "not written"
+        assert "never set from an unsynchronised clock" in health.clock_correction_detail
+        assert abs(health.clock_drift_s - offset) <= 2  # still measured and applied
+        verdicts[offset] = health.readiness
+        reasons = json.loads(health.readiness_reasons)
         assert any(r["area"] == "clock" and "not corrected" in r["text"] for r in reasons)
     assert verdicts == {-90: "warning", 3600: "not ready"}
 
@@ -142,16 +142,16 @@ def test_a_clock_that_runs_away_over_five_days_is_flagged(
     store = dockstation.store
     last = store.health(sessions["RUNAWAY1"][-1])
     assert last is not None
-    assert last["drift_flagged"] == 1
-    assert 10 < last["drift_rate_s_per_day"] < 14
-    assert "runs away" in last["drift_trend"]
-    assert last["readiness"] == "warning"
+    assert last.drift_flagged == 1
+    assert 10 < last.drift_rate_s_per_day < 14
+    assert "runs away" in last.drift_trend
+    assert last.readiness == "warning"
     steady = store.health(sessions["STEADY1"][-1])
-    assert steady is not None and steady["drift_flagged"] == 0
-    assert abs(steady["drift_rate_s_per_day"]) < 1
-    faults = store.faults("device_serial=? AND code='drift_runaway'", ("RUNAWAY1",))
+    assert steady is not None and steady.drift_flagged == 0
+    assert abs(steady.drift_rate_s_per_day) < 1
+    faults = [f for f in store.faults(camera="RUNAWAY1") if f.code == "drift_runaway"]
     assert faults
-    assert not store.faults("device_serial=? AND code='drift_runaway'", ("STEADY1",))
+    assert not [f for f in store.faults(camera="STEADY1") if f.code == "drift_runaway"]
     history = ledger_history.device_history(store, "RUNAWAY1", dockstation.config)
     assert history["drift_trend"]["flagged"]
     assert [d["clock_drift_s"] for d in history["docks"]] == pytest.approx(
@@ -196,12 +196,12 @@ def test_the_next_dock_says_whether_the_correction_took(
         summary = dockstation.dock(second, nxt)
         health = dockstation.store.health(summary.session_id)
         assert health is not None
-        results[serial] = (health["correction_check"], health["correction_check_detail"])
+        results[serial] = (health.correction_check, health.correction_check_detail)
     assert results["SETOK1"][0] == "took"
     assert "TIME_SET" in results["SETOK1"][1]
     assert results["SETNO1"][0] == "did not take"
-    faults = dockstation.store.faults("device_serial='SETNO1' AND code='clock_not_set'")
-    assert faults and "did not take" in faults[0]["detail"]
+    faults = [f for f in dockstation.store.faults(camera="SETNO1") if f.code == "clock_not_set"]
+    assert faults and "did not take" in faults[0].detail
 
 
 def test_a_read_only_volume_is_a_fault_not_a_crash(
@@ -229,11 +229,11 @@ def test_a_read_only_volume_is_a_fault_not_a_crash(
     assert summary.files_sealed > 0
     health = dockstation.store.health(summary.session_id)
     assert health is not None
-    assert health["clock_correction"] == "failed"
-    assert health["clock_correction_detail"] == "clock not corrected: volume read-only"
-    faults = dockstation.store.faults("session_id=?", (summary.session_id,))
-    assert [f["code"] for f in faults] == ["clock_not_corrected"]
-    assert "clock not corrected: volume read-only" in faults[0]["detail"]
+    assert health.clock_correction == "failed"
+    assert health.clock_correction_detail == "clock not corrected: volume read-only"
+    faults = dockstation.store.faults(session_id=summary.session_id)
+    assert [f.code for f in faults] == ["clock_not_corrected"]
+    assert "clock not corrected: volume read-only" in faults[0].detail
     assert not (cam / "TIME.TXT").exists()
 
 
@@ -249,8 +249,8 @@ def test_a_failing_health_check_never_stops_the_offload(
     cam, _ = make_camera(tmp_path, "bug", serial="BUG1", first_day=DOCKED.date(), docked_at=DOCKED)
     summary = dockstation.dock(cam, DOCKED)
     assert summary.complete and summary.files_sealed == summary.files_found
-    faults = dockstation.store.faults("session_id=?", (summary.session_id,))
-    assert any(f["code"] == "check_failed" and "docked" in f["detail"] for f in faults)
+    faults = dockstation.store.faults(session_id=summary.session_id)
+    assert any(f.code == "check_failed" and "docked" in f.detail for f in faults)
 
 
 def test_a_retry_of_the_same_dock_keeps_its_drift_and_faults_without_repeating_them(
@@ -270,13 +270,13 @@ def test_a_retry_of_the_same_dock_keeps_its_drift_and_faults_without_repeating_t
     again = dockstation.dock(cam, DOCKED + timedelta(minutes=20))  # the technician retries
     one, two = (dockstation.store.health(s.session_id) for s in (first, again))
     assert one is not None and two is not None
-    assert abs(one["clock_drift_s"] + 45) <= 2
-    assert two["clock_drift_s"] == one["clock_drift_s"]  # not 20 minutes off
-    assert two["clock_detail"].startswith(f"same dock as session {first.session_id}")
-    assert one["readiness"] == two["readiness"] == "not ready"
+    assert abs(one.clock_drift_s + 45) <= 2
+    assert two.clock_drift_s == one.clock_drift_s  # not 20 minutes off
+    assert two.clock_detail.startswith(f"same dock as session {first.session_id}")
+    assert one.readiness == two.readiness == "not ready"
     for health in (one, two):
-        reasons = json.loads(health["readiness_reasons"])
+        reasons = json.loads(health.readiness_reasons)
         assert any(r["area"] == "faults" and "FAULT E12" in r["text"] for r in reasons)
-    faults = dockstation.store.faults("device_serial='RETRY1' AND source='camera_log'")
-    assert len(faults) == 1 and faults[0]["session_id"] == first.session_id
-    assert "unexplained" in faults[0]["detail"]
+    faults = [f for f in dockstation.store.faults(camera="RETRY1") if f.source == "camera_log"]
+    assert len(faults) == 1 and faults[0].session_id == first.session_id
+    assert "unexplained" in faults[0].detail

@@ -8,6 +8,7 @@ import pytest
 
 from agent.health import clock
 from agent.health.logs import parse_system_log
+from agent.store import HealthRow
 
 DOCKED = datetime(2024, 3, 10, 12, 0, 0, tzinfo=UTC)
 
@@ -124,7 +125,10 @@ def test_trend_restarts_where_a_correction_took() -> None:
             "clock_detail": "same dock as session 3",
         },
     ]
-    points = clock.trend_points(rows)
+    history = [
+        HealthRow(session_id=n, device_serial="CAM1", **row) for n, row in enumerate(rows, 1)
+    ]
+    points = clock.trend_points(history)
     assert [d for _, d in points] == [0, 1]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from agent.core.config import HealthConfig
 from agent.health import readiness
+from agent.store import FaultRow
 
 LIMITS = HealthConfig()
 GOOD_BATTERY: dict[str, Any] = {"verdict": "ok", "reasons": [], "charge_pct": 60}
@@ -27,6 +28,11 @@ BASE = readiness.Inputs(
 )
 
 
+def _fault(severity: str, code: str, detail: str) -> FaultRow:
+    """A fault row of this dock, as the store returns it."""
+    return FaultRow(1, "CAM1", 1, "2024-03-10T20:00:00+00:00", "camera_log", code, severity, detail)
+
+
 def _areas(result: readiness.Readiness, severity: str) -> set[str]:
     return {r.area for r in result.reasons if r.severity == severity}
 
@@ -42,7 +48,7 @@ def test_each_area_can_make_a_camera_not_ready() -> None:
         replace(BASE, battery={"verdict": "bad", "reasons": ["overheating: peak 63 °C"]}),
         replace(BASE, storage_free=5 << 30),
         replace(BASE, drift_s=3600, correction="not written", correction_detail="unsynced"),
-        replace(BASE, faults=[{"severity": "not_ready", "code": "FAULT E12", "detail": "x"}]),
+        replace(BASE, faults=[_fault(severity="not_ready", code="FAULT E12", detail="x")]),
     ]
     for inputs, area in zip(cases, ["battery", "storage", "clock", "faults"], strict=True):
         result = readiness.assess(inputs, LIMITS)

@@ -1,0 +1,136 @@
+"""Queries of dock sessions: one row per camera dock, opened when it docks, closed at its end.
+
+SessionRow is built from the database in one place (SessionRow.from_row), and callers ask by
+name (sessions_before, sessions_of_camera, docked_sessions, ...) instead of passing SQL. What an
+outcome means, and when a session may be wiped, is decided above the store, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils.db
+
+from agent.core.model import SessionOutcome
+from agent.store.base import StoreBase
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A row of `sessions`, with the columns of every migration (schema.py)."""
+
+    id: int
+    device_serial: str
+    source: str
+    docked_at: str
+    officer_id: str = ""
+    vendor: str = ""
+    model: str = ""
+    firmware: str = ""
+    unit: str = ""
+    ended_at: str | None = None
+    outcome: SessionOutcome = SessionOutcome.RUNNING
+    files_found: int = 0
+    files_new: int = 0
+    files_sealed: int = 0
+    bytes_copied: int = 0
+    problems: int = 0
+    wipe_state: str = ""
+    wipe_detail: str = ""
+    # 0002_devices
+    profile: str = ""
+    undocked_at: str | None = None
+    usb_serial: str = ""
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row, prefix: str = "") -> SessionRow:
+        """The row as the database holds it (`prefix`: its columns' names in a join). A column
+        a database from before its migration lacks takes the column's default; an outcome this
+        version does not know is kept as its text (SessionOutcome.read)."""
+        present = set(row.keys())
+        values: dict[str, Any] = {
+            name: row[prefix + name] for name in SESSION_COLUMNS if prefix + name in present
+        }
+        values["outcome"] = SessionOutcome.read(
+            str(values.get("outcome", SessionOutcome.RUNNING.value))
+        )
+        return cls(**values)
+
+    def columns(self) -> dict[str, Any]:
+        """Every column by name, as the row is written (agent.rebuild restores it so)."""
+        return {name: getattr(self, name) for name in SESSION_COLUMNS}
+
+
+SESSION_COLUMNS = tuple(f.name for f in dataclasses.fields(SessionRow))
+# What open_session and update_session may set: every column but the key.
+_WRITABLE = frozenset(SESSION_COLUMNS) - {"id"}
+
+
+def _checked(fields: Mapping[str, object]) -> dict[str, object]:
+    unknown = set(fields) - _WRITABLE
+    if unknown:
+        raise ValueError(f"not a sessions column: {sorted(unknown)}")
+    outcome = fields.get("outcome")
+    if outcome is not None and not isinstance(outcome, SessionOutcome):
+        raise TypeError(f"a session's outcome is a SessionOutcome, not {outcome!r}")
+    return dict(fields)
+
+
+class SessionQueries(StoreBase):
+    def open_session(self, fields: Mapping[str, object]) -> int:
+        """A new session row (outcome running) with these columns; returns its id."""
+        table = self.db.table("sessions")
+        table.insert(_checked(fields))
+        return int(table.last_pk)  # type: ignore[arg-type]  # set by the insert just made
+
+    def update_session(self, session_id: int, fields: Mapping[str, object]) -> None:
+        self.db.table("sessions").update(session_id, _checked(fields))
+
+    def session(self, session_id: int) -> SessionRow:
+        # A plain SELECT: sqlite-utils' Table.get() runs PRAGMA table_info (twice) every call.
+        row = self.conn.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
+        if row is None:
+            raise sqlite_utils.db.NotFoundError(f"no row {session_id} in sessions")
+        return SessionRow.from_row(row)
+
+    def _sessions(self, where: str = "", args: tuple[object, ...] = ()) -> list[SessionRow]:
+        sql = "SELECT * FROM sessions" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+        return [SessionRow.from_row(r) for r in self.conn.execute(sql, args)]
+
+    def all_sessions(self) -> list[SessionRow]:
+        return self._sessions()
+
+    def sessions_before(self, docked_at: str) -> list[SessionRow]:
+        """Sessions docked before `docked_at` (station UTC text), by id."""
+        return self._sessions("docked_at < ?", (docked_at,))
+
+    def sessions_of_camera(self, serial: str) -> list[SessionRow]:
+        return self._sessions("device_serial=?", (serial,))
+
+    def docked_sessions(self) -> list[SessionRow]:
+        """Sessions whose camera has not been unplugged yet."""
+        return self._sessions("undocked_at IS NULL")
+
+    def interrupt_running_sessions(self, now: str) -> int:
+        cur = self.conn.execute(
+            "UPDATE sessions SET outcome=?, ended_at=? WHERE outcome=?",
+            (SessionOutcome.INTERRUPTED.value, now, SessionOutcome.RUNNING.value),
+        )
+        return cur.rowcount
+
+    def mark_undocked(self, session_id: int, now: str) -> None:
+        self.conn.execute(
+            "UPDATE sessions SET undocked_at=? WHERE id=? AND undocked_at IS NULL",
+            (now, session_id),
+        )
+
+    def undock_all(self, now: str) -> int:
+        """At daemon start nothing is docked yet: present devices open new sessions."""
+        cur = self.conn.execute(
+            "UPDATE sessions SET undocked_at=? WHERE undocked_at IS NULL", (now,)
+        )
+        return cur.rowcount
