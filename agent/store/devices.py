@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
 from agent.store.base import StoreBase
 
@@ -29,7 +28,7 @@ class DeviceRow:
     def from_row(cls, row: sqlite3.Row) -> DeviceRow:
         return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """Every column by name (`dockagent devices enrolled --json`)."""
         return dataclasses.asdict(self)
 
@@ -48,7 +47,7 @@ class RefusalRow:
     def from_row(cls, row: sqlite3.Row) -> RefusalRow:
         return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """Every column by name (`dockagent devices --refused --json`)."""
         return dataclasses.asdict(self)
 

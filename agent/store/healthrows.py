@@ -176,7 +176,7 @@ class FaultRow:
     def from_row(cls, row: sqlite3.Row) -> FaultRow:
         return _build(cls, row)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """Every column by name (the fault register's JSON and CSV, a camera's history)."""
         return dataclasses.asdict(self)
 
@@ -197,6 +197,6 @@ class AssignmentRow:
     def from_row(cls, row: sqlite3.Row) -> AssignmentRow:
         return _build(cls, row)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """Every column by name (the ledger's and a camera's history JSON)."""
         return dataclasses.asdict(self)

@@ -60,7 +60,7 @@ class SessionRow:
         )
         return cls(**values)
 
-    def columns(self) -> dict[str, Any]:
+    def columns(self) -> dict[str, object]:
         """Every column by name, as the row is written (agent.rebuild restores it so)."""
         return {name: getattr(self, name) for name in SESSION_COLUMNS}
 
