@@ -1,9 +1,10 @@
 """The store: the only package that speaks SQL.
 
 SQLite through sqlite-utils, schema applied with sqlite-utils migrations (schema.py), one
-module of queries per domain. Opening refuses a damaged database, and refuses to create a fresh
-one where the data directory shows that one existed before. No file I/O on evidence here and no
-policy decisions.
+module of queries per domain; rows are handed out typed (rows.py) and asked for by name, never
+by a caller's SQL. Opening refuses a damaged database, and refuses to create a fresh one where
+the data directory shows that one existed before. No file I/O on evidence here and no policy
+decisions.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from agent.store.base import (
 )
 from agent.store.custody import CustodyQueries, RecordRow
 from agent.store.devices import DeviceQueries
+from agent.store.files import FileQueries
 from agent.store.health import HealthQueries
 from agent.store.restore import RestoreQueries, salvage_records
+from agent.store.rows import FileRow, StateCount, UnreadableFile
 from agent.store.schema import MIGRATIONS
 from agent.store.service import ServiceQueries
 from agent.store.uploads import UploadQueries
@@ -35,9 +38,12 @@ from agent.store.uploads import UploadQueries
 __all__ = [
     "MIGRATIONS",
     "DatabaseError",
+    "FileRow",
     "RecordRow",
+    "StateCount",
     "Store",
     "StoreError",
+    "UnreadableFile",
     "is_damage",
     "is_disk_full",
     "salvage_records",
@@ -45,7 +51,13 @@ __all__ = [
 
 
 class Store(
-    CustodyQueries, DeviceQueries, UploadQueries, HealthQueries, ServiceQueries, RestoreQueries
+    CustodyQueries,
+    FileQueries,
+    DeviceQueries,
+    UploadQueries,
+    HealthQueries,
+    ServiceQueries,
+    RestoreQueries,
 ):
     """The station's database. One instance per thread."""
 
