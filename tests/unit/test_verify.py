@@ -136,6 +136,17 @@ def test_a_row_whose_state_was_edited_away_from_custody_is_named(dock: DockingSt
     assert [(p.kind, p.file_id) for p in problems] == [("state_edited", row.id)]
 
 
+def test_a_row_whose_state_no_agent_writes_is_named_not_a_crash(dock: DockingStation) -> None:
+    first, second = _rows(dock)[:2]
+    _tamper(dock, "UPDATE files SET state='lost' WHERE id=?", (first.id,))
+    _tamper(dock, "UPDATE files SET size='big' WHERE id=?", (second.id,))
+    problems = _verify(dock).problems or []
+    assert [(p.kind, p.file_id, p.detail) for p in problems] == [
+        ("state_edited", first.id, "has a record but is lost"),
+        ("row_edited", second.id, "the row cannot be read: size holds 'big'"),
+    ]
+
+
 def test_a_removed_row_and_a_truncated_chain_are_named(dock: DockingStation) -> None:
     last = max(r.seq for r in dock.store.records())
     row = next(r for r in dock.store.all_files() if r.record_seq == 1)
