@@ -3,9 +3,9 @@
 A `files` row becomes a FileRow in one place (file_row), with the columns of the latest
 migration (schema.py) and their types; a column a database not yet migrated lacks takes the
 default its migration gives it. A value no agent writes (a state that is no FileState, a size
-that is not a number) is never guessed at: file_row raises ValueError naming it, and the store
-turns that into StoreCorrupt, or (for `dockagent verify`, which names damage) an UnreadableFile.
-No SQL is run and nothing is written here.
+that is not a number) is never guessed at: file_row raises ValueError naming it,
+checked_file_row turns that into StoreCorrupt for a reader, and the store's all_files into an
+UnreadableFile for `dockagent verify`, which names damage. No SQL is run and nothing written here.
 """
 
 from __future__ import annotations
