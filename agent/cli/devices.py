@@ -15,7 +15,7 @@ from agent.cli import context, render
 from agent.cli.output import emit_json, table
 from agent.core import log
 from agent.core.errors import AgentError, UsageError
-from agent.core.model import SERIAL_PATTERN, SessionOutcome, display_name
+from agent.core.model import CUSTODY_STATES, SERIAL_PATTERN, SessionOutcome, display_name
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
 from agent.custody import audit
@@ -113,7 +113,7 @@ def run_revoke(args: argparse.Namespace) -> int:
 def docked_now(store: Store) -> list[dict[str, Any]]:
     out = []
     for s in store.docked_sessions():
-        states = store.state_counts("last_session_id=?", (s.id,))
+        states = store.session_state_counts(s.id)
         out.append(
             {
                 "device_serial": s.device_serial,
@@ -123,9 +123,9 @@ def docked_now(store: Store) -> list[dict[str, Any]]:
                 "docked_at": s.docked_at,
                 "outcome": s.outcome,
                 "files_found": s.files_found,
-                "files_sealed": sum(
-                    v for k, v in states.items() if k in ("sealed", "uploading", "confirmed")
-                ),
+                # Every file the station holds sealed, held uploads too: a held upload is
+                # evidence in custody that only the sink refused (model.CUSTODY_STATES).
+                "files_sealed": sum(v for k, v in states.items() if k in CUSTODY_STATES),
                 "states": states,
                 "verdict": _verdict(s),
             }

@@ -11,7 +11,7 @@ from agent.cli.output import emit_json, table
 from agent.core.model import FileState
 from agent.health import clock
 from agent.reporting.readiness import readiness_by_camera
-from agent.store import Store
+from agent.store import FileRow, Store
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,13 +24,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=run_queue)
 
 
-def _grouped(store: Store, column: str) -> dict[str, dict[str, Any]]:
+def _by_camera(store: Store) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for row in store.counts_by(column):
-        entry = out.setdefault(str(row["key"]), {"states": {}, "files": 0, "bytes": 0})
-        entry["states"][row["state"]] = row["n"]
-        entry["files"] += row["n"]
-        entry["bytes"] += row["bytes"] or 0
+    for count in store.state_counts_by_camera():
+        entry = out.setdefault(count.key, {"states": {}, "files": 0, "bytes": 0})
+        entry["states"][count.state] = count.files
+        entry["files"] += count.files
+        entry["bytes"] += count.bytes
     return out
 
 
@@ -58,11 +58,11 @@ def status_data(store: Store) -> dict[str, Any]:
                 )
             }
         )
-        sessions[-1]["states"] = store.state_counts("last_session_id=?", (s.id,))
+        sessions[-1]["states"] = store.session_state_counts(s.id)
     return {
         "states": {state.value: counts.get(state.value, 0) for state in FileState},
         "files": sum(counts.values()),
-        "cameras": _grouped(store, "device_serial"),
+        "cameras": _by_camera(store),
         "sessions": sessions,
         "chain_length": (store.chain_head() or (0, ""))[0],
         # The station clock (adjtimex(2)) and each camera's readiness at its last dock.
@@ -137,23 +137,39 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _upload_progress(r: dict[str, Any]) -> dict[str, Any]:
-    """Upload columns (migration 0003_uploads); absent on a database not yet migrated."""
-    offset = int(r.get("upload_offset") or 0)
-    size = int(r["size"] or 0)
+def _upload_progress(r: FileRow) -> dict[str, object]:
+    """Upload columns (migration 0003_uploads); their defaults on a database not yet migrated."""
+    offset, size = r.upload_offset, r.size
     percent = round(100 * offset / size, 1) if size else 0.0
     text = "-"
-    if r["state"] == FileState.UPLOADING.value or (offset and r["state"] != "confirmed"):
+    if r.state is FileState.UPLOADING or (offset and r.state is not FileState.CONFIRMED):
         text = f"{percent:g}% of {size}"
-    if r["state"] == FileState.SEALED.value and r.get("next_attempt_at"):
-        text = f"{text if offset else 'retry'} after {r['next_attempt_at']}"
+    if r.state is FileState.SEALED and r.next_attempt_at:
+        text = f"{text if offset else 'retry'} after {r.next_attempt_at}"
     return {
         "upload": text,
         "upload_offset": offset,
         "upload_percent": percent,
-        "upload_attempts": int(r.get("upload_attempts") or 0),
-        "next_attempt_at": r.get("next_attempt_at"),
-        "last_error": r.get("last_error") or "",
+        "upload_attempts": r.upload_attempts,
+        "next_attempt_at": r.next_attempt_at,
+        "last_error": r.last_error,
+    }
+
+
+def queue_item(r: FileRow) -> dict[str, object]:
+    """One file as `dockagent queue` shows it (and prints it with --json)."""
+    return {
+        "file_id": r.id,
+        "camera": r.device_serial,
+        "name": r.camera_name,
+        "state": r.state.value,
+        "reason": r.reason,
+        "size": r.size,
+        "sha256": r.sha256,
+        "attempts": r.attempts,
+        "important": r.important,
+        "wiped": bool(r.wiped_at),
+        **_upload_progress(r),
     }
 
 
@@ -161,25 +177,10 @@ def run_queue(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     with context.reader(cfg) as store:
         if args.state:
-            rows = store.files("state=?", (args.state,))
+            rows = store.files_in_state(FileState(args.state))
         else:
-            rows = store.files("state != ?", (FileState.CONFIRMED.value,))
-    items = [
-        {
-            "file_id": r["id"],
-            "camera": r["device_serial"],
-            "name": r["camera_name"],
-            "state": r["state"],
-            "reason": r["reason"],
-            "size": r["size"],
-            "sha256": r["sha256"],
-            "attempts": r["attempts"],
-            "important": bool(r["important"]),
-            "wiped": bool(r["wiped_at"]),
-            **_upload_progress(r),
-        }
-        for r in rows
-    ]
+            rows = store.files_not_in_state(FileState.CONFIRMED)
+    items = [queue_item(r) for r in rows]
     if args.json:
         emit_json(items)
         return 0

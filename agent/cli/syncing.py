@@ -14,6 +14,7 @@ import sys
 from agent.cli import context
 from agent.cli.output import emit_json
 from agent.core.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
+from agent.core.model import FileState
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
 from agent.custody import audit
@@ -64,9 +65,9 @@ def run_sync(args: argparse.Namespace) -> int:
             out.write(f"WORKER FAILED: {problem}\n")
         left = " ".join(f"{k}={v}" for k, v in sorted(backlog.items()))
         out.write(f"left: {left or 'nothing'}\n")
-    if report.deferred or report.crashed or report.outside_window or backlog.get("sealed"):
+    if report.deferred or report.crashed or report.outside_window or backlog.get(FileState.SEALED):
         return EX_TEMPFAIL
-    if backlog.get("held"):
+    if backlog.get(FileState.HELD):
         return EXIT_INCOMPLETE
     return 0
 

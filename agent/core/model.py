@@ -42,10 +42,22 @@ ALLOWED_TRANSITIONS: dict[FileState, frozenset[FileState]] = {
     FileState.CORRUPT: frozenset(),
 }
 
-# States in which the evidence is durably held by the station (or beyond).
+# The states by group, so no module lists them by hand (and no two lists disagree).
+
+# Held by the station (or beyond): the signed record is committed, whatever became of the
+# upload since. A held upload is still evidence in custody; only the sink refused it. What a
+# technician reads as "sealed" (`dockagent devices`), and what a wipe after sealing asks for.
 CUSTODY_STATES = frozenset(
     {FileState.SEALED, FileState.UPLOADING, FileState.CONFIRMED, FileState.HELD}
 )
+# In staging, and no sink has confirmed it yet: what would be lost with this station's disk.
+AWAITING_UPLOAD = frozenset(
+    {FileState.STAGED, FileState.SEALED, FileState.UPLOADING, FileState.HELD}
+)
+# The upload queue: sealed rows waiting, rows being sent, rows a technician must release.
+UPLOAD_QUEUE = frozenset({FileState.SEALED, FileState.UPLOADING, FileState.HELD})
+# What `dockagent verify` checks against the chain: every row in custody, and rows found corrupt.
+CHECKED_BY_VERIFY = CUSTODY_STATES | {FileState.CORRUPT}
 
 
 def transition_allowed(old: FileState, new: FileState) -> bool:

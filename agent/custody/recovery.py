@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from agent.core import durable, log
 from agent.core.errors import StoreBehind
-from agent.core.model import FileState, ProblemKind
+from agent.core.model import CUSTODY_STATES, FileState, ProblemKind
 from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.seal import Sealer
 from agent.custody.staging import EntryKind, sidecar_path
-from agent.store import Store
+from agent.store import FileRow, Store
 
 _log = log.get(__name__)
 
@@ -51,14 +50,14 @@ def check_rows_cover(store: Store, newest: tuple[int, str]) -> None:
         )
 
 
-def check_not_signed(store: Store, staging_root: Path, row: dict[str, Any]) -> None:
+def check_not_signed(store: Store, staging_root: Path, row: FileRow) -> None:
     """Sidecars are written after the seal commits: one beside a row that is not sealed means
     the database lost that commit. Sealing again would sign a second record for the file."""
-    signed = sidecar_path(staging_root, row["staged_path"])
+    signed = sidecar_path(staging_root, str(row.staged_path))
     if signed.exists():
         raise StoreBehind(
             path=str(store.path),
-            detail=f"{signed.name} holds a signed record of file {row['id']}, which the "
+            detail=f"{signed.name} holds a signed record of file {row.id}, which the "
             "database has as not sealed",
         )
 
@@ -69,7 +68,7 @@ def check_not_behind(
     """Recovery's refusals, without repairing anything (also for `dockagent rebuild`); `newest`
     is staging.newest_staged's answer, where the caller listed staging already."""
     check_rows_cover(store, staging.newest_staged(staging_root) if newest is None else newest)
-    for row in store.files("state=?", (FileState.STAGED.value,)):
+    for row in store.files_in_state(FileState.STAGED):
         check_not_signed(store, staging_root, row)
 
 
@@ -134,10 +133,8 @@ def requeue_copies(store: Store, staging_root: Path, now: str) -> tuple[int, int
     """A copy claimed by a process that is gone (the writer lock says no one else holds it)
     goes back to the queue; returns (published copies removed, rows requeued)."""
     removed = requeued = 0
-    for row in store.files("state=?", (FileState.COPYING.value,)):
-        published = staging_root / staging.staged_rel(
-            row["device_serial"], row["id"], row["camera_path"]
-        )
+    for row in store.files_in_state(FileState.COPYING):
+        published = staging_root / staging.staged_rel(row.device_serial, row.id, row.camera_path)
         if published.exists():
             # Published but never committed: its hash was never recorded, and the camera still
             # holds the original (nothing is wiped before it is sealed), so copy it again.
@@ -145,7 +142,7 @@ def requeue_copies(store: Store, staging_root: Path, now: str) -> tuple[int, int
             durable.fsync_dir(published.parent)
             removed += 1
         store.transition(
-            row["id"],
+            row.id,
             FileState.COPYING,
             FileState.DISCOVERED,
             reason="copy interrupted; copied again at the next import",
@@ -161,12 +158,12 @@ def seal_staged(store: Store, sealer: Sealer, staging_root: Path, now: str) -> t
     camera, else marked corrupt; returns (sealed, corrupt)."""
     sealed = corrupt = 0
     buffer = bytearray(1 << 20)
-    for row in store.files("state=?", (FileState.STAGED.value,)):
-        path = staging_root / row["staged_path"]
+    for row in store.files_in_state(FileState.STAGED):
+        path = staging_root / str(row.staged_path)
         actual = hash_file(path, buffer)[0] if path.exists() else "missing"
-        if actual != row["sha256"]:
+        if actual != row.sha256:
             store.transition(
-                row["id"],
+                row.id,
                 FileState.STAGED,
                 FileState.CORRUPT,
                 reason=f"staged copy does not match the hash read from the camera ({actual})",
@@ -174,9 +171,9 @@ def seal_staged(store: Store, sealer: Sealer, staging_root: Path, now: str) -> t
                 updated_at=now,
             )
             corrupt += 1
-            _log.error("file.corrupt", file_id=row["id"], sha256=row["sha256"])
+            _log.error("file.corrupt", file_id=row.id, sha256=row.sha256)
             continue
-        sealer.seal(row["id"], now)
+        sealer.seal(row.id, now)
         sealed += 1
     return sealed, corrupt
 
@@ -188,14 +185,14 @@ def restore_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
     it, and a long-lived station would otherwise load every file it ever held at each start.
     """
     restored = 0
-    for row in store.files(
-        "state IN (?,?,?,?) AND purged_at IS NULL", ("sealed", "uploading", "confirmed", "held")
-    ):
-        side = sidecar_path(staging_root, row["staged_path"])
-        if not side.exists() and (staging_root / row["staged_path"]).exists():
-            record = store.record(row["record_seq"])
+    for row in store.unpurged_files_in_state(*CUSTODY_STATES):
+        if row.staged_path is None or row.record_seq is None:
+            continue  # a row in custody always has both; nothing to restore without them
+        side = sidecar_path(staging_root, row.staged_path)
+        if not side.exists() and (staging_root / row.staged_path).exists():
+            record = store.record(row.record_seq)
             if record is not None:
-                sealer.write_sidecar(row["staged_path"], record)
+                sealer.write_sidecar(row.staged_path, record)
                 restored += 1
     return restored
 

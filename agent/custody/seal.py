@@ -20,7 +20,7 @@ from agent.custody import chainfiles
 from agent.custody.keys import StationKey
 from agent.custody.records import GENESIS, RECORD_VERSION, canonical, record_hash, sidecar_bytes
 from agent.custody.staging import sidecar_path
-from agent.store import RecordRow, SessionRow, Store
+from agent.store import FileRow, RecordRow, SessionRow, Store
 
 
 def signed_record(
@@ -68,38 +68,38 @@ class Sealer:
         self.station_id = station_id
         self.staging_root = staging_root
 
-    def _body(self, row: dict[str, Any], session: SessionRow) -> dict[str, Any]:
-        raw_name: bytes = row["camera_path"]
+    def _body(self, row: FileRow, session: SessionRow) -> dict[str, Any]:
+        raw_name = row.camera_path
         return {
             "v": RECORD_VERSION,
             "type": "file",
-            "device_serial": row["device_serial"],
+            "device_serial": row.device_serial,
             "officer_id": session.officer_id,
-            "session_id": row["session_id"],
-            "file_id": row["id"],
+            "session_id": row.session_id,
+            "file_id": row.id,
             "original_name": original_name(raw_name),
             "original_name_b64": base64.b64encode(raw_name).decode("ascii"),
-            "size": row["size"],
-            "sha256": row["sha256"],
-            "kind": row["kind"],
-            "important": bool(row["important"]),
-            "segment": row["segment"],
-            "camera_mtime": datetime.fromtimestamp(row["mtime_ns"] // 10**9).isoformat(),
-            "recorded_start": row["recorded_start"],
-            "recorded_end": row["recorded_end"],
+            "size": row.size,
+            "sha256": row.sha256,
+            "kind": row.kind.value,
+            "important": row.important,
+            "segment": row.segment,
+            "camera_mtime": datetime.fromtimestamp(row.mtime_ns // 10**9).isoformat(),
+            "recorded_start": row.recorded_start,
+            "recorded_end": row.recorded_end,
             # Added fields (same RECORD_VERSION: no existing field changed meaning): the raw
             # camera times above stay as read; these are them minus the dock's measured drift,
             # with the basis of the correction, and the file's retention class.
-            "clock_drift_s": row.get("clock_drift_s"),
-            "recorded_start_corrected": row.get("recorded_start_corrected") or "",
-            "recorded_end_corrected": row.get("recorded_end_corrected") or "",
-            "time_basis": row.get("time_basis") or "",
-            "retention_class": row.get("retention_class") or "",
-            "ingested_at": _utc(row["staged_at"]),
+            "clock_drift_s": row.clock_drift_s,
+            "recorded_start_corrected": row.recorded_start_corrected,
+            "recorded_end_corrected": row.recorded_end_corrected,
+            "time_basis": row.time_basis,
+            "retention_class": row.retention_class,
+            "ingested_at": _utc(row.staged_at),
             # Added for `dockagent rebuild`: the row's identity on the camera to the nanosecond
             # (camera_mtime above is rounded, local time) and whether it may be wiped.
-            "mtime_ns": row["mtime_ns"],
-            "wipeable": bool(row["wipeable"]),
+            "mtime_ns": row.mtime_ns,
+            "wipeable": row.wipeable,
         }
 
     def _append(self, kind: str, body: dict[str, Any], file_id: int | None, now: str) -> RecordRow:
@@ -123,9 +123,9 @@ class Sealer:
             sessions: dict[int, SessionRow] = {}  # a batch is one camera's session
             for file_id in file_ids:
                 row = self.store.file(file_id)
-                if row["session_id"] not in sessions:
-                    sessions[row["session_id"]] = self.store.session(row["session_id"])
-                session = sessions[row["session_id"]]
+                if row.session_id not in sessions:
+                    sessions[row.session_id] = self.store.session(row.session_id)
+                session = sessions[row.session_id]
                 record = self._append("file", self._body(row, session), file_id, now)
                 self.store.transition(
                     file_id,
@@ -136,7 +136,7 @@ class Sealer:
                     updated_at=now,
                     reason="",
                 )
-                records.append((row["staged_path"], record))
+                records.append((str(row.staged_path), record))
         # Sidecars of a batch: content written, one syncfs, then each linked, then one fsync per
         # directory. A crash in between loses a sidecar (recovery restores it from the chain),
         # never leaves one torn.

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from agent.core.model import CUSTODY_STATES, FileState, Problem
+from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem
 from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.keys import StationKey
@@ -29,9 +28,7 @@ from agent.custody.records import (
     signed_body,
 )
 from agent.custody.staging import sidecar_path
-from agent.store import RecordRow, Store
-
-_CHECKED_STATES = frozenset({*(s.value for s in CUSTODY_STATES), FileState.CORRUPT.value})
+from agent.store import FileRow, RecordRow, Store, UnreadableFile
 
 
 @dataclass
@@ -84,9 +81,12 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
     }
     walk = _Files(staging_root, by_seq, file_records, report, bytearray(chunk_bytes))
     file_ids: set[object] = set()
-    for row in store.files():
-        file_ids.add(row["id"])
-        _check_file(walk, row)
+    for row in store.all_files():
+        file_ids.add(row.id)
+        if isinstance(row, UnreadableFile):
+            _unreadable(walk, row)
+        else:
+            _check_file(walk, row)
     problems.extend(walk.problems)
     problems.extend(check_staging_chain(staging_root, by_seq))
     problems.extend(_rows_gone(file_records, file_ids))
@@ -114,50 +114,60 @@ def _rows_gone(file_records: dict[object, RecordRow], file_ids: set[object]) -> 
     ]
 
 
-def _check_file(walk: _Files, row: dict[str, Any]) -> None:
+def _unreadable(walk: _Files, row: UnreadableFile) -> None:
+    """A row holding a value no agent writes: a state no agent knows is named as an edit of a
+    row in custody (and passed over on a row with no record, as any state outside custody is);
+    any other such value is named as an edited row."""
+    if row.state not in {s.value for s in FileState}:
+        if row.id in walk.file_records:
+            detail = f"has a record but is {row.state}"
+            walk.problems.append(_file_problem(row, "state_edited", detail))
+        return
+    walk.problems.append(_file_problem(row, "row_edited", f"the row cannot be read: {row.detail}"))
+
+
+def _check_file(walk: _Files, row: FileRow) -> None:
     """One file row: its record, its staged copy, its sidecar."""
-    if row["state"] not in _CHECKED_STATES:
-        if row["id"] in walk.file_records:
-            detail = f"has a record but is {row['state']}"
+    if row.state not in CHECKED_BY_VERIFY:
+        if row.id in walk.file_records:
+            detail = f"has a record but is {row.state.value}"
             walk.problems.append(_file_problem(row, "state_edited", detail))
         return
     walk.report.files_checked += 1
-    rec = walk.by_seq.get(row["record_seq"]) if row["record_seq"] else None
+    rec = walk.by_seq.get(row.record_seq) if row.record_seq else None
     body = signed_body(rec) if rec is not None else None
-    if rec is None or rec.file_id != row["id"]:
-        detail = f"custody record {row['record_seq']} is missing"
+    if rec is None or rec.file_id != row.id:
+        detail = f"custody record {row.record_seq} is missing"
         walk.problems.append(_file_problem(row, "missing_record", detail))
-    elif body is not None and (
-        body.get("sha256") != row["sha256"] or body.get("size") != row["size"]
-    ):
+    elif body is not None and (body.get("sha256") != row.sha256 or body.get("size") != row.size):
         detail = "hash or size on the row differs from its signed record"
         walk.problems.append(_file_problem(row, "row_edited", detail))
     # Purged after the sink confirmed it (agent.sync): the staged copy is gone on purpose; the
     # record and the sidecar are still checked.
-    if not (row.get("purged_at") and row["state"] == FileState.CONFIRMED):
+    if not (row.purged_at and row.state is FileState.CONFIRMED):
         # A damaged body (named by the chain check) tells no hash: the row's is checked.
-        signed = body.get("sha256") if body is not None else row["sha256"]
+        signed = body.get("sha256") if body is not None else row.sha256
         _check_staged_copy(walk, row, signed)
     if rec is not None:
         _check_sidecar(walk, row, rec)
 
 
-def _check_staged_copy(walk: _Files, row: dict[str, Any], signed: object) -> None:
-    path = walk.staging_root / row["staged_path"]
+def _check_staged_copy(walk: _Files, row: FileRow, signed: object) -> None:
+    path = walk.staging_root / str(row.staged_path)
     try:
         sha, size = hash_file(path, walk.buffer)
     except FileNotFoundError:
-        detail = f"staged copy {row['staged_path']} is missing"
+        detail = f"staged copy {row.staged_path} is missing"
         walk.problems.append(_file_problem(row, "missing_file", detail))
         return
     walk.report.bytes_hashed += size
     if sha != signed:
-        detail = f"staged copy {row['staged_path']} hashes {sha}, sealed as {signed}"
+        detail = f"staged copy {row.staged_path} hashes {sha}, sealed as {signed}"
         walk.problems.append(_file_problem(row, "changed_bytes", detail))
 
 
-def _check_sidecar(walk: _Files, row: dict[str, Any], rec: RecordRow) -> None:
-    side = sidecar_path(walk.staging_root, row["staged_path"])
+def _check_sidecar(walk: _Files, row: FileRow, rec: RecordRow) -> None:
+    side = sidecar_path(walk.staging_root, str(row.staged_path))
     try:
         content = side.read_bytes()
     except FileNotFoundError:
@@ -168,8 +178,8 @@ def _check_sidecar(walk: _Files, row: dict[str, Any], rec: RecordRow) -> None:
         walk.problems.append(_file_problem(row, "sidecar_differs", detail))
 
 
-def _file_problem(row: dict[str, Any], kind: str, detail: str) -> Problem:
-    return Problem(kind, detail, file_id=row["id"], camera_name=row["camera_name"])
+def _file_problem(row: FileRow | UnreadableFile, kind: str, detail: str) -> Problem:
+    return Problem(kind, detail, file_id=row.id, camera_name=row.camera_name)
 
 
 def _sidecar_of(rec: RecordRow) -> bytes | None:

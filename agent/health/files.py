@@ -41,8 +41,8 @@ def annotate(
             store.set_file_health(
                 file_id,
                 clock_drift_s=drift,
-                recorded_start_corrected=clock.corrected_time(row["recorded_start"], drift, zone),
-                recorded_end_corrected=clock.corrected_time(row["recorded_end"], drift, zone),
-                time_basis=basis if row["recorded_start"] else "",
-                retention_class=retention_class(config, str(row["kind"]), bool(row["important"])),
+                recorded_start_corrected=clock.corrected_time(row.recorded_start, drift, zone),
+                recorded_end_corrected=clock.corrected_time(row.recorded_end, drift, zone),
+                time_basis=basis if row.recorded_start else "",
+                retention_class=retention_class(config, row.kind.value, row.important),
             )

@@ -218,7 +218,7 @@ class BatchCopier:
             raise
 
     def _attempts(self, file_id: int) -> int:
-        return int(self.store.file(file_id)["attempts"])
+        return self.store.file(file_id).attempts
 
     def _copy_failed(
         self, file_id: int, exc: BaseException, name: str, log_: Any
@@ -264,7 +264,7 @@ class BatchCopier:
             reason=reason,
             error_kind="retryable",
         )
-        needed = int(self.store.file(file_id)["size"])
+        needed = self.store.file(file_id).size
         raise StagingFull(
             path=str(self.config.staging_path), free=max(_free_bytes(self.config), 0), needed=needed
         ) from exc

@@ -35,7 +35,7 @@ from agent.ingest.copying import BatchCopier, batches, check_space
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped
 from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
-from agent.store import Store
+from agent.store import FileRow, Store
 
 _log = log.get(__name__)
 
@@ -210,9 +210,9 @@ class Importer:
         log_: Any,
         dock: DockCheck,
     ) -> None:
-        rows = self.store.files("last_session_id=?", (summary.session_id,))
-        states = [FileState(r["state"]) for r in rows]
-        listed = sum(r["size"] for r in rows)
+        rows = self.store.files_of_session(summary.session_id)
+        states = [r.state for r in rows]
+        listed = sum(r.size for r in rows)
         policy = self.config.ingest.wipe_policy
         if not os.path.ismount(summary.source):
             # A directory laid out like a camera shares its file system with other data, so
@@ -232,7 +232,7 @@ class Importer:
         self,
         root_fd: int,
         summary: ImportSummary,
-        rows: list[dict[str, Any]],
+        rows: list[FileRow],
         states: list[FileState],
         decision: WipeDecision,
         log_: Any,

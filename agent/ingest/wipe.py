@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.camera import volume
 from agent.core import crashpoints, log
 from agent.core.errors import describe
-from agent.core.model import FileState, ProblemKind, WipePolicy, display_name
+from agent.core.model import ProblemKind, WipePolicy, display_name
 from agent.ingest.policy import file_may_be_wiped
-from agent.store import Store
+from agent.store import FileRow, Store
 
 _log = log.get(__name__)
 
@@ -33,33 +32,33 @@ class WipeOutcome:
 
 
 def wipe_files(
-    store: Store, root_fd: int, rows: list[dict[str, Any]], policy: WipePolicy, now: str
+    store: Store, root_fd: int, rows: list[FileRow], policy: WipePolicy, now: str
 ) -> WipeOutcome:
     outcome = WipeOutcome()
     for row in rows:
-        if not row["wipeable"] or row["wiped_at"]:
+        if not row.wipeable or row.wiped_at:
             continue
-        if not file_may_be_wiped(policy, FileState(row["state"])):
+        if not file_may_be_wiped(policy, row.state):
             continue
-        rel: bytes = row["camera_path"]
+        rel = row.camera_path
         try:
             fd = volume.open_file(root_fd, rel)
             try:
                 st = os.fstat(fd)
             finally:
                 os.close(fd)
-            if (st.st_size, st.st_mtime_ns) != (row["size"], row["mtime_ns"]):
+            if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
                 outcome.refuse(
                     display_name(rel),
                     "changed on the camera since it was copied",
                     ProblemKind.CHANGED_ON_CAMERA,
                 )
                 continue
-            store.set_file(row["id"], wipe_started_at=now)
+            store.set_file(row.id, wipe_started_at=now)
             crashpoints.hit("wipe.intent")
             volume.unlink(root_fd, rel)
             crashpoints.hit("wipe.unlinked")
-            store.set_file(row["id"], wiped_at=now)
+            store.set_file(row.id, wiped_at=now)
             outcome.wiped += 1
         except OSError as exc:
             outcome.refuse(display_name(rel), describe(exc), ProblemKind.WIPE_FAILED)
@@ -67,8 +66,8 @@ def wipe_files(
             # One line per removed recording: the journal then says what left the camera.
             _log.info(
                 "file.wiped",
-                device_serial=row["device_serial"],
-                file_id=row["id"],
+                device_serial=row.device_serial,
+                file_id=row.id,
                 file=display_name(rel),
             )
     return outcome
@@ -79,10 +78,8 @@ def settle_interrupted_wipes(
 ) -> int:
     """Rows whose wipe had started and whose file is gone from the camera were wiped by us."""
     settled = 0
-    for row in store.files(
-        "device_serial=? AND wipe_started_at IS NOT NULL AND wiped_at IS NULL", (serial,)
-    ):
-        if (row["camera_path"], row["size"], row["mtime_ns"]) not in present:
-            store.set_file(row["id"], wiped_at=now)
+    for row in store.interrupted_wipes(serial):
+        if (row.camera_path, row.size, row.mtime_ns) not in present:
+            store.set_file(row.id, wiped_at=now)
             settled += 1
     return settled

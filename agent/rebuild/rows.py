@@ -13,35 +13,35 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.core.model import FileState, SessionOutcome, display_name
+from agent.core.model import FileKind, FileState, SessionOutcome, display_name
 from agent.custody.staging import SIDECAR_SUFFIX, staged_rel
 from agent.rebuild.chain import FROM_DATABASE, Chain
 from agent.rebuild.report import RebuildReport
-from agent.store import SessionRow
+from agent.store import FileRow, SessionRow
 from agent.sync import receipts
 
 SESSION_SOURCE = "rebuilt from the signed sidecars"
 
 
-@dataclass
-class FileRow:
+@dataclass(frozen=True)
+class RestoredFile:
     seq: int  # the file's custody record
     officer_id: str  # for its session; not a file column
-    columns: dict[str, Any]
+    row: FileRow
 
     @property
     def staged_path(self) -> str:
-        return str(self.columns["staged_path"])
+        return str(self.row.staged_path)
 
 
 @dataclass
 class Rows:
-    files: list[FileRow] = field(default_factory=list)
+    files: list[RestoredFile] = field(default_factory=list)
     # File records that get no row (named among the problems): tables must not insert them.
     unrestorable: set[int] = field(default_factory=set)
 
@@ -55,70 +55,78 @@ def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> R
         if record.kind != "file" or record.file_id is None:
             continue
         try:
-            row = _row(seq, json.loads(record.body), now)
+            restored = _restored(seq, json.loads(record.body), now)
         except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
             report.problems.append(
                 f"record {seq}: its body lacks what a file row needs ({exc!r}); not restored"
             )
             out.unrestorable.add(seq)
             continue
-        file_id = int(row.columns["id"])
-        cols = row.columns
-        identity = (cols["device_serial"], cols["camera_path"], cols["size"], cols["mtime_ns"])
-        first = by_id.get(file_id, by_identity.get(identity))
+        row = restored.row
+        identity = (row.device_serial, row.camera_path, row.size, row.mtime_ns)
+        first = by_id.get(row.id, by_identity.get(identity))
         if first is not None:
             report.problems.append(
-                f"file {file_id} ({cols['camera_name']}) has two custody records ({first} and "
+                f"file {row.id} ({row.camera_name}) has two custody records ({first} and "
                 f"{seq}); record {seq} is not restored"
             )
             out.unrestorable.add(seq)
             continue
-        by_id[file_id], by_identity[identity] = seq, seq
-        if found.where not in (FROM_DATABASE, row.staged_path + SIDECAR_SUFFIX):
+        by_id[row.id], by_identity[identity] = seq, seq
+        if found.where not in (FROM_DATABASE, restored.staged_path + SIDECAR_SUFFIX):
             report.problems.append(
-                f"{found.where}: the sidecar of {row.staged_path} is not beside it"
+                f"{found.where}: the sidecar of {restored.staged_path} is not beside it"
             )
-        _apply_receipt(cols, staging, report)
-        out.files.append(row)
+        out.files.append(replace(restored, row=_apply_receipt(row, staging, report)))
     return out
 
 
-def _row(seq: int, body: dict[str, Any], now: str) -> FileRow:
+def _text(value: object) -> str:
+    """An optional text field of a signed body, as the TEXT column would have held it."""
+    return str(value) if value else ""
+
+
+def _number_or_none(value: object) -> int | None:
+    """An optional number of a signed body; any other value is not one (a row is still made)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _restored(seq: int, body: dict[str, Any], now: str) -> RestoredFile:
     file_id = int(body["file_id"])
     raw = base64.b64decode(body["original_name_b64"], validate=True)
     ingested = str(body.get("ingested_at") or now)
     wipeable = body.get("wipeable")
-    columns: dict[str, Any] = {
-        "id": file_id,
-        "session_id": int(body["session_id"]),
-        "last_session_id": int(body["session_id"]),
-        "device_serial": str(body["device_serial"]),
-        "camera_path": raw,
-        "camera_name": display_name(raw),
-        "size": int(body["size"]),
-        "mtime_ns": _mtime_ns(body),
-        "kind": str(body["kind"]),
-        "recorded_start": body.get("recorded_start") or "",
-        "recorded_end": body.get("recorded_end") or "",
-        "segment": body.get("segment"),
-        "important": int(bool(body.get("important"))),
+    row = FileRow(
+        id=file_id,
+        session_id=int(body["session_id"]),
+        last_session_id=int(body["session_id"]),
+        device_serial=str(body["device_serial"]),
+        camera_path=raw,
+        camera_name=display_name(raw),
+        size=int(body["size"]),
+        mtime_ns=_mtime_ns(body),
+        kind=FileKind(str(body["kind"])),
+        recorded_start=_text(body.get("recorded_start")),
+        recorded_end=_text(body.get("recorded_end")),
+        segment=_number_or_none(body.get("segment")),
+        important=bool(body.get("important")),
         # Records sealed before `wipeable` was signed: only recordings have a kind of their own.
-        "wipeable": int(wipeable if isinstance(wipeable, bool) else body["kind"] != "other"),
-        "state": FileState.SEALED.value,
-        "sha256": str(body["sha256"]),
-        "staged_path": staged_rel(str(body["device_serial"]), file_id, raw),
-        "record_seq": seq,
-        "discovered_at": ingested,
-        "staged_at": ingested,
-        "sealed_at": ingested,
-        "updated_at": now,
-        "clock_drift_s": body.get("clock_drift_s"),
-        "recorded_start_corrected": body.get("recorded_start_corrected") or "",
-        "recorded_end_corrected": body.get("recorded_end_corrected") or "",
-        "time_basis": body.get("time_basis") or "",
-        "retention_class": body.get("retention_class") or "",
-    }
-    return FileRow(seq, str(body.get("officer_id") or ""), columns)
+        wipeable=wipeable if isinstance(wipeable, bool) else body["kind"] != "other",
+        state=FileState.SEALED,
+        sha256=str(body["sha256"]),
+        staged_path=staged_rel(str(body["device_serial"]), file_id, raw),
+        record_seq=seq,
+        discovered_at=ingested,
+        staged_at=ingested,
+        sealed_at=ingested,
+        updated_at=now,
+        clock_drift_s=_number_or_none(body.get("clock_drift_s")),
+        recorded_start_corrected=_text(body.get("recorded_start_corrected")),
+        recorded_end_corrected=_text(body.get("recorded_end_corrected")),
+        time_basis=_text(body.get("time_basis")),
+        retention_class=_text(body.get("retention_class")),
+    )
+    return RestoredFile(seq, str(body.get("officer_id") or ""), row)
 
 
 def _mtime_ns(body: dict[str, Any]) -> int:
@@ -129,15 +137,17 @@ def _mtime_ns(body: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(str(body["camera_mtime"])).timestamp()) * 10**9
 
 
-def _apply_receipt(row: dict[str, Any], staging: Path, report: RebuildReport) -> None:
-    staged_rel = str(row["staged_path"])
+def _apply_receipt(row: FileRow, staging: Path, report: RebuildReport) -> FileRow:
+    """The row with what its upload receipt adds: confirmed where the copy is gone, else the
+    upload to resume."""
+    staged_rel = str(row.staged_path)
     present = (staging / staged_rel).exists()
     try:
         receipt = receipts.read(staging, staged_rel)
     except ValueError as exc:
         report.problems.append(str(exc))
         receipt = None
-    if receipt is not None and (receipt.file_id, receipt.sha256) != (row["id"], row["sha256"]):
+    if receipt is not None and (receipt.file_id, receipt.sha256) != (row.id, row.sha256):
         report.problems.append(f"{staged_rel}: its upload receipt names another file")
         receipt = None
     if receipt is not None and receipt.confirmed_at and receipt.confirm_level and not present:
@@ -145,25 +155,26 @@ def _apply_receipt(row: dict[str, Any], staging: Path, report: RebuildReport) ->
         # copy is still here, an (unsigned) receipt is not taken as proof: the row stays sealed
         # with its upload URL below, and the next sync asks the sink again (HEAD / re-read)
         # before anything that depends on confirmation (purge, wipe) may happen.
-        row.update(
-            state=FileState.CONFIRMED.value,
+        report.confirmed += 1
+        report.purged += 1
+        return replace(
+            row,
+            state=FileState.CONFIRMED,
             upload_sink=receipt.sink,
             upload_url=receipt.upload_url,
-            upload_offset=row["size"],
+            upload_offset=row.size,
             confirmed_at=receipt.confirmed_at,
             confirm_level=receipt.confirm_level,
             sink_ref=receipt.sink_ref,
-            purged_at=row["updated_at"],
+            purged_at=row.updated_at,
         )
-        report.confirmed += 1
-        report.purged += 1
-        return
     if receipt is not None and receipt.confirmed_at:
         report.reconfirm += 1
     if receipt is not None and receipt.upload_url:
         # Left sealed: the queue asks the server (HEAD) where this upload stands and goes on
         # from there, instead of creating a second one.
-        row.update(
+        row = replace(
+            row,
             upload_sink=receipt.sink,
             upload_url=receipt.upload_url,
             upload_expires_at=receipt.upload_expires_at,
@@ -173,32 +184,33 @@ def _apply_receipt(row: dict[str, Any], staging: Path, report: RebuildReport) ->
         report.problems.append(
             f"{staged_rel}: the staged copy is missing and no confirmation of it is known"
         )
+    return row
 
 
-def sessions(files: list[FileRow], now: str) -> list[SessionRow]:
+def sessions(files: list[RestoredFile], now: str) -> list[SessionRow]:
     """One session per session id the file records name, as far as they tell: its camera and
     officer, the first and last file taken in, and the counts of its sealed files."""
     by_id: dict[int, SessionRow] = {}
-    for row in files:
-        cols = row.columns
-        session_id, staged = int(cols["session_id"]), str(cols["staged_at"])
-        s = by_id.get(session_id) or SessionRow(
-            id=session_id,
-            device_serial=str(cols["device_serial"]),
-            officer_id=row.officer_id,
+    for restored in files:
+        row = restored.row
+        staged = str(row.staged_at)
+        s = by_id.get(row.session_id) or SessionRow(
+            id=row.session_id,
+            device_serial=row.device_serial,
+            officer_id=restored.officer_id,
             source=SESSION_SOURCE,
             docked_at=staged,
             ended_at=staged,
             undocked_at=now,
             outcome=SessionOutcome.REBUILT,
         )
-        by_id[session_id] = dataclasses.replace(
+        by_id[row.session_id] = dataclasses.replace(
             s,
             docked_at=min(s.docked_at, staged),
             ended_at=max(s.ended_at or staged, staged),
             files_found=s.files_found + 1,
             files_new=s.files_new + 1,
             files_sealed=s.files_sealed + 1,
-            bytes_copied=s.bytes_copied + int(cols["size"]),
+            bytes_copied=s.bytes_copied + row.size,
         )
     return list(by_id.values())

@@ -22,8 +22,8 @@ def fill(store: Store, chain: Chain, rows: Rows, now: str, report: RebuildReport
     restored_sessions = sessions(rows.files, now)
     for session in restored_sessions:
         store.restore_session(session)
-    for row in rows.files:
-        store.restore_file(row.columns)
+    for restored in rows.files:
+        store.restore_file(restored.row)
     head = 0
     for seq, found in sorted(chain.items()):
         if seq in rows.unrestorable:

@@ -14,15 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.core import durable, log, wallclock
-from agent.core.model import FileState
+from agent.core.model import AWAITING_UPLOAD, FileState
 from agent.health import clock
 from agent.reporting.readiness import readiness_by_camera
 from agent.store import Store
 
 _log = log.get(__name__)
 
-# Files in staging that no sink has confirmed yet: what would be lost with this station's disk.
-AWAITING_UPLOAD = (FileState.STAGED, FileState.SEALED, FileState.UPLOADING, FileState.HELD)
 # Read by node_exporter, which runs as another user; the numbers are not secret.
 FILE_MODE = 0o644
 # Readiness reasons are "area: text" (agent.reporting.readiness.readiness_by_camera); these

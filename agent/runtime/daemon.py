@@ -178,7 +178,7 @@ class Daemon:
         session = self.store.session(dock.session_id)
         if session.outcome != SessionOutcome.COMPLETE or session.wipe_state == "wiped":
             return False
-        states = self.store.state_counts("last_session_id=?", (dock.session_id,))
+        states = self.store.session_state_counts(dock.session_id)
         return bool(states) and set(states) == {FileState.CONFIRMED.value}
 
     def _wipe_blocked(self, dock: Dock, reason: str) -> None:

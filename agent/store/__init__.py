@@ -1,9 +1,10 @@
 """The store: the only package that speaks SQL.
 
 SQLite through sqlite-utils, schema applied with sqlite-utils migrations (schema.py), one
-module of queries per domain. Opening refuses a damaged database, and refuses to create a fresh
-one where the data directory shows that one existed before. No file I/O on evidence here and no
-policy decisions.
+module of queries per domain; rows are handed out typed (rows.py) and asked for by name, never
+by a caller's SQL. Opening refuses a damaged database, and refuses to create a fresh one where
+the data directory shows that one existed before. No file I/O on evidence here and no policy
+decisions.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from agent.store.base import (
 )
 from agent.store.custody import CustodyQueries, RecordRow
 from agent.store.devices import DeviceQueries, DeviceRow, RefusalRow
+from agent.store.files import FileQueries
 from agent.store.health import HealthQueries
 from agent.store.healthrows import (
     AssignmentRow,
@@ -37,6 +39,7 @@ from agent.store.healthrows import (
     Recording,
 )
 from agent.store.restore import RestoreQueries, salvage_records
+from agent.store.rows import FileRow, StateCount, UnreadableFile
 from agent.store.schema import MIGRATIONS
 from agent.store.service import OldestUnconfirmed, ServiceQueries
 from agent.store.sessions import SessionQueries, SessionRow
@@ -45,9 +48,12 @@ from agent.store.uploads import UploadQueries
 __all__ = [
     "MIGRATIONS",
     "DatabaseError",
+    "FileRow",
     "RecordRow",
+    "StateCount",
     "Store",
     "StoreError",
+    "UnreadableFile",
     "is_damage",
     "is_disk_full",
     "salvage_records",
@@ -70,6 +76,7 @@ __all__ += [
 
 class Store(
     CustodyQueries,
+    FileQueries,
     SessionQueries,
     DeviceQueries,
     UploadQueries,

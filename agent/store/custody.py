@@ -1,4 +1,4 @@
-"""Queries of the custody pipeline: file rows and their states, the chain.
+"""Queries of the custody pipeline: the file-state transition, the chain.
 
 Every change of a file's state goes through FileTransitions (one row, or every row in a state):
 it names the state it expects, checks the edge against model.ALLOWED_TRANSITIONS and refuses
@@ -14,7 +14,7 @@ from typing import Any
 import sqlite_utils.db
 
 from agent.core.errors import TransitionRefused
-from agent.core.model import Candidate, FileState, ProblemKind, transition_allowed
+from agent.core.model import FileState, ProblemKind, transition_allowed
 from agent.store.base import StoreBase
 
 
@@ -83,95 +83,11 @@ class FileTransitions(StoreBase):
 
 
 class CustodyQueries(FileTransitions):
-    # ---- files -----------------------------------------------------------------------------
-
-    def register(
-        self, session_id: int, serial: str, cand: Candidate, display: str, now: str
-    ) -> tuple[int, FileState, bool]:
-        """Record a file seen on a camera; returns (file_id, state, is_new).
-
-        The same path with the same size and time is the same file (nothing new). A file not yet
-        in custody whose size or time changed is the same row with a new identity; a file in
-        custody that changed on the camera is a new version and gets a row of its own.
-        """
-        rows = self.conn.execute(
-            "SELECT id, state, size, mtime_ns FROM files WHERE device_serial=? AND camera_path=?",
-            (serial, cand.rel_path),
-        ).fetchall()
-        for row in rows:
-            if row["size"] == cand.size and row["mtime_ns"] == cand.mtime_ns:
-                self.conn.execute(
-                    "UPDATE files SET last_session_id=? WHERE id=?", (session_id, row["id"])
-                )
-                return int(row["id"]), FileState(row["state"]), False
-        fields = {
-            "size": cand.size,
-            "mtime_ns": cand.mtime_ns,
-            "kind": cand.kind.value,
-            "recorded_start": cand.recorded_start,
-            "recorded_end": cand.recorded_end,
-            "segment": cand.segment,
-            "important": int(cand.important),
-            "wipeable": int(cand.wipeable),
-            "last_session_id": session_id,
-            "updated_at": now,
-        }
-        for row in rows:
-            if row["state"] == FileState.FAILED:
-                self.transition(
-                    row["id"], FileState.FAILED, FileState.DISCOVERED, **fields, reason=""
-                )
-                return int(row["id"]), FileState.DISCOVERED, False
-            if row["state"] == FileState.DISCOVERED:
-                self.set_file(row["id"], **fields, reason="")
-                return int(row["id"]), FileState.DISCOVERED, False
-        table = self.db.table("files")
-        table.insert(
-            {
-                **fields,
-                "session_id": session_id,
-                "device_serial": serial,
-                "camera_path": cand.rel_path,
-                "camera_name": display,
-                "state": FileState.DISCOVERED.value,
-                "discovered_at": now,
-            }
-        )
-        return int(table.last_pk), FileState.DISCOVERED, True  # type: ignore[arg-type]
-
-    def set_file(self, file_id: int, **fields: Any) -> None:
-        """Update columns that are not the state (wipe marks, reasons); the state changes only
-        through transition()."""
-        if "state" in fields:
-            raise ValueError("a file's state changes only through transition()")
-        self.db.table("files").update(file_id, _with_kind(fields))
-
-    def file(self, file_id: int) -> dict[str, Any]:
-        return self._one("files", file_id)
-
     def _one(self, table: str, row_id: int) -> dict[str, Any]:
         row = self.conn.execute(f"SELECT * FROM {table} WHERE id=?", (row_id,)).fetchone()
         if row is None:
             raise sqlite_utils.db.NotFoundError(f"no row {row_id} in {table}")
         return dict(row)
-
-    def files(self, where: str = "", args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM files" + (f" WHERE {where}" if where else "") + " ORDER BY id"
-        return [dict(r) for r in self.conn.execute(sql, args)]
-
-    def state_counts(self, where: str = "", args: Sequence[Any] = ()) -> dict[str, int]:
-        sql = "SELECT state, COUNT(*) FROM files" + (f" WHERE {where}" if where else "")
-        sql += " GROUP BY state"
-        return {str(r[0]): int(r[1]) for r in self.conn.execute(sql, args)}
-
-    def counts_by(self, column: str) -> list[dict[str, Any]]:
-        if column not in ("device_serial", "session_id", "last_session_id"):
-            raise ValueError(column)
-        sql = (
-            f"SELECT {column} AS key, state, COUNT(*) AS n, SUM(size) AS bytes "
-            f"FROM files GROUP BY {column}, state ORDER BY {column}, state"
-        )
-        return [dict(r) for r in self.conn.execute(sql)]
 
     # ---- custody records -------------------------------------------------------------------
 
@@ -215,10 +131,6 @@ class CustodyQueries(FileTransitions):
             (count,),
         ).fetchall()
         return [RecordRow(**dict(r)) for r in reversed(rows)]
-
-    def max_file_id(self) -> int:
-        row = self.conn.execute("SELECT MAX(id) FROM files").fetchone()
-        return int(row[0] or 0)
 
     def record(self, seq: int) -> RecordRow | None:
         r = self.conn.execute(

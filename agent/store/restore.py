@@ -16,6 +16,7 @@ from typing import Any
 
 from agent.store.base import StoreBase
 from agent.store.custody import RecordRow
+from agent.store.rows import FileRow
 from agent.store.sessions import SessionRow
 
 _RECORD_COLUMNS = "seq, kind, file_id, body, record_hash, prev_hash, signature, key_id"
@@ -27,9 +28,9 @@ class RestoreQueries(StoreBase):
         """A dock session as far as its records tell, under the id they name."""
         self.db.table("sessions").insert(row.columns())
 
-    def restore_file(self, fields: dict[str, Any]) -> None:
+    def restore_file(self, row: FileRow) -> None:
         """A file row under the id its custody record names."""
-        self.db.table("files").insert(fields)
+        self.db.table("files").insert(row.columns())
 
 
 def salvage_records(db_path: Path, scratch_parent: Path) -> tuple[list[RecordRow], str]:

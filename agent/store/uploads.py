@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.core.errors import TransitionRefused
-from agent.core.model import FileState, ProblemKind
+from agent.core.model import UPLOAD_QUEUE, FileState, ProblemKind
 from agent.store.custody import FileTransitions
+from agent.store.rows import FileRow, checked_file_row
 
 
 class UploadQueries(FileTransitions):
@@ -39,9 +40,7 @@ class UploadQueries(FileTransitions):
                 reason_kind=ProblemKind.UPLOAD_INTERRUPTED,
             )
 
-    def claim_upload(
-        self, worker: str, now: str, *, exclude: Iterable[int] = ()
-    ) -> dict[str, Any] | None:
+    def claim_upload(self, worker: str, now: str, *, exclude: Iterable[int] = ()) -> FileRow | None:
         """Claim the next sealed row not in `exclude`: important first, then the oldest.
 
         Whether a waiting row is due is the caller's (agent.sync.schedule, on the monotonic
@@ -75,7 +74,8 @@ class UploadQueries(FileTransitions):
                 "UPDATE files SET upload_started_at=COALESCE(upload_started_at, ?) WHERE id=?",
                 (now, file_id),
             )
-            return dict(self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone())
+            claimed = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+            return checked_file_row(claimed, self.path)
 
     def _value(self, file_id: int, column: str) -> int:
         row = self.conn.execute(f"SELECT {column} FROM files WHERE id=?", (file_id,)).fetchone()
@@ -238,24 +238,26 @@ class UploadQueries(FileTransitions):
         return row is not None
 
     def upload_backlog(self) -> dict[str, int]:
+        """Rows per state of the upload queue (model.UPLOAD_QUEUE)."""
+        wanted = sorted(s.value for s in UPLOAD_QUEUE)
         rows = self.conn.execute(
-            "SELECT state, COUNT(*) FROM files WHERE state IN (?,?,?) GROUP BY state",
-            (FileState.SEALED.value, FileState.UPLOADING.value, FileState.HELD.value),
+            f"SELECT state, COUNT(*) FROM files WHERE state IN ({','.join('?' for _ in wanted)}) "
+            "GROUP BY state",
+            wanted,
         ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
     # ---- purge -----------------------------------------------------------------------------
 
-    def purge_candidates(self) -> list[dict[str, Any]]:
+    def purge_candidates(self) -> list[FileRow]:
         """Confirmed rows whose staged copy is not purged yet, with the moment of confirmation
         on both clocks; whether the grace has passed is agent.ingest.policy's. Only `confirmed`
         rows: an unconfirmed copy is never purged.
         """
         return [
-            dict(r)
+            checked_file_row(r, self.path)
             for r in self.conn.execute(
-                "SELECT id, sha256, staged_path, size, confirmed_at, confirmed_clock, "
-                "confirmed_boottime_s FROM files WHERE state=? "
+                "SELECT * FROM files WHERE state=? "
                 "AND purged_at IS NULL AND confirmed_at IS NOT NULL ORDER BY id",
                 (FileState.CONFIRMED.value,),
             )

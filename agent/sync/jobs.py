@@ -21,7 +21,7 @@ from agent.core.errors import StagedCopyChanged
 from agent.core.model import display_name
 from agent.core.wallclock import utc_now
 from agent.custody.records import canonical, envelope
-from agent.store import Store
+from agent.store import FileRow, Store
 
 
 @dataclass(frozen=True)
@@ -64,16 +64,15 @@ def _drift(body: dict[str, Any]) -> str:
 
 
 def _metadata(
-    row: dict[str, Any], env: dict[str, Any], config: Config, zone: ZoneInfo | None
+    row: FileRow, env: dict[str, Any], config: Config, zone: ZoneInfo | None
 ) -> dict[str, str]:
     body = env["body"]
-    camera_path = bytes(row["camera_path"])
     return {
-        "filename": display_name(os.path.basename(camera_path)),
-        "sha256": row["sha256"],
-        "kind": row["kind"],
+        "filename": display_name(os.path.basename(row.camera_path)),
+        "sha256": str(row.sha256),
+        "kind": row.kind.value,
         "station_id": str(body.get("station_id", config.station_id)),
-        "device_serial": row["device_serial"],
+        "device_serial": row.device_serial,
         "officer_id": str(body.get("officer_id", "")),
         # upload-protocol.md: times corrected for the drift measured at docking. Where the
         # record carries no correction (sealed before clock health measured it, or the camera
@@ -82,38 +81,36 @@ def _metadata(
         "recorded_start": _rfc3339(_pick(body, "recorded_start"), zone),
         "recorded_end": _rfc3339(_pick(body, "recorded_end"), zone),
         "camera_clock_offset_s": _drift(body),
-        "ingested_at": str(body.get("ingested_at", row["staged_at"] or "")),
+        "ingested_at": str(body.get("ingested_at", row.staged_at or "")),
         "retention_class": str(
-            body.get("retention_class")
-            or row.get("retention_class")
-            or config.retention.default_class
+            body.get("retention_class") or row.retention_class or config.retention.default_class
         ),
-        "important": "1" if row["important"] else "0",
+        "important": "1" if row.important else "0",
         "custody_record": base64.b64encode(canonical(env)).decode("ascii"),
     }
 
 
-def build_job(store: Store, row: dict[str, Any], config: Config, sink_name: str) -> UploadJob:
+def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> UploadJob:
     """The metadata of upload-protocol.md, taken from the signed record where it holds it."""
-    record = store.record(int(row["record_seq"]))
+    record = store.record(row.record_seq) if row.record_seq is not None else None
     if record is None:
-        raise StagedCopyChanged(path=row["staged_path"], actual="no custody record", expected="one")
+        raise StagedCopyChanged(path=row.staged_path, actual="no custody record", expected="one")
     env = envelope(record)
     zone = ZoneInfo(config.ingest.camera_timezone) if config.ingest.camera_timezone else None
     metadata = _metadata(row, env, config, zone)
-    staged = config.staging_path / row["staged_path"]
-    same_sink = row.get("upload_sink") == sink_name and row.get("upload_url")
+    staged = config.staging_path / str(row.staged_path)
+    same_sink = row.upload_sink == sink_name and row.upload_url
     return UploadJob(
-        file_id=int(row["id"]),
-        sha256=str(row["sha256"]),
-        size=int(row["size"]),
+        file_id=row.id,
+        sha256=str(row.sha256),
+        size=row.size,
         path=staged,
         ext=staged.suffix.lstrip(".") or "bin",
         ingested_at=metadata["ingested_at"] or utc_now(),
         metadata=metadata,
         custody=env,
-        resume_url=str(row["upload_url"]) if same_sink else None,
-        resume_offset=int(row.get("upload_offset") or 0) if same_sink else 0,
-        resume_checksummed=bool(row.get("upload_checksummed", 1)) if same_sink else True,
-        resume_expires_at=row.get("upload_expires_at") if same_sink else None,
+        resume_url=row.upload_url if same_sink else None,
+        resume_offset=row.upload_offset if same_sink else 0,
+        resume_checksummed=row.upload_checksummed if same_sink else True,
+        resume_expires_at=row.upload_expires_at if same_sink else None,
     )

@@ -26,7 +26,7 @@ from agent.core import log, wallclock
 from agent.core.config import Config
 from agent.core.errors import AgentError, ErrorKind, UploadMismatch, classify, describe
 from agent.core.wallclock import utc_now
-from agent.store import Store
+from agent.store import FileRow, Store
 from agent.sync.directory import DirectorySink
 from agent.sync.jobs import build_job
 from agent.sync.purge import WallTrust, purge_confirmed
@@ -230,7 +230,7 @@ class Uploader:
                     row = store.claim_upload(worker, utc_now(), exclude=tried)
                     if row is None:
                         return
-                    tried.add(int(row["id"]))
+                    tried.add(row.id)
                 self._process(store, sink, row, report, stop)
         except Exception as exc:  # a worker must not die silently
             _log.exception("upload.worker_failed", worker=worker, reason=describe(exc))
@@ -245,14 +245,14 @@ class Uploader:
         self,
         store: Store,
         sink: Sink,
-        row: dict[str, Any],
+        row: FileRow,
         report: SyncReport,
         stop: threading.Event | None = None,
     ) -> None:
-        file_id = int(row["id"])
-        attempt = int(row["upload_attempts"])
-        log_ = _log.bind(file_id=file_id, sha256=row["sha256"], attempt=attempt)
-        item = {"file_id": file_id, "sha256": row["sha256"], "name": row["camera_name"]}
+        file_id = row.id
+        attempt = row.upload_attempts
+        log_ = _log.bind(file_id=file_id, sha256=row.sha256, attempt=attempt)
+        item = {"file_id": file_id, "sha256": row.sha256, "name": row.camera_name}
         try:
             job = build_job(store, row, self.config, sink.name)
             log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=sink.name)
@@ -280,13 +280,13 @@ class Uploader:
     def _failed(
         self,
         store: Store,
-        row: dict[str, Any],
+        row: FileRow,
         exc: BaseException,
         report: SyncReport,
         item: dict[str, Any],
         log_: Any,
     ) -> None:
-        file_id = int(row["id"])
+        file_id = row.id
         reason = describe(exc)
         kind = classify(exc)
         now = utc_now()
@@ -294,7 +294,7 @@ class Uploader:
             # The alarm: the destination holds something else than the sealed evidence.
             log_.error("upload.digest_mismatched", error_kind="permanent", reason=reason)
         if kind is ErrorKind.RETRYABLE:
-            delay = self._backoff(int(row["upload_attempts"]), getattr(exc, "retry_after", None))
+            delay = self._backoff(row.upload_attempts, getattr(exc, "retry_after", None))
             when = wallclock.iso(wallclock.now() + timedelta(seconds=delay))
             store.defer_upload(file_id, reason, when, now)
             self.schedule.defer(file_id, delay, when)

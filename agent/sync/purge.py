@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from agent.core import durable, log, wallclock
 from agent.core.wallclock import Stamp
 from agent.health.clock import StationClock, station_clock
 from agent.ingest.policy import copy_may_be_purged
-from agent.store import Store
+from agent.store import FileRow, Store
 
 _log = log.get(__name__)
 
@@ -45,10 +44,10 @@ class WallTrust:
         return self.synchronised
 
 
-def _stamp_of(row: dict[str, Any]) -> Stamp | None:
-    if not row.get("confirmed_clock") or row.get("confirmed_boottime_s") is None:
+def _stamp_of(row: FileRow) -> Stamp | None:
+    if not row.confirmed_clock or row.confirmed_boottime_s is None:
         return None  # confirmed before migration 0005
-    return Stamp(str(row["confirmed_at"]), str(row["confirmed_clock"]), row["confirmed_boottime_s"])
+    return Stamp(str(row.confirmed_at), row.confirmed_clock, row.confirmed_boottime_s)
 
 
 def purge_confirmed(
@@ -65,14 +64,12 @@ def purge_confirmed(
         confirmed = _stamp_of(row)
         if trusted is None and (confirmed is None or confirmed.epoch != now.epoch):
             trusted = (wall_trusted or WallTrust())()  # asked only when a row needs it
-        decision = copy_may_be_purged(
-            str(row["confirmed_at"]), confirmed, now, grace_s, bool(trusted)
-        )
+        decision = copy_may_be_purged(str(row.confirmed_at), confirmed, now, grace_s, bool(trusted))
         if not decision.allowed:
             continue
-        if not store.mark_purged(int(row["id"]), now.wall):
+        if not store.mark_purged(row.id, now.wall):
             continue
-        path = staging_root / row["staged_path"]
+        path = staging_root / str(row.staged_path)
         try:
             size = os.stat(path).st_size
             os.unlink(path)
@@ -83,8 +80,8 @@ def purge_confirmed(
         freed += size
         _log.info(
             "staging.purged",
-            file_id=row["id"],
-            sha256=row["sha256"],
+            file_id=row.id,
+            sha256=row.sha256,
             size=size,
             age_s=round(decision.age_s, 1),
             basis=decision.basis,

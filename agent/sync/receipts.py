@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.core import durable, log
 from agent.custody.staging import receipt_path
+from agent.store import FileRow
 
 _log = log.get(__name__)
 
@@ -58,16 +59,16 @@ def read(staging_root: Path, staged_rel: str) -> Receipt | None:
 class ReceiptWriter:
     """The receipt of one file's upload, rewritten whole (durably, never torn) at each step."""
 
-    def __init__(self, staging_root: Path, row: dict[str, Any]) -> None:
+    def __init__(self, staging_root: Path, row: FileRow) -> None:
         self.staging_root = staging_root
-        self.staged_rel = str(row["staged_path"])
+        self.staged_rel = str(row.staged_path)
         # An upload resumed from the row (no new URL) keeps its URL in the receipt.
         self.receipt = Receipt(
-            int(row["id"]),
-            str(row["sha256"]),
-            sink=str(row.get("upload_sink") or ""),
-            upload_url=row.get("upload_url"),
-            upload_expires_at=row.get("upload_expires_at"),
+            row.id,
+            str(row.sha256),
+            sink=row.upload_sink or "",
+            upload_url=row.upload_url,
+            upload_expires_at=row.upload_expires_at,
         )
 
     def _write(self) -> None:

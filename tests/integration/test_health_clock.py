@@ -79,22 +79,22 @@ def test_drift_measured_and_camera_set_only_above_threshold_from_a_synced_statio
         else:
             assert health.clock_correction == "not needed"
             assert not time_txt.exists()
-        files = store.files("session_id=? AND recorded_start != ''", (session_id,))
+        files = [r for r in store.all_files() if r.session_id == session_id and r.recorded_start]
         assert files
         for row in files:
-            assert row["clock_drift_s"] == drift
+            assert row.clock_drift_s == drift
             for raw_key in ("recorded_start", "recorded_end"):
-                raw = datetime.fromisoformat(row[raw_key]).astimezone()
-                corrected = datetime.fromisoformat(row[f"{raw_key}_corrected"])
+                raw = datetime.fromisoformat(getattr(row, raw_key)).astimezone()
+                corrected = datetime.fromisoformat(getattr(row, f"{raw_key}_corrected"))
                 # corrected = raw minus drift, exactly; and within 2 s of the true time
                 assert corrected == raw - timedelta(seconds=drift)
                 assert abs((corrected - (raw - timedelta(seconds=offset))).total_seconds()) <= 2
-            assert f"drift {drift:+d} s" in row["time_basis"]
-            body = json.loads(store.record(row["record_seq"]).body)  # type: ignore[union-attr]
-            assert body["recorded_start"] == row["recorded_start"]  # raw kept
-            assert body["recorded_start_corrected"] == row["recorded_start_corrected"]
+            assert f"drift {drift:+d} s" in row.time_basis
+            body = json.loads(store.record(row.record_seq).body)  # type: ignore[union-attr]
+            assert body["recorded_start"] == row.recorded_start  # raw kept
+            assert body["recorded_start_corrected"] == row.recorded_start_corrected
             assert body["clock_drift_s"] == drift
-            assert body["time_basis"] == row["time_basis"]
+            assert body["time_basis"] == row.time_basis
             assert body["retention_class"] in ("standard", "important")
     report = verify(store, dockstation.key, dockstation.config.staging_path)
     assert report.ok, report.problems

@@ -83,19 +83,19 @@ def test_each_sealed_file_has_its_record_its_sidecar_and_the_head(
 ) -> None:
     records = {r.seq: r for r in _docked(dock, tmp_path)}
     staging = dock.config.staging_path
-    for row in dock.store.files():
-        assert row["state"] == FileState.SEALED
-        record = records[row["record_seq"]]
+    for row in dock.store.all_files():
+        assert row.state == FileState.SEALED
+        record = records[row.record_seq]
         body = json.loads(record.body)
-        assert (record.kind, record.file_id) == ("file", row["id"])
+        assert (record.kind, record.file_id) == ("file", row.id)
         assert (body["file_id"], body["sha256"], body["size"]) == (
-            row["id"],
-            row["sha256"],
-            row["size"],
+            row.id,
+            row.sha256,
+            row.size,
         )
-        assert body["original_name"] == original_name(row["camera_path"])
-        assert base64.b64decode(body["original_name_b64"]) == row["camera_path"]
-        side = staging / (row["staged_path"] + SIDECAR_SUFFIX)
+        assert body["original_name"] == original_name(row.camera_path)
+        assert base64.b64decode(body["original_name_b64"]) == row.camera_path
+        side = staging / (row.staged_path + SIDECAR_SUFFIX)
         assert side.read_bytes() == sidecar_bytes(record)
     last = max(records.values(), key=lambda r: r.seq)
     assert chainfiles.read_head(staging) == chainfiles.Head(last.seq, last.record_hash)

@@ -42,7 +42,7 @@ def test_transitions_check_the_expected_state(tmp_path: Path) -> None:
     with pytest.raises(TransitionRefused):  # not an allowed edge of the state machine
         store.transition(fid, FileState.COPYING, FileState.CONFIRMED)
     store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="ab")
-    assert store.file(fid)["state"] == "staged"
+    assert store.file(fid).state == "staged"
 
 
 def test_same_file_again_is_not_new_and_a_changed_uncopied_file_keeps_its_row(
@@ -52,7 +52,7 @@ def test_same_file_again_is_not_new_and_a_changed_uncopied_file_keeps_its_row(
     assert store.register(1, "CAM1", _cand(), "n", "t") == (fid, FileState.DISCOVERED, False)
     # not yet copied, grew on the camera: same row, new identity
     assert store.register(1, "CAM1", _cand(size=20), "n", "t") == (fid, FileState.DISCOVERED, False)
-    assert store.file(fid)["size"] == 20
+    assert store.file(fid).size == 20
 
 
 def test_custody_records_are_append_only(tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def test_a_lost_marker_is_restored_from_a_whole_database(tmp_path: Path) -> None
     store.close()
     (tmp_path / "store.id").unlink()
     again = Store.open(tmp_path, create=True)
-    assert again.file(fid)["state"] == "discovered"
+    assert again.file(fid).state == "discovered"
     assert (tmp_path / "store.id").read_text().strip() == store_id
 
 
@@ -136,7 +136,7 @@ def test_no_state_change_skips_the_checked_transition(tmp_path: Path) -> None:
         store.set_file(fid, state="confirmed")
     with pytest.raises(TransitionRefused):  # the bulk variant checks its edge too
         store.transition_all(FileState.DISCOVERED, FileState.CONFIRMED)
-    assert store.file(fid)["state"] == "discovered"
+    assert store.file(fid).state == "discovered"
     store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
     store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="ab", staged_path="C/1.mp4")
     store.transition(fid, FileState.STAGED, FileState.SEALED)
@@ -144,12 +144,12 @@ def test_no_state_change_skips_the_checked_transition(tmp_path: Path) -> None:
     # A process that is gone left it uploading: back to sealed, with the kind of its reason.
     assert store.release_stale_uploads("t2") == 1
     row = store.file(fid)
-    assert (row["state"], row["claimed_by"], row["reason_kind"]) == (
+    assert (row.state, row.claimed_by, row.reason_kind) == (
         "sealed",
         None,
         "upload_interrupted",
     )
-    assert row["reason"] == "upload interrupted; resumes from the server's offset"
+    assert row.reason == "upload interrupted; resumes from the server's offset"
 
 
 def test_a_reason_is_never_left_with_the_kind_of_another(tmp_path: Path) -> None:
@@ -158,12 +158,12 @@ def test_a_reason_is_never_left_with_the_kind_of_another(tmp_path: Path) -> None
     store.transition(
         fid, FileState.COPYING, FileState.FAILED, reason="read error", reason_kind="read_failed"
     )
-    assert store.file(fid)["reason_kind"] == "read_failed"
+    assert store.file(fid).reason_kind == "read_failed"
     store.transition(fid, FileState.FAILED, FileState.COPYING)
     store.transition(fid, FileState.COPYING, FileState.DISCOVERED, reason="unplugged")
-    assert store.file(fid)["reason_kind"] == "other"  # written without a kind: not the old one
+    assert store.file(fid).reason_kind == "other"  # written without a kind: not the old one
     store.set_file(fid, reason="")
-    assert store.file(fid)["reason_kind"] == ""
+    assert store.file(fid).reason_kind is None
 
 
 def test_a_failed_file_that_changed_on_the_camera_is_listed_again(tmp_path: Path) -> None:
@@ -172,9 +172,9 @@ def test_a_failed_file_that_changed_on_the_camera_is_listed_again(tmp_path: Path
     store.transition(fid, FileState.COPYING, FileState.FAILED, reason="read error")
     assert store.register(1, "CAM1", _cand(size=20), "n", "t") == (fid, FileState.DISCOVERED, False)
     row = store.file(fid)
-    assert (row["state"], row["size"], row["reason"], row["reason_kind"]) == (
+    assert (row.state, row.size, row.reason, row.reason_kind) == (
         "discovered",
         20,
         "",
-        "",
+        None,  # no kind beside no reason
     )

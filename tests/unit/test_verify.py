@@ -19,7 +19,7 @@ import pytest
 
 from agent.core.model import Problem
 from agent.custody.verify import Report, check_chain, verify
-from agent.store import RecordRow
+from agent.store import FileRow, RecordRow, UnreadableFile
 from tests.support.docking import DockingStation, make_camera
 
 
@@ -36,6 +36,11 @@ def dock(tmp_path: Path) -> Iterator[DockingStation]:
     assert summary.files_sealed == summary.files_found > 4, summary
     yield station
     station.close()
+
+
+def _rows(dock: DockingStation) -> list[FileRow | UnreadableFile]:
+    """Every file row, read to the end (no statement left open across a tamper)."""
+    return list(dock.store.all_files())
 
 
 def _verify(dock: DockingStation) -> Report:
@@ -57,9 +62,9 @@ def _found(report: Report) -> set[tuple[str, int | None]]:
 def test_a_whole_station_verifies(dock: DockingStation) -> None:
     report = _verify(dock)
     assert report.ok, report.problems
-    files = len(dock.store.files())
+    files = len(_rows(dock))
     assert (report.files_checked, report.records_checked) == (files, files)
-    assert report.bytes_hashed == sum(r["size"] for r in dock.store.files())
+    assert report.bytes_hashed == sum(r.size for r in dock.store.all_files())
 
 
 @pytest.mark.parametrize(
@@ -88,55 +93,66 @@ def test_damage_to_a_record_is_named_never_raised(
 
 
 def test_a_body_that_is_not_an_object_leaves_the_rest_checked(dock: DockingStation) -> None:
-    row = next(r for r in dock.store.files() if r["record_seq"] == 2)
+    row = next(r for r in dock.store.all_files() if r.record_seq == 2)
     _tamper(dock, "UPDATE records SET body='[]' WHERE seq=2")
     report = _verify(dock)
-    files = len(dock.store.files())
+    files = len(_rows(dock))
     assert report.files_checked == files and report.records_checked == files
     # The staged copy is still checked (against the row's hash), the sidecar no longer matches.
-    assert report.bytes_hashed == sum(r["size"] for r in dock.store.files())
+    assert report.bytes_hashed == sum(r.size for r in dock.store.all_files())
     kinds = {(p.kind, p.seq, p.file_id) for p in report.problems or []}
-    assert ("sidecar_differs", None, row["id"]) in kinds
+    assert ("sidecar_differs", None, row.id) in kinds
     assert ("chain_broken", 3, None) in {(k, s, None) for k, s, _ in kinds}
 
 
 def test_a_changed_staged_byte_and_a_missing_copy_are_named_on_their_files(
     dock: DockingStation,
 ) -> None:
-    first, second = dock.store.files()[:2]
+    first, second = _rows(dock)[:2]
     staging = dock.config.staging_path
-    path = staging / first["staged_path"]
+    path = staging / first.staged_path
     data = bytearray(path.read_bytes())
     data[10] ^= 1
     path.write_bytes(bytes(data))
-    (staging / second["staged_path"]).unlink()
+    (staging / second.staged_path).unlink()
     problems = _verify(dock).problems or []
     assert {(p.kind, p.file_id) for p in problems} == {
-        ("changed_bytes", first["id"]),
-        ("missing_file", second["id"]),
+        ("changed_bytes", first.id),
+        ("missing_file", second.id),
     }
 
 
 def test_a_row_edited_beside_its_record_is_named(dock: DockingStation) -> None:
-    row = dock.store.files()[0]
-    _tamper(dock, "UPDATE files SET size=size+1 WHERE id=?", (row["id"],))
+    row = _rows(dock)[0]
+    _tamper(dock, "UPDATE files SET size=size+1 WHERE id=?", (row.id,))
     problems = _verify(dock).problems or []
-    assert [(p.kind, p.file_id) for p in problems] == [("row_edited", row["id"])]
+    assert [(p.kind, p.file_id) for p in problems] == [("row_edited", row.id)]
 
 
 def test_a_row_whose_state_was_edited_away_from_custody_is_named(dock: DockingStation) -> None:
-    row = dock.store.files()[0]
-    _tamper(dock, "UPDATE files SET state='discovered' WHERE id=?", (row["id"],))
+    row = _rows(dock)[0]
+    _tamper(dock, "UPDATE files SET state='discovered' WHERE id=?", (row.id,))
     problems = _verify(dock).problems or []
-    assert [(p.kind, p.file_id) for p in problems] == [("state_edited", row["id"])]
+    assert [(p.kind, p.file_id) for p in problems] == [("state_edited", row.id)]
+
+
+def test_a_row_whose_state_no_agent_writes_is_named_not_a_crash(dock: DockingStation) -> None:
+    first, second = _rows(dock)[:2]
+    _tamper(dock, "UPDATE files SET state='lost' WHERE id=?", (first.id,))
+    _tamper(dock, "UPDATE files SET size='big' WHERE id=?", (second.id,))
+    problems = _verify(dock).problems or []
+    assert [(p.kind, p.file_id, p.detail) for p in problems] == [
+        ("state_edited", first.id, "has a record but is lost"),
+        ("row_edited", second.id, "the row cannot be read: size holds 'big'"),
+    ]
 
 
 def test_a_removed_row_and_a_truncated_chain_are_named(dock: DockingStation) -> None:
     last = max(r.seq for r in dock.store.records())
-    row = next(r for r in dock.store.files() if r["record_seq"] == 1)
+    row = next(r for r in dock.store.all_files() if r.record_seq == 1)
     conn = sqlite3.connect(dock.store.path, isolation_level=None)
     conn.execute("DROP TRIGGER IF EXISTS records_no_delete")
-    conn.execute("DELETE FROM files WHERE id=?", (row["id"],))
+    conn.execute("DELETE FROM files WHERE id=?", (row.id,))
     conn.execute("DELETE FROM records WHERE seq=?", (last,))
     conn.close()
     kinds = {p.kind for p in _verify(dock).problems or []}
@@ -144,14 +160,14 @@ def test_a_removed_row_and_a_truncated_chain_are_named(dock: DockingStation) -> 
 
 
 def test_a_sidecar_edited_or_lost_is_named(dock: DockingStation) -> None:
-    first, second = dock.store.files()[:2]
+    first, second = _rows(dock)[:2]
     staging = dock.config.staging_path
-    side = staging / (first["staged_path"] + ".custody.json")
+    side = staging / (first.staged_path + ".custody.json")
     side.write_bytes(side.read_bytes().replace(b'"signature": "', b'"signature": "A'))
-    (staging / (second["staged_path"] + ".custody.json")).unlink()
+    (staging / (second.staged_path + ".custody.json")).unlink()
     problems = _verify(dock).problems or []
-    assert ("sidecar_differs", first["id"]) in {(p.kind, p.file_id) for p in problems}
-    assert ("missing_sidecar", second["id"]) in {(p.kind, p.file_id) for p in problems}
+    assert ("sidecar_differs", first.id) in {(p.kind, p.file_id) for p in problems}
+    assert ("missing_sidecar", second.id) in {(p.kind, p.file_id) for p in problems}
 
 
 def test_check_chain_names_reordered_records(dock: DockingStation) -> None:

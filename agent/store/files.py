@@ -1,0 +1,167 @@
+"""Queries of file rows: registering what a camera holds, and the named reads of the queue.
+
+Every read hands out FileRow (agent.store.rows); callers name what they want (the files in some
+states, of a dock session, with a wipe interrupted), never a WHERE clause. A row holding a value
+no agent writes stops a reader with StoreCorrupt; all_files, which `dockagent verify` walks,
+yields it as an UnreadableFile instead, so the damage is named and the walk goes on. States
+change only through FileTransitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import sqlite_utils.db
+
+from agent.core.model import Candidate, FileState
+from agent.store.custody import FileTransitions, _with_kind
+from agent.store.rows import (
+    FileRow,
+    StateCount,
+    UnreadableFile,
+    checked_file_row,
+    file_row,
+    unreadable_file,
+)
+
+
+def _marks(states: Iterable[FileState]) -> tuple[str, list[str]]:
+    values = sorted(s.value for s in states)
+    return ",".join("?" for _ in values), values
+
+
+class FileQueries(FileTransitions):
+    # ---- registering -----------------------------------------------------------------------
+
+    def register(
+        self, session_id: int, serial: str, cand: Candidate, display: str, now: str
+    ) -> tuple[int, FileState, bool]:
+        """Record a file seen on a camera; returns (file_id, state, is_new).
+
+        The same path with the same size and time is the same file (nothing new). A file not yet
+        in custody whose size or time changed is the same row with a new identity; a file in
+        custody that changed on the camera is a new version and gets a row of its own.
+        """
+        rows = self.conn.execute(
+            "SELECT id, state, size, mtime_ns FROM files WHERE device_serial=? AND camera_path=?",
+            (serial, cand.rel_path),
+        ).fetchall()
+        for row in rows:
+            if row["size"] == cand.size and row["mtime_ns"] == cand.mtime_ns:
+                self.conn.execute(
+                    "UPDATE files SET last_session_id=? WHERE id=?", (session_id, row["id"])
+                )
+                return int(row["id"]), FileState(row["state"]), False
+        fields = {
+            "size": cand.size,
+            "mtime_ns": cand.mtime_ns,
+            "kind": cand.kind.value,
+            "recorded_start": cand.recorded_start,
+            "recorded_end": cand.recorded_end,
+            "segment": cand.segment,
+            "important": int(cand.important),
+            "wipeable": int(cand.wipeable),
+            "last_session_id": session_id,
+            "updated_at": now,
+        }
+        for row in rows:
+            if row["state"] == FileState.FAILED:
+                self.transition(
+                    row["id"], FileState.FAILED, FileState.DISCOVERED, **fields, reason=""
+                )
+                return int(row["id"]), FileState.DISCOVERED, False
+            if row["state"] == FileState.DISCOVERED:
+                self.set_file(row["id"], **fields, reason="")
+                return int(row["id"]), FileState.DISCOVERED, False
+        table = self.db.table("files")
+        table.insert(
+            {
+                **fields,
+                "session_id": session_id,
+                "device_serial": serial,
+                "camera_path": cand.rel_path,
+                "camera_name": display,
+                "state": FileState.DISCOVERED.value,
+                "discovered_at": now,
+            }
+        )
+        return int(table.last_pk), FileState.DISCOVERED, True  # type: ignore[arg-type]
+
+    def set_file(self, file_id: int, **fields: Any) -> None:
+        """Update columns that are not the state (wipe marks, reasons); the state changes only
+        through transition()."""
+        if "state" in fields:
+            raise ValueError("a file's state changes only through transition()")
+        self.db.table("files").update(file_id, _with_kind(fields))
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def _file_rows(self, where: str, args: Iterable[object] = ()) -> list[FileRow]:
+        """Rows matching a WHERE clause written in this package (never a caller's)."""
+        sql = f"SELECT * FROM files WHERE {where} ORDER BY id"
+        return [checked_file_row(r, self.path) for r in self.conn.execute(sql, list(args))]
+
+    def file(self, file_id: int) -> FileRow:
+        row = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+        if row is None:
+            raise sqlite_utils.db.NotFoundError(f"no row {file_id} in files")
+        return checked_file_row(row, self.path)
+
+    def files_in_state(self, *states: FileState) -> list[FileRow]:
+        marks, values = _marks(states)
+        return self._file_rows(f"state IN ({marks})", values)
+
+    def files_not_in_state(self, *states: FileState) -> list[FileRow]:
+        marks, values = _marks(states)
+        return self._file_rows(f"state NOT IN ({marks})", values)
+
+    def unpurged_files_in_state(self, *states: FileState) -> list[FileRow]:
+        """Rows in these states whose staged copy was not purged after confirmation."""
+        marks, values = _marks(states)
+        return self._file_rows(f"state IN ({marks}) AND purged_at IS NULL", values)
+
+    def files_of_session(self, session_id: int) -> list[FileRow]:
+        """The files a dock session saw on its camera (last seen there at that dock)."""
+        return self._file_rows("last_session_id=?", (session_id,))
+
+    def interrupted_wipes(self, serial: str) -> list[FileRow]:
+        """The camera's rows whose wipe was started and is not recorded as done."""
+        return self._file_rows(
+            "device_serial=? AND wipe_started_at IS NOT NULL AND wiped_at IS NULL", (serial,)
+        )
+
+    def all_files(self) -> Iterator[FileRow | UnreadableFile]:
+        """Every row, streamed in id order (a station's whole history is never loaded at once);
+        a row holding a value no agent writes comes as an UnreadableFile naming it."""
+        for row in self.conn.execute("SELECT * FROM files ORDER BY id"):
+            try:
+                yield file_row(row)
+            except ValueError as exc:
+                yield unreadable_file(row, exc)
+
+    def max_file_id(self) -> int:
+        row = self.conn.execute("SELECT MAX(id) FROM files").fetchone()
+        return int(row[0] or 0)
+
+    # ---- counts ----------------------------------------------------------------------------
+
+    def state_counts(self) -> dict[str, int]:
+        """Files per state, as the column holds it (a damaged state is counted, not hidden)."""
+        sql = "SELECT state, COUNT(*) FROM files GROUP BY state"
+        return {str(r[0]): int(r[1]) for r in self.conn.execute(sql)}
+
+    def session_state_counts(self, session_id: int) -> dict[str, int]:
+        """Files per state among those a dock session saw (files_of_session)."""
+        sql = "SELECT state, COUNT(*) FROM files WHERE last_session_id=? GROUP BY state"
+        return {str(r[0]): int(r[1]) for r in self.conn.execute(sql, (session_id,))}
+
+    def state_counts_by_camera(self) -> list[StateCount]:
+        sql = (
+            "SELECT device_serial, state, COUNT(*), SUM(size) FROM files "
+            "GROUP BY device_serial, state ORDER BY device_serial, state"
+        )
+        return [
+            StateCount(key=str(r[0]), state=str(r[1]), files=int(r[2]), bytes=int(r[3] or 0))
+            for r in self.conn.execute(sql)
+        ]
