@@ -15,7 +15,14 @@ import pytest
 from agent.cli.devices import docked_now
 from agent.cli.inspecting import queue_item
 from agent.core.errors import StoreCorrupt
-from agent.core.model import Candidate, FileKind, FileState, ProblemKind, display_name
+from agent.core.model import (
+    Candidate,
+    FileKind,
+    FileState,
+    ProblemKind,
+    SessionOutcome,
+    display_name,
+)
 from agent.store import FileRow, Store, UnreadableFile
 from agent.store.rows import file_row
 
@@ -28,7 +35,12 @@ def _docked(tmp_path: Path, names: list[bytes]) -> tuple[Store, int, list[int]]:
     """A station with one camera docked now (its session not undocked) and these files."""
     store = Store.open(tmp_path, create=True)
     sid = store.open_session(
-        {"device_serial": "CAM1", "source": "/x", "docked_at": "t", "outcome": "complete"}
+        {
+            "device_serial": "CAM1",
+            "source": "/x",
+            "docked_at": "t",
+            "outcome": SessionOutcome.COMPLETE,
+        }
     )
     ids = [store.register(sid, "CAM1", _cand(n), display_name(n), "t")[0] for n in names]
     return store, sid, ids
@@ -133,11 +145,11 @@ def test_a_row_of_a_database_not_yet_migrated_reads_with_the_migrations_defaults
 
 def test_restoring_a_row_writes_what_reading_it_gives_back(tmp_path: Path) -> None:
     store = Store.open(tmp_path, create=True)
-    store.open_session({"id": 3, "device_serial": "CAM1", "source": "/x", "docked_at": "t"})
+    sid = store.open_session({"device_serial": "CAM1", "source": "/x", "docked_at": "t"})
     row = FileRow(
         id=12,
-        session_id=3,
-        last_session_id=3,
+        session_id=sid,
+        last_session_id=sid,
         device_serial="CAM1",
         camera_path=b"RECORD/\x01.MP4",
         camera_name="RECORD/\\u0001.MP4",
