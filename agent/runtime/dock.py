@@ -16,11 +16,6 @@ from agent.camera.profile import Profile
 from agent.core.model import display_name
 from agent.devices.events import DeviceEvent, DeviceIdentity
 
-READ_ONLY = (
-    "the camera is mounted read-only: nothing can be wiped while it stays docked (a site that "
-    "wipes sets DOCKAGENT_MOUNT_ACCESS=rw for dockagent-mount@.service)"
-)
-
 
 @dataclass
 class Dock:
