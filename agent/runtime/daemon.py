@@ -316,6 +316,7 @@ class Daemon:
         _log.info(
             "device.taken_in",
             device=dock.shown,
+            port=display_name(dock.port),
             session_id=summary.session_id,
             sealed=summary.files_sealed,
             complete=summary.complete,
