@@ -34,7 +34,7 @@ from agent.core.errors import (
 )
 from agent.custody import integrity, keys
 from agent.devices import rules
-from agent.health import clock, installation, station
+from agent.health import clock, installation, server, station
 from agent.health.station import GREEN, RED, YELLOW, Finding
 from agent.store import DatabaseError, Store, StoreError
 
@@ -181,9 +181,7 @@ class Doctor:
 
     def check_staging(self) -> Finding:
         cfg = self._cfg()
-        where = cfg.staging_path
-        while not where.exists() and where != where.parent:
-            where = where.parent
+        where = _nearest_existing(cfg.staging_path)
         vfs = os.statvfs(where)
         return station.staging(
             station.Staging(
@@ -202,15 +200,26 @@ class Doctor:
         cfg = self._cfg()
         if cfg.sync.kind == "directory":
             root = cfg.archive_path
-            return station.directory_sink(
-                station.DirectorySink(
+            # The file system each would be on: that of its nearest existing directory.
+            shares = (
+                os.stat(_nearest_existing(root)).st_dev
+                == os.stat(_nearest_existing(cfg.staging_path)).st_dev
+            )
+            return server.directory_sink(
+                server.DirectorySink(
                     root=root,
                     configured=bool(cfg.sync.directory_root),
                     is_dir=root.is_dir(),
                     writable=os.access(root, os.W_OK),
+                    shares_staging=shares,
+                    wipe_policy=cfg.ingest.wipe_policy.value,
+                    staging=cfg.staging_path,
                 )
             )
-        return station.tus_server(_tus_probe(cfg))
+        probe = _tus_probe(cfg)
+        if probe.failure is None and self.store is not None:
+            probe = _tus_history(probe, self.store)
+        return server.tus_server(probe)
 
     def check_install(self) -> Finding:
         root = self.root
@@ -272,7 +281,24 @@ class Doctor:
         )
 
 
-def _tus_probe(cfg: Config) -> station.TusProbe:
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _tus_history(probe: server.TusProbe, store: Store) -> server.TusProbe:
+    """What past uploads showed of the server's confirmations (tus sink_refs are URLs)."""
+    held = store.unconfirmable_holds()
+    return dataclasses.replace(
+        probe,
+        verified_seen=store.tus_verified_count(),
+        unconfirmable=len(held),
+        unconfirmable_reason=held[-1].reason if held else "",
+    )
+
+
+def _tus_probe(cfg: Config) -> server.TusProbe:
     """Ask the tus server what it offers (OPTIONS), with short timeouts."""
     from agent.sync.tus_sink import TusSink  # noqa: PLC0415 - requests only when a server is set
 
@@ -281,7 +307,7 @@ def _tus_probe(cfg: Config) -> station.TusProbe:
         connect_timeout_s=min(cfg.sync.connect_timeout_s, SERVER_TIMEOUT_S),
         read_timeout_s=min(cfg.sync.read_timeout_s, SERVER_TIMEOUT_S),
     )
-    probe = station.TusProbe(endpoint=sync.endpoint, confirm_level=sync.confirm_level)
+    probe = server.TusProbe(endpoint=sync.endpoint, confirm_level=sync.confirm_level)
     sink = TusSink(sync)
     try:
         caps = sink.client.capabilities()

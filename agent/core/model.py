@@ -154,6 +154,7 @@ class ProblemKind(enum.StrEnum):
     UPLOAD_INTERRUPTED = "upload_interrupted"
     UPLOAD_DEFERRED = "upload_deferred"  # retried after a backoff
     UPLOAD_HELD = "upload_held"  # refused for good; a technician acts
+    UPLOAD_UNCONFIRMABLE = "upload_unconfirmable"  # the sink cannot confirm at the level asked
     CHANGED_ON_CAMERA = "changed_on_camera"  # not wiped: the camera's file is not the one held
     WIPE_FAILED = "wipe_failed"  # not wiped: the camera refused the removal
     OTHER = "other"  # a reason written without a kind

@@ -33,6 +33,9 @@ class DeviceIdentity:
     # a camera is mass storage (08) only; anything else (03 = HID keyboard) is refused.
     usb_interfaces: str = ""
     mountpoint: str = ""  # where the volume is mounted, when the source knows it
+    # ID_PATH (udev's path_id): the physical port the device is plugged into, e.g.
+    # "pci-0000:00:14.0-usb-0:2:1.0-scsi-0:0:0:0"; "" when unknown or not of that form.
+    port_path: str = ""
 
     def describe(self) -> str:
         parts = [

@@ -28,6 +28,7 @@ _FIELDS = (
     "devnode",
     "usb_interfaces",
     "mountpoint",
+    "port_path",
 )
 
 

@@ -1,8 +1,9 @@
 """The udev device source: USB block devices, as udev reports them, turned into DeviceEvents.
 
 The only module of the agent that imports pyudev. It reports what the hardware says about itself
-(ids, serial, file system, USB interfaces) as capped strings, never interpreted; it decides nothing
-about whether a device is allowed (agent.ingest.policy does) and never opens, mounts or reads one.
+(ids, serial, file system, USB interfaces) and the port it is plugged into as capped strings,
+never interpreted; it decides nothing about whether a device is allowed (agent.ingest.policy
+does) and never opens, mounts or reads one.
 Order at start (STYLE.md): monitor first, then enumerate, then poll; duplicates dropped.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import re
 import select
 import threading
 from typing import Any
@@ -35,6 +37,11 @@ TRUNCATED_MARK = "\u2026"
 
 # An interface whose class could not be read is reported as this, which is no class code.
 UNREADABLE_CODE = "??"
+
+# What udev's path_id builtin writes into ID_PATH: bus names, addresses and port numbers
+# joined by "-", ":" and "." (udev's src/udev/udev-builtin-path_id.c). Anything else (a
+# control character, a space, a cut value) is not a port path, and is reported as none.
+PORT_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._+-]{0,199}")
 
 _LOG_EVENT = {
     Action.PRESENT: "device.enumerated",
@@ -89,6 +96,21 @@ def _first(devices: list[Any], names: tuple[str, ...]) -> str:
 
 def _interface_codes(raw: str) -> list[str]:
     return [code for code in raw.split(":") if code]
+
+
+def _port_path(device: Any, chain: list[Any]) -> str:
+    """The volume's ID_PATH (its disk's when a rule did not copy it onto the partition) when
+    it has path_id's form, else "" (logged: something other than path_id wrote it)."""
+    value = _first(chain, ("ID_PATH",))
+    if not value or PORT_PATH.fullmatch(value):
+        return value
+    _log.warning(
+        "device.port_path_invalid",
+        source=NAME,
+        device_key=display_name(_text(device.sys_path)),
+        port_path=display_name(value),
+    )
+    return ""
 
 
 def _usb_interfaces(devices: list[Any], usb_device: Any | None) -> str:
@@ -159,6 +181,7 @@ def describe(device: Any) -> tuple[DeviceIdentity, dict[str, str]] | None:
         fs_label=_property(device, "ID_FS_LABEL"),
         devnode=_property(device, "DEVNAME") or _text(device.device_node),
         usb_interfaces=_usb_interfaces(chain, usb_device),
+        port_path=_port_path(device, chain),
     )
     extra = {"devtype": devtype, "fs_usage": _property(device, "ID_FS_USAGE")}
     if usb_device is not None:

@@ -5,7 +5,8 @@ space, what the sink answered, unit file text, the service's state, recent refus
 unconfirmed file) and returns a Finding: green (fine), yellow (look at it) or red (evidence is
 not flowing or not safe), with the fix. Pure: nothing here opens a file, the database, a socket
 or a process; agent.cli.doctor gathers the facts and prints the findings. The checks of
-the installed units and the service are in agent.health.installation.
+the installed units and the service are in agent.health.installation, those of where
+evidence goes (the directory sink, the tus server) in agent.health.server.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def database(facts: Database) -> Finding:
     return Finding("database", GREEN, f"{path}: integrity check ok")
 
 
-# ---- space, clock, sink --------------------------------------------------------------------
+# ---- space, clock ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -206,97 +207,6 @@ def clock(synchronised: bool, description: str) -> Finding:
         "enable time synchronisation (timedatectl set-ntp true, or check `chronyc "
         "tracking`) and make sure the NTP server is reachable",
     )
-
-
-@dataclass(frozen=True)
-class DirectorySink:
-    """The directory sink's root; `configured` when [sync] directory_root names it."""
-
-    root: Path
-    configured: bool
-    is_dir: bool
-    writable: bool
-
-
-def directory_sink(facts: DirectorySink) -> Finding:
-    """The root exists and is writable, or is the default one made at the first upload."""
-    root = facts.root
-    if not facts.is_dir and not facts.configured:
-        return Finding(
-            "server",
-            GREEN,
-            f"directory sink {root} (below the data directory) is made at the first upload",
-        )
-    if not facts.is_dir:
-        # A configured root that is missing is most often a share that is not mounted:
-        # uploading into the bare mount point would fill the station's own disk.
-        return Finding(
-            "server",
-            RED,
-            f"directory sink {root} does not exist",
-            "mount the evidence share / disk there, or correct [sync] directory_root",
-        )
-    if not facts.writable:
-        return Finding(
-            "server",
-            RED,
-            f"directory sink {root} is not writable by this user",
-            "give the dockagent user write access to it",
-        )
-    return Finding("server", GREEN, f"directory sink {root} is writable")
-
-
-# What a tus server's failure to answer OPTIONS means, and what to do about it.
-TUS_FAILURES = {
-    "tls": "check the server certificate (host name, expiry, chain) against [sync] ca_bundle; "
-    "an unsynchronised station clock also fails TLS",
-    "unreachable": "check the network, firewall and [sync] endpoint; is the server up?",
-    "refused": "check that [sync] endpoint is the server's tus creation URL and the bearer token",
-}
-
-
-@dataclass(frozen=True)
-class TusProbe:
-    """What the tus server answered to OPTIONS: a failure (a TUS_FAILURES kind and the error's
-    message), or its extensions and checksum algorithms."""
-
-    endpoint: str
-    confirm_level: str
-    failure: str | None = None
-    message: str = ""
-    extensions: frozenset[str] = frozenset()
-    checksums: frozenset[str] = frozenset()
-
-
-def tus_server(probe: TusProbe) -> Finding:
-    """Reachable, with the creation extension, and sha256 when uploads are to be checksummed."""
-    endpoint = probe.endpoint
-    if probe.failure == "unreachable":
-        detail = f"{endpoint} is unreachable: {probe.message}"
-        return Finding("server", RED, detail, TUS_FAILURES["unreachable"])
-    if probe.failure is not None:
-        return Finding("server", RED, probe.message, TUS_FAILURES[probe.failure])
-    tls = "TLS verified" if endpoint.startswith("https:") else "plain http to loopback"
-    extensions = ", ".join(sorted(probe.extensions)) or "none"
-    checksums = ", ".join(sorted(probe.checksums)) or "none"
-    detail = (
-        f"{endpoint}: reachable, {tls}, tus 1.0.0; extensions: {extensions}; checksums: {checksums}"
-    )
-    if "creation" not in probe.extensions:
-        return Finding(
-            "server",
-            RED,
-            detail + ": no creation extension, so nothing can be uploaded",
-            "point [sync] endpoint at a tus server with the creation extension",
-        )
-    if probe.confirm_level == "checksummed" and "sha256" not in probe.checksums:
-        return Finding(
-            "server",
-            RED,
-            detail + ": confirm_level checksummed needs sha256 checksums, which it does not offer",
-            "enable sha256 checksums on the server, or choose another [sync] confirm_level",
-        )
-    return Finding("server", GREEN, detail)
 
 
 # ---- what the store says -------------------------------------------------------------------

@@ -18,7 +18,7 @@ from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.core import crashpoints, log
 from agent.core.config import Config
-from agent.core.errors import describe
+from agent.core.errors import CameraRefused, describe
 from agent.core.model import (
     CUSTODY_STATES,
     Candidate,
@@ -31,13 +31,19 @@ from agent.core.model import (
 from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
 from agent.health.dock import DockCheck
+from agent.ingest.continuation import ContinuedDock, DockHealth
 from agent.ingest.copying import BatchCopier, batches, check_space
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped
 from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
-from agent.store import FileRow, Store
+from agent.store import FileRow, SessionRow, Store
 
 _log = log.get(__name__)
+
+READ_ONLY_MOUNT = (
+    "the camera is mounted read-only: nothing can be wiped while it stays docked (a site that "
+    "wipes sets DOCKAGENT_MOUNT_ACCESS=rw for dockagent-mount@.service)"
+)
 
 
 class Importer:
@@ -62,8 +68,9 @@ class Importer:
         self.make_writable: Callable[[bool], None] | None = None
         self.stays_docked = False
         # The session import_volume opened, also when it then raised: the daemon finds a dock's
-        # sessions by id.
+        # sessions by id. `continued`: that session's row as it was, when it was taken up again.
         self.session_id: int | None = None
+        self.continued: SessionRow | None = None
 
     def import_volume(
         self,
@@ -74,59 +81,97 @@ class Importer:
         stays_docked: bool = False,
         usb_serial: str = "",
         make_writable: Callable[[bool], None] | None = None,
+        continues: int | None = None,
     ) -> ImportSummary:
         """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
         DEVICE.INF is read and before any evidence is; `should_stop` is asked between files
-        (daemon shutdown); a camera that stays docked is marked undocked by its source later."""
+        (daemon shutdown); a camera that stays docked is marked undocked by its source later.
+
+        `continues` is the id of the session of this same dock, taken up again (the daemon's
+        pass once every file is confirmed): no second session is opened and the dock's health
+        is not read again (its first pass did, and wrote TIME.TXT if that was due); what this
+        pass copies and wipes is added to that session."""
         self.should_stop = should_stop
         self.make_writable = make_writable
+        self.stays_docked = stays_docked
         with open_root(path) as root_fd:
             info = camera.read_device_info(root_fd, self.profile, path)
             if check is not None:
                 check(info)
-            session_id = self.store.open_session(
-                {
-                    "device_serial": info.serial,
-                    "usb_serial": usb_serial,
-                    "profile": self.profile.name,
-                    "officer_id": info.officer_id,
-                    "vendor": info.vendor,
-                    "model": info.model,
-                    "firmware": info.firmware,
-                    "unit": info.unit,
-                    "source": path,
-                    "docked_at": self.now(),
-                }
-            )
-            self.session_id = session_id
-            self.stays_docked = stays_docked
-            crashpoints.hit("import.session_opened")
+            if continues is None:
+                session_id = self._open_session(info, path, usb_serial)
+            else:
+                session_id = self._continue_session(continues, info, path)
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)
-            log_.info("session.opened", officer_id=info.officer_id, source=path)
             # Health: drift needs the station time of dock detection (the session's docked_at).
-            dock = DockCheck(self.config, self.store, self.profile, info, session_id, self.now)
+            check_ = DockCheck(self.config, self.store, self.profile, info, session_id, self.now)
+            dock: DockHealth = check_ if continues is None else ContinuedDock(check_, self.store)
             dock.docked(root_fd)
             summary = ImportSummary(session_id, info.serial, info.officer_id, path)
             try:
                 self._run(root_fd, path, summary, log_, dock)
             except BaseException as exc:
                 dock.failed(exc)
-                self.store.update_session(
-                    session_id,
-                    {
-                        "ended_at": self.now(),
-                        "undocked_at": None if stays_docked else self.now(),
-                        "outcome": SessionOutcome.FAILED,
-                        "problems": len(summary.problems) + 1,
-                        "wipe_state": "not wiped",
-                        "wipe_detail": describe(exc),
-                    },
-                )
+                self.store.update_session(session_id, self._failed_fields(summary, exc))
                 raise
             return summary
 
+    def _open_session(self, info: DeviceInfo, path: str, usb_serial: str) -> int:
+        session_id = self.store.open_session(
+            {
+                "device_serial": info.serial,
+                "usb_serial": usb_serial,
+                "profile": self.profile.name,
+                "officer_id": info.officer_id,
+                "vendor": info.vendor,
+                "model": info.model,
+                "firmware": info.firmware,
+                "unit": info.unit,
+                "source": path,
+                "docked_at": self.now(),
+            }
+        )
+        self.session_id = session_id
+        crashpoints.hit("import.session_opened")
+        _log.info(
+            "session.opened",
+            device_serial=info.serial,
+            session_id=session_id,
+            officer_id=info.officer_id,
+            source=path,
+        )
+        return session_id
+
+    def _continue_session(self, session_id: int, info: DeviceInfo, path: str) -> int:
+        """Take the dock's session up again; the camera must still be the one it took in."""
+        session = self.store.session(session_id)
+        if session.device_serial != info.serial:
+            raise CameraRefused(
+                path=path,
+                problem=f"its DEVICE.INF now names {info.serial}, not {session.device_serial} "
+                f"of this dock's session {session_id}",
+            )
+        self.session_id = session_id
+        self.continued = session
+        _log.info("session.continued", device_serial=info.serial, session_id=session_id)
+        return session_id
+
+    def _failed_fields(self, summary: ImportSummary, exc: BaseException) -> dict[str, Any]:
+        """The session's record of a pass that raised. A continued session keeps what its first
+        pass did (its copy was complete): only why nothing was wiped is new."""
+        if self.continued is not None:
+            return {"ended_at": self.now(), "wipe_state": "not wiped", "wipe_detail": describe(exc)}
+        return {
+            "ended_at": self.now(),
+            "undocked_at": None if self.stays_docked else self.now(),
+            "outcome": SessionOutcome.FAILED,
+            "problems": len(summary.problems) + 1,
+            "wipe_state": "not wiped",
+            "wipe_detail": describe(exc),
+        }
+
     def _run(
-        self, root_fd: int, path: str, summary: ImportSummary, log_: Any, dock: DockCheck
+        self, root_fd: int, path: str, summary: ImportSummary, log_: Any, dock: DockHealth
     ) -> None:
         vfs = os.fstatvfs(root_fd)
         capacity = vfs.f_blocks * vfs.f_frsize
@@ -208,7 +253,7 @@ class Importer:
         used: int,
         capacity: int,
         log_: Any,
-        dock: DockCheck,
+        dock: DockHealth,
     ) -> None:
         rows = self.store.files_of_session(summary.session_id)
         states = [r.state for r in rows]
@@ -219,6 +264,9 @@ class Importer:
             # the used-space accounting of a real volume does not apply to it.
             used, capacity = listed, max(capacity, listed)
         decision = camera_may_be_wiped(policy, states, len(scan_problems), used, listed, capacity)
+        if decision.allowed and self.make_writable is None and _read_only(root_fd):
+            # Trying anyway would refuse every file with EROFS: one reason for the session.
+            decision = WipeDecision(False, READ_ONLY_MOUNT)
         writable = self.make_writable is not None and (decision.allowed or dock.wants_clock_write())
         if writable and self.make_writable is not None:
             self.make_writable(True)
@@ -236,7 +284,7 @@ class Importer:
         states: list[FileState],
         decision: WipeDecision,
         log_: Any,
-        dock: DockCheck,
+        dock: DockHealth,
     ) -> None:
         policy = self.config.ingest.wipe_policy
         if decision.allowed:
@@ -252,22 +300,7 @@ class Importer:
             summary.wipe = {"state": "not wiped", "reason": decision.reason}
         complete = not summary.problems and all(s in CUSTODY_STATES for s in states)
         ended_as = SessionOutcome.COMPLETE if complete else SessionOutcome.INCOMPLETE
-        ended = self.now()
-        self.store.update_session(
-            summary.session_id,
-            {
-                "ended_at": ended,
-                "undocked_at": None if self.stays_docked else ended,
-                "outcome": ended_as,
-                "files_found": summary.files_found,
-                "files_new": summary.files_new,
-                "files_sealed": summary.files_sealed,
-                "bytes_copied": summary.bytes_copied,
-                "problems": len(summary.problems),
-                "wipe_state": str(summary.wipe.get("state", "")),
-                "wipe_detail": str(summary.wipe.get("reason", "")),
-            },
-        )
+        self.store.update_session(summary.session_id, self._closing_fields(summary, ended_as))
         dock.finished(root_fd, summary)  # TIME.TXT, storage left, readiness: after the wipe
         log_.info(
             "session.closed",
@@ -278,6 +311,28 @@ class Importer:
             problems=len(summary.problems),
         )
 
+    def _closing_fields(self, summary: ImportSummary, ended_as: SessionOutcome) -> dict[str, Any]:
+        """The session's record of this pass; a continued session adds this pass's copies to
+        those of its first pass."""
+        ended = self.now()
+        earlier = self.continued
+        return {
+            "ended_at": ended,
+            "undocked_at": None if self.stays_docked else ended,
+            "outcome": ended_as,
+            "files_found": summary.files_found,
+            "files_new": summary.files_new + (earlier.files_new if earlier else 0),
+            "files_sealed": summary.files_sealed + (earlier.files_sealed if earlier else 0),
+            "bytes_copied": summary.bytes_copied + (earlier.bytes_copied if earlier else 0),
+            "problems": len(summary.problems),
+            "wipe_state": str(summary.wipe.get("state", "")),
+            "wipe_detail": str(summary.wipe.get("reason", "")),
+        }
+
+
+def _read_only(root_fd: int) -> bool:
+    return bool(os.fstatvfs(root_fd).f_flag & os.ST_RDONLY)
+
 
 # utc_now is the station clock's (agent.core.wallclock); it stays importable from here.
-__all__ = ["Importer", "utc_now"]
+__all__ = ["READ_ONLY_MOUNT", "Importer", "utc_now"]

@@ -29,8 +29,8 @@ from agent.devices.events import Action, DeviceEvent, DeviceSource
 from agent.devices.fake import FakeSource
 from agent.devices.mountwatch import MountWatchSource
 from agent.ingest import policy
-from agent.ingest.session import Importer, utc_now
-from agent.runtime.dock import READ_ONLY, Dock
+from agent.ingest.session import READ_ONLY_MOUNT, Importer, utc_now
+from agent.runtime.dock import Dock
 from agent.runtime.liveness import Liveness
 from agent.runtime.lock import WriterLock
 from agent.runtime.service import ServiceReporter
@@ -142,8 +142,9 @@ class Daemon:
 
     def _wipe_when_confirmed(self) -> None:
         """A camera still docked when the central server confirms its last files is wiped then,
-        not at its next dock: it is taken in again (nothing new to copy), and that pass's wipe
-        decision, the same as at any dock, now finds every file confirmed. A wipe that cannot
+        not at its next dock: its session is taken up again (nothing new to copy), and that
+        pass's wipe decision, the same as at any dock, now finds every file confirmed; the
+        wipe is recorded on the dock's one session. A wipe that cannot
         happen as the camera is mounted (read-only) is recorded once, on the dock's session,
         and the camera is not taken in again until that changes; each writability gets one
         pass, so a wipe that fails is not retried every few seconds either."""
@@ -159,7 +160,7 @@ class Daemon:
                 continue
             writable = dock.writable()
             if writable is False:
-                self._wipe_blocked(dock, READ_ONLY)
+                self._wipe_blocked(dock, READ_ONLY_MOUNT)
                 continue
             if dock.rechecked and writable == dock.rechecked_writable:
                 continue
@@ -170,7 +171,8 @@ class Daemon:
                 session_id=dock.session_id,
                 reason="every file confirmed",
             )
-            self.supervisor.submit(Job(dock.key, functools.partial(self.take_in, dock)))
+            wipe_pass = functools.partial(self.take_in, dock, continues=dock.session_id)
+            self.supervisor.submit(Job(dock.key, wipe_pass))
 
     def _all_confirmed(self, dock: Dock) -> bool:
         if dock.session_id is None:
@@ -234,13 +236,15 @@ class Daemon:
 
     # ---- one camera, in a worker thread ----------------------------------------------------
 
-    def take_in(self, dock: Dock) -> None:
+    def take_in(self, dock: Dock, continues: int | None = None) -> None:
+        """One pass over the dock's camera: its first (a new session), or `continues` its
+        session for the wipe once every file is confirmed."""
         store = Store.open(self.cfg.data_path, create=False)
         mounted_here = False
         try:
             mounted_here = self._find_volume(dock)
             if dock.mountpoint:
-                self._import(dock, store, mounted_here)
+                self._import(dock, store, mounted_here, continues)
         except CameraRefused as exc:
             self._refuse(dock.source, dock.shown, exc.message, store)
         except (AgentError, OSError) as exc:
@@ -278,7 +282,7 @@ class Daemon:
             dock.mounted_by = "external"
         return False
 
-    def _import(self, dock: Dock, store: Store, mounted_here: bool) -> None:
+    def _import(self, dock: Dock, store: Store, mounted_here: bool, continues: int | None) -> None:
         point, usb_serial = dock.mountpoint, dock.identity.serial
 
         def check(info: DeviceInfo) -> None:
@@ -297,7 +301,6 @@ class Daemon:
         importer = Importer(self.cfg, store, sealer, dock.profile)
         # issue 6: a chunk copied or a file finished is progress for the watchdog
         importer.copier.on_chunk = self.liveness.beat
-        earlier = list(dock.session_ids)
         try:
             summary = importer.import_volume(
                 point,
@@ -306,15 +309,14 @@ class Daemon:
                 should_stop=should_stop,
                 stays_docked=True,
                 usb_serial=usb_serial,
+                continues=continues,
             )
         finally:
             dock.add_session(importer.session_id)
-        now = utc_now()
-        for old in earlier:
-            store.mark_undocked(old, now)  # superseded by this pass's session
         _log.info(
             "device.taken_in",
             device=dock.shown,
+            port=display_name(dock.port),
             session_id=summary.session_id,
             sealed=summary.files_sealed,
             complete=summary.complete,

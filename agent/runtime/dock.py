@@ -1,8 +1,9 @@
 """One docked camera, from its admission to its removal: the daemon's record of a dock.
 
 Built once, when a device event is admitted, and handed to every stage of that dock: the source
-key the events name, what the hardware said (USB identity, devnode), where its volume is and who
-mounted it, its profile, and the sessions it has had, found by id (never by comparing a path).
+key the events name, what the hardware said (USB identity, the physical port it is docked in,
+devnode), where its volume is and who mounted it, its profile, and the sessions it has had,
+found by id (never by comparing a path).
 It also remembers why a wipe after confirmation cannot happen, so that is recorded once and the
 camera is not taken in again until something changes. No I/O but one statvfs(2).
 """
@@ -15,11 +16,6 @@ from dataclasses import dataclass, field
 from agent.camera.profile import Profile
 from agent.core.model import display_name
 from agent.devices.events import DeviceEvent, DeviceIdentity
-
-READ_ONLY = (
-    "the camera is mounted read-only: nothing can be wiped while it stays docked (a site that "
-    "wipes sets DOCKAGENT_MOUNT_ACCESS=rw for dockagent-mount@.service)"
-)
 
 
 @dataclass
@@ -54,6 +50,11 @@ class Dock:
     @property
     def shown(self) -> str:
         return display_name(self.identity.describe())
+
+    @property
+    def port(self) -> str:
+        """The physical USB port it is docked in (ID_PATH); "" when the source cannot tell."""
+        return self.identity.port_path
 
     @property
     def session_id(self) -> int | None:

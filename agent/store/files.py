@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils.db
 
-from agent.core.model import Candidate, FileState
+from agent.core.model import Candidate, FileState, ProblemKind
 from agent.store.custody import FileTransitions, _with_kind
 from agent.store.rows import (
     FileRow,
@@ -145,6 +145,20 @@ class FileQueries(FileTransitions):
         return int(row[0] or 0)
 
     # ---- counts ----------------------------------------------------------------------------
+
+    def tus_verified_count(self) -> int:
+        """Files a tus server has confirmed at the `verified` level (their sink_ref is a URL)."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM files WHERE confirm_level='verified' AND sink_ref LIKE 'http%'"
+        ).fetchone()
+        return int(row[0])
+
+    def unconfirmable_holds(self) -> list[FileRow]:
+        """Held files whose sink could not confirm them at the configured level."""
+        return self._file_rows(
+            "state=? AND reason_kind=?",
+            (FileState.HELD.value, ProblemKind.UPLOAD_UNCONFIRMABLE.value),
+        )
 
     def state_counts(self) -> dict[str, int]:
         """Files per state, as the column holds it (a damaged state is counted, not hidden)."""

@@ -167,7 +167,13 @@ class UploadQueries(FileTransitions):
                 updated_at=now,
             )
 
-    def hold_upload(self, file_id: int, reason: str, now: str) -> None:
+    def hold_upload(
+        self,
+        file_id: int,
+        reason: str,
+        now: str,
+        kind: ProblemKind = ProblemKind.UPLOAD_HELD,
+    ) -> None:
         with self.transaction():
             self.transition(
                 file_id,
@@ -175,7 +181,7 @@ class UploadQueries(FileTransitions):
                 FileState.HELD,
                 claimed_by=None,
                 reason=reason,
-                reason_kind=ProblemKind.UPLOAD_HELD,
+                reason_kind=kind,
                 last_error=reason,
                 next_attempt_at=None,
                 updated_at=now,

@@ -24,7 +24,15 @@ from typing import Any
 
 from agent.core import log, wallclock
 from agent.core.config import Config
-from agent.core.errors import AgentError, ErrorKind, UploadMismatch, classify, describe
+from agent.core.errors import (
+    AgentError,
+    ErrorKind,
+    UploadMismatch,
+    UploadUnconfirmable,
+    classify,
+    describe,
+)
+from agent.core.model import ProblemKind
 from agent.core.wallclock import utc_now
 from agent.store import FileRow, Store
 from agent.sync.directory import DirectorySink
@@ -310,7 +318,12 @@ class Uploader:
             return
         if not isinstance(exc, AgentError):
             log_.error("upload.failed", error_kind="permanent", reason=reason, exc_info=exc)
-        store.hold_upload(file_id, reason, now)
+        problem = (
+            ProblemKind.UPLOAD_UNCONFIRMABLE
+            if isinstance(exc, UploadUnconfirmable)
+            else ProblemKind.UPLOAD_HELD
+        )
+        store.hold_upload(file_id, reason, now, problem)
         self.schedule.forget(file_id)
         log_.error("upload.held", error_kind="permanent", reason=reason)
         with self.lock:

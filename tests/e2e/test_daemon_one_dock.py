@@ -1,6 +1,8 @@
 """One physical dock is one session, found by id: left docked read-only after confirmation, a
 camera is not taken in again, and why it was not wiped is recorded once; an unplug ends the
-handover whatever the source's key, also for a volume the daemon found mounted by device.
+handover whatever the source's key, also for a volume the daemon found mounted by device. A
+camera docked read-only with every file already confirmed gets one reason on its session, not a
+refusal per file.
 
 The `fake` source drives the daemon. The read-only camera is a FAT image mounted read-only with
 fusefat; the externally mounted one is an exFAT image on a loop device mounted with exfat-fuse
@@ -124,3 +126,55 @@ def test_an_unplug_ends_the_session_of_a_volume_found_by_its_device(
             )
         finally:
             assert daemon.stop() == 0
+
+
+def test_a_confirmed_camera_docked_again_read_only_gets_one_reason_not_per_file_refusals(
+    station: Station, tmp_path: Path
+) -> None:
+    spec = CameraSpec(serial="RO00002", days=1, files_per_day=3, file_size=64 << 10)
+    # exFAT: fusefat reports no size (statvfs f_blocks 0), so no wipe is ever allowed on it.
+    manifest = build_image(spec, tmp_path / "cam.img", "exfat")
+    spool, point = tmp_path / "spool", tmp_path / "cam"
+    point.mkdir()
+    station.configure(_config(spool))
+    with mount_exfat(tmp_path / "cam.img", point, readonly=True):
+        daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
+        try:
+            daemon.wait_event("daemon.started")
+            dock_camera(spool, "RO00002", point, fs_type="exfat")
+            daemon.wait_event("device.taken_in", timeout=60)
+            wait_until(
+                lambda: _all_confirmed(station, "RO00002", len(manifest.entries)), 60, "confirmed"
+            )
+            daemon.wait_event("device.wipe_impossible", timeout=30)
+            _unplug(spool, "RO00002")
+            wait_until(
+                lambda: _sessions(station, "RO00002")[0]["undocked_at"] is not None, 10, "undock"
+            )
+            # Docked again, still read-only: every file is confirmed at this dock's first pass,
+            # so the wipe is allowed but cannot happen as the camera is mounted.
+            dock_camera(spool, "RO00002", point, name="RO00002-again", fs_type="exfat")
+            wait_until(lambda: len(_sessions(station, "RO00002")) == 2, 60, "second dock")
+            second = _sessions(station, "RO00002")[1]
+            daemon.wait_event("device.wipe_impossible", timeout=30, session_id=second["id"])
+            _unplug(spool, "RO00002-again")
+            wait_until(
+                lambda: _sessions(station, "RO00002")[1]["undocked_at"] is not None, 10, "undock"
+            )
+        finally:
+            assert daemon.stop() == 0
+        events = daemon.events()
+    names = [e.get("event") for e in events]
+    assert "file.wipe_refused" not in names
+    assert names.count("device.taken_in") == 2  # one pass per dock
+    assert names.count("device.wipe_impossible") == 2  # one reason per dock
+    first, second = _sessions(station, "RO00002")
+    for session in (first, second):
+        assert session["outcome"] == "complete"
+        assert session["wipe_state"] == "not wiped"
+        assert "mounted read-only" in str(session["wipe_detail"])
+        assert session["docked_at"] and session["undocked_at"]
+    assert second["files_found"] == len(manifest.entries)
+    assert second["files_new"] == 0
+    assert rows(station.data_dir, "SELECT * FROM faults WHERE source='wipe'") == []
+    assert station.run("verify").returncode == 0

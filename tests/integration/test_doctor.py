@@ -144,9 +144,22 @@ class _TusOptions(BaseHTTPRequestHandler):
         return
 
 
+class _TusWithoutChecksums(_TusOptions):
+    """A tus server that offers creation and no checksum: it can confirm `complete` only."""
+
+    def do_OPTIONS(self) -> None:
+        self.send_response(204)
+        self.send_header("Tus-Resumable", "1.0.0")
+        self.send_header("Tus-Version", "1.0.0")
+        self.send_header("Tus-Extension", "creation,termination")
+        self.end_headers()
+
+
 @contextmanager
-def _tls_server(cert: trustme.LeafCert) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TusOptions)
+def _tls_server(
+    cert: trustme.LeafCert, handler: type[BaseHTTPRequestHandler] = _TusOptions
+) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.configure_cert(ctx)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -160,14 +173,16 @@ def _tls_server(cert: trustme.LeafCert) -> Iterator[str]:
         thread.join()
 
 
-def _tus_station(station: Station, tmp_path: Path, endpoint: str, ca: trustme.CA) -> None:
+def _tus_station(
+    station: Station, tmp_path: Path, endpoint: str, ca: trustme.CA, level: str = "checksummed"
+) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_bytes(ca.cert_pem.bytes())
     _imported(
         station,
         tmp_path,
         f'[sync]\nkind = "tus"\nendpoint = "{endpoint}"\nca_bundle = "{bundle}"\n'
-        'confirm_level = "checksummed"\nconnect_timeout_s = 3\nread_timeout_s = 3\n',
+        f'confirm_level = "{level}"\nconnect_timeout_s = 3\nread_timeout_s = 3\n',
     )
 
 
@@ -206,6 +221,54 @@ def test_an_unreachable_server_is_red(station: Station, tmp_path: Path) -> None:
     assert server["status"] == "red"
     assert f"{endpoint} is unreachable" in server["detail"]
     assert "network" in server["fix"]
+
+
+@pytest.mark.parametrize(
+    ("level", "status", "said"),
+    [
+        ("checksummed", "red", "confirm_level checksummed needs sha256 checksums"),
+        ("verified", "yellow", "no upload has shown yet"),
+        ("complete", "green", "extensions: creation, termination; checksums: none"),
+    ],
+)
+def test_a_server_that_cannot_reach_confirm_level_is_said_before_any_upload(
+    station: Station, tmp_path: Path, level: str, status: str, said: str
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    with _tls_server(cert, _TusWithoutChecksums) as endpoint:
+        _tus_station(station, tmp_path, endpoint, ca, level)
+        _, checks = doctor(station)
+    assert rows(station.data_dir, "SELECT id FROM files WHERE upload_url IS NOT NULL") == []
+    server = checks["server"]
+    assert server["status"] == status, server
+    assert said in server["detail"]
+    if status != "green":
+        assert "confirm_level = 'complete'" in server["fix"]
+
+
+def test_wiping_on_a_second_copy_on_the_staging_disk_is_red(
+    station: Station, tmp_path: Path
+) -> None:
+    # The shipped defaults: wipe_policy after_confirm, the directory sink below the data dir.
+    station.configure('station_id = "DOC"\n[storage]\nreserve_bytes = 0\n')
+    assert station.run("key", "show").returncode == 0
+    code, checks = doctor(station)
+    server = checks["server"]
+    assert server["status"] == "red", server
+    assert "on the same file system as staging" in server["detail"]
+    assert "wipe_policy after_confirm" in server["detail"]
+    assert "directory_root" in server["fix"]
+    assert code == 2
+    # The sink on a disk of its own (a tmpfs here, standing in for the evidence share).
+    with tmpfs(tmp_path / "evidence", 1 << 20) as share:
+        station.configure(
+            'station_id = "DOC"\n[storage]\nreserve_bytes = 0\n'
+            f'[sync]\ndirectory_root = "{share}"\n'
+        )
+        _, checks = doctor(station)
+    assert checks["server"]["status"] == "green", checks["server"]
+    assert checks["server"]["detail"] == f"directory sink {share} is writable"
 
 
 # ---- refusals and unconfirmed files --------------------------------------------------------

@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,28 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     assert "nothing to rebuild" in proc.stderr
     assert not (data / "dockagent.db").exists()
     assert json.loads(run("status", "--json").stdout)["chain_length"] == 0
+
+
+def test_a_technician_who_is_not_the_service_user_is_told_how_to_run_it(
+    installed: tuple[Path, Path, str],
+) -> None:
+    # The data directory is the service user's alone (README "Who may run what"): another user,
+    # in the dockagent group or not, is told to go through root instead of meeting EACCES.
+    _, root, _ = installed
+    wrapper = (root / "usr/local/bin/dockagent").read_text()
+    with tempfile.TemporaryDirectory() as base:
+        os.chmod(base, 0o755)  # noqa: S103 - another user must reach the directory inside
+        data = Path(base) / "dockagent"
+        data.mkdir(mode=0o700)
+        proc = subprocess.run(
+            ["runuser", "-u", "nobody", "--", "sh", "-s", "status", "--json"],
+            input=wrapper,
+            env={"PATH": os.environ["PATH"], "DOCKAGENT_DATA_DIR": str(data)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert proc.returncode == 77, proc.stderr
+    assert f"only the service user can read {data}" in proc.stderr
+    assert "sudo dockagent status --json" in proc.stderr

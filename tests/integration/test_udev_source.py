@@ -23,6 +23,8 @@ from tests.support.umockdev_run import UdevRun, run_udev_source, umockdev_missin
 # Values a device can report and a text .umockdev file cannot carry (written into sysfs raw).
 HOSTILE_LABEL = b"EVIL\x1b[2J\xe2\x80\xaeGPJ.exe"  # terminal escape, right-to-left override
 HOSTILE_SERIAL = b"\xff\xfe" + b"S" * 300  # not UTF-8, and too long
+# Not what udev's path_id writes: a space, a terminal escape, a right-to-left override.
+HOSTILE_PORT = b"pci-0000:00:14.0-usb-0:2 \x1b[2J\xe2\x80\xae"
 
 PLAN: dict[str, Any] = {
     "present": [
@@ -33,6 +35,7 @@ PLAN: dict[str, Any] = {
                 "sdb1": {
                     "ID_FS_LABEL": HOSTILE_LABEL.hex(),
                     "ID_SERIAL_SHORT": HOSTILE_SERIAL.hex(),
+                    "ID_PATH": HOSTILE_PORT.hex(),
                 }
             },
         },
@@ -50,6 +53,12 @@ PLAN: dict[str, Any] = {
     "expect_events": 7,
 }
 
+
+def port(n: int) -> str:
+    """ID_PATH of the station's USB port n (the descriptions plug each device into its own)."""
+    return f"pci-0000:00:14.0-usb-0:{n}:1.0-scsi-0:0:0:0"
+
+
 CAMERA = {
     "vendor_id": "2b0e",
     "model_id": "0a01",
@@ -58,6 +67,7 @@ CAMERA = {
     "fs_label": "BODYCAM",
     "usb_interfaces": ":080650:",
     "mountpoint": "",
+    "port_path": port(1),
 }
 STICK = {
     "vendor_id": "0781",
@@ -67,14 +77,16 @@ STICK = {
     "fs_label": "USBSTICK",
     "usb_interfaces": ":080650:",
     "mountpoint": "",
+    "port_path": port(2),
 }
 HOSTILE_STICK = {
     **STICK,
     "serial": "\udcff\udcfe" + "S" * (MAX_VALUE_CHARS - 3) + TRUNCATED_MARK,
     "fs_label": "EVIL\x1b[2J\u202eGPJ.exe",
+    "port_path": "",  # not a port path: none rather than a hostile one
 }
-UNENROLLED = {**CAMERA, "serial": "CAM9999"}
-BADUSB = {**CAMERA, "usb_interfaces": ":080650:030101:"}
+UNENROLLED = {**CAMERA, "serial": "CAM9999", "port_path": port(3)}
+BADUSB = {**CAMERA, "usb_interfaces": ":080650:030101:", "port_path": port(4)}
 BLANK = {
     "vendor_id": "090c",
     "model_id": "1000",
@@ -85,6 +97,7 @@ BLANK = {
     # no ID_USB_INTERFACES anywhere: taken from the kernel's usb_interface attributes
     "usb_interfaces": ":080650:",
     "mountpoint": "",
+    "port_path": port(5),
 }
 
 
@@ -230,6 +243,9 @@ def test_hostile_values_are_kept_capped_and_escaped_in_the_log(udev: UdevRun) ->
     (line,) = [x for x in udev.logged("device.enumerated") if x["device_key"] == key]
     assert line["device_serial"] == "\\xff\\xfe" + "S" * (MAX_VALUE_CHARS - 3) + TRUNCATED_MARK
     assert "label=EVIL\\u001b[2J\\u202eGPJ.exe" in line["device"]
+    (invalid,) = udev.logged("device.port_path_invalid")
+    assert invalid["device_key"] == key
+    assert invalid["port_path"] == "pci-0000:00:14.0-usb-0:2 \\u001b[2J\\u202e"
     for entry in udev.log:
         assert "unparsed" not in entry, entry
         for value in entry.values():

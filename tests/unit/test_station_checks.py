@@ -6,13 +6,14 @@ the facts are built by hand, so no file, database, server or systemd is involved
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from agent.core.model import WipePolicy
-from agent.health import installation, station
+from agent.health import installation, server, station
 from agent.health.station import GREEN, RED, YELLOW, Finding
 
 NOW = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
@@ -179,34 +180,58 @@ def test_the_clock_must_be_synchronised() -> None:
 
 def test_a_directory_sink_is_green_when_writable_or_made_later() -> None:
     root = DATA / "archive"
-    writable = station.directory_sink(station.DirectorySink(root, True, True, True))
+    writable = server.directory_sink(server.DirectorySink(root, True, True, True))
     assert (writable.status, writable.detail) == (GREEN, f"directory sink {root} is writable")
-    later = station.directory_sink(station.DirectorySink(root, False, False, False))
+    later = server.directory_sink(server.DirectorySink(root, False, False, False))
     assert later.status == GREEN
     assert "made at the first upload" in later.detail
 
 
 def test_a_configured_directory_sink_missing_or_read_only_is_red() -> None:
     share = Path("/mnt/evidence")
-    missing = station.directory_sink(station.DirectorySink(share, True, False, False))
+    missing = server.directory_sink(server.DirectorySink(share, True, False, False))
     assert (missing.status, missing.detail) == (RED, f"directory sink {share} does not exist")
     assert "mount the evidence share" in missing.fix
-    readonly = station.directory_sink(station.DirectorySink(share, True, True, False))
+    readonly = server.directory_sink(server.DirectorySink(share, True, True, False))
     assert readonly.status == RED
     assert "not writable by this user" in readonly.detail
+
+
+def test_wiping_on_a_copy_on_the_staging_disk_is_red() -> None:
+    root = DATA / "archive"
+    facts = server.DirectorySink(
+        root, False, False, False, shares_staging=True, wipe_policy="after_confirm",
+        staging=DATA / "staging",
+    )  # fmt: skip
+    finding = server.directory_sink(facts)
+    assert finding.status == RED
+    assert finding.detail.startswith(
+        f"directory sink {root} is on the same file system as staging ({DATA / 'staging'})"
+    )
+    assert "wiped on the strength of a second copy on the station's own disk" in finding.detail
+    assert "directory_root" in finding.fix and 'wipe_policy = "never"' in finding.fix
+    # Not wiping, or wiping once sealed (a choice to trust the station's copy): not this check's.
+    for policy in ("never", "after_seal"):
+        kept = server.directory_sink(dataclasses.replace(facts, wipe_policy=policy))
+        assert kept.status == GREEN, policy
+    # On another file system (the evidence share), after_confirm is what it is for.
+    share = server.directory_sink(
+        server.DirectorySink(Path("/mnt/evidence"), True, True, True, wipe_policy="after_confirm")
+    )
+    assert share.status == GREEN
 
 
 ENDPOINT = "https://evidence.example/files/"
 
 
 def test_a_tus_server_with_creation_and_sha256_is_green() -> None:
-    probe = station.TusProbe(
+    probe = server.TusProbe(
         ENDPOINT,
         "checksummed",
         extensions=frozenset({"creation", "termination", "checksum"}),
         checksums=frozenset({"sha256", "sha1"}),
     )
-    finding = station.tus_server(probe)
+    finding = server.tus_server(probe)
     assert finding.status == GREEN
     assert finding.detail == (
         f"{ENDPOINT}: reachable, TLS verified, tus 1.0.0; extensions: checksum, creation, "
@@ -218,27 +243,27 @@ def test_a_tus_server_with_creation_and_sha256_is_green() -> None:
     ("probe", "detail", "fix"),
     [
         (
-            station.TusProbe(ENDPOINT, "stored", failure="tls", message="TLS with x: bad cert"),
+            server.TusProbe(ENDPOINT, "stored", failure="tls", message="TLS with x: bad cert"),
             "TLS with x: bad cert",
             "ca_bundle",
         ),
         (
-            station.TusProbe(ENDPOINT, "stored", failure="unreachable", message="refused"),
+            server.TusProbe(ENDPOINT, "stored", failure="unreachable", message="refused"),
             f"{ENDPOINT} is unreachable: refused",
             "network",
         ),
         (
-            station.TusProbe(ENDPOINT, "stored", failure="refused", message="401 Unauthorized"),
+            server.TusProbe(ENDPOINT, "stored", failure="refused", message="401 Unauthorized"),
             "401 Unauthorized",
             "bearer token",
         ),
         (
-            station.TusProbe(ENDPOINT, "stored", extensions=frozenset({"termination"})),
+            server.TusProbe(ENDPOINT, "stored", extensions=frozenset({"termination"})),
             "no creation extension, so nothing can be uploaded",
             "creation extension",
         ),
         (
-            station.TusProbe(
+            server.TusProbe(
                 ENDPOINT,
                 "checksummed",
                 extensions=frozenset({"creation"}),
@@ -250,19 +275,19 @@ def test_a_tus_server_with_creation_and_sha256_is_green() -> None:
     ],
 )
 def test_a_tus_server_that_cannot_take_evidence_is_red(
-    probe: station.TusProbe, detail: str, fix: str
+    probe: server.TusProbe, detail: str, fix: str
 ) -> None:
-    finding = station.tus_server(probe)
+    finding = server.tus_server(probe)
     assert finding.status == RED
     assert detail in finding.detail
     assert fix in finding.fix
 
 
 def test_plain_http_says_so() -> None:
-    probe = station.TusProbe(
+    probe = server.TusProbe(
         "http://127.0.0.1:1080/files/", "stored", extensions=frozenset({"creation"})
     )
-    assert "plain http to loopback" in station.tus_server(probe).detail
+    assert "plain http to loopback" in server.tus_server(probe).detail
 
 
 # ---- the store's contents ------------------------------------------------------------------
@@ -414,3 +439,42 @@ def test_a_service_not_running_is_named(
     if status == RED:
         assert "systemctl enable --now dockagent" in finding.fix
         assert "journalctl -u dockagent" in finding.fix
+
+
+def test_what_options_shows_a_server_can_confirm() -> None:
+    creation = frozenset({"creation"})
+    assert server.offered_level(frozenset({"termination"}), frozenset({"sha256"})) == ""
+    assert server.offered_level(creation, frozenset({"md5"})) == "complete"
+    assert server.offered_level(creation, frozenset({"sha1", "sha256"})) == "checksummed"
+
+
+def test_verified_before_any_upload_showed_it_is_yellow_with_the_weaker_level() -> None:
+    probe = server.TusProbe(
+        ENDPOINT,
+        "verified",
+        extensions=frozenset({"creation"}),
+        checksums=frozenset({"sha256"}),
+    )
+    finding = server.tus_server(probe)
+    assert finding.status == YELLOW
+    assert "no upload has shown yet" in finding.detail
+    assert "uploaded and then held" in finding.detail
+    assert "Repr-Digest" in finding.fix and "confirm_level = 'checksummed'" in finding.fix
+    assert server.tus_server(dataclasses.replace(probe, verified_seen=3)).status == GREEN
+
+
+def test_files_held_as_unconfirmable_make_the_server_red() -> None:
+    reason = "evidence.example cannot confirm at level verified: the upload is complete but only"
+    probe = server.TusProbe(
+        ENDPOINT,
+        "verified",
+        extensions=frozenset({"creation"}),
+        verified_seen=0,
+        unconfirmable=2,
+        unconfirmable_reason=reason,
+    )
+    finding = server.tus_server(probe)
+    assert finding.status == RED
+    assert "2 file(s) uploaded and held" in finding.detail and reason in finding.detail
+    assert "confirm_level = 'complete'" in finding.fix
+    assert "dockagent retry --held" in finding.fix

@@ -44,7 +44,11 @@ class SyncConfig:
     )
     directory_root: str = key(
         "",
-        "directory: the sink's root; empty means <data_dir>/archive (what the demo uses).",
+        """
+        directory: the sink's root; empty means <data_dir>/archive (what the demo uses). That is
+        the station's own disk: with wipe_policy after_confirm, `dockagent doctor` says red until
+        this names the evidence share or disk.
+        """,
         checks=_OPTIONAL_PATH,
     )
     confirm_level: str = key(
