@@ -56,6 +56,14 @@ class AgentError(Exception):
         return str(self.args[0])
 
 
+class SourceChanged(AgentError):
+    """{detail}"""
+
+    # A camera file that changed under the copy (the camera still writing it, a clock reset
+    # reusing its name) is taken again at the next pass: retrying may succeed.
+    kind = ErrorKind.RETRYABLE
+
+
 class ConfigError(AgentError):
     """configuration {where}: {problem}"""
 

@@ -58,6 +58,8 @@ AWAITING_UPLOAD = frozenset(
 UPLOAD_QUEUE = frozenset({FileState.SEALED, FileState.UPLOADING, FileState.HELD})
 # What `dockagent verify` checks against the chain: every row in custody, and rows found corrupt.
 CHECKED_BY_VERIFY = CUSTODY_STATES | {FileState.CORRUPT}
+# Files not copied yet, which a copy worker may claim.
+AWAITING_COPY = (FileState.DISCOVERED, FileState.FAILED)
 
 
 def transition_allowed(old: FileState, new: FileState) -> bool:

@@ -16,12 +16,6 @@ from agent.core.model import STATION_SIDE, ImportSummary, ProblemKind, display_n
 from agent.health.logs import LogEvent
 from agent.store import FaultRow, Store
 
-# Import problems without a kind name one by its reason. Only the station-side ones matter
-# here, and only until every writer of a problem names its kind.
-_STATION_SIDE_REASONS = {
-    "staging full": ProblemKind.STAGING_FULL,
-    "the station is shutting down": ProblemKind.SHUTTING_DOWN,
-}
 _KINDS = frozenset(k.value for k in ProblemKind)
 
 
@@ -38,10 +32,6 @@ def problem_kind(problem: Mapping[str, object]) -> ProblemKind:
     kind = problem.get("kind")
     if isinstance(kind, str) and kind in _KINDS:
         return ProblemKind(kind)
-    reason = str(problem.get("reason", ""))
-    for start, legacy in _STATION_SIDE_REASONS.items():
-        if reason.startswith(start):
-            return legacy
     return ProblemKind.OTHER
 
 

@@ -18,10 +18,25 @@ from typing import Any
 from agent.camera.volume import UnsafePathError
 from agent.core import crashpoints, durable
 from agent.core.config import Config
-from agent.core.errors import ErrorKind, StagingFull, StagingRanOut, classify, describe
-from agent.core.model import Candidate, FileState, ImportSummary, StagedCopy, display_name
+from agent.core.errors import (
+    ErrorKind,
+    SourceChanged,
+    StagingFull,
+    StagingRanOut,
+    classify,
+    describe,
+)
+from agent.core.model import (
+    AWAITING_COPY,
+    Candidate,
+    FileState,
+    ImportSummary,
+    ProblemKind,
+    StagedCopy,
+    display_name,
+)
 from agent.custody.seal import Sealer
-from agent.ingest.offload import Copier, SourceChanged
+from agent.ingest.offload import Copier
 from agent.store import Store
 
 # A camera that vanished: every further read will fail the same way, so stop the session.
@@ -33,6 +48,10 @@ BATCH_FILES = 64
 
 # One file copied but not yet published: (file id, display name, the copy, its temporary file).
 _Staged = tuple[int, str, StagedCopy, durable.TempFile]
+
+# Why a session stops copying, and its kind; NO_STOP while it goes on.
+Stop = tuple[str, ProblemKind]
+NO_STOP: Stop = ("", ProblemKind.OTHER)
 
 
 def batches(
@@ -93,8 +112,8 @@ class BatchCopier:
         candidates: tuple[Candidate, ...],
         summary: ImportSummary,
         log_: Any,
-    ) -> str:
-        """Claim, copy, stage and seal a batch; returns why the session stops, or "".
+    ) -> Stop:
+        """Claim, copy, stage and seal a batch; returns why the session stops, or NO_STOP.
 
         A batch shares its commits and directory fsyncs (small files: ~2 fsyncs each instead
         of ~7); each file is still fsynced on its own, and no row says `staged` before the
@@ -102,16 +121,16 @@ class BatchCopier:
         """
         self._claim(batch)
         staged: list[_Staged] = []
-        stopped = ""
+        stopped = NO_STOP
         abort: BaseException | None = None
         ran_out = ("", "")  # the file during which staging filled up, and the error
         for file_id, index in batch:
             cand = candidates[index]
             name = display_name(cand.rel_path)
             crashpoints.hit("copy.claimed")
-            if stopped:
-                self._release(file_id, stopped)
-                summary.problems.append({"file": name, "reason": stopped})
+            if stopped[0]:
+                self._release(file_id, *stopped)
+                summary.add_problem(name, *stopped)
                 continue
             try:
                 copy, tmp = self.copier.copy_unpublished(
@@ -119,12 +138,12 @@ class BatchCopier:
                 )
             except (OSError, SourceChanged) as exc:
                 try:
-                    reason, stopped = self._copy_failed(file_id, exc, name, log_)
+                    reason, kind, stopped = self._copy_failed(file_id, exc, name, log_)
                 except StagingFull as full:
-                    abort, stopped = full, "staging full; not copied"
-                    reason = full.message
+                    abort, stopped = full, ("staging full; not copied", ProblemKind.STAGING_FULL)
+                    reason, kind = full.message, ProblemKind.STAGING_FULL
                     ran_out = (name, describe(exc))
-                summary.problems.append({"file": name, "reason": reason})
+                summary.add_problem(name, reason, kind)
                 continue
             staged.append((file_id, name, copy, tmp))
         if staged:
@@ -146,20 +165,21 @@ class BatchCopier:
             for file_id, _ in batch:
                 self.store.transition(
                     file_id,
-                    (FileState.DISCOVERED, FileState.FAILED),
+                    AWAITING_COPY,
                     FileState.COPYING,
                     claimed_by=str(os.getpid()),
                     attempts=self._attempts(file_id) + 1,
                     updated_at=self.now(),
                 )
 
-    def _release(self, file_id: int, reason: str) -> None:
+    def _release(self, file_id: int, reason: str, kind: ProblemKind) -> None:
         """Put a claimed file back in the queue, uncopied, saying why."""
         self.store.transition(
             file_id,
             FileState.COPYING,
             FileState.DISCOVERED,
             reason=reason,
+            reason_kind=kind,
             claimed_by=None,
             updated_at=self.now(),
         )
@@ -213,7 +233,11 @@ class BatchCopier:
             for path in published:
                 path.unlink(missing_ok=True)
             for file_id, name, _, _ in staged:
-                self._release(file_id, f"staging write failed, copied again: {describe(exc)}")
+                self._release(
+                    file_id,
+                    f"staging write failed, copied again: {describe(exc)}",
+                    ProblemKind.STAGING_WRITE_FAILED,
+                )
                 log_.error("file.staging_failed", file_id=file_id, file=name, error=describe(exc))
             raise
 
@@ -222,31 +246,37 @@ class BatchCopier:
 
     def _copy_failed(
         self, file_id: int, exc: BaseException, name: str, log_: Any
-    ) -> tuple[str, str]:
-        """Put the row where the failure belongs; returns (reason, why the session stops)."""
+    ) -> tuple[str, ProblemKind, Stop]:
+        """Put the row where the failure belongs; returns (reason, its kind, why the session
+        stops)."""
         reason = describe(exc) if isinstance(exc, OSError) else str(exc)
+        problem = ProblemKind.READ_FAILED
+        if isinstance(exc, SourceChanged):
+            problem = ProblemKind.SOURCE_CHANGED
         if isinstance(exc, UnsafePathError):
             reason = f"not a regular file when opened: {exc}"
-        stop = ""
+        stop = NO_STOP
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             self._staging_full(file_id, exc, name, reason, log_)
         if isinstance(exc, OSError) and exc.errno in _GONE:
-            stop = "camera disconnected before this file was copied"
+            stop = ("camera disconnected before this file was copied", ProblemKind.CAMERA_GONE)
             reason = f"camera disconnected while copying ({reason})"
-        kind = ErrorKind.RETRYABLE if isinstance(exc, SourceChanged) else classify(exc)
+            problem = ProblemKind.CAMERA_GONE
+        kind = classify(exc)
         target = FileState.DISCOVERED if kind is ErrorKind.RETRYABLE else FileState.FAILED
         self.store.transition(
             file_id,
             FileState.COPYING,
             target,
             reason=reason,
+            reason_kind=problem,
             claimed_by=None,
             updated_at=self.now(),
         )
         log_.warning(
             "file.copy_failed", file_id=file_id, file=name, reason=reason, error_kind=kind.value
         )
-        return reason, stop
+        return reason, problem, stop
 
     def _staging_full(self, file_id: int, exc: OSError, name: str, reason: str, log_: Any) -> None:
         """Staging filled up while copying this file: back to the queue, and raise StagingFull."""
@@ -255,6 +285,7 @@ class BatchCopier:
             FileState.COPYING,
             FileState.DISCOVERED,
             reason=f"staging full: {reason}",
+            reason_kind=ProblemKind.STAGING_FULL,
             updated_at=self.now(),
         )
         log_.error(

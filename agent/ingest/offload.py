@@ -21,13 +21,9 @@ from pathlib import Path
 
 from agent.camera import volume
 from agent.core import crashpoints, durable
+from agent.core.errors import SourceChanged
 from agent.core.model import Candidate, StagedCopy
 from agent.custody import staging
-
-
-class SourceChanged(Exception):
-    """The camera file is not the one that was listed, or changed while it was read."""
-
 
 # Files from this size on are copied by two threads: this one reads and hashes, a writer
 # writes. os.readv, os.write and hashlib's update of a large buffer release the GIL, so a copy
@@ -119,7 +115,7 @@ class Copier:
                 cand.size,
                 cand.mtime_ns,
             ):
-                raise SourceChanged("changed between listing and reading")
+                raise SourceChanged(detail="changed between listing and reading")
             os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             digest = hashlib.sha256()
             tmp = durable.TempFile(directory, name, cand.size)
@@ -133,7 +129,7 @@ class Copier:
                 before.st_mtime_ns,
             ):
                 raise SourceChanged(
-                    f"changed while it was read (listed {cand.size} bytes, read {total}, "
+                    detail=f"changed while it was read (listed {cand.size} bytes, read {total}, "
                     f"now {after.st_size})"
                 )
         except BaseException:
@@ -159,7 +155,9 @@ class Copier:
         # as it grows.
         n = os.readv(src, [memoryview(buf)[: min(len(buf), size + 1 - total)]])
         if total + n > size:
-            raise SourceChanged(f"changed while it was read (grew past the listed {size} bytes)")
+            raise SourceChanged(
+                detail=f"changed while it was read (grew past the listed {size} bytes)"
+            )
         return n
 
     def _copy_serial(

@@ -20,11 +20,13 @@ from agent.core import crashpoints, log
 from agent.core.config import Config
 from agent.core.errors import CameraRefused, describe
 from agent.core.model import (
+    AWAITING_COPY,
     CUSTODY_STATES,
     Candidate,
     DeviceInfo,
     FileState,
     ImportSummary,
+    ProblemKind,
     SessionOutcome,
     display_name,
 )
@@ -32,7 +34,7 @@ from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
 from agent.health.dock import DockCheck
 from agent.ingest.continuation import ContinuedDock, DockHealth
-from agent.ingest.copying import BatchCopier, batches, check_space
+from agent.ingest.copying import NO_STOP, BatchCopier, batches, check_space
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped
 from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
@@ -179,8 +181,8 @@ class Importer:
         result = scan.scan_volume(root_fd, self.profile, capacity)
         summary.files_found = len(result.candidates)
         for problem in result.problems:
-            summary.problems.append(
-                {"file": display_name(problem.rel_path), "reason": problem.reason}
+            summary.add_problem(
+                display_name(problem.rel_path), problem.reason, ProblemKind.NOT_TAKEN
             )
             log_.warning(
                 "file.unreadable", file=display_name(problem.rel_path), reason=problem.reason
@@ -218,7 +220,7 @@ class Importer:
                     summary.files_new += 1
                 if state in CUSTODY_STATES:
                     summary.files_already_held += 1
-                elif state in (FileState.DISCOVERED, FileState.FAILED):
+                elif state in AWAITING_COPY:
                     pending.append((file_id, index))
             present = {(c.rel_path, c.size, c.mtime_ns) for c in candidates}
             settle_interrupted_wipes(self.store, summary.device_serial, present, now)
@@ -234,14 +236,16 @@ class Importer:
     ) -> None:
         """Copy the pending files batch by batch; once the session has to stop (shutdown, the
         camera gone), every file not yet copied is listed in the summary with the reason."""
-        stopped = ""
+        stopped = NO_STOP
         for batch in batches(pending, candidates):
-            if not stopped and self.should_stop():
-                stopped = "the station is shutting down; copied at the next start"
-            if stopped:
+            if not stopped[0] and self.should_stop():
+                stopped = (
+                    "the station is shutting down; copied at the next start",
+                    ProblemKind.SHUTTING_DOWN,
+                )
+            if stopped[0]:
                 for _, index in batch:
-                    name = display_name(candidates[index].rel_path)
-                    summary.problems.append({"file": name, "reason": stopped})
+                    summary.add_problem(display_name(candidates[index].rel_path), *stopped)
                 continue
             stopped = self.batch_copier.copy_batch(root_fd, batch, candidates, summary, log_)
 

@@ -63,7 +63,7 @@ class Daemon:
         self.signals = 0
         self.present: set[str] = set()
         self.events: queue.Queue[DeviceEvent] = queue.Queue()
-        # issue 6: watchdog liveness, sd_notify and metrics (agent.runtime.service)
+        # Watchdog liveness, sd_notify and metrics (agent.runtime.service)
         self.liveness = Liveness(cfg.service.stall_limit_s)
         self.service = ServiceReporter(cfg, self.liveness)
         self.supervisor = Supervisor(cfg.devices.max_parallel_devices, self.liveness)
@@ -90,14 +90,14 @@ class Daemon:
                 cfg.data_path, cfg.staging_path, create=True, key=self.key
             )
             sealer = Sealer(self.store, self.key, cfg.station_id, cfg.staging_path)
-            self.service.starting()  # issue 6
+            self.service.starting()
             report = recovery.recover(self.store, sealer, cfg.staging_path, utc_now())
             self.store.undock_all(utc_now())
             self.profiles = profile.load_all(cfg.devices.profiles, cfg.devices.profile_dir)
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
             sources = build_sources(cfg)
-            with self.liveness.watching_new_threads("source"):  # issue 6: must stay alive
+            with self.liveness.watching_new_threads("source"):  # sources must stay alive
                 for source in sources:
                     source.start(self.events)
             # The upload workers run beside the cameras; they stop after the chunk in flight.
@@ -115,7 +115,7 @@ class Daemon:
                 pid=os.getpid(),
                 recovered=vars(report),
             )
-            self.service.ready(self.store)  # issue 6: READY=1 after recovery and sources
+            self.service.ready(self.store)  # READY=1 after recovery and sources
             try:
                 while not self.stopping.is_set():
                     try:
@@ -125,11 +125,11 @@ class Daemon:
                     if event is not None:
                         self.handle(event)
                     self.supervisor.pump()
-                    self.service.tick(self.store)  # issue 6: WATCHDOG=1, STATUS=, metrics
+                    self.service.tick(self.store)  # WATCHDOG=1, STATUS=, metrics
                     self._wipe_when_confirmed()
             finally:
                 _log.info("daemon.stopping", busy=self.supervisor.busy())
-                self.service.stopping(self.supervisor.busy())  # issue 6: STOPPING=1
+                self.service.stopping(self.supervisor.busy())  # STOPPING=1 (sd_notify(3))
                 for source in sources:
                     source.stop()
                 drained = self.supervisor.drain(cfg.devices.drain_deadline_s)
@@ -299,7 +299,7 @@ class Daemon:
 
         sealer = Sealer(store, self.key, self.cfg.station_id, self.cfg.staging_path)
         importer = Importer(self.cfg, store, sealer, dock.profile)
-        # issue 6: a chunk copied or a file finished is progress for the watchdog
+        # A chunk copied or a file finished is progress for the watchdog
         importer.copier.on_chunk = self.liveness.beat
         try:
             summary = importer.import_volume(

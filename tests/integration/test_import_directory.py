@@ -185,6 +185,12 @@ def test_an_unreadable_entry_blocks_the_wipe_and_the_exit_code(
     assert "NOT SEALED" in proc.stdout and "PIPE.MP4: a FIFO: not read" in proc.stdout
     assert "wipe: not wiped (1 entries on the camera are not accounted for)" in proc.stdout
     assert sum(1 for p in cam.rglob("*.MP4") if p.is_file()) > 0
+    # The same import as JSON: the problem carries its kind, for code to test (never its words).
+    again = station.run("import", str(cam), "--json")
+    problems = json.loads(again.stdout)["problems"]
+    assert [(p["file"].rsplit("/", 1)[-1], p["kind"]) for p in problems] == [
+        ("PIPE.MP4", "not_taken")
+    ]
 
 
 def test_a_volume_without_device_inf_is_refused(station: Station, tmp_path: Path) -> None:

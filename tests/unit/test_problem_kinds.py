@@ -27,10 +27,11 @@ def test_station_side_problems_are_no_device_fault_whatever_their_wording() -> N
     }
 
 
-def test_a_problem_without_a_kind_keeps_its_old_meaning() -> None:
-    assert problem_kind({"reason": "staging full; not copied"}) is ProblemKind.STAGING_FULL
+def test_a_problem_is_read_by_its_kind_never_by_its_wording() -> None:
+    # Every writer of an import problem names its kind; the words are for people only.
+    assert problem_kind({"reason": "staging full; not copied"}) is ProblemKind.OTHER
     assert (
-        problem_kind({"reason": "the station is shutting down; copied at the next start"})
+        problem_kind({"reason": "staging full; not copied", "kind": "shutting_down"})
         is ProblemKind.SHUTTING_DOWN
     )
     assert problem_kind({"reason": "Input/output error"}) is ProblemKind.OTHER
