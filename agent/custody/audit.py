@@ -53,7 +53,7 @@ def record_action(
     who = operator or current_operator()
     # The audit sidecar and the chain head go to staging (Config.staging_path), beside the store.
     sealer = Sealer(store, key, station_id, staging.staging_root(store.path.parent))
-    record = sealer.audit(action, _checked(details), who, now, write_files=write_files)
+    record = sealer.sign_audit(action, _checked(details), who, now, write_files=write_files)
     _log.info("audit.recorded", action=action, operator=who, seq=record.seq)
     return record
 

@@ -164,7 +164,7 @@ class Sealer:
             self.write_head(records[-1][1])
         return [record for _, record in records]
 
-    def audit(
+    def sign_audit(
         self,
         action: str,
         details: dict[str, Any],
@@ -173,7 +173,8 @@ class Sealer:
         *,
         write_files: bool = True,
     ) -> RecordRow:
-        """A technician action, signed into the same chain as the custody records.
+        """A technician action, signed into the same chain as the custody records. Called only
+        by agent.custody.audit.record_action, the one entry point of every technician action.
 
         write_files=False only for a store that is not in place yet (agent.rebuild): its
         sidecar and the chain head would describe a record that may never be; agent.custody.recovery

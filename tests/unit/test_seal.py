@@ -106,7 +106,7 @@ def test_an_audit_record_joins_the_same_chain_and_is_written_after_its_commit(
 ) -> None:
     before = _docked(dock, tmp_path)[-1]
     staging = dock.config.staging_path
-    record = dock.sealer.audit("device.enrolled", {"serial": "SEAL02"}, "tech", NOW)
+    record = dock.sealer.sign_audit("device.enrolled", {"serial": "SEAL02"}, "tech", NOW)
     assert (record.seq, record.prev_hash, record.kind, record.file_id) == (
         before.seq + 1,
         before.record_hash,
@@ -131,7 +131,7 @@ def test_an_audit_record_of_a_transaction_rolled_back_leaves_no_files(
     before = _docked(dock, tmp_path)[-1]
     staging = dock.config.staging_path
     with pytest.raises(RuntimeError), dock.store.transaction():
-        dock.sealer.audit("device.enrolled", {"serial": "SEAL03"}, "tech", NOW)
+        dock.sealer.sign_audit("device.enrolled", {"serial": "SEAL03"}, "tech", NOW)
         raise RuntimeError("the caller's transaction fails")
     assert dock.store.chain_head() == (before.seq, before.record_hash)
     assert not audit_sidecar_path(staging, before.seq + 1).exists()
@@ -141,7 +141,7 @@ def test_an_audit_record_of_a_transaction_rolled_back_leaves_no_files(
 def test_an_audit_record_without_files_writes_none(dock: DockingStation, tmp_path: Path) -> None:
     before = _docked(dock, tmp_path)[-1]
     staging = dock.config.staging_path
-    record = dock.sealer.audit("store.rebuilt", {}, "tech", NOW, write_files=False)
+    record = dock.sealer.sign_audit("store.rebuilt", {}, "tech", NOW, write_files=False)
     assert dock.store.chain_head() == (record.seq, record.record_hash)
     assert not audit_sidecar_path(staging, record.seq).exists()
     assert chainfiles.read_head(staging) == chainfiles.Head(before.seq, before.record_hash)

@@ -291,6 +291,7 @@ class Config:
 
     @property
     def staging_path(self) -> Path:
+        # agent.custody.staging owns every name below this one (core imports nothing above it).
         return self.data_path / "staging"
 
     @property
