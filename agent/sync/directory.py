@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,17 @@ from agent.sync.sink import Confirmation, Progress
 from agent.sync.throttle import Throttle
 
 BUFFER_BYTES = 1 << 20
+
+# Files of one content share their archive names (`<sha256>.<ext>`, `<sha256>.json`): upload
+# workers writing the same content at once would sweep each other's temp files (every empty
+# marker file has one hash). One lock per content, striped so that the table stays bounded,
+# makes sweep, write and re-read of a content one step among this station's workers; the
+# writer lock of the data directory keeps a second process of the station out.
+_CONTENT_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def _content_lock(sha256: str) -> threading.Lock:
+    return _CONTENT_LOCKS[hash(sha256) % len(_CONTENT_LOCKS)]
 
 
 class DirectorySink:
@@ -48,14 +60,15 @@ class DirectorySink:
         durable.make_dirs(directory)
         name = f"{job.sha256}.{job.ext}"
         final = directory / name
-        self._sweep_temps(directory, job.sha256)
-        if not final.exists():
-            self._write(job, directory, name)
-        progress.offset(job.size, False)
-        actual, _ = hash_file(final, self.buffer, drop_cache=True)
-        if actual != job.sha256:
-            raise UploadMismatch(server=str(self.root), problem=f"{final} hashes {actual}")
-        self._write_metadata(job, directory)
+        with _content_lock(job.sha256):
+            self._sweep_temps(directory, job.sha256)
+            if not final.exists():
+                self._write(job, directory, name)
+            progress.offset(job.size, False)
+            actual, _ = hash_file(final, self.buffer, drop_cache=True)
+            if actual != job.sha256:
+                raise UploadMismatch(server=str(self.root), problem=f"{final} hashes {actual}")
+            self._write_metadata(job, directory)
         return Confirmation("verified", str(final))
 
     def _write(self, job: UploadJob, directory: Path, name: str) -> None:

@@ -8,6 +8,7 @@ space; important files go first, then the oldest; the bandwidth cap and the uplo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -323,3 +324,25 @@ def test_retry_releases_a_held_file_and_signs_who_did_it(station: Station, tmp_p
     # Signed into the chain, beside staging too: verify finds it whole.
     verify = station.run("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_files_of_identical_content_uploaded_in_parallel_all_end_confirmed(
+    station: Station, tmp_path: Path
+) -> None:
+    # Every recording marked important has an empty .IMP marker: dozens of files with one hash,
+    # which parallel workers write into the same archive folder under the same name at once.
+    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\nmax_parallel_uploads = 4\n')
+    spec = CameraSpec(serial="SAME01", days=2, files_per_day=24, file_size=4096, important_every=1)
+    expected = _camera(tmp_path, spec)
+    empty = [p for p, sha in expected.items() if sha == hashlib.sha256(b"").hexdigest()]
+    assert len(empty) >= 40
+    _import(station, tmp_path / "cam")
+    proc = station.run("sync", "--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    held = rows(station.data_dir)
+    assert len(held) == len(expected)
+    assert {r["state"] for r in held} == {"confirmed"}, [
+        (r["camera_name"], r["state"], r["reason"]) for r in held if r["state"] != "confirmed"
+    ]
+    assert not list((station.data_dir / "archive").rglob("*.part"))
+    assert station.run("verify").returncode == 0
