@@ -85,8 +85,8 @@ def public_path(key_path: Path) -> Path:
 
 
 def load_or_create(path: Path) -> StationKey:
-    """Load the key at path, generating it on first use (0600 in a 0700 directory); its public
-    half is kept in station.pub beside it."""
+    """Load the key at path, generating it on first use (0600, in a directory others cannot
+    enter); its public half is kept in station.pub beside it."""
     try:
         st = os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
@@ -150,7 +150,12 @@ def _load_private(path: Path, st: os.stat_result) -> StationKey:
 
 
 def _create(path: Path) -> StationKey:
-    durable.ensure_private_dir(path.parent)
+    durable.make_dirs(path.parent)
+    mode = stat.S_IMODE(os.stat(path.parent).st_mode)
+    if mode & 0o007:
+        # Others never reach the key's directory; the station's group may (the data directory
+        # is 0750 on an installed station), and the key itself is 0600 in any case.
+        os.chmod(path.parent, mode & ~0o007)
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
