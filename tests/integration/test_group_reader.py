@@ -196,6 +196,15 @@ def test_a_member_reads_in_place_while_a_writer_holds_the_database(station: Inst
     assert not Path(f"{station.data}/dockagent.db-wal").exists()
 
 
+def test_doctor_checks_the_key_and_the_database_for_a_member(station: Installed) -> None:
+    # Other checks depend on this machine (units not installed here); these two on the station.
+    proc = station.run(MEMBER, "doctor", "--json")
+    checks = {c["check"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["key"]["status"] == "green", checks["key"]
+    assert "mode 0600" in checks["key"]["detail"]
+    assert checks["database"]["status"] == "green", checks["database"]
+
+
 def test_evidence_and_the_private_key_stay_closed_to_the_group(station: Installed) -> None:
     staged = sorted((station.data / "staging" / SPEC.serial).iterdir())
     copy = next(p for p in staged if p.suffix.lower() == ".mp4")
