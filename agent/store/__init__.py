@@ -3,8 +3,10 @@
 SQLite through sqlite-utils, schema applied with sqlite-utils migrations (schema.py), one
 module of queries per domain; rows are handed out typed (rows.py) and asked for by name, never
 by a caller's SQL. Opening refuses a damaged database, and refuses to create a fresh one where
-the data directory shows that one existed before. No file I/O on evidence here and no policy
-decisions.
+the data directory shows that one existed before. A reader who may not write the data
+directory (a technician of the station's group) gets the same checks over a read-only
+connection that writes nothing (agent.store.readonly). No file I/O on evidence here and no
+policy decisions.
 """
 
 from __future__ import annotations
