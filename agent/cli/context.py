@@ -1,8 +1,12 @@
 """What every command needs: configuration, logging, the store, the key, the writer lock.
 
 Commands that change state take the writer lock and run start-up recovery first (DESIGN.md
-rule 8); commands that only look open the store read-only and never need the daemon. Every one
-of them refuses a damaged or stale database (agent.custody.integrity) before it reads a row.
+rule 8); commands that only look open the store read-only and never need the daemon, and check
+signatures with the public key alone. Every one of them refuses a damaged or stale database
+(agent.custody.integrity) before it reads a row. A technician of the station's group, who may
+read the database and the chain head but not write the data directory nor read the evidence,
+runs only the commands that look (README "Who may run what"): the store opens for them without
+writing anything (agent.store.readonly).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from agent.custody.keys import StationKey
 from agent.custody.seal import Sealer
 from agent.ingest.session import utc_now
 from agent.runtime.lock import WriterLock
-from agent.store import Store
+from agent.store import Store, readonly
 
 
 @dataclass
@@ -65,6 +69,12 @@ def technician(cfg: Config) -> Iterator[Context]:
         yield Context(cfg, store, key, Sealer(store, key, cfg.station_id, cfg.staging_path))
     finally:
         store.close()
+
+
+def reads_evidence(cfg: Config) -> bool:
+    """True for the service user and root: staged copies, sidecars and the private key can be
+    read. False for a technician of the station's group."""
+    return readonly.may_write(cfg.data_path)
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from agent.custody import integrity, keys
 from agent.devices import rules
 from agent.health import clock, installation, server, station
 from agent.health.station import GREEN, RED, YELLOW, Finding
-from agent.store import DatabaseError, Store, StoreError
+from agent.store import DatabaseError, Store, StoreError, readonly
 
 EXIT_CODES = {GREEN: 0, YELLOW: 1, RED: 2}
 _COLOURS = {GREEN: "\033[32m", YELLOW: "\033[33m", RED: "\033[31m"}
@@ -151,7 +151,12 @@ class Doctor:
         problem = station.key_file(facts)
         if problem is not None:
             return problem
-        key = keys.load_or_create(path)  # exists: only loaded (StationKeyError if unreadable)
+        # A technician of the group may not read the private key: its mode, owner and public
+        # half say as much. Anyone else loads it (StationKeyError if it is unreadable).
+        readable = readonly.may_write(cfg.data_path)
+        key = keys.load_or_create(path) if readable else keys.load_verifier(path)
+        if key is None:
+            return station.failed("key", f"{keys.public_path(path)} cannot be read")
         return station.key_loaded(facts, key.key_id)
 
     def check_database(self) -> Finding:

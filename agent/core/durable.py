@@ -1,8 +1,9 @@
 """Durable write primitives for staging: the one way evidence and sidecars reach the disk.
 
-Temp file in the final directory (O_CREAT|O_EXCL, 0600), space reserved with fallocate before any
-byte is written, fsync, publish with link() (never overwrites), unlink the temp, fsync the
-directory; a file that is rewritten (replace_file) is renamed over its old version. Without the
+Temp file in the final directory (O_CREAT|O_EXCL, 0600 unless the caller names a mode: the few
+files the station's group may read), space reserved with fallocate before any byte is written,
+fsync, publish with link() (never overwrites), unlink the temp, fsync the directory; a file that
+is rewritten (replace_file) is renamed over its old version. Without the
 directory fsync a simulated power cut lost the file (DESIGN.md rule 5); a new directory's own name
 is made durable the same way. An fsync error is never retried and trusted: the caller discards and
 copies again (fsync(2), "fsyncgate"). A batch may share one syncfs(2) instead of one fsync per file
@@ -17,12 +18,17 @@ import ctypes
 import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from agent.core import crashpoints
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+# What the station's group (technicians who only look) may have: pass through a directory to a
+# name it is told (never list it), and read a file of facts that is not evidence.
+PASS_DIR_MODE = 0o710
+GROUP_READ_MODE = 0o640
 TEMP_SUFFIX = ".part"
 
 
@@ -54,6 +60,14 @@ def make_dirs(path: Path, mode: int = DIR_MODE) -> None:
             raise
 
 
+def ensure_dir(path: Path, mode: int) -> None:
+    """Create path (and missing parents) durably, and give it exactly `mode`."""
+    make_dirs(path, mode)
+    st = os.stat(path, follow_symlinks=False)
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)  # made under a umask, or by an older agent
+
+
 def ensure_private_dir(path: Path) -> None:
     """Create path (and missing parents) as 0700, durably, and make sure it is not wider."""
     make_dirs(path)
@@ -77,16 +91,21 @@ def is_temp_name(name: str) -> bool:
 class TempFile:
     """A temp file beside its final name, published atomically and durably."""
 
-    def __init__(self, directory: Path, final_name: str, size_hint: int = 0) -> None:
+    def __init__(
+        self, directory: Path, final_name: str, size_hint: int = 0, mode: int = FILE_MODE
+    ) -> None:
         self.directory = directory
         self.final_name = final_name
         self.temp_name = f".{final_name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
         self.fd = os.open(
             directory / self.temp_name,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            FILE_MODE,
+            mode,
         )
         self.published = False
+        if mode != FILE_MODE:
+            # A file the group may read: its mode said outright, not left to the umask.
+            os.fchmod(self.fd, mode)
         if size_hint > 0:
             try:
                 # Disk full must fail here, before copying, not halfway (DESIGN.md rule 3).
@@ -226,16 +245,18 @@ _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int6
 _fallocate.restype = ctypes.c_int
 
 
-def write_file(directory: Path, name: str, data: bytes, sync_dir: bool = True) -> Path:
+def write_file(
+    directory: Path, name: str, data: bytes, sync_dir: bool = True, mode: int = FILE_MODE
+) -> Path:
     """Write a small file durably under a name that must not exist yet."""
-    with TempFile(directory, name, len(data)) as tmp:
+    with TempFile(directory, name, len(data), mode) as tmp:
         tmp.write_all(data)
         return tmp.publish(len(data), sync_dir=sync_dir)
 
 
-def replace_file(directory: Path, name: str, data: bytes) -> Path:
+def replace_file(directory: Path, name: str, data: bytes, mode: int = FILE_MODE) -> Path:
     """Write a small file durably, replacing a previous version (the chain head, a receipt)."""
-    with TempFile(directory, name, len(data)) as tmp:
+    with TempFile(directory, name, len(data), mode) as tmp:
         tmp.write_all(data)
         os.fsync(tmp.fd)
         os.close(tmp.fd)

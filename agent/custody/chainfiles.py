@@ -7,6 +7,9 @@ are agent.custody.staging's). With the file sidecars they let `dockagent rebuild
 chain, and the head lets every command notice a database that lost committed records (an old copy, a
 copy without its -wal). Each file is written only after its record committed, so none describes a
 record that does not exist. This module signs nothing and opens no database.
+
+Modes: `_chain` is 0710 and the head 0640, so that a technician of the station's group can check
+the database against the head; audit sidecars stay 0600, like everything else in staging.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class Head:
 def write_audit_sidecar(staging_root: Path, seq: int, data: bytes) -> None:
     """Write an audit record's sidecar once; an equal one already there is fine."""
     path = staging.audit_sidecar_path(staging_root, seq)
-    durable.ensure_private_dir(path.parent)
+    durable.ensure_dir(path.parent, durable.PASS_DIR_MODE)
     try:
         durable.write_file(path.parent, path.name, data)
     except FileExistsError:
@@ -48,9 +51,9 @@ def write_head(staging_root: Path, head: Head) -> None:
     that is behind, which is harmless: only a head ahead of the database means lost state.
     """
     path = staging.head_path(staging_root)
-    durable.ensure_private_dir(path.parent)
+    durable.ensure_dir(path.parent, durable.PASS_DIR_MODE)
     data = json.dumps({"seq": head.seq, "record_hash": head.record_hash}, sort_keys=True)
-    durable.replace_file(path.parent, path.name, data.encode() + b"\n")
+    durable.replace_file(path.parent, path.name, data.encode() + b"\n", durable.GROUP_READ_MODE)
 
 
 def read_head(staging_root: Path) -> Head | None:

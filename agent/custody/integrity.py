@@ -20,9 +20,9 @@ import weakref
 from pathlib import Path
 
 from agent.core import log
-from agent.core.errors import ChainDamaged, StationKeyError, StoreBehind, StoreMissing
+from agent.core.errors import ChainDamaged, StoreBehind, StoreMissing
 from agent.custody import chainfiles, keys
-from agent.custody.keys import StationKey
+from agent.custody.keys import Verifier
 from agent.custody.records import FIRST, link_after, record_problems
 from agent.store import Store
 
@@ -33,9 +33,7 @@ _log = log.get(__name__)
 HEAD_RECORDS = 16
 
 
-def open_store(
-    data_dir: Path, staging_root: Path, *, create: bool, key: StationKey | None
-) -> Store:
+def open_store(data_dir: Path, staging_root: Path, *, create: bool, key: Verifier | None) -> Store:
     """Store.open, then the checks of this module; the store is closed again if one fails."""
     db = data_dir / "dockagent.db"
     if not create and nothing_yet(data_dir, staging_root):
@@ -75,6 +73,8 @@ def nothing_yet(data_dir: Path, staging_root: Path) -> bool:
         return not any(staging_root.iterdir())
     except FileNotFoundError:
         return True
+    except PermissionError:
+        return False  # a reader of the group may not list staging: there is something there
 
 
 def _empty_store() -> Store:
@@ -87,15 +87,11 @@ def _empty_store() -> Store:
     return store
 
 
-def station_key(path: Path) -> StationKey | None:
-    """The station key for checking signatures at open, if it can be read (readers never
-    create one; a key problem is the doctor's and the writers' to report)."""
-    if not path.exists():
-        return None
-    try:
-        return keys.load_or_create(path)
-    except StationKeyError:
-        return None
+def station_key(path: Path) -> Verifier | None:
+    """The station's public key for checking signatures at open, if it can be read (readers
+    never create one, nor need the private key; a key problem is the doctor's and the writers'
+    to report)."""
+    return keys.load_verifier(path)
 
 
 def _outside_head(staging_root: Path) -> chainfiles.Head | None:
@@ -106,7 +102,7 @@ def _outside_head(staging_root: Path) -> chainfiles.Head | None:
         return None
 
 
-def check_head(store: Store, head: chainfiles.Head | None, key: StationKey | None) -> None:
+def check_head(store: Store, head: chainfiles.Head | None, key: Verifier | None) -> None:
     """Refuse a database behind the head recorded in staging, or whose newest records do not
     verify. `head` must be read before the database is asked (a record committed meanwhile
     then only makes the database newer, never falsely behind)."""
@@ -142,7 +138,7 @@ def _check_noted_head(store: Store, db_seq: int) -> None:
         )
 
 
-def _check_newest_records(store: Store, key: StationKey | None) -> None:
+def _check_newest_records(store: Store, key: Verifier | None) -> None:
     """The newest records, each by records.record_problems, linked one to the next (and the
     first of the chain to its start)."""
     recent = store.last_records(HEAD_RECORDS)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.core.model import Problem, display_name
-from agent.custody.keys import StationKey, verify_signature
+from agent.custody.keys import Verifier, verify_signature
 from agent.store import RecordRow
 
 GENESIS = "0" * 64  # the `prev` of the first record
@@ -180,7 +180,7 @@ def link_problems(record: RecordRow, expected: Link) -> list[Problem]:
 
 
 def record_problems(
-    record: RecordRow, key: StationKey | None, *, expected: Link | None = None
+    record: RecordRow, key: Verifier | None, *, expected: Link | None = None
 ) -> list[Problem]:
     """Everything wrong with one record: its columns' types, its body (text, JSON, an object,
     the fields every record has), its hash, the place its body names against the columns beside
@@ -285,7 +285,7 @@ def _place_problems(record: RecordRow, body: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _signature_problems(record: RecordRow, key: StationKey, data: bytes | None) -> list[Problem]:
+def _signature_problems(record: RecordRow, key: Verifier, data: bytes | None) -> list[Problem]:
     if not isinstance(record.key_id, str) or not isinstance(record.signature, str):
         return []  # named as columns of the wrong type
     if record.key_id != key.key_id:

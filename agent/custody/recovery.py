@@ -91,7 +91,7 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
     """The repairs in their crash-safe order: every refusal before any repair, so a database
     that lost commits is left as found."""
     report = RecoveryReport()
-    durable.ensure_private_dir(staging_root)
+    durable.ensure_dir(staging_root, durable.PASS_DIR_MODE)  # the group reaches _chain/head.json
     report.temp_files_removed = remove_temp_files(staging_root)
     present: set[int] = set()
     newest: tuple[int, str] = (0, "")

@@ -5,6 +5,11 @@ checked both ways: each record's sidecar must equal it, and each sidecar in stag
 or an audit record, and the chain head) must name a record the database holds, or the database
 lost committed records.
 
+A user who may not read the evidence (a technician of the station's group: staged copies,
+sidecars and receipts are the service user's alone) gets the checks that need none of it:
+every record, each file row against its record, the chain's end and staging's head; the
+report says that no staged byte was re-hashed (`evidence_checked`).
+
 Read-only. Returns problems as data (one per finding, naming the file or record) so the CLI
 can print them and exit non-zero; it never repairs anything it finds, and never stops at one.
 """
@@ -18,7 +23,7 @@ from pathlib import Path
 from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem
 from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
-from agent.custody.keys import StationKey
+from agent.custody.keys import Verifier
 from agent.custody.records import (
     FIRST,
     link_after,
@@ -37,6 +42,7 @@ class Report:
     bytes_hashed: int = 0
     records_checked: int = 0
     problems: list[Problem] | None = None
+    evidence_checked: bool = True
 
     @property
     def ok(self) -> bool:
@@ -53,10 +59,11 @@ class _Files:
     report: Report
     buffer: bytearray
     problems: list[Problem] = field(default_factory=list)
+    evidence: bool = True  # staged copies and sidecars can be read
 
 
 def check_chain(
-    records: Iterator[RecordRow], key: StationKey
+    records: Iterator[RecordRow], key: Verifier
 ) -> tuple[dict[int, RecordRow], list[Problem]]:
     """Every record checked in chain order, each against the place the one before it left."""
     problems: list[Problem] = []
@@ -69,9 +76,16 @@ def check_chain(
     return by_seq, problems
 
 
-def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int = 1 << 20) -> Report:
+def verify(
+    store: Store,
+    key: Verifier,
+    staging_root: Path,
+    chunk_bytes: int = 1 << 20,
+    *,
+    evidence: bool = True,
+) -> Report:
     problems: list[Problem] = []
-    report = Report(problems=problems)
+    report = Report(problems=problems, evidence_checked=evidence)
     by_seq, chain_problems = check_chain(store.records(), key)
     problems.extend(chain_problems)
     report.records_checked = len(by_seq)
@@ -79,7 +93,8 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
     file_records: dict[object, RecordRow] = {
         rec.file_id: rec for rec in by_seq.values() if rec.kind == "file"
     }
-    walk = _Files(staging_root, by_seq, file_records, report, bytearray(chunk_bytes))
+    buffer = bytearray(chunk_bytes if evidence else 0)
+    walk = _Files(staging_root, by_seq, file_records, report, buffer, evidence=evidence)
     file_ids: set[object] = set()
     for row in store.all_files():
         file_ids.add(row.id)
@@ -88,7 +103,10 @@ def verify(store: Store, key: StationKey, staging_root: Path, chunk_bytes: int =
         else:
             _check_file(walk, row)
     problems.extend(walk.problems)
-    problems.extend(check_staging_chain(staging_root, by_seq))
+    if evidence:
+        problems.extend(check_staging_chain(staging_root, by_seq))
+    else:
+        problems.extend(_head_problems(staging_root, by_seq))
     problems.extend(_rows_gone(file_records, file_ids))
     return report
 
@@ -135,6 +153,21 @@ def _check_file(walk: _Files, row: FileRow) -> None:
         return
     walk.report.files_checked += 1
     rec = walk.by_seq.get(row.record_seq) if row.record_seq else None
+    _check_row_against_record(walk, row, rec)
+    if not walk.evidence:
+        return
+    # Purged after the sink confirmed it (agent.sync): the staged copy is gone on purpose; the
+    # record and the sidecar are still checked.
+    if not (row.purged_at and row.state is FileState.CONFIRMED):
+        # A damaged body (named by the chain check) tells no hash: the row's is checked.
+        body = signed_body(rec) if rec is not None else None
+        signed = body.get("sha256") if body is not None else row.sha256
+        _check_staged_copy(walk, row, signed)
+    if rec is not None:
+        _check_sidecar(walk, row, rec)
+
+
+def _check_row_against_record(walk: _Files, row: FileRow, rec: RecordRow | None) -> None:
     body = signed_body(rec) if rec is not None else None
     if rec is None or rec.file_id != row.id:
         detail = f"custody record {row.record_seq} is missing"
@@ -142,14 +175,6 @@ def _check_file(walk: _Files, row: FileRow) -> None:
     elif body is not None and (body.get("sha256") != row.sha256 or body.get("size") != row.size):
         detail = "hash or size on the row differs from its signed record"
         walk.problems.append(_file_problem(row, "row_edited", detail))
-    # Purged after the sink confirmed it (agent.sync): the staged copy is gone on purpose; the
-    # record and the sidecar are still checked.
-    if not (row.purged_at and row.state is FileState.CONFIRMED):
-        # A damaged body (named by the chain check) tells no hash: the row's is checked.
-        signed = body.get("sha256") if body is not None else row.sha256
-        _check_staged_copy(walk, row, signed)
-    if rec is not None:
-        _check_sidecar(walk, row, rec)
 
 
 def _check_staged_copy(walk: _Files, row: FileRow, signed: object) -> None:

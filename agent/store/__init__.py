@@ -3,23 +3,29 @@
 SQLite through sqlite-utils, schema applied with sqlite-utils migrations (schema.py), one
 module of queries per domain; rows are handed out typed (rows.py) and asked for by name, never
 by a caller's SQL. Opening refuses a damaged database, and refuses to create a fresh one where
-the data directory shows that one existed before. No file I/O on evidence here and no policy
-decisions.
+the data directory shows that one existed before. A reader who may not write the data
+directory (a technician of the station's group) gets the same checks over a read-only
+connection that writes nothing (agent.store.readonly). No file I/O on evidence here and no
+policy decisions.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import uuid
+import weakref
 from pathlib import Path
 
 from agent.core import durable
 from agent.core.errors import StoreBusy, StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
+from agent.store import readonly
 from agent.store.base import (
     DatabaseError,
     StoreError,
     _connect,
+    _create_db_file,
     _fsync_dir,
     _write_marker,
     is_damage,
@@ -106,12 +112,12 @@ class Store(
                     path=str(path), detail="missing", marker="none: nothing imported yet"
                 )
             return cls._initialise(data_dir, path, marker)
+        if not create and not readonly.may_write(data_dir):
+            return cls._open_read_only(path, expected, marker)
         try:
             conn = _connect(path)
-            result = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if result != "ok":
-                raise sqlite3.DatabaseError(str(result))
             store = cls(conn, path)
+            store._check_whole()
             store._check_identity(expected, marker)
             if create:
                 store._migrate()
@@ -120,6 +126,27 @@ class Store(
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(path=str(path), detail=str(exc)) from exc
         return store
+
+    @classmethod
+    def _open_read_only(cls, path: Path, expected: str, marker: Path) -> Store:
+        """For a reader who may not write the data directory (agent.store.readonly): the same
+        checks, and nothing written: no marker restored, no migration."""
+        try:
+            conn, scratch = readonly.connect(path)
+            store = cls(conn, path)
+            if scratch is not None:
+                weakref.finalize(store, shutil.rmtree, scratch, ignore_errors=True)
+            store._check_whole()
+            store._check_identity(expected, marker, restore=False)
+            store._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(path=str(path), detail=str(exc)) from exc
+        return store
+
+    def _check_whole(self) -> None:
+        result = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise sqlite3.DatabaseError(str(result))
 
     @classmethod
     def create_replacement(cls, data_dir: Path) -> Store:
@@ -172,6 +199,7 @@ class Store(
         """A new database at `building` with the schema and `store_id`; leftovers discarded."""
         for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
             leftover.unlink(missing_ok=True)
+        _create_db_file(building)
         store = cls(_connect(building), building)
         store._migrate()
         store.conn.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?)", (store_id,))
@@ -192,7 +220,7 @@ class Store(
             leftover.unlink(missing_ok=True)
         _fsync_dir(path.parent)
 
-    def _check_identity(self, expected: str, marker: Path) -> None:
+    def _check_identity(self, expected: str, marker: Path, *, restore: bool = True) -> None:
         tables = set(self.db.table_names())
         row = None
         if "meta" in tables:
@@ -203,8 +231,10 @@ class Store(
             raise sqlite3.DatabaseError("the database has no store identity")
         if not expected:
             # The marker is written after the database is complete: a kill in between, or a
-            # marker removed by hand. The database is whole, so the marker can be restored.
-            _write_marker(marker, str(row[0]))
+            # marker removed by hand. The database is whole, so the marker can be restored
+            # (by a writer: a reader of the group leaves it to the next one).
+            if restore:
+                _write_marker(marker, str(row[0]))
         elif row[0] != expected:
             raise StoreMismatch(path=str(self.path), found=row[0], expected=expected)
 

@@ -33,6 +33,20 @@ def is_disk_full(exc: sqlite3.Error) -> bool:
     return bool(getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL)
 
 
+# The database and its marker may be read by the station's group (README "Who may run what");
+# SQLite gives the -wal and -shm it creates the database file's mode.
+DB_MODE = 0o640
+
+
+def _create_db_file(path: Path) -> None:
+    """An empty database file of DB_MODE, whatever the umask, for SQLite to fill."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, DB_MODE)
+    try:
+        os.fchmod(fd, DB_MODE)
+    finally:
+        os.close(fd)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; every transaction here is explicit
     # (BEGIN IMMEDIATE), and sqlite-utils nests its own work in savepoints inside it.
@@ -51,8 +65,9 @@ def _write_marker(marker: Path, store_id: str) -> None:
     # The marker outlives the database: if the database later vanishes or is emptied, the
     # marker says state was lost instead of letting a fresh queue hide it.
     tmp = marker.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, DB_MODE)
     try:
+        os.fchmod(fd, DB_MODE)
         os.write(fd, store_id.encode() + b"\n")
         os.fsync(fd)
     finally:

@@ -46,11 +46,32 @@ def test_importing_again_adds_nothing_and_says_so(imported) -> None:  # type: ig
     assert len(rows(station.data_dir, "SELECT * FROM records")) == len(expected)
 
 
+# What the station's group may read (README "Who may run what"), with exactly these modes;
+# everything else, the evidence, its sidecars and the key among it, is the owner's alone.
+GROUP_MODES = {
+    "dockagent.db": 0o640,
+    "dockagent.db-wal": 0o640,
+    "dockagent.db-shm": 0o640,
+    "store.id": 0o640,
+    "station.pub": 0o644,
+    "staging": 0o710,
+    "staging/_chain": 0o710,
+    "staging/_chain/head.json": 0o640,
+}
+
+
 def test_staging_is_private(imported) -> None:  # type: ignore[no-untyped-def]
     station, _, _ = imported
+    seen = set()
     for path in [station.data_dir, *station.data_dir.rglob("*")]:
+        rel = path.relative_to(station.data_dir).as_posix()
         mode = path.stat().st_mode & 0o777
-        assert mode & 0o077 == 0, f"{path} is {mode:o}"
+        if rel in GROUP_MODES:
+            seen.add(rel)
+            assert mode == GROUP_MODES[rel], f"{path} is {mode:o}"
+        else:
+            assert mode & 0o077 == 0, f"{path} is {mode:o}"
+    assert {"dockagent.db", "station.pub", "staging", "staging/_chain/head.json"} <= seen
 
 
 def _tamper_db(data_dir: Path, *sql: str) -> None:

@@ -35,8 +35,9 @@ DOCUMENTED = {
     "usr/local/lib/systemd/system/dockagent-mount@.service": 0o644,
     "usr/local/lib/systemd/system/dockagent.service": 0o644,
     "usr/local/lib/udev/rules.d/99-dockagent.rules": 0o644,
-    "var/lib/dockagent/": 0o700,
+    "var/lib/dockagent/": 0o750,
     "var/lib/dockagent/station.key": 0o600,
+    "var/lib/dockagent/station.pub": 0o644,
 }
 PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
            "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",
@@ -201,6 +202,7 @@ def test_uninstall_never_removes_evidence(
         "etc/dockagent/config.toml",
         "var/lib/dockagent/dockagent.db",
         "var/lib/dockagent/station.key",
+        "var/lib/dockagent/station.pub",
     }
 
 
@@ -212,7 +214,7 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     _, root, _ = installed
     data = tmp_path / "data"
     shutil.copytree(root / "var/lib/dockagent", data)
-    assert {p.name for p in data.iterdir()} == {"station.key"}
+    assert {p.name for p in data.iterdir()} == {"station.key", "station.pub"}
     env = {
         "DOCKAGENT_DATA_DIR": str(data),
         "DOCKAGENT_TEST_STATION_CLOCK": "synced",
@@ -237,7 +239,7 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     assert (status["files"], status["chain_length"], status["sessions"]) == (0, 0, [])
     assert json.loads(run("queue", "--json").stdout) == []
     # Readers made no database on the station's behalf: the first writer does.
-    assert {p.name for p in data.iterdir()} == {"station.key"}
+    assert {p.name for p in data.iterdir()} == {"station.key", "station.pub"}
 
     # A technician who tries `rebuild` anyway is told there is nothing to rebuild.
     proc = run("rebuild")
@@ -247,11 +249,11 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     assert json.loads(run("status", "--json").stdout)["chain_length"] == 0
 
 
-def test_a_technician_who_is_not_the_service_user_is_told_how_to_run_it(
+def test_a_user_outside_the_group_is_told_how_to_run_it(
     installed: tuple[Path, Path, str],
 ) -> None:
-    # The data directory is the service user's alone (README "Who may run what"): another user,
-    # in the dockagent group or not, is told to go through root instead of meeting EACCES.
+    # The data directory is the service user's and the dockagent group's (README "Who may run
+    # what"): anyone else is told to go through root instead of meeting EACCES.
     _, root, _ = installed
     wrapper = (root / "usr/local/bin/dockagent").read_text()
     with tempfile.TemporaryDirectory() as base:
@@ -268,5 +270,5 @@ def test_a_technician_who_is_not_the_service_user_is_told_how_to_run_it(
             check=False,
         )
     assert proc.returncode == 77, proc.stderr
-    assert f"only the service user can read {data}" in proc.stderr
+    assert f"only the service user and the dockagent group can read {data}" in proc.stderr
     assert "sudo dockagent status --json" in proc.stderr

@@ -89,8 +89,13 @@ def test_open_staging_modes_and_evidence_in_tmp_are_found(tmp_path: Path, capsys
     data, content, _ = _station(root)
     (root / "st" / "cli.log").write_text("ok\n")
     (data / "staging" / "CAM1" / "2026" / "a.mp4").chmod(0o644)
+    # What the group may pass and read is not a problem; the same mode on evidence is.
+    (data / "staging").chmod(0o710)
+    (data / "staging" / "CAM1").chmod(0o710)
     (tmp / "stray.bin").write_bytes(b"header" + content[200:600])
     assert _run(root, tmp) == 1
     out = capsys.readouterr().out
     assert "a.mp4 is 644: staging must be private" in out
+    assert "CAM1 is 710: staging must be private" in out
+    assert f"{data / 'staging'} is" not in out
     assert "stray.bin: recording bytes under" in out

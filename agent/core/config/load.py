@@ -106,6 +106,8 @@ def _check_data_dir(config: Config, reader: Reader) -> None:
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.access(parent, os.W_OK):
+        if parent == data_dir and os.access(parent, os.R_OK | os.X_OK):
+            return  # a technician of the station's group, who may only look (README)
         raise reader.fail(None, "data_dir", f"{parent} is not writable by this user")
 
 
