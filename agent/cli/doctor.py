@@ -21,20 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from agent.camera import profile
+from agent.cli import sink_facts
 from agent.cli.output import emit_json
 from agent.core import config as config_mod
 from agent.core import log
 from agent.core.config import Config
 from agent.core.errors import (
     AgentError,
-    UploadRefused,
-    UploadRetryable,
-    UploadTlsFailed,
     describe,
 )
 from agent.custody import integrity, keys
 from agent.devices import rules
-from agent.health import clock, installation, server, station
+from agent.health import clock, installation, station
 from agent.health.station import GREEN, RED, YELLOW, Finding
 from agent.store import DatabaseError, Store, StoreError, readonly
 
@@ -49,9 +47,6 @@ UNIT_DIRS = ("etc/systemd/system", "usr/local/lib/systemd/system", "usr/lib/syst
              "lib/systemd/system")  # fmt: skip
 RULES_DIRS = ("etc/udev/rules.d", "usr/local/lib/udev/rules.d", "usr/lib/udev/rules.d",
               "lib/udev/rules.d")  # fmt: skip
-# The server check waits at most this long, whatever the upload timeouts say.
-SERVER_TIMEOUT_S = 10
-
 # Checks that need the configuration, and those that need the database open.
 _NEEDS_CONFIG = {"key", "database", "staging", "server", "refusals", "unconfirmed"}
 _NEEDS_STORE = {"refusals", "unconfirmed"}
@@ -186,7 +181,7 @@ class Doctor:
 
     def check_staging(self) -> Finding:
         cfg = self._cfg()
-        where = _nearest_existing(cfg.staging_path)
+        where = sink_facts.nearest_existing(cfg.staging_path)
         vfs = os.statvfs(where)
         return station.staging(
             station.Staging(
@@ -202,29 +197,7 @@ class Doctor:
         return station.clock(state.synchronised, state.describe())
 
     def check_server(self) -> Finding:
-        cfg = self._cfg()
-        if cfg.sync.kind == "directory":
-            root = cfg.archive_path
-            # The file system each would be on: that of its nearest existing directory.
-            shares = (
-                os.stat(_nearest_existing(root)).st_dev
-                == os.stat(_nearest_existing(cfg.staging_path)).st_dev
-            )
-            return server.directory_sink(
-                server.DirectorySink(
-                    root=root,
-                    configured=bool(cfg.sync.directory_root),
-                    is_dir=root.is_dir(),
-                    writable=os.access(root, os.W_OK),
-                    shares_staging=shares,
-                    wipe_policy=cfg.ingest.wipe_policy.value,
-                    staging=cfg.staging_path,
-                )
-            )
-        probe = _tus_probe(cfg)
-        if probe.failure is None and self.store is not None:
-            probe = _tus_history(probe, self.store)
-        return server.tus_server(probe)
+        return sink_facts.check(self._cfg(), self.store)
 
     def check_install(self) -> Finding:
         root = self.root
@@ -284,49 +257,6 @@ class Doctor:
         return station.unconfirmed(
             oldest, self.now, cfg.service.unconfirmed_warn_h, cfg.service.unconfirmed_bad_h
         )
-
-
-def _nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _tus_history(probe: server.TusProbe, store: Store) -> server.TusProbe:
-    """What past uploads showed of the server's confirmations (tus sink_refs are URLs)."""
-    held = store.unconfirmable_holds()
-    return dataclasses.replace(
-        probe,
-        verified_seen=store.tus_verified_count(),
-        unconfirmable=len(held),
-        unconfirmable_reason=held[-1].reason if held else "",
-    )
-
-
-def _tus_probe(cfg: Config) -> server.TusProbe:
-    """Ask the tus server what it offers (OPTIONS), with short timeouts."""
-    from agent.sync.tus_sink import TusSink  # noqa: PLC0415 - requests only when a server is set
-
-    sync = dataclasses.replace(
-        cfg.sync,
-        connect_timeout_s=min(cfg.sync.connect_timeout_s, SERVER_TIMEOUT_S),
-        read_timeout_s=min(cfg.sync.read_timeout_s, SERVER_TIMEOUT_S),
-    )
-    probe = server.TusProbe(endpoint=sync.endpoint, confirm_level=sync.confirm_level)
-    sink = TusSink(sync)
-    try:
-        caps = sink.client.capabilities()
-    except UploadTlsFailed as exc:
-        return dataclasses.replace(probe, failure="tls", message=exc.message)
-    except UploadRetryable as exc:
-        return dataclasses.replace(probe, failure="unreachable", message=exc.message)
-    except UploadRefused as exc:
-        return dataclasses.replace(probe, failure="refused", message=exc.message)
-    finally:
-        sink.close()
-    return dataclasses.replace(
-        probe, extensions=caps.extensions, checksums=caps.checksum_algorithms
-    )
 
 
 def _wanted(cfg: Config | None) -> installation.Wanted | None:
