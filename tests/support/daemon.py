@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,11 @@ from tests.support.cli import start_cli
 from tests.support.evidence import rows
 
 
-class DaemonProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        # Its output (the JSON log on stderr) goes to log_path, which the leak check reads.
-        self.proc = start_cli(["run"], env=env, log=log_path)
+class EventLog:
+    """A process whose JSON log lines (one event each) land in log_path, and waits on them."""
+
+    proc: subprocess.Popen[Any]
+    log_path: Path
 
     def events(self) -> list[dict[str, Any]]:
         out = []
@@ -39,6 +40,13 @@ class DaemonProcess:
                 raise AssertionError(f"daemon exited {self.proc.returncode} waiting for {name}")
             time.sleep(0.1)
         raise AssertionError(f"no {name} {match} within {timeout}s")
+
+
+class DaemonProcess(EventLog):
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        # Its output (the JSON log on stderr) goes to log_path, which the leak check reads.
+        self.proc = start_cli(["run"], env=env, log=log_path)
 
     def stop(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:

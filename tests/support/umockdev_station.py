@@ -30,13 +30,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tests.support.daemon import EventLog
 from tests.support.umockdev_run import GI_PYTHON
 
 HERE = Path(__file__).resolve().parent
@@ -128,7 +128,7 @@ def run_mount_helper(
 
 
 @dataclass
-class UmockdevStation:
+class UmockdevStation(EventLog):
     """The daemon under umockdev; plug() and unplug() a description, wait on its log."""
 
     proc: subprocess.Popen[str]
@@ -165,26 +165,6 @@ class UmockdevStation:
         answer = self._say({"stop": True})
         self.proc.wait(timeout=30)
         return int(answer["status"])
-
-    def events(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
-
-    def wait_event(self, name: str, timeout: float = 30, **match: object) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events():
-                if event.get("event") == name and all(event.get(k) == v for k, v in match.items()):
-                    return event
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the driver exited waiting for {name}")
-            time.sleep(0.1)
-        raise AssertionError(f"no {name} {match} within {timeout}s")
 
 
 def umockdev_station_missing() -> list[str]:
