@@ -46,6 +46,20 @@ def _mount_stand_in(tmp_path: Path) -> tuple[str, Path]:
     return f"{bin_dir}:{os.environ['PATH']}", calls
 
 
+def _configure_mount_strategy(
+    station: Station, tmp_path: Path, wipe_policy: str
+) -> tuple[Path, Path]:
+    """The fake source with the agent's own `mount` strategy; returns (spool, mount_dir)."""
+    spool, mount_dir = tmp_path / "spool", tmp_path / "mnt"
+    station.configure(
+        'station_id = "T"\n[storage]\nreserve_bytes = 0\n'
+        f'[ingest]\nwipe_policy = "{wipe_policy}"\n'
+        f'[devices]\nsources = ["fake"]\nfake_spool = "{spool}"\nrequire_enrollment = false\n'
+        f'mount_strategy = "mount"\nmount_dir = "{mount_dir}"\n'
+    )
+    return spool, mount_dir
+
+
 def test_the_agent_mounts_read_only_wipes_via_remount_and_unmounts(
     station: Station, tmp_path: Path
 ) -> None:
@@ -59,12 +73,7 @@ def test_the_agent_mounts_read_only_wipes_via_remount_and_unmounts(
     loop = subprocess.run(
         ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
     ).stdout.strip()
-    spool, mount_dir = tmp_path / "spool", tmp_path / "mnt"
-    station.configure(
-        'station_id = "T"\n[storage]\nreserve_bytes = 0\n[ingest]\nwipe_policy = "after_seal"\n'
-        f'[devices]\nsources = ["fake"]\nfake_spool = "{spool}"\nrequire_enrollment = false\n'
-        f'mount_strategy = "mount"\nmount_dir = "{mount_dir}"\n'
-    )
+    spool, mount_dir = _configure_mount_strategy(station, tmp_path, "after_seal")
     path, calls = _mount_stand_in(tmp_path)
     daemon = DaemonProcess(station.env(PATH=path), tmp_path / "daemon.log")
     try:
@@ -102,12 +111,7 @@ def test_the_agent_mounts_read_only_wipes_via_remount_and_unmounts(
 def test_a_volume_that_is_not_fat_or_exfat_is_refused_unmounted(
     station: Station, tmp_path: Path
 ) -> None:
-    spool, mount_dir = tmp_path / "spool", tmp_path / "mnt"
-    station.configure(
-        'station_id = "T"\n[storage]\nreserve_bytes = 0\n[ingest]\nwipe_policy = "never"\n'
-        f'[devices]\nsources = ["fake"]\nfake_spool = "{spool}"\nrequire_enrollment = false\n'
-        f'mount_strategy = "mount"\nmount_dir = "{mount_dir}"\n'
-    )
+    spool, _ = _configure_mount_strategy(station, tmp_path, "never")
     path, calls = _mount_stand_in(tmp_path)
     daemon = DaemonProcess(station.env(PATH=path), tmp_path / "daemon.log")
     try:

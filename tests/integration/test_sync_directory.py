@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,23 @@ def _import(station: Station, cam: Path) -> dict[str, object]:
     proc = station.run("import", str(cam), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return dict(json.loads(proc.stdout))
+
+
+def _damage_the_archive_copy_of_the_largest_file(
+    station: Station, tmp_path: Path
+) -> dict[str, Any]:
+    """Import a camera; put other bytes where the archive copy of its largest file will go, so
+    that file's upload is held. Returns that file's row."""
+    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\npurge_grace_s = 0\n')
+    _camera(tmp_path)
+    _import(station, tmp_path / "cam")
+    victim = rows(station.data_dir, "SELECT * FROM files ORDER BY size DESC LIMIT 1")[0]
+    day = datetime.fromisoformat(victim["staged_at"])
+    folder = station.data_dir / "archive" / "TEST-STATION" / f"{day:%Y/%m/%d}"
+    folder.mkdir(parents=True)
+    ext = str(victim["staged_path"]).rsplit(".", 1)[1]
+    (folder / f"{victim['sha256']}.{ext}").write_bytes(b"something else entirely")
+    return victim
 
 
 def test_default_sink_archives_by_layout_and_confirms_on_reread(
@@ -73,15 +91,7 @@ def test_default_sink_archives_by_layout_and_confirms_on_reread(
 def test_a_damaged_archive_copy_is_held_with_an_alarm_and_never_purged(
     station: Station, tmp_path: Path
 ) -> None:
-    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\npurge_grace_s = 0\n')
-    _camera(tmp_path)
-    _import(station, tmp_path / "cam")
-    victim = rows(station.data_dir, "SELECT * FROM files ORDER BY size DESC LIMIT 1")[0]
-    day = datetime.fromisoformat(victim["staged_at"])
-    folder = station.data_dir / "archive" / "TEST-STATION" / f"{day:%Y/%m/%d}"
-    folder.mkdir(parents=True)
-    ext = str(victim["staged_path"]).rsplit(".", 1)[1]
-    (folder / f"{victim['sha256']}.{ext}").write_bytes(b"something else entirely")
+    victim = _damage_the_archive_copy_of_the_largest_file(station, tmp_path)
     proc = station.run("sync", "--once")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "upload.digest_mismatched" in proc.stderr
@@ -290,15 +300,7 @@ def test_a_purge_cut_short_between_mark_and_unlink_is_finished_at_the_next_start
 
 
 def test_retry_releases_a_held_file_and_signs_who_did_it(station: Station, tmp_path: Path) -> None:
-    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\npurge_grace_s = 0\n')
-    _camera(tmp_path)
-    _import(station, tmp_path / "cam")
-    victim = rows(station.data_dir, "SELECT * FROM files ORDER BY size DESC LIMIT 1")[0]
-    day = datetime.fromisoformat(victim["staged_at"])
-    folder = station.data_dir / "archive" / "TEST-STATION" / f"{day:%Y/%m/%d}"
-    folder.mkdir(parents=True)
-    ext = str(victim["staged_path"]).rsplit(".", 1)[1]
-    (folder / f"{victim['sha256']}.{ext}").write_bytes(b"something else entirely")
+    victim = _damage_the_archive_copy_of_the_largest_file(station, tmp_path)
     assert station.run("sync", "--once").returncode == 3
     held = rows(station.data_dir, "SELECT * FROM files WHERE id=?", (victim["id"],))[0]
     assert (held["state"], held["reason_kind"]) == ("held", "upload_held")
