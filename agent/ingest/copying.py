@@ -49,9 +49,8 @@ BATCH_FILES = 64
 # One file copied but not yet published: (file id, display name, the copy, its temporary file).
 _Staged = tuple[int, str, StagedCopy, durable.TempFile]
 
-# Why a session stops copying, and its kind; NO_STOP while it goes on.
+# Why a session stops copying, and its kind (None while it goes on).
 Stop = tuple[str, ProblemKind]
-NO_STOP: Stop = ("", ProblemKind.OTHER)
 
 
 def batches(
@@ -112,8 +111,8 @@ class BatchCopier:
         candidates: tuple[Candidate, ...],
         summary: ImportSummary,
         log_: Any,
-    ) -> Stop:
-        """Claim, copy, stage and seal a batch; returns why the session stops, or NO_STOP.
+    ) -> Stop | None:
+        """Claim, copy, stage and seal a batch; returns why the session stops, or None.
 
         A batch shares its commits and directory fsyncs (small files: ~2 fsyncs each instead
         of ~7); each file is still fsynced on its own, and no row says `staged` before the
@@ -121,14 +120,14 @@ class BatchCopier:
         """
         self._claim(batch)
         staged: list[_Staged] = []
-        stopped = NO_STOP
+        stopped: Stop | None = None
         abort: BaseException | None = None
         ran_out = ("", "")  # the file during which staging filled up, and the error
         for file_id, index in batch:
             cand = candidates[index]
             name = display_name(cand.rel_path)
             crashpoints.hit("copy.claimed")
-            if stopped[0]:
+            if stopped is not None:
                 self._release(file_id, *stopped)
                 summary.add_problem(name, *stopped)
                 continue
@@ -246,7 +245,7 @@ class BatchCopier:
 
     def _copy_failed(
         self, file_id: int, exc: BaseException, name: str, log_: Any
-    ) -> tuple[str, ProblemKind, Stop]:
+    ) -> tuple[str, ProblemKind, Stop | None]:
         """Put the row where the failure belongs; returns (reason, its kind, why the session
         stops)."""
         reason = describe(exc) if isinstance(exc, OSError) else str(exc)
@@ -255,7 +254,7 @@ class BatchCopier:
             problem = ProblemKind.SOURCE_CHANGED
         if isinstance(exc, UnsafePathError):
             reason = f"not a regular file when opened: {exc}"
-        stop = NO_STOP
+        stop: Stop | None = None
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             self._staging_full(file_id, exc, name, reason, log_)
         if isinstance(exc, OSError) and exc.errno in _GONE:

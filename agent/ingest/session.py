@@ -34,7 +34,7 @@ from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
 from agent.health.dock import DockCheck
 from agent.ingest.continuation import ContinuedDock, DockHealth
-from agent.ingest.copying import NO_STOP, BatchCopier, batches, check_space
+from agent.ingest.copying import BatchCopier, Stop, batches, check_space
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped
 from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
@@ -236,14 +236,14 @@ class Importer:
     ) -> None:
         """Copy the pending files batch by batch; once the session has to stop (shutdown, the
         camera gone), every file not yet copied is listed in the summary with the reason."""
-        stopped = NO_STOP
+        stopped: Stop | None = None
         for batch in batches(pending, candidates):
-            if not stopped[0] and self.should_stop():
+            if stopped is None and self.should_stop():
                 stopped = (
                     "the station is shutting down; copied at the next start",
                     ProblemKind.SHUTTING_DOWN,
                 )
-            if stopped[0]:
+            if stopped is not None:
                 for _, index in batch:
                     summary.add_problem(display_name(candidates[index].rel_path), *stopped)
                 continue
