@@ -22,10 +22,10 @@ from agent.core import durable
 from agent.core.errors import StoreBusy, StoreCorrupt, StoreMismatch, StoreMissing, StoreTooNew
 from agent.store import readonly
 from agent.store.base import (
+    DB_MODE,
     DatabaseError,
     StoreError,
     _connect,
-    _create_db_file,
     _fsync_dir,
     _write_marker,
     is_damage,
@@ -199,8 +199,10 @@ class Store(
         """A new database at `building` with the schema and `store_id`; leftovers discarded."""
         for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
             leftover.unlink(missing_ok=True)
-        _create_db_file(building)
         store = cls(_connect(building), building)
+        # SQLite creates the file (under the umask); its mode is set here, before any -wal or
+        # -shm of the placed database exists, which take the database file's mode.
+        os.chmod(building, DB_MODE)
         store._migrate()
         store.conn.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?)", (store_id,))
         return store

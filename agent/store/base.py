@@ -38,15 +38,6 @@ def is_disk_full(exc: sqlite3.Error) -> bool:
 DB_MODE = 0o640
 
 
-def _create_db_file(path: Path) -> None:
-    """An empty database file of DB_MODE, whatever the umask, for SQLite to fill."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, DB_MODE)
-    try:
-        os.fchmod(fd, DB_MODE)
-    finally:
-        os.close(fd)
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; every transaction here is explicit
     # (BEGIN IMMEDIATE), and sqlite-utils nests its own work in savepoints inside it.
