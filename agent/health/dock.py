@@ -30,7 +30,9 @@ _log = log.get(__name__)
 T = TypeVar("T")
 
 # Log events kept in the store (once per line): what compliance, faults and the clock need.
-# Unknown events are kept too ("kept as-is and counted", camera-layout.md).
+# Unknown events are kept too ("kept as-is and counted", camera-layout.md): all are counted by
+# kind in the session's log summary, and the newest agent.health.logs.UNKNOWN_SAMPLE of a dock are
+# stored as a sample (storing every one cost ~23 MB of database per dock of a hostile log).
 KEPT_EVENTS = frozenset(
     {"REC_INTERRUPT", "FAULT", "TIME_SET", "LOW_BATTERY", "STORAGE_FULL", "USB_CONNECT"}
 )

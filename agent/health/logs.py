@@ -3,12 +3,20 @@
 A camera log is hostile, possibly garbled input: malformed lines and unknown events are
 counted and kept (escaped), never fatal, and nothing here raises on content. Text kept from a
 log goes through display_name() and is cut short; no log line is ever written to our own logs.
+
+Time and memory are bounded whatever the camera wrote: at most LOG_READ_LIMIT bytes of a log
+are read, a line is held to at most MAX_LINE_BYTES (the rest of a longer line is dropped as it
+is read, and the line counted as malformed), every step over a line is linear in its length (no
+backtracking regular expression meets a field), and what is kept of a parse is capped:
+MAX_EVENTS kept events, UNKNOWN_SAMPLE unknown ones, MAX_UNKNOWN_KINDS distinct unknown kinds.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,12 +39,23 @@ KNOWN_EVENTS = frozenset(
     }
 )
 LOG_READ_LIMIT = 4 << 20  # the tail kept of a log; a camera's month of events is far less
+# Bytes of one line looked at; a camera writes lines of well under 200 bytes. A longer line is
+# cut to MAX_LINE_BYTES + 1 bytes as it is read (so its length still says it was longer) and
+# is counted as malformed, never parsed.
+MAX_LINE_BYTES = 4096
 MAX_LINE = 512  # characters of a line kept as text
+# Events held from one parse: the newest MAX_EVENTS the caller keeps (a log's tail holds
+# ~100,000 lines; the clock needs the last USB_CONNECT and TIME_SET, which are the newest).
+MAX_EVENTS = 1000
+UNKNOWN_SAMPLE = 20  # the newest unknown events held as a sample; all are counted
+MAX_UNKNOWN_KINDS = 32  # distinct unknown event names counted by name; the rest together
+MAX_KIND = 64  # characters of an unknown event's name kept as its kind
 _CHUNK = 64 << 10  # bytes read at a time from a camera log
 _SAMPLES = 5
 
+# Linear: anchored, no nested or overlapping repetition; only ever meets a capped line.
 _LINE = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) ([A-Za-z_][A-Za-z0-9_]*)(?: (.*))?$")
-_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*?)(?= [A-Za-z_][A-Za-z0-9_]*=|$)")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # with fullmatch, on one token
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,11 @@ class ParsedLog:
     head_skipped_bytes: int = 0  # the log was longer than LOG_READ_LIMIT: its start not read
     malformed_samples: list[str] = field(default_factory=list)
     event_count: int = 0  # events parsed; `events` may hold only those the caller kept
+    overlong: int = 0  # lines longer than MAX_LINE_BYTES (counted in `malformed` too)
+    # Unknown events by name, at most MAX_UNKNOWN_KINDS names; the others in unknown_other.
+    unknown_kinds: dict[str, int] = field(default_factory=dict)
+    unknown_other: int = 0
+    events_dropped: int = 0  # kept events beyond MAX_EVENTS / UNKNOWN_SAMPLE, not held
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -67,7 +91,21 @@ class ParsedLog:
             "unknown": self.unknown,
             "head_skipped_bytes": self.head_skipped_bytes,
             "malformed_samples": self.malformed_samples,
+            "overlong": self.overlong,
+            "unknown_kinds": dict(self.unknown_kinds),
+            "unknown_other_kinds": self.unknown_other,
+            "events_not_kept": self.events_dropped,
         }
+
+    def count_unknown(self, event: str) -> None:
+        self.unknown += 1
+        kind = event[:MAX_KIND]
+        if kind in self.unknown_kinds:
+            self.unknown_kinds[kind] += 1
+        elif len(self.unknown_kinds) < MAX_UNKNOWN_KINDS:
+            self.unknown_kinds[kind] = 1
+        else:
+            self.unknown_other += 1
 
 
 class Tail:
@@ -123,19 +161,30 @@ def open_tail(root_fd: int, rel: bytes, limit: int = LOG_READ_LIMIT) -> Tail | N
 
 
 def _lines(chunks: Iterable[bytes], head_skipped: int) -> Iterator[bytes]:
-    """Lines of a log; a partial first line (when the head was skipped) and CRs dropped."""
+    """Lines of a log; a partial first line (when the head was skipped) and CRs dropped.
+
+    A line longer than MAX_LINE_BYTES comes out cut to MAX_LINE_BYTES + 1 bytes: the rest is
+    dropped as it is read, so memory stays one chunk and one capped line, and time linear in
+    the bytes read (a 4 MiB line without a newline used to be joined chunk by chunk).
+    """
+    keep = MAX_LINE_BYTES + 1
     pending = b""
     drop_first = bool(head_skipped)
     for chunk in chunks:
-        pending += chunk
         start = 0
-        while (end := pending.find(b"\n", start)) >= 0:
+        while True:
+            end = chunk.find(b"\n", start)
+            stop = len(chunk) if end < 0 else end
+            if not drop_first and len(pending) < keep:
+                pending += chunk[start : min(stop, start + keep - len(pending))]
+            if end < 0:
+                break
             if drop_first:
                 drop_first = False
             else:
-                yield pending[start:end].removesuffix(b"\r")
+                yield pending.removesuffix(b"\r")
+            pending = b""
             start = end + 1
-        pending = pending[start:]
     if pending and not drop_first:
         yield pending.removesuffix(b"\r")
 
@@ -150,40 +199,76 @@ def parse_system_log(
     head_skipped: int = 0,
     keep: Callable[[LogEvent], bool] | None = None,
 ) -> ParsedLog:
-    """SYSTEM.LOG as bytes or as lines; only the events `keep` accepts are held (default all),
-    every one is counted."""
+    """SYSTEM.LOG as bytes or as lines; every line is counted, and of the events `keep` accepts
+    (default all) the newest MAX_EVENTS known and UNKNOWN_SAMPLE unknown ones are held, in log
+    order. Time is linear in the bytes given; lines over MAX_LINE_BYTES count as malformed."""
     parsed = ParsedLog(head_skipped_bytes=head_skipped)
+    held: deque[LogEvent] = deque(maxlen=MAX_EVENTS)
+    sample: deque[LogEvent] = deque(maxlen=UNKNOWN_SAMPLE)
     lines = split_lines(data, head_skipped) if isinstance(data, bytes) else data
     for number, raw in enumerate(lines, start=1):
         parsed.lines += 1
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
+        item = _event(number, raw)
+        if item is None:
             _malformed(parsed, raw)
             continue
-        match = _LINE.match(text)
-        if not match:
-            _malformed(parsed, raw)
-            continue
-        try:
-            when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
-        except ValueError:
-            _malformed(parsed, raw)
-            continue
-        event = match.group(2)
-        rest = match.group(3) or ""
-        fields = {m.group(1): m.group(2) for m in _FIELD.finditer(rest)}
-        known = event in KNOWN_EVENTS
-        if not known:
-            parsed.unknown += 1
         parsed.event_count += 1
-        item = LogEvent(number, when, event, fields, display_name(text)[:MAX_LINE], known)
+        if not item.known:
+            parsed.count_unknown(item.event)
         if keep is None or keep(item):
-            parsed.events.append(item)
+            into = held if item.known else sample
+            parsed.events_dropped += len(into) == into.maxlen
+            into.append(item)
+    parsed.events = list(heapq.merge(held, sample, key=lambda e: e.index))
     return parsed
+
+
+def _event(number: int, raw: bytes) -> LogEvent | None:
+    """One line as an event; None when it is malformed (over-long, not UTF-8, no time/name)."""
+    if len(raw) > MAX_LINE_BYTES:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    match = _LINE.match(text)
+    if not match:
+        return None
+    try:
+        when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    event = match.group(2)
+    fields = parse_fields(match.group(3) or "")
+    line = display_name(text[:MAX_LINE])[:MAX_LINE]
+    return LogEvent(number, when, event, fields, line, event in KNOWN_EVENTS)
+
+
+def parse_fields(rest: str) -> dict[str, str]:
+    """`key=value ...` after the event name, one pass over space-separated tokens.
+
+    A value runs up to the next token that starts with `key=` (TIME_SET's times hold a space).
+    The regular expression this replaces tried every position with a lazy value and a
+    lookahead, quadratic on a long run of letters without `=` (40,000 characters: 6.8 s).
+    """
+    fields: dict[str, str] = {}
+    key = ""
+    parts: list[str] = []
+    for token in rest.split(" "):
+        name, eq, value = token.partition("=")
+        if eq and _KEY.fullmatch(name):
+            if key:
+                fields[key] = " ".join(parts)
+            key, parts = name, [value]
+        elif key:
+            parts.append(token)
+    if key:
+        fields[key] = " ".join(parts)
+    return fields
 
 
 def _malformed(parsed: ParsedLog, raw: bytes) -> None:
     parsed.malformed += 1
+    parsed.overlong += len(raw) > MAX_LINE_BYTES
     if len(parsed.malformed_samples) < _SAMPLES:
         parsed.malformed_samples.append(display_name(raw[:120]))
