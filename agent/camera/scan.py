@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from datetime import datetime
 
 from agent.camera import volume
@@ -17,7 +18,9 @@ from agent.camera.profile import NameInfo, Profile
 from agent.core.model import Candidate, FileKind, ScanProblem, ScanResult
 
 # Deeper than any camera layout; deep enough for hostile trees (tested with 300 levels).
-# Each level holds one descriptor while its subdirectories are walked.
+# The walk holds one descriptor per level of the directory it is in (O(depth), never one per
+# sibling: a camera with thousands of directories exhausted RLIMIT_NOFILE, getrlimit(2), and
+# the directories opened last, RECORD among them, were not walked).
 MAX_DEPTH = 512
 
 _SPECIAL = (
@@ -50,6 +53,19 @@ def scan_volume(root_fd: int, profile: Profile, capacity: int) -> ScanResult:
     return ScanResult(tuple(walk.candidates), tuple(walk.problems), walk.dirs)
 
 
+_Subdir = tuple[bytes, bytes, os.stat_result]  # name, path below the root, lstat as listed
+
+
+@dataclass
+class _Frame:
+    """A directory on the walk's current path: its descriptor and the subdirectories left."""
+
+    fd: int
+    rel: bytes
+    depth: int
+    subdirs: list[_Subdir]
+
+
 class _Walk:
     """One depth-first walk of a volume: the descriptor stack and what was found so far."""
 
@@ -71,34 +87,57 @@ class _Walk:
         self.candidates: list[Candidate] = []
         self.problems: list[ScanProblem] = []
         self.dirs = 0
-        # Each stack frame: (descriptor of the directory, its path below the root, depth).
-        self.stack: list[tuple[int, bytes, int]] = []
+        # The directories on the current path, root first; only these are open.
+        self.stack: list[_Frame] = []
 
     def run(self) -> None:
-        self.stack.append((os.dup(self.root_fd), b"", 0))
+        """Depth first: list a directory, then enter its subdirectories one at a time, each
+        opened relative to its parent (O_NOFOLLOW) and checked to be the one listed."""
         try:
+            self._enter(os.dup(self.root_fd), b"", 0)
             while self.stack:
-                dir_fd, dir_rel, depth = self.stack.pop()
-                self.dirs += 1
-                try:
-                    files_here = self._directory(dir_fd, dir_rel, depth)
-                finally:
-                    os.close(dir_fd)
-                self._files(dir_rel, files_here)
+                frame = self.stack[-1]
+                if not frame.subdirs:
+                    self.stack.pop()
+                    os.close(frame.fd)
+                    continue
+                name, rel, st = frame.subdirs.pop()
+                sub = self._open_child(frame.fd, name, rel, st)
+                if sub >= 0:
+                    self._enter(sub, rel, frame.depth + 1)
         finally:
-            for fd, _, _ in self.stack:
-                os.close(fd)
+            for frame in self.stack:
+                os.close(frame.fd)
+            self.stack.clear()
+
+    def _enter(self, dir_fd: int, dir_rel: bytes, depth: int) -> None:
+        """List one directory (its descriptor is owned from here): its files become candidates,
+        and it goes on the stack with its subdirectories still to walk."""
+        self.dirs += 1
+        try:
+            listed = self._directory(dir_fd, dir_rel, depth)
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        if listed is None:
+            os.close(dir_fd)
+            return
+        files_here, subdirs = listed
+        self._files(dir_rel, files_here)
+        subdirs.reverse()  # popped from the end: walked in name order
+        self.stack.append(_Frame(dir_fd, dir_rel, depth, subdirs))
 
     def _directory(
         self, dir_fd: int, dir_rel: bytes, depth: int
-    ) -> list[tuple[bytes, os.stat_result]]:
-        """The regular files of one directory; its subdirectories go onto the stack."""
+    ) -> tuple[list[tuple[bytes, os.stat_result]], list[_Subdir]] | None:
+        """The regular files and the subdirectories to walk of one directory (None: unreadable)."""
         try:
             entries = _list(dir_fd)
         except OSError as exc:
             self.problems.append(ScanProblem(dir_rel or b".", f"directory unreadable: {exc}"))
-            return []
+            return None
         files_here: list[tuple[bytes, os.stat_result]] = []
+        subdirs: list[_Subdir] = []
         for name in entries:
             rel = _join(dir_rel, name)
             try:
@@ -107,32 +146,47 @@ class _Walk:
                 self.problems.append(ScanProblem(rel, f"cannot stat: {exc.strerror}"))
                 continue
             if stat.S_ISDIR(st.st_mode):
-                self._descend(dir_fd, name, rel, st, depth + 1)
+                if self._may_descend(rel, st, depth + 1):
+                    subdirs.append((name, rel, st))
             elif stat.S_ISREG(st.st_mode):
                 files_here.append((name, st))
             else:
                 what = next((w for test, w in _SPECIAL if test(st.st_mode)), "not a regular file")
                 self.problems.append(ScanProblem(rel, f"{what}: not read"))
-        return files_here
+        return files_here, subdirs
 
-    def _descend(
-        self, dir_fd: int, name: bytes, rel: bytes, st: os.stat_result, depth: int
-    ) -> None:
-        """Push a subdirectory for walking, unless it is another file system or too deep."""
+    def _may_descend(self, rel: bytes, st: os.stat_result, depth: int) -> bool:
+        """Is a subdirectory to be walked: not another file system, not too deep?"""
         if st.st_dev != self.root_dev:
             self.problems.append(
                 ScanProblem(rel, "another file system is mounted here; not entered")
             )
-            return
+            return False
         if depth > MAX_DEPTH:
             self.problems.append(ScanProblem(rel, f"deeper than {MAX_DEPTH} levels; not walked"))
-            return
+            return False
+        return True
+
+    def _open_child(self, dir_fd: int, name: bytes, rel: bytes, listed: os.stat_result) -> int:
+        """The subdirectory's descriptor, or -1 (a problem recorded) when it cannot be opened
+        or is no longer the directory that was listed (replaced while the volume was walked)."""
         try:
             sub = os.open(name, volume.DIR_FLAGS, dir_fd=dir_fd)
         except OSError as exc:
             self.problems.append(ScanProblem(rel, f"directory cannot be opened: {exc.strerror}"))
-            return
-        self.stack.append((sub, rel, depth))
+            return -1
+        try:
+            st = os.fstat(sub)
+        except BaseException:
+            os.close(sub)
+            raise
+        if (st.st_dev, st.st_ino) != (listed.st_dev, listed.st_ino):
+            os.close(sub)
+            self.problems.append(
+                ScanProblem(rel, "directory replaced while the volume was walked; not walked")
+            )
+            return -1
+        return sub
 
     def _files(self, dir_rel: bytes, files_here: list[tuple[bytes, os.stat_result]]) -> None:
         """One directory's regular files as candidates, named by the profile.
