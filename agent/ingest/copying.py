@@ -37,6 +37,7 @@ from agent.core.model import (
 )
 from agent.custody.seal import Sealer
 from agent.ingest.offload import Copier
+from agent.ingest.preflight import free_bytes
 from agent.store import Store
 
 # A camera that vanished: every further read will fail the same way, so stop the session.
@@ -68,23 +69,6 @@ def batches(
         size += item_size
     if batch:
         yield batch
-
-
-def check_space(config: Config, needed: int) -> None:
-    """Refuse (StagingFull) before copying when staging cannot hold `needed` bytes more."""
-    if needed == 0:
-        return
-    staging = config.staging_path
-    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
-    free = _free_bytes(config)
-    if needed > free:
-        raise StagingFull(path=str(staging), free=max(free, 0), needed=needed)
-
-
-def _free_bytes(config: Config) -> int:
-    """Space left in staging above the configured reserve (negative when inside it)."""
-    vfs = os.statvfs(config.staging_path)
-    return vfs.f_bavail * vfs.f_frsize - config.storage.reserve_bytes
 
 
 class BatchCopier:
@@ -296,5 +280,5 @@ class BatchCopier:
         )
         needed = self.store.file(file_id).size
         raise StagingFull(
-            path=str(self.config.staging_path), free=max(_free_bytes(self.config), 0), needed=needed
+            path=str(self.config.staging_path), free=max(free_bytes(self.config), 0), needed=needed
         ) from exc

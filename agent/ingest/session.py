@@ -34,9 +34,10 @@ from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
 from agent.health.dock import DockCheck
 from agent.ingest.continuation import ContinuedDock, DockHealth
-from agent.ingest.copying import BatchCopier, Stop, batches, check_space
+from agent.ingest.copying import BatchCopier, Stop, batches
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped
+from agent.ingest.preflight import fit_space, record_left
 from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
 from agent.store import FileRow, SessionRow, Store
 
@@ -194,10 +195,14 @@ class Importer:
         if not pending:
             log_.info("session.nothing_new", files=summary.files_found)
 
-        needed = sum(result.candidates[i].size for _, i in pending)
-        check_space(self.config, needed)
+        fits = fit_space(self.config, pending, result.candidates)
+        if len(fits) < len(pending):
+            taken = {file_id for file_id, _ in fits}
+            left = [item for item in pending if item[0] not in taken]
+            record_left(self.store, left, result.candidates, summary, self.now)
+            log_.warning("session.files_deferred", copied=len(fits), left=len(left))
 
-        self._copy(root_fd, pending, result.candidates, summary, log_)
+        self._copy(root_fd, fits, result.candidates, summary, log_)
         self._finish(root_fd, summary, result.problems, used, capacity, log_, dock)
 
     def _register(
