@@ -162,3 +162,40 @@ def test_a_stalled_worker_stops_the_watchdog_pings(station: Station, tmp_path: P
     finally:
         daemon.kill()
         listener.close()
+
+
+def test_a_megabyte_log_line_does_not_stop_the_pings(station: Station, tmp_path: Path) -> None:
+    """A SYSTEM.LOG line of 1 MiB of letters without `=` held the GIL in a quadratic regex for
+    hours: no pings (systemd would kill the daemon) and no other camera taken in. Now the line is
+    one malformed line: pings keep their interval, both cameras are taken in and sealed."""
+    spool = tmp_path / "spool"
+    _configure(station, spool)
+    hostile, plain = tmp_path / "hostile", tmp_path / "plain"
+    spec = CameraSpec(serial="LONGLOG1", days=1, files_per_day=4, file_size=64 << 10)
+    hostile_files = write_camera(spec, hostile)
+    plain_files = write_camera(CameraSpec(serial="PLAIN01", days=1, files_per_day=3), plain)
+    log = hostile / "LOG" / "SYSTEM.LOG"
+    log.write_bytes(b"2026-11-27 08:00:00 FAULT " + b"a" * (1 << 20) + b"\n" + log.read_bytes())
+    listener, daemon = _start(station, tmp_path)
+    try:
+        wait_until(lambda: len(listener.times("WATCHDOG=1")) >= 2, 30, "watchdog pings")
+        docked_at = time.monotonic()
+        _dock(spool, "LONGLOG1", hostile)
+        _dock(spool, "PLAIN01", plain)
+        for serial, files in (("LONGLOG1", hostile_files), ("PLAIN01", plain_files)):
+            wait_until(
+                lambda s=serial, f=files: sealed_count(station.data_dir, s) == len(f.entries),
+                60,
+                f"every file of {serial} sealed",
+            )
+        taken_in_s = time.monotonic() - docked_at
+        assert taken_in_s < 60
+        before = len([t for t in listener.times("WATCHDOG=1") if t < docked_at])
+        wait_until(lambda: len(listener.times("WATCHDOG=1")) >= before + 3, 5, "pings go on")
+        pings = [t for t in listener.times("WATCHDOG=1") if t >= docked_at]
+        gaps = [b - a for a, b in itertools.pairwise([docked_at, *pings])]
+        assert max(gaps) < WATCHDOG_USEC / 1e6, gaps
+        assert daemon.stop(timeout=30) == 0
+    finally:
+        daemon.kill()
+        listener.close()
