@@ -188,3 +188,36 @@ def test_files_that_fit_staging_are_held_when_the_camera_does_not_fit(
         assert row["state"] == "discovered"
         assert row["reason_kind"] == "staging_full" and "staging" in row["reason"]
         assert station.run("verify").returncode == 0
+
+
+def test_unknown_log_events_are_counted_not_stored_without_limit(
+    station: Station, tmp_path: Path
+) -> None:
+    """Every unknown event used to become a database row (4 MiB of them: ~23 MB per dock).
+    Now each dock stores the newest few as a sample and counts them all by kind, with a
+    bounded number of kinds; known events the station uses are stored as before."""
+    station.configure(CONFIG)
+    cam = tmp_path / "cam"
+    files = {"DEVICE.INF": b"serial=CAM1\nofficer_id=7\n", **_recordings(2)}
+    for rel, data in files.items():
+        (cam / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cam / rel).write_bytes(data)
+    lines = [
+        f"2026-11-27 08:{i // 60 % 60:02d}:{i % 60:02d} EV{i % 500} n={i}" for i in range(50_000)
+    ]
+    lines += ["2026-11-27 09:00:00 FAULT code=E12", "2026-11-27 09:00:01 USB_CONNECT"]
+    files["LOG/SYSTEM.LOG"] = "\n".join(lines).encode() + b"\n"
+    (cam / "LOG").mkdir()
+    (cam / "LOG/SYSTEM.LOG").write_bytes(files["LOG/SYSTEM.LOG"])
+    proc = _import(station, cam)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert_all_sealed(station.data_dir, "CAM1", _expected(files))
+    stored = rows(station.data_dir, "SELECT event FROM camera_events WHERE device_serial='CAM1'")
+    events = [r["event"] for r in stored]
+    assert "FAULT" in events and "USB_CONNECT" in events
+    assert len([e for e in events if e.startswith("EV")]) == 20
+    health = rows(station.data_dir, "SELECT system_log FROM session_health")[-1]
+    summary = json.loads(health["system_log"])
+    assert summary["unknown"] == 50_000
+    assert len(summary["unknown_kinds"]) == 32
+    assert sum(summary["unknown_kinds"].values()) + summary["unknown_other_kinds"] == 50_000
