@@ -8,6 +8,7 @@ reason: nothing on a volume is skipped silently.
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,35 @@ def test_a_file_larger_than_the_volume_is_reported_not_listed(root: Path) -> Non
     assert _names(result) == [b"RECORD/" + RECORDING]
     reason = _problems(result)[b"SPARSE.MP4"]
     assert reason.startswith(f"claims {1 << 30} bytes, more than the whole volume")
+
+
+def test_siblings_are_walked_with_descriptors_for_the_path_only(tmp_path: Path) -> None:
+    """Every sibling directory used to be opened before any was walked: 200 of them under a
+    limit of 20 spare descriptors left most of them (and their files) unlisted."""
+    for i in range(200):
+        _write(tmp_path, b"D%03d/deep/file" % i)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    spare = len(os.listdir("/proc/self/fd")) + 20
+    resource.setrlimit(resource.RLIMIT_NOFILE, (spare, hard))
+    try:
+        result = _scan(tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert result.problems == ()
+    assert len(result.candidates) == 200 and result.dirs == 401
+
+
+def test_a_directory_replaced_after_it_was_listed_is_not_walked(tmp_path: Path) -> None:
+    """The walk opens a child after listing its parent: a directory swapped in between (here
+    by a real rename) is named as a problem, never walked in place of the one listed."""
+    _write(tmp_path, b"RECORD/a.MP4")
+    _write(tmp_path, b"OTHER/b.MP4")
+    with volume.open_root(str(tmp_path)) as fd:
+        listed = os.stat("RECORD", dir_fd=fd, follow_symlinks=False)
+        os.rename(tmp_path / "RECORD", tmp_path / "OLD")
+        os.rename(tmp_path / "OTHER", tmp_path / "RECORD")
+        walk = scan._Walk(fd, profile.load("generic"), 0)
+        assert walk._open_child(fd, b"RECORD", b"RECORD", listed) == -1
+    assert [p.reason for p in walk.problems] == [
+        "directory replaced while the volume was walked; not walked"
+    ]
