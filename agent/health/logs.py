@@ -8,7 +8,9 @@ Time and memory are bounded whatever the camera wrote: at most LOG_READ_LIMIT by
 are read, a line is held to at most MAX_LINE_BYTES (the rest of a longer line is dropped as it
 is read, and the line counted as malformed), every step over a line is linear in its length (no
 backtracking regular expression meets a field), and what is kept of a parse is capped:
-MAX_EVENTS kept events, UNKNOWN_SAMPLE unknown ones, MAX_UNKNOWN_KINDS distinct unknown kinds.
+MAX_EVENTS kept events, UNKNOWN_SAMPLE unknown ones, MAX_UNKNOWN_KINDS distinct unknown kinds,
+each event's text cut to MAX_LINE characters and its fields to MAX_FIELDS of MAX_VALUE. So what a
+dock may store of one log is at most 1,020 events of ~2 KiB, whatever the camera wrote.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ MAX_EVENTS = 1000
 UNKNOWN_SAMPLE = 20  # the newest unknown events held as a sample; all are counted
 MAX_UNKNOWN_KINDS = 32  # distinct unknown event names counted by name; the rest together
 MAX_KIND = 64  # characters of an unknown event's name kept as its kind
+# Fields kept of one event: at most MAX_FIELDS keys of MAX_KEY characters (longer keys are
+# dropped), values cut to MAX_VALUE characters; camera-layout.md's events have one or two.
+MAX_FIELDS = 8
+MAX_KEY = 32
+MAX_VALUE = 128
 _CHUNK = 64 << 10  # bytes read at a time from a camera log
 _SAMPLES = 5
 
@@ -245,7 +252,8 @@ def _event(number: int, raw: bytes) -> LogEvent | None:
 
 
 def parse_fields(rest: str) -> dict[str, str]:
-    """`key=value ...` after the event name, one pass over space-separated tokens.
+    """`key=value ...` after the event name, one pass over space-separated tokens, kept
+    within MAX_FIELDS / MAX_KEY / MAX_VALUE.
 
     A value runs up to the next token that starts with `key=` (TIME_SET's times hold a space).
     The regular expression this replaces tried every position with a lazy value and a
@@ -258,13 +266,20 @@ def parse_fields(rest: str) -> dict[str, str]:
         name, eq, value = token.partition("=")
         if eq and _KEY.fullmatch(name):
             if key:
-                fields[key] = " ".join(parts)
+                _put(fields, key, parts)
             key, parts = name, [value]
         elif key:
             parts.append(token)
     if key:
-        fields[key] = " ".join(parts)
+        _put(fields, key, parts)
     return fields
+
+
+def _put(fields: dict[str, str], key: str, parts: list[str]) -> None:
+    """Keep a field within bounds: what is stored per event stays ~1 KiB (a stored event's
+    fields come from a hostile line of up to MAX_LINE_BYTES)."""
+    if len(key) <= MAX_KEY and (key in fields or len(fields) < MAX_FIELDS):
+        fields[key] = " ".join(parts)[:MAX_VALUE]
 
 
 def _malformed(parsed: ParsedLog, raw: bytes) -> None:

@@ -113,6 +113,14 @@ def test_fields_read_back_as_written(pairs: list[tuple[str, str]]) -> None:
 
 
 @PROPERTY
+@given(st.text(alphabet="ab=_ ", max_size=3000))
+def test_fields_kept_are_bounded(text: str) -> None:
+    fields = logs.parse_fields(text)
+    assert len(fields) <= logs.MAX_FIELDS
+    assert all(len(k) <= logs.MAX_KEY and len(v) <= logs.MAX_VALUE for k, v in fields.items())
+
+
+@PROPERTY
 @given(
     st.lists(st.sampled_from([*sorted(logs.KNOWN_EVENTS), "SELF_TEST", "X", "EV_"]), max_size=200),
     st.integers(1, 60),
