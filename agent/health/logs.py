@@ -1,7 +1,7 @@
 """SYSTEM.LOG parsed into events (camera-layout.md), and the safe tail read of a camera log.
 
 A camera log is hostile, possibly garbled input: malformed lines and unknown events are
-counted and kept (escaped), never fatal, and nothing here raises on content. Text kept from a
+counted and a sample kept (escaped), never fatal, and nothing here raises on content. Text kept from a
 log goes through display_name() and is cut short; no log line is ever written to our own logs.
 
 Time and memory are bounded whatever the camera wrote: at most LOG_READ_LIMIT bytes of a log
