@@ -1,8 +1,9 @@
 """SYSTEM.LOG parsed into events (camera-layout.md), and the safe tail read of a camera log.
 
 A camera log is hostile, possibly garbled input: malformed lines and unknown events are
-counted and a sample kept (escaped), never fatal, and nothing here raises on content. Text kept from a
-log goes through display_name() and is cut short; no log line is ever written to our own logs.
+counted and a sample kept (escaped), never fatal, and nothing here raises on content. Text
+kept from a log goes through display_name() and is cut short; no log line is ever written to
+our own logs.
 
 Time and memory are bounded whatever the camera wrote: at most LOG_READ_LIMIT bytes of a log
 are read, a line is held to at most MAX_LINE_BYTES (the rest of a longer line is dropped as it
