@@ -82,6 +82,7 @@ class Importer:
         should_stop: Callable[[], bool] = lambda: False,
         stays_docked: bool = False,
         usb_serial: str = "",
+        identity_check: str = "",
         make_writable: Callable[[bool], None] | None = None,
         continues: int | None = None,
     ) -> ImportSummary:
@@ -101,7 +102,7 @@ class Importer:
             if check is not None:
                 check(info)
             if continues is None:
-                session_id = self._open_session(info, path, usb_serial)
+                session_id = self._open_session(info, path, usb_serial, identity_check)
             else:
                 session_id = self._continue_session(continues, info, path)
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)
@@ -118,11 +119,14 @@ class Importer:
                 raise
             return summary
 
-    def _open_session(self, info: DeviceInfo, path: str, usb_serial: str) -> int:
+    def _open_session(
+        self, info: DeviceInfo, path: str, usb_serial: str, identity_check: str
+    ) -> int:
         session_id = self.store.open_session(
             {
                 "device_serial": info.serial,
                 "usb_serial": usb_serial,
+                "identity_check": identity_check,
                 "profile": self.profile.name,
                 "officer_id": info.officer_id,
                 "vendor": info.vendor,

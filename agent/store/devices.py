@@ -23,10 +23,13 @@ class DeviceRow:
     enrolled_by: str
     revoked_at: str | None
     revoked_by: str | None
+    # 0007_identity_binding: when this station's binding was written to the camera
+    bound_at: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DeviceRow:
-        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+        present = set(row.keys())
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in present})
 
     def as_dict(self) -> dict[str, object]:
         """Every column by name (`dockagent devices enrolled --json`)."""
@@ -60,6 +63,12 @@ class DeviceQueries(StoreBase):
             "enrolled_at=excluded.enrolled_at, enrolled_by=excluded.enrolled_by, "
             "revoked_at=NULL, revoked_by=NULL",
             (serial, officer_id, now, by),
+        )
+
+    def mark_bound(self, serial: str, now: str) -> None:
+        """The camera now carries this station's binding; every later dock must show it."""
+        self.conn.execute(
+            "UPDATE devices SET bound_at=? WHERE serial=? AND bound_at IS NULL", (now, serial)
         )
 
     def revoke(self, serial: str, by: str, now: str) -> bool:
