@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
         shown = f"path={display_name(args.path)}" + (
             f" {display_name(usb.describe())}" if usb is not None else ""
         )
+        importer = Importer(cfg, ctx.store, ctx.sealer, prof)
         try:
-            summary = Importer(cfg, ctx.store, ctx.sealer, prof).import_volume(
+            summary = importer.import_volume(
                 args.path,
                 check=check,
                 usb_serial=usb.serial if usb is not None else "",
@@ -77,13 +78,15 @@ def run(args: argparse.Namespace) -> int:
     data = dataclasses.asdict(summary)
     data["complete"] = summary.complete
     data["usb_identity"] = usb.serial if usb is not None else None
-    data["identity_check"] = identity
+    data["identity_check"] = importer.identity_check
     if args.json:
         emit_json(data)
     else:
         out = sys.stdout
         if usb is None:
             out.write(f"{identity}: DEVICE.INF taken on the technician's word\n")
+        if importer.binding.detail:
+            out.write(f"{importer.binding.detail}\n")
         out.write(
             f"camera {summary.device_serial} (officer {summary.officer_id or '-'}), "
             f"session {summary.session_id}: {summary.files_found} files found, "
