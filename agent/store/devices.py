@@ -57,11 +57,13 @@ class RefusalRow:
 
 class DeviceQueries(StoreBase):
     def enroll(self, serial: str, officer_id: str, by: str, now: str) -> None:
+        """Enrol, or enrol again: a new enrolment forgets the camera's binding, so it is bound
+        anew at its next dock (how a reformatted camera is taken back; an audited action)."""
         self.conn.execute(
             "INSERT INTO devices(serial, officer_id, enrolled_at, enrolled_by) VALUES (?,?,?,?) "
             "ON CONFLICT(serial) DO UPDATE SET officer_id=excluded.officer_id, "
             "enrolled_at=excluded.enrolled_at, enrolled_by=excluded.enrolled_by, "
-            "revoked_at=NULL, revoked_by=NULL",
+            "revoked_at=NULL, revoked_by=NULL, bound_at=NULL",
             (serial, officer_id, now, by),
         )
 

@@ -2,8 +2,9 @@
 
 With `[devices] bind_cameras = true`, an enrolled camera is bound at its first dock on a writable
 volume, and from then on a dock of that serial is refused, before any evidence is read, when its
-volume shows no binding, another camera's, or a forged one; the refusal is recorded. A verified
-binding is not evidence: it is not copied, never wiped, and does not stop a wipe.
+volume shows no binding, another camera's, or a forged one; the refusal is recorded, and
+enrolling the serial again is how it is bound anew. A verified binding is not evidence: it is
+not copied, never wiped, and does not stop a wipe.
 """
 
 from __future__ import annotations
@@ -134,6 +135,14 @@ def test_a_bound_camera_is_refused_without_its_binding_or_with_a_forged_one(
     assert len(rows(station.data_dir, "SELECT * FROM sessions")) == sessions
     refused = station.json("devices", "--refused")
     assert len(refused) == len(cases)
+    # Enrolling it again (an audited action) is how a reformatted camera is taken back.
+    assert station.run("devices", "enroll", "CAMC01").returncode == 0
+    reformatted = tmp_path / "reformatted"
+    write_camera(_spec("CAMC01"), reformatted)
+    status, summary, err = _import(station, reformatted)
+    assert status == 0, err
+    assert summary["identity_check"].endswith("binding written")
+    assert (reformatted / BINDING).read_bytes() != genuine
 
 
 def test_a_read_only_camera_is_not_bound_and_not_yet_required_to_be(
