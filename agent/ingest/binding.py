@@ -2,11 +2,13 @@
 
 With `[devices] bind_cameras` on and a profile that allows it (`binding = true`), an enrolled
 camera is bound at its first dock on a writable volume (trust on first use): the station writes
-DOCKAGENT.BND (agent.camera.binding) and records when (devices.bound_at). From then on every
-dock of that serial must show a binding that this station's key signed for that serial; a
-missing, copied, foreign or forged one refuses the camera (CameraRefused, which the daemon and
+DOCKAGENT.BND (agent.camera.binding) and records when: devices.bound_at, and a signed
+`device.bound` record in the chain, which a rebuilt store replays. From then on every dock of
+that serial must show a binding that this station's key signed for that serial; a missing,
+copied, foreign or forged one refuses the camera (CameraRefused, which the daemon and
 `dockagent import` record as a refusal) before any evidence is read. A binding that verifies
-while the store has no record of it (a rebuilt store) arms the requirement again.
+while the store has no record of it (a crash between writing it and recording it) arms the
+requirement again.
 Holds no SQL and reads no evidence; the file's format and I/O are agent.camera.binding's.
 """
 
@@ -21,6 +23,7 @@ from agent.core import log
 from agent.core.config import Config
 from agent.core.errors import CameraRefused, describe
 from agent.core.model import DeviceInfo, display_name
+from agent.custody import audit
 from agent.custody.keys import StationKey
 from agent.store import Store
 
@@ -102,6 +105,10 @@ def bind(root_fd: int, serial: str, config: Config, store: Store, key: StationKe
     except OSError as exc:
         _log.warning("device.binding_not_written", device_serial=serial, reason=describe(exc))
         return f"binding not written ({describe(exc)})"
-    store.mark_bound(serial, now)
+    with store.transaction():
+        store.mark_bound(serial, now)
+        # In the chain too, so a rebuilt store still requires the binding (agent.rebuild).
+        detail = {"serial": serial, "bound_at": now}
+        audit.record_action(store, key, config.station_id, "device.bound", detail, now)
     _log.info("device.bound", device_serial=serial, bound_at=now)
     return "binding written"

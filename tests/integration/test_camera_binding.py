@@ -161,3 +161,22 @@ def test_a_read_only_camera_is_not_bound_and_not_yet_required_to_be(
         assert not (point / BINDING).exists()
     (device,) = station.json("devices", "enrolled")
     assert device["bound_at"] is None
+
+
+def test_a_rebuilt_store_still_requires_the_binding(station: Station, tmp_path: Path) -> None:
+    station.configure(CONFIG)
+    assert station.run("devices", "enroll", "CAMR01").returncode == 0
+    first = tmp_path / "first"
+    write_camera(_spec("CAMR01"), first)
+    status, _summary, err = _import(station, first)
+    assert status == 0, err
+    (bound,) = station.json("devices", "enrolled")
+    (station.data_dir / "dockagent.db").write_bytes(b"")  # the database lost
+    rebuilt = station.run("rebuild", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    (device,) = station.json("devices", "enrolled")
+    assert device["bound_at"] == bound["bound_at"]  # replayed from the signed record
+    lookalike = tmp_path / "lookalike"
+    write_camera(_spec("CAMR01"), lookalike)
+    status, _summary, err = _import(station, lookalike)
+    assert status == 77 and "missing, although this station bound CAMR01" in err
