@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from agent.camera import volume
 
 NAME = "DOCKAGENT.BND"
+PARTIAL_NAME = "DOCKAGENT.BN~"  # being written; left behind only by a crash (then evidence)
 MAX_BYTES = 1024
 _HEADER = "dockagent-binding 1"
 _FIELDS = ("station", "serial", "bound_at", "hmac")
@@ -91,10 +92,12 @@ def read(root_fd: int) -> bytes | None:
 
 
 def write(root_fd: int, binding: Binding) -> None:
-    """Write the binding at the volume root (O_NOFOLLOW: a link planted there is refused) and
-    fsync it and the root. OSError as the volume gives it (EROFS when mounted read-only)."""
+    """Write the binding at the volume root: into PARTIAL_NAME first (O_NOFOLLOW: a link
+    planted there is refused), fsync'ed, then renamed over NAME and the root fsync'ed, so a
+    power cut leaves no binding or a whole one, never a torn one that would refuse the camera
+    at its next dock. OSError as the volume gives it (EROFS when mounted read-only)."""
     fd = os.open(
-        NAME,
+        PARTIAL_NAME,
         os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
         0o644,
         dir_fd=root_fd,
@@ -106,4 +109,5 @@ def write(root_fd: int, binding: Binding) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    os.rename(PARTIAL_NAME, NAME, src_dir_fd=root_fd, dst_dir_fd=root_fd)
     os.fsync(root_fd)

@@ -70,6 +70,7 @@ def test_a_camera_is_bound_at_its_first_dock_and_verified_at_the_next(
         assert status == 0, err
         assert summary["identity_check"].endswith("binding written")
         lines = (point / BINDING).read_text("ascii").splitlines()
+        assert not (point / "DOCKAGENT.BN~").exists()  # written aside, then renamed into place
         assert lines[:3] == ["dockagent-binding 1", "station=T", "serial=CAMBIND1"]
     (device,) = station.json("devices", "enrolled")
     assert device["bound_at"]
