@@ -3,7 +3,8 @@
 The only module of the agent that imports pyudev. It reports what the hardware says about itself
 (ids, serial, file system, USB interfaces) and the port it is plugged into as capped strings,
 never interpreted; it decides nothing about whether a device is allowed (agent.ingest.policy
-does) and never opens, mounts or reads one.
+does) and never opens, mounts or reads one. block_identity() answers the same for the block
+device behind a mounted path (`dockagent import PATH`, through agent.devices.backing).
 Order at start (STYLE.md): monitor first, then enumerate, then poll; duplicates dropped.
 """
 
