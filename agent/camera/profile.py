@@ -41,6 +41,8 @@ class Profile:
     label_pattern: re.Pattern[str] | None = None
     timezone: str = ""
     clock_threshold_s: int = 30
+    # The camera keeps a small file the station writes at its root (agent.camera.binding).
+    binding: bool = False
 
     def matches_hardware(self, vendor_id: str, model_id: str, fs_label: str) -> bool:
         """Does a USB device's identity fit this profile (ids, and label where one is set)?"""
@@ -111,4 +113,12 @@ def _parse(raw: dict[str, Any]) -> Profile:
         label_pattern=re.compile(label) if label else None,
         timezone=str(raw.get("timezone", "")),
         clock_threshold_s=int(raw.get("clock_threshold_s", 30)),
+        binding=_flag(raw, "binding"),
     )
+
+
+def _flag(raw: dict[str, Any], name: str) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value

@@ -3,7 +3,9 @@
 Every entry is looked at with lstat relative to its directory's descriptor; links are never
 followed, special files never opened, other file systems mounted inside never entered. Every
 regular file becomes a Candidate and everything else a ScanProblem with a reason: nothing on
-the volume is skipped silently. This module reads directory listings only, never file content.
+the volume is skipped silently but the station's own regular files at the root that the caller
+names as reserved (a verified binding, agent.ingest.binding): accounted for, not evidence.
+This module reads directory listings only, never file content.
 """
 
 from __future__ import annotations
@@ -41,13 +43,16 @@ def camera_wall_time(mtime_ns: int) -> str:
     return datetime.fromtimestamp(mtime_ns // 1_000_000_000).isoformat()
 
 
-def scan_volume(root_fd: int, profile: Profile, capacity: int) -> ScanResult:
+def scan_volume(
+    root_fd: int, profile: Profile, capacity: int, reserved: frozenset[bytes] = frozenset()
+) -> ScanResult:
     """Every regular file below root_fd as a Candidate, everything else as a ScanProblem.
 
     capacity is the volume's size in bytes (0 when the file system does not say); a file that
-    claims more is reported, not listed. Candidates come back sorted by path.
+    claims more is reported, not listed. A regular file at the root named in `reserved` is
+    neither. Candidates come back sorted by path.
     """
-    walk = _Walk(root_fd, profile, capacity)
+    walk = _Walk(root_fd, profile, capacity, reserved)
     walk.run()
     walk.candidates.sort(key=lambda c: c.rel_path)
     return ScanResult(tuple(walk.candidates), tuple(walk.problems), walk.dirs)
@@ -69,8 +74,11 @@ class _Frame:
 class _Walk:
     """One depth-first walk of a volume: the descriptor stack and what was found so far."""
 
-    def __init__(self, root_fd: int, profile: Profile, capacity: int) -> None:
+    def __init__(
+        self, root_fd: int, profile: Profile, capacity: int, reserved: frozenset[bytes]
+    ) -> None:
         self.root_fd = root_fd
+        self.reserved = reserved
         self.root_dev = os.fstat(root_fd).st_dev
         self.profile = profile
         self.capacity = capacity
@@ -149,7 +157,8 @@ class _Walk:
                 if self._may_descend(rel, st, depth + 1):
                     subdirs.append((name, rel, st))
             elif stat.S_ISREG(st.st_mode):
-                files_here.append((name, st))
+                if not (dir_rel == b"" and name in self.reserved):
+                    files_here.append((name, st))
             else:
                 what = next((w for test, w in _SPECIAL if test(st.st_mode)), "not a regular file")
                 self.problems.append(ScanProblem(rel, f"{what}: not read"))

@@ -202,10 +202,11 @@ def run_enrolled(args: argparse.Namespace) -> int:
                         r.enrolled_at,
                         r.enrolled_by,
                         r.revoked_at or "",
+                        r.bound_at or "",
                     )
                     for r in rows
                 ],
-                ["serial", "officer", "enrolled", "by", "revoked"],
+                ["serial", "officer", "enrolled", "by", "revoked", "bound"],
             )
             + "\n"
         )

@@ -1,4 +1,10 @@
-"""`dockagent import PATH`: take a mounted camera volume (or a directory like one) into custody."""
+"""`dockagent import PATH`: take a mounted camera volume (or a directory like one) into custody.
+
+When a USB device holds PATH (agent.devices.backing), its USB serial must be the serial
+DEVICE.INF names, as the daemon requires of every dock; a mismatch is refused and recorded as a
+refusal before any evidence is read. A directory, or an image on a loop device, has no USB
+identity: it is imported on the technician's word, and the output and the session say so.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from agent.cli.devices import enroll, record_refusal
 from agent.cli.output import emit_json
 from agent.core.errors import EXIT_INCOMPLETE, CameraRefused
 from agent.core.model import DeviceInfo, display_name
+from agent.devices.backing import backing_of
 from agent.ingest import policy
 from agent.ingest.session import Importer
 
@@ -33,30 +40,53 @@ def run(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     prof = profile.load(args.profile, cfg.devices.profile_dir)
     with context.writer(cfg) as ctx:
+        behind = backing_of(args.path)
+        usb = behind.usb
 
         def check(info: DeviceInfo) -> None:
-            # The daemon's allow-list, applied to DEVICE.INF's serial (no USB identity here).
+            # The daemon's check of the hardware against DEVICE.INF, where there is hardware;
+            # before --enroll, so a mismatched volume cannot enrol the serial it claims.
+            admission = policy.admit_backing(usb, info.serial)
+            if not admission.allowed:
+                raise CameraRefused(path=args.path, problem=admission.reason)
             if args.enroll and info.serial not in ctx.store.enrolled():
                 enroll(ctx, info.serial, info.officer_id)
+            # The daemon's allow-list, applied to DEVICE.INF's serial.
             admission = policy.admit_import(
                 info.serial, ctx.store.enrolled(), cfg.devices.require_enrollment
             )
             if not admission.allowed:
                 raise CameraRefused(path=args.path, problem=admission.reason)
 
+        identity = (
+            f"USB serial {usb.serial} matches DEVICE.INF" if usb is not None else behind.describe()
+        )
+        shown = f"path={display_name(args.path)}" + (
+            f" {display_name(usb.describe())}" if usb is not None else ""
+        )
+        importer = Importer(cfg, ctx.store, ctx.sealer, prof)
         try:
-            summary = Importer(cfg, ctx.store, ctx.sealer, prof).import_volume(
-                args.path, check=check
+            summary = importer.import_volume(
+                args.path,
+                check=check,
+                usb_serial=usb.serial if usb is not None else "",
+                identity_check=identity,
             )
         except CameraRefused as exc:
-            record_refusal(ctx, "import", f"path={display_name(args.path)}", exc)
+            record_refusal(ctx, "import", shown, exc)
             raise
     data = dataclasses.asdict(summary)
     data["complete"] = summary.complete
+    data["usb_identity"] = usb.serial if usb is not None else None
+    data["identity_check"] = importer.identity_check
     if args.json:
         emit_json(data)
     else:
         out = sys.stdout
+        if usb is None:
+            out.write(f"{identity}: DEVICE.INF taken on the technician's word\n")
+        if importer.binding.detail:
+            out.write(f"{importer.binding.detail}\n")
         out.write(
             f"camera {summary.device_serial} (officer {summary.officer_id or '-'}), "
             f"session {summary.session_id}: {summary.files_found} files found, "

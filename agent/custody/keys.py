@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent.core import durable, log
 from agent.core.errors import StationKeyError
 
 PUBLIC_NAME = "station.pub"
 PUBLIC_MODE = 0o644
+# HKDF's `info` (RFC 5869 section 3.2): what the derived key is for, so it is no other key.
+_BINDING_INFO = b"dockagent camera binding v1"
 
 _log = log.get(__name__)
 
@@ -70,6 +73,18 @@ class StationKey:
 
     def sign(self, data: bytes) -> bytes:
         return self.private.sign(data)
+
+    def binding_key(self) -> bytes:
+        """The HMAC-SHA256 key of camera bindings (agent.camera.binding), derived from the
+        station key with HKDF-SHA256 (RFC 5869): never stored, so there is no second secret to
+        keep 0600 and back up; whoever holds the station key can bind, nobody else can."""
+        raw = self.private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_BINDING_INFO)
+        return hkdf.derive(raw)
 
 
 def verify_signature(public: Ed25519PublicKey, signature: bytes, data: bytes) -> bool:

@@ -3,7 +3,8 @@
 The only module of the agent that imports pyudev. It reports what the hardware says about itself
 (ids, serial, file system, USB interfaces) and the port it is plugged into as capped strings,
 never interpreted; it decides nothing about whether a device is allowed (agent.ingest.policy
-does) and never opens, mounts or reads one.
+does) and never opens, mounts or reads one. block_identity() answers the same for the block
+device behind a mounted path (`dockagent import PATH`, through agent.devices.backing).
 Order at start (STYLE.md): monitor first, then enumerate, then poll; duplicates dropped.
 """
 
@@ -159,6 +160,13 @@ def describe(device: Any) -> tuple[DeviceIdentity, dict[str, str]] | None:
             return None
     elif devtype != "partition" or not has_fs:
         return None
+    return _identity(device, usb_device, devtype, fs_type)
+
+
+def _identity(
+    device: Any, usb_device: Any | None, devtype: str, fs_type: str
+) -> tuple[DeviceIdentity, dict[str, str]]:
+    """The ids, serial, file system and port of a block device on the USB bus."""
     # udev rules copy the disk's ids onto its partitions; fall back along the chain when a
     # rule is missing. ID_USB_* (systemd >= 252) are the USB device's own ids even behind a
     # USB-SATA bridge, where ID_SERIAL_SHORT may be the disk's serial instead.
@@ -187,6 +195,29 @@ def describe(device: Any) -> tuple[DeviceIdentity, dict[str, str]] | None:
     if usb_device is not None:
         extra["usb_device"] = _text(usb_device.sys_path)
     return identity, extra
+
+
+def block_identity(devnum: int) -> DeviceIdentity | None:
+    """What udev says about the block device numbered `devnum` (major:minor, a file system's
+    st_dev) when it is on the USB bus; None when udev knows no block device by that number or
+    it is not on the USB bus (a loop device, an internal disk).
+
+    Unlike describe(), any block device on the USB bus answers, whatever its file system looks
+    like to udev: this is asked about a volume already mounted, to learn whose it is.
+    Raises ConfigError when udev cannot be asked at all.
+    """
+    try:
+        context = pyudev.Context()
+        device = pyudev.Devices.from_device_number(context, "block", devnum)
+    except pyudev.DeviceNotFoundError:
+        return None
+    except (ImportError, OSError) as exc:
+        raise ConfigError(where="udev", problem=f"udev cannot be asked ({exc})") from exc
+    usb_device = device.find_parent("usb", "usb_device")
+    if usb_device is None and _property(device, "ID_BUS") != "usb":
+        return None
+    devtype = _text(device.device_type)
+    return _identity(device, usb_device, devtype, _property(device, "ID_FS_TYPE"))[0]
 
 
 class UdevSource:

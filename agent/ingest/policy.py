@@ -203,6 +203,17 @@ def admit_camera(usb_serial: str, info_serial: str) -> Admission:
     return Admission(True, "")
 
 
+def admit_backing(usb: DeviceIdentity | None, info_serial: str) -> Admission:
+    """`dockagent import PATH`, once DEVICE.INF is read: when a USB device holds PATH, the same
+    check as the daemon's (admit_device's usable serial, then admit_camera). A path held by no
+    USB device (None) has no hardware identity to compare, and passes: the caller records so."""
+    if usb is None:
+        return Admission(True, "")
+    if not SERIAL.fullmatch(usb.serial):
+        return Admission(False, "the USB device holding it has no usable USB serial")
+    return admit_camera(usb.serial, info_serial)
+
+
 def admit_import(
     info_serial: str, enrolled: Mapping[str, object], require_enrollment: bool
 ) -> Admission:

@@ -33,6 +33,8 @@ from agent.core.model import (
 from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
 from agent.health.dock import DockCheck
+from agent.ingest import binding
+from agent.ingest.binding import BindingCheck, BindingState
 from agent.ingest.continuation import ContinuedDock, DockHealth
 from agent.ingest.copying import BatchCopier, Stop, batches
 from agent.ingest.offload import Copier
@@ -74,6 +76,11 @@ class Importer:
         # sessions by id. `continued`: that session's row as it was, when it was taken up again.
         self.session_id: int | None = None
         self.continued: SessionRow | None = None
+        # What the volume's binding showed (agent.ingest.binding), and what the session records
+        # of the camera's identity (the caller's check of the hardware, then the binding's).
+        self.binding = BindingCheck(BindingState.OFF, "")
+        self.hardware_check = ""
+        self.identity_check = ""
 
     def import_volume(
         self,
@@ -83,6 +90,7 @@ class Importer:
         should_stop: Callable[[], bool] = lambda: False,
         stays_docked: bool = False,
         usb_serial: str = "",
+        identity_check: str = "",
         make_writable: Callable[[bool], None] | None = None,
         continues: int | None = None,
     ) -> ImportSummary:
@@ -93,7 +101,11 @@ class Importer:
         `continues` is the id of the session of this same dock, taken up again (the daemon's
         pass once every file is confirmed): no second session is opened and the dock's health
         is not read again (its first pass did, and wrote TIME.TXT if that was due); what this
-        pass copies and wipes is added to that session."""
+        pass copies and wipes is added to that session.
+
+        `identity_check` is what the caller checked of the camera's hardware identity, for the
+        session's record; the binding's check (agent.ingest.binding) follows `check`'s and may
+        refuse the camera too."""
         self.should_stop = should_stop
         self.make_writable = make_writable
         self.stays_docked = stays_docked
@@ -101,8 +113,13 @@ class Importer:
             info = camera.read_device_info(root_fd, self.profile, path)
             if check is not None:
                 check(info)
+            self.binding = binding.check(
+                root_fd, info, self.config, self.profile, self.store, self.sealer.key, path
+            )
+            self.hardware_check = identity_check
+            self.identity_check = self._identity(self.binding.detail)
             if continues is None:
-                session_id = self._open_session(info, path, usb_serial)
+                session_id = self._open_session(info, path, usb_serial, self.identity_check)
             else:
                 session_id = self._continue_session(continues, info, path)
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)
@@ -119,11 +136,14 @@ class Importer:
                 raise
             return summary
 
-    def _open_session(self, info: DeviceInfo, path: str, usb_serial: str) -> int:
+    def _open_session(
+        self, info: DeviceInfo, path: str, usb_serial: str, identity_check: str
+    ) -> int:
         session_id = self.store.open_session(
             {
                 "device_serial": info.serial,
                 "usb_serial": usb_serial,
+                "identity_check": identity_check,
                 "profile": self.profile.name,
                 "officer_id": info.officer_id,
                 "vendor": info.vendor,
@@ -179,7 +199,7 @@ class Importer:
         vfs = os.fstatvfs(root_fd)
         capacity = vfs.f_blocks * vfs.f_frsize
         used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
-        result = scan.scan_volume(root_fd, self.profile, capacity)
+        result = scan.scan_volume(root_fd, self.profile, capacity, self.binding.reserved())
         summary.files_found = len(result.candidates)
         for problem in result.problems:
             summary.add_problem(
@@ -276,11 +296,16 @@ class Importer:
         if decision.allowed and self.make_writable is None and _read_only(root_fd):
             # Trying anyway would refuse every file with EROFS: one reason for the session.
             decision = WipeDecision(False, READ_ONLY_MOUNT)
-        writable = self.make_writable is not None and (decision.allowed or dock.wants_clock_write())
+        due = self.binding.state is BindingState.DUE
+        writable = self.make_writable is not None and (
+            decision.allowed or dock.wants_clock_write() or due
+        )
         if writable and self.make_writable is not None:
             self.make_writable(True)
         try:
             self._wipe_and_close(root_fd, summary, rows, states, decision, log_, dock)
+            if due:
+                self._bind(root_fd, summary)
         finally:
             if writable and self.make_writable is not None:
                 self.make_writable(False)
@@ -319,6 +344,18 @@ class Importer:
             already_held=summary.files_already_held,
             problems=len(summary.problems),
         )
+
+    def _bind(self, root_fd: int, summary: ImportSummary) -> None:
+        """Bind the camera now that its dock went through (agent.ingest.binding), and say so in
+        the session's identity_check."""
+        cfg, key = self.config, self.sealer.key
+        done = binding.bind(root_fd, summary.device_serial, cfg, self.store, key, self.now())
+        self.binding = BindingCheck(self.binding.state, done)
+        self.identity_check = self._identity(done)
+        self.store.update_session(summary.session_id, {"identity_check": self.identity_check})
+
+    def _identity(self, binding_detail: str) -> str:
+        return "; ".join(p for p in (self.hardware_check, binding_detail) if p)
 
     def _closing_fields(self, summary: ImportSummary, ended_as: SessionOutcome) -> dict[str, Any]:
         """The session's record of this pass; a continued session adds this pass's copies to

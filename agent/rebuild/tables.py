@@ -2,7 +2,7 @@
 
 Writes, through the store's own queries, what agent.rebuild.rows derived and the records
 agent.rebuild.chain verified, in chain order; technician actions that changed tables
-(enrolment, revocation, handover) are replayed from their audit records. Call inside one
+(enrolment, revocation, binding, handover) are replayed from their audit records. Call inside one
 transaction of a store that is not in place yet. Decides nothing about what is trustworthy
 (that was decided before) and touches no file in staging.
 """
@@ -40,7 +40,7 @@ def fill(store: Store, chain: Chain, rows: Rows, now: str, report: RebuildReport
 
 
 def _replay(store: Store, body: dict[str, Any], seq: int, report: RebuildReport) -> None:
-    """Technician actions that changed tables: enrolment, revocation, handover."""
+    """Actions that changed tables: enrolment, revocation, a camera's binding, handover."""
     action, details = body.get("action"), body.get("details") or {}
     who, at = str(body.get("operator", "")), str(body.get("at", ""))
     serial = str(details.get("serial", ""))
@@ -49,6 +49,8 @@ def _replay(store: Store, body: dict[str, Any], seq: int, report: RebuildReport)
         report.devices += 1
     elif action == "device.revoked":
         store.revoke(serial, who, at)
+    elif action == "device.bound":
+        store.mark_bound(serial, str(details.get("bound_at", "")) or at)
     elif action == "device.assigned":
         officer, previous = str(details.get("officer_id", "")), details.get("previous_officer")
         store.add_assignment(serial, officer, str(previous or ""), at, who, seq)

@@ -309,6 +309,10 @@ class Daemon:
                 should_stop=should_stop,
                 stays_docked=True,
                 usb_serial=usb_serial,
+                identity_check=(
+                    f"USB serial {usb_serial} (as the {dock.source} source reports it) "
+                    "matches DEVICE.INF"
+                ),
                 continues=continues,
             )
         finally:

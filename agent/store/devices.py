@@ -23,10 +23,13 @@ class DeviceRow:
     enrolled_by: str
     revoked_at: str | None
     revoked_by: str | None
+    # 0007_identity_binding: when this station's binding was written to the camera
+    bound_at: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DeviceRow:
-        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+        present = set(row.keys())
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in present})
 
     def as_dict(self) -> dict[str, object]:
         """Every column by name (`dockagent devices enrolled --json`)."""
@@ -54,12 +57,20 @@ class RefusalRow:
 
 class DeviceQueries(StoreBase):
     def enroll(self, serial: str, officer_id: str, by: str, now: str) -> None:
+        """Enrol, or enrol again: a new enrolment forgets the camera's binding, so it is bound
+        anew at its next dock (how a reformatted camera is taken back; an audited action)."""
         self.conn.execute(
             "INSERT INTO devices(serial, officer_id, enrolled_at, enrolled_by) VALUES (?,?,?,?) "
             "ON CONFLICT(serial) DO UPDATE SET officer_id=excluded.officer_id, "
             "enrolled_at=excluded.enrolled_at, enrolled_by=excluded.enrolled_by, "
-            "revoked_at=NULL, revoked_by=NULL",
+            "revoked_at=NULL, revoked_by=NULL, bound_at=NULL",
             (serial, officer_id, now, by),
+        )
+
+    def mark_bound(self, serial: str, now: str) -> None:
+        """The camera now carries this station's binding; every later dock must show it."""
+        self.conn.execute(
+            "UPDATE devices SET bound_at=? WHERE serial=? AND bound_at IS NULL", (now, serial)
         )
 
     def revoke(self, serial: str, by: str, now: str) -> bool:

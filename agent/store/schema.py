@@ -246,3 +246,16 @@ def _m0006(db: sqlite_utils.Database) -> None:
     # and never parses the sentence a person reads. Empty where the reason is; rows written
     # before this migration keep '' beside their reason.
     db.executescript("ALTER TABLE files ADD COLUMN reason_kind TEXT NOT NULL DEFAULT '';")
+
+
+@MIGRATIONS(name="0007_identity_binding")
+def _m0007(db: sqlite_utils.Database) -> None:
+    # What the station could tell of a session's camera (its USB serial against DEVICE.INF, its
+    # binding), as a sentence; '' on sessions from before. And when a station-signed binding was
+    # first written to an enrolled camera: from then on every dock must show it.
+    db.executescript(
+        """
+        ALTER TABLE sessions ADD COLUMN identity_check TEXT NOT NULL DEFAULT '';
+        ALTER TABLE devices ADD COLUMN bound_at TEXT;
+        """
+    )

@@ -45,6 +45,8 @@ class SessionRow:
     profile: str = ""
     undocked_at: str | None = None
     usb_serial: str = ""
+    # 0007_identity_binding: what was checked of the camera's identity
+    identity_check: str = ""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, prefix: str = "") -> SessionRow:

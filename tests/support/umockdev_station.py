@@ -42,6 +42,7 @@ from tests.support.umockdev_run import GI_PYTHON
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DRIVER = HERE / "umockdev" / "station.py"
+RUN_IN = HERE / "umockdev" / "run_in.py"
 TEMPLATE = HERE / "umockdev" / "allowed-camera.umockdev"
 HELPER = REPO / "systemd" / "dockagent-mount"
 KERNEL_NAME = "sda1"  # the partition of the template description that holds the volume
@@ -67,6 +68,16 @@ def partition_properties(text: str) -> str:
     """The udev properties (E: lines) of the description's partition, as `udevadm info` prints."""
     block = text.partition(f"/block/sda/{KERNEL_NAME}\n")[2].split("\n\n", 1)[0]
     return "".join(line[3:] + "\n" for line in block.splitlines() if line.startswith("E: "))
+
+
+def in_testbed(text: str, work: Path) -> tuple[str, ...]:
+    """The command prefix that runs a command inside a umockdev testbed holding the devices of
+    the description `text` (umockdev/run_in.py), e.g. `dockagent import` as a technician runs
+    it on a station where udev knows the camera."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "devices.umockdev"
+    path.write_text(text, "utf-8")
+    return ("umockdev-wrapper", GI_PYTHON, "-I", "-W", "error", str(RUN_IN), str(path), "--")
 
 
 @contextmanager

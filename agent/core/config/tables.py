@@ -139,6 +139,16 @@ class DevicesConfig:
     mount_wait_s: int = key(
         30, "How long to wait for the external mount of an admitted camera to appear."
     )
+    bind_cameras: bool = key(
+        False,
+        """
+        Write a binding signed by this station (DOCKAGENT.BND: station, serial, time, HMAC) to
+        each enrolled camera at its first dock on a writable mount, where its profile allows
+        (binding = true), and from then on refuse that serial when its volume shows no binding,
+        another camera's, another station's or a forged one. Needs the camera mounted
+        read-write (mount_strategy "mount", or DOCKAGENT_MOUNT_ACCESS=rw).
+        """,
+    )
 
 
 @dataclass(frozen=True)
