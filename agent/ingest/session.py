@@ -18,7 +18,7 @@ from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.core import crashpoints, log
 from agent.core.config import Config
-from agent.core.errors import CameraRefused, describe
+from agent.core.errors import CameraRefused, SourceChanged, describe
 from agent.core.model import (
     AWAITING_COPY,
     CUSTODY_STATES,
@@ -37,7 +37,8 @@ from agent.ingest.continuation import ContinuedDock, DockHealth
 from agent.ingest.copying import BatchCopier, Stop, batches, check_space
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped
-from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
+from agent.ingest.proof import Prover
+from agent.ingest.wipe import Changed, settle_interrupted_wipes, wipe_files
 from agent.store import FileRow, SessionRow, Store
 
 _log = log.get(__name__)
@@ -64,6 +65,7 @@ class Importer:
         self.now = now
         self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
         self.batch_copier = BatchCopier(config, store, sealer, self.copier, now)
+        self.prover = Prover(config.storage.copy_chunk_bytes)
         self.should_stop: Callable[[], bool] = lambda: False
         # For a volume the agent mounted read-only itself: remount read-write (True) only to
         # wipe and to write TIME.TXT, and back (False) right after.
@@ -73,6 +75,7 @@ class Importer:
         # sessions by id. `continued`: that session's row as it was, when it was taken up again.
         self.session_id: int | None = None
         self.continued: SessionRow | None = None
+        self.listing: tuple[Candidate, ...] = ()  # what this pass listed on the camera
 
     def import_volume(
         self,
@@ -180,6 +183,7 @@ class Importer:
         used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
         result = scan.scan_volume(root_fd, self.profile, capacity)
         summary.files_found = len(result.candidates)
+        self.listing = result.candidates
         for problem in result.problems:
             summary.add_problem(
                 display_name(problem.rel_path), problem.reason, ProblemKind.NOT_TAKEN
@@ -188,7 +192,8 @@ class Importer:
                 "file.unreadable", file=display_name(problem.rel_path), reason=problem.reason
             )
 
-        pending = self._register(result.candidates, summary)
+        contents = self._contents(root_fd, result.candidates, summary.device_serial, log_)
+        pending = self._register(result.candidates, contents, summary)
         dock.scanned([file_id for file_id, _ in pending])  # corrected times before sealing
         crashpoints.hit("import.registered")
         if not pending:
@@ -200,8 +205,36 @@ class Importer:
         self._copy(root_fd, pending, result.candidates, summary, log_)
         self._finish(root_fd, summary, result.problems, used, capacity, log_, dock)
 
+    def _contents(
+        self, root_fd: int, candidates: tuple[Candidate, ...], serial: str, log_: Any
+    ) -> list[str | None]:
+        """For each listed file with a copied row of the same path, size and mtime: the sha256
+        of its bytes on the camera now (None for the others, and where they cannot be read:
+        not proven, so copied again). Only bytes hashing to a row's sealed sha256 are already
+        held; other bytes under the same identity are new evidence (agent.ingest.proof)."""
+        contents: list[str | None] = []
+        for cand in candidates:
+            held = self.store.held_contents(serial, cand)
+            content: str | None = None
+            if held:
+                try:
+                    content = self.prover.hash_file(
+                        root_fd, cand.rel_path, cand.size, cand.mtime_ns
+                    )
+                except (OSError, SourceChanged) as exc:
+                    log_.warning(
+                        "file.unproven", file=display_name(cand.rel_path), reason=describe(exc)
+                    )
+                if content is not None and content not in held:
+                    log_.warning("file.changed_on_camera", file=display_name(cand.rel_path))
+            contents.append(content)
+        return contents
+
     def _register(
-        self, candidates: tuple[Candidate, ...], summary: ImportSummary
+        self,
+        candidates: tuple[Candidate, ...],
+        contents: list[str | None],
+        summary: ImportSummary,
     ) -> list[tuple[int, int]]:
         """Record every listed file in one commit; returns the (file id, candidate index) pairs
         still to be copied. Wipes a crash interrupted are settled against the same listing."""
@@ -215,6 +248,7 @@ class Importer:
                     cand,
                     display_name(cand.rel_path),
                     now,
+                    contents[index],
                 )
                 if is_new:
                     summary.files_new += 1
@@ -292,7 +326,7 @@ class Importer:
     ) -> None:
         policy = self.config.ingest.wipe_policy
         if decision.allowed:
-            outcome = wipe_files(self.store, root_fd, rows, policy, self.now())
+            outcome = wipe_files(self.store, root_fd, rows, policy, self.now(), self.prover)
             summary.wipe = {
                 "state": "wiped" if not outcome.refused else "partly wiped",
                 "wiped": outcome.wiped,
@@ -300,6 +334,9 @@ class Importer:
             }
             for refusal in outcome.refused:
                 log_.warning("file.wipe_refused", **refusal)
+            if outcome.changed:
+                self._take_in(root_fd, outcome.changed, summary, log_)
+                states = [r.state for r in self.store.files_of_session(summary.session_id)]
         else:
             summary.wipe = {"state": "not wiped", "reason": decision.reason}
         complete = not summary.problems and all(s in CUSTODY_STATES for s in states)
@@ -314,6 +351,36 @@ class Importer:
             already_held=summary.files_already_held,
             problems=len(summary.problems),
         )
+
+    def _take_in(
+        self, root_fd: int, changed: list[Changed], summary: ImportSummary, log_: Any
+    ) -> None:
+        """Bytes the wipe found under a held file's identity are new evidence: registered as a
+        row of their own and copied and sealed at this dock (not wiped in this pass)."""
+        index_of = {cand.rel_path: i for i, cand in enumerate(self.listing)}
+        contents: list[str | None] = [None] * len(self.listing)
+        for item in changed:
+            index = index_of.get(item.row.camera_path)
+            if index is not None:
+                contents[index] = item.sha256
+        chosen = [i for i, c in enumerate(contents) if c is not None]
+        pending: list[tuple[int, int]] = []
+        with self.store.transaction():
+            for index in chosen:
+                cand = self.listing[index]
+                file_id, state, is_new = self.store.register(
+                    summary.session_id,
+                    summary.device_serial,
+                    cand,
+                    display_name(cand.rel_path),
+                    self.now(),
+                    contents[index],
+                )
+                summary.files_new += int(is_new)
+                if state in AWAITING_COPY:
+                    pending.append((file_id, index))
+        check_space(self.config, sum(self.listing[i].size for _, i in pending))
+        self._copy(root_fd, pending, self.listing, summary, log_)
 
     def _closing_fields(self, summary: ImportSummary, ended_as: SessionOutcome) -> dict[str, Any]:
         """The session's record of this pass; a continued session adds this pass's copies to
