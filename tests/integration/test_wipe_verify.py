@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent.camera import profile
+from agent.camera import profile, volume
 from agent.core.model import ProblemKind
 from agent.ingest.session import Importer
 from agent.ingest.wipe import CONTENT_CHANGED
@@ -173,3 +173,31 @@ def test_bytes_rewritten_between_seal_and_wipe_are_not_wiped_but_taken_in(
         assert _versions(data_dir, "REWRITE2", rel)[1]["wiped_at"] is not None
     finally:
         dock.close()
+
+
+@pytest.mark.parametrize("fs", ["fat32", "exfat"])
+def test_the_unlink_removes_only_the_file_that_was_hashed(tmp_path: Path, fs: ImageFormat) -> None:
+    with _camera(tmp_path, "SWAPPED1", fs) as mounted:
+        root = os.open(mounted.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            first, second = _recordings(mounted.path)[:2]
+            rel = first.relative_to(mounted.path).as_posix().encode()
+            fd = os.open(first, os.O_RDONLY)
+            held = os.fstat(fd)
+            # Another file put under the name after it was hashed (same size is not enough).
+            swapped = first.with_name("SWAP.TMP")
+            swapped.write_bytes(first.read_bytes())
+            os.utime(swapped, ns=(held.st_atime_ns, held.st_mtime_ns))
+            os.replace(swapped, first)
+            with pytest.raises(volume.NotTheFileHeldError):
+                volume.unlink(root, rel, held=os.fstat(fd))
+            os.close(fd)
+            assert first.exists()
+            # The file hashed, its descriptor still open: the same inode through the name.
+            rel2 = second.relative_to(mounted.path).as_posix().encode()
+            fd = os.open(second, os.O_RDONLY)
+            volume.unlink(root, rel2, held=os.fstat(fd))
+            os.close(fd)
+            assert not second.exists()
+        finally:
+            os.close(root)
