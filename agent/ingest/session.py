@@ -4,6 +4,14 @@
 a camera is handled identically whichever way it arrived. The copy loop itself is
 `agent.ingest.copying`'s. Per-file problems end up on the rows and in the summary, never only in
 a log line. Holds no SQL and opens no camera file itself.
+
+"Already held" is proven, never assumed: a listed file whose path, size and mtime match a copied
+row is hashed again (agent.ingest.proof) and is that row only when its bytes hash to the row's
+sealed sha256; other bytes under that identity are new evidence, registered as a row of their own
+and copied and sealed at this dock. The same holds for bytes the wipe pass finds changed just
+before an unlink (agent.ingest.wipe): taken in at this dock, wiped at a later pass. The cost is a
+read of the camera's already-held files at every dock (reads only); a pass that wipes reads them
+again at the unlink, which must not trust an earlier read.
 """
 
 from __future__ import annotations
