@@ -85,6 +85,14 @@ class FileQueries(FileTransitions):
             if row["state"] == FileState.DISCOVERED:
                 self.set_file(row["id"], **fields, reason="")
                 return int(row["id"]), FileState.DISCOVERED, False
+        # Other bytes under a copied row's identity: that row's bytes are no longer on the
+        # camera, and not by our doing, so a wipe intent left on it must not be settled later
+        # as our wipe of them.
+        self.conn.execute(
+            "UPDATE files SET wipe_started_at=NULL WHERE device_serial=? AND camera_path=? "
+            "AND size=? AND mtime_ns=? AND sha256 IS NOT NULL AND wiped_at IS NULL",
+            (serial, cand.rel_path, cand.size, cand.mtime_ns),
+        )
         table = self.db.table("files")
         table.insert(
             {

@@ -249,3 +249,19 @@ def test_a_store_made_before_versions_of_a_path_keeps_its_rows_and_records(
     assert "UNIQUE" not in sql
     indexes = {r[0] for r in again.conn.execute("SELECT name FROM pragma_index_list('files')")}
     assert {"files_device_path", "files_identity_uncopied", "files_state"} <= indexes
+
+
+def test_a_wipe_intent_on_bytes_replaced_under_their_name_is_not_settled_as_ours(
+    tmp_path: Path,
+) -> None:
+    from agent.ingest.wipe import settle_interrupted_wipes
+
+    store, fid = _store_with_file(tmp_path)
+    store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="aa" * 32)
+    store.set_file(fid, wipe_started_at="t")  # then the station lost power before the unlink
+    # The camera now holds other bytes under the same identity: a new row takes them in...
+    store.register(1, "CAM1", _cand(), "n", "t", "bb" * 32)
+    # ...and once they are wiped too, the first row's bytes were not removed by us.
+    assert settle_interrupted_wipes(store, "CAM1", set(), "later") == 0
+    assert store.file(fid).wiped_at is None
