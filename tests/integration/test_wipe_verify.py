@@ -117,6 +117,13 @@ def test_bytes_rewritten_under_a_held_identity_are_taken_in_before_the_file_is_w
     )
     assert version["sha256"] != old["sha256"]
     assert station.run("verify").returncode == 0
+    # Rebuilt from the signed sidecars, the station still holds both contents of that path.
+    rebuilt = station.run("rebuild", "--force")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert [v["sha256"] for v in _versions(station.data_dir, "REWRITE1", rel)] == [
+        old["sha256"],
+        version["sha256"],
+    ]
 
 
 def test_bytes_rewritten_between_seal_and_wipe_are_not_wiped_but_taken_in(
