@@ -84,6 +84,9 @@ class Importer:
         self.session_id: int | None = None
         self.continued: SessionRow | None = None
         self.listing: tuple[Candidate, ...] = ()  # what this pass listed on the camera
+        # Rows the listing matched by path, size and mtime whose content the camera no longer
+        # holds: not this pass's files, though the listing touched them.
+        self.superseded: set[int] = set()
 
     def import_volume(
         self,
@@ -200,8 +203,7 @@ class Importer:
                 "file.unreadable", file=display_name(problem.rel_path), reason=problem.reason
             )
 
-        contents = self._contents(root_fd, result.candidates, summary.device_serial, log_)
-        pending = self._register(result.candidates, contents, summary)
+        pending, claimed = self._register(result.candidates, summary)
         dock.scanned([file_id for file_id, _ in pending])  # corrected times before sealing
         crashpoints.hit("import.registered")
         if not pending:
@@ -211,43 +213,24 @@ class Importer:
         check_space(self.config, needed)
 
         self._copy(root_fd, pending, result.candidates, summary, log_)
+        # New evidence first (a camera may be pulled out early), then the proof that what the
+        # listing matched with held rows is still those bytes.
+        changed = self._prove(root_fd, claimed, summary, log_)
+        if changed:
+            summary.files_already_held -= len(changed)
+            self._take_in(root_fd, changed, summary, log_)
         self._finish(root_fd, summary, result.problems, used, capacity, log_, dock)
 
-    def _contents(
-        self, root_fd: int, candidates: tuple[Candidate, ...], serial: str, log_: Any
-    ) -> list[str | None]:
-        """For each listed file with a copied row of the same path, size and mtime: the sha256
-        of its bytes on the camera now (None for the others, and where they cannot be read:
-        not proven, so copied again). Only bytes hashing to a row's sealed sha256 are already
-        held; other bytes under the same identity are new evidence (agent.ingest.proof)."""
-        contents: list[str | None] = []
-        for cand in candidates:
-            held = self.store.held_contents(serial, cand)
-            content: str | None = None
-            if held:
-                try:
-                    content = self.prover.hash_file(
-                        root_fd, cand.rel_path, cand.size, cand.mtime_ns
-                    )
-                except (OSError, SourceChanged) as exc:
-                    log_.warning(
-                        "file.unproven", file=display_name(cand.rel_path), reason=describe(exc)
-                    )
-                if content is not None and content not in held:
-                    log_.warning("file.changed_on_camera", file=display_name(cand.rel_path))
-            contents.append(content)
-        return contents
-
     def _register(
-        self,
-        candidates: tuple[Candidate, ...],
-        contents: list[str | None],
-        summary: ImportSummary,
-    ) -> list[tuple[int, int]]:
+        self, candidates: tuple[Candidate, ...], summary: ImportSummary
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Record every listed file in one commit; returns the (file id, candidate index) pairs
-        still to be copied. Wipes a crash interrupted are settled against the same listing."""
+        still to be copied, and those whose path, size and mtime match a row in custody (held
+        once _prove has hashed them). Wipes a crash interrupted are settled against the same
+        listing."""
         now = self.now()
         pending: list[tuple[int, int]] = []
+        claimed: list[tuple[int, int]] = []
         with self.store.transaction():
             for index, cand in enumerate(candidates):
                 file_id, state, is_new = self.store.register(
@@ -256,17 +239,42 @@ class Importer:
                     cand,
                     display_name(cand.rel_path),
                     now,
-                    contents[index],
                 )
                 if is_new:
                     summary.files_new += 1
                 if state in CUSTODY_STATES:
                     summary.files_already_held += 1
+                    claimed.append((file_id, index))
                 elif state in AWAITING_COPY:
                     pending.append((file_id, index))
             present = {(c.rel_path, c.size, c.mtime_ns) for c in candidates}
             settle_interrupted_wipes(self.store, summary.device_serial, present, now)
-        return pending
+        return pending, claimed
+
+    def _prove(
+        self, root_fd: int, claimed: list[tuple[int, int]], summary: ImportSummary, log_: Any
+    ) -> list[Changed]:
+        """Hash again the camera files the listing matched with rows in custody; returns those
+        whose bytes are not the row's (new evidence). One that cannot be read is a problem of
+        this dock (not proven held; the wipe, which proves again, leaves it)."""
+        changed: list[Changed] = []
+        for file_id, index in claimed:
+            if self.should_stop():
+                break  # the wipe proves each file again before removing it
+            row = self.store.file(file_id)
+            cand = self.listing[index]
+            name = display_name(cand.rel_path)
+            try:
+                sha256 = self.prover.hash_file(root_fd, cand.rel_path, cand.size, cand.mtime_ns)
+            except (OSError, SourceChanged) as exc:
+                reason = f"could not be read again to prove it held: {describe(exc)}"
+                summary.add_problem(name, reason, ProblemKind.READ_FAILED)
+                log_.warning("file.unproven", file_id=file_id, file=name, reason=describe(exc))
+                continue
+            if sha256 != row.sha256:
+                log_.warning("file.changed_on_camera", file_id=file_id, file=name)
+                changed.append(Changed(row, sha256))
+        return changed
 
     def _copy(
         self,
@@ -301,7 +309,7 @@ class Importer:
         log_: Any,
         dock: DockHealth,
     ) -> None:
-        rows = self.store.files_of_session(summary.session_id)
+        rows = self._session_rows(summary.session_id)
         states = [r.state for r in rows]
         listed = sum(r.size for r in rows)
         policy = self.config.ingest.wipe_policy
@@ -344,7 +352,7 @@ class Importer:
                 log_.warning("file.wipe_refused", **refusal)
             if outcome.changed:
                 self._take_in(root_fd, outcome.changed, summary, log_)
-                states = [r.state for r in self.store.files_of_session(summary.session_id)]
+                states = [r.state for r in self._session_rows(summary.session_id)]
         else:
             summary.wipe = {"state": "not wiped", "reason": decision.reason}
         complete = not summary.problems and all(s in CUSTODY_STATES for s in states)
@@ -360,11 +368,17 @@ class Importer:
             problems=len(summary.problems),
         )
 
+    def _session_rows(self, session_id: int) -> list[FileRow]:
+        return [r for r in self.store.files_of_session(session_id) if r.id not in self.superseded]
+
     def _take_in(
         self, root_fd: int, changed: list[Changed], summary: ImportSummary, log_: Any
     ) -> None:
-        """Bytes the wipe found under a held file's identity are new evidence: registered as a
-        row of their own and copied and sealed at this dock (not wiped in this pass)."""
+        """Bytes found under a held file's identity (by _prove, or by the wipe just before an
+        unlink) are new evidence: registered as a row of their own (or matched with another
+        held content of that identity) and copied and sealed at this dock; not wiped in this
+        pass. The row they were listed with is left out of this pass's wipe and accounting."""
+        self.superseded.update(item.row.id for item in changed)
         index_of = {cand.rel_path: i for i, cand in enumerate(self.listing)}
         contents: list[str | None] = [None] * len(self.listing)
         for item in changed:

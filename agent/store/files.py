@@ -45,25 +45,29 @@ class FileQueries(FileTransitions):
     ) -> tuple[int, FileState, bool]:
         """Record a file seen on a camera; returns (file_id, state, is_new).
 
-        `content` is the sha256 of the camera's bytes, hashed by the caller when
-        held_contents() names a copied row of this identity. Path, size and time prove no
-        content: a copied row (it has a sha256) is this file only when `content` equals its
-        sha256; other bytes under its identity are new evidence and get a row of their own.
-        A row not copied yet is the same file whatever its bytes (they are read when copied),
-        and one whose size or time changed is the same row with a new identity.
+        Path, size and time prove no content. Without `content` (not hashed yet) the newest
+        row of that identity is returned, and the caller proves it by hashing the camera's
+        bytes; with `content` (their sha256) a copied row (it has a sha256) is this file only
+        when the two are equal, and other bytes under its identity are new evidence with a row
+        of their own. A row not copied yet is the same file whatever its bytes (they are read
+        when copied), and one whose size or time changed is the same row with a new identity.
         """
         rows = self.conn.execute(
             "SELECT id, state, size, mtime_ns, sha256 FROM files "
-            "WHERE device_serial=? AND camera_path=? ORDER BY id",
+            "WHERE device_serial=? AND camera_path=? ORDER BY id DESC",
             (serial, cand.rel_path),
         ).fetchall()
-        for row in rows:
-            same_identity = row["size"] == cand.size and row["mtime_ns"] == cand.mtime_ns
-            if same_identity and row["sha256"] in (None, content):
-                self.conn.execute(
-                    "UPDATE files SET last_session_id=? WHERE id=?", (session_id, row["id"])
-                )
-                return int(row["id"]), FileState(row["state"]), False
+        same = [r for r in rows if (r["size"], r["mtime_ns"]) == (cand.size, cand.mtime_ns)]
+        # The copied row of exactly these bytes first, else the newest row of the identity
+        # that is not contradicted by them.
+        proven = [r for r in same if content is not None and r["sha256"] == content]
+        open_ = [r for r in same if content is None or r["sha256"] is None]
+        if proven or open_:
+            row = (proven or open_)[0]
+            self.conn.execute(
+                "UPDATE files SET last_session_id=? WHERE id=?", (session_id, row["id"])
+            )
+            return int(row["id"]), FileState(row["state"]), False
         fields = {
             "size": cand.size,
             "mtime_ns": cand.mtime_ns,
@@ -106,16 +110,6 @@ class FileQueries(FileTransitions):
             }
         )
         return int(table.last_pk), FileState.DISCOVERED, True  # type: ignore[arg-type]
-
-    def held_contents(self, serial: str, cand: Candidate) -> set[str]:
-        """The sha256 of every copied row of this camera with the candidate's path, size and
-        mtime: the contents its bytes must be hashed against before they count as held."""
-        sql = (
-            "SELECT sha256 FROM files WHERE device_serial=? AND camera_path=? AND size=? "
-            "AND mtime_ns=? AND sha256 IS NOT NULL"
-        )
-        args = (serial, cand.rel_path, cand.size, cand.mtime_ns)
-        return {str(r[0]) for r in self.conn.execute(sql, args)}
 
     def set_file(self, file_id: int, **fields: Any) -> None:
         """Update columns that are not the state (wipe marks, reasons); the state changes only

@@ -101,6 +101,10 @@ def test_bytes_rewritten_under_a_held_identity_are_taken_in_before_the_file_is_w
         else:
             assert second["wipe"]["state"] == "not wiped", second["wipe"]
             assert target.read_bytes() == new
+            # Docked again: both contents are held now, nothing is taken twice.
+            third = station.json("import", str(mounted.path))
+            assert third["files_sealed"] == 0 and third["problems"] == [], third
+            assert third["files_already_held"] == third["files_found"]
 
     old, version = _versions(station.data_dir, "REWRITE1", rel)
     assert old["id"] == held["id"] and old["sha256"] == held["sha256"]

@@ -184,14 +184,17 @@ def test_a_copied_file_is_the_same_only_with_the_same_content(tmp_path: Path) ->
     store, fid = _store_with_file(tmp_path)
     store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
     store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="aa" * 32)
-    assert store.held_contents("CAM1", _cand()) == {"aa" * 32}
+    # Not hashed yet: the row of that identity, for the caller to prove.
+    assert store.register(1, "CAM1", _cand(), "n", "t") == (fid, FileState.STAGED, False)
     # Its bytes proven the same: the row held.
     assert store.register(1, "CAM1", _cand(), "n", "t", "aa" * 32) == (fid, FileState.STAGED, False)
-    # Other bytes, or bytes nobody hashed, under the same path, size and mtime: a new row.
+    # Other bytes under the same path, size and mtime: a new row.
     other, state, new = store.register(1, "CAM1", _cand(), "n", "t", "bb" * 32)
     assert (state, new) == (FileState.DISCOVERED, True) and other != fid
     # That new row waits for its copy; seen again before it, it is the same row.
     assert store.register(1, "CAM1", _cand(), "n", "t") == (other, FileState.DISCOVERED, False)
+    assert store.register(1, "CAM1", _cand(), "n", "t", "bb" * 32)[0] == other
+    assert store.register(1, "CAM1", _cand(), "n", "t", "aa" * 32)[0] == fid
     with pytest.raises(sqlite3.IntegrityError):  # never two uncopied rows of one identity
         store.conn.execute(
             "INSERT INTO files (session_id, last_session_id, device_serial, camera_path, "
