@@ -5,13 +5,13 @@ a camera is handled identically whichever way it arrived. The copy loop itself i
 `agent.ingest.copying`'s. Per-file problems end up on the rows and in the summary, never only in
 a log line. Holds no SQL and opens no camera file itself.
 
-"Already held" is proven, never assumed: a listed file whose path, size and mtime match a copied
-row is hashed again (agent.ingest.proof) and is that row only when its bytes hash to the row's
-sealed sha256; other bytes under that identity are new evidence, registered as a row of their own
-and copied and sealed at this dock. The same holds for bytes the wipe pass finds changed just
-before an unlink (agent.ingest.wipe): taken in at this dock, wiped at a later pass. The cost is a
-read of the camera's already-held files at every dock (reads only); a pass that wipes reads them
-again at the unlink, which must not trust an earlier read.
+"Already held" is proven, never assumed: a listed file whose path, size and mtime match a row in
+custody is hashed again (agent.ingest.proof), after the new recordings are copied, and is that
+row only when its bytes hash to the row's sealed sha256; other bytes under that identity are new
+evidence, registered as a row of their own and copied and sealed at this dock. So are bytes the
+wipe pass finds changed just before an unlink (agent.ingest.wipe): taken in at this dock, wiped
+at a later pass. The cost is a read of the camera's already-held files at every dock (reads
+only); a pass that wipes reads them again at the unlink, which must not trust an earlier read.
 """
 
 from __future__ import annotations
@@ -212,10 +212,11 @@ class Importer:
         needed = sum(result.candidates[i].size for _, i in pending)
         check_space(self.config, needed)
 
-        self._copy(root_fd, pending, result.candidates, summary, log_)
+        stopped = self._copy(root_fd, pending, result.candidates, summary, log_)
         # New evidence first (a camera may be pulled out early), then the proof that what the
-        # listing matched with held rows is still those bytes.
-        changed = self._prove(root_fd, claimed, summary, log_)
+        # listing matched with held rows is still those bytes (not once the session stopped:
+        # the camera gone, or the station shutting down; the wipe proves each file anyway).
+        changed = [] if stopped else self._prove(root_fd, claimed, summary, log_)
         if changed:
             summary.files_already_held -= len(changed)
             self._take_in(root_fd, changed, summary, log_)
@@ -283,9 +284,10 @@ class Importer:
         candidates: tuple[Candidate, ...],
         summary: ImportSummary,
         log_: Any,
-    ) -> None:
+    ) -> Stop | None:
         """Copy the pending files batch by batch; once the session has to stop (shutdown, the
-        camera gone), every file not yet copied is listed in the summary with the reason."""
+        camera gone), every file not yet copied is listed in the summary with the reason, which
+        is returned."""
         stopped: Stop | None = None
         for batch in batches(pending, candidates):
             if stopped is None and self.should_stop():
@@ -298,6 +300,7 @@ class Importer:
                     summary.add_problem(display_name(candidates[index].rel_path), *stopped)
                 continue
             stopped = self.batch_copier.copy_batch(root_fd, batch, candidates, summary, log_)
+        return stopped
 
     def _finish(
         self,
