@@ -84,9 +84,10 @@ class Importer:
         self.session_id: int | None = None
         self.continued: SessionRow | None = None
         self.listing: tuple[Candidate, ...] = ()  # what this pass listed on the camera
-        # Rows the listing matched by path, size and mtime whose content the camera no longer
-        # holds: not this pass's files, though the listing touched them.
-        self.superseded: set[int] = set()
+        # The row of each listed (path, size, mtime) in this pass, once its content is known:
+        # another row of the same identity (bytes the camera no longer holds there) is not
+        # this pass's file, though a pass of this session may have listed it.
+        self.current: dict[tuple[bytes, int, int], int] = {}
 
     def import_volume(
         self,
@@ -195,6 +196,7 @@ class Importer:
         result = scan.scan_volume(root_fd, self.profile, capacity)
         summary.files_found = len(result.candidates)
         self.listing = result.candidates
+        self.current = {}
         for problem in result.problems:
             summary.add_problem(
                 display_name(problem.rel_path), problem.reason, ProblemKind.NOT_TAKEN
@@ -241,6 +243,7 @@ class Importer:
                     display_name(cand.rel_path),
                     now,
                 )
+                self.current[_identity(cand)] = file_id
                 if is_new:
                     summary.files_new += 1
                 if state in CUSTODY_STATES:
@@ -372,7 +375,10 @@ class Importer:
         )
 
     def _session_rows(self, session_id: int) -> list[FileRow]:
-        return [r for r in self.store.files_of_session(session_id) if r.id not in self.superseded]
+        """The rows of this session's files on the camera: for a listed identity, only the row
+        whose content it holds."""
+        rows = self.store.files_of_session(session_id)
+        return [r for r in rows if self.current.get(_row_identity(r), r.id) == r.id]
 
     def _take_in(
         self, root_fd: int, changed: list[Changed], summary: ImportSummary, log_: Any
@@ -381,7 +387,6 @@ class Importer:
         unlink) are new evidence: registered as a row of their own (or matched with another
         held content of that identity) and copied and sealed at this dock; not wiped in this
         pass. The row they were listed with is left out of this pass's wipe and accounting."""
-        self.superseded.update(item.row.id for item in changed)
         index_of = {cand.rel_path: i for i, cand in enumerate(self.listing)}
         contents: list[str | None] = [None] * len(self.listing)
         for item in changed:
@@ -401,6 +406,7 @@ class Importer:
                     self.now(),
                     contents[index],
                 )
+                self.current[_identity(cand)] = file_id
                 summary.files_new += int(is_new)
                 if state in AWAITING_COPY:
                     pending.append((file_id, index))
@@ -424,6 +430,14 @@ class Importer:
             "wipe_state": str(summary.wipe.get("state", "")),
             "wipe_detail": str(summary.wipe.get("reason", "")),
         }
+
+
+def _identity(cand: Candidate) -> tuple[bytes, int, int]:
+    return cand.rel_path, cand.size, cand.mtime_ns
+
+
+def _row_identity(row: FileRow) -> tuple[bytes, int, int]:
+    return row.camera_path, row.size, row.mtime_ns
 
 
 def _read_only(root_fd: int) -> bool:
