@@ -91,9 +91,34 @@ def read_small(root_fd: int, rel: bytes, limit: int = 1 << 20) -> bytes | None:
         os.close(fd)
 
 
-def unlink(root_fd: int, rel: bytes) -> None:
+class NotTheFileHeldError(OSError):
+    """The name no longer leads to the file the caller holds open (replaced, renamed, swapped)."""
+
+
+def unlink(root_fd: int, rel: bytes, held: os.stat_result | None = None) -> None:
+    """Remove one file. With `held` (fstat of a descriptor the caller keeps open on it), the
+    name is first checked to still lead to that very file, by fstatat without following links
+    relative to the same directory descriptor the unlink uses: same device, inode, size and
+    mtime, else NotTheFileHeldError and nothing is removed.
+
+    What this can promise: while the caller's descriptor is open, the kernel keeps that inode,
+    so vfat (its inode is found again by directory position) and FUSE (the node stays
+    referenced) give the name the same inode number as long as it is the same file. What it
+    cannot: the check and the unlink are two system calls, and unlinkat(2) has no "only if
+    this inode" form; and a USB device can serve other bytes under the same blocks at any time
+    without the kernel knowing. The window is two syscalls on one directory descriptor."""
     parent, name = open_parent(root_fd, rel)
     try:
+        if held is not None:
+            now = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            same = (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (
+                held.st_dev,
+                held.st_ino,
+                held.st_size,
+                held.st_mtime_ns,
+            )
+            if not same or not stat.S_ISREG(now.st_mode):
+                raise NotTheFileHeldError(f"{rel!r} no longer names the file that was hashed")
         os.unlink(name, dir_fd=parent)
         os.fsync(parent)
     finally:

@@ -4,6 +4,14 @@
 a camera is handled identically whichever way it arrived. The copy loop itself is
 `agent.ingest.copying`'s. Per-file problems end up on the rows and in the summary, never only in
 a log line. Holds no SQL and opens no camera file itself.
+
+"Already held" is proven, never assumed: a listed file whose path, size and mtime match a row in
+custody is hashed again (agent.ingest.proof), after the new recordings are copied, and is that
+row only when its bytes hash to the row's sealed sha256; other bytes under that identity are new
+evidence, registered as a row of their own and copied and sealed at this dock. So are bytes the
+wipe pass finds changed just before an unlink (agent.ingest.wipe): taken in at this dock, wiped
+at a later pass. The cost is a read of the camera's already-held files at every dock (reads
+only); a pass that wipes reads them again at the unlink, which must not trust an earlier read.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.core import crashpoints, log
 from agent.core.config import Config
-from agent.core.errors import CameraRefused, describe
+from agent.core.errors import CameraRefused, SourceChanged, describe
 from agent.core.model import (
     AWAITING_COPY,
     CUSTODY_STATES,
@@ -40,7 +48,8 @@ from agent.ingest.copying import BatchCopier, Stop, batches
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped
 from agent.ingest.preflight import fit_space, record_left
-from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
+from agent.ingest.proof import Prover
+from agent.ingest.wipe import Changed, settle_interrupted_wipes, wipe_files
 from agent.store import FileRow, SessionRow, Store
 
 _log = log.get(__name__)
@@ -67,6 +76,7 @@ class Importer:
         self.now = now
         self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
         self.batch_copier = BatchCopier(config, store, sealer, self.copier, now)
+        self.prover = Prover(config.storage.copy_chunk_bytes)
         self.should_stop: Callable[[], bool] = lambda: False
         # For a volume the agent mounted read-only itself: remount read-write (True) only to
         # wipe and to write TIME.TXT, and back (False) right after.
@@ -81,6 +91,11 @@ class Importer:
         self.binding = BindingCheck(BindingState.OFF, "")
         self.hardware_check = ""
         self.identity_check = ""
+        self.listing: tuple[Candidate, ...] = ()  # what this pass listed on the camera
+        # The row of each listed (path, size, mtime) in this pass, once its content is known:
+        # another row of the same identity (bytes the camera no longer holds there) is not
+        # this pass's file, though a pass of this session may have listed it.
+        self.current: dict[tuple[bytes, int, int], int] = {}
 
     def import_volume(
         self,
@@ -201,6 +216,8 @@ class Importer:
         used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
         result = scan.scan_volume(root_fd, self.profile, capacity, self.binding.reserved())
         summary.files_found = len(result.candidates)
+        self.listing = result.candidates
+        self.current = {}
         for problem in result.problems:
             summary.add_problem(
                 display_name(problem.rel_path), problem.reason, ProblemKind.NOT_TAKEN
@@ -209,29 +226,33 @@ class Importer:
                 "file.unreadable", file=display_name(problem.rel_path), reason=problem.reason
             )
 
-        pending = self._register(result.candidates, summary)
+        pending, claimed = self._register(result.candidates, summary)
         dock.scanned([file_id for file_id, _ in pending])  # corrected times before sealing
         crashpoints.hit("import.registered")
         if not pending:
             log_.info("session.nothing_new", files=summary.files_found)
 
-        fits = fit_space(self.config, pending, result.candidates)
-        if len(fits) < len(pending):
-            taken = {file_id for file_id, _ in fits}
-            left = [item for item in pending if item[0] not in taken]
-            record_left(self.store, left, result.candidates, summary, self.now)
-            log_.warning("session.files_deferred", copied=len(fits), left=len(left))
-
-        self._copy(root_fd, fits, result.candidates, summary, log_)
+        fits = self._fit(pending, result.candidates, summary, log_)
+        stopped = self._copy(root_fd, fits, result.candidates, summary, log_)
+        # New evidence first (a camera may be pulled out early), then the proof that what the
+        # listing matched with held rows is still those bytes (not once the session stopped:
+        # the camera gone, or the station shutting down; the wipe proves each file anyway).
+        changed = [] if stopped else self._prove(root_fd, claimed, summary, log_)
+        if changed:
+            summary.files_already_held -= len(changed)
+            self._take_in(root_fd, changed, summary, log_)
         self._finish(root_fd, summary, result.problems, used, capacity, log_, dock)
 
     def _register(
         self, candidates: tuple[Candidate, ...], summary: ImportSummary
-    ) -> list[tuple[int, int]]:
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Record every listed file in one commit; returns the (file id, candidate index) pairs
-        still to be copied. Wipes a crash interrupted are settled against the same listing."""
+        still to be copied, and those whose path, size and mtime match a row in custody (held
+        once _prove has hashed them). Wipes a crash interrupted are settled against the same
+        listing."""
         now = self.now()
         pending: list[tuple[int, int]] = []
+        claimed: list[tuple[int, int]] = []
         with self.store.transaction():
             for index, cand in enumerate(candidates):
                 file_id, state, is_new = self.store.register(
@@ -241,15 +262,42 @@ class Importer:
                     display_name(cand.rel_path),
                     now,
                 )
+                self.current[_identity(cand)] = file_id
                 if is_new:
                     summary.files_new += 1
                 if state in CUSTODY_STATES:
                     summary.files_already_held += 1
+                    claimed.append((file_id, index))
                 elif state in AWAITING_COPY:
                     pending.append((file_id, index))
             present = {(c.rel_path, c.size, c.mtime_ns) for c in candidates}
             settle_interrupted_wipes(self.store, summary.device_serial, present, now)
-        return pending
+        return pending, claimed
+
+    def _prove(
+        self, root_fd: int, claimed: list[tuple[int, int]], summary: ImportSummary, log_: Any
+    ) -> list[Changed]:
+        """Hash again the camera files the listing matched with rows in custody; returns those
+        whose bytes are not the row's (new evidence). One that cannot be read is a problem of
+        this dock (not proven held; the wipe, which proves again, leaves it)."""
+        changed: list[Changed] = []
+        for file_id, index in claimed:
+            if self.should_stop():
+                break  # the wipe proves each file again before removing it
+            row = self.store.file(file_id)
+            cand = self.listing[index]
+            name = display_name(cand.rel_path)
+            try:
+                sha256 = self.prover.hash_file(root_fd, cand.rel_path, cand.size, cand.mtime_ns)
+            except (OSError, SourceChanged) as exc:
+                reason = f"could not be read again to prove it held: {describe(exc)}"
+                summary.add_problem(name, reason, ProblemKind.READ_FAILED)
+                log_.warning("file.unproven", file_id=file_id, file=name, reason=describe(exc))
+                continue
+            if sha256 != row.sha256:
+                log_.warning("file.changed_on_camera", file_id=file_id, file=name)
+                changed.append(Changed(row, sha256))
+        return changed
 
     def _copy(
         self,
@@ -258,9 +306,10 @@ class Importer:
         candidates: tuple[Candidate, ...],
         summary: ImportSummary,
         log_: Any,
-    ) -> None:
+    ) -> Stop | None:
         """Copy the pending files batch by batch; once the session has to stop (shutdown, the
-        camera gone), every file not yet copied is listed in the summary with the reason."""
+        camera gone), every file not yet copied is listed in the summary with the reason, which
+        is returned."""
         stopped: Stop | None = None
         for batch in batches(pending, candidates):
             if stopped is None and self.should_stop():
@@ -273,6 +322,7 @@ class Importer:
                     summary.add_problem(display_name(candidates[index].rel_path), *stopped)
                 continue
             stopped = self.batch_copier.copy_batch(root_fd, batch, candidates, summary, log_)
+        return stopped
 
     def _finish(
         self,
@@ -284,7 +334,7 @@ class Importer:
         log_: Any,
         dock: DockHealth,
     ) -> None:
-        rows = self.store.files_of_session(summary.session_id)
+        rows = self._session_rows(summary.session_id)
         states = [r.state for r in rows]
         listed = sum(r.size for r in rows)
         policy = self.config.ingest.wipe_policy
@@ -322,7 +372,7 @@ class Importer:
     ) -> None:
         policy = self.config.ingest.wipe_policy
         if decision.allowed:
-            outcome = wipe_files(self.store, root_fd, rows, policy, self.now())
+            outcome = wipe_files(self.store, root_fd, rows, policy, self.now(), self.prover)
             summary.wipe = {
                 "state": "wiped" if not outcome.refused else "partly wiped",
                 "wiped": outcome.wiped,
@@ -330,6 +380,9 @@ class Importer:
             }
             for refusal in outcome.refused:
                 log_.warning("file.wipe_refused", **refusal)
+            if outcome.changed:
+                self._take_in(root_fd, outcome.changed, summary, log_)
+                states = [r.state for r in self._session_rows(summary.session_id)]
         else:
             summary.wipe = {"state": "not wiped", "reason": decision.reason}
         complete = not summary.problems and all(s in CUSTODY_STATES for s in states)
@@ -357,6 +410,62 @@ class Importer:
     def _identity(self, binding_detail: str) -> str:
         return "; ".join(p for p in (self.hardware_check, binding_detail) if p)
 
+    def _session_rows(self, session_id: int) -> list[FileRow]:
+        """The rows of this session's files on the camera: for a listed identity, only the row
+        whose content it holds."""
+        rows = self.store.files_of_session(session_id)
+        return [r for r in rows if self.current.get(_row_identity(r), r.id) == r.id]
+
+    def _take_in(
+        self, root_fd: int, changed: list[Changed], summary: ImportSummary, log_: Any
+    ) -> None:
+        """Bytes found under a held file's identity (by _prove, or by the wipe just before an
+        unlink) are new evidence: registered as a row of their own (or matched with another
+        held content of that identity) and copied and sealed at this dock; not wiped in this
+        pass. The row they were listed with is left out of this pass's wipe and accounting."""
+        index_of = {cand.rel_path: i for i, cand in enumerate(self.listing)}
+        contents: list[str | None] = [None] * len(self.listing)
+        for item in changed:
+            index = index_of.get(item.row.camera_path)
+            if index is not None:
+                contents[index] = item.sha256
+        chosen = [i for i, c in enumerate(contents) if c is not None]
+        pending: list[tuple[int, int]] = []
+        with self.store.transaction():
+            for index in chosen:
+                cand = self.listing[index]
+                file_id, state, is_new = self.store.register(
+                    summary.session_id,
+                    summary.device_serial,
+                    cand,
+                    display_name(cand.rel_path),
+                    self.now(),
+                    contents[index],
+                )
+                self.current[_identity(cand)] = file_id
+                summary.files_new += int(is_new)
+                if state in AWAITING_COPY:
+                    pending.append((file_id, index))
+        fits = self._fit(pending, self.listing, summary, log_)
+        self._copy(root_fd, fits, self.listing, summary, log_)
+
+    def _fit(
+        self,
+        pending: list[tuple[int, int]],
+        candidates: tuple[Candidate, ...],
+        summary: ImportSummary,
+        log_: Any,
+    ) -> list[tuple[int, int]]:
+        """The pending files staging can hold (agent.ingest.preflight); the others are left
+        queued with their reason on the row."""
+        fits = fit_space(self.config, pending, candidates)
+        if len(fits) < len(pending):
+            taken = {file_id for file_id, _ in fits}
+            left = [item for item in pending if item[0] not in taken]
+            record_left(self.store, left, candidates, summary, self.now)
+            log_.warning("session.files_deferred", copied=len(fits), left=len(left))
+        return fits
+
     def _closing_fields(self, summary: ImportSummary, ended_as: SessionOutcome) -> dict[str, Any]:
         """The session's record of this pass; a continued session adds this pass's copies to
         those of its first pass."""
@@ -374,6 +483,14 @@ class Importer:
             "wipe_state": str(summary.wipe.get("state", "")),
             "wipe_detail": str(summary.wipe.get("reason", "")),
         }
+
+
+def _identity(cand: Candidate) -> tuple[bytes, int, int]:
+    return cand.rel_path, cand.size, cand.mtime_ns
+
+
+def _row_identity(row: FileRow) -> tuple[bytes, int, int]:
+    return row.camera_path, row.size, row.mtime_ns
 
 
 def _read_only(root_fd: int) -> bool:

@@ -63,7 +63,9 @@ def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> R
             out.unrestorable.add(seq)
             continue
         row = restored.row
-        identity = (row.device_serial, row.camera_path, row.size, row.mtime_ns)
+        # Path, size and mtime are not a file's identity: other bytes under them are a row of
+        # their own (agent.store.files.register), so the content is part of it.
+        identity = (row.device_serial, row.camera_path, row.size, row.mtime_ns, row.sha256)
         first = by_id.get(row.id, by_identity.get(identity))
         if first is not None:
             report.problems.append(

@@ -301,6 +301,7 @@ class Daemon:
         importer = Importer(self.cfg, store, sealer, dock.profile)
         # A chunk copied or a file finished is progress for the watchdog
         importer.copier.on_chunk = self.liveness.beat
+        importer.prover.on_chunk = self.liveness.beat
         try:
             summary = importer.import_volume(
                 point,

@@ -35,24 +35,39 @@ class FileQueries(FileTransitions):
     # ---- registering -----------------------------------------------------------------------
 
     def register(
-        self, session_id: int, serial: str, cand: Candidate, display: str, now: str
+        self,
+        session_id: int,
+        serial: str,
+        cand: Candidate,
+        display: str,
+        now: str,
+        content: str | None = None,
     ) -> tuple[int, FileState, bool]:
         """Record a file seen on a camera; returns (file_id, state, is_new).
 
-        The same path with the same size and time is the same file (nothing new). A file not yet
-        in custody whose size or time changed is the same row with a new identity; a file in
-        custody that changed on the camera is a new version and gets a row of its own.
+        Path, size and time prove no content. Without `content` (not hashed yet) the newest
+        row of that identity is returned, and the caller proves it by hashing the camera's
+        bytes; with `content` (their sha256) a copied row (it has a sha256) is this file only
+        when the two are equal, and other bytes under its identity are new evidence with a row
+        of their own. A row not copied yet is the same file whatever its bytes (they are read
+        when copied), and one whose size or time changed is the same row with a new identity.
         """
         rows = self.conn.execute(
-            "SELECT id, state, size, mtime_ns FROM files WHERE device_serial=? AND camera_path=?",
+            "SELECT id, state, size, mtime_ns, sha256 FROM files "
+            "WHERE device_serial=? AND camera_path=? ORDER BY id DESC",
             (serial, cand.rel_path),
         ).fetchall()
-        for row in rows:
-            if row["size"] == cand.size and row["mtime_ns"] == cand.mtime_ns:
-                self.conn.execute(
-                    "UPDATE files SET last_session_id=? WHERE id=?", (session_id, row["id"])
-                )
-                return int(row["id"]), FileState(row["state"]), False
+        same = [r for r in rows if (r["size"], r["mtime_ns"]) == (cand.size, cand.mtime_ns)]
+        # The copied row of exactly these bytes first, else the newest row of the identity
+        # that is not contradicted by them.
+        proven = [r for r in same if content is not None and r["sha256"] == content]
+        open_ = [r for r in same if content is None or r["sha256"] is None]
+        if proven or open_:
+            row = (proven or open_)[0]
+            self.conn.execute(
+                "UPDATE files SET last_session_id=? WHERE id=?", (session_id, row["id"])
+            )
+            return int(row["id"]), FileState(row["state"]), False
         fields = {
             "size": cand.size,
             "mtime_ns": cand.mtime_ns,
@@ -74,6 +89,14 @@ class FileQueries(FileTransitions):
             if row["state"] == FileState.DISCOVERED:
                 self.set_file(row["id"], **fields, reason="")
                 return int(row["id"]), FileState.DISCOVERED, False
+        # Other bytes under a copied row's identity: that row's bytes are no longer on the
+        # camera, and not by our doing, so a wipe intent left on it must not be settled later
+        # as our wipe of them.
+        self.conn.execute(
+            "UPDATE files SET wipe_started_at=NULL WHERE device_serial=? AND camera_path=? "
+            "AND size=? AND mtime_ns=? AND sha256 IS NOT NULL AND wiped_at IS NULL",
+            (serial, cand.rel_path, cand.size, cand.mtime_ns),
+        )
         table = self.db.table("files")
         table.insert(
             {

@@ -6,6 +6,9 @@ list's names are how a newer database is recognised (StoreTooNew). No queries li
 
 from __future__ import annotations
 
+import re
+import sqlite3
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -259,3 +262,59 @@ def _m0007(db: sqlite_utils.Database) -> None:
         ALTER TABLE devices ADD COLUMN bound_at TEXT;
         """
     )
+
+
+# The identity constraint 0001 declared, as SQLite keeps it in the table's text.
+_IDENTITY_UNIQUE = re.compile(
+    r",\s*UNIQUE\s*\(\s*device_serial\s*,\s*camera_path\s*,\s*size\s*,\s*mtime_ns\s*\)", re.I
+)
+
+
+@MIGRATIONS(name="0008_wipe_versions_of_a_path", transactional=False)
+def _m0008(db: sqlite_utils.Database) -> None:
+    # Path, size and mtime do not prove content: a camera may hold other bytes under the
+    # identity of a file already held (a name reused after a clock reset, FAT's 2 s mtimes, a
+    # hostile device). Those bytes are new evidence and get a row of their own, so the identity
+    # is no longer unique. At most one row of an identity may wait for its copy (no sha256 yet).
+    # SQLite cannot drop a table constraint: the table is rebuilt by the procedure of
+    # https://www.sqlite.org/lang_altertable.html#otheralter (foreign keys off, one
+    # transaction, foreign_key_check before commit). Its own transaction (transactional=False:
+    # PRAGMA foreign_keys is a no-op inside one); run again after a crash, it finds no
+    # constraint left and only makes sure of the index.
+    conn = db.conn
+    (table_sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name='files'").fetchone()
+    unique_unsealed = (
+        "CREATE UNIQUE INDEX IF NOT EXISTS files_identity_uncopied "
+        "ON files(device_serial, camera_path, size, mtime_ns) WHERE sha256 IS NULL"
+    )
+    if not _IDENTITY_UNIQUE.search(table_sql):
+        conn.execute(unique_unsealed)
+        return
+    new_sql = _IDENTITY_UNIQUE.sub("", table_sql, count=1)
+    new_sql = re.sub(r"^CREATE TABLE \"?files\"?", "CREATE TABLE files_rebuilt", new_sql)
+    indexes = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name='files' AND type IN ('index', 'trigger') "
+            "AND sql IS NOT NULL"
+        )
+    ]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(new_sql)
+            conn.execute("INSERT INTO files_rebuilt SELECT * FROM files")
+            conn.execute("DROP TABLE files")
+            conn.execute("ALTER TABLE files_rebuilt RENAME TO files")
+            for sql in indexes:
+                conn.execute(sql)
+            conn.execute(unique_unsealed)
+            if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise sqlite3.IntegrityError("files rebuilt with a dangling reference")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")

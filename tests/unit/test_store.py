@@ -178,3 +178,93 @@ def test_a_failed_file_that_changed_on_the_camera_is_listed_again(tmp_path: Path
         "",
         None,  # no kind beside no reason
     )
+
+
+def test_a_copied_file_is_the_same_only_with_the_same_content(tmp_path: Path) -> None:
+    store, fid = _store_with_file(tmp_path)
+    store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="aa" * 32)
+    # Not hashed yet: the row of that identity, for the caller to prove.
+    assert store.register(1, "CAM1", _cand(), "n", "t") == (fid, FileState.STAGED, False)
+    # Its bytes proven the same: the row held.
+    assert store.register(1, "CAM1", _cand(), "n", "t", "aa" * 32) == (fid, FileState.STAGED, False)
+    # Other bytes under the same path, size and mtime: a new row.
+    other, state, new = store.register(1, "CAM1", _cand(), "n", "t", "bb" * 32)
+    assert (state, new) == (FileState.DISCOVERED, True) and other != fid
+    # That new row waits for its copy; seen again before it, it is the same row.
+    assert store.register(1, "CAM1", _cand(), "n", "t") == (other, FileState.DISCOVERED, False)
+    assert store.register(1, "CAM1", _cand(), "n", "t", "bb" * 32)[0] == other
+    assert store.register(1, "CAM1", _cand(), "n", "t", "aa" * 32)[0] == fid
+    with pytest.raises(sqlite3.IntegrityError):  # never two uncopied rows of one identity
+        store.conn.execute(
+            "INSERT INTO files (session_id, last_session_id, device_serial, camera_path, "
+            "camera_name, size, mtime_ns, kind, state, discovered_at, updated_at) "
+            "SELECT session_id, last_session_id, device_serial, camera_path, camera_name, size, "
+            "mtime_ns, kind, state, discovered_at, updated_at FROM files WHERE id=?",
+            (other,),
+        )
+
+
+def test_a_store_made_before_versions_of_a_path_keeps_its_rows_and_records(
+    tmp_path: Path,
+) -> None:
+    import sqlite_utils
+
+    from agent.store import MIGRATIONS
+
+    store, fid = _store_with_file(tmp_path)
+    store.close()
+    # Back to the schema before 0007: one row per path, size and mtime.
+    conn = sqlite3.connect(tmp_path / "dockagent.db", isolation_level=None)
+    conn.executescript(
+        "PRAGMA foreign_keys=OFF; PRAGMA legacy_alter_table=ON; DROP INDEX files_identity_uncopied;"
+        "ALTER TABLE files RENAME TO files_new;"
+    )
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name='files_new'").fetchone()
+    conn.execute(
+        sql.replace('CREATE TABLE "files_new"', "CREATE TABLE files")
+        .replace("CREATE TABLE files_new", "CREATE TABLE files")
+        .rstrip(")\n ")
+        + ", UNIQUE (device_serial, camera_path, size, mtime_ns))"
+    )
+    conn.executescript(
+        "INSERT INTO files SELECT * FROM files_new; DROP TABLE files_new;"
+        "CREATE INDEX files_device_path ON files(device_serial, camera_path);"
+        "CREATE INDEX files_state ON files(state);"
+        "DELETE FROM _sqlite_migrations WHERE name='0008_wipe_versions_of_a_path';"
+    )
+    conn.execute(
+        "INSERT INTO records (kind, file_id, body, record_hash, prev_hash, signature, key_id, "
+        "created_at) VALUES ('file', ?, '{}', 'h1', '', 's', 'k', 't')",
+        (fid,),
+    )
+    conn.close()
+    db = sqlite_utils.Database(tmp_path / "dockagent.db")
+    assert "0008_wipe_versions_of_a_path" not in {m.name for m in MIGRATIONS.applied(db)}
+    db.close()
+
+    again = Store.open(tmp_path, create=True)
+    assert again.file(fid).camera_path == b"RECORD/A.MP4"
+    assert again.conn.execute("SELECT file_id FROM records").fetchall()[0][0] == fid
+    assert again.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert again.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    (sql,) = again.conn.execute("SELECT sql FROM sqlite_master WHERE name='files'").fetchone()
+    assert "UNIQUE" not in sql
+    indexes = {r[0] for r in again.conn.execute("SELECT name FROM pragma_index_list('files')")}
+    assert {"files_device_path", "files_identity_uncopied", "files_state"} <= indexes
+
+
+def test_a_wipe_intent_on_bytes_replaced_under_their_name_is_not_settled_as_ours(
+    tmp_path: Path,
+) -> None:
+    from agent.ingest.wipe import settle_interrupted_wipes
+
+    store, fid = _store_with_file(tmp_path)
+    store.transition(fid, FileState.DISCOVERED, FileState.COPYING)
+    store.transition(fid, FileState.COPYING, FileState.STAGED, sha256="aa" * 32)
+    store.set_file(fid, wipe_started_at="t")  # then the station lost power before the unlink
+    # The camera now holds other bytes under the same identity: a new row takes them in...
+    store.register(1, "CAM1", _cand(), "n", "t", "bb" * 32)
+    # ...and once they are wiped too, the first row's bytes were not removed by us.
+    assert settle_interrupted_wipes(store, "CAM1", set(), "later") == 0
+    assert store.file(fid).wiped_at is None
