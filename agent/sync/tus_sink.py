@@ -1,8 +1,9 @@
 """The tus sink: one file through the tus upload state machine of specs/upload-protocol.md.
 
 Creates the upload (or resumes the stored one after a HEAD), PATCHes it chunk by chunk, and
-confirms it at the strongest level the server proves: `verified` by an end-to-end Repr-Digest,
-`checksummed` when every chunk carried an Upload-Checksum, else `complete`. Each turn of the
+confirms it at the strongest level the server proves: `verified` by a Repr-Digest the server
+computed (sha-512: we never send one), `checksummed` when every chunk carried an
+Upload-Checksum, else `complete` (confirmation_level says what each proves). Each turn of the
 machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
 transitions (TusState, next_move, resumable, confirmation_level) are kept apart from the
 steps that talk to the server, so they can be checked without one. Failures that pass in
@@ -43,12 +44,15 @@ from agent.sync.jobs import UploadJob
 from agent.sync.schedule import SHORT_JITTER_S, short_wait_s, worth_a_short_retry
 from agent.sync.sink import Confirmation, Progress, level_rank
 from agent.sync.throttle import Throttle
-from agent.sync.tus_client import READ_PIECE, ServerCaps, TusClient, UploadStatus
+from agent.sync.tus_client import MIN_RATE, READ_PIECE, ServerCaps, TusClient, UploadStatus
 
 _log = log.get(__name__)
 
 # Turns of the machine allowed per attempt beyond two per chunk: room for re-syncs and restarts.
 SPARE_TURNS = 32
+# The Repr-Digest algorithm that proves `verified` (confirmation_level); sha-256, which we
+# send ourselves, is only checked for a mismatch.
+PROOF_DIGEST = "sha-512"
 
 
 # ---- the state and its pure transitions --------------------------------------------------------
@@ -122,7 +126,7 @@ class Move(enum.Enum):
 def next_move(state: TusState, size: int) -> Move:
     if state.offset != size:
         return Move.PATCH
-    if not state.digest_seen and not state.final_checked:
+    if PROOF_DIGEST not in state.digest_seen and not state.final_checked:
         return Move.FINAL_HEAD
     return Move.CONFIRM
 
@@ -134,8 +138,19 @@ def resumable(status: UploadStatus, size: int) -> bool:
 
 
 def confirmation_level(digest_matched: bool, checksummed: bool, server_checksums: bool) -> str:
-    """What the server proved: a matching Repr-Digest, every chunk checksummed, or only that
-    the upload is complete."""
+    """What the server proved: a Repr-Digest it computed (sha-512, never sent by us) equal to
+    ours, every chunk checksummed, or only that the upload is complete.
+
+    - `complete`: the server said offset = length. It proves nothing about the bytes: a server
+      may claim it without storing them.
+    - `checksummed`: every chunk we sent was accepted under an advertised sha256
+      Upload-Checksum, so the server saw each chunk whole; it does not prove it kept them.
+    - `verified`: the server answered a sha-512 Repr-Digest equal to the sha-512 of the staged
+      copy, whose sha-256 equals the seal. We never send a sha-512, so the server can only have
+      computed it from the bytes it holds when it answered; a sha-256 Repr-Digest proves nothing
+      (the metadata and the custody record carry it) and only raises the alarm on a mismatch.
+      No level proves that the server keeps the bytes afterwards.
+    """
     if digest_matched:
         return "verified"
     if checksummed and server_checksums:
@@ -153,6 +168,14 @@ def _catch_up_hash(state: TusState, fd: int, upto: int) -> None:
             raise OSError(f"staged file ended at {state.hashed_upto}")
         state.file_hash.update(piece)
         state.hashed_upto += len(piece)
+
+
+def _slowest_fair_rate(sync: SyncConfig) -> float:
+    """The slowest PATCH rate a request's deadline allows: MIN_RATE, or less under a bandwidth
+    cap shared by all workers (half of a fair share, so a throttled upload is never cut)."""
+    if not sync.bandwidth_bytes_per_s:
+        return float(MIN_RATE)
+    return min(float(MIN_RATE), sync.bandwidth_bytes_per_s / sync.max_parallel_uploads / 2)
 
 
 # ---- the steps ---------------------------------------------------------------------------------
@@ -193,6 +216,7 @@ class TusSink:
             connect_timeout=float(sync.connect_timeout_s),
             read_timeout=float(sync.read_timeout_s),
             throttle=throttle,
+            min_rate=_slowest_fair_rate(sync),
         )
         self.sync = sync
         self.name = sync.endpoint
@@ -277,6 +301,8 @@ class TusSink:
         if state.need_head and not self._head(run, url):
             return None
         move = next_move(state, run.job.size)
+        if move is not Move.PATCH:
+            self._check_named_digest(run)
         if move is Move.FINAL_HEAD:
             # The final PATCH carried no Repr-Digest: a HEAD of the finished upload may.
             state.final_checked, state.need_head = True, True
@@ -345,27 +371,59 @@ class TusSink:
         run.state.begin(None)
 
     def _confirm(self, run: _Attempt) -> Confirmation:
-        job, state = run.job, run.state
-        digest = state.digest_seen.get("sha-256")
-        if digest is None:
+        state = run.state
+        proof = state.digest_seen.get(PROOF_DIGEST)
+        if proof is None:
             self._check_sent(run)
-        elif digest.hex() != job.sha256:
-            url = state.url or ""
-            self._restart(run, "Repr-Digest does not match")
-            raise UploadMismatch(
-                server=self.client.server,
-                problem=f"Repr-Digest sha-256 {digest.hex()} of {url}, file has {job.sha256}",
-            )
-        level = confirmation_level(digest is not None, state.checksummed, run.caps.sha256_checksums)
+        else:
+            staged = self._staged_sha512(run)
+            if proof != staged:
+                self._mismatch(run, PROOF_DIGEST, proof.hex(), staged.hex())
+        level = confirmation_level(proof is not None, state.checksummed, run.caps.sha256_checksums)
         wanted = self.sync.confirm_level
         if level_rank(level) < level_rank(wanted):
             raise UploadUnconfirmable(
                 server=self.client.server,
                 wanted=wanted,
-                problem=f"the upload is complete but only {level} "
-                "(no Repr-Digest, or no sha256 checksum advertised)",
+                problem=f"the upload is complete but only {level} (no Repr-Digest {PROOF_DIGEST} "
+                "computed by the server, or no sha256 checksum advertised)",
             )
         return Confirmation(level, state.url or "")
+
+    def _check_named_digest(self, run: _Attempt) -> None:
+        """A sha-256 Repr-Digest proves nothing (we named it ourselves), but one that differs
+        says the server holds something else: the alarm, at once."""
+        named = run.state.digest_seen.get("sha-256")
+        if named is not None and named.hex() != run.job.sha256:
+            self._mismatch(run, "sha-256", named.hex(), run.job.sha256)
+
+    def _mismatch(self, run: _Attempt, algorithm: str, theirs: str, ours: str) -> None:
+        url = run.state.url or ""
+        self._restart(run, "Repr-Digest does not match")
+        raise UploadMismatch(
+            server=self.client.server,
+            problem=f"Repr-Digest {algorithm} {theirs} of {url}, file has {ours}",
+        )
+
+    def _staged_sha512(self, run: _Attempt) -> bytes:
+        """The staged copy's sha-512, read in the same pass that checks it still hashes to
+        its seal (sha-256): the server's sha-512 is compared with bytes known to be sealed."""
+        job = run.job
+        sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+        done = 0
+        while done < job.size:
+            piece = os.pread(run.fd, min(READ_PIECE, job.size - done), done)
+            if not piece:
+                raise OSError(f"staged file ended at {done}")
+            sha256.update(piece)
+            sha512.update(piece)
+            done += len(piece)
+        if sha256.hexdigest() != job.sha256:
+            self._restart(run, "staged copy changed")
+            raise StagedCopyChanged(
+                path=str(job.path), actual=sha256.hexdigest(), expected=job.sha256
+            )
+        return sha512.digest()
 
     def _check_sent(self, run: _Attempt) -> None:
         """No end-to-end digest from the server: at least make sure that what was sent is what

@@ -99,7 +99,10 @@ def test_the_next_move_sends_until_complete_then_asks_once_for_a_digest() -> Non
     assert next_move(state, SIZE) is Move.FINAL_HEAD
     state.final_checked = True  # asked once: confirm with what is known
     assert next_move(state, SIZE) is Move.CONFIRM
+    # A sha-256 proves nothing (we sent it in the metadata): the HEAD is still asked for.
     state.final_checked, state.digest_seen = False, {"sha-256": b"x"}
+    assert next_move(state, SIZE) is Move.FINAL_HEAD
+    state.digest_seen = {"sha-512": b"x"}
     assert next_move(state, SIZE) is Move.CONFIRM
 
 
