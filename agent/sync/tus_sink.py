@@ -41,7 +41,12 @@ from agent.core.errors import (
 )
 from agent.core.wallclock import utc_now
 from agent.sync.jobs import UploadJob
-from agent.sync.schedule import SHORT_JITTER_S, short_wait_s, worth_a_short_retry
+from agent.sync.schedule import (
+    SHORT_JITTER_S,
+    SHORT_WAIT_MAX_S,
+    short_wait_s,
+    worth_a_short_retry,
+)
 from agent.sync.sink import Confirmation, Progress, level_rank
 from agent.sync.throttle import Throttle
 from agent.sync.tus_client import MIN_RATE, READ_PIECE, ServerCaps, TusClient, UploadStatus
@@ -220,6 +225,9 @@ class TusSink:
         )
         self.sync = sync
         self.name = sync.endpoint
+        self.longest_step_s = (
+            self.client.deadline_s(sync.chunk_bytes) + SHORT_WAIT_MAX_S + SHORT_JITTER_S
+        )
         self.sleep = sleep
         self.rng = random.Random()  # noqa: S311 - jitter, not secrets
 

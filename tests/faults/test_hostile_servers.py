@@ -22,6 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.core import config
+from agent.runtime.liveness import Liveness
+from agent.store import Store
+from agent.sync.pool import Uploader
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.cli import run_cli
@@ -280,3 +284,46 @@ def test_a_stored_url_of_another_origin_never_receives_the_token(
         else:
             assert row["state"] == "confirmed"
     assert set(proxy.tokens_seen) == {f"Bearer {TOKEN}"}
+
+
+def test_upload_workers_are_watched_and_a_dripping_upload_holds_no_other(
+    station: Station, server: TusServer, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Under the daemon's liveness (stall limit 1 s): a worker whose request drips stays within
+    its own limit (one request's deadline), the other worker uploads meanwhile, and a worker
+    silent past its limit is declared."""
+    _configure(station, proxy.endpoint, max_parallel_uploads=2)
+    _import(station, tmp_path)
+    cfg = config.load(station.config_path, station.env())
+    shift = [0.0]
+    liveness = Liveness(1.0, monotonic=lambda: time.monotonic() + shift[0])
+    uploader = Uploader(cfg, working=liveness.working, beat=liveness.beat)
+    # The first POST drips its answer; its request's deadline is 4 s.
+    proxy.arm(Fault("drip", "POST", raw=f"{_TUS_HEAD}X-Drip: {'a' * 10_000}".encode(), stall_s=0.5))
+
+    def sync_once() -> None:
+        store = Store.open(cfg.data_path, create=False)  # a store is used on its own thread
+        try:
+            uploader.run_once(store)
+        finally:
+            store.close()
+
+    run = threading.Thread(target=sync_once, daemon=True)
+    run.start()
+    deadline = time.monotonic() + TIME_LIMIT_S
+    while not any(e.fault == "drip" for e in proxy.exchanges):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(2.5)  # the dripping worker has been silent longer than the stall limit
+    during = liveness.check()
+    confirmed_during = {r["id"] for r in rows(station.data_dir) if r["state"] == "confirmed"}
+    shift[0] = 10_000.0  # as if nothing had moved for hours
+    stalled = liveness.check()
+    shift[0] = 0.0
+    run.join(TIME_LIMIT_S)
+    assert not run.is_alive()
+    assert during.healthy, during.describe()
+    assert confirmed_during, "the other worker uploaded nothing while one request dripped"
+    assert not stalled.healthy and "upload worker" in stalled.describe()
+    assert not proxy.unfired()
+    _all_confirmed_and_stored(station, server)

@@ -6,17 +6,24 @@ process alone, not for other children of the test. Nothing here imports the agen
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    # prctl(2) PR_SET_PDEATHSIG: a test's timeout kills this wrapper; the command goes with it.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:
     out, sep, *cmd = argv
     if sep != "--" or not cmd:
         raise SystemExit("usage: peak_rss OUT -- CMD...")
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     Path(out).write_text(f"{usage.ru_maxrss}\n")
