@@ -76,14 +76,22 @@ class TusState:
     final_checked: bool = False
     hashed_upto: int = 0
     file_hash: hashlib._Hash = field(default_factory=hashlib.sha256)
+    # How far our PATCHes (with their checksums) can have reached: beyond it the server holds
+    # bytes it never had from us, or says so.
+    sent_upto: int = 0
 
     def begin(self, url: str | None) -> None:
         """A new upload at `url` (None: none yet, after a restart): the server holds nothing."""
         self.url, self.offset, self.checksummed = url, 0, True
         self.need_head, self.digest_seen, self.final_checked = False, {}, False
+        self.sent_upto = 0
 
     def synced(self, status: UploadStatus) -> None:
-        """A HEAD answered: continue from where the server is."""
+        """A HEAD answered: continue from where the server is. An offset beyond what we can
+        have sent was never checked under our checksums: the upload is no longer
+        `checksummed` (a server may claim bytes it never received)."""
+        if status.offset > self.sent_upto:
+            self.checksummed = False
         self.offset, self.need_head = status.offset, False
         self.digest_seen = status.repr_digest
 
@@ -107,8 +115,9 @@ class TusState:
         return True
 
 
-def starting_state(job: UploadJob, now: str) -> tuple[TusState, bool]:
-    """The state an attempt starts from, and whether the stored upload URL has expired."""
+def starting_state(job: UploadJob, now: str, in_flight: int = 0) -> tuple[TusState, bool]:
+    """The state an attempt starts from, and whether the stored upload URL has expired.
+    `in_flight`: how far past the stored offset a PATCH cut short may have reached (a chunk)."""
     expired = bool(job.resume_expires_at and job.resume_expires_at <= now)
     url = None if expired else job.resume_url
     state = TusState(
@@ -116,6 +125,7 @@ def starting_state(job: UploadJob, now: str) -> tuple[TusState, bool]:
         offset=job.resume_offset if url else 0,
         checksummed=job.resume_checksummed if url else True,
         need_head=url is not None,
+        sent_upto=job.resume_offset + in_flight if url else 0,
     )
     return state, expired
 
@@ -235,7 +245,7 @@ class TusSink:
         self.client.close()
 
     def send(self, job: UploadJob, progress: Progress) -> Confirmation:
-        state, expired = starting_state(job, utc_now())
+        state, expired = starting_state(job, utc_now(), self.sync.chunk_bytes)
         if expired:
             progress.forget()
         log_ = _log.bind(file_id=job.file_id, sha256=job.sha256)
@@ -347,6 +357,7 @@ class TusSink:
         state = run.state
         length = min(self.sync.chunk_bytes, run.job.size - state.offset)
         hashed = self._hash_through_chunk(run)
+        state.sent_upto = max(state.sent_upto, state.offset + length)
         try:
             answer = self.client.patch(url, run.fd, state.offset, length, hashed)
         except UploadConflict as exc:

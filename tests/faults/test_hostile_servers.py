@@ -205,22 +205,33 @@ def test_hostile_header_values_are_retried_with_a_reason(
     _all_confirmed_and_stored(station, server)
 
 
-def test_a_server_that_stores_nothing_is_never_confirmed_verified(
-    station: Station, tmp_path: Path
+@pytest.mark.parametrize("level", ["verified", "checksummed"])
+def test_a_server_that_stores_nothing_is_never_confirmed_beyond_complete(
+    station: Station, tmp_path: Path, level: str
 ) -> None:
     with lying_tus_server() as (endpoint, lies):
-        _configure(station, endpoint, purge_grace_s=0)
+        _configure(station, endpoint, purge_grace_s=0, confirm_level=level)
         _import(station, tmp_path)
         proc = station.run("sync", "--once")
     assert lies.patch_bytes > 0  # it was sent the bytes, and dropped them
-    # It answered the full offset and the metadata's sha256 as Repr-Digest: at most `complete`.
+    # It answered the full offset and the metadata's sha256 as Repr-Digest: no sha-512, so
+    # never `verified`; where it claimed bytes it was never sent, not even `checksummed`.
     assert proc.returncode == 3, proc.stdout + proc.stderr
+    held = 0
     for row in rows(station.data_dir):
+        if level == "checksummed" and row["size"] <= MIB:
+            # One PATCH carried every byte under its checksum: that is all `checksummed`
+            # proves (README: no level proves the server keeps the bytes).
+            assert (row["state"], row["confirm_level"]) == ("confirmed", "checksummed")
+            continue
+        held += 1
         assert row["state"] == "held", (row["id"], row["state"])
-        assert "cannot confirm at level verified" in row["reason"]
-        assert "only complete" in row["reason"]
+        assert f"cannot confirm at level {level}" in row["reason"]
+        if row["size"] > MIB:
+            assert "only complete" in row["reason"]
         assert row["confirmed_at"] is None and row["purged_at"] is None
         assert (station.staging / str(row["staged_path"])).exists()
+    assert held >= 2  # the two recordings of 1.5 MiB at least
 
 
 @pytest.fixture

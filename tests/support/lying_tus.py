@@ -1,7 +1,7 @@
 """A tus 1.0 server on loopback that stores nothing and says it stored everything.
 
-It takes each PATCH body and throws it away, answers every PATCH and HEAD with the full
-offset, and echoes as Repr-Digest the sha256 the client put in the upload's metadata (the one
+It advertises sha256 checksums, takes each PATCH body and throws it away, answers every PATCH
+and HEAD with the full offset, and echoes as Repr-Digest the sha256 the client put in the upload's metadata (the one
 a server can copy without holding a byte). What a client confirms against it, it confirms
 without proof. It binds 127.0.0.1 only; nothing here imports the agent.
 """
@@ -59,7 +59,15 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def do_OPTIONS(self) -> None:
-        self._answer(204, {"Tus-Version": "1.0.0", "Tus-Extension": "creation,termination"})
+        # It even says it checks every chunk's sha256 (tus "checksum"), and never does.
+        self._answer(
+            204,
+            {
+                "Tus-Version": "1.0.0",
+                "Tus-Extension": "creation,termination,checksum",
+                "Tus-Checksum-Algorithm": "sha256",
+            },
+        )
 
     def do_POST(self) -> None:
         self._drain()

@@ -142,6 +142,19 @@ def test_synced_takes_the_servers_offset_and_digest() -> None:
     assert (state.offset, state.need_head, state.digest_seen) == (4096, False, {"sha-256": b"d"})
 
 
+def test_an_offset_beyond_what_we_can_have_sent_is_not_checksummed() -> None:
+    state = TusState(url="u", offset=0, checksummed=True, need_head=True, sent_upto=4096)
+    state.synced(_status(4096))  # an answer lost on the way: the bytes went under checksums
+    assert state.checksummed
+    state.synced(_status(SIZE))  # bytes we never sent, or a claim without them
+    assert not state.checksummed
+    stored = _job(resume_url="http://tus/files/a", resume_offset=4096, resume_checksummed=True)
+    resumed, _expired = starting_state(stored, "2026-03-02T00:00:00+00:00", in_flight=1024)
+    assert resumed.sent_upto == 4096 + 1024  # one PATCH may have been cut short by a crash
+    resumed.begin("http://tus/files/b")
+    assert resumed.sent_upto == 0
+
+
 @pytest.mark.parametrize(
     ("digest", "checksummed", "server_checksums", "level"),
     [
