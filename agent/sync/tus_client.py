@@ -22,7 +22,7 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -227,6 +227,12 @@ class Answer:
     body: bytes
 
 
+class Digest(Protocol):
+    """What is updated with the bytes of a PATCH body as they are read (a hashlib object)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
 class ChunkBody:
     """A PATCH body: bytes [offset, offset+length) of fd, read 1 MiB at a time as it is sent.
 
@@ -241,7 +247,7 @@ class ChunkBody:
         offset: int,
         length: int,
         throttle: Throttle | None = None,
-        digest: hashlib._Hash | None = None,
+        digest: Digest | None = None,
     ) -> None:
         self.fd = fd
         self.offset = offset
@@ -492,7 +498,7 @@ class TusClient:
         return self._status("HEAD", resp)
 
     def patch(
-        self, url: str, fd: int, offset: int, length: int, digest: hashlib._Hash | None = None
+        self, url: str, fd: int, offset: int, length: int, digest: Digest | None = None
     ) -> UploadStatus:
         """Send bytes [offset, offset+length) of fd; returns the server's new status.
 

@@ -63,6 +63,24 @@ PROOF_DIGEST = "sha-512"
 # ---- the state and its pure transitions --------------------------------------------------------
 
 
+class FileHash:
+    """The sha-256 (the seal's) and sha-512 (the proof's, see confirmation_level) of the bytes
+    sent so far, updated together as each piece goes out: no second read to confirm."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.sha512 = hashlib.sha512()
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.sha512.update(data)
+
+    def copy(self) -> FileHash:
+        twin = FileHash()
+        twin.sha256, twin.sha512 = self.sha256.copy(), self.sha512.copy()
+        return twin
+
+
 @dataclass
 class TusState:
     """Where one file's upload stands; survives short retries (and, via the row, restarts)."""
@@ -75,7 +93,7 @@ class TusState:
     digest_seen: dict[str, bytes] = field(default_factory=dict)
     final_checked: bool = False
     hashed_upto: int = 0
-    file_hash: hashlib._Hash = field(default_factory=hashlib.sha256)
+    file_hash: FileHash = field(default_factory=FileHash)
     # How far our PATCHes (with their checksums) can have reached: beyond it the server holds
     # bytes it never had from us, or says so.
     sent_upto: int = 0
@@ -99,7 +117,7 @@ class TusState:
         self,
         answer: UploadStatus,
         length: int,
-        hashed: hashlib._Hash | None,
+        hashed: FileHash | None,
         server_checksums: bool,
     ) -> bool:
         """A PATCH of `length` bytes answered; False when the server took another amount (and
@@ -176,7 +194,7 @@ def confirmation_level(digest_matched: bool, checksummed: bool, server_checksums
 def _catch_up_hash(state: TusState, fd: int, upto: int) -> None:
     """Keep the whole-file hash of what the server holds in step with its offset."""
     if upto < state.hashed_upto:
-        state.file_hash, state.hashed_upto = hashlib.sha256(), 0
+        state.file_hash, state.hashed_upto = FileHash(), 0
     while state.hashed_upto < upto:
         piece = os.pread(fd, min(READ_PIECE, upto - state.hashed_upto), state.hashed_upto)
         if not piece:
@@ -371,12 +389,9 @@ class TusSink:
             run.progress.offset(state.offset, state.checksummed)
 
     @staticmethod
-    def _hash_through_chunk(run: _Attempt) -> hashlib._Hash | None:
-        """The whole-file hash to carry through the next chunk, when it is read anyway."""
-        if not run.caps.sha256_checksums:
-            return None  # without checksums it is computed at the end, only if needed
-        # The chunk is read once more for its Upload-Checksum anyway: keep the whole file's
-        # hash on the way.
+    def _hash_through_chunk(run: _Attempt) -> FileHash:
+        """The whole-file hashes to carry through the next chunk: updated with its bytes as
+        they are read to send (or to checksum), so confirming needs no second read."""
         state = run.state
         if state.hashed_upto != state.offset:
             _catch_up_hash(state, run.fd, state.offset)
@@ -392,12 +407,9 @@ class TusSink:
     def _confirm(self, run: _Attempt) -> Confirmation:
         state = run.state
         proof = state.digest_seen.get(PROOF_DIGEST)
-        if proof is None:
-            self._check_sent(run)
-        else:
-            staged = self._staged_sha512(run)
-            if proof != staged:
-                self._mismatch(run, PROOF_DIGEST, proof.hex(), staged.hex())
+        self._check_sent(run)
+        if proof is not None and proof != state.file_hash.sha512.digest():
+            self._mismatch(run, PROOF_DIGEST, proof.hex(), state.file_hash.sha512.hexdigest())
         level = confirmation_level(proof is not None, state.checksummed, run.caps.sha256_checksums)
         wanted = self.sync.confirm_level
         if level_rank(level) < level_rank(wanted):
@@ -424,32 +436,12 @@ class TusSink:
             problem=f"Repr-Digest {algorithm} {theirs} of {url}, file has {ours}",
         )
 
-    def _staged_sha512(self, run: _Attempt) -> bytes:
-        """The staged copy's sha-512, read in the same pass that checks it still hashes to
-        its seal (sha-256): the server's sha-512 is compared with bytes known to be sealed."""
-        job = run.job
-        sha256, sha512 = hashlib.sha256(), hashlib.sha512()
-        done = 0
-        while done < job.size:
-            piece = os.pread(run.fd, min(READ_PIECE, job.size - done), done)
-            if not piece:
-                raise OSError(f"staged file ended at {done}")
-            sha256.update(piece)
-            sha512.update(piece)
-            done += len(piece)
-        if sha256.hexdigest() != job.sha256:
-            self._restart(run, "staged copy changed")
-            raise StagedCopyChanged(
-                path=str(job.path), actual=sha256.hexdigest(), expected=job.sha256
-            )
-        return sha512.digest()
-
     def _check_sent(self, run: _Attempt) -> None:
-        """No end-to-end digest from the server: at least make sure that what was sent is what
-        was sealed (the staged copy may have changed since), reading what is left."""
+        """Make sure that what was sent is what was sealed (the staged copy may have changed
+        since), reading only what was not hashed on the way (after a resume)."""
         job, state = run.job, run.state
         _catch_up_hash(state, run.fd, job.size)
-        sent = state.file_hash.hexdigest()
+        sent = state.file_hash.sha256.hexdigest()
         if sent != job.sha256:
             self._restart(run, "staged copy changed")
             raise StagedCopyChanged(path=str(job.path), actual=sent, expected=job.sha256)
