@@ -10,7 +10,9 @@ row never receives a request, let alone the bearer token.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import socket
 import sqlite3
 import sys
@@ -338,3 +340,20 @@ def test_upload_workers_are_watched_and_a_dripping_upload_holds_no_other(
     assert not stalled.healthy and "upload worker" in stalled.describe()
     assert not proxy.unfired()
     _all_confirmed_and_stored(station, server)
+
+
+def test_a_sha512_that_does_not_match_holds_the_file_with_an_alarm(
+    station: Station, server: TusServer, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    _configure(station, proxy.endpoint)
+    _import(station, tmp_path)
+    wrong = base64.b64encode(hashlib.sha512(b"not the evidence").digest()).decode()
+    # The final PATCH of the first recording answers a sha-512 of other bytes.
+    proxy.arm(Fault("headers", "PATCH", nth=2, headers={"Repr-Digest": f"sha-512=:{wrong}:"}))
+    proc = station.run("sync", "--once")
+    assert not proxy.unfired()
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "upload.digest_mismatched" in proc.stderr
+    held = [r for r in rows(station.data_dir) if r["state"] == "held"]
+    assert len(held) == 1 and "Repr-Digest sha-512" in held[0]["reason"]
+    assert held[0]["purged_at"] is None
