@@ -176,6 +176,10 @@ class UploadLost(UploadRetryable):
     """upload to {server}: {problem}; the server may or may not hold the last chunk"""
 
 
+class UploadGarbled(UploadLost):
+    """upload to {server}: {problem}; the answer broke the protocol"""
+
+
 class UploadConflict(UploadRetryable):
     """upload to {server}: {problem}"""
 

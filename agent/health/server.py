@@ -147,7 +147,7 @@ def _tus_level(probe: TusProbe, detail: str) -> Finding:
             RED,
             f"{detail}: {probe.unconfirmable} file(s) uploaded and held, the server cannot "
             f"confirm them at level {probe.confirm_level}: {probe.unconfirmable_reason}",
-            "have the server return Repr-Digest (RFC 9530) on finished uploads, "
+            "have the server return a sha-512 Repr-Digest (RFC 9530) on finished uploads, "
             + (f"or {weaker}; " if weaker else "")
             + "then `dockagent retry --held`",
         )
@@ -155,10 +155,10 @@ def _tus_level(probe: TusProbe, detail: str) -> Finding:
         return Finding(
             "server",
             YELLOW,
-            f"{detail}: confirm_level verified needs a Repr-Digest on each finished upload, "
-            "which OPTIONS cannot show and no upload has shown yet; without it every file is "
-            "uploaded and then held",
-            "check that the server's upload-finished hook adds Repr-Digest "
+            f"{detail}: confirm_level verified needs a sha-512 Repr-Digest on each finished "
+            "upload, which OPTIONS cannot show and no upload has shown yet; without it every "
+            "file is uploaded and then held",
+            "check that the server's upload-finished hook adds a sha-512 Repr-Digest "
             "(upload-protocol.md)" + (f", or {weaker}" if weaker else ""),
         )
     return Finding("server", GREEN, detail)

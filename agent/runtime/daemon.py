@@ -103,7 +103,8 @@ class Daemon:
             # The upload workers run beside the cameras; they stop after the chunk in flight.
             uploads = threading.Thread(
                 # Idle, it looks for newly sealed files every 2 s (one indexed query).
-                target=Uploader(cfg).serve,
+                # Each upload worker is watched like a camera worker (Liveness.working).
+                target=Uploader(cfg, working=self.liveness.working, beat=self.liveness.beat).serve,
                 args=(self.stopping, 2.0),
                 name="uploads",
                 daemon=True,

@@ -1,7 +1,9 @@
 """Is the daemon alive and getting work done? The one answer the systemd watchdog acts on.
 
 Device-source threads must stay alive; a worker with a job beats whenever it copies a chunk or
-finishes a file, and one silent past the stall limit is stalled. The daemon pings WATCHDOG=1
+finishes a file (an upload worker: whenever it starts a request or sends a piece), and one
+silent past its limit (the stall limit, or longer for a worker whose single step may take
+longer, e.g. one PATCH under its deadline) is stalled. The daemon pings WATCHDOG=1
 only while check() finds nothing wrong (systemd.service(5), WatchdogSec=). This module only
 observes: it never stops, restarts or signals a thread.
 """
@@ -20,6 +22,7 @@ class _Worker:
     name: str
     thread: threading.Thread
     last_beat: float
+    limit_s: float
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,13 @@ class Liveness:
     # ---- workers with a job ----------------------------------------------------------------
 
     @contextmanager
-    def working(self, name: str) -> Iterator[None]:
-        """The calling thread has work to do until the block ends: it must keep beating."""
+    def working(self, name: str, longest_step_s: float = 0.0) -> Iterator[None]:
+        """The calling thread has work to do until the block ends: it must keep beating, at
+        least every stall limit, or every `longest_step_s` if that is longer."""
         thread = threading.current_thread()
+        limit = max(self.stall_limit_s, longest_step_s)
         with self._lock:
-            self._workers[thread.ident or 0] = _Worker(name, thread, self.monotonic())
+            self._workers[thread.ident or 0] = _Worker(name, thread, self.monotonic(), limit)
         try:
             yield
         finally:
@@ -91,6 +96,6 @@ class Liveness:
                     problems.append(f"{worker.name}: its thread has died")
                     continue
                 silent = now - worker.last_beat
-                if silent > self.stall_limit_s:
+                if silent > worker.limit_s:
                     problems.append(f"{worker.name}: no progress for {silent:.0f} s")
         return Verdict(not problems, problems)

@@ -44,6 +44,8 @@ class DirectorySink:
         self.throttle = throttle
         self.name = f"directory:{root}"
         self.buffer = bytearray(BUFFER_BYTES)
+        # It draws on the throttle for every piece it writes; the stall limit covers the rest.
+        self.longest_step_s = 0.0
 
     def close(self) -> None:
         pass

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,6 +103,30 @@ class _RowProgress:
         self.store.forget_upload_url(self.file_id, utc_now())
 
 
+# Liveness.working: the calling thread works on something until the block ends, and must beat
+# at least every given number of seconds.
+Working = Callable[[str, float], AbstractContextManager[None]]
+
+
+@contextmanager
+def _unwatched(_name: str, _longest_step_s: float) -> Iterator[None]:
+    yield
+
+
+def _beating(throttle: Throttle | None, beat: Callable[[], None] | None) -> Throttle | None:
+    """The throttle a worker's sink draws on, beating for the worker first (a sign of life
+    on the worker's own thread: Liveness.beat is per thread)."""
+    if beat is None:
+        return throttle
+
+    def draw(nbytes: int) -> None:
+        beat()
+        if throttle is not None:
+            throttle(nbytes)
+
+    return draw
+
+
 def make_sink(config: Config, throttle: Throttle | None) -> Sink:
     if config.sync.kind == "tus":
         return TusSink(config.sync, throttle=throttle)
@@ -120,6 +145,8 @@ class Uploader:
         local_now: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = wallclock.monotonic,
+        working: Working | None = None,
+        beat: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.open_store = open_store or (lambda: Store.open(config.data_path, create=False))
@@ -132,6 +159,10 @@ class Uploader:
         self.lock = threading.Lock()
         self.schedule = RetrySchedule(float(config.sync.retry_max_delay_s), monotonic)
         self.wall_trust = WallTrust()
+        # The daemon's watchdog liveness (agent.runtime.liveness), handed in: each worker with
+        # a file is watched, and beats whenever it starts a request or sends a piece.
+        self.working: Working = working or _unwatched
+        self.beat = beat
 
     # ---- one pass ----------------------------------------------------------------------------
 
@@ -232,14 +263,15 @@ class Uploader:
             return
         sink: Sink | None = None
         try:
-            sink = self.sink_factory(self.throttle)
+            sink = self.sink_factory(_beating(self.throttle, self.beat))
             while stop is None or not stop.is_set():
                 with self.lock:
                     row = store.claim_upload(worker, utc_now(), exclude=tried)
                     if row is None:
                         return
                     tried.add(row.id)
-                self._process(store, sink, row, report, stop)
+                with self.working(f"upload worker {worker}", sink.longest_step_s):
+                    self._process(store, sink, row, report, stop)
         except Exception as exc:  # a worker must not die silently
             _log.exception("upload.worker_failed", worker=worker, reason=describe(exc))
             with self.lock:

@@ -38,6 +38,9 @@ class Progress(Protocol):
 
 class Sink(Protocol):
     name: str  # identifies the destination; a stored upload URL is reused only with it
+    # The longest a working send may go without drawing on its throttle (the pool's sign of
+    # life for the watchdog): one request under its total deadline plus a short retry wait.
+    longest_step_s: float
 
     def send(self, job: UploadJob, progress: Progress) -> Confirmation: ...
 

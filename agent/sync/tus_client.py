@@ -2,27 +2,41 @@
 
 The only module that imports requests: every HTTP answer and transport failure is turned into an
 agent error here, once, and its class says whether to retry (agent.core.errors.classify). PATCH
-bodies are streamed from the file in small pieces, so memory stays far below one chunk. It never
-turns TLS verification off and decides nothing about rows, confirmation levels or backoff.
+bodies are streamed from the file in small pieces, so memory stays far below one chunk.
+
+Every answer is hostile input: it is asked for and read as `identity` (never decompressed), its
+body is read up to ANSWER_CAP bytes, its headers are parsed by agent.sync.tus_headers, every
+request has a total deadline (a drip of one byte per read timeout cannot hold it), and the
+bearer token goes to the configured endpoint's origin only, whatever URL a row or a receipt
+holds. It never turns TLS verification off and decides nothing about rows, confirmation levels
+or backoff.
 """
 
 from __future__ import annotations
 
 import base64
-import email.utils
+import contextlib
 import hashlib
 import os
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from urllib.parse import urljoin, urlsplit
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import requests.structures
+import urllib3.connection
+import urllib3.connectionpool
+import urllib3.exceptions
 
 from agent import __version__
 from agent.core import wallclock
 from agent.core.errors import (
     UploadConflict,
+    UploadGarbled,
     UploadGone,
     UploadLost,
     UploadRefused,
@@ -30,9 +44,15 @@ from agent.core.errors import (
     UploadTlsFailed,
 )
 from agent.core.model import display_name
+from agent.sync import tus_headers
 from agent.sync.throttle import Throttle
+from agent.sync.tus_headers import BadHeader
 
 TUS_VERSION = "1.0.0"
+# RFC 9530 section 4: sha-512 is asked for first. The client never sends a file's sha-512 (its
+# sha-256 is in the metadata and the custody record), so a sha-512 the server answers with is
+# one it computed from the bytes it holds: the only digest that proves `verified`.
+WANT_REPR_DIGEST = "sha-512=10, sha-256=5"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 # Pieces read from disk per send: small enough to keep memory flat, big enough to keep
 # system calls few. The chunk (one PATCH) is a multiple of these.
@@ -42,6 +62,15 @@ STATUS_CHECKSUM_MISMATCH = 460
 # RFC 9110 section 15: answers that say "later", not "never".
 _RETRY_STATUSES = frozenset({408, 423, 425, 429, STATUS_CHECKSUM_MISMATCH})
 _GONE_STATUSES = frozenset({404, 410})
+# A tus answer is headers and at most a short message: a body beyond this is not one.
+ANSWER_CAP = 64 << 10
+ANSWER_PIECE = 8 << 10
+# The slowest a PATCH body may go before its request's deadline ends it (bytes/s); a throttle
+# slower than this lowers it (TusClient's min_rate).
+MIN_RATE = 32 << 10
+# After its deadline a request's socket is shut down again this often (seconds), in case it was
+# still connecting when the deadline passed.
+_KILL_EVERY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -79,49 +108,129 @@ def encode_metadata(metadata: Mapping[str, str]) -> str:
 
 
 def parse_repr_digest(value: str) -> dict[str, bytes]:
-    """RFC 9530 Repr-Digest: an RFC 8941 dictionary of `alg=:base64:` byte sequences."""
-    out: dict[str, bytes] = {}
-    for member in value.split(","):
-        name, sep, item = member.strip().partition("=")
-        item = item.split(";", 1)[0].strip()  # parameters are allowed and ignored
-        if not sep or len(item) < 2 or item[0] != ":" or item[-1] != ":":
-            continue
-        try:
-            out[name.strip().lower()] = base64.b64decode(item[1:-1], validate=True)
-        except ValueError:
-            continue
-    return out
-
-
-def _http_date_to_iso(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat(timespec="milliseconds")
+    """RFC 9530 Repr-Digest (agent.sync.tus_headers.repr_digest)."""
+    return tus_headers.repr_digest(value)
 
 
 def _retry_after(value: str | None, server_date: str | None = None) -> float | None:
-    """Retry-After: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3).
+    """Retry-After, an HTTP-date read against the answer's own Date (tus_headers)."""
+    return tus_headers.retry_after(value, server_date, wallclock.now())
 
-    An HTTP-date is measured from the answer's own Date (section 6.6.1), not from the station's
-    clock, so neither a wrong nor a stepped station clock stretches or skips the wait.
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+class Deadline:
+    """A request's total time: when it passes, the socket is shut down under the request.
+
+    Socket timeouts count per read (RFC-less but true of every stack), so a server dripping a
+    byte per read timeout would hold a request forever. shutdown(2) from another thread wakes
+    a blocked recv/send at once, which close(2) does not.
     """
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    when = _http_date_to_iso(value)
-    if when is None:
-        return None
-    sent = _http_date_to_iso(server_date)
-    base = datetime.fromisoformat(sent) if sent else wallclock.now()
-    return max(0.0, (datetime.fromisoformat(when) - base).total_seconds())
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._conn: urllib3.connection.HTTPConnection | None = None
+        self._timer = threading.Thread(target=self._run, daemon=True, name="tus-deadline")
+
+    def __enter__(self) -> Deadline:
+        _active.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        _active.deadline = None
+        with self._lock:
+            self._done.set()
+            self._conn = None
+
+    def watch(self, conn: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            self._conn = conn
+
+    def check(self) -> None:
+        """Called between pieces of a body: stop even when the socket never blocks."""
+        if self.expired:
+            raise _DeadlinePassed
+
+    def _run(self) -> None:
+        if self._done.wait(self.seconds):
+            return
+        self.expired = True
+        while True:
+            with self._lock:
+                if self._done.is_set():
+                    return
+                sock = self._conn.sock if self._conn is not None else None
+                if sock is not None:
+                    # The plain socket's shutdown, also under TLS: it leaves the SSL object
+                    # alone for the thread blocked in it. Not connected (yet, or any more): fine.
+                    with contextlib.suppress(OSError):
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            if self._done.wait(_KILL_EVERY_S):
+                return
+
+
+class _Active(threading.local):
+    deadline: Deadline | None = None
+
+
+_active = _Active()
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Tells the calling thread's Deadline which connection its request runs on."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if _active.deadline is not None:
+            _active.deadline.watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if _active.deadline is not None:
+            _active.deadline.watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter on connection pools whose connections report to the Deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A server's answer, read whole within the deadline and ANSWER_CAP."""
+
+    status: int
+    reason: str
+    headers: requests.structures.CaseInsensitiveDict[str]
+    body: bytes
+
+
+class Digest(Protocol):
+    """What is updated with the bytes of a PATCH body as they are read (a hashlib object)."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 class ChunkBody:
@@ -138,7 +247,7 @@ class ChunkBody:
         offset: int,
         length: int,
         throttle: Throttle | None = None,
-        digest: hashlib._Hash | None = None,
+        digest: Digest | None = None,
     ) -> None:
         self.fd = fd
         self.offset = offset
@@ -153,6 +262,8 @@ class ChunkBody:
         sent = 0
         while sent < self.length:
             want = min(READ_PIECE, self.length - sent)
+            if _active.deadline is not None:
+                _active.deadline.check()
             if self.throttle is not None:
                 self.throttle(want)
             data = os.pread(self.fd, want, self.offset + sent)
@@ -178,12 +289,16 @@ class TusClient:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         throttle: Throttle | None = None,
+        min_rate: float = MIN_RATE,
     ) -> None:
         self.endpoint = endpoint
         self.server = urlsplit(endpoint).netloc
         self.timeout = (connect_timeout, read_timeout)
         self.throttle = throttle
+        self.min_rate = max(1.0, min_rate)
         self.session = requests.Session()
+        for prefix in ("http://", "https://"):
+            self.session.mount(prefix, _DeadlineAdapter(max_retries=0))
         # Never an unverified connection: the system trust store, or the configured bundle.
         self.session.verify = ca_bundle or True
         if client_cert:
@@ -191,7 +306,13 @@ class TusClient:
         # No proxies or credentials from the environment: evidence goes where configured only.
         self.session.trust_env = False
         self.session.headers.update(
-            {"Tus-Resumable": TUS_VERSION, "User-Agent": f"dockagent/{__version__}"}
+            {
+                "Tus-Resumable": TUS_VERSION,
+                "User-Agent": f"dockagent/{__version__}",
+                # Nothing compressed: a small gzip answer can inflate to gigabytes (RFC 9110
+                # section 12.5.3: identity only).
+                "Accept-Encoding": "identity",
+            }
         )
         if bearer_token:
             self.session.headers["Authorization"] = f"Bearer {bearer_token}"
@@ -202,34 +323,99 @@ class TusClient:
 
     # ---- requests --------------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, **kwargs: object) -> requests.Response:
+    def check_origin(self, url: str) -> None:
+        """The bearer token and the evidence go to the configured endpoint's origin only
+        (scheme, host, port: RFC 6454), whether the URL came from a Location answer, a row or
+        a receipt. Anything else is refused before a connection is made."""
         try:
-            return self.session.request(
-                method,
-                url,
-                timeout=self.timeout,
-                allow_redirects=False,
-                **kwargs,  # type: ignore[arg-type]
+            mine = tus_headers.origin(self.endpoint)
+            theirs = tus_headers.origin(url)
+        except BadHeader as exc:
+            raise UploadRefused(server=self.server, problem=f"upload URL refused: {exc}") from None
+        if mine != theirs:
+            raise UploadRefused(
+                server=self.server,
+                problem=f"upload URL points to another origin ({display_name(theirs[1])}:"
+                f"{theirs[2]}); nothing was sent there",
             )
-        except requests.exceptions.SSLError as exc:
-            raise UploadTlsFailed(server=self.server, problem=_short(exc)) from exc
-        except requests.exceptions.ConnectTimeout as exc:
-            raise UploadRetryable(server=self.server, problem="connect timed out") from exc
-        except requests.exceptions.ReadTimeout as exc:
-            raise UploadLost(server=self.server, problem=f"{method} timed out") from exc
-        except requests.exceptions.ConnectionError as exc:
-            if _is_connect_failure(exc):
-                raise UploadRetryable(server=self.server, problem=_short(exc)) from exc
-            raise UploadLost(server=self.server, problem=f"{method}: {_short(exc)}") from exc
-        except requests.exceptions.RequestException as exc:
-            # Truncated or garbled answers (ChunkedEncodingError, InvalidHeader, ...).
-            raise UploadLost(server=self.server, problem=f"{method}: {_short(exc)}") from exc
 
-    def _fail(self, method: str, resp: requests.Response) -> UploadRetryable | UploadRefused:
+    def deadline_s(self, body_bytes: int = 0) -> float:
+        """The total time one request may take: connecting, the body at the slowest rate we
+        accept, and the read timeout for the answer."""
+        return self.timeout[0] + self.timeout[1] + body_bytes / self.min_rate
+
+    def _request(self, method: str, url: str, body_bytes: int = 0, **kwargs: object) -> Answer:
+        self.check_origin(url)
+        if self.throttle is not None:
+            # A draw of nothing: the pool's throttle beats the watchdog's liveness for this
+            # worker (agent.sync.pool), so a request that starts is a sign of life.
+            self.throttle(0)
+        budget = self.deadline_s(body_bytes)
+        deadline = Deadline(budget)
+        try:
+            with deadline:
+                resp = self.session.request(
+                    method,
+                    url,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    **kwargs,  # type: ignore[arg-type]
+                )
+                try:
+                    return self._read(method, resp, deadline)
+                finally:
+                    resp.close()
+        except (UploadGarbled, UploadRefused):
+            raise
+        except Exception as exc:
+            if deadline.expired:
+                raise UploadLost(
+                    server=self.server, problem=f"{method} took longer than {budget:.0f} s"
+                ) from exc
+            raise self._transport_error(method, exc) from exc
+
+    def _transport_error(self, method: str, exc: Exception) -> UploadRetryable:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return UploadTlsFailed(server=self.server, problem=_short(exc))
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return UploadRetryable(server=self.server, problem="connect timed out")
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return UploadLost(server=self.server, problem=f"{method} timed out")
+        if isinstance(exc, requests.exceptions.ConnectionError) and _is_connect_failure(exc):
+            return UploadRetryable(server=self.server, problem=_short(exc))
+        if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)):
+            # Resets, truncated or garbled answers (ChunkedEncodingError, InvalidHeader, ...).
+            return UploadLost(server=self.server, problem=f"{method}: {_short(exc)}")
+        # Not the server's: reading the staged file (an OSError; classify decides), or a bug.
+        raise exc
+
+    def _read(self, method: str, resp: requests.Response, deadline: Deadline) -> Answer:
+        """The answer's body, raw (never decompressed), at most ANSWER_CAP bytes."""
+        encoding = resp.headers.get("Content-Encoding", "identity").strip(" \t").lower()
+        if encoding not in ("", "identity"):
+            raise UploadGarbled(
+                server=self.server,
+                problem=f"{method} answered with Content-Encoding "
+                f"{display_name(encoding[:40])!r}, not identity",
+            )
+        body = bytearray()
+        if method != "HEAD":
+            for piece in resp.raw.stream(ANSWER_PIECE, decode_content=False):
+                body += piece
+                if len(body) > ANSWER_CAP:
+                    raise UploadGarbled(
+                        server=self.server,
+                        problem=f"{method} answer is longer than {ANSWER_CAP} bytes",
+                    )
+                deadline.check()
+        return Answer(resp.status_code, resp.reason or "", resp.headers, bytes(body))
+
+    def _fail(self, method: str, resp: Answer) -> UploadRetryable | UploadRefused:
         """The one mapping from an unexpected HTTP status to an error class."""
-        status = resp.status_code
-        answer = f"{method} answered {status} {resp.reason or ''}".strip()
-        body = _body_excerpt(resp)
+        status = resp.status
+        answer = f"{method} answered {status} {display_name(resp.reason[:80])}".strip()
+        body = _body_excerpt(resp.body)
         if body:
             answer += f": {body}"
         if status == 409:
@@ -244,23 +430,31 @@ class TusClient:
             return error
         return UploadRefused(server=self.server, problem=answer)
 
+    def _garbled(self, method: str, exc: BadHeader) -> UploadGarbled:
+        return UploadGarbled(server=self.server, problem=f"{method} answer: {exc}")
+
     def capabilities(self) -> ServerCaps:
         if self._caps is None:
             resp = self._request("OPTIONS", self.endpoint)
-            if resp.status_code not in (200, 204):
+            if resp.status not in (200, 204):
                 raise self._fail("OPTIONS", resp)
-            versions = _tokens(resp.headers.get("Tus-Version", TUS_VERSION))
+            versions = tus_headers.tokens(resp.headers.get("Tus-Version", TUS_VERSION))
             if TUS_VERSION not in versions:
                 raise UploadRefused(
-                    server=self.server, problem=f"speaks tus {sorted(versions)}, not {TUS_VERSION}"
+                    server=self.server,
+                    problem=f"speaks tus {display_name(str(sorted(versions))[:100])}, "
+                    f"not {TUS_VERSION}",
                 )
-            max_size = resp.headers.get("Tus-Max-Size", "")
+            try:
+                max_size = tus_headers.count("Tus-Max-Size", resp.headers.get("Tus-Max-Size"))
+            except BadHeader as exc:
+                raise self._garbled("OPTIONS", exc) from None
             self._caps = ServerCaps(
-                extensions=frozenset(_tokens(resp.headers.get("Tus-Extension", ""))),
+                extensions=frozenset(tus_headers.tokens(resp.headers.get("Tus-Extension"))),
                 checksum_algorithms=frozenset(
-                    _tokens(resp.headers.get("Tus-Checksum-Algorithm", ""))
+                    tus_headers.tokens(resp.headers.get("Tus-Checksum-Algorithm"))
                 ),
-                max_size=int(max_size) if max_size.isdigit() else None,
+                max_size=max_size,
             )
         return self._caps
 
@@ -283,28 +477,28 @@ class TusClient:
                 "Content-Length": "0",
             },
         )
-        if resp.status_code != 201:
+        if resp.status != 201:
             raise self._fail("POST", resp)
-        location = resp.headers.get("Location", "")
-        if not location:
-            raise UploadLost(server=self.server, problem="POST answered 201 without Location")
-        url = urljoin(self.endpoint, location)
-        mine, theirs = urlsplit(self.endpoint), urlsplit(url)
+        try:
+            url = tus_headers.location(self.endpoint, resp.headers.get("Location"))
+        except BadHeader as exc:
+            raise self._garbled("POST", exc) from None
         # The bearer token and the evidence go to the configured origin only.
-        if (mine.scheme, mine.netloc) != (theirs.scheme, theirs.netloc):
-            raise UploadRefused(
-                server=self.server, problem=f"upload URL points to another origin ({theirs.netloc})"
-            )
-        return url, _http_date_to_iso(resp.headers.get("Upload-Expires"))
+        self.check_origin(url)
+        return url, tus_headers.http_date_iso(resp.headers.get("Upload-Expires"))
 
     def head(self, url: str) -> UploadStatus:
-        resp = self._request("HEAD", url, headers={"Cache-Control": "no-store"})
-        if resp.status_code not in (200, 204):
+        resp = self._request(
+            "HEAD",
+            url,
+            headers={"Cache-Control": "no-store", "Want-Repr-Digest": WANT_REPR_DIGEST},
+        )
+        if resp.status not in (200, 204):
             raise self._fail("HEAD", resp)
         return self._status("HEAD", resp)
 
     def patch(
-        self, url: str, fd: int, offset: int, length: int, digest: hashlib._Hash | None = None
+        self, url: str, fd: int, offset: int, length: int, digest: Digest | None = None
     ) -> UploadStatus:
         """Send bytes [offset, offset+length) of fd; returns the server's new status.
 
@@ -316,6 +510,7 @@ class TusClient:
             "Upload-Offset": str(offset),
             "Content-Type": OFFSET_CONTENT_TYPE,
             "Content-Length": str(length),
+            "Want-Repr-Digest": WANT_REPR_DIGEST,
         }
         body_digest = digest
         if self.capabilities().sha256_checksums:
@@ -333,8 +528,8 @@ class TusClient:
             checksum = base64.b64encode(chunk_hash.digest()).decode("ascii")
             headers["Upload-Checksum"] = f"sha256 {checksum}"
         body = ChunkBody(fd, offset, length, self.throttle, body_digest)
-        resp = self._request("PATCH", url, headers=headers, data=body)
-        if resp.status_code not in (200, 204):
+        resp = self._request("PATCH", url, length, headers=headers, data=body)
+        if resp.status not in (200, 204):
             raise self._fail("PATCH", resp)
         return self._status("PATCH", resp)
 
@@ -346,26 +541,24 @@ class TusClient:
             resp = self._request("DELETE", url)
         except (UploadRetryable, UploadRefused):
             return False
-        return resp.status_code in (204, 404, 410)
+        return resp.status in (204, 404, 410)
 
-    def _status(self, method: str, resp: requests.Response) -> UploadStatus:
-        raw_offset = resp.headers.get("Upload-Offset", "")
-        if not raw_offset.isdigit():
-            # A success without a readable offset is as good as no answer: re-check with HEAD.
-            raise UploadLost(
-                server=self.server, problem=f"{method} answer has no valid Upload-Offset"
-            )
-        raw_length = resp.headers.get("Upload-Length", "")
+    def _status(self, method: str, resp: Answer) -> UploadStatus:
+        try:
+            offset = tus_headers.count("Upload-Offset", resp.headers.get("Upload-Offset"))
+            length = tus_headers.count("Upload-Length", resp.headers.get("Upload-Length"))
+            digests = tus_headers.repr_digest(resp.headers.get("Repr-Digest"))
+        except BadHeader as exc:
+            # A success without a readable answer is as good as none: re-check with HEAD.
+            raise self._garbled(method, exc) from None
+        if offset is None:
+            raise UploadGarbled(server=self.server, problem=f"{method} answer has no Upload-Offset")
         return UploadStatus(
-            offset=int(raw_offset),
-            length=int(raw_length) if raw_length.isdigit() else None,
-            repr_digest=parse_repr_digest(resp.headers.get("Repr-Digest", "")),
-            expires_at=_http_date_to_iso(resp.headers.get("Upload-Expires")),
+            offset=offset,
+            length=length,
+            repr_digest=digests,
+            expires_at=tus_headers.http_date_iso(resp.headers.get("Upload-Expires")),
         )
-
-
-def _tokens(value: str) -> list[str]:
-    return [t.strip().lower() for t in value.split(",") if t.strip()]
 
 
 def _short(exc: BaseException) -> str:
@@ -389,10 +582,6 @@ def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
     )
 
 
-def _body_excerpt(resp: requests.Response) -> str:
-    try:
-        text = resp.text
-    except (requests.exceptions.RequestException, UnicodeDecodeError):
-        return ""
-    text = " ".join(text.split())
+def _body_excerpt(body: bytes) -> str:
+    text = " ".join(body[:400].decode("utf-8", "replace").split())
     return display_name(text[:200])

@@ -1,8 +1,9 @@
 """The tus sink: one file through the tus upload state machine of specs/upload-protocol.md.
 
 Creates the upload (or resumes the stored one after a HEAD), PATCHes it chunk by chunk, and
-confirms it at the strongest level the server proves: `verified` by an end-to-end Repr-Digest,
-`checksummed` when every chunk carried an Upload-Checksum, else `complete`. Each turn of the
+confirms it at the strongest level the server proves: `verified` by a Repr-Digest the server
+computed (sha-512: we never send one), `checksummed` when every chunk carried an
+Upload-Checksum, else `complete` (confirmation_level says what each proves). Each turn of the
 machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
 transitions (TusState, next_move, resumable, confirmation_level) are kept apart from the
 steps that talk to the server, so they can be checked without one. Failures that pass in
@@ -40,18 +41,44 @@ from agent.core.errors import (
 )
 from agent.core.wallclock import utc_now
 from agent.sync.jobs import UploadJob
-from agent.sync.schedule import SHORT_JITTER_S, short_wait_s, worth_a_short_retry
+from agent.sync.schedule import (
+    SHORT_JITTER_S,
+    SHORT_WAIT_MAX_S,
+    short_wait_s,
+    worth_a_short_retry,
+)
 from agent.sync.sink import Confirmation, Progress, level_rank
 from agent.sync.throttle import Throttle
-from agent.sync.tus_client import READ_PIECE, ServerCaps, TusClient, UploadStatus
+from agent.sync.tus_client import MIN_RATE, READ_PIECE, ServerCaps, TusClient, UploadStatus
 
 _log = log.get(__name__)
 
 # Turns of the machine allowed per attempt beyond two per chunk: room for re-syncs and restarts.
 SPARE_TURNS = 32
+# The Repr-Digest algorithm that proves `verified` (confirmation_level); sha-256, which we
+# send ourselves, is only checked for a mismatch.
+PROOF_DIGEST = "sha-512"
 
 
 # ---- the state and its pure transitions --------------------------------------------------------
+
+
+class FileHash:
+    """The sha-256 (the seal's) and sha-512 (the proof's, see confirmation_level) of the bytes
+    sent so far, updated together as each piece goes out: no second read to confirm."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.sha512 = hashlib.sha512()
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.sha512.update(data)
+
+    def copy(self) -> FileHash:
+        twin = FileHash()
+        twin.sha256, twin.sha512 = self.sha256.copy(), self.sha512.copy()
+        return twin
 
 
 @dataclass
@@ -66,15 +93,23 @@ class TusState:
     digest_seen: dict[str, bytes] = field(default_factory=dict)
     final_checked: bool = False
     hashed_upto: int = 0
-    file_hash: hashlib._Hash = field(default_factory=hashlib.sha256)
+    file_hash: FileHash = field(default_factory=FileHash)
+    # How far our PATCHes (with their checksums) can have reached: beyond it the server holds
+    # bytes it never had from us, or says so.
+    sent_upto: int = 0
 
     def begin(self, url: str | None) -> None:
         """A new upload at `url` (None: none yet, after a restart): the server holds nothing."""
         self.url, self.offset, self.checksummed = url, 0, True
         self.need_head, self.digest_seen, self.final_checked = False, {}, False
+        self.sent_upto = 0
 
     def synced(self, status: UploadStatus) -> None:
-        """A HEAD answered: continue from where the server is."""
+        """A HEAD answered: continue from where the server is. An offset beyond what we can
+        have sent was never checked under our checksums: the upload is no longer
+        `checksummed` (a server may claim bytes it never received)."""
+        if status.offset > self.sent_upto:
+            self.checksummed = False
         self.offset, self.need_head = status.offset, False
         self.digest_seen = status.repr_digest
 
@@ -82,7 +117,7 @@ class TusState:
         self,
         answer: UploadStatus,
         length: int,
-        hashed: hashlib._Hash | None,
+        hashed: FileHash | None,
         server_checksums: bool,
     ) -> bool:
         """A PATCH of `length` bytes answered; False when the server took another amount (and
@@ -98,8 +133,9 @@ class TusState:
         return True
 
 
-def starting_state(job: UploadJob, now: str) -> tuple[TusState, bool]:
-    """The state an attempt starts from, and whether the stored upload URL has expired."""
+def starting_state(job: UploadJob, now: str, in_flight: int = 0) -> tuple[TusState, bool]:
+    """The state an attempt starts from, and whether the stored upload URL has expired.
+    `in_flight`: how far past the stored offset a PATCH cut short may have reached (a chunk)."""
     expired = bool(job.resume_expires_at and job.resume_expires_at <= now)
     url = None if expired else job.resume_url
     state = TusState(
@@ -107,6 +143,7 @@ def starting_state(job: UploadJob, now: str) -> tuple[TusState, bool]:
         offset=job.resume_offset if url else 0,
         checksummed=job.resume_checksummed if url else True,
         need_head=url is not None,
+        sent_upto=job.resume_offset + in_flight if url else 0,
     )
     return state, expired
 
@@ -122,7 +159,7 @@ class Move(enum.Enum):
 def next_move(state: TusState, size: int) -> Move:
     if state.offset != size:
         return Move.PATCH
-    if not state.digest_seen and not state.final_checked:
+    if PROOF_DIGEST not in state.digest_seen and not state.final_checked:
         return Move.FINAL_HEAD
     return Move.CONFIRM
 
@@ -134,8 +171,19 @@ def resumable(status: UploadStatus, size: int) -> bool:
 
 
 def confirmation_level(digest_matched: bool, checksummed: bool, server_checksums: bool) -> str:
-    """What the server proved: a matching Repr-Digest, every chunk checksummed, or only that
-    the upload is complete."""
+    """What the server proved: a Repr-Digest it computed (sha-512, never sent by us) equal to
+    ours, every chunk checksummed, or only that the upload is complete.
+
+    - `complete`: the server said offset = length. It proves nothing about the bytes: a server
+      may claim it without storing them.
+    - `checksummed`: every chunk we sent was accepted under an advertised sha256
+      Upload-Checksum, so the server saw each chunk whole; it does not prove it kept them.
+    - `verified`: the server answered a sha-512 Repr-Digest equal to the sha-512 of the staged
+      copy, whose sha-256 equals the seal. We never send a sha-512, so the server can only have
+      computed it from the bytes it holds when it answered; a sha-256 Repr-Digest proves nothing
+      (the metadata and the custody record carry it) and only raises the alarm on a mismatch.
+      No level proves that the server keeps the bytes afterwards.
+    """
     if digest_matched:
         return "verified"
     if checksummed and server_checksums:
@@ -146,13 +194,21 @@ def confirmation_level(digest_matched: bool, checksummed: bool, server_checksums
 def _catch_up_hash(state: TusState, fd: int, upto: int) -> None:
     """Keep the whole-file hash of what the server holds in step with its offset."""
     if upto < state.hashed_upto:
-        state.file_hash, state.hashed_upto = hashlib.sha256(), 0
+        state.file_hash, state.hashed_upto = FileHash(), 0
     while state.hashed_upto < upto:
         piece = os.pread(fd, min(READ_PIECE, upto - state.hashed_upto), state.hashed_upto)
         if not piece:
             raise OSError(f"staged file ended at {state.hashed_upto}")
         state.file_hash.update(piece)
         state.hashed_upto += len(piece)
+
+
+def _slowest_fair_rate(sync: SyncConfig) -> float:
+    """The slowest PATCH rate a request's deadline allows: MIN_RATE, or less under a bandwidth
+    cap shared by all workers (half of a fair share, so a throttled upload is never cut)."""
+    if not sync.bandwidth_bytes_per_s:
+        return float(MIN_RATE)
+    return min(float(MIN_RATE), sync.bandwidth_bytes_per_s / sync.max_parallel_uploads / 2)
 
 
 # ---- the steps ---------------------------------------------------------------------------------
@@ -193,9 +249,13 @@ class TusSink:
             connect_timeout=float(sync.connect_timeout_s),
             read_timeout=float(sync.read_timeout_s),
             throttle=throttle,
+            min_rate=_slowest_fair_rate(sync),
         )
         self.sync = sync
         self.name = sync.endpoint
+        self.longest_step_s = (
+            self.client.deadline_s(sync.chunk_bytes) + SHORT_WAIT_MAX_S + SHORT_JITTER_S
+        )
         self.sleep = sleep
         self.rng = random.Random()  # noqa: S311 - jitter, not secrets
 
@@ -203,7 +263,7 @@ class TusSink:
         self.client.close()
 
     def send(self, job: UploadJob, progress: Progress) -> Confirmation:
-        state, expired = starting_state(job, utc_now())
+        state, expired = starting_state(job, utc_now(), self.sync.chunk_bytes)
         if expired:
             progress.forget()
         log_ = _log.bind(file_id=job.file_id, sha256=job.sha256)
@@ -277,6 +337,8 @@ class TusSink:
         if state.need_head and not self._head(run, url):
             return None
         move = next_move(state, run.job.size)
+        if move is not Move.PATCH:
+            self._check_named_digest(run)
         if move is Move.FINAL_HEAD:
             # The final PATCH carried no Repr-Digest: a HEAD of the finished upload may.
             state.final_checked, state.need_head = True, True
@@ -313,6 +375,7 @@ class TusSink:
         state = run.state
         length = min(self.sync.chunk_bytes, run.job.size - state.offset)
         hashed = self._hash_through_chunk(run)
+        state.sent_upto = max(state.sent_upto, state.offset + length)
         try:
             answer = self.client.patch(url, run.fd, state.offset, length, hashed)
         except UploadConflict as exc:
@@ -326,12 +389,9 @@ class TusSink:
             run.progress.offset(state.offset, state.checksummed)
 
     @staticmethod
-    def _hash_through_chunk(run: _Attempt) -> hashlib._Hash | None:
-        """The whole-file hash to carry through the next chunk, when it is read anyway."""
-        if not run.caps.sha256_checksums:
-            return None  # without checksums it is computed at the end, only if needed
-        # The chunk is read once more for its Upload-Checksum anyway: keep the whole file's
-        # hash on the way.
+    def _hash_through_chunk(run: _Attempt) -> FileHash:
+        """The whole-file hashes to carry through the next chunk: updated with its bytes as
+        they are read to send (or to checksum), so confirming needs no second read."""
         state = run.state
         if state.hashed_upto != state.offset:
             _catch_up_hash(state, run.fd, state.offset)
@@ -345,34 +405,43 @@ class TusSink:
         run.state.begin(None)
 
     def _confirm(self, run: _Attempt) -> Confirmation:
-        job, state = run.job, run.state
-        digest = state.digest_seen.get("sha-256")
-        if digest is None:
-            self._check_sent(run)
-        elif digest.hex() != job.sha256:
-            url = state.url or ""
-            self._restart(run, "Repr-Digest does not match")
-            raise UploadMismatch(
-                server=self.client.server,
-                problem=f"Repr-Digest sha-256 {digest.hex()} of {url}, file has {job.sha256}",
-            )
-        level = confirmation_level(digest is not None, state.checksummed, run.caps.sha256_checksums)
+        state = run.state
+        proof = state.digest_seen.get(PROOF_DIGEST)
+        self._check_sent(run)
+        if proof is not None and proof != state.file_hash.sha512.digest():
+            self._mismatch(run, PROOF_DIGEST, proof.hex(), state.file_hash.sha512.hexdigest())
+        level = confirmation_level(proof is not None, state.checksummed, run.caps.sha256_checksums)
         wanted = self.sync.confirm_level
         if level_rank(level) < level_rank(wanted):
             raise UploadUnconfirmable(
                 server=self.client.server,
                 wanted=wanted,
-                problem=f"the upload is complete but only {level} "
-                "(no Repr-Digest, or no sha256 checksum advertised)",
+                problem=f"the upload is complete but only {level} (no Repr-Digest {PROOF_DIGEST} "
+                "computed by the server, or no sha256 checksum advertised)",
             )
         return Confirmation(level, state.url or "")
 
+    def _check_named_digest(self, run: _Attempt) -> None:
+        """A sha-256 Repr-Digest proves nothing (we named it ourselves), but one that differs
+        says the server holds something else: the alarm, at once."""
+        named = run.state.digest_seen.get("sha-256")
+        if named is not None and named.hex() != run.job.sha256:
+            self._mismatch(run, "sha-256", named.hex(), run.job.sha256)
+
+    def _mismatch(self, run: _Attempt, algorithm: str, theirs: str, ours: str) -> None:
+        url = run.state.url or ""
+        self._restart(run, "Repr-Digest does not match")
+        raise UploadMismatch(
+            server=self.client.server,
+            problem=f"Repr-Digest {algorithm} {theirs} of {url}, file has {ours}",
+        )
+
     def _check_sent(self, run: _Attempt) -> None:
-        """No end-to-end digest from the server: at least make sure that what was sent is what
-        was sealed (the staged copy may have changed since), reading what is left."""
+        """Make sure that what was sent is what was sealed (the staged copy may have changed
+        since), reading only what was not hashed on the way (after a resume)."""
         job, state = run.job, run.state
         _catch_up_hash(state, run.fd, job.size)
-        sent = state.file_hash.hexdigest()
+        sent = state.file_hash.sha256.hexdigest()
         if sent != job.sha256:
             self._restart(run, "staged copy changed")
             raise StagedCopyChanged(path=str(job.path), actual=sent, expected=job.sha256)

@@ -3,7 +3,9 @@
 Forwards HTTP/1.1 on kept-alive connections, streaming bodies (a 1 GiB upload passes in small
 pieces), counts the PATCH body bytes that reach the server, and injects one-shot faults: error
 statuses, a stall, a reset mid-body, a truncated answer, an offset beyond the length, a wrong
-Repr-Digest. With an ssl.SSLContext it terminates TLS. It binds 127.0.0.1 only."""
+Repr-Digest; and hostile answers in the server's place: raw bytes (a gzip bomb), an endless
+body, an answer dripped a byte at a time, or the server's answer with hostile header values.
+With an ssl.SSLContext it terminates TLS. It binds 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ MAX_HEAD = 64 << 10
 
 @dataclass
 class Fault:
-    kind: str  # status | stall | reset_mid_body | truncate_response | offset_beyond | bad_digest
+    # status | stall | reset_mid_body | truncate_response | offset_beyond | bad_digest
+    # | raw (send `raw` as the answer) | endless (headers, then a body that never ends)
+    # | drip (`raw` a byte every stall_s, then never more) | headers (set on the server's answer)
+    kind: str
     method: str  # the request method it applies to
     # Fires on the nth matching request after it was armed; bad_digest counts only answers
     # that carry a Repr-Digest (the one completing an upload, or a HEAD of a finished one).
@@ -33,6 +38,7 @@ class Fault:
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     stall_s: float = 0.0
+    raw: bytes = b""
     seen: int = 0
     fired: bool = False
 
@@ -346,7 +352,7 @@ class FaultProxy:
         if self._refused(client, cbuf, req):
             return backend
         fault = self._match(req.method)
-        if fault is not None and fault.kind in ("status", "stall"):
+        if fault is not None and fault.kind in ("status", "stall", "raw", "endless", "drip"):
             self._answer_instead(client, cbuf, req, fault)
             return backend
         if backend is None:
@@ -391,7 +397,20 @@ class FaultProxy:
             self._answer(client, fault.status, fault.headers)
             self._log(req.method, req.path, fault.status, req.offset, 0, f"status {fault.status}")
             return
-        self._log(req.method, req.path, 0, req.offset, 0, "stall")
+        self._log(req.method, req.path, 0, req.offset, 0, fault.kind)
+        if fault.kind == "raw":
+            client.sendall(fault.raw)
+            return
+        if fault.kind == "endless":
+            client.sendall(fault.raw)
+            zeros = bytes(PIECE)
+            while not self.stopping.is_set():
+                client.sendall(zeros)  # until the client hangs up (OSError) or stop()
+        if fault.kind == "drip":
+            for byte in fault.raw:
+                if self.stopping.wait(fault.stall_s):
+                    break
+                client.sendall(bytes([byte]))
         self.stopping.wait(fault.stall_s)
         raise _Closed("stalled")
 
@@ -425,6 +444,9 @@ class FaultProxy:
     ) -> tuple[list[tuple[str, str]], Fault | None]:
         """The server's answer headers as the fault has them: an offset beyond the length, or
         a wrong Repr-Digest (armed for answers that carry one). Returns the fault in force."""
+        if fault is not None and fault.kind == "headers":
+            for name, value in fault.headers.items():
+                rheaders = _set(rheaders, name, value)
         if fault is not None and fault.kind == "offset_beyond":
             total = int(_get(rheaders, "Upload-Length") or 0)
             rheaders = _set(rheaders, "Upload-Offset", str(total + 4096))

@@ -99,7 +99,10 @@ def test_the_next_move_sends_until_complete_then_asks_once_for_a_digest() -> Non
     assert next_move(state, SIZE) is Move.FINAL_HEAD
     state.final_checked = True  # asked once: confirm with what is known
     assert next_move(state, SIZE) is Move.CONFIRM
+    # A sha-256 proves nothing (we sent it in the metadata): the HEAD is still asked for.
     state.final_checked, state.digest_seen = False, {"sha-256": b"x"}
+    assert next_move(state, SIZE) is Move.FINAL_HEAD
+    state.digest_seen = {"sha-512": b"x"}
     assert next_move(state, SIZE) is Move.CONFIRM
 
 
@@ -137,6 +140,19 @@ def test_synced_takes_the_servers_offset_and_digest() -> None:
     state = TusState(url="u", offset=100, checksummed=True, need_head=True)
     state.synced(_status(4096, digest=b"d"))
     assert (state.offset, state.need_head, state.digest_seen) == (4096, False, {"sha-256": b"d"})
+
+
+def test_an_offset_beyond_what_we_can_have_sent_is_not_checksummed() -> None:
+    state = TusState(url="u", offset=0, checksummed=True, need_head=True, sent_upto=4096)
+    state.synced(_status(4096))  # an answer lost on the way: the bytes went under checksums
+    assert state.checksummed
+    state.synced(_status(SIZE))  # bytes we never sent, or a claim without them
+    assert not state.checksummed
+    stored = _job(resume_url="http://tus/files/a", resume_offset=4096, resume_checksummed=True)
+    resumed, _expired = starting_state(stored, "2026-03-02T00:00:00+00:00", in_flight=1024)
+    assert resumed.sent_upto == 4096 + 1024  # one PATCH may have been cut short by a crash
+    resumed.begin("http://tus/files/b")
+    assert resumed.sent_upto == 0
 
 
 @pytest.mark.parametrize(

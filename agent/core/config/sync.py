@@ -55,11 +55,13 @@ class SyncConfig:
         "verified",
         """
         What counts as confirmed, from weakest to strongest:
-          complete     - the server acknowledged every byte (offset = length);
+          complete     - the server said it holds every byte (offset = length): no proof;
           checksummed  - complete, every chunk accepted under a sha256 Upload-Checksum the server
                          advertised;
-          verified     - the server's Repr-Digest (RFC 9530) of what it stored equals the sealed
-                         hash; the directory sink re-reads and hashes what it wrote.
+          verified     - the server's sha-512 Repr-Digest (RFC 9530), which only a server that
+                         hashed the bytes can give (none is ever sent to it), equals the staged
+                         copy's, which hashes to its seal; the directory sink re-reads and hashes
+                         what it wrote.
         A server that cannot reach this level gets the file held, with the reason.
         """,
         choices=CONFIRM_LEVELS,

@@ -24,10 +24,15 @@ const dir = path.resolve(arg('dir', './uploads'));
 const expiryMs = Number(arg('expiry-ms', '0'));
 await fs.mkdir(dir, { recursive: true });
 
-async function sha256Base64(file) {
-  const hash = createHash('sha256');
-  for await (const piece of createReadStream(file)) hash.update(piece);
-  return hash.digest('base64');
+// RFC 9530 Repr-Digest of what the store holds: sha-256 and sha-512, in one read.
+async function reprDigest(file) {
+  const sha256 = createHash('sha256');
+  const sha512 = createHash('sha512');
+  for await (const piece of createReadStream(file)) {
+    sha256.update(piece);
+    sha512.update(piece);
+  }
+  return `sha-256=:${sha256.digest('base64')}:, sha-512=:${sha512.digest('base64')}:`;
 }
 
 const digestPath = (id) => path.join(dir, `${id}.repr-digest`);
@@ -40,7 +45,7 @@ const tus = new Server({
   respectForwardedHeaders: true,
   // Upload finished: hash what was stored (not what was received) and say so (RFC 9530 section 3).
   async onUploadFinish(_req, upload) {
-    const value = `sha-256=:${await sha256Base64(path.join(dir, upload.id))}:`;
+    const value = await reprDigest(path.join(dir, upload.id));
     await fs.writeFile(digestPath(upload.id), value);
     return { headers: { 'Repr-Digest': value } };
   },
