@@ -16,6 +16,21 @@ from tests.support.cli import run_cli, start_cli
 from tests.support.volumes import fuse_missing
 
 REPO = Path(__file__).resolve().parent.parent
+HOOKS_SWITCH = "DOCKAGENT_TEST_HOOKS"
+HOOKS = (
+    "DOCKAGENT_CRASH_AT",
+    "DOCKAGENT_STALL_AT",
+    "DOCKAGENT_TEST_WALL_OFFSET_FILE",
+    "DOCKAGENT_TEST_STATION_CLOCK",
+)
+SYSTEMD_MARKERS = ("INVOCATION_ID", "JOURNAL_STREAM")
+
+
+def arm_hooks(env: dict[str, str]) -> dict[str, str]:
+    """env with the test hooks armed when it sets one and does not set the switch itself."""
+    if HOOKS_SWITCH not in env and any(env.get(name) for name in HOOKS):
+        env[HOOKS_SWITCH] = "1"
+    return env
 
 
 @dataclass
@@ -47,13 +62,17 @@ class Station:
         self.config_path.write_text(text)
 
     def env(self, **extra: str) -> dict[str, str]:
+        """The agent's environment for this station. A test that sets a test hook arms the hooks
+        with it (agent/core/testhooks.py), unless it says otherwise with DOCKAGENT_TEST_HOOKS."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKAGENT_")}
+        for marker in SYSTEMD_MARKERS:  # a test run started by systemd is not the service
+            env.pop(marker, None)
         env.update({"DOCKAGENT_DATA_DIR": str(self.data_dir), "PYTHONPATH": str(REPO)})
         if self.config_text:
             env["DOCKAGENT_CONFIG"] = str(self.config_path)
         env.update(self.extra_env)
         env.update(extra)
-        return env
+        return arm_hooks(env)
 
     @property
     def cli_log(self) -> Path:

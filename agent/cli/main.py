@@ -1,6 +1,9 @@
 """The `dockagent` command: parse, dispatch, and turn every AgentError into its exit code.
 
 Each command group lives in its own module and uses the same policy and store as the daemon.
+This is the composition root of every process, the daemon's too (`dockagent run`): the clocks
+and crash points are installed here, once, from the test hooks when a test armed them
+(agent.core.testhooks), and no module below reads them from the environment.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import errno
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 
 from agent import __version__, store
-from agent.core import log
+from agent.core import crashpoints, log, testhooks, wallclock
 from agent.core.errors import EX_IOERR, EX_TEMPFAIL, AgentError, StoreCorrupt, describe
+from agent.health import clock
 
 # Each command's module, imported only when that command runs: importing them all (requests,
 # sqlite-utils, the ledger) cost about half a second at every start of the CLI.
@@ -67,6 +72,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def compose(environ: Mapping[str, str]) -> None:
+    """Install this process's wall clock, station clock and crash points: the real ones, or the
+    test hooks' when armed. Raises ConfigError where armed hooks are refused."""
+    hooks = testhooks.load(environ)
+    testhooks.install(hooks)
+    wallclock.install(wallclock.WallClock(hooks.wall_offset_file))
+    crashpoints.arm(hooks.crash_at, hooks.stall_at)
+    synced = hooks.station_synchronised
+    clock.install(None if synced is None else clock.FixedClock(synced))
+
+
 def main(argv: list[str] | None = None) -> int:
     # Staging, the database and the key are private: 0700 directories and 0600 files,
     # whatever the caller's umask (systemd's UMask=0077 says the same for the service).
@@ -74,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     try:
         try:
+            compose(os.environ)
             return int(args.func(args))
         except store.DatabaseError as exc:
             # Damage found after the open's checks (a page no check read): refuse as at open.

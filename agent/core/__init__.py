@@ -8,6 +8,8 @@
 - `wallclock`: the station's clocks: the wall clock records keep, and clocks a step cannot move.
 - `operator`: who is acting (for the signed audit trail).
 - `crashpoints`: named kill points for the fault tests, inert unless a test arms them.
+- `testhooks`: the test hooks read once from the environment, in effect only when armed and
+  refused under systemd and the technician's wrapper.
 
 Nothing here touches a camera, the store or the network.
 """

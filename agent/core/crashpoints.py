@@ -1,10 +1,11 @@
 """Named crash points for the fault tests: kill -9 of this very process at a chosen step.
 
-`DOCKAGENT_CRASH_AT=step` (or `step:N`, the N-th time) makes hit(step) SIGKILL the process, as a
-power cut would; `DOCKAGENT_STALL_AT=step[:N]` hangs the calling thread forever instead (the
-watchdog tests' stuck worker). Unset, hit() returns after two comparisons; STEPS lists the
-pipeline's steps and REBUILD_STEPS those of `dockagent rebuild`.
-This module must not import anything of the agent.
+arm(crash=(step, N)) makes the N-th hit(step) SIGKILL the process, as a power cut would;
+arm(stall=(step, N)) hangs the calling thread forever instead (the watchdog tests' stuck worker).
+Only the composition root arms them, from armed test hooks ($DOCKAGENT_CRASH_AT and
+$DOCKAGENT_STALL_AT, agent.core.testhooks); this module reads no environment. Unarmed, hit()
+returns after two comparisons; STEPS lists the pipeline's steps and REBUILD_STEPS those of
+`dockagent rebuild`. This module must not import anything of the agent.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-
-ENV = "DOCKAGENT_CRASH_AT"
-STALL_ENV = "DOCKAGENT_STALL_AT"
 
 STEPS = (
     "import.session_opened",
@@ -40,14 +38,16 @@ REBUILD_STEPS = (
 )
 
 
-def _parse(value: str) -> tuple[str, int]:
-    name, _, count = value.partition(":")
-    return name, int(count) if count else 1
-
-
-_TARGET = _parse(os.environ[ENV]) if os.environ.get(ENV) else None
-_STALL = _parse(os.environ[STALL_ENV]) if os.environ.get(STALL_ENV) else None
+_TARGET: tuple[str, int] | None = None
+_STALL: tuple[str, int] | None = None
 _seen: dict[str, int] = {}
+
+
+def arm(crash: tuple[str, int] | None = None, stall: tuple[str, int] | None = None) -> None:
+    """(step, N): crash (or stall) at the N-th hit of step; None leaves that one inert."""
+    global _TARGET, _STALL
+    _TARGET, _STALL = crash, stall
+    _seen.clear()
 
 
 def hit(step: str) -> None:

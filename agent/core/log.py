@@ -3,6 +3,8 @@
 Events are named `area.past_tense` (`file.sealed`, `device.refused`) with the same keys
 everywhere (device_serial, file_id, sha256, state, attempt, error_kind). Nothing logged here may
 carry evidence content, key material or a raw camera file name: names go through display_name().
+When test hooks are armed (agent.core.testhooks) every line says so (`test_hooks=[...]`), and
+setup() names once the hooks that were set but ignored (`hooks.ignored`) or armed (`hooks.armed`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from agent.core import testhooks
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -22,6 +26,18 @@ _LEVELS = {
 
 
 _configured = False
+_hooks_reported = False
+
+
+def _announcer(names: tuple[str, ...]) -> Any:
+    """A processor that puts the armed test hooks on every event: no line of a hooked process
+    can pass for a production one."""
+
+    def announce(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event["test_hooks"] = list(names)
+        return event
+
+    return announce
 
 
 def is_configured() -> bool:
@@ -37,6 +53,9 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    hooks = testhooks.current()
+    if hooks.armed:
+        processors.append(_announcer(hooks.armed))
     if console:
         processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
     else:
@@ -49,6 +68,23 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _report_hooks(hooks)
+
+
+def _report_hooks(hooks: testhooks.Hooks) -> None:
+    global _hooks_reported  # noqa: PLW0603 - once per process, like the set-up
+    if _hooks_reported:
+        return
+    _hooks_reported = True
+    logger = get("dockagent")
+    if hooks.ignored:
+        logger.warning(
+            "hooks.ignored",
+            variables=list(hooks.ignored),
+            reason=f"test hooks take effect only with {testhooks.ARM}=1 outside systemd",
+        )
+    if hooks.armed:
+        logger.warning("hooks.armed", variables=list(hooks.armed))
 
 
 def get(name: str) -> Any:

@@ -6,11 +6,12 @@ monotonic() (retry backoff) and one that destroys after a wait uses boottime() w
 clock_epoch() (the purge grace, agent.ingest.policy). JumpWatch notices steps. This module imports
 nothing of the agent, decides nothing and logs nothing: callers log `clock.jumped`.
 
-Test hook, never set in production (the service unit unsets it; the daemon's upload loop logs
-`clock.offset_injected` when it is set): `DOCKAGENT_TEST_WALL_OFFSET_FILE=<path>` adds the
-seconds written in that file (a float) to the wall clock. The file is looked at (one stat) at
-most every 0.5 s and re-read when it changed, so a test can step a running daemon's wall clock;
-monotonic() and boottime() stay untouched.
+The wall clock is the one install() was given, and this module reads no environment: only the
+composition root (agent.cli.main) installs a WallClock with a test offset file, and only when the
+test hooks are armed (agent.core.testhooks; the daemon's upload loop logs `clock.offset_injected`).
+Such a clock adds the seconds written in that file (a float) to the wall clock. The file is looked
+at (one stat) at most every 0.5 s and re-read when it changed, so a test can step a running
+daemon's wall clock; monotonic() and boottime() stay untouched.
 """
 
 from __future__ import annotations
@@ -22,25 +23,31 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-ENV_TEST_OFFSET_FILE = "DOCKAGENT_TEST_WALL_OFFSET_FILE"
 # A wall clock that moved this much more (or less) than the monotonic clock between two looks
 # was stepped: NTP slews at most 500 ppm (adjtimex(2)), a few milliseconds between looks.
 JUMP_THRESHOLD_S = 5.0
 _OFFSET_CHECK_S = 0.5
+# An offset file holds one float; more than this is not one, and an offset past a century would
+# overflow datetime arithmetic near its ends rather than test anything.
+_OFFSET_MAX_BYTES = 64
+_OFFSET_MAX_S = 100 * 366 * 86400.0
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-class _Offset:
-    """The injected wall-clock offset of the test hook; 0.0 when the hook is not set."""
+class WallClock:
+    """The station's wall clock; with an offset file (tests only), shifted by its seconds."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, offset_file: str = "") -> None:
+        self.path = offset_file
         self.lock = threading.Lock()
         self.seconds = 0.0
         self.seen: tuple[int, int, int] | None = None
         self.next_check = 0.0
 
-    def get(self) -> float:
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset())
+
+    def offset(self) -> float:
         if not self.path:
             return 0.0
         with self.lock:
@@ -57,23 +64,31 @@ class _Offset:
             if key == self.seen:
                 return
             with open(self.path, encoding="ascii") as fh:
-                self.seconds = float(fh.read().strip())
-            self.seen = key
+                seconds = float(fh.read(_OFFSET_MAX_BYTES).strip())
+            if not abs(seconds) <= _OFFSET_MAX_S:  # also NaN
+                return
+            self.seconds, self.seen = seconds, key
         except (OSError, ValueError):
             return  # missing or half-written: keep the last value, look again next time
 
 
-_offset = _Offset(os.environ.get(ENV_TEST_OFFSET_FILE, ""))
+_clock = WallClock()
+
+
+def install(clock: WallClock) -> None:
+    """Make `clock` this process's wall clock (the composition root does, once, at start)."""
+    global _clock  # noqa: PLW0603 - the station's clock is process-wide by nature
+    _clock = clock
 
 
 def injected_offset_file() -> str:
-    """The test hook's file when it is set (the daemon warns about it), else ""."""
-    return _offset.path
+    """The test offset file of the installed clock (the daemon warns about it), else ""."""
+    return _clock.path
 
 
 def now() -> datetime:
     """The station's wall clock, aware, in UTC."""
-    return datetime.now(UTC) + timedelta(seconds=_offset.get())
+    return _clock.now()
 
 
 def iso(moment: datetime) -> str:

@@ -11,20 +11,21 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from agent.camera import volume
+from agent.core import testhooks
 from agent.core.errors import describe
 from agent.health.logs import LogEvent
 from agent.store import HealthRow
 
-# Test hook: the station clock's state, injected as "synced" or "unsynced". Read in one place,
-# station_clock(), so production code never sees a faked state by accident.
-ENV_TEST_STATION_CLOCK = "DOCKAGENT_TEST_STATION_CLOCK"
+# A state given in place of the kernel's: only the composition root installs one, from armed test
+# hooks ($DOCKAGENT_TEST_STATION_CLOCK, agent.core.testhooks). This module reads no environment.
+_installed: StationClock | None = None
 
 CAMERA_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # SYSTEM.LOG and TIME.TXT (camera-layout.md)
 
@@ -144,19 +145,19 @@ class FixedClock:
             "TIME_OK" if self.synchronised else "TIME_ERROR",
             self.esterror_us if self.synchronised else None,
             None,
-            source=f"test: ${ENV_TEST_STATION_CLOCK}",
+            source=f"test: ${testhooks.STATION_CLOCK}",
         )
 
 
-def station_clock(environ: Mapping[str, str] | None = None) -> StationClock:
-    """The station clock to trust: the kernel's, unless a test injected a state."""
-    env = os.environ if environ is None else environ
-    injected = env.get(ENV_TEST_STATION_CLOCK, "")
-    if injected == "synced":
-        return FixedClock(True)
-    if injected == "unsynced":
-        return FixedClock(False)
-    return KernelClock()
+def install(state: StationClock | None) -> None:
+    """Trust `state` instead of the kernel (None: the kernel again). The composition root only."""
+    global _installed  # noqa: PLW0603 - the station's clock is process-wide by nature
+    _installed = state
+
+
+def station_clock() -> StationClock:
+    """The station clock to trust: the kernel's, unless the composition root installed one."""
+    return _installed or KernelClock()
 
 
 # ---- camera times -------------------------------------------------------------------------

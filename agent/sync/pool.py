@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.core import log, wallclock
+from agent.core import log, testhooks, wallclock
 from agent.core.config import Config
 from agent.core.errors import (
     AgentError,
@@ -197,7 +197,7 @@ class Uploader:
             _log.warning(
                 "clock.offset_injected",
                 path=wallclock.injected_offset_file(),
-                reason=f"test hook ${wallclock.ENV_TEST_OFFSET_FILE} shifts the wall clock; "
+                reason=f"test hook ${testhooks.WALL_OFFSET_FILE} shifts the wall clock; "
                 "it must never be set in production",
             )
         store.release_stale_uploads(utc_now())

@@ -54,7 +54,6 @@ class Installed:
             "PATH": os.environ["PATH"],
             "DOCKAGENT_DATA_DIR": str(self.data),
             "DOCKAGENT_CONFIG": str(self.base / "config.toml"),
-            "DOCKAGENT_TEST_STATION_CLOCK": "synced",
             "HOME": str(self.base),
         }
         return subprocess.run(

@@ -21,7 +21,7 @@ from agent.cli import render
 from agent.custody.verify import verify
 from agent.health import clock
 from agent.reporting import history as ledger_history
-from tests.support.docking import DockingStation, insert_log_line, make_camera
+from tests.support.docking import DockingStation, inject_station_clock, insert_log_line, make_camera
 
 DOCKED = datetime(2024, 3, 10, 20, 0, 0)  # true local time of the dock
 THRESHOLD = 30  # generic.toml clock_threshold_s
@@ -61,7 +61,7 @@ def _dock_offsets(
 def test_drift_measured_and_camera_set_only_above_threshold_from_a_synced_station(
     dockstation: DockingStation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "synced")
+    inject_station_clock(monkeypatch, synchronised=True)
     docked = _dock_offsets(dockstation, tmp_path, [-90, 2, 3600])
     store = dockstation.store
     for offset, (cam, session_id) in docked.items():
@@ -103,7 +103,7 @@ def test_drift_measured_and_camera_set_only_above_threshold_from_a_synced_statio
 def test_an_unsynchronised_station_never_sets_a_camera(
     dockstation: DockingStation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "unsynced")
+    inject_station_clock(monkeypatch, synchronised=False)
     docked = _dock_offsets(dockstation, tmp_path, [-90, 3600])
     verdicts = {}
     for offset, (cam, session_id) in docked.items():
@@ -122,7 +122,7 @@ def test_an_unsynchronised_station_never_sets_a_camera(
 def test_a_clock_that_runs_away_over_five_days_is_flagged(
     dockstation: DockingStation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "unsynced")
+    inject_station_clock(monkeypatch, synchronised=False)
     sessions: dict[str, list[int]] = {"RUNAWAY1": [], "STEADY1": []}
     for day in range(5):
         when = DOCKED + timedelta(days=day)
@@ -164,7 +164,7 @@ def test_a_clock_that_runs_away_over_five_days_is_flagged(
 def test_the_next_dock_says_whether_the_correction_took(
     dockstation: DockingStation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "synced")
+    inject_station_clock(monkeypatch, synchronised=True)
     results = {}
     for serial, applied in (("SETOK1", True), ("SETNO1", False)):
         first, _ = make_camera(
@@ -207,7 +207,7 @@ def test_the_next_dock_says_whether_the_correction_took(
 def test_a_read_only_volume_is_a_fault_not_a_crash(
     dockstation: DockingStation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "synced")
+    inject_station_clock(monkeypatch, synchronised=True)
     cam, _ = make_camera(
         tmp_path,
         "rocam",
@@ -243,7 +243,7 @@ def test_a_failing_health_check_never_stops_the_offload(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("simulated bug in a health check")
 
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "synced")
+    inject_station_clock(monkeypatch, synchronised=True)
     monkeypatch.setattr(clock, "write_time_file", broken)
     monkeypatch.setattr(clock, "measure_drift", broken)
     cam, _ = make_camera(tmp_path, "bug", serial="BUG1", first_day=DOCKED.date(), docked_at=DOCKED)
@@ -256,7 +256,7 @@ def test_a_failing_health_check_never_stops_the_offload(
 def test_a_retry_of_the_same_dock_keeps_its_drift_and_faults_without_repeating_them(
     dockstation: DockingStation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "unsynced")
+    inject_station_clock(monkeypatch, synchronised=False)
     cam, _ = make_camera(
         tmp_path,
         "retry",

@@ -149,6 +149,7 @@ def test_installed_units_and_rules_satisfy_doctor(installed: tuple[Path, Path, s
     env = {
         "DOCKAGENT_DATA_DIR": str(root / "var/lib/dockagent"),
         "DOCKAGENT_TEST_STATION_CLOCK": "synced",
+        "DOCKAGENT_TEST_HOOKS": "1",
         "PATH": os.environ["PATH"],
     }
     command = [
@@ -218,6 +219,7 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     env = {
         "DOCKAGENT_DATA_DIR": str(data),
         "DOCKAGENT_TEST_STATION_CLOCK": "synced",
+        "DOCKAGENT_TEST_HOOKS": "1",
         "PATH": os.environ["PATH"],
     }
     program = [str(root / "opt/dockagent/bin/dockagent"), "--config",

@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from agent.health import clock
 from tests.conftest import Station
-from tests.support.docking import DockingStation, make_camera
+from tests.support.docking import DockingStation, inject_station_clock, make_camera
 from tests.support.evidence import rows
 
 TODAY = date.today()
@@ -61,7 +60,7 @@ def _open_a_gap(cam: Path, seconds: int) -> str:
 def docked(
     station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Station, dict[str, Any]]:
-    monkeypatch.setenv(clock.ENV_TEST_STATION_CLOCK, "unsynced")
+    inject_station_clock(monkeypatch, synchronised=False)
     facts: dict[str, Any] = {}
     late_cam, _ = make_camera(
         tmp_path,

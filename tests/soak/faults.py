@@ -29,10 +29,10 @@ from tests.support.fault_proxy import FaultProxy
 def clock_hook_available() -> bool:
     """Whether the agent has the wall-clock test hook (clock jumps are skipped where not)."""
     try:
-        from agent.core import wallclock  # only to learn whether the hook exists
+        from agent.core import testhooks  # only to learn whether the hook exists
     except ImportError:
         return False
-    return getattr(wallclock, "ENV_TEST_OFFSET_FILE", "") == WALL_OFFSET_ENV
+    return getattr(testhooks, "WALL_OFFSET_FILE", "") == WALL_OFFSET_ENV
 
 
 class Faults:

@@ -90,6 +90,7 @@ class Soak:
         self.faults = Faults(self.s, self.dice, self.tally, st, self.daemon, self.tus, self.proxy)
         if self.faults.clock_hook:
             env[WALL_OFFSET_ENV] = str(st.wall_offset)
+            env["DOCKAGENT_TEST_HOOKS"] = "1"  # a hook works only armed (agent/core/testhooks.py)
         self.daemon.sessions = lambda: self.tally.sessions
         self.daemon.start()
         self.sampler = Sampler(self.daemon, self.s.sample_interval_s, lambda: self.phase)

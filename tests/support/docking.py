@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from agent.camera import profile
 from agent.core import config as config_mod
@@ -20,6 +21,7 @@ from agent.core.model import ImportSummary
 from agent.custody import keys
 from agent.custody.keys import StationKey
 from agent.custody.seal import Sealer
+from agent.health import clock
 from agent.ingest.session import Importer
 from agent.store import Store
 from scripts.simulator.cameras import CameraSpec, write_camera
@@ -88,3 +90,9 @@ def insert_log_line(camera: Path, line: str) -> None:
     lines.insert(len(lines) - 1, line)
     log.write_text("\n".join(lines) + "\n")
     os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def inject_station_clock(monkeypatch: Any, *, synchronised: bool) -> None:
+    """The station clock state this process trusts, as the CLI's composition root installs it
+    from armed $DOCKAGENT_TEST_STATION_CLOCK; the kernel's again after the test."""
+    monkeypatch.setattr(clock, "_installed", clock.FixedClock(synchronised))

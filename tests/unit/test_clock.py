@@ -132,10 +132,18 @@ def test_trend_restarts_where_a_correction_took() -> None:
     assert [d for _, d in points] == [0, 1]
 
 
-def test_station_clock_is_the_kernels_unless_a_test_injects_it() -> None:
-    assert isinstance(clock.station_clock({}), clock.KernelClock)
-    assert clock.station_clock({clock.ENV_TEST_STATION_CLOCK: "synced"}).read().synchronised
-    assert not clock.station_clock({clock.ENV_TEST_STATION_CLOCK: "unsynced"}).read().synchronised
+def test_station_clock_is_the_kernels_unless_a_test_injects_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKAGENT_TEST_STATION_CLOCK", "synced")  # the environment alone: no effect
+    assert isinstance(clock.station_clock(), clock.KernelClock)
+    try:
+        clock.install(clock.FixedClock(True))
+        assert clock.station_clock().read().synchronised
+        clock.install(clock.FixedClock(False))
+        assert not clock.station_clock().read().synchronised
+    finally:
+        clock.install(None)
     state = clock.KernelClock().read()  # adjtimex(2) with modes=0 needs no privilege
     assert state.source == "adjtimex"
     assert state.state.startswith("TIME_")

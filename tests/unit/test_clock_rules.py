@@ -139,7 +139,7 @@ def test_the_offset_file_moves_the_wall_clock_only(
 ) -> None:
     path = tmp_path / "offset"
     monkeypatch.setattr(wallclock, "_OFFSET_CHECK_S", 0.0)
-    monkeypatch.setattr(wallclock, "_offset", wallclock._Offset(str(path)))
+    monkeypatch.setattr(wallclock, "_clock", wallclock.WallClock(str(path)))
     assert abs((wallclock.now() - datetime.now(UTC)).total_seconds()) < 1  # no file yet
     tmp = tmp_path / "offset.tmp"
     tmp.write_text("172800.5\n")
@@ -159,7 +159,7 @@ def test_a_jump_is_seen_and_remembered(tmp_path: Path, monkeypatch: pytest.Monke
     path = tmp_path / "offset"
     path.write_text("0")
     monkeypatch.setattr(wallclock, "_OFFSET_CHECK_S", 0.0)
-    monkeypatch.setattr(wallclock, "_offset", wallclock._Offset(str(path)))
+    monkeypatch.setattr(wallclock, "_clock", wallclock.WallClock(str(path)))
     monkeypatch.setattr(wallclock, "_jumps_seen", 0)
     watch = wallclock.JumpWatch()
     assert watch.check() is None and not wallclock.jump_seen()
