@@ -9,6 +9,7 @@ change only through FileTransitions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -160,21 +161,47 @@ class FileQueries(FileTransitions):
             (FileState.HELD.value, ProblemKind.UPLOAD_UNCONFIRMABLE.value),
         )
 
+    def _counts_kept(self) -> bool:
+        """Whether file_counts is kept by triggers (migration 0007_scale_indexes); a reader of
+        a database not migrated yet counts over the rows instead."""
+        return "file_counts" in self.db.table_names()
+
     def state_counts(self) -> dict[str, int]:
-        """Files per state, as the column holds it (a damaged state is counted, not hidden)."""
-        sql = "SELECT state, COUNT(*) FROM files GROUP BY state"
+        """Files per state, as the column holds it (a damaged state is counted, not hidden);
+        read off file_counts, so its cost does not grow with the station's history."""
+        if not self._counts_kept():
+            sql = "SELECT state, COUNT(*) FROM files GROUP BY state"
+            return {str(r[0]): int(r[1]) for r in self.conn.execute(sql)}
+        sql = "SELECT state, SUM(files) FROM file_counts WHERE files > 0 GROUP BY state"
         return {str(r[0]): int(r[1]) for r in self.conn.execute(sql)}
 
     def session_state_counts(self, session_id: int) -> dict[str, int]:
         """Files per state among those a dock session saw (files_of_session)."""
-        sql = "SELECT state, COUNT(*) FROM files WHERE last_session_id=? GROUP BY state"
-        return {str(r[0]): int(r[1]) for r in self.conn.execute(sql, (session_id,))}
+        return self.sessions_state_counts([session_id]).get(session_id, {})
+
+    def sessions_state_counts(self, session_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+        """Files per state among those each of these dock sessions saw, in one query."""
+        sql = (
+            "SELECT last_session_id, state, COUNT(*) FROM files "
+            "WHERE last_session_id IN (SELECT value FROM json_each(?)) "
+            "GROUP BY last_session_id, state"
+        )
+        out: dict[int, dict[str, int]] = {}
+        ids = json.dumps(sorted({int(i) for i in session_ids}))
+        for r in self.conn.execute(sql, (ids,)):
+            out.setdefault(int(r[0]), {})[str(r[1])] = int(r[2])
+        return out
 
     def state_counts_by_camera(self) -> list[StateCount]:
         sql = (
-            "SELECT device_serial, state, COUNT(*), SUM(size) FROM files "
-            "GROUP BY device_serial, state ORDER BY device_serial, state"
+            "SELECT device_serial, state, files, bytes FROM file_counts WHERE files > 0 "
+            "ORDER BY device_serial, state"
         )
+        if not self._counts_kept():
+            sql = (
+                "SELECT device_serial, state, COUNT(*), SUM(size) FROM files "
+                "GROUP BY device_serial, state ORDER BY device_serial, state"
+            )
         return [
             StateCount(key=str(r[0]), state=str(r[1]), files=int(r[2]), bytes=int(r[3] or 0))
             for r in self.conn.execute(sql)

@@ -246,3 +246,64 @@ def _m0006(db: sqlite_utils.Database) -> None:
     # and never parses the sentence a person reads. Empty where the reason is; rows written
     # before this migration keep '' beside their reason.
     db.executescript("ALTER TABLE files ADD COLUMN reason_kind TEXT NOT NULL DEFAULT '';")
+
+
+@MIGRATIONS(name="0007_scale_indexes")
+def _m0007(db: sqlite_utils.Database) -> None:
+    # What every command, the daemon's start-up and its idle loop ask, answered from an index or
+    # a table that does not grow with history (agent.store.hot lists the queries; a test reads
+    # their EXPLAIN QUERY PLAN). file_counts is files per camera and state, kept by triggers in
+    # the same transaction as the row change, so `status` and the status line count nothing.
+    # The partial index on unconfirmed rows holds only the rows still in the pipeline: the
+    # oldest of them is found without stepping over every file ever confirmed.
+    db.executescript(
+        """
+        CREATE INDEX files_last_session ON files(last_session_id, state);
+        CREATE INDEX files_first_session ON files(session_id);
+        CREATE INDEX files_staged_at ON files(staged_at);
+        CREATE INDEX files_confirmed_at ON files(confirmed_at);
+        CREATE INDEX files_purge ON files(state, purged_at);
+        CREATE INDEX files_unconfirmed ON files(discovered_at, id) WHERE state != 'confirmed';
+        CREATE INDEX sessions_docked ON sessions(docked_at);
+        CREATE INDEX sessions_device ON sessions(device_serial, docked_at);
+        CREATE INDEX sessions_docked_now ON sessions(id) WHERE undocked_at IS NULL;
+        CREATE INDEX sessions_running ON sessions(id) WHERE outcome = 'running';
+        CREATE INDEX session_health_latest ON session_health(device_serial, session_id);
+        CREATE INDEX faults_session ON faults(session_id);
+        CREATE INDEX faults_at ON faults(at);
+        CREATE INDEX camera_events_session ON camera_events(session_id);
+        CREATE INDEX records_kind ON records(kind, seq);
+        CREATE INDEX refusals_at ON refusals(at);
+        CREATE TABLE file_counts (
+            device_serial TEXT NOT NULL,
+            state TEXT NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            PRIMARY KEY (device_serial, state)
+        ) WITHOUT ROWID;
+        INSERT INTO file_counts(device_serial, state, files, bytes)
+            SELECT device_serial, state, COUNT(*), COALESCE(SUM(size), 0) FROM files
+            GROUP BY device_serial, state;
+        CREATE TRIGGER file_counts_insert AFTER INSERT ON files BEGIN
+            INSERT INTO file_counts(device_serial, state, files, bytes)
+                VALUES (NEW.device_serial, NEW.state, 1, NEW.size)
+                ON CONFLICT(device_serial, state)
+                DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+        END;
+        CREATE TRIGGER file_counts_update AFTER UPDATE OF device_serial, state, size ON files
+        WHEN OLD.device_serial IS NOT NEW.device_serial OR OLD.state IS NOT NEW.state
+            OR OLD.size IS NOT NEW.size
+        BEGIN
+            UPDATE file_counts SET files = files - 1, bytes = bytes - OLD.size
+                WHERE device_serial = OLD.device_serial AND state = OLD.state;
+            INSERT INTO file_counts(device_serial, state, files, bytes)
+                VALUES (NEW.device_serial, NEW.state, 1, NEW.size)
+                ON CONFLICT(device_serial, state)
+                DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+        END;
+        CREATE TRIGGER file_counts_delete AFTER DELETE ON files BEGIN
+            UPDATE file_counts SET files = files - 1, bytes = bytes - OLD.size
+                WHERE device_serial = OLD.device_serial AND state = OLD.state;
+        END;
+        """
+    )

@@ -11,7 +11,7 @@ network, no file I/O, no policy here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 from agent.core.errors import TransitionRefused
@@ -40,28 +40,27 @@ class UploadQueries(FileTransitions):
                 reason_kind=ProblemKind.UPLOAD_INTERRUPTED,
             )
 
-    def claim_upload(self, worker: str, now: str, *, exclude: Iterable[int] = ()) -> FileRow | None:
+    def claim_upload(
+        self,
+        worker: str,
+        now: str,
+        *,
+        exclude: Container[int] = (),
+        after: FileRow | None = None,
+    ) -> FileRow | None:
         """Claim the next sealed row not in `exclude`: important first, then the oldest.
 
-        Whether a waiting row is due is the caller's (agent.sync.schedule, on the monotonic
-        clock); `now` is only written down.
+        `after`: the row this pass claimed last; the rest of the queue is read on from its
+        place in the order, so a pass over n rows costs n index probes, not n scans of what
+        it tried (the important rows are few and read from the start each time, so one sealed
+        meanwhile still goes first). `exclude` is tested here, never sent to SQLite. Whether a
+        waiting row is due is the caller's (agent.sync.schedule, on the monotonic clock);
+        `now` is only written down.
         """
-        skip = sorted(set(exclude))
-        where = ["state=?"]
-        args: list[Any] = [FileState.SEALED.value]
-        if skip:
-            # One JSON parameter instead of one per id: no limit on how many are skipped.
-            where.append("id NOT IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps(skip))
         with self.transaction():
-            row = self.conn.execute(
-                f"SELECT id FROM files WHERE {' AND '.join(where)} "
-                "ORDER BY important DESC, sealed_at, id LIMIT 1",
-                args,
-            ).fetchone()
-            if row is None:
+            file_id = self._next_sealed(exclude, after)
+            if file_id is None:
                 return None
-            file_id = int(row[0])
             self.transition(
                 file_id,
                 FileState.SEALED,
@@ -76,6 +75,50 @@ class UploadQueries(FileTransitions):
             )
             claimed = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
             return checked_file_row(claimed, self.path)
+
+    def next_sealed(self, exclude: Container[int] = (), after: FileRow | None = None) -> bool:
+        """Whether claim_upload would find a row (the daemon's idle pass asks only this)."""
+        return self._next_sealed(exclude, after) is not None
+
+    def _next_sealed(self, exclude: Container[int], after: FileRow | None) -> int | None:
+        sealed = FileState.SEALED.value
+        for row in self.conn.execute(
+            "SELECT id FROM files WHERE state=? AND important=1 ORDER BY sealed_at, id", (sealed,)
+        ):
+            if int(row[0]) not in exclude:
+                return int(row[0])
+        key = None if after is None or after.important else (after.sealed_at, after.id)
+        while True:
+            row = self._sealed_after(key)
+            if row is None:
+                return None
+            if int(row["id"]) not in exclude:
+                return int(row["id"])
+            key = (row["sealed_at"], int(row["id"]))
+
+    def _sealed_after(self, key: tuple[str | None, int] | None) -> Any:
+        """The first not-important sealed row after `key` (sealed_at, id) in claim order, by
+        index range queries only (files_upload_queue; NULL sorts first, as in ORDER BY)."""
+        base = "SELECT id, sealed_at FROM files WHERE state=? AND important=0 AND "
+        sealed = FileState.SEALED.value
+        queries: list[tuple[str, tuple[object, ...]]]
+        if key is None:
+            queries = [(base + "1 ORDER BY sealed_at, id LIMIT 1", (sealed,))]
+        elif key[0] is None:
+            queries = [
+                (base + "sealed_at IS NULL AND id > ? ORDER BY id LIMIT 1", (sealed, key[1])),
+                (base + "sealed_at IS NOT NULL ORDER BY sealed_at, id LIMIT 1", (sealed,)),
+            ]
+        else:
+            queries = [
+                (base + "sealed_at = ? AND id > ? ORDER BY id LIMIT 1", (sealed, *key)),
+                (base + "sealed_at > ? ORDER BY sealed_at, id LIMIT 1", (sealed, key[0])),
+            ]
+        for sql, args in queries:
+            row = self.conn.execute(sql, args).fetchone()
+            if row is not None:
+                return row
+        return None
 
     def _value(self, file_id: int, column: str) -> int:
         row = self.conn.execute(f"SELECT {column} FROM files WHERE id=?", (file_id,)).fetchone()
