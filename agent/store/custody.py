@@ -7,6 +7,7 @@ otherwise. Records are append-only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,24 @@ class CustodyQueries(FileTransitions):
             (count,),
         ).fetchall()
         return [RecordRow(**dict(r)) for r in reversed(rows)]
+
+    def record_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The record_hash of each of these records the chain holds (one query for them all)."""
+        rows = self.conn.execute(
+            "SELECT seq, record_hash FROM records WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted({int(s) for s in seqs})),),
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def file_records_without_rows(self) -> Iterator[RecordRow]:
+        """File records whose file row is gone, by seq (one pass over the chain, each row found
+        by its key)."""
+        for r in self.conn.execute(
+            "SELECT seq, kind, file_id, body, record_hash, prev_hash, signature, key_id "
+            "FROM records r WHERE kind='file' AND file_id IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM files f WHERE f.id = r.file_id) ORDER BY seq"
+        ):
+            yield RecordRow(**dict(r))
 
     def record(self, seq: int) -> RecordRow | None:
         r = self.conn.execute(

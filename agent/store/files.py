@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils.db
 
 from agent.core.model import Candidate, FileState, ProblemKind
-from agent.store.custody import FileTransitions, _with_kind
+from agent.store.custody import FileTransitions, RecordRow, _with_kind
 from agent.store.rows import (
     FileRow,
     StateCount,
@@ -24,6 +24,17 @@ from agent.store.rows import (
     checked_file_row,
     file_row,
     unreadable_file,
+)
+
+_RECORD_FIELDS = (
+    "seq",
+    "kind",
+    "file_id",
+    "body",
+    "record_hash",
+    "prev_hash",
+    "signature",
+    "key_id",
 )
 
 
@@ -140,6 +151,29 @@ class FileQueries(FileTransitions):
                 yield file_row(row)
             except ValueError as exc:
                 yield unreadable_file(row, exc)
+
+    def files_with_records(
+        self,
+    ) -> Iterator[tuple[FileRow | UnreadableFile, RecordRow | None, bool]]:
+        """Every row streamed in id order as all_files yields it, with the record its
+        record_seq names (None if the chain holds none) and whether a file record names the
+        row: one join, read as it goes, instead of the chain held in memory and a query per row
+        (`dockagent verify`)."""
+        sql = (
+            "SELECT f.*, r.seq AS r_seq, r.kind AS r_kind, r.file_id AS r_file_id, "
+            "r.body AS r_body, r.record_hash AS r_record_hash, r.prev_hash AS r_prev_hash, "
+            "r.signature AS r_signature, r.key_id AS r_key_id, "
+            "EXISTS (SELECT 1 FROM records n WHERE n.kind='file' AND n.file_id = f.id) "
+            "AS r_named FROM files f LEFT JOIN records r ON r.seq = f.record_seq ORDER BY f.id"
+        )
+        for row in self.conn.execute(sql):
+            rec = None
+            if row["r_seq"] is not None:
+                rec = RecordRow(**{f: row[f"r_{f}"] for f in _RECORD_FIELDS})
+            try:
+                yield file_row(row), rec, bool(row["r_named"])
+            except ValueError as exc:
+                yield unreadable_file(row, exc), rec, bool(row["r_named"])
 
     def max_file_id(self) -> int:
         row = self.conn.execute("SELECT MAX(id) FROM files").fetchone()
