@@ -167,6 +167,8 @@ def build(station: Station, sessions: range, per_session: int, sync_every: int) 
 def _commands() -> list[list[str]]:
     today = datetime.now(UTC).date().isoformat()
     return [
+        # First a command that writes: it migrates a database built by an older agent.
+        ["sync", "--once"],
         ["status"],
         ["status", "--json"],
         ["queue"],
@@ -174,7 +176,6 @@ def _commands() -> list[list[str]]:
         ["ledger", "--since", today],
         ["report", "compliance", "--since", today],
         ["verify"],
-        ["sync", "--once"],
         ["doctor"],
     ]
 
@@ -192,8 +193,33 @@ def measure(station: Station, files: int, sessions: int) -> list[Measure]:
     return out
 
 
+def _size(work: Path) -> tuple[int, int]:
+    """(files, sessions) of a station built before, read with SQLite directly."""
+    import sqlite3  # noqa: PLC0415 - only for --station
+
+    conn = sqlite3.connect(f"file:{work / 'data' / 'dockagent.db'}?mode=ro", uri=True)
+    try:
+        files = conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+    finally:
+        conn.close()
+    return int(files), int(sessions)
+
+
+def _report(results: list[Measure]) -> None:
+    print("\nfiles    sessions  command                               wall s   peak MiB")
+    for m in results:
+        print(f"{m.files:<8} {m.sessions:<9} {m.command:<36} {m.seconds:8.2f} {m.peak_mib:9.1f}")
+
+
 def run(args: argparse.Namespace) -> int:
     agent_root = Path(args.agent_root).resolve()
+    if args.station:
+        # A station built before (--keep): measured as it is, by the agent in --agent-root.
+        work = Path(args.station)
+        files, sessions = _size(work)
+        _report(measure(Station(agent_root, work), files, sessions))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench-history-", dir=args.workdir))
     per_session = max(1, args.files // args.sessions)
     station = Station(agent_root, work)
@@ -230,4 +256,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--agent-root", default=str(REPO), help="the checkout whose agent is run")
     p.add_argument("--workdir", default="/var/tmp")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--station", help="measure this work directory (built with --keep) as it is")
     p.set_defaults(func=run)

@@ -35,7 +35,7 @@ from agent.custody.records import (
     signed_body,
 )
 from agent.custody.staging import EntryKind, sidecar_path
-from agent.store import FileRow, RecordRow, Store, UnreadableFile
+from agent.store import FileRow, RecordRow, Store, UnreadableFile, VerifiedHead
 
 # Sidecars read before their records are looked up together (one query per batch).
 _SIDECAR_BATCH = 512
@@ -48,6 +48,11 @@ class Report:
     records_checked: int = 0
     problems: list[Problem] | None = None
     evidence_checked: bool = True
+    # Where this verify ended, for the next `verify --incremental` (agent.store.verified).
+    incremental: bool = False
+    head: tuple[int, str] | None = None
+    max_file_id: int = 0
+    changed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -72,13 +77,15 @@ class _Chain:
     expected: Link | None = FIRST
     count: int = 0
     last: int = 0
+    head: tuple[int, str] | None = None  # the newest record walked: seq, hash
     problems: list[Problem] = field(default_factory=list)
 
     def add(self, rec: RecordRow, key: Verifier) -> None:
         self.problems.extend(record_problems(rec, key, expected=self.expected))
         self.expected = link_after(rec) or self.expected
         self.count += 1
-        self.last = max(self.last, rec.seq)
+        if rec.seq >= self.last:
+            self.last, self.head = rec.seq, (rec.seq, str(rec.record_hash))
 
 
 def check_chain(
@@ -100,32 +107,70 @@ def verify(
     chunk_bytes: int = 1 << 20,
     *,
     evidence: bool = True,
+    since: VerifiedHead | None = None,
 ) -> Report:
     """Everything, streamed: the chain is walked keeping only the link the next record must
     make, and the rows are read joined with their records, so memory does not grow with the
-    station's history."""
+    station's history. With `since` (where a clean verify ended: agent.store.verified), only
+    what came after it: the record it ended at must still be the one it saw, the records after
+    it must follow on, and the rows added or changed since are checked as every row is; the
+    staged copies and sidecars of the rows not changed are not read again (`--full` does)."""
     problems: list[Problem] = []
-    report = Report(problems=problems, evidence_checked=evidence)
+    report = Report(problems=problems, evidence_checked=evidence, incremental=since is not None)
+    report.changed = store.changed_mark()  # before the walk: a note after it is kept
     chain = _Chain()
-    for record in store.records():
+    if since is not None:
+        problems.extend(_anchor(store, since, chain))
+    for record in store.records(after=chain.last):
         chain.add(record, key)
     problems.extend(chain.problems)
     report.records_checked = chain.count
+    report.head = chain.head
     problems.extend(_truncation(store.meta("chain_head_seq"), chain.last))
     buffer = bytearray(chunk_bytes if evidence else 0)
     walk = _Files(staging_root, report, buffer, evidence=evidence)
-    for row, rec, named in store.files_with_records():
+    _walk_rows(store, walk, since)
+    problems.extend(walk.problems)
+    if evidence and since is None:
+        problems.extend(check_staging_chain(staging_root, store))
+    else:
+        problems.extend(_head_problems(staging_root, store))
+    gone = store.file_records_without_rows(
+        after_seq=None if since is None else since.seq, changed_upto=report.changed
+    )
+    problems.extend(_rows_gone(gone))
+    return report
+
+
+def _walk_rows(store: Store, walk: _Files, since: VerifiedHead | None) -> None:
+    """Every row (or, `since` a clean verify, those added or changed after it), each with its
+    record, in one streamed join."""
+    report = walk.report
+    after = None if since is None else since.max_file_id
+    report.max_file_id = after or 0
+    for row, rec, named in store.files_with_records(after_id=after, changed_upto=report.changed):
+        report.max_file_id = max(report.max_file_id, row.id)
         if isinstance(row, UnreadableFile):
             _unreadable(walk, row, named)
         else:
             _check_file(walk, row, rec, named)
-    problems.extend(walk.problems)
-    if evidence:
-        problems.extend(check_staging_chain(staging_root, store))
-    else:
-        problems.extend(_head_problems(staging_root, store))
-    problems.extend(_rows_gone(store.file_records_without_rows()))
-    return report
+
+
+def _anchor(store: Store, since: VerifiedHead, chain: _Chain) -> list[Problem]:
+    """The record the last clean verify ended at, as it saw it: the walk goes on from there."""
+    record = store.record(since.seq)
+    if record is None or record.record_hash != since.record_hash:
+        return [
+            Problem(
+                "chain_changed",
+                f"custody record {since.seq}, where the last verify ended, is not the one it "
+                "checked: run `dockagent verify --full`",
+                seq=since.seq,
+            )
+        ]
+    chain.expected = link_after(record) or chain.expected
+    chain.last, chain.head = record.seq, (record.seq, record.record_hash)
+    return []
 
 
 def _truncation(noted: str | None, last: int) -> list[Problem]:

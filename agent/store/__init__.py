@@ -51,6 +51,7 @@ from agent.store.schema import MIGRATIONS
 from agent.store.service import OldestUnconfirmed, ServiceQueries
 from agent.store.sessions import SessionQueries, SessionRow
 from agent.store.uploads import UploadQueries
+from agent.store.verified import VerifiedHead, VerifiedQueries
 
 __all__ = [
     "MIGRATIONS",
@@ -78,6 +79,7 @@ __all__ += [
     "Recording",
     "RefusalRow",
     "SessionRow",
+    "VerifiedHead",
 ]
 
 
@@ -90,6 +92,7 @@ class Store(
     HealthQueries,
     ServiceQueries,
     RestoreQueries,
+    VerifiedQueries,
 ):
     """The station's database. One instance per thread."""
 

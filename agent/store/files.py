@@ -153,20 +153,26 @@ class FileQueries(FileTransitions):
                 yield unreadable_file(row, exc)
 
     def files_with_records(
-        self,
+        self, *, after_id: int | None = None, changed_upto: int = 0
     ) -> Iterator[tuple[FileRow | UnreadableFile, RecordRow | None, bool]]:
         """Every row streamed in id order as all_files yields it, with the record its
         record_seq names (None if the chain holds none) and whether a file record names the
         row: one join, read as it goes, instead of the chain held in memory and a query per row
-        (`dockagent verify`)."""
+        (`dockagent verify`). With `after_id`, only the rows after it and those noted changed
+        up to note `changed_upto` (agent.store.verified)."""
+        where, args = "", []
+        if after_id is not None:
+            where = "WHERE f.id > ? OR f.id IN (SELECT file_id FROM files_changed WHERE n <= ?) "
+            args = [after_id, changed_upto]
         sql = (
             "SELECT f.*, r.seq AS r_seq, r.kind AS r_kind, r.file_id AS r_file_id, "
             "r.body AS r_body, r.record_hash AS r_record_hash, r.prev_hash AS r_prev_hash, "
             "r.signature AS r_signature, r.key_id AS r_key_id, "
             "EXISTS (SELECT 1 FROM records n WHERE n.kind='file' AND n.file_id = f.id) "
-            "AS r_named FROM files f LEFT JOIN records r ON r.seq = f.record_seq ORDER BY f.id"
+            "AS r_named FROM files f LEFT JOIN records r ON r.seq = f.record_seq "
+            f"{where}ORDER BY f.id"
         )
-        for row in self.conn.execute(sql):
+        for row in self.conn.execute(sql, args):
             rec = None
             if row["r_seq"] is not None:
                 rec = RecordRow(**{f: row[f"r_{f}"] for f in _RECORD_FIELDS})

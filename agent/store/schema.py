@@ -307,3 +307,37 @@ def _m0007(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+@MIGRATIONS(name="0008_scale_verify_marks")
+def _m0008(db: sqlite_utils.Database) -> None:
+    # Where the last clean `dockagent verify` ended (the chain's head then, by seq and hash, and
+    # the highest file row), so `verify --incremental` checks only what came after: the records
+    # past it, the rows added since, and the rows changed or removed since, which the triggers
+    # note here once a verify has ended somewhere (n orders the notes, so a verify clears only
+    # those it saw). `verify --full` checks everything whatever these say.
+    db.executescript(
+        """
+        CREATE TABLE verified_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            record_hash TEXT NOT NULL,
+            max_file_id INTEGER NOT NULL,
+            verified_at TEXT NOT NULL
+        );
+        CREATE TABLE files_changed (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            file_id INTEGER NOT NULL UNIQUE
+        );
+        CREATE TRIGGER files_changed_update AFTER UPDATE ON files
+        WHEN EXISTS (SELECT 1 FROM verified_head)
+        BEGIN
+            INSERT OR REPLACE INTO files_changed(file_id) VALUES (OLD.id);
+        END;
+        CREATE TRIGGER files_changed_delete AFTER DELETE ON files
+        WHEN EXISTS (SELECT 1 FROM verified_head)
+        BEGIN
+            INSERT OR REPLACE INTO files_changed(file_id) VALUES (OLD.id);
+        END;
+        """
+    )
