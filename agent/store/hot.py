@@ -65,4 +65,9 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("interrupt running sessions", lambda s: s.interrupt_running_sessions(SINCE)),
     ("undock every session", lambda s: s.undock_all(SINCE)),
     ("highest file id", lambda s: s.max_file_id()),
+    # `verify --incremental`: what came after the last clean verify
+    ("where the last clean verify ended", lambda s: s.verified_head()),
+    ("records after a seq", lambda s: list(s.records(after=3))),
+    ("rows added or changed since", lambda s: list(s.files_with_records(after_id=3))),
+    ("records of rows gone since", lambda s: list(s.file_records_without_rows(after_seq=3))),
 )

@@ -298,18 +298,25 @@ class UploadQueries(FileTransitions):
 
     # ---- purge -----------------------------------------------------------------------------
 
-    def purge_candidates(self) -> list[FileRow]:
+    def purge_candidates(self, not_after: tuple[str, float] | None = None) -> list[FileRow]:
         """Confirmed rows whose staged copy is not purged yet, with the moment of confirmation
         on both clocks; whether the grace has passed is agent.ingest.policy's. Only `confirmed`
         rows: an unconfirmed copy is never purged.
+
+        `not_after` (epoch, boot time): leave out the rows confirmed on that clock epoch after
+        that boot time; the caller passes now less the grace, so the rows still in their grace
+        on this boot (every one of them, each pass) are not read.
         """
-        return [
-            checked_file_row(r, self.path)
-            for r in self.conn.execute(
-                "SELECT * FROM files WHERE state=? "
-                "AND purged_at IS NULL AND confirmed_at IS NOT NULL ORDER BY id",
-                (FileState.CONFIRMED.value,),
+        sql = "SELECT * FROM files WHERE state=? AND purged_at IS NULL AND confirmed_at IS NOT NULL"
+        args: list[object] = [FileState.CONFIRMED.value]
+        if not_after is not None:
+            sql += (
+                " AND NOT (confirmed_clock IS ? AND confirmed_boottime_s IS NOT NULL"
+                " AND confirmed_boottime_s > ?)"
             )
+            args += list(not_after)
+        return [
+            checked_file_row(r, self.path) for r in self.conn.execute(sql + " ORDER BY id", args)
         ]
 
     def mark_purged(self, file_id: int, now: str) -> bool:

@@ -203,3 +203,32 @@ def test_a_truncated_database_is_refused_at_open(tmp_path: Path) -> None:
     os.truncate(db, db.stat().st_size // 2)
     with pytest.raises(StoreCorrupt, match="malformed"):
         Store.open(tmp_path, create=False)
+
+
+def test_the_purge_reads_only_rows_whose_grace_may_have_run_out(tmp_path: Path) -> None:
+    """Rows confirmed on this boot less than the grace ago are not read at all; one confirmed
+    longer ago, one on another boot and one from before boot stamps are."""
+    store = Store.open(tmp_path, create=True)
+    sid = _session(store)
+    confirmed: dict[str, int] = {}
+    for name, clock, boottime in (
+        ("recent", "boot-a", 990.0),
+        ("old", "boot-a", 100.0),
+        ("other boot", "boot-b", 995.0),
+        ("no stamp", None, None),
+    ):
+        fid = store.register(sid, "CAM1", _cand(name.encode()), name, NOW)[0]
+        _seal(store, fid)
+        store.claim_upload("w", NOW)
+        store.confirm_upload(fid, "verified", "ref", NOW, clock or "", boottime or 0.0)
+        if clock is None:
+            store.conn.execute(
+                "UPDATE files SET confirmed_clock=NULL, confirmed_boottime_s=NULL WHERE id=?",
+                (fid,),
+            )
+        confirmed[name] = fid
+    grace = 60.0
+    read = {r.camera_name for r in store.purge_candidates(not_after=("boot-a", 1000.0 - grace))}
+    assert read == {"old", "other boot", "no stamp"}
+    assert len(store.purge_candidates()) == 4
+    store.close()
