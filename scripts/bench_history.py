@@ -185,7 +185,10 @@ def measure(station: Station, files: int, sessions: int) -> list[Measure]:
     for argv in _commands():
         rc, wall, cpu, peak = station.run(*argv)
         out.append(Measure(files, sessions, " ".join(argv), wall, cpu, peak, rc))
-        print(f"  {out[-1].command:<36} {wall:8.2f} s  {peak:7.1f} MiB  rc={rc}", flush=True)
+        print(
+            f"  {out[-1].command:<36} {wall:8.2f} s  CPU {cpu:6.2f} s  {peak:7.1f} MiB  rc={rc}",
+            flush=True,
+        )
     started, idle = station.idle_daemon(IDLE_S)
     out.append(Measure(files, sessions, "run: start-up", started, 0.0, 0.0, 0))
     out.append(Measure(files, sessions, "run: idle CPU %", idle, 0.0, 0.0, 0))
