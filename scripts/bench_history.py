@@ -220,8 +220,14 @@ def run(args: argparse.Namespace) -> int:
     if args.station:
         # A station built before (--keep): measured as it is, by the agent in --agent-root.
         work = Path(args.station)
+        station = Station(agent_root, work)
+        if args.grow:
+            _files, done = _size(work)
+            per_session = max(1, args.files // args.sessions)
+            build(station, range(done, done + args.grow), per_session, args.sync_every)
         files, sessions = _size(work)
-        _report(measure(Station(agent_root, work), files, sessions))
+        if not args.no_measure:
+            _report(measure(station, files, sessions))
         return 0
     work = Path(tempfile.mkdtemp(prefix="bench-history-", dir=args.workdir))
     per_session = max(1, args.files // args.sessions)
@@ -260,4 +266,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--workdir", default="/var/tmp")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--station", help="measure this work directory (built with --keep) as it is")
+    p.add_argument("--grow", type=int, default=0, help="with --station: this many docks more first")
+    p.add_argument("--no-measure", action="store_true", help="with --grow: build only")
     p.set_defaults(func=run)
