@@ -125,6 +125,13 @@ class FileQueries(FileTransitions):
         return self._file_rows(f"state IN ({marks})", values)
 
     def files_not_in_state(self, *states: FileState) -> list[FileRow]:
+        if states == (FileState.CONFIRMED,):
+            # `dockagent queue`: as a literal, the partial index files_unconfirmed answers it
+            # (https://www.sqlite.org/partialindex.html), not a walk over every file confirmed.
+            # Sorted here: ORDER BY id would have SQLite walk the table in id order instead.
+            sql = f"SELECT * FROM files WHERE state != '{FileState.CONFIRMED.value}'"
+            rows = [checked_file_row(r, self.path) for r in self.conn.execute(sql)]
+            return sorted(rows, key=lambda r: r.id)
         marks, values = _marks(states)
         return self._file_rows(f"state NOT IN ({marks})", values)
 

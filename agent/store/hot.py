@@ -46,6 +46,8 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("recent sessions since", lambda s: s.recent_sessions(20, SINCE)),
     ("states of sessions", lambda s: s.sessions_state_counts([1, 2])),
     ("latest health per camera", lambda s: s.latest_health()),
+    # `queue`
+    ("files not confirmed", lambda s: s.files_not_in_state(FileState.CONFIRMED)),
     # `ledger --since` and `report compliance --since`
     ("ledger rows since", lambda s: s.ledger_rows(since=SINCE)),
     ("files first taken in a session", lambda s: s.session_file_stats(1)),
