@@ -46,16 +46,16 @@ class UploadQueries(FileTransitions):
         now: str,
         *,
         exclude: Container[int] = (),
-        after: FileRow | None = None,
+        after: Iterable[FileRow] = (),
     ) -> FileRow | None:
         """Claim the next sealed row not in `exclude`: important first, then the oldest.
 
-        `after`: the row this pass claimed last; the rest of the queue is read on from its
-        place in the order, so a pass over n rows costs n index probes, not n scans of what
-        it tried (the important rows are few and read from the start each time, so one sealed
-        meanwhile still goes first). `exclude` is tested here, never sent to SQLite. Whether a
-        waiting row is due is the caller's (agent.sync.schedule, on the monotonic clock);
-        `now` is only written down.
+        `after`: the rows this pass claimed last (of the important ones, of the others); each
+        part of the queue is read on from there, so a pass over n rows costs n index probes,
+        not n scans of what it tried. A row sealed while the pass goes on is sealed later than
+        any it claimed, so it is still found (an important one before the others). `exclude`
+        is tested here, never sent to SQLite. Whether a waiting row is due is the caller's
+        (agent.sync.schedule, on the monotonic clock); `now` is only written down.
         """
         with self.transaction():
             file_id = self._next_sealed(exclude, after)
@@ -76,30 +76,24 @@ class UploadQueries(FileTransitions):
             claimed = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
             return checked_file_row(claimed, self.path)
 
-    def next_sealed(self, exclude: Container[int] = (), after: FileRow | None = None) -> bool:
+    def next_sealed(self, exclude: Container[int] = (), after: Iterable[FileRow] = ()) -> bool:
         """Whether claim_upload would find a row (the daemon's idle pass asks only this)."""
         return self._next_sealed(exclude, after) is not None
 
-    def _next_sealed(self, exclude: Container[int], after: FileRow | None) -> int | None:
-        sealed = FileState.SEALED.value
-        for row in self.conn.execute(
-            "SELECT id FROM files WHERE state=? AND important=1 ORDER BY sealed_at, id", (sealed,)
-        ):
-            if int(row[0]) not in exclude:
-                return int(row[0])
-        key = None if after is None or after.important else (after.sealed_at, after.id)
-        while True:
-            row = self._sealed_after(key)
-            if row is None:
-                return None
-            if int(row["id"]) not in exclude:
-                return int(row["id"])
-            key = (row["sealed_at"], int(row["id"]))
+    def _next_sealed(self, exclude: Container[int], after: Iterable[FileRow]) -> int | None:
+        last = {int(row.important): (row.sealed_at, row.id) for row in after}
+        for important in (1, 0):
+            key = last.get(important)
+            while (row := self._sealed_after(important, key)) is not None:
+                if int(row["id"]) not in exclude:
+                    return int(row["id"])
+                key = (row["sealed_at"], int(row["id"]))
+        return None
 
-    def _sealed_after(self, key: tuple[str | None, int] | None) -> Any:
-        """The first not-important sealed row after `key` (sealed_at, id) in claim order, by
-        index range queries only (files_upload_queue; NULL sorts first, as in ORDER BY)."""
-        base = "SELECT id, sealed_at FROM files WHERE state=? AND important=0 AND "
+    def _sealed_after(self, important: int, key: tuple[str | None, int] | None) -> Any:
+        """The first sealed row of this importance after `key` (sealed_at, id) in claim order,
+        by index range queries only (files_upload_queue; NULL sorts first, as in ORDER BY)."""
+        base = f"SELECT id, sealed_at FROM files WHERE state=? AND important={important:d} AND "
         sealed = FileState.SEALED.value
         queries: list[tuple[str, tuple[object, ...]]]
         if key is None:

@@ -78,14 +78,13 @@ class _Claims:
     row it claimed last, from which the next claim reads on (UploadQueries.claim_upload)."""
 
     tried: set[int] = field(default_factory=set)
-    last: FileRow | None = None  # the last not-important row claimed
+    last: dict[bool, FileRow] = field(default_factory=dict)  # by importance
 
     def next(self, store: Store, worker: str) -> FileRow | None:
-        row = store.claim_upload(worker, utc_now(), exclude=self.tried, after=self.last)
+        row = store.claim_upload(worker, utc_now(), exclude=self.tried, after=self.last.values())
         if row is not None:
             self.tried.add(row.id)
-            if not row.important:
-                self.last = row
+            self.last[row.important] = row
         return row
 
 

@@ -18,7 +18,7 @@ from agent.cli.inspecting import status_data
 from agent.core.config import Config
 from agent.core.errors import StoreCorrupt
 from agent.core.model import Candidate, FileKind, FileState, SessionOutcome
-from agent.store import Store
+from agent.store import FileRow, Store
 from agent.sync.pool import Uploader
 
 NOW = "2026-03-01T00:00:00.000000Z"
@@ -144,10 +144,10 @@ def test_the_claim_hands_out_every_row_once_in_queue_order(tmp_path: Path) -> No
         by_name[name] = fid
     tried = {by_name["x"]}
     claimed = []
-    last = None
-    while (row := store.claim_upload("w", NOW, exclude=tried, after=last)) is not None:
+    last: dict[bool, FileRow] = {}
+    while (row := store.claim_upload("w", NOW, exclude=tried, after=last.values())) is not None:
         tried.add(row.id)
-        last = row if not row.important else last
+        last[row.important] = row
         claimed.append(row.camera_name)
         if row.camera_name == "a":  # an important row sealed meanwhile goes next
             late = store.register(sid, "CAM1", _cand(b"late", important=True), "late", NOW)[0]
@@ -231,4 +231,40 @@ def test_the_purge_reads_only_rows_whose_grace_may_have_run_out(tmp_path: Path) 
     read = {r.camera_name for r in store.purge_candidates(not_after=("boot-a", 1000.0 - grace))}
     assert read == {"old", "other boot", "no stamp"}
     assert len(store.purge_candidates()) == 4
+    store.close()
+
+
+def test_a_claim_after_many_deferred_rows_does_not_step_over_them(tmp_path: Path) -> None:
+    """Rows a pass tried that went back to the queue (an outage defers them all) are behind
+    where the pass got to: the next claim does not read them again one by one."""
+    store = Store.open(tmp_path, create=True)
+    sid = _session(store)
+    last: dict[bool, FileRow] = {}
+    tried: set[int] = set()
+    for n in range(300):
+        fid = store.register(sid, "CAM1", _cand(f"I{n}".encode(), important=n % 2 == 0), "I", NOW)
+        _seal(store, fid[0], f"2026-03-01T00:00:{n // 10:02d}.{n:06d}Z")
+    for _ in range(299):
+        row = store.claim_upload("w", NOW, exclude=tried, after=last.values())
+        assert row is not None
+        tried.add(row.id)
+        last[row.important] = row
+        store.defer_upload(row.id, "server down", NOW, NOW)  # back to sealed, same place
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    # SQLite calls the handler every 10 virtual machine instructions: rows stepped over show.
+    store.conn.set_progress_handler(count, 10)
+    row = store.claim_upload("w", NOW, exclude=tried, after=last.values())
+    store.conn.set_progress_handler(None, 0)
+    assert row is not None and row.id not in tried
+    walked = steps[0]
+    steps[0] = 0
+    store.conn.set_progress_handler(count, 10)
+    list(store.conn.execute("SELECT id FROM files WHERE state='sealed' AND important=1"))
+    store.conn.set_progress_handler(None, 0)
+    assert walked < steps[0], (walked, steps[0])  # less than reading the 150 deferred once
     store.close()
