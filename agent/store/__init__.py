@@ -28,7 +28,7 @@ from agent.store.base import (
     _connect,
     _fsync_dir,
     _write_marker,
-    check_header,
+    check_length,
     is_damage,
     is_disk_full,
 )
@@ -119,9 +119,9 @@ class Store(
         if not create and not readonly.may_write(data_dir):
             return cls._open_read_only(path, expected, marker)
         try:
-            check_header(path)
             conn = _connect(path)
             store = cls(conn, path)
+            check_length(conn, path)
             store._check_identity(expected, marker)
             if create:
                 store._migrate()
@@ -140,7 +140,7 @@ class Store(
             store = cls(conn, path)
             if scratch is not None:
                 weakref.finalize(store, shutil.rmtree, scratch, ignore_errors=True)
-            check_header(path)
+            check_length(conn, path if scratch is None else scratch / path.name)
             store._check_identity(expected, marker, restore=False)
             store._check_schema()
         except sqlite3.DatabaseError as exc:

@@ -52,32 +52,23 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-# The database header (https://www.sqlite.org/fileformat2.html#the_database_header).
-_MAGIC = b"SQLite format 3\x00"
-_HEADER_BYTES = 100
-
-
-def check_header(path: Path) -> None:
-    """The cheap check of every open: the file starts with SQLite's header, and, when no -wal
-    holds newer pages, is as long as the header says (whole pages). A truncated file is
-    refused here instead of at the first page a query misses; the pages' contents are
-    PRAGMA quick_check's (Store.check_whole). DatabaseError on a finding."""
-    with open(path, "rb") as fh:
-        header = fh.read(_HEADER_BYTES)
-        size = os.fstat(fh.fileno()).st_size
-    if len(header) < _HEADER_BYTES or not header.startswith(_MAGIC):
-        raise sqlite3.DatabaseError("file is not a database")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    # The in-header size counts only while the change counter equals version-valid-for.
-    counted = pages and header[24:28] == header[92:96]
+def check_length(conn: sqlite3.Connection, path: Path) -> None:
+    """The cheap check of every open: when no -wal holds newer pages, the database file is as
+    long as SQLite says the database is (whole pages). A truncated file is refused here instead
+    of at the first page a query misses; the pages' contents are PRAGMA quick_check's
+    (Store.check_whole), and a file that is not a database fails the connection's first
+    statement. Only os.stat looks at the file: opening and closing a descriptor of it would
+    drop every POSIX lock SQLite holds on it in this process (fcntl(2), "Advisory record
+    locking"; https://www.sqlite.org/howtocorrupt.html section 2.2). DatabaseError on a finding."""
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size > 0:
-        return  # a checkpoint may have written page 1 before the rest; the -wal still holds it
-    if page_size < 512 or size % page_size or (counted and size < pages * page_size):
+        return  # the -wal holds pages the file does not have yet
+    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    size = os.stat(path).st_size
+    if page_size < 512 or size % page_size or size < pages * page_size:
         raise sqlite3.DatabaseError(
-            f"database disk image is malformed: {size} bytes, the header says "
+            f"database disk image is malformed: {size} bytes, SQLite counts "
             f"{pages} pages of {page_size}"
         )
 
