@@ -210,9 +210,12 @@ def _size(work: Path) -> tuple[int, int]:
 
 
 def _report(results: list[Measure]) -> None:
-    print("\nfiles    sessions  command                               wall s   peak MiB")
+    print("\nfiles    sessions  command                               wall s    CPU s   peak MiB")
     for m in results:
-        print(f"{m.files:<8} {m.sessions:<9} {m.command:<36} {m.seconds:8.2f} {m.peak_mib:9.1f}")
+        print(
+            f"{m.files:<8} {m.sessions:<9} {m.command:<36} {m.seconds:8.2f} {m.cpu_s:8.2f}"
+            f" {m.peak_mib:9.1f}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,9 +253,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print("\nfiles    sessions  command                               wall s   peak MiB")
+    print("\nfiles    sessions  command                               wall s    CPU s   peak MiB")
     for m in results:
-        print(f"{m.files:<8} {m.sessions:<9} {m.command:<36} {m.seconds:8.2f} {m.peak_mib:9.1f}")
+        print(
+            f"{m.files:<8} {m.sessions:<9} {m.command:<36} {m.seconds:8.2f} {m.cpu_s:8.2f}"
+            f" {m.peak_mib:9.1f}"
+        )
     return 0
 
 
