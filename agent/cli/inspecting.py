@@ -11,17 +11,39 @@ from agent.cli.output import emit_json, table
 from agent.core.model import FileState
 from agent.health import clock
 from agent.reporting.readiness import readiness_by_camera
+from agent.reporting.times import parse_since
 from agent.store import FileRow, Store
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("status", help="counts per state, per dock session and per camera")
+    p = sub.add_parser("status", help="counts per state, per camera and of the recent docks")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--limit",
+        type=_count,
+        default=DEFAULT_SESSIONS,
+        help=f"show this many of the latest dock sessions (default {DEFAULT_SESSIONS})",
+    )
+    p.add_argument("--since", help="only dock sessions docked from this date/time (station-local)")
     p.set_defaults(func=run_status)
     q = sub.add_parser("queue", help="files not yet confirmed, with state and reason")
     q.add_argument("--json", action="store_true")
     q.add_argument("--state", choices=[s.value for s in FileState], help="only this state")
     q.set_defaults(func=run_queue)
+
+
+# Dock sessions `status` lists unless told otherwise: a station's history is not a screenful.
+DEFAULT_SESSIONS = 20
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return value
 
 
 def _by_camera(store: Store) -> dict[str, dict[str, Any]]:
@@ -34,10 +56,13 @@ def _by_camera(store: Store) -> dict[str, dict[str, Any]]:
     return out
 
 
-def status_data(store: Store) -> dict[str, Any]:
+def status_data(store: Store, limit: int = DEFAULT_SESSIONS, since: str = "") -> dict[str, Any]:
+    """The counts, and the latest `limit` dock sessions (from `since`, station UTC text)."""
     counts = store.state_counts()
+    recent = store.recent_sessions(limit, since)
+    states = store.sessions_state_counts(s.id for s in recent)
     sessions = []
-    for s in store.all_sessions():
+    for s in recent:
         sessions.append(
             {
                 k: getattr(s, k)
@@ -58,7 +83,7 @@ def status_data(store: Store) -> dict[str, Any]:
                 )
             }
         )
-        sessions[-1]["states"] = store.session_state_counts(s.id)
+        sessions[-1]["states"] = states.get(s.id, {})
     return {
         "states": {state.value: counts.get(state.value, 0) for state in FileState},
         "files": sum(counts.values()),
@@ -73,8 +98,9 @@ def status_data(store: Store) -> dict[str, Any]:
 
 def run_status(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
+    since = parse_since(args.since) if args.since else ""
     with context.reader(cfg) as store:
-        data = status_data(store)
+        data = status_data(store, args.limit, since)
     if args.json:
         emit_json(data)
         return 0
@@ -97,6 +123,8 @@ def run_status(args: argparse.Namespace) -> int:
         )
         + "\n\n"
     )
+    shown = f"the latest {args.limit}" + (f" docked from {args.since}" if args.since else "")
+    out.write(f"dock sessions ({shown}; see --limit and --since):\n")
     out.write(
         table(
             [

@@ -14,6 +14,7 @@ from pathlib import Path
 from agent.cli import context
 from agent.cli.output import emit_json
 from agent.core.errors import EXIT_VERIFY_FAILED, StationKeyError
+from agent.core.wallclock import utc_now
 from agent.custody import keys
 from agent.custody.keys import Verifier
 from agent.custody.verify import Report, verify
@@ -27,6 +28,14 @@ NOT_REHASHED = (
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="check staged evidence, signatures and the custody chain")
     p.add_argument("--json", action="store_true")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--full", action="store_true", help="check everything (the default)")
+    scope.add_argument(
+        "--incremental",
+        action="store_true",
+        help="check only what came after the last clean verify: the records past it and the "
+        "file rows added or changed since (everything when no verify was clean yet)",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,9 +44,19 @@ def run(args: argparse.Namespace) -> int:
     evidence = context.reads_evidence(cfg)
     key = keys.load_or_create(cfg.key_path) if evidence else _public_key(cfg.key_path)
     with context.reader(cfg, check=False) as store:
+        since = store.verified_head() if args.incremental else None
         report = verify(
-            store, key, cfg.staging_path, cfg.storage.copy_chunk_bytes, evidence=evidence
+            store,
+            key,
+            cfg.staging_path,
+            cfg.storage.copy_chunk_bytes,
+            evidence=evidence,
+            since=since,
         )
+        if report.ok and evidence and report.head is not None:
+            # Where the next --incremental starts (a reader of the group writes nothing).
+            seq, record_hash = report.head
+            store.note_verified(seq, record_hash, report.max_file_id, report.changed, utc_now())
     if args.json:
         emit_json(
             {
@@ -46,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 "bytes_hashed": report.bytes_hashed,
                 "records_checked": report.records_checked,
                 "evidence_checked": report.evidence_checked,
+                "incremental": report.incremental,
                 "problems": [p.as_dict() for p in report.problems or []],
             }
         )
@@ -80,7 +100,9 @@ def _print(report: Report) -> None:
     verdict = "OK" if report.ok else f"FAILED ({len(problems)} problems)"
     sys.stdout.write(
         f"verify {verdict}: {report.files_checked} files, {report.bytes_hashed} bytes "
-        f"re-hashed, {report.records_checked} records checked\n"
+        f"re-hashed, {report.records_checked} records checked"
+        + (" since the last clean verify (--full checks everything)" if report.incremental else "")
+        + "\n"
     )
     if not report.evidence_checked:
         sys.stdout.write(f"note: {NOT_REHASHED}\n")

@@ -1,7 +1,9 @@
 """Cheap checks, at every open, that the database still holds what the station committed.
 
-Store.open already refuses a file that is not a database, one that fails PRAGMA quick_check, an
-empty or missing one where a store existed, and one of another data directory. Here, before any
+Store.open already refuses a file that is not a database or is shorter than its header says, an
+empty or missing one where a store existed, and one of another data directory; PRAGMA
+quick_check, whose cost grows with the database, only where `whole` asks for it (the daemon's
+start, `rebuild`, `verify`). Here, before any
 command uses it: a missing database is not replaced by a fresh one when staging holds a chain;
 the chain's head recorded beside staging must be in the database (else committed records were
 lost: an old copy, a copy without its -wal); and the newest records must pass the one check of
@@ -33,8 +35,16 @@ _log = log.get(__name__)
 HEAD_RECORDS = 16
 
 
-def open_store(data_dir: Path, staging_root: Path, *, create: bool, key: Verifier | None) -> Store:
-    """Store.open, then the checks of this module; the store is closed again if one fails."""
+def open_store(
+    data_dir: Path,
+    staging_root: Path,
+    *,
+    create: bool,
+    key: Verifier | None,
+    whole: bool = False,
+) -> Store:
+    """Store.open, then the checks of this module (and with `whole`, Store.check_whole); the
+    store is closed again if one fails."""
     db = data_dir / "dockagent.db"
     if not create and nothing_yet(data_dir, staging_root):
         return _empty_store()
@@ -48,6 +58,8 @@ def open_store(data_dir: Path, staging_root: Path, *, create: bool, key: Verifie
         )
     store = Store.open(data_dir, create=create)
     try:
+        if whole:
+            store.check_whole()
         check_head(store, head, key)
     except BaseException:
         store.close()
@@ -60,7 +72,13 @@ def open_unchecked(data_dir: Path, staging_root: Path) -> Store:
     station that has taken nothing in yet."""
     if nothing_yet(data_dir, staging_root):
         return _empty_store()
-    return Store.open(data_dir, create=False)
+    store = Store.open(data_dir, create=False)
+    try:
+        store.check_whole()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def nothing_yet(data_dir: Path, staging_root: Path) -> bool:

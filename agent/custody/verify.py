@@ -16,6 +16,7 @@ can print them and exit non-zero; it never repairs anything it finds, and never 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +27,18 @@ from agent.custody.digest import hash_file
 from agent.custody.keys import Verifier
 from agent.custody.records import (
     FIRST,
+    Link,
     link_after,
     record_from_sidecar,
     record_problems,
     sidecar_bytes,
     signed_body,
 )
-from agent.custody.staging import sidecar_path
-from agent.store import FileRow, RecordRow, Store, UnreadableFile
+from agent.custody.staging import EntryKind, sidecar_path
+from agent.store import FileRow, RecordRow, Store, UnreadableFile, VerifiedHead
+
+# Sidecars read before their records are looked up together (one query per batch).
+_SIDECAR_BATCH = 512
 
 
 @dataclass
@@ -43,6 +48,11 @@ class Report:
     records_checked: int = 0
     problems: list[Problem] | None = None
     evidence_checked: bool = True
+    # Where this verify ended, for the next `verify --incremental` (agent.store.verified).
+    incremental: bool = False
+    head: tuple[int, str] | None = None
+    max_file_id: int = 0
+    changed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -54,26 +64,40 @@ class _Files:
     """What the walk over the file rows needs at hand."""
 
     staging_root: Path
-    by_seq: dict[int, RecordRow]
-    file_records: dict[object, RecordRow]  # by the file id each file record names
     report: Report
     buffer: bytearray
     problems: list[Problem] = field(default_factory=list)
     evidence: bool = True  # staged copies and sidecars can be read
 
 
+@dataclass
+class _Chain:
+    """What a walk of the chain keeps: the place the next record must link to, no record."""
+
+    expected: Link | None = FIRST
+    count: int = 0
+    last: int = 0
+    head: tuple[int, str] | None = None  # the newest record walked: seq, hash
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, rec: RecordRow, key: Verifier) -> None:
+        self.problems.extend(record_problems(rec, key, expected=self.expected))
+        self.expected = link_after(rec) or self.expected
+        self.count += 1
+        if rec.seq >= self.last:
+            self.last, self.head = rec.seq, (rec.seq, str(rec.record_hash))
+
+
 def check_chain(
     records: Iterator[RecordRow], key: Verifier
 ) -> tuple[dict[int, RecordRow], list[Problem]]:
     """Every record checked in chain order, each against the place the one before it left."""
-    problems: list[Problem] = []
     by_seq: dict[int, RecordRow] = {}
-    expected = FIRST
+    chain = _Chain()
     for rec in records:
         by_seq[rec.seq] = rec
-        problems.extend(record_problems(rec, key, expected=expected))
-        expected = link_after(rec) or expected
-    return by_seq, problems
+        chain.add(rec, key)
+    return by_seq, chain.problems
 
 
 def verify(
@@ -83,43 +107,80 @@ def verify(
     chunk_bytes: int = 1 << 20,
     *,
     evidence: bool = True,
+    since: VerifiedHead | None = None,
 ) -> Report:
+    """Everything, streamed: the chain is walked keeping only the link the next record must
+    make, and the rows are read joined with their records, so memory does not grow with the
+    station's history. With `since` (where a clean verify ended: agent.store.verified), only
+    what came after it: the record it ended at must still be the one it saw, the records after
+    it must follow on, and the rows added or changed since are checked as every row is; the
+    staged copies and sidecars of the rows not changed are not read again (`--full` does)."""
     problems: list[Problem] = []
-    report = Report(problems=problems, evidence_checked=evidence)
-    by_seq, chain_problems = check_chain(store.records(), key)
-    problems.extend(chain_problems)
-    report.records_checked = len(by_seq)
-    problems.extend(_truncation(store.meta("chain_head_seq"), by_seq))
-    file_records: dict[object, RecordRow] = {
-        rec.file_id: rec for rec in by_seq.values() if rec.kind == "file"
-    }
+    report = Report(problems=problems, evidence_checked=evidence, incremental=since is not None)
+    report.changed = store.changed_mark()  # before the walk: a note after it is kept
+    chain = _Chain()
+    if since is not None:
+        problems.extend(_anchor(store, since, chain))
+    for record in store.records(after=chain.last):
+        chain.add(record, key)
+    problems.extend(chain.problems)
+    report.records_checked = chain.count
+    report.head = chain.head
+    problems.extend(_truncation(store.meta("chain_head_seq"), chain.last))
     buffer = bytearray(chunk_bytes if evidence else 0)
-    walk = _Files(staging_root, by_seq, file_records, report, buffer, evidence=evidence)
-    file_ids: set[object] = set()
-    for row in store.all_files():
-        file_ids.add(row.id)
-        if isinstance(row, UnreadableFile):
-            _unreadable(walk, row)
-        else:
-            _check_file(walk, row)
+    walk = _Files(staging_root, report, buffer, evidence=evidence)
+    _walk_rows(store, walk, since)
     problems.extend(walk.problems)
-    if evidence:
-        problems.extend(check_staging_chain(staging_root, by_seq))
+    if evidence and since is None:
+        problems.extend(check_staging_chain(staging_root, store))
     else:
-        problems.extend(_head_problems(staging_root, by_seq))
-    problems.extend(_rows_gone(file_records, file_ids))
+        problems.extend(_head_problems(staging_root, store))
+    gone = store.file_records_without_rows(
+        after_seq=None if since is None else since.seq, changed_upto=report.changed
+    )
+    problems.extend(_rows_gone(gone))
     return report
 
 
-def _truncation(noted: str | None, by_seq: dict[int, RecordRow]) -> list[Problem]:
+def _walk_rows(store: Store, walk: _Files, since: VerifiedHead | None) -> None:
+    """Every row (or, `since` a clean verify, those added or changed after it), each with its
+    record, in one streamed join."""
+    report = walk.report
+    after = None if since is None else since.max_file_id
+    report.max_file_id = after or 0
+    for row, rec, named in store.files_with_records(after_id=after, changed_upto=report.changed):
+        report.max_file_id = max(report.max_file_id, row.id)
+        if isinstance(row, UnreadableFile):
+            _unreadable(walk, row, named)
+        else:
+            _check_file(walk, row, rec, named)
+
+
+def _anchor(store: Store, since: VerifiedHead, chain: _Chain) -> list[Problem]:
+    """The record the last clean verify ended at, as it saw it: the walk goes on from there."""
+    record = store.record(since.seq)
+    if record is None or record.record_hash != since.record_hash:
+        return [
+            Problem(
+                "chain_changed",
+                f"custody record {since.seq}, where the last verify ended, is not the one it "
+                "checked: run `dockagent verify --full`",
+                seq=since.seq,
+            )
+        ]
+    chain.expected = link_after(record) or chain.expected
+    chain.last, chain.head = record.seq, (record.seq, record.record_hash)
+    return []
+
+
+def _truncation(noted: str | None, last: int) -> list[Problem]:
     """The chain ends before the head the database noted: its newest records were removed."""
-    last = max(by_seq, default=0)
     if noted is None or not noted.isdigit() or int(noted) <= last:
         return []
     return [Problem("chain_truncated", f"the chain ended at record {noted}, now at {last}")]
 
 
-def _rows_gone(file_records: dict[object, RecordRow], file_ids: set[object]) -> list[Problem]:
+def _rows_gone(records: Iterator[RecordRow]) -> list[Problem]:
     return [
         Problem(
             "missing_row",
@@ -127,32 +188,32 @@ def _rows_gone(file_records: dict[object, RecordRow], file_ids: set[object]) -> 
             seq=rec.seq,
             file_id=rec.file_id if isinstance(rec.file_id, int) else None,
         )
-        for file_id, rec in file_records.items()
-        if file_id is not None and file_id not in file_ids
+        for rec in records
     ]
 
 
-def _unreadable(walk: _Files, row: UnreadableFile) -> None:
+def _unreadable(walk: _Files, row: UnreadableFile, named: bool) -> None:
     """A row holding a value no agent writes: a state no agent knows is named as an edit of a
     row in custody (and passed over on a row with no record, as any state outside custody is);
     any other such value is named as an edited row."""
     if row.state not in {s.value for s in FileState}:
-        if row.id in walk.file_records:
+        if named:
             detail = f"has a record but is {row.state}"
             walk.problems.append(_file_problem(row, "state_edited", detail))
         return
     walk.problems.append(_file_problem(row, "row_edited", f"the row cannot be read: {row.detail}"))
 
 
-def _check_file(walk: _Files, row: FileRow) -> None:
-    """One file row: its record, its staged copy, its sidecar."""
+def _check_file(walk: _Files, row: FileRow, rec: RecordRow | None, named: bool) -> None:
+    """One file row: its record (`rec`, the one its record_seq names; `named`: a file record
+    names the row), its staged copy, its sidecar."""
     if row.state not in CHECKED_BY_VERIFY:
-        if row.id in walk.file_records:
+        if named:
             detail = f"has a record but is {row.state.value}"
             walk.problems.append(_file_problem(row, "state_edited", detail))
         return
     walk.report.files_checked += 1
-    rec = walk.by_seq.get(row.record_seq) if row.record_seq else None
+    rec = rec if row.record_seq else None
     _check_row_against_record(walk, row, rec)
     if not walk.evidence:
         return
@@ -216,20 +277,18 @@ def _sidecar_of(rec: RecordRow) -> bytes | None:
         return None
 
 
-def check_staging_chain(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
+def check_staging_chain(staging_root: Path, store: Store) -> list[Problem]:
     """The chain as staging holds it against the database: audit sidecars both ways, every
     file sidecar's record present, the recorded head present."""
-    problems = _audit_sidecar_problems(staging_root, by_seq)
-    problems.extend(_lost_record_problems(staging_root, by_seq))
-    problems.extend(_head_problems(staging_root, by_seq))
+    problems = _audit_sidecar_problems(staging_root, store)
+    problems.extend(_lost_record_problems(staging_root, store))
+    problems.extend(_head_problems(staging_root, store))
     return problems
 
 
-def _audit_sidecar_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
+def _audit_sidecar_problems(staging_root: Path, store: Store) -> list[Problem]:
     problems: list[Problem] = []
-    for rec in by_seq.values():
-        if rec.kind != "audit":
-            continue
+    for rec in store.records("audit"):
         side = staging.audit_sidecar_path(staging_root, rec.seq)
         try:
             content = side.read_bytes()
@@ -241,18 +300,30 @@ def _audit_sidecar_problems(staging_root: Path, by_seq: dict[int, RecordRow]) ->
     return problems
 
 
-def _lost_record_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
-    """Each sidecar in staging names a record the database holds, or the database lost it."""
-    sidecars = staging.file_sidecars(staging_root)
+def _lost_record_problems(staging_root: Path, store: Store) -> list[Problem]:
+    """Each sidecar in staging names a record the database holds, or the database lost it;
+    the records asked for a batch of sidecars at a time, none held beyond it."""
     problems: list[Problem] = []
-    for side in [*sidecars, *staging.audit_sidecars(staging_root)]:
+    sidecars = itertools.chain(
+        (e.path for e in staging.all_entries(staging_root) if e.kind is EntryKind.SIDECAR),
+        staging.audit_sidecars(staging_root),
+    )
+    while batch := tuple(itertools.islice(sidecars, _SIDECAR_BATCH)):
+        problems.extend(_lost_in(staging_root, store, batch))
+    return problems
+
+
+def _lost_in(staging_root: Path, store: Store, batch: tuple[Path, ...]) -> list[Problem]:
+    problems: list[Problem] = []
+    held_records: list[tuple[Path, RecordRow]] = []
+    for side in batch:
         try:
-            held = record_from_sidecar(side.read_bytes())
+            held_records.append((side, record_from_sidecar(side.read_bytes())))
         except ValueError as exc:
             problems.append(Problem("sidecar_unreadable", f"{side.name}: {exc}"))
-            continue
-        known = by_seq.get(held.seq)
-        if known is None or known.record_hash != held.record_hash:
+    known = store.record_hashes([held.seq for _side, held in held_records])
+    for side, held in held_records:
+        if known.get(held.seq) != held.record_hash:
             problems.append(
                 Problem(
                     "record_lost",
@@ -264,14 +335,14 @@ def _lost_record_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> l
     return problems
 
 
-def _head_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
+def _head_problems(staging_root: Path, store: Store) -> list[Problem]:
     try:
         head = chainfiles.read_head(staging_root)
     except ValueError as exc:
         return [Problem("head_unreadable", str(exc))]
     if head is None:
         return []
-    at_head = by_seq.get(head.seq)
+    at_head = store.record(head.seq)
     if at_head is not None and at_head.record_hash == head.record_hash:
         return []
     return [

@@ -34,7 +34,9 @@ def diagnose(cfg: Config, key: StationKey, *, force: bool = False) -> str | None
     written by a newer dockagent, which an upgrade opens and a rebuild would strip.
     """
     try:
-        store = integrity.open_store(cfg.data_path, cfg.staging_path, create=False, key=key)
+        store = integrity.open_store(
+            cfg.data_path, cfg.staging_path, create=False, key=key, whole=True
+        )
     except StoreTooNew as exc:
         if not force:
             raise

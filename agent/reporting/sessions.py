@@ -94,15 +94,18 @@ def _durations(recordings: Iterable[Recording]) -> dict[int, float]:
 
 
 def _context(store: Store, rows: list[LedgerRow], camera: str | None) -> _Context:
-    ctx = _Context(seconds=_durations(store.recordings(camera=camera)))
-    for f in store.faults(camera=camera):
+    """Read for the listed sessions only (their files, faults, cameras), never the history."""
+    ids = [int(r.session.id) for r in rows]
+    ctx = _Context(seconds=_durations(store.recordings(camera=camera, sessions=ids)))
+    for f in store.faults_of_sessions(ids):
         if f.session_id is not None:
             ctx.faults.setdefault(int(f.session_id), []).append(f)
     for a in store.assignments(camera):
         ctx.assignments.setdefault(str(a.device_serial), []).append(a)
     # The dock before the first listed one, so its handovers are counted from the right time.
-    for earlier in store.sessions_before(rows[0].session.docked_at) if rows else []:
-        ctx.previous_dock[str(earlier.device_serial)] = str(earlier.docked_at)
+    if rows:
+        serials = {str(r.session.device_serial) for r in rows}
+        ctx.previous_dock.update(store.previous_docks(serials, rows[0].session.docked_at))
     return ctx
 
 

@@ -86,8 +86,9 @@ class Daemon:
         durable.make_dirs(cfg.data_path)  # its name made durable too (fsync(2) NOTES)
         with WriterLock(cfg.data_path):
             self.key = keys.load_or_create(cfg.key_path)
+            # The whole database read once here, not at every open (Store.check_whole).
             self.store = integrity.open_store(
-                cfg.data_path, cfg.staging_path, create=True, key=self.key
+                cfg.data_path, cfg.staging_path, create=True, key=self.key, whole=True
             )
             sealer = Sealer(self.store, self.key, cfg.station_id, cfg.staging_path)
             self.service.starting()

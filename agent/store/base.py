@@ -52,6 +52,27 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def check_length(conn: sqlite3.Connection, path: Path) -> None:
+    """The cheap check of every open: when no -wal holds newer pages, the database file is as
+    long as SQLite says the database is (whole pages). A truncated file is refused here instead
+    of at the first page a query misses; the pages' contents are PRAGMA quick_check's
+    (Store.check_whole), and a file that is not a database fails the connection's first
+    statement. Only os.stat looks at the file: opening and closing a descriptor of it would
+    drop every POSIX lock SQLite holds on it in this process (fcntl(2), "Advisory record
+    locking"; https://www.sqlite.org/howtocorrupt.html section 2.2). DatabaseError on a finding."""
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return  # the -wal holds pages the file does not have yet
+    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    size = os.stat(path).st_size
+    if page_size < 512 or size % page_size or size < pages * page_size:
+        raise sqlite3.DatabaseError(
+            f"database disk image is malformed: {size} bytes, SQLite counts "
+            f"{pages} pages of {page_size}"
+        )
+
+
 def _write_marker(marker: Path, store_id: str) -> None:
     # The marker outlives the database: if the database later vanishes or is emptied, the
     # marker says state was lost instead of letting a fresh queue hide it.

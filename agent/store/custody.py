@@ -7,6 +7,7 @@ otherwise. Records are append-only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,12 +115,16 @@ class CustodyQueries(FileTransitions):
             ),
         )
 
-    def records(self, kind: str | None = None) -> Iterator[RecordRow]:
-        where, args = ("WHERE kind=?", (kind,)) if kind else ("", ())
+    def records(self, kind: str | None = None, *, after: int = 0) -> Iterator[RecordRow]:
+        """The records (of one kind when given) after seq `after`, in chain order, streamed."""
+        where, args = "WHERE seq > ?", [after]
+        args_: list[object] = list(args)
+        if kind:
+            where, args_ = where + " AND kind=?", [*args_, kind]
         for r in self.conn.execute(
             "SELECT seq, kind, file_id, body, record_hash, prev_hash, signature, key_id "
             f"FROM records {where} ORDER BY seq",
-            args,
+            args_,
         ):
             yield RecordRow(**dict(r))
 
@@ -131,6 +136,35 @@ class CustodyQueries(FileTransitions):
             (count,),
         ).fetchall()
         return [RecordRow(**dict(r)) for r in reversed(rows)]
+
+    def record_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The record_hash of each of these records the chain holds (one query for them all)."""
+        rows = self.conn.execute(
+            "SELECT seq, record_hash FROM records WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted({int(s) for s in seqs})),),
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def file_records_without_rows(
+        self, *, after_seq: int | None = None, changed_upto: int = 0
+    ) -> Iterator[RecordRow]:
+        """File records whose file row is gone, by seq (one pass over the chain, each row found
+        by its key). With `after_seq`, only the records after it and those naming a row noted
+        changed or removed up to note `changed_upto` (agent.store.verified)."""
+        where, args = "", []
+        if after_seq is not None:
+            where = (
+                "AND (r.seq > ? OR r.file_id IN (SELECT file_id FROM files_changed WHERE n <= ?)) "
+            )
+            args = [after_seq, changed_upto]
+        for r in self.conn.execute(
+            "SELECT seq, kind, file_id, body, record_hash, prev_hash, signature, key_id "
+            "FROM records r WHERE kind='file' AND file_id IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM files f WHERE f.id = r.file_id) {where}"
+            "ORDER BY seq",
+            args,
+        ):
+            yield RecordRow(**dict(r))
 
     def record(self, seq: int) -> RecordRow | None:
         r = self.conn.execute(

@@ -9,13 +9,14 @@ change only through FileTransitions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlite_utils.db
 
 from agent.core.model import Candidate, FileState, ProblemKind
-from agent.store.custody import FileTransitions, _with_kind
+from agent.store.custody import FileTransitions, RecordRow, _with_kind
 from agent.store.rows import (
     FileRow,
     StateCount,
@@ -23,6 +24,17 @@ from agent.store.rows import (
     checked_file_row,
     file_row,
     unreadable_file,
+)
+
+_RECORD_FIELDS = (
+    "seq",
+    "kind",
+    "file_id",
+    "body",
+    "record_hash",
+    "prev_hash",
+    "signature",
+    "key_id",
 )
 
 
@@ -136,6 +148,13 @@ class FileQueries(FileTransitions):
         return self._file_rows(f"state IN ({marks})", values)
 
     def files_not_in_state(self, *states: FileState) -> list[FileRow]:
+        if states == (FileState.CONFIRMED,):
+            # `dockagent queue`: as a literal, the partial index files_unconfirmed answers it
+            # (https://www.sqlite.org/partialindex.html), not a walk over every file confirmed.
+            # Sorted here: ORDER BY id would have SQLite walk the table in id order instead.
+            sql = f"SELECT * FROM files WHERE state != '{FileState.CONFIRMED.value}'"
+            rows = [checked_file_row(r, self.path) for r in self.conn.execute(sql)]
+            return sorted(rows, key=lambda r: r.id)
         marks, values = _marks(states)
         return self._file_rows(f"state NOT IN ({marks})", values)
 
@@ -163,6 +182,35 @@ class FileQueries(FileTransitions):
             except ValueError as exc:
                 yield unreadable_file(row, exc)
 
+    def files_with_records(
+        self, *, after_id: int | None = None, changed_upto: int = 0
+    ) -> Iterator[tuple[FileRow | UnreadableFile, RecordRow | None, bool]]:
+        """Every row streamed in id order as all_files yields it, with the record its
+        record_seq names (None if the chain holds none) and whether a file record names the
+        row: one join, read as it goes, instead of the chain held in memory and a query per row
+        (`dockagent verify`). With `after_id`, only the rows after it and those noted changed
+        up to note `changed_upto` (agent.store.verified)."""
+        where, args = "", []
+        if after_id is not None:
+            where = "WHERE f.id > ? OR f.id IN (SELECT file_id FROM files_changed WHERE n <= ?) "
+            args = [after_id, changed_upto]
+        sql = (
+            "SELECT f.*, r.seq AS r_seq, r.kind AS r_kind, r.file_id AS r_file_id, "
+            "r.body AS r_body, r.record_hash AS r_record_hash, r.prev_hash AS r_prev_hash, "
+            "r.signature AS r_signature, r.key_id AS r_key_id, "
+            "EXISTS (SELECT 1 FROM records n WHERE n.kind='file' AND n.file_id = f.id) "
+            "AS r_named FROM files f LEFT JOIN records r ON r.seq = f.record_seq "
+            f"{where}ORDER BY f.id"
+        )
+        for row in self.conn.execute(sql, args):
+            rec = None
+            if row["r_seq"] is not None:
+                rec = RecordRow(**{f: row[f"r_{f}"] for f in _RECORD_FIELDS})
+            try:
+                yield file_row(row), rec, bool(row["r_named"])
+            except ValueError as exc:
+                yield unreadable_file(row, exc), rec, bool(row["r_named"])
+
     def max_file_id(self) -> int:
         row = self.conn.execute("SELECT MAX(id) FROM files").fetchone()
         return int(row[0] or 0)
@@ -183,21 +231,47 @@ class FileQueries(FileTransitions):
             (FileState.HELD.value, ProblemKind.UPLOAD_UNCONFIRMABLE.value),
         )
 
+    def _counts_kept(self) -> bool:
+        """Whether file_counts is kept by triggers (migration 0009_scale_indexes); a reader of
+        a database not migrated yet counts over the rows instead."""
+        return "file_counts" in self.db.table_names()
+
     def state_counts(self) -> dict[str, int]:
-        """Files per state, as the column holds it (a damaged state is counted, not hidden)."""
-        sql = "SELECT state, COUNT(*) FROM files GROUP BY state"
+        """Files per state, as the column holds it (a damaged state is counted, not hidden);
+        read off file_counts, so its cost does not grow with the station's history."""
+        if not self._counts_kept():
+            sql = "SELECT state, COUNT(*) FROM files GROUP BY state"
+            return {str(r[0]): int(r[1]) for r in self.conn.execute(sql)}
+        sql = "SELECT state, SUM(files) FROM file_counts WHERE files > 0 GROUP BY state"
         return {str(r[0]): int(r[1]) for r in self.conn.execute(sql)}
 
     def session_state_counts(self, session_id: int) -> dict[str, int]:
         """Files per state among those a dock session saw (files_of_session)."""
-        sql = "SELECT state, COUNT(*) FROM files WHERE last_session_id=? GROUP BY state"
-        return {str(r[0]): int(r[1]) for r in self.conn.execute(sql, (session_id,))}
+        return self.sessions_state_counts([session_id]).get(session_id, {})
+
+    def sessions_state_counts(self, session_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+        """Files per state among those each of these dock sessions saw, in one query."""
+        sql = (
+            "SELECT last_session_id, state, COUNT(*) FROM files "
+            "WHERE last_session_id IN (SELECT value FROM json_each(?)) "
+            "GROUP BY last_session_id, state"
+        )
+        out: dict[int, dict[str, int]] = {}
+        ids = json.dumps(sorted({int(i) for i in session_ids}))
+        for r in self.conn.execute(sql, (ids,)):
+            out.setdefault(int(r[0]), {})[str(r[1])] = int(r[2])
+        return out
 
     def state_counts_by_camera(self) -> list[StateCount]:
         sql = (
-            "SELECT device_serial, state, COUNT(*), SUM(size) FROM files "
-            "GROUP BY device_serial, state ORDER BY device_serial, state"
+            "SELECT device_serial, state, files, bytes FROM file_counts WHERE files > 0 "
+            "ORDER BY device_serial, state"
         )
+        if not self._counts_kept():
+            sql = (
+                "SELECT device_serial, state, COUNT(*), SUM(size) FROM files "
+                "GROUP BY device_serial, state ORDER BY device_serial, state"
+            )
         return [
             StateCount(key=str(r[0]), state=str(r[1]), files=int(r[2]), bytes=int(r[3] or 0))
             for r in self.conn.execute(sql)

@@ -109,9 +109,16 @@ class HealthQueries(StoreBase):
         """Each camera's health at its most recent dock (none on a database not yet migrated)."""
         if not self.health_ready():
             return []
+        # A loose index scan (session_health_latest): one probe per camera for the next serial
+        # and one for its last dock, instead of a pass over every dock of the history.
         rows = self.conn.execute(
-            "SELECT h.* FROM session_health h WHERE h.session_id = (SELECT MAX(session_id) "
-            "FROM session_health WHERE device_serial = h.device_serial) ORDER BY h.device_serial"
+            "WITH RECURSIVE cams(serial) AS ("
+            " SELECT MIN(device_serial) FROM session_health"
+            " UNION ALL SELECT (SELECT MIN(device_serial) FROM session_health"
+            "  WHERE device_serial > cams.serial) FROM cams WHERE cams.serial IS NOT NULL) "
+            "SELECT h.* FROM cams JOIN session_health h ON h.session_id = (SELECT MAX(session_id)"
+            " FROM session_health WHERE device_serial = cams.serial) "
+            "WHERE cams.serial IS NOT NULL ORDER BY h.device_serial"
         )
         return [HealthRow.from_row(r) for r in rows]
 
@@ -157,11 +164,16 @@ class HealthQueries(StoreBase):
         return FileStats.from_row(row)
 
     def recordings(
-        self, *, camera: str | None = None, ingested_since: str | None = None
+        self,
+        *,
+        camera: str | None = None,
+        ingested_since: str | None = None,
+        sessions: Sequence[int] | None = None,
     ) -> list[Recording]:
         """File rows with a recording time, with their first session's docking and officer, by
         camera: of one camera when given; from `ingested_since` (station UTC text) when given,
-        those staged since then or, not staged yet, first docked since then."""
+        those staged since then or, not staged yet, first docked since then; first taken in
+        one of `sessions` when given. Each filter is read from an index, not the history."""
         from_session = ("docked_at", "officer_on_camera")
         file_columns = ", ".join(f"f.{c}" for c in RECORDING_COLUMNS if c not in from_session)
         sql = (
@@ -174,8 +186,17 @@ class HealthQueries(StoreBase):
             sql += " AND (f.device_serial = ?)"
             args.append(camera)
         if ingested_since:
-            sql += " AND (f.staged_at >= ? OR (f.staged_at IS NULL AND s.docked_at >= ?))"
+            # Two indexed ranges instead of one OR over every row: staged since then, or not
+            # staged and first docked since then.
+            sql += (
+                " AND f.id IN (SELECT id FROM files WHERE staged_at >= ?"
+                " UNION ALL SELECT u.id FROM sessions us JOIN files u ON u.session_id = us.id"
+                " WHERE us.docked_at >= ? AND u.staged_at IS NULL)"
+            )
             args += [ingested_since, ingested_since]
+        if sessions is not None:
+            sql += " AND f.session_id IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(sorted({int(i) for i in sessions})))
         rows = self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)
         return [Recording.from_row(r) for r in rows]
 
@@ -228,8 +249,14 @@ class HealthQueries(StoreBase):
         )
         args = list(events)
         if docked_since:
-            sql += " AND (s.docked_at >= ?)"
-            args.append(docked_since)
+            # From the sessions docked since then (sessions_docked) to their events
+            # (camera_events_session), not from every event of these kinds ever kept.
+            sql = (
+                "SELECT e.*, s.docked_at, s.officer_id AS officer_on_camera FROM sessions s "
+                "CROSS JOIN camera_events e ON e.session_id = s.id "
+                f"WHERE s.docked_at >= ? AND e.event IN ({marks})"
+            )
+            args = [docked_since, *events]
         rows = self.conn.execute(sql + " ORDER BY e.device_serial, e.id", args)
         return [CameraEvent.from_row(r) for r in rows]
 
@@ -274,6 +301,15 @@ class HealthQueries(StoreBase):
                 args.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.conn.execute(f"SELECT * FROM faults{where} ORDER BY at, id", args)
+        return [FaultRow.from_row(r) for r in rows]
+
+    def faults_of_sessions(self, session_ids: Sequence[int]) -> list[FaultRow]:
+        """The faults of these sessions, in the order they were registered (faults_session)."""
+        rows = self.conn.execute(
+            "SELECT * FROM faults WHERE session_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY at, id",
+            (json.dumps(sorted({int(i) for i in session_ids})),),
+        )
         return [FaultRow.from_row(r) for r in rows]
 
     def dock_faults(self, session_id: int, first_session: int) -> list[FaultRow]:

@@ -318,3 +318,94 @@ def _m0008(db: sqlite_utils.Database) -> None:
             raise
     finally:
         conn.execute("PRAGMA foreign_keys = ON")
+
+
+@MIGRATIONS(name="0009_scale_indexes")
+def _m0009(db: sqlite_utils.Database) -> None:
+    # What every command, the daemon's start-up and its idle loop ask, answered from an index or
+    # a table that does not grow with history (agent.store.hot lists the queries; a test reads
+    # their EXPLAIN QUERY PLAN). file_counts is files per camera and state, kept by triggers in
+    # the same transaction as the row change, so `status` and the status line count nothing.
+    # The partial index on unconfirmed rows holds only the rows still in the pipeline: the
+    # oldest of them is found without stepping over every file ever confirmed.
+    db.executescript(
+        """
+        CREATE INDEX files_last_session ON files(last_session_id, state);
+        CREATE INDEX files_first_session ON files(session_id);
+        CREATE INDEX files_staged_at ON files(staged_at);
+        CREATE INDEX files_confirmed_at ON files(confirmed_at);
+        CREATE INDEX files_purge ON files(state, purged_at);
+        CREATE INDEX files_unconfirmed ON files(discovered_at, id) WHERE state != 'confirmed';
+        CREATE INDEX sessions_docked ON sessions(docked_at);
+        CREATE INDEX sessions_device ON sessions(device_serial, docked_at);
+        CREATE INDEX sessions_docked_now ON sessions(id) WHERE undocked_at IS NULL;
+        CREATE INDEX sessions_running ON sessions(id) WHERE outcome = 'running';
+        CREATE INDEX session_health_latest ON session_health(device_serial, session_id);
+        CREATE INDEX faults_session ON faults(session_id);
+        CREATE INDEX faults_at ON faults(at);
+        CREATE INDEX camera_events_session ON camera_events(session_id);
+        CREATE INDEX records_kind ON records(kind, seq);
+        CREATE INDEX refusals_at ON refusals(at);
+        CREATE TABLE file_counts (
+            device_serial TEXT NOT NULL,
+            state TEXT NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            PRIMARY KEY (device_serial, state)
+        ) WITHOUT ROWID;
+        INSERT INTO file_counts(device_serial, state, files, bytes)
+            SELECT device_serial, state, COUNT(*), COALESCE(SUM(size), 0) FROM files
+            GROUP BY device_serial, state;
+        CREATE TRIGGER file_counts_insert AFTER INSERT ON files BEGIN
+            INSERT INTO file_counts(device_serial, state, files, bytes)
+                VALUES (NEW.device_serial, NEW.state, 1, NEW.size)
+                ON CONFLICT(device_serial, state)
+                DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+        END;
+        CREATE TRIGGER file_counts_update AFTER UPDATE OF device_serial, state, size ON files
+        WHEN OLD.device_serial IS NOT NEW.device_serial OR OLD.state IS NOT NEW.state
+            OR OLD.size IS NOT NEW.size
+        BEGIN
+            UPDATE file_counts SET files = files - 1, bytes = bytes - OLD.size
+                WHERE device_serial = OLD.device_serial AND state = OLD.state;
+            INSERT INTO file_counts(device_serial, state, files, bytes)
+                VALUES (NEW.device_serial, NEW.state, 1, NEW.size)
+                ON CONFLICT(device_serial, state)
+                DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+        END;
+        CREATE TRIGGER file_counts_delete AFTER DELETE ON files BEGIN
+            UPDATE file_counts SET files = files - 1, bytes = bytes - OLD.size
+                WHERE device_serial = OLD.device_serial AND state = OLD.state;
+        END;
+@MIGRATIONS(name="0010_scale_verify_marks")
+def _m0010(db: sqlite_utils.Database) -> None:
+    # Where the last clean `dockagent verify` ended (the chain's head then, by seq and hash, and
+    # the highest file row), so `verify --incremental` checks only what came after: the records
+    # past it, the rows added since, and the rows changed or removed since, which the triggers
+    # note here once a verify has ended somewhere (n orders the notes, so a verify clears only
+    # those it saw). `verify --full` checks everything whatever these say.
+    db.executescript(
+        """
+        CREATE TABLE verified_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            record_hash TEXT NOT NULL,
+            max_file_id INTEGER NOT NULL,
+            verified_at TEXT NOT NULL
+        );
+        CREATE TABLE files_changed (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            file_id INTEGER NOT NULL UNIQUE
+        );
+        CREATE TRIGGER files_changed_update AFTER UPDATE ON files
+        WHEN EXISTS (SELECT 1 FROM verified_head)
+        BEGIN
+            INSERT OR REPLACE INTO files_changed(file_id) VALUES (OLD.id);
+        END;
+        CREATE TRIGGER files_changed_delete AFTER DELETE ON files
+        WHEN EXISTS (SELECT 1 FROM verified_head)
+        BEGIN
+            INSERT OR REPLACE INTO files_changed(file_id) VALUES (OLD.id);
+        END;
+        """
+    )

@@ -41,10 +41,12 @@ class ServiceQueries(StoreBase):
 
     def oldest_unconfirmed(self) -> OldestUnconfirmed | None:
         """The file seen longest ago that no sink has confirmed yet (any state but confirmed)."""
+        # The state as a literal, not a parameter: only then may SQLite read the partial index
+        # files_unconfirmed (https://www.sqlite.org/partialindex.html, "Queries Using Partial
+        # Indexes"), which holds the rows still in the pipeline, not every file confirmed.
         row = self.conn.execute(
-            "SELECT id, device_serial, state, discovered_at FROM files WHERE state != ? "
-            "ORDER BY discovered_at, id LIMIT 1",
-            (FileState.CONFIRMED.value,),
+            "SELECT id, device_serial, state, discovered_at FROM files "
+            f"WHERE state != '{FileState.CONFIRMED.value}' ORDER BY discovered_at, id LIMIT 1"
         ).fetchone()
         if row is None:
             return None

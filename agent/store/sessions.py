@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,28 @@ class SessionQueries(StoreBase):
         """Sessions docked before `docked_at` (station UTC text), by id."""
         return self._sessions("docked_at < ?", (docked_at,))
 
+    def recent_sessions(self, limit: int, since: str = "") -> list[SessionRow]:
+        """The `limit` sessions docked last, from `since` (station UTC text) when given, oldest
+        first: what `status` lists, read from the index on docked_at however long the history."""
+        rows = self.conn.execute(
+            "SELECT * FROM sessions WHERE docked_at >= ? ORDER BY docked_at DESC, id DESC LIMIT ?",
+            (since, max(0, int(limit))),
+        ).fetchall()
+        return [SessionRow.from_row(r) for r in reversed(rows)]
+
+    def previous_docks(self, serials: Iterable[str], before: str) -> dict[str, str]:
+        """Each camera's last docking before `before` (station UTC text), one index probe per
+        camera: where the ledger counts a first listed dock's handovers from."""
+        out: dict[str, str] = {}
+        for serial in sorted(set(serials)):
+            row = self.conn.execute(
+                "SELECT MAX(docked_at) FROM sessions WHERE device_serial=? AND docked_at < ?",
+                (serial, before),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                out[serial] = str(row[0])
+        return out
+
     def sessions_of_camera(self, serial: str) -> list[SessionRow]:
         return self._sessions("device_serial=?", (serial,))
 
@@ -118,9 +140,11 @@ class SessionQueries(StoreBase):
         return self._sessions("undocked_at IS NULL")
 
     def interrupt_running_sessions(self, now: str) -> int:
+        # The outcome as a literal: only then may SQLite read the partial index sessions_running
+        # (https://www.sqlite.org/partialindex.html), not every session of the history.
         cur = self.conn.execute(
-            "UPDATE sessions SET outcome=?, ended_at=? WHERE outcome=?",
-            (SessionOutcome.INTERRUPTED.value, now, SessionOutcome.RUNNING.value),
+            f"UPDATE sessions SET outcome=?, ended_at=? WHERE outcome='{SessionOutcome.RUNNING}'",
+            (SessionOutcome.INTERRUPTED.value, now),
         )
         return cur.rowcount
 

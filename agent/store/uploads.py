@@ -11,7 +11,7 @@ network, no file I/O, no policy here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 from agent.core.errors import TransitionRefused
@@ -40,28 +40,27 @@ class UploadQueries(FileTransitions):
                 reason_kind=ProblemKind.UPLOAD_INTERRUPTED,
             )
 
-    def claim_upload(self, worker: str, now: str, *, exclude: Iterable[int] = ()) -> FileRow | None:
+    def claim_upload(
+        self,
+        worker: str,
+        now: str,
+        *,
+        exclude: Container[int] = (),
+        after: Iterable[FileRow] = (),
+    ) -> FileRow | None:
         """Claim the next sealed row not in `exclude`: important first, then the oldest.
 
-        Whether a waiting row is due is the caller's (agent.sync.schedule, on the monotonic
-        clock); `now` is only written down.
+        `after`: the rows this pass claimed last (of the important ones, of the others); each
+        part of the queue is read on from there, so a pass over n rows costs n index probes,
+        not n scans of what it tried. A row sealed while the pass goes on is sealed later than
+        any it claimed, so it is still found (an important one before the others). `exclude`
+        is tested here, never sent to SQLite. Whether a waiting row is due is the caller's
+        (agent.sync.schedule, on the monotonic clock); `now` is only written down.
         """
-        skip = sorted(set(exclude))
-        where = ["state=?"]
-        args: list[Any] = [FileState.SEALED.value]
-        if skip:
-            # One JSON parameter instead of one per id: no limit on how many are skipped.
-            where.append("id NOT IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps(skip))
         with self.transaction():
-            row = self.conn.execute(
-                f"SELECT id FROM files WHERE {' AND '.join(where)} "
-                "ORDER BY important DESC, sealed_at, id LIMIT 1",
-                args,
-            ).fetchone()
-            if row is None:
+            file_id = self._next_sealed(exclude, after)
+            if file_id is None:
                 return None
-            file_id = int(row[0])
             self.transition(
                 file_id,
                 FileState.SEALED,
@@ -76,6 +75,44 @@ class UploadQueries(FileTransitions):
             )
             claimed = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
             return checked_file_row(claimed, self.path)
+
+    def next_sealed(self, exclude: Container[int] = (), after: Iterable[FileRow] = ()) -> bool:
+        """Whether claim_upload would find a row (the daemon's idle pass asks only this)."""
+        return self._next_sealed(exclude, after) is not None
+
+    def _next_sealed(self, exclude: Container[int], after: Iterable[FileRow]) -> int | None:
+        last = {int(row.important): (row.sealed_at, row.id) for row in after}
+        for important in (1, 0):
+            key = last.get(important)
+            while (row := self._sealed_after(important, key)) is not None:
+                if int(row["id"]) not in exclude:
+                    return int(row["id"])
+                key = (row["sealed_at"], int(row["id"]))
+        return None
+
+    def _sealed_after(self, important: int, key: tuple[str | None, int] | None) -> Any:
+        """The first sealed row of this importance after `key` (sealed_at, id) in claim order,
+        by index range queries only (files_upload_queue; NULL sorts first, as in ORDER BY)."""
+        base = f"SELECT id, sealed_at FROM files WHERE state=? AND important={important:d} AND "
+        sealed = FileState.SEALED.value
+        queries: list[tuple[str, tuple[object, ...]]]
+        if key is None:
+            queries = [(base + "1 ORDER BY sealed_at, id LIMIT 1", (sealed,))]
+        elif key[0] is None:
+            queries = [
+                (base + "sealed_at IS NULL AND id > ? ORDER BY id LIMIT 1", (sealed, key[1])),
+                (base + "sealed_at IS NOT NULL ORDER BY sealed_at, id LIMIT 1", (sealed,)),
+            ]
+        else:
+            queries = [
+                (base + "sealed_at = ? AND id > ? ORDER BY id LIMIT 1", (sealed, *key)),
+                (base + "sealed_at > ? ORDER BY sealed_at, id LIMIT 1", (sealed, key[0])),
+            ]
+        for sql, args in queries:
+            row = self.conn.execute(sql, args).fetchone()
+            if row is not None:
+                return row
+        return None
 
     def _value(self, file_id: int, column: str) -> int:
         row = self.conn.execute(f"SELECT {column} FROM files WHERE id=?", (file_id,)).fetchone()
@@ -255,18 +292,25 @@ class UploadQueries(FileTransitions):
 
     # ---- purge -----------------------------------------------------------------------------
 
-    def purge_candidates(self) -> list[FileRow]:
+    def purge_candidates(self, not_after: tuple[str, float] | None = None) -> list[FileRow]:
         """Confirmed rows whose staged copy is not purged yet, with the moment of confirmation
         on both clocks; whether the grace has passed is agent.ingest.policy's. Only `confirmed`
         rows: an unconfirmed copy is never purged.
+
+        `not_after` (epoch, boot time): leave out the rows confirmed on that clock epoch after
+        that boot time; the caller passes now less the grace, so the rows still in their grace
+        on this boot (every one of them, each pass) are not read.
         """
-        return [
-            checked_file_row(r, self.path)
-            for r in self.conn.execute(
-                "SELECT * FROM files WHERE state=? "
-                "AND purged_at IS NULL AND confirmed_at IS NOT NULL ORDER BY id",
-                (FileState.CONFIRMED.value,),
+        sql = "SELECT * FROM files WHERE state=? AND purged_at IS NULL AND confirmed_at IS NOT NULL"
+        args: list[object] = [FileState.CONFIRMED.value]
+        if not_after is not None:
+            sql += (
+                " AND NOT (confirmed_clock IS ? AND confirmed_boottime_s IS NOT NULL"
+                " AND confirmed_boottime_s > ?)"
             )
+            args += list(not_after)
+        return [
+            checked_file_row(r, self.path) for r in self.conn.execute(sql + " ORDER BY id", args)
         ]
 
     def mark_purged(self, file_id: int, now: str) -> bool:

@@ -73,6 +73,22 @@ class SyncReport:
         }
 
 
+@dataclass
+class _Claims:
+    """Where one pass has got to in the queue: the rows it tried (and those not due), and the
+    row it claimed last, from which the next claim reads on (UploadQueries.claim_upload)."""
+
+    tried: set[int] = field(default_factory=set)
+    last: dict[bool, FileRow] = field(default_factory=dict)  # by importance
+
+    def next(self, store: Store, worker: str) -> FileRow | None:
+        row = store.claim_upload(worker, utc_now(), exclude=self.tried, after=self.last.values())
+        if row is not None:
+            self.tried.add(row.id)
+            self.last[row.important] = row
+        return row
+
+
 class _Stopped(Exception):
     """The daemon is stopping: the file goes back to the queue with its progress kept."""
 
@@ -231,14 +247,16 @@ class Uploader:
     ) -> None:
         """One pass: every sealed file tried at most once; with honour_backoff, files whose
         backoff has not run out on the monotonic clock are left for a later pass."""
-        tried: set[int] = set()
+        claims = _Claims()
         if honour_backoff:
             self.schedule.adopt(store.waiting_uploads(), wallclock.now())
-            tried |= self.schedule.not_due()
+            claims.tried |= self.schedule.not_due()
+        if not store.next_sealed(claims.tried):
+            return  # idle: no worker started, no store opened
         threads = [
             threading.Thread(
                 target=self._work,
-                args=(report, tried, stop, f"{os.getpid()}-{n}"),
+                args=(report, claims, stop, f"{os.getpid()}-{n}"),
                 name=f"upload-{n}",
             )
             for n in range(self.config.sync.max_parallel_uploads)
@@ -251,7 +269,7 @@ class Uploader:
     def _work(
         self,
         report: SyncReport,
-        tried: set[int],
+        claims: _Claims,
         stop: threading.Event | None,
         worker: str,
     ) -> None:
@@ -266,10 +284,9 @@ class Uploader:
             sink = self.sink_factory(_beating(self.throttle, self.beat))
             while stop is None or not stop.is_set():
                 with self.lock:
-                    row = store.claim_upload(worker, utc_now(), exclude=tried)
+                    row = claims.next(store, worker)
                     if row is None:
                         return
-                    tried.add(row.id)
                 with self.working(f"upload worker {worker}", sink.longest_step_s):
                     self._process(store, sink, row, report, stop)
         except Exception as exc:  # a worker must not die silently

@@ -60,7 +60,9 @@ def purge_confirmed(
     now = wallclock.stamp()
     trusted: bool | None = None
     purged = freed = 0
-    for row in store.purge_candidates():
+    # Rows confirmed on this boot less than the grace ago are certainly not due (the boot clock
+    # decides them, copy_may_be_purged rule 1): not read at all.
+    for row in store.purge_candidates(not_after=(now.epoch, now.boottime_s - grace_s)):
         confirmed = _stamp_of(row)
         if trusted is None and (confirmed is None or confirmed.epoch != now.epoch):
             trusted = (wall_trusted or WallTrust())()  # asked only when a row needs it

@@ -171,7 +171,7 @@ def test_a_directory_replaced_after_it_was_listed_is_not_walked(tmp_path: Path) 
         listed = os.stat("RECORD", dir_fd=fd, follow_symlinks=False)
         os.rename(tmp_path / "RECORD", tmp_path / "OLD")
         os.rename(tmp_path / "OTHER", tmp_path / "RECORD")
-        walk = scan._Walk(fd, profile.load("generic"), 0)
+        walk = scan._Walk(fd, profile.load("generic"), 0, frozenset())
         assert walk._open_child(fd, b"RECORD", b"RECORD", listed) == -1
     assert [p.reason for p in walk.problems] == [
         "directory replaced while the volume was walked; not walked"
