@@ -377,6 +377,10 @@ def _m0009(db: sqlite_utils.Database) -> None:
             UPDATE file_counts SET files = files - 1, bytes = bytes - OLD.size
                 WHERE device_serial = OLD.device_serial AND state = OLD.state;
         END;
+        """
+    )
+
+
 @MIGRATIONS(name="0010_scale_verify_marks")
 def _m0010(db: sqlite_utils.Database) -> None:
     # Where the last clean `dockagent verify` ended (the chain's head then, by seq and hash, and
