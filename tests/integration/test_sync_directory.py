@@ -126,7 +126,9 @@ def test_after_confirm_wipes_at_the_next_dock(station: Station, tmp_path: Path) 
     assert (cam / "DEVICE.INF").exists()  # metadata is never wiped
 
 
-def test_staging_reserve_pauses_ingest_until_uploads_free_space(tmp_path: Path) -> None:
+def test_staging_reserve_defers_files_until_uploads_free_space(tmp_path: Path) -> None:
+    """A camera that does not fit above the reserve gives what fits; the rest waits on its row
+    (staging_full) until uploads are confirmed and purged, and the next import takes it."""
     big = CameraSpec(serial="RES01", days=1, files_per_day=4, file_size=6 * MIB, size_jitter=0)
     second = CameraSpec(serial="RES02", days=1, files_per_day=4, file_size=6 * MIB, size_jitter=0)
     _camera(tmp_path, big, "cam1")
@@ -140,17 +142,20 @@ def test_staging_reserve_pauses_ingest_until_uploads_free_space(tmp_path: Path) 
             "purge_grace_s = 0\n"
         )
         _import(station, tmp_path / "cam1")
-        refused = station.run("import", str(tmp_path / "cam2"))
-        assert refused.returncode == 75, refused.stdout + refused.stderr
-        assert "wait for uploads to be confirmed and purged" in refused.stderr
-        assert "command.failed" in refused.stderr  # the alarm in the journal
+        partial = station.run("import", str(tmp_path / "cam2"))
+        assert partial.returncode == 3, partial.stdout + partial.stderr
+        assert "staging full" in partial.stdout
+        waiting = [r for r in rows(station.data_dir) if r["reason_kind"] == "staging_full"]
+        assert [(r["device_serial"], r["state"]) for r in waiting] == [("RES02", "discovered")]
         synced = station.run("sync", "--once", "--json")
         assert synced.returncode == 0, synced.stdout + synced.stderr
         assert json.loads(synced.stdout)["purged_bytes"] >= 24 * MIB
         again = station.run("import", str(tmp_path / "cam2"))
         assert again.returncode == 0, again.stdout + again.stderr
-        states = {r["device_serial"]: r["state"] for r in rows(station.data_dir)}
-        assert states == {"RES01": "confirmed", "RES02": "sealed"}
+        states = {(r["device_serial"], r["state"]) for r in rows(station.data_dir)}
+        assert states == {("RES01", "confirmed"), ("RES02", "confirmed"), ("RES02", "sealed")}
+        (late,) = [r for r in rows(station.data_dir) if r["state"] == "sealed"]
+        assert late["id"] == waiting[0]["id"]
 
 
 def test_important_files_go_first_then_the_oldest(station: Station, tmp_path: Path) -> None:
