@@ -30,9 +30,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = context.load_config(args.config, args.log_level)
+    cfg, station = context.custody_config(args)
     prof = profile.load(args.profile, cfg.devices.profile_dir)
     with context.writer(cfg) as ctx:
+        context.note_foreign(ctx, station, "import")
 
         def check(info: DeviceInfo) -> None:
             # The daemon's allow-list, applied to DEVICE.INF's serial (no USB identity here).

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem
+from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem, display_name
 from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.keys import Verifier
@@ -96,19 +96,69 @@ def verify(
     buffer = bytearray(chunk_bytes if evidence else 0)
     walk = _Files(staging_root, by_seq, file_records, report, buffer, evidence=evidence)
     file_ids: set[object] = set()
+    staged: dict[object, str] = {}
     for row in store.all_files():
         file_ids.add(row.id)
         if isinstance(row, UnreadableFile):
             _unreadable(walk, row)
         else:
+            staged[row.id] = str(row.staged_path)
             _check_file(walk, row)
     problems.extend(walk.problems)
+    confirmations = [rec for rec in by_seq.values() if rec.kind == "confirmation"]
+    problems.extend(confirmation_problems(confirmations))
+    if evidence:
+        problems.extend(_confirmation_sidecar_problems(staging_root, confirmations, staged))
     if evidence:
         problems.extend(check_staging_chain(staging_root, by_seq))
     else:
         problems.extend(_head_problems(staging_root, by_seq))
     problems.extend(_rows_gone(file_records, file_ids))
     return report
+
+
+def confirmation_problems(confirmations: list[RecordRow]) -> list[Problem]:
+    """A sink's confirmation by a sink that is not the one the station's own configuration
+    named when it was signed (agent.core.config.station): a custody move under another
+    configuration, named with the sink that confirmed."""
+    problems: list[Problem] = []
+    for rec in confirmations:
+        body = signed_body(rec)
+        if body is None or body.get("sink_id") == body.get("station_sink_id"):
+            continue  # a damaged body is named by the chain check
+        detail = (
+            f"confirmed by {_text(body.get('sink_kind'))} sink "
+            f"{_text(body.get('sink_endpoint'))}, not the station's configured sink "
+            f"{_text(body.get('station_sink_endpoint'))} (configuration "
+            f"{_text(body.get('config'))})"
+        )
+        file_id = rec.file_id if isinstance(rec.file_id, int) else None
+        problems.append(Problem("foreign_sink", detail, file_id=file_id, seq=rec.seq))
+    return problems
+
+
+def _text(value: object) -> str:
+    """A signed body's text field for a person to read (hostile bytes escaped)."""
+    return display_name(value if isinstance(value, str) else repr(value))
+
+
+def _confirmation_sidecar_problems(
+    staging_root: Path, confirmations: list[RecordRow], staged: dict[object, str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for rec in confirmations:
+        rel = staged.get(rec.file_id)
+        if rel is None:
+            continue  # a row gone or unreadable is named with the file
+        side = staging.confirmation_path(staging_root, rel, rec.seq)
+        try:
+            content = side.read_bytes()
+        except FileNotFoundError:
+            problems.append(Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq))
+            continue
+        if content != _sidecar_of(rec):
+            problems.append(Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq))
+    return problems
 
 
 def _truncation(noted: str | None, by_seq: dict[int, RecordRow]) -> list[Problem]:
@@ -243,7 +293,7 @@ def _audit_sidecar_problems(staging_root: Path, by_seq: dict[int, RecordRow]) ->
 
 def _lost_record_problems(staging_root: Path, by_seq: dict[int, RecordRow]) -> list[Problem]:
     """Each sidecar in staging names a record the database holds, or the database lost it."""
-    sidecars = staging.file_sidecars(staging_root)
+    sidecars = [*staging.file_sidecars(staging_root), *staging.confirmation_sidecars(staging_root)]
     problems: list[Problem] = []
     for side in [*sidecars, *staging.audit_sidecars(staging_root)]:
         try:

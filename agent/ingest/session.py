@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from agent.camera import deviceinfo as camera
@@ -36,7 +37,7 @@ from agent.health.dock import DockCheck
 from agent.ingest.continuation import ContinuedDock, DockHealth
 from agent.ingest.copying import BatchCopier, Stop, batches, check_space
 from agent.ingest.offload import Copier
-from agent.ingest.policy import WipeDecision, camera_may_be_wiped
+from agent.ingest.policy import WipeDecision, camera_may_be_wiped, held_state
 from agent.ingest.wipe import settle_interrupted_wipes, wipe_files
 from agent.store import FileRow, SessionRow, Store
 
@@ -260,6 +261,8 @@ class Importer:
         dock: DockHealth,
     ) -> None:
         rows = self.store.files_of_session(summary.session_id)
+        signed = self.store.signed_confirmations(r.id for r in rows)
+        rows = [replace(r, state=held_state(r.state, r.id in signed)) for r in rows]
         states = [r.state for r in rows]
         listed = sum(r.size for r in rows)
         policy = self.config.ingest.wipe_policy

@@ -246,3 +246,12 @@ def _m0006(db: sqlite_utils.Database) -> None:
     # and never parses the sentence a person reads. Empty where the reason is; rows written
     # before this migration keep '' beside their reason.
     db.executescript("ALTER TABLE files ADD COLUMN reason_kind TEXT NOT NULL DEFAULT '';")
+
+
+@MIGRATIONS(name="0007_confirm_records_index")
+def _m0007_confirm(db: sqlite_utils.Database) -> None:
+    # A sink's signed confirmation of a file is a record of kind `confirmation`; purge and wipe
+    # ask for it by file (agent.store.uploads), so it is found by index, not by reading the chain.
+    db.executescript(
+        "CREATE INDEX records_confirmation ON records(file_id) WHERE kind = 'confirmation';"
+    )

@@ -24,6 +24,7 @@ def level_rank(level: str) -> int:
 class Confirmation:
     level: str  # one of CONFIRM_LEVELS: what the sink proved
     ref: str  # where it is: the upload URL or the archived path
+    digest: str = ""  # the SHA-256 the sink itself computed of what it holds, where it did
 
 
 class Progress(Protocol):

@@ -365,7 +365,7 @@ class TusSink:
                 problem=f"the upload is complete but only {level} "
                 "(no Repr-Digest, or no sha256 checksum advertised)",
             )
-        return Confirmation(level, state.url or "")
+        return Confirmation(level, state.url or "", digest=digest.hex() if digest else "")
 
     def _check_sent(self, run: _Attempt) -> None:
         """No end-to-end digest from the server: at least make sure that what was sent is what
