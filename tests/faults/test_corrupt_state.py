@@ -165,8 +165,9 @@ def test_damaged_database_is_refused_then_rebuilt_without_uploading_twice(
         report = json.loads(rebuilt.stdout)
         assert report["problems"] == [] and report["whole"]
         assert report["files"] == len(manifest.files)
-        # Confirmed by their receipts, copies still staged: sealed until the sink says so again.
-        assert report["confirmed"] == 0 and report["reconfirm"] == uploaded_a
+        # Confirmed by the sink's signed confirmations in the chain (a receipt alone, unsigned,
+        # would leave them sealed until the sink says so again).
+        assert report["confirmed"] == uploaded_a and report["reconfirm"] == 0
         assert report["moved_aside"] and (station.data_dir / report["moved_aside"][0]).exists()
 
         verify = station.run("verify")
@@ -264,6 +265,11 @@ def test_rebuild_keeps_purged_files_confirmed_and_resumes_an_upload_in_flight(
             sync.wait()
         in_flight = json.loads(receipt.read_text())["upload_url"]
 
+        # The killed sync's last commits are in the -wal, which may hold the database's first
+        # page too (it grew): checkpointed first, so the damage below is what a reader sees.
+        with sqlite3.connect(station.data_dir / "dockagent.db") as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
         _damage_header(station.data_dir / "dockagent.db", b"")
         assert station.run("status").returncode == REFUSED
         report = json.loads(_ok(station.run("rebuild", "--json")))

@@ -77,6 +77,12 @@ def test_a_foreign_sink_sync_leaves_a_signed_trace_that_verify_names(
     assert verify.returncode == 4, verify.stdout + verify.stderr
     assert verify.stdout.count("FAIL foreign_sink:") == len(files)
     assert f"directory sink {elsewhere.resolve()}" in verify.stdout
+    # doctor names them too, red.
+    doctor = station.run("doctor", "--json")
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["confirmations"]["status"] == "red", checks["confirmations"]
+    assert str(elsewhere.resolve()) in checks["confirmations"]["detail"]
+    assert doctor.returncode == 2
 
 
 def test_a_sync_under_the_station_configuration_signs_each_confirmation(
@@ -105,6 +111,9 @@ def test_a_sync_under_the_station_configuration_signs_each_confirmation(
     assert sidecars[0].exists()
     verify = station.run("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    doctor = json.loads(station.run("doctor", "--json").stdout)
+    checks = {c["check"]: c for c in doctor["checks"]}
+    assert checks["confirmations"]["status"] == "green", checks["confirmations"]
 
 
 def _confirm_without_a_record(station: Station) -> None:
