@@ -1,4 +1,8 @@
-"""`dockagent import PATH`: take a mounted camera volume (or a directory like one) into custody."""
+"""`dockagent import PATH`: take a mounted camera volume (or a directory like one) into custody.
+
+Under the station's own configuration only (or root's --foreign-config); each import by hand is
+signed into the chain as `camera.imported` (agent.custody.audit) with what it sealed and wiped.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ from agent.camera import profile
 from agent.cli import context
 from agent.cli.devices import enroll, record_refusal
 from agent.cli.output import emit_json
+from agent.core.config import station as station_config
 from agent.core.errors import EXIT_INCOMPLETE, CameraRefused
-from agent.core.model import DeviceInfo, display_name
+from agent.core.model import DeviceInfo, ImportSummary, display_name
+from agent.core.wallclock import utc_now
+from agent.custody import audit
 from agent.ingest import policy
 from agent.ingest.session import Importer
 
@@ -27,6 +34,28 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="enroll the camera's serial on the spot (an audited technician action)",
     )
     p.set_defaults(func=run)
+
+
+def _audit_import(ctx: context.Context, path: str, summary: ImportSummary) -> None:
+    """An import by hand moves files into custody and may wipe the camera: a technician action,
+    signed with the operator, the configuration and what it did (the daemon's docks are not)."""
+    cfg = ctx.config
+    audit.record_action(
+        ctx.store,
+        ctx.key,
+        cfg.station_id,
+        "camera.imported",
+        {
+            "path": display_name(path),
+            "device_serial": summary.device_serial,
+            "session_id": summary.session_id,
+            "sealed": summary.files_sealed,
+            "wipe": str(summary.wipe.get("state", "")),
+            "wiped": int(str(summary.wipe.get("wiped", 0))),
+            "config": station_config.source_of(cfg),
+        },
+        utc_now(),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         except CameraRefused as exc:
             record_refusal(ctx, "import", f"path={display_name(args.path)}", exc)
             raise
+        _audit_import(ctx, args.path, summary)
     data = dataclasses.asdict(summary)
     data["complete"] = summary.complete
     if args.json:

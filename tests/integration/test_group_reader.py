@@ -118,6 +118,8 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         os.chmod(base, 0o755)  # noqa: S103 - the station's users must reach what is inside
         data = base / "dockagent"
         shutil.copytree(root / "var/lib/dockagent", data)  # modes as the install made them
+        # The station's own configuration is the one it runs under here, not the install's.
+        (data / "station-config").write_text(f"{(base / 'config.toml').resolve()}\n")
         for path in [data, *data.rglob("*")]:
             os.chown(path, SERVICE, SERVICE)
         config = base / "config.toml"
@@ -146,7 +148,8 @@ def _looks(station: Installed) -> None:
     """Every command that only looks, as the member: exit 0, with the camera's files."""
     status = json.loads(station.ok(MEMBER, "status", "--json"))
     assert status["files"] == station.files
-    assert status["chain_length"] == station.files + 1  # the files and the enrolment
+    # the files, the enrolment and the import by hand
+    assert status["chain_length"] == station.files + 2
     assert [s["device_serial"] for s in status["sessions"]] == [SPEC.serial]
     queue = json.loads(station.ok(MEMBER, "queue", "--json"))
     assert len(queue) == station.files

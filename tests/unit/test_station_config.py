@@ -1,0 +1,55 @@
+"""agent.core.config.station as a unit: the station's own configuration is recorded at first
+use, another one is refused (exit 77) unless the override is allowed, and a sink's identity is
+its kind and where it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.core.config import load
+from agent.core.config import station as station_config
+from agent.core.config.station import ForeignConfig
+
+
+def _config(path: Path, data: Path, extra: str = "") -> Path:
+    path.write_text(f'station_id = "S-1"\ndata_dir = "{data}"\n{extra}')
+    return path
+
+
+def test_the_first_configuration_is_the_station_s_and_another_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    own = load(_config(tmp_path / "own.toml", data), {})
+    assert station_config.adopt_or_check(own, foreign_allowed=False) is None
+    recorded = (data / "station-config").read_text()
+    assert recorded == f"{(tmp_path / 'own.toml').resolve()}\n"
+    assert station_config.adopt_or_check(own, foreign_allowed=False) is None  # the same again
+
+    sink = tmp_path / "elsewhere"
+    other_path = _config(tmp_path / "other.toml", data, f'[sync]\ndirectory_root = "{sink}"\n')
+    other = load(other_path, {})
+    with pytest.raises(ForeignConfig) as refused:
+        station_config.adopt_or_check(other, foreign_allowed=False)
+    assert refused.value.exit_code == 77
+    assert str(other_path.resolve()) in refused.value.message
+    assert "--foreign-config" in refused.value.message
+    # Root (these tests run as root) may override it; the station's file is given back.
+    allowed = station_config.adopt_or_check(other, foreign_allowed=True)
+    assert allowed == str((tmp_path / "own.toml").resolve())
+    assert (data / "station-config").read_text() == recorded  # never re-recorded
+
+    # The sink each names: the station's own is read from its file, not from `other`.
+    assert station_config.sink_of(other).endpoint == str(sink.resolve())
+    station_sink = station_config.station_sink(other)
+    assert station_sink == station_config.sink_of(own)
+    assert station_sink.fingerprint != station_config.sink_of(other).fingerprint
+
+
+def test_a_record_that_names_no_configuration_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "station-config").write_bytes(b"x" * 5000)
+    own = load(_config(tmp_path / "own.toml", data), {})
+    with pytest.raises(ForeignConfig, match="does not name a configuration"):
+        station_config.adopt_or_check(own, foreign_allowed=True)
