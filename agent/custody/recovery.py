@@ -203,17 +203,13 @@ def restore_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
 
 def restore_confirmation_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
     """A sink's confirmation whose sidecar was lost after it committed (it is written beside
-    the staged file once the row is confirmed) is written again from the chain."""
+    the staged file once the row is confirmed) is written again from the chain. Only files not
+    purged yet: a purge follows recovery, so a confirmation's sidecar is always restored first."""
     restored = 0
-    for record in store.records("confirmation"):
-        if not isinstance(record.file_id, int):
-            continue  # named by verify; no file to put it beside
-        row = store.file(record.file_id)
-        if row.staged_path is None:
-            continue
-        side = staging.confirmation_path(staging_root, row.staged_path, record.seq)
+    for record, staged in store.unpurged_confirmations():
+        side = staging.confirmation_path(staging_root, staged, record.seq)
         if not side.exists() and side.parent.is_dir():
-            sealer.write_confirmation_sidecar(row.staged_path, record)
+            sealer.write_confirmation_sidecar(staged, record)
             restored += 1
     return restored
 

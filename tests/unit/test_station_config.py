@@ -10,7 +10,7 @@ import pytest
 
 from agent.core.config import load
 from agent.core.config import station as station_config
-from agent.core.config.station import ForeignConfig
+from agent.core.errors import ForeignConfig
 
 
 def _config(path: Path, data: Path, extra: str = "") -> Path:

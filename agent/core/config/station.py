@@ -25,17 +25,11 @@ from pathlib import Path
 from agent.core import durable
 from agent.core.config.load import ENV_CONFIG, load
 from agent.core.config.tables import Config
-from agent.core.errors import EX_NOPERM, AgentError
+from agent.core.errors import AgentError, ForeignConfig
 
 RECORD_NAME = "station-config"
 EMBEDDED = "<embedded defaults>"
 _MAX_RECORD_BYTES = 4096  # a path; anything longer is not a record this module wrote
-
-
-class ForeignConfig(AgentError):
-    """{problem}"""
-
-    exit_code = EX_NOPERM
 
 
 @dataclass(frozen=True)
