@@ -82,11 +82,14 @@ def adopt_or_check(cfg: Config, *, foreign_allowed: bool) -> str | None:
     station = recorded(cfg.data_path)
     if station is None:
         durable.make_dirs(cfg.data_path)
-        durable.write_file(
-            cfg.data_path, RECORD_NAME, mine.encode() + b"\n", mode=durable.GROUP_READ_MODE
-        )
-        return None
-    if station == mine:
+        try:
+            durable.write_file(
+                cfg.data_path, RECORD_NAME, mine.encode() + b"\n", mode=durable.GROUP_READ_MODE
+            )
+            return None
+        except FileExistsError:
+            station = recorded(cfg.data_path)  # another command's first use came first
+    if station is None or station == mine:
         return None
     if not foreign_allowed:
         raise ForeignConfig(
