@@ -4,6 +4,9 @@ its kind and where it is."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,8 @@ import pytest
 from agent.core.config import load
 from agent.core.config import station as station_config
 from agent.core.errors import ForeignConfig
+
+NOBODY = 65534
 
 
 def _config(path: Path, data: Path, extra: str = "") -> Path:
@@ -53,3 +58,36 @@ def test_a_record_that_names_no_configuration_is_refused(tmp_path: Path) -> None
     own = load(_config(tmp_path / "own.toml", data), {})
     with pytest.raises(ForeignConfig, match="does not name a configuration"):
         station_config.adopt_or_check(own, foreign_allowed=True)
+
+
+def test_only_root_or_the_data_directory_s_owner_may_override(tmp_path: Path) -> None:
+    """A user who may write the data directory but is neither root nor its owner (the service
+    user) is refused even with --foreign-config: checked in a child that drops to nobody."""
+    base = Path(tempfile.mkdtemp(prefix="dockagent-foreign-", dir="/var/tmp"))
+    try:
+        os.chmod(base, 0o755)  # noqa: S103 - nobody must reach the record
+        data = base / "data"
+        data.mkdir()
+        os.chmod(data, 0o777)  # noqa: S103 - writable by nobody, owned by root
+        own = load(_config(base / "own.toml", data), {})
+        station_config.adopt_or_check(own, foreign_allowed=False)
+        os.chmod(data / "station-config", 0o644)  # nobody reads it, as the group does
+        other = load(_config(base / "other.toml", data, "[sync]\npurge_grace_s = 0\n"), {})
+        pid = os.fork()
+        if pid == 0:  # the child: nobody, who is not the directory's owner
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                station_config.adopt_or_check(other, foreign_allowed=True)
+            except ForeignConfig as exc:
+                code = 0 if "only root may" in exc.message else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # The owner (the service user root switches to) may.
+        assert station_config.may_override(data)
+    finally:
+        shutil.rmtree(base)

@@ -68,6 +68,11 @@ def recorded(data_dir: Path) -> str | None:
             data = fh.read(_MAX_RECORD_BYTES + 1)
     except FileNotFoundError:
         return None
+    except PermissionError as exc:
+        # Whoever may not read it cannot be told the station's configuration from another.
+        raise ForeignConfig(
+            problem=f"{record_path(data_dir)} cannot be read ({exc.strerror})"
+        ) from exc
     text = data.decode("utf-8", "replace").strip()
     if not text or len(data) > _MAX_RECORD_BYTES:
         raise ForeignConfig(problem=f"{record_path(data_dir)} does not name a configuration")
