@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.core.config import load
 from agent.core.config import station as station_config
@@ -91,3 +93,17 @@ def test_only_root_or_the_data_directory_s_owner_may_override(tmp_path: Path) ->
         assert station_config.may_override(data)
     finally:
         shutil.rmtree(base)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=6000))
+def test_any_bytes_in_the_record_are_a_path_or_a_refusal(tmp_path: Path, data: bytes) -> None:
+    """The record is read bounded and never raises but ForeignConfig, whatever it holds."""
+    (tmp_path / "station-config").write_bytes(data)
+    try:
+        named = station_config.recorded(tmp_path)
+    except ForeignConfig:
+        return
+    assert named is not None and 0 < len(named) <= 4096 and named == named.strip()
