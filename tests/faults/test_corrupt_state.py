@@ -91,10 +91,12 @@ def _without_wal(db: Path, stale: bytes) -> str:
 
 
 def _change_record_byte(db: Path, _stale: bytes) -> str:
-    # One hex digit of the newest record's sha256, in place: the page stays well formed, so
-    # only the chain's own hash can tell.
+    # One hex digit of the newest file record's sha256 (the import after it is signed too), in
+    # place: the page stays well formed, so only the chain's own hash can tell.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    body = conn.execute("SELECT body FROM records ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    body = conn.execute(
+        "SELECT body FROM records WHERE kind='file' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()[0]
     conn.close()
     data = bytearray(db.read_bytes())
     needle = body.encode()
@@ -389,12 +391,18 @@ def test_rows_lost_before_their_seal_are_found_and_set_aside(
 
 def test_a_seal_the_database_lost_is_not_signed_twice(two_cameras) -> None:  # type: ignore[no-untyped-def]
     station, cams = two_cameras
-    last = rows(station.data_dir, "SELECT * FROM records ORDER BY seq DESC LIMIT 2")
-    # The newest seal undone in the database (as if its commit was lost), the head beside
-    # staging moved back with it: only the file's signed sidecar still tells.
+    newest = rows(station.data_dir, "SELECT seq FROM records WHERE kind='file' ORDER BY seq DESC")
+    last = rows(
+        station.data_dir,
+        "SELECT * FROM records WHERE seq<=? ORDER BY seq DESC LIMIT 2",
+        (newest[0]["seq"],),
+    )
+    # The newest seal undone in the database (as if its commit was lost, and with it the
+    # signed import after it), the head beside staging moved back with it: only the file's
+    # signed sidecar still tells.
     conn = sqlite3.connect(station.data_dir / "dockagent.db", isolation_level=None)
     conn.execute("DROP TRIGGER records_no_delete")
-    conn.execute("DELETE FROM records WHERE seq=?", (last[0]["seq"],))
+    conn.execute("DELETE FROM records WHERE seq>=?", (last[0]["seq"],))
     conn.execute(
         "UPDATE files SET state='staged', record_seq=NULL WHERE id=?", (last[0]["file_id"],)
     )
