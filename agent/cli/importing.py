@@ -1,7 +1,7 @@
 """`dockagent import PATH`: take a mounted camera volume (or a directory like one) into custody.
 
-Under the station's own configuration only (or root's --foreign-config); each import by hand is
-signed into the chain as `camera.imported` (agent.custody.audit) with what it sealed and wiped.
+Under the station's own configuration only (or root's --foreign-config); an import by hand that
+wiped files is signed into the chain as `camera.imported` (agent.custody.audit).
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _audit_import(ctx: context.Context, path: str, summary: ImportSummary) -> None:
-    """An import by hand moves files into custody and may wipe the camera: a technician action,
-    signed with the operator, the configuration and what it did (the daemon's docks are not)."""
+    """An import by hand that wiped files from the camera: a technician action that cannot be
+    undone, signed with the operator, the configuration and what it did (each file it sealed
+    is signed by its own record already; the daemon's docks are not technician actions)."""
+    wiped = int(str(summary.wipe.get("wiped", 0)))
+    if not wiped:
+        return
     cfg = ctx.config
     audit.record_action(
         ctx.store,
@@ -51,7 +55,7 @@ def _audit_import(ctx: context.Context, path: str, summary: ImportSummary) -> No
             "session_id": summary.session_id,
             "sealed": summary.files_sealed,
             "wipe": str(summary.wipe.get("state", "")),
-            "wiped": int(str(summary.wipe.get("wiped", 0))),
+            "wiped": wiped,
             "config": station_config.source_of(cfg),
         },
         utc_now(),

@@ -167,3 +167,19 @@ def test_rebuild_restores_the_confirmation_records(station: Station, tmp_path: P
     assert {r["state"] for r in rows(station.data_dir)} == {"confirmed"}
     verify = station.run("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_an_import_by_hand_that_wipes_the_camera_is_signed(
+    station: Station, tmp_path: Path
+) -> None:
+    station.configure(BASE + '[ingest]\nwipe_policy = "after_seal"\n')
+    write_camera(SPEC, tmp_path / "cam")
+    proc = station.run("import", str(tmp_path / "cam"), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wiped = json.loads(proc.stdout)["wipe"]["wiped"]
+    assert wiped > 0
+    imported = [a for a in _records(station, "audit") if a["action"] == "camera.imported"]
+    assert len(imported) == 1 and imported[0]["operator"]
+    details = imported[0]["details"]
+    assert (details["device_serial"], details["wiped"]) == (SPEC.serial, wiped)
+    assert details["config"] == str(station.config_path.resolve())
