@@ -120,6 +120,7 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         shutil.copytree(root / "var/lib/dockagent", data)  # modes as the install made them
         # The station's own configuration is the one it runs under here, not the install's.
         (data / "station-config").write_text(f"{(base / 'config.toml').resolve()}\n")
+        (data / "station-config").chmod(0o600)
         for path in [data, *data.rglob("*")]:
             os.chown(path, SERVICE, SERVICE)
         config = base / "config.toml"

@@ -38,7 +38,7 @@ DOCUMENTED = {
     "var/lib/dockagent/": 0o750,
     "var/lib/dockagent/station.key": 0o600,
     "var/lib/dockagent/station.pub": 0o644,
-    "var/lib/dockagent/station-config": 0o640,
+    "var/lib/dockagent/station-config": 0o600,
 }
 PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
            "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",

@@ -88,9 +88,9 @@ def adopt_or_check(cfg: Config, *, foreign_allowed: bool) -> str | None:
     if station is None:
         durable.make_dirs(cfg.data_path)
         try:
-            durable.write_file(
-                cfg.data_path, RECORD_NAME, mine.encode() + b"\n", mode=durable.GROUP_READ_MODE
-            )
+            # The service user's alone (0600), like the key: only commands that move custody
+            # read it, and the station's group only looks.
+            durable.write_file(cfg.data_path, RECORD_NAME, mine.encode() + b"\n")
             return None
         except FileExistsError:
             station = recorded(cfg.data_path)  # another command's first use came first
