@@ -11,6 +11,7 @@ writing anything (agent.store.readonly).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from agent.core import config as config_mod
 from agent.core import durable, log
 from agent.core.config import Config
-from agent.custody import integrity, keys, recovery
+from agent.core.config import station as station_config
+from agent.custody import audit, integrity, keys, recovery
 from agent.custody.keys import StationKey
 from agent.custody.seal import Sealer
 from agent.ingest.session import utc_now
@@ -38,6 +40,45 @@ def load_config(path: str | None, log_level: str | None = None) -> Config:
     cfg = config_mod.load(path)
     log.setup(log_level or cfg.log.level, cfg.log.format)
     return cfg
+
+
+def custody_config(args: argparse.Namespace) -> tuple[Config, str | None]:
+    """The configuration of a command that moves custody (sync, retry, import, run, rebuild):
+    the station's own (recorded at first use, agent.core.config.station), or another only for
+    root with --foreign-config. Returns it with the station's configuration file where it is
+    another (None where it is the station's own); ForeignConfig (exit 77) otherwise."""
+    cfg = load_config(args.config, args.log_level)
+    station = station_config.adopt_or_check(
+        cfg, foreign_allowed=bool(getattr(args, "foreign_config", False))
+    )
+    if station is not None:
+        log.get(__name__).warning(
+            "config.foreign_used",
+            config=station_config.source_of(cfg),
+            station_config=station,
+            command=getattr(args, "command", ""),
+        )
+    return cfg, station
+
+
+def note_foreign(ctx: Context, station: str | None, command: str) -> None:
+    """A custody command run under another configuration than the station's, signed into the
+    chain before it moves anything (the operator, both configurations, the sink it names)."""
+    if station is None:
+        return
+    audit.record_action(
+        ctx.store,
+        ctx.key,
+        ctx.config.station_id,
+        "config.overridden",
+        {
+            "command": command,
+            "config": station_config.source_of(ctx.config),
+            "station_config": station,
+            "sink": station_config.sink_of(ctx.config).described(),
+        },
+        utc_now(),
+    )
 
 
 @contextmanager

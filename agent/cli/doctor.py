@@ -30,7 +30,7 @@ from agent.core.errors import (
     AgentError,
     describe,
 )
-from agent.custody import integrity, keys
+from agent.custody import integrity, keys, verify
 from agent.devices import rules
 from agent.health import clock, installation, station
 from agent.health.station import GREEN, RED, YELLOW, Finding
@@ -48,8 +48,16 @@ UNIT_DIRS = ("etc/systemd/system", "usr/local/lib/systemd/system", "usr/lib/syst
 RULES_DIRS = ("etc/udev/rules.d", "usr/local/lib/udev/rules.d", "usr/lib/udev/rules.d",
               "lib/udev/rules.d")  # fmt: skip
 # Checks that need the configuration, and those that need the database open.
-_NEEDS_CONFIG = {"key", "database", "staging", "server", "refusals", "unconfirmed"}
-_NEEDS_STORE = {"refusals", "unconfirmed"}
+_NEEDS_CONFIG = {
+    "key",
+    "database",
+    "staging",
+    "server",
+    "refusals",
+    "unconfirmed",
+    "confirmations",
+}
+_NEEDS_STORE = {"refusals", "unconfirmed", "confirmations"}
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,6 +98,7 @@ class Doctor:
             ("service", self.check_service),
             ("refusals", self.check_refusals),
             ("unconfirmed", self.check_unconfirmed),
+            ("confirmations", self.check_confirmations),
         ]
         try:
             return [self._one(name, step) for name, step in steps]
@@ -242,6 +251,12 @@ class Doctor:
             for r in store.refusals(limit=1000)
         ]
         return station.refusals(refused, self.now, cfg.service.refusals_recent_h)
+
+    def check_confirmations(self) -> Finding:
+        """Confirmations by a sink the station's own configuration did not name (the signed
+        records say both: agent.custody.verify.confirmation_problems)."""
+        found = verify.confirmation_problems(list(self._store().records("confirmation")))
+        return station.confirmations([p.detail for p in found])
 
     def check_unconfirmed(self) -> Finding:
         cfg, store = self._cfg(), self._store()

@@ -4,6 +4,9 @@ When a USB device holds PATH (agent.devices.backing), its USB serial must be the
 DEVICE.INF names, as the daemon requires of every dock; a mismatch is refused and recorded as a
 refusal before any evidence is read. A directory, or an image on a loop device, has no USB
 identity: it is imported on the technician's word, and the output and the session say so.
+
+Under the station's own configuration only (or root's --foreign-config); an import by hand that
+wiped files is signed into the chain as `camera.imported` (agent.custody.audit).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from agent.camera import profile
 from agent.cli import context
 from agent.cli.devices import enroll, record_refusal
 from agent.cli.output import emit_json
+from agent.core.config import station as station_config
 from agent.core.errors import EXIT_INCOMPLETE, CameraRefused
-from agent.core.model import DeviceInfo, display_name
+from agent.core.model import DeviceInfo, ImportSummary, display_name
+from agent.core.wallclock import utc_now
+from agent.custody import audit
 from agent.devices.backing import backing_of
 from agent.ingest import policy
 from agent.ingest.session import Importer
@@ -36,10 +42,37 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+def _audit_import(ctx: context.Context, path: str, summary: ImportSummary) -> None:
+    """An import by hand that wiped files from the camera: a technician action that cannot be
+    undone, signed with the operator, the configuration and what it did (each file it sealed
+    is signed by its own record already; the daemon's docks are not technician actions)."""
+    wiped = int(str(summary.wipe.get("wiped", 0)))
+    if not wiped:
+        return
+    cfg = ctx.config
+    audit.record_action(
+        ctx.store,
+        ctx.key,
+        cfg.station_id,
+        "camera.imported",
+        {
+            "path": display_name(path),
+            "device_serial": summary.device_serial,
+            "session_id": summary.session_id,
+            "sealed": summary.files_sealed,
+            "wipe": str(summary.wipe.get("state", "")),
+            "wiped": wiped,
+            "config": station_config.source_of(cfg),
+        },
+        utc_now(),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    cfg = context.load_config(args.config, args.log_level)
+    cfg, station = context.custody_config(args)
     prof = profile.load(args.profile, cfg.devices.profile_dir)
     with context.writer(cfg) as ctx:
+        context.note_foreign(ctx, station, "import")
         behind = backing_of(args.path)
         usb = behind.usb
 
@@ -75,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         except CameraRefused as exc:
             record_refusal(ctx, "import", shown, exc)
             raise
+        _audit_import(ctx, args.path, summary)
     data = dataclasses.asdict(summary)
     data["complete"] = summary.complete
     data["usb_identity"] = usb.serial if usb is not None else None

@@ -63,6 +63,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "--config", help="configuration file (default: $DOCKAGENT_CONFIG or embedded defaults)"
     )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--foreign-config",
+        action="store_true",
+        help="root only: let a command that moves custody (sync, retry, import, run, rebuild) "
+        "run under another configuration than the station's own; it is signed into the chain",
+    )
     parser.add_argument("--version", action="version", version=f"dockagent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     command = _command_of(argv if argv is not None else sys.argv[1:])

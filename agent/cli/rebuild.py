@@ -34,7 +34,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = context.load_config(args.config, args.log_level)
+    # Under the station's own configuration only (or root's --foreign-config): the rebuilt
+    # rows decide what is purged and wiped next.
+    cfg, _station = context.custody_config(args)
     if not cfg.key_path.exists():
         # A new key would verify none of the sidecars; never create one here.
         raise StationKeyError(

@@ -14,5 +14,8 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = context.load_config(args.config, args.log_level)
+    cfg, station = context.custody_config(args)
+    if station is not None:
+        with context.writer(cfg) as ctx:
+            context.note_foreign(ctx, station, "run")
     return daemon.run(cfg)

@@ -3,7 +3,9 @@
 Both take the writer lock (recovery runs first) and use the same workers as the daemon. Per-file
 outcomes are printed and kept on the rows; the exit code says whether anything is left to do.
 A retry is a technician's override of a hold: it is signed into the chain as an audit record
-(agent.custody.audit) naming the operator and the files, in the transaction that releases them.
+(agent.custody.audit) naming the operator and the files, in the transaction that releases them;
+a sync that changed files is signed too (`sync.ran`). Both run only under the station's own
+configuration, or root's explicit --foreign-config (agent.cli.context.custody_config).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import sys
 
 from agent.cli import context
 from agent.cli.output import emit_json
+from agent.core.config import station as station_config
 from agent.core.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
 from agent.core.model import FileState
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
 from agent.custody import audit
-from agent.sync.pool import Uploader
+from agent.sync.pool import SyncReport, Uploader
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,9 +42,11 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    cfg = context.load_config(args.config, args.log_level)
+    cfg, station = context.custody_config(args)
     with context.writer(cfg) as ctx:
-        report = Uploader(cfg).run_once(ctx.store)
+        context.note_foreign(ctx, station, "sync")
+        report = Uploader(cfg, key=ctx.key).run_once(ctx.store)
+        _audit_sync(ctx, report)
         backlog = ctx.store.upload_backlog()
     data = report.as_dict()
     data["left"] = backlog
@@ -72,12 +77,35 @@ def run_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_sync(ctx: context.Context, report: SyncReport) -> None:
+    """A sync by hand that changed files (confirmed, held or purged them) is a technician
+    action: signed, naming the operator, the configuration and the sink."""
+    if not (report.confirmed or report.held or report.purged):
+        return
+    cfg = ctx.config
+    audit.record_action(
+        ctx.store,
+        ctx.key,
+        cfg.station_id,
+        "sync.ran",
+        {
+            "config": station_config.source_of(cfg),
+            "sink": station_config.sink_of(cfg).described(),
+            "confirmed": audit.file_ids(int(item["file_id"]) for item in report.confirmed),
+            "held": audit.file_ids(int(item["file_id"]) for item in report.held),
+            "purged": report.purged,
+        },
+        utc_now(),
+    )
+
+
 def run_retry(args: argparse.Namespace) -> int:
     if (args.file_id is None) == (not args.held):
         raise UsageError(problem="give either a FILE_ID or --held")
-    cfg = context.load_config(args.config, args.log_level)
+    cfg, station = context.custody_config(args)
     now, who = utc_now(), current_operator()
     with context.writer(cfg) as ctx, ctx.store.transaction():
+        context.note_foreign(ctx, station, "retry")
         ids = None if args.held else [args.file_id]
         released = ctx.store.release_for_retry(ids, now)
         if released:

@@ -161,6 +161,14 @@ class UsageError(AgentError):
     exit_code = EX_USAGE
 
 
+class ForeignConfig(AgentError):
+    """{problem}"""
+
+    # A command that moves custody under another configuration than the station's own
+    # (agent.core.config.station): not permitted without root's explicit override.
+    exit_code = EX_NOPERM
+
+
 class UploadRetryable(AgentError):
     """upload to {server}: {problem}"""
 

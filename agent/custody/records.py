@@ -25,7 +25,8 @@ from agent.store import RecordRow
 
 GENESIS = "0" * 64  # the `prev` of the first record
 RECORD_VERSION = 1
-KINDS = ("file", "audit")
+KINDS = ("file", "audit", "confirmation")
+FILE_KINDS = ("file", "confirmation")  # the kinds whose records name a file row
 SIGNATURE_BYTES = 64  # Ed25519 (RFC 8032, section 5.1.6)
 
 # What every version of a body has held, with its JSON type; fields added later are optional.
@@ -40,6 +41,19 @@ _COMMON_FIELDS: dict[str, type] = {
 _KIND_FIELDS: dict[str, dict[str, type]] = {
     "file": {"file_id": int, "session_id": int, "device_serial": str, "size": int, "sha256": str},
     "audit": {"action": str, "operator": str, "at": str, "details": dict},
+    # A sink's confirmation of a file (agent.custody.seal.Sealer.confirm): what was confirmed,
+    # by which sink, the sink the station's own configuration names, and what the sink said.
+    "confirmation": {
+        "file_id": int,
+        "sha256": str,
+        "sink_kind": str,
+        "sink_endpoint": str,
+        "sink_id": str,
+        "station_sink_id": str,
+        "level": str,
+        "sink_ref": str,
+        "at": str,
+    },
 }
 _TYPE_NAMES = {int: "an integer", str: "a string", dict: "an object"}
 
@@ -96,7 +110,7 @@ def record_from_sidecar(data: bytes) -> RecordRow:
         record = RecordRow(
             seq=body["seq"],
             kind=kind,
-            file_id=body.get("file_id") if kind == "file" else None,
+            file_id=body.get("file_id") if kind in FILE_KINDS else None,
             body=canonical(body).decode(),
             record_hash=env["record_hash"],
             prev_hash=body["prev"],
@@ -108,7 +122,7 @@ def record_from_sidecar(data: bytes) -> RecordRow:
         raise ValueError(f"not a custody sidecar ({exc})") from exc
     if not _is_int(record.seq) or record.kind not in KINDS:
         raise ValueError("not a custody sidecar")
-    if record.kind == "file" and not _is_int(record.file_id):
+    if record.kind in FILE_KINDS and not _is_int(record.file_id):
         raise ValueError("a file record without a file id")
     return record
 
@@ -272,7 +286,7 @@ def _place_problems(record: RecordRow, body: dict[str, Any]) -> list[Problem]:
     if isinstance(prev, str) and prev != record.prev_hash:
         detail = "its body links to another record than its prev column"
         problems.append(_problem(record, "chain_broken", detail))
-    file_id = body.get("file_id") if body.get("type") == "file" else None
+    file_id = body.get("file_id") if body.get("type") in FILE_KINDS else None
     for column, value, named, typed in (
         ("kind", record.kind, body.get("type"), record.kind in KINDS),
         ("file id", record.file_id, file_id, record.file_id is None or _is_int(record.file_id)),

@@ -34,6 +34,7 @@ class RecoveryReport:
     staged_corrupt: int = 0
     sidecars_restored: int = 0
     audit_sidecars_restored: int = 0
+    confirmation_sidecars_restored: int = 0
     head_restored: int = 0
     sessions_interrupted: int = 0
     purges_finished: int = 0
@@ -111,6 +112,9 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
     report.purges_finished = finish_purges(store, staging_root, present)
     report.sidecars_restored = restore_sidecars(store, sealer, staging_root)
     report.audit_sidecars_restored = restore_audit_sidecars(store, sealer, staging_root)
+    report.confirmation_sidecars_restored = restore_confirmation_sidecars(
+        store, sealer, staging_root
+    )
     report.head_restored = restore_head(store, staging_root)
     report.sessions_interrupted = store.interrupt_running_sessions(now)
     if any(vars(report).values()):
@@ -194,6 +198,19 @@ def restore_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
             if record is not None:
                 sealer.write_sidecar(row.staged_path, record)
                 restored += 1
+    return restored
+
+
+def restore_confirmation_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
+    """A sink's confirmation whose sidecar was lost after it committed (it is written beside
+    the staged file once the row is confirmed) is written again from the chain. Only files not
+    purged yet: a purge follows recovery, so a confirmation's sidecar is always restored first."""
+    restored = 0
+    for record, staged in store.unpurged_confirmations():
+        side = staging.confirmation_path(staging_root, staged, record.seq)
+        if not side.exists() and side.parent.is_dir():
+            sealer.write_confirmation_sidecar(staged, record)
+            restored += 1
     return restored
 
 

@@ -19,7 +19,7 @@ from agent.core.model import FileState
 from agent.custody import chainfiles
 from agent.custody.keys import StationKey
 from agent.custody.records import GENESIS, RECORD_VERSION, canonical, record_hash, sidecar_bytes
-from agent.custody.staging import sidecar_path
+from agent.custody.staging import confirmation_path, sidecar_path
 from agent.store import FileRow, RecordRow, SessionRow, Store
 
 
@@ -163,6 +163,38 @@ class Sealer:
         if records:
             self.write_head(records[-1][1])
         return [record for _, record in records]
+
+    def confirm(self, row: FileRow, sink: dict[str, str], now: str) -> RecordRow:
+        """A sink's confirmation of a file, signed into the chain. Call inside the transaction
+        that moves the row to confirmed, so neither is without the other; its sidecar (beside
+        the staged file) and the chain head are written once that commits.
+
+        `sink`: sink_kind, sink_endpoint, sink_id, station_sink_id, station_sink_endpoint,
+        level, sink_ref (the upload URL or archived path), digest (what the sink computed, or
+        ""), config (the configuration file the command ran under).
+        """
+        body: dict[str, Any] = {
+            "v": RECORD_VERSION,
+            "type": "confirmation",
+            "file_id": row.id,
+            "sha256": row.sha256,
+            "size": row.size,
+            **sink,
+            "at": now,
+        }
+        with self.store.transaction():
+            record = self._append("confirmation", body, row.id, now)
+            staged = str(row.staged_path)
+            self.store.after_commit(lambda: self._confirmation_committed(staged, record))
+            return record
+
+    def _confirmation_committed(self, staged: str, record: RecordRow) -> None:
+        self.write_confirmation_sidecar(staged, record)
+        self.write_head(record)
+
+    def write_confirmation_sidecar(self, staged: str, record: RecordRow) -> None:
+        path = confirmation_path(self.staging_root, staged, record.seq)
+        durable.write_file(path.parent, path.name, sidecar_bytes(record))
 
     def sign_audit(
         self,

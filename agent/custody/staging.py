@@ -3,6 +3,7 @@
     staging/<serial>/<id>.<ext>                 a held copy
     staging/<serial>/<id>.<ext>.custody.json    its signed record (agent.custody.seal)
     staging/<serial>/<id>.<ext>.upload.json     its upload receipt (agent.sync.receipts)
+    staging/<serial>/<id>.<ext>.<seq>.confirmed.json  a sink's signed confirmation of it
     staging/_chain/<seq>.audit.json             an audit record (agent.custody.chainfiles)
     staging/_chain/head.json                    the newest record committed
     .<name>.<random>.part                       a temp file anywhere (agent.core.durable)
@@ -27,6 +28,7 @@ STAGING_DIR = "staging"
 CHAIN_DIR = "_chain"
 SIDECAR_SUFFIX = ".custody.json"
 RECEIPT_SUFFIX = ".upload.json"
+CONFIRMATION_SUFFIX = ".confirmed.json"
 AUDIT_SUFFIX = ".audit.json"
 HEAD_NAME = "head.json"
 
@@ -70,6 +72,11 @@ def receipt_path(root: Path, staged: str) -> Path:
     return root / (staged + RECEIPT_SUFFIX)
 
 
+def confirmation_path(root: Path, staged: str, seq: int) -> Path:
+    """A file may be confirmed more than once (sent again after a rebuild): one each, by seq."""
+    return root / f"{staged}.{seq:010d}{CONFIRMATION_SUFFIX}"
+
+
 def chain_dir(root: Path) -> Path:
     return root / CHAIN_DIR
 
@@ -89,6 +96,7 @@ class EntryKind(enum.StrEnum):
     COPY = "copy"  # <id>.<ext>
     SIDECAR = "sidecar"  # <id>.<ext>.custody.json
     RECEIPT = "receipt"  # <id>.<ext>.upload.json
+    CONFIRMATION = "confirmation"  # <id>.<ext>.<seq>.confirmed.json
     TEMP = "temp"  # a durable write that never published
     OTHER = "other"  # a name staging never makes
 
@@ -120,6 +128,9 @@ def classify(directory: Path, name: str) -> Entry:
     for suffix, kind in ((SIDECAR_SUFFIX, EntryKind.SIDECAR), (RECEIPT_SUFFIX, EntryKind.RECEIPT)):
         if name.endswith(suffix):
             return Entry(path, kind, file_id, name.removesuffix(suffix))
+    if name.endswith(CONFIRMATION_SUFFIX):
+        staged = name.removesuffix(CONFIRMATION_SUFFIX).rsplit(".", 1)[0]
+        return Entry(path, EntryKind.CONFIRMATION, file_id, staged)
     if file_id is not None and name.count(".") == 1:
         return Entry(path, EntryKind.COPY, file_id, name)
     return Entry(path, EntryKind.OTHER, file_id, name)
@@ -149,6 +160,11 @@ def all_entries(root: Path) -> Iterator[Entry]:
 def file_sidecars(root: Path) -> list[Path]:
     """Every file sidecar in staging's camera directories, in name order."""
     return [e.path for e in all_entries(root) if e.kind is EntryKind.SIDECAR]
+
+
+def confirmation_sidecars(root: Path) -> list[Path]:
+    """Every confirmation sidecar in staging's camera directories, in name order."""
+    return [e.path for e in all_entries(root) if e.kind is EntryKind.CONFIRMATION]
 
 
 def audit_sidecars(root: Path) -> list[Path]:

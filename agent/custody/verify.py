@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem
+from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem, display_name
 from agent.custody import chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.keys import Verifier
@@ -39,6 +39,8 @@ from agent.store import FileRow, RecordRow, Store, UnreadableFile, VerifiedHead
 
 # Sidecars read before their records are looked up together (one query per batch).
 _SIDECAR_BATCH = 512
+# The sidecars in a camera's staging directory that each hold one signed record.
+_SIDECAR_KINDS = (EntryKind.SIDECAR, EntryKind.CONFIRMATION)
 
 
 @dataclass
@@ -131,6 +133,7 @@ def verify(
     walk = _Files(staging_root, report, buffer, evidence=evidence)
     _walk_rows(store, walk, since)
     problems.extend(walk.problems)
+    problems.extend(_confirmations(store, staging_root, since, evidence=evidence))
     if evidence and since is None:
         problems.extend(check_staging_chain(staging_root, store))
     else:
@@ -171,6 +174,66 @@ def _anchor(store: Store, since: VerifiedHead, chain: _Chain) -> list[Problem]:
     chain.expected = link_after(record) or chain.expected
     chain.last, chain.head = record.seq, (record.seq, record.record_hash)
     return []
+
+
+def _confirmations(
+    store: Store, staging_root: Path, since: VerifiedHead | None, *, evidence: bool
+) -> list[Problem]:
+    """Every sink's confirmation (since a clean verify: those signed after it), streamed a
+    batch at a time: by whose sink, and, where the evidence can be read, its sidecar."""
+    problems: list[Problem] = []
+    records = store.records("confirmation", after=0 if since is None else since.seq)
+    while batch := list(itertools.islice(records, _SIDECAR_BATCH)):
+        problems.extend(confirmation_problems(batch))
+        if evidence:
+            ids = [rec.file_id for rec in batch if isinstance(rec.file_id, int)]
+            staged = store.staged_paths(ids)
+            problems.extend(_confirmation_sidecar_problems(staging_root, batch, staged))
+    return problems
+
+
+def confirmation_problems(confirmations: list[RecordRow]) -> list[Problem]:
+    """A sink's confirmation by a sink that is not the one the station's own configuration
+    named when it was signed (agent.core.config.station): a custody move under another
+    configuration, named with the sink that confirmed."""
+    problems: list[Problem] = []
+    for rec in confirmations:
+        body = signed_body(rec)
+        if body is None or body.get("sink_id") == body.get("station_sink_id"):
+            continue  # a damaged body is named by the chain check
+        detail = (
+            f"confirmed by {_text(body.get('sink_kind'))} sink "
+            f"{_text(body.get('sink_endpoint'))}, not the station's configured sink "
+            f"{_text(body.get('station_sink_endpoint'))} (configuration "
+            f"{_text(body.get('config'))})"
+        )
+        file_id = rec.file_id if isinstance(rec.file_id, int) else None
+        problems.append(Problem("foreign_sink", detail, file_id=file_id, seq=rec.seq))
+    return problems
+
+
+def _text(value: object) -> str:
+    """A signed body's text field for a person to read (hostile bytes escaped)."""
+    return display_name(value if isinstance(value, str) else repr(value))
+
+
+def _confirmation_sidecar_problems(
+    staging_root: Path, confirmations: list[RecordRow], staged: dict[int, str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for rec in confirmations:
+        rel = staged.get(rec.file_id) if isinstance(rec.file_id, int) else None
+        if rel is None:
+            continue  # a row gone or unreadable is named with the file
+        side = staging.confirmation_path(staging_root, rel, rec.seq)
+        try:
+            content = side.read_bytes()
+        except FileNotFoundError:
+            problems.append(Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq))
+            continue
+        if content != _sidecar_of(rec):
+            problems.append(Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq))
+    return problems
 
 
 def _truncation(noted: str | None, last: int) -> list[Problem]:
@@ -305,7 +368,7 @@ def _lost_record_problems(staging_root: Path, store: Store) -> list[Problem]:
     the records asked for a batch of sidecars at a time, none held beyond it."""
     problems: list[Problem] = []
     sidecars = itertools.chain(
-        (e.path for e in staging.all_entries(staging_root) if e.kind is EntryKind.SIDECAR),
+        (e.path for e in staging.all_entries(staging_root) if e.kind in _SIDECAR_KINDS),
         staging.audit_sidecars(staging_root),
     )
     while batch := tuple(itertools.islice(sidecars, _SIDECAR_BATCH)):

@@ -266,3 +266,20 @@ def unconfirmed(oldest: Unconfirmed | None, now: datetime, warn_h: float, bad_h:
     if hours >= warn_h:
         return Finding("unconfirmed", YELLOW, detail, fix)
     return Finding("unconfirmed", GREEN, detail)
+
+
+def confirmations(foreign: Sequence[str]) -> Finding:
+    """Files confirmed by a sink the station's own configuration did not name (a custody move
+    under another configuration, root's --foreign-config): red, each one named."""
+    if not foreign:
+        return Finding(
+            "confirmations", GREEN, "every confirmation is by the station's configured sink"
+        )
+    shown = "; ".join(foreign[:3]) + (f"; and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    return Finding(
+        "confirmations",
+        RED,
+        f"{len(foreign)} file(s) confirmed by a sink that is not the station's: {shown}",
+        "find out who ran it (dockagent ledger, the audit records `config.overridden`) and "
+        "where that sink's copies went; `dockagent verify` names each one",
+    )

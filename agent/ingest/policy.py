@@ -30,6 +30,15 @@ def file_may_be_wiped(policy: WipePolicy, state: FileState) -> bool:
     return state is FileState.CONFIRMED
 
 
+def held_state(state: FileState, signed_confirmation: bool) -> FileState:
+    """The state a wipe decision may take a row to be in: `confirmed` only where the chain
+    holds a sink's signed confirmation of it; a row set to confirmed any other way (an edited
+    database) counts as sealed, and nothing after confirmation follows from it."""
+    if state is FileState.CONFIRMED and not signed_confirmation:
+        return FileState.SEALED
+    return state
+
+
 @dataclass(frozen=True)
 class WipeDecision:
     allowed: bool

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from agent.camera import deviceinfo as camera
@@ -46,7 +47,7 @@ from agent.ingest.binding import BindingCheck, BindingState
 from agent.ingest.continuation import ContinuedDock, DockHealth
 from agent.ingest.copying import BatchCopier, Stop, batches
 from agent.ingest.offload import Copier
-from agent.ingest.policy import WipeDecision, camera_may_be_wiped
+from agent.ingest.policy import WipeDecision, camera_may_be_wiped, held_state
 from agent.ingest.preflight import fit_space, record_left
 from agent.ingest.proof import Prover
 from agent.ingest.wipe import Changed, settle_interrupted_wipes, wipe_files
@@ -335,6 +336,8 @@ class Importer:
         dock: DockHealth,
     ) -> None:
         rows = self._session_rows(summary.session_id)
+        signed = self.store.signed_confirmations(r.id for r in rows)
+        rows = [replace(r, state=held_state(r.state, r.id in signed)) for r in rows]
         states = [r.state for r in rows]
         listed = sum(r.size for r in rows)
         policy = self.config.ingest.wipe_policy

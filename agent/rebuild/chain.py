@@ -23,7 +23,13 @@ from agent.custody.records import (
     record_from_sidecar,
     record_problems,
 )
-from agent.custody.staging import audit_sidecar_path, audit_sidecars, chain_dir, file_sidecars
+from agent.custody.staging import (
+    audit_sidecar_path,
+    audit_sidecars,
+    chain_dir,
+    confirmation_sidecars,
+    file_sidecars,
+)
 from agent.rebuild.report import RebuildReport
 from agent.store import RecordRow
 
@@ -45,7 +51,11 @@ def gather(
     """Every record that verifies, by seq: the sidecars first, then what only the damaged
     database still holds. Raises StationKeyError when no sidecar verifies (the wrong key)."""
     chain: Chain = {}
-    sidecars = [*file_sidecars(staging), *audit_sidecars(staging)]
+    sidecars = [
+        *file_sidecars(staging),
+        *confirmation_sidecars(staging),
+        *audit_sidecars(staging),
+    ]
     readable = verified = 0
     for side in sidecars:
         where = str(side.relative_to(staging))
@@ -64,8 +74,8 @@ def gather(
         if record.kind == "audit" and side != audit_sidecar_path(staging, record.seq):
             report.problems.append(f"{where}: holds audit record {record.seq}")
             continue
-        if record.kind == "file" and in_chain_dir:
-            report.problems.append(f"{where}: holds file record {record.seq}")
+        if record.kind != "audit" and in_chain_dir:
+            report.problems.append(f"{where}: holds {record.kind} record {record.seq}")
             continue
         _add(chain, Found(record, where), report)
     if readable and not verified:

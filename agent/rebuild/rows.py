@@ -1,7 +1,8 @@
 """The file rows and dock sessions that the verified chain tells, with what upload receipts add.
 
-One row per file record, under the id and the staged name its signed body gives: confirmed and
-purged where the copy is gone and the file's upload receipt confirms it; else sealed, with the
+One row per file record, under the id and the staged name its signed body gives: confirmed where
+the chain holds a sink's signed confirmation of its hash (and purged where the copy is gone), or
+where the copy is gone and the file's upload receipt confirms it; else sealed, with the
 upload URL where a receipt names one, so the queue resumes or re-confirms it. A second record
 of the same file (or of the same camera file) gets no row and is named, as is a body a row
 cannot be made from. Derivation only: it reads receipts and looks whether staged copies exist,
@@ -46,8 +47,20 @@ class Rows:
     unrestorable: set[int] = field(default_factory=set)
 
 
+def _confirmations(chain: Chain) -> dict[int, dict[str, Any]]:
+    """The newest signed confirmation of each file, by file id."""
+    found: dict[int, dict[str, Any]] = {}
+    for _seq, item in sorted(chain.items()):
+        if item.record.kind == "confirmation" and isinstance(item.record.file_id, int):
+            body = json.loads(item.record.body)
+            if isinstance(body, dict):
+                found[item.record.file_id] = body
+    return found
+
+
 def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> Rows:
     out = Rows()
+    confirmed = _confirmations(chain)
     by_id: dict[int, int] = {}
     by_identity: dict[tuple[Any, ...], int] = {}
     for seq, found in sorted(chain.items()):
@@ -79,7 +92,12 @@ def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> R
             report.problems.append(
                 f"{found.where}: the sidecar of {restored.staged_path} is not beside it"
             )
-        out.files.append(replace(restored, row=_apply_receipt(row, staging, report)))
+        signed = confirmed.get(row.id)
+        if signed is not None and signed.get("sha256") == row.sha256:
+            row = _apply_confirmation(row, signed, staging, report)
+        else:
+            row = _apply_receipt(row, staging, report)
+        out.files.append(replace(restored, row=row))
     return out
 
 
@@ -137,6 +155,28 @@ def _mtime_ns(body: dict[str, Any]) -> int:
         return exact
     # Records sealed before mtime_ns was signed: the camera time, station-local, in seconds.
     return int(datetime.fromisoformat(str(body["camera_mtime"])).timestamp()) * 10**9
+
+
+def _apply_confirmation(
+    row: FileRow, body: dict[str, Any], staging: Path, report: RebuildReport
+) -> FileRow:
+    """A file a sink confirmed, as its signed confirmation says: confirmed, and purged where
+    its staged copy is gone (the purge followed the confirmation)."""
+    present = (staging / str(row.staged_path)).exists()
+    report.confirmed += 1
+    if not present:
+        report.purged += 1
+    kind, endpoint = _text(body.get("sink_kind")), _text(body.get("sink_endpoint"))
+    return replace(
+        row,
+        state=FileState.CONFIRMED,
+        upload_sink=f"{kind}:{endpoint}" if kind == "directory" else endpoint,
+        upload_offset=row.size,
+        confirmed_at=_text(body.get("at")),
+        confirm_level=_text(body.get("level")),
+        sink_ref=_text(body.get("sink_ref")),
+        purged_at=None if present else row.updated_at,
+    )
 
 
 def _apply_receipt(row: FileRow, staging: Path, report: RebuildReport) -> FileRow:

@@ -46,7 +46,7 @@ def plan(staging: Path, known: set[str], chain: Chain, report: RebuildReport) ->
             if entry.kind is EntryKind.TEMP or f"{directory.name}/{entry.staged}" in known:
                 continue
             entries.append(Entry(entry.path, entry.rel))
-            if entry.kind in (EntryKind.SIDECAR, EntryKind.RECEIPT):
+            if entry.kind in (EntryKind.SIDECAR, EntryKind.RECEIPT, EntryKind.CONFIRMATION):
                 continue
             report.set_aside.append(entry.rel)
             if entry.name in sidecars:

@@ -128,6 +128,23 @@ class CustodyQueries(FileTransitions):
         ):
             yield RecordRow(**dict(r))
 
+    def unpurged_confirmations(self) -> list[tuple[RecordRow, str]]:
+        """Sinks' confirmations of files whose staged copy is not purged, with that copy's
+        staged path (where the confirmation's sidecar belongs). Purged files are left out, as
+        for file sidecars: a start then costs what staging holds, not every file ever held."""
+        rows = self.conn.execute(
+            "SELECT r.seq, r.kind, r.file_id, r.body, r.record_hash, r.prev_hash, r.signature, "
+            "r.key_id, f.staged_path FROM records r JOIN files f ON f.id = r.file_id "
+            "WHERE r.kind = 'confirmation' AND f.purged_at IS NULL "
+            "AND f.staged_path IS NOT NULL ORDER BY r.seq"
+        ).fetchall()
+        out: list[tuple[RecordRow, str]] = []
+        for r in rows:
+            fields = dict(r)
+            staged = str(fields.pop("staged_path"))
+            out.append((RecordRow(**fields), staged))
+        return out
+
     def last_records(self, count: int) -> list[RecordRow]:
         """The newest `count` records, oldest first (the head of the chain)."""
         rows = self.conn.execute(

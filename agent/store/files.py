@@ -137,6 +137,18 @@ class FileQueries(FileTransitions):
         sql = f"SELECT * FROM files WHERE {where} ORDER BY id"
         return [checked_file_row(r, self.path) for r in self.conn.execute(sql, list(args))]
 
+    def staged_paths(self, file_ids: Iterable[int]) -> dict[int, str]:
+        """The staged path of each of these rows that has one, in one query (verify asks a
+        batch of confirmations' files at a time)."""
+        return {
+            int(r[0]): str(r[1])
+            for r in self.conn.execute(
+                "SELECT id, staged_path FROM files WHERE id IN (SELECT value FROM json_each(?)) "
+                "AND staged_path IS NOT NULL",
+                (json.dumps(sorted(set(file_ids))),),
+            )
+        }
+
     def file(self, file_id: int) -> FileRow:
         row = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
         if row is None:

@@ -413,3 +413,12 @@ def _m0010(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+@MIGRATIONS(name="0011_confirm_records_index")
+def _m0011(db: sqlite_utils.Database) -> None:
+    # A sink's signed confirmation of a file is a record of kind `confirmation`; purge and wipe
+    # ask for it by file (agent.store.uploads), so it is found by index, not by reading the chain.
+    db.executescript(
+        "CREATE INDEX records_confirmation ON records(file_id) WHERE kind = 'confirmation';"
+    )

@@ -19,6 +19,12 @@ from agent.core.model import UPLOAD_QUEUE, FileState, ProblemKind
 from agent.store.custody import FileTransitions
 from agent.store.rows import FileRow, checked_file_row
 
+# A confirmation record (agent.custody.seal.Sealer.confirm) of the file, of the hash its row has.
+_SIGNED = (
+    "EXISTS (SELECT 1 FROM records r WHERE r.kind='confirmation' AND r.file_id=files.id "
+    "AND json_extract(r.body, '$.sha256')=files.sha256)"
+)
+
 
 class UploadQueries(FileTransitions):
     # ---- claiming --------------------------------------------------------------------------
@@ -295,13 +301,17 @@ class UploadQueries(FileTransitions):
     def purge_candidates(self, not_after: tuple[str, float] | None = None) -> list[FileRow]:
         """Confirmed rows whose staged copy is not purged yet, with the moment of confirmation
         on both clocks; whether the grace has passed is agent.ingest.policy's. Only `confirmed`
-        rows: an unconfirmed copy is never purged.
+        rows that the chain holds a sink's signed confirmation of, for the hash the row holds:
+        a row set to confirmed any other way (or unconfirmed) is never purged.
 
         `not_after` (epoch, boot time): leave out the rows confirmed on that clock epoch after
         that boot time; the caller passes now less the grace, so the rows still in their grace
         on this boot (every one of them, each pass) are not read.
         """
-        sql = "SELECT * FROM files WHERE state=? AND purged_at IS NULL AND confirmed_at IS NOT NULL"
+        sql = (
+            "SELECT * FROM files WHERE state=? AND purged_at IS NULL AND confirmed_at IS NOT NULL"
+            f" AND {_SIGNED}"
+        )
         args: list[object] = [FileState.CONFIRMED.value]
         if not_after is not None:
             sql += (
@@ -312,6 +322,17 @@ class UploadQueries(FileTransitions):
         return [
             checked_file_row(r, self.path) for r in self.conn.execute(sql + " ORDER BY id", args)
         ]
+
+    def signed_confirmations(self, file_ids: Iterable[int]) -> set[int]:
+        """The files among these that the chain holds a sink's signed confirmation of, for the
+        hash their row holds (what a wipe after confirmation needs)."""
+        return {
+            int(r[0])
+            for r in self.conn.execute(
+                f"SELECT id FROM files WHERE id IN (SELECT value FROM json_each(?)) AND {_SIGNED}",
+                (json.dumps(sorted(set(file_ids))),),
+            )
+        }
 
     def mark_purged(self, file_id: int, now: str) -> bool:
         """Record the purge intent first: a crash after it leaves a harmless extra copy."""

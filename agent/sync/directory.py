@@ -71,7 +71,7 @@ class DirectorySink:
             if actual != job.sha256:
                 raise UploadMismatch(server=str(self.root), problem=f"{final} hashes {actual}")
             self._write_metadata(job, directory)
-        return Confirmation("verified", str(final))
+        return Confirmation("verified", str(final), digest=actual)
 
     def _write(self, job: UploadJob, directory: Path, name: str) -> None:
         digest = hashlib.sha256()

@@ -25,6 +25,8 @@ from typing import Any
 
 from agent.core import log, testhooks, wallclock
 from agent.core.config import Config
+from agent.core.config.station import SinkIdentity, sink_of, source_of
+from agent.core.config.station import station_sink as configured_sink
 from agent.core.errors import (
     AgentError,
     ErrorKind,
@@ -35,13 +37,16 @@ from agent.core.errors import (
 )
 from agent.core.model import ProblemKind
 from agent.core.wallclock import utc_now
+from agent.custody import keys
+from agent.custody.keys import StationKey
+from agent.custody.seal import Sealer
 from agent.store import FileRow, Store
 from agent.sync.directory import DirectorySink
 from agent.sync.jobs import build_job
 from agent.sync.purge import WallTrust, purge_confirmed
 from agent.sync.receipts import ReceiptWriter
 from agent.sync.schedule import RetrySchedule, backoff_s
-from agent.sync.sink import Sink
+from agent.sync.sink import Confirmation, Sink
 from agent.sync.throttle import RateLimit, Throttle
 from agent.sync.tus_sink import TusSink
 from agent.sync.windows import in_window
@@ -163,8 +168,16 @@ class Uploader:
         monotonic: Callable[[], float] = wallclock.monotonic,
         working: Working | None = None,
         beat: Callable[[], None] | None = None,
+        station_sink: SinkIdentity | None = None,
+        key: StationKey | None = None,
     ) -> None:
         self.config = config
+        # The sink the station's own configuration names (agent.core.config.station): each
+        # confirmation record names it beside the sink that confirmed, so one confirmed under
+        # another configuration is told apart by `dockagent verify`.
+        self.station_sink = station_sink or configured_sink(config)
+        self.sink_identity = sink_of(config)
+        self._key = key
         self.open_store = open_store or (lambda: Store.open(config.data_path, create=False))
         rate = config.sync.bandwidth_bytes_per_s
         self.throttle: Throttle | None = RateLimit(rate) if rate else None
@@ -179,6 +192,14 @@ class Uploader:
         # a file is watched, and beats whenever it starts a request or sends a piece.
         self.working: Working = working or _unwatched
         self.beat = beat
+
+    @property
+    def key(self) -> StationKey:
+        """The station key, which signs each confirmation (loaded at the first one)."""
+        with self.lock:
+            if self._key is None:
+                self._key = keys.load_or_create(self.config.key_path)
+            return self._key
 
     # ---- one pass ----------------------------------------------------------------------------
 
@@ -324,15 +345,38 @@ class Uploader:
         except Exception as exc:  # every per-file failure becomes row data
             self._failed(store, row, exc, report, item, log_)
             return
-        at = wallclock.stamp()
-        store.confirm_upload(
-            file_id, confirmation.level, confirmation.ref, at.wall, at.epoch, at.boottime_s
-        )
+        self._confirm(store, row, confirmation)
         self.schedule.forget(file_id)
         receipt.confirmed(sink.name, confirmation.level, confirmation.ref, utc_now())
         log_.info("upload.confirmed", level=confirmation.level, ref=confirmation.ref)
         with self.lock:
             report.confirmed.append({**item, "level": confirmation.level, "ref": confirmation.ref})
+
+    def _confirm(self, store: Store, row: FileRow, confirmation: Confirmation) -> None:
+        """The row confirmed and the sink's signed confirmation appended in one transaction:
+        purge and wipe follow only from such a record (agent.store.uploads.purge_candidates)."""
+        at = wallclock.stamp()
+        sealer = Sealer(store, self.key, self.config.station_id, self.config.staging_path)
+        sink, station = self.sink_identity, self.station_sink
+        with store.transaction():
+            store.confirm_upload(
+                row.id, confirmation.level, confirmation.ref, at.wall, at.epoch, at.boottime_s
+            )
+            sealer.confirm(
+                row,
+                {
+                    "sink_kind": sink.kind,
+                    "sink_endpoint": sink.endpoint,
+                    "sink_id": sink.fingerprint,
+                    "station_sink_id": station.fingerprint,
+                    "station_sink_endpoint": station.endpoint,
+                    "level": confirmation.level,
+                    "sink_ref": confirmation.ref,
+                    "digest": confirmation.digest,
+                    "config": source_of(self.config),
+                },
+                at.wall,
+            )
 
     def _failed(
         self,

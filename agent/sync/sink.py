@@ -24,6 +24,9 @@ def level_rank(level: str) -> int:
 class Confirmation:
     level: str  # one of CONFIRM_LEVELS: what the sink proved
     ref: str  # where it is: the upload URL or the archived path
+    # What the sink itself computed of what it holds, where it did: the directory sink's SHA-256
+    # (hex) of its re-read, a tus server's Repr-Digest as `sha-512=<hex>`.
+    digest: str = ""
 
 
 class Progress(Protocol):

@@ -419,7 +419,8 @@ class TusSink:
                 problem=f"the upload is complete but only {level} (no Repr-Digest {PROOF_DIGEST} "
                 "computed by the server, or no sha256 checksum advertised)",
             )
-        return Confirmation(level, state.url or "")
+        computed = f"{PROOF_DIGEST}={proof.hex()}" if proof is not None else ""
+        return Confirmation(level, state.url or "", digest=computed)
 
     def _check_named_digest(self, run: _Attempt) -> None:
         """A sha-256 Repr-Digest proves nothing (we named it ourselves), but one that differs

@@ -91,10 +91,12 @@ def _without_wal(db: Path, stale: bytes) -> str:
 
 
 def _change_record_byte(db: Path, _stale: bytes) -> str:
-    # One hex digit of the newest record's sha256, in place: the page stays well formed, so
-    # only the chain's own hash can tell.
+    # One hex digit of the newest file record's sha256 (the import after it is signed too), in
+    # place: the page stays well formed, so only the chain's own hash can tell.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    body = conn.execute("SELECT body FROM records ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    body = conn.execute(
+        "SELECT body FROM records WHERE kind='file' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()[0]
     conn.close()
     data = bytearray(db.read_bytes())
     needle = body.encode()
@@ -165,8 +167,9 @@ def test_damaged_database_is_refused_then_rebuilt_without_uploading_twice(
         report = json.loads(rebuilt.stdout)
         assert report["problems"] == [] and report["whole"]
         assert report["files"] == len(manifest.files)
-        # Confirmed by their receipts, copies still staged: sealed until the sink says so again.
-        assert report["confirmed"] == 0 and report["reconfirm"] == uploaded_a
+        # Confirmed by the sink's signed confirmations in the chain (a receipt alone, unsigned,
+        # would leave them sealed until the sink says so again).
+        assert report["confirmed"] == uploaded_a and report["reconfirm"] == 0
         assert report["moved_aside"] and (station.data_dir / report["moved_aside"][0]).exists()
 
         verify = station.run("verify")
@@ -264,6 +267,11 @@ def test_rebuild_keeps_purged_files_confirmed_and_resumes_an_upload_in_flight(
             sync.wait()
         in_flight = json.loads(receipt.read_text())["upload_url"]
 
+        # The killed sync's last commits are in the -wal, which may hold the database's first
+        # page too (it grew): checkpointed first, so the damage below is what a reader sees.
+        with sqlite3.connect(station.data_dir / "dockagent.db") as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
         _damage_header(station.data_dir / "dockagent.db", b"")
         assert station.run("status").returncode == REFUSED
         report = json.loads(_ok(station.run("rebuild", "--json")))
@@ -383,12 +391,18 @@ def test_rows_lost_before_their_seal_are_found_and_set_aside(
 
 def test_a_seal_the_database_lost_is_not_signed_twice(two_cameras) -> None:  # type: ignore[no-untyped-def]
     station, cams = two_cameras
-    last = rows(station.data_dir, "SELECT * FROM records ORDER BY seq DESC LIMIT 2")
-    # The newest seal undone in the database (as if its commit was lost), the head beside
-    # staging moved back with it: only the file's signed sidecar still tells.
+    newest = rows(station.data_dir, "SELECT seq FROM records WHERE kind='file' ORDER BY seq DESC")
+    last = rows(
+        station.data_dir,
+        "SELECT * FROM records WHERE seq<=? ORDER BY seq DESC LIMIT 2",
+        (newest[0]["seq"],),
+    )
+    # The newest seal undone in the database (as if its commit was lost, and with it the
+    # signed import after it), the head beside staging moved back with it: only the file's
+    # signed sidecar still tells.
     conn = sqlite3.connect(station.data_dir / "dockagent.db", isolation_level=None)
     conn.execute("DROP TRIGGER records_no_delete")
-    conn.execute("DELETE FROM records WHERE seq=?", (last[0]["seq"],))
+    conn.execute("DELETE FROM records WHERE seq>=?", (last[0]["seq"],))
     conn.execute(
         "UPDATE files SET state='staged', record_seq=NULL WHERE id=?", (last[0]["file_id"],)
     )

@@ -240,7 +240,9 @@ def _lanes(tmp_path: Path, camera: Path, count: int) -> list[Lane]:
         done = lane.cli("import", str(lane.camera))
         assert done.returncode == 0, done.stdout + done.stderr
         lane.save("upload")
-        synced = lane.cli("sync", "--once", DOCKAGENT_CONFIG=str(lane.keep_config))
+        synced = lane.cli(
+            "--foreign-config", "sync", "--once", DOCKAGENT_CONFIG=str(lane.keep_config)
+        )
         assert synced.returncode == 0, synced.stdout + synced.stderr
         lane.save("purge")
 

@@ -117,6 +117,9 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         os.chmod(base, 0o755)  # noqa: S103 - the station's users must reach what is inside
         data = base / "dockagent"
         shutil.copytree(root / "var/lib/dockagent", data)  # modes as the install made them
+        # The station's own configuration is the one it runs under here, not the install's.
+        (data / "station-config").write_text(f"{(base / 'config.toml').resolve()}\n")
+        (data / "station-config").chmod(0o600)
         for path in [data, *data.rglob("*")]:
             os.chown(path, SERVICE, SERVICE)
         config = base / "config.toml"

@@ -38,6 +38,7 @@ DOCUMENTED = {
     "var/lib/dockagent/": 0o750,
     "var/lib/dockagent/station.key": 0o600,
     "var/lib/dockagent/station.pub": 0o644,
+    "var/lib/dockagent/station-config": 0o600,
 }
 PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
            "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",
@@ -204,6 +205,7 @@ def test_uninstall_never_removes_evidence(
         "var/lib/dockagent/dockagent.db",
         "var/lib/dockagent/station.key",
         "var/lib/dockagent/station.pub",
+        "var/lib/dockagent/station-config",
     }
 
 
@@ -215,7 +217,7 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     _, root, _ = installed
     data = tmp_path / "data"
     shutil.copytree(root / "var/lib/dockagent", data)
-    assert {p.name for p in data.iterdir()} == {"station.key", "station.pub"}
+    assert {p.name for p in data.iterdir()} == {"station.key", "station.pub", "station-config"}
     env = {
         "DOCKAGENT_DATA_DIR": str(data),
         "DOCKAGENT_TEST_STATION_CLOCK": "synced",
@@ -241,7 +243,7 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     assert (status["files"], status["chain_length"], status["sessions"]) == (0, 0, [])
     assert json.loads(run("queue", "--json").stdout) == []
     # Readers made no database on the station's behalf: the first writer does.
-    assert {p.name for p in data.iterdir()} == {"station.key", "station.pub"}
+    assert {p.name for p in data.iterdir()} == {"station.key", "station.pub", "station-config"}
 
     # A technician who tries `rebuild` anyway is told there is nothing to rebuild.
     proc = run("rebuild")

@@ -268,6 +268,20 @@ def _check_file_records(
                 report.problem(problem)
 
 
+def _check_purges(
+    rows: list[dict[str, Any]], records: list[dict[str, Any]], report: Report
+) -> None:
+    """A staged copy is purged only after a sink's signed confirmation of its hash."""
+    confirmed = {
+        (rec["file_id"], json.loads(rec["body"]).get("sha256"))
+        for rec in records
+        if rec["kind"] == "confirmation"
+    }
+    for row in rows:
+        if row.get("purged_at") and (row["id"], row["sha256"]) not in confirmed:
+            report.problem(f"row {row['id']} was purged without a signed confirmation")
+
+
 def _staged_copy_good(staging: Path, row: dict[str, Any]) -> bool:
     path = staging / (row["staged_path"] or "")
     try:
@@ -380,6 +394,7 @@ def check(
     by_file_record = _check_chain(records, public, report)
     _check_file_records(by_file_record, rows, staging, check_sidecars, report)
     verified_rows = _verified_rows(rows, by_file_record, staging, report)
+    _check_purges(rows, records, report)
     sink_objects, _partial = sink if sink is not None else ([], [])
     places = _Places(
         rows=rows,

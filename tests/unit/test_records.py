@@ -380,3 +380,40 @@ def test_a_sidecar_with_any_value_in_any_field_is_a_record_or_a_value_error(
     except ValueError:
         return
     _check_never_raises(record)
+
+
+CONFIRMATION_BODY: dict[str, Any] = {
+    "v": 1,
+    "type": "confirmation",
+    "file_id": 7,
+    "sha256": "ab" * 32,
+    "size": 4096,
+    "sink_kind": "directory",
+    "sink_endpoint": "/srv/archive",
+    "sink_id": "cd" * 32,
+    "station_sink_id": "cd" * 32,
+    "station_sink_endpoint": "/srv/archive",
+    "level": "verified",
+    "sink_ref": "/srv/archive/STATION-01/2026/01/01/" + "ab" * 32 + ".mp4",
+    "digest": "ab" * 32,
+    "config": "/etc/dockagent/config.toml",
+    "at": "2026-01-01T00:00:00+00:00",
+}
+
+
+def test_a_confirmation_record_verifies_and_comes_back_from_its_sidecar_on_its_file() -> None:
+    record = signed_record("confirmation", CONFIRMATION_BODY, 7, 2, "ef" * 32, KEY, "STATION-01")
+    assert record_problems(record, KEY) == []
+    back = record_from_sidecar(sidecar_bytes(record))
+    assert back == record and back.file_id == 7 and back.kind == "confirmation"
+
+
+def test_a_confirmation_record_without_its_sink_or_on_another_file_is_named() -> None:
+    body = {k: v for k, v in CONFIRMATION_BODY.items() if k != "sink_endpoint"}
+    record = signed_record("confirmation", body, 7, 2, "ef" * 32, KEY, "STATION-01")
+    assert [p.detail for p in record_problems(record, KEY)] == ["its body lacks sink_endpoint"]
+    moved = dataclasses.replace(
+        signed_record("confirmation", CONFIRMATION_BODY, 7, 2, "ef" * 32, KEY, "STATION-01"),
+        file_id=8,
+    )
+    assert [p.kind for p in record_problems(moved, KEY)] == ["record_edited"]
