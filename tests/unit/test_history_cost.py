@@ -205,6 +205,16 @@ def test_a_truncated_database_is_refused_at_open(tmp_path: Path) -> None:
         Store.open(tmp_path, create=False)
 
 
+def _signed_confirmation(store: Store, fid: int) -> None:
+    """The chain's confirmation of the row's hash, which purge asks for (its signature is not
+    what this query looks at: agent.custody.verify checks it)."""
+    store.conn.execute(
+        "INSERT INTO records (kind, file_id, body, record_hash, prev_hash, signature, key_id, "
+        "created_at) VALUES ('confirmation', ?, ?, ?, '', 's', 'k', ?)",
+        (fid, '{"sha256": "' + "ab" * 32 + '"}', f"h{fid}", NOW),
+    )
+
+
 def test_the_purge_reads_only_rows_whose_grace_may_have_run_out(tmp_path: Path) -> None:
     """Rows confirmed on this boot less than the grace ago are not read at all; one confirmed
     longer ago, one on another boot and one from before boot stamps are."""
@@ -221,6 +231,7 @@ def test_the_purge_reads_only_rows_whose_grace_may_have_run_out(tmp_path: Path) 
         _seal(store, fid)
         store.claim_upload("w", NOW)
         store.confirm_upload(fid, "verified", "ref", NOW, clock or "", boottime or 0.0)
+        _signed_confirmation(store, fid)
         if clock is None:
             store.conn.execute(
                 "UPDATE files SET confirmed_clock=NULL, confirmed_boottime_s=NULL WHERE id=?",
