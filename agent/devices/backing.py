@@ -42,6 +42,22 @@ def backing_of(path: str) -> Backing:
     if os.major(dev) == 0:
         # Anonymous device numbers (the kernel's "unnamed" major 0) belong to no block device.
         return Backing(None, None)
+    if not _may_be_on_usb(dev):
+        return Backing(dev, None)
     from agent.devices import udev  # noqa: PLC0415 - pyudev only when a block device is asked
 
     return Backing(dev, udev.block_identity(dev))
+
+
+def _may_be_on_usb(dev: int) -> bool:
+    """Whether sysfs can place block device `dev` below a USB host controller: its
+    /sys/dev/block/MAJ:MIN link (sysfs-rules) resolves through the devices tree, where a USB
+    disk sits below a `usbN` bus directory. Read before udev is asked, because pyudev finds
+    libudev with ctypes.util.find_library, which runs `ldconfig -p`: asking about a loop device
+    or an internal disk must start no process (the agent never does). When sysfs cannot say
+    (no link), udev is asked and decides."""
+    try:
+        target = os.readlink(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    except OSError:
+        return True
+    return any(part.startswith("usb") for part in target.split("/"))
