@@ -225,15 +225,19 @@ def _confirmation_sidecar_problems(
         rel = staged.get(rec.file_id) if isinstance(rec.file_id, int) else None
         if rel is None:
             continue  # a row gone or unreadable is named with the file
-        side = staging.confirmation_path(staging_root, rel, rec.seq)
-        try:
-            content = side.read_bytes()
-        except FileNotFoundError:
-            problems.append(Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq))
-            continue
-        if content != _sidecar_of(rec):
-            problems.append(Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq))
+        problems.extend(_record_sidecar(staging.confirmation_path(staging_root, rel, rec.seq), rec))
     return problems
+
+
+def _record_sidecar(side: Path, rec: RecordRow) -> list[Problem]:
+    """A record's own sidecar (an audit action's, a confirmation's): present, and equal to it."""
+    try:
+        content = side.read_bytes()
+    except FileNotFoundError:
+        return [Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq)]
+    if content != _sidecar_of(rec):
+        return [Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq)]
+    return []
 
 
 def _truncation(noted: str | None, last: int) -> list[Problem]:
@@ -352,14 +356,7 @@ def check_staging_chain(staging_root: Path, store: Store) -> list[Problem]:
 def _audit_sidecar_problems(staging_root: Path, store: Store) -> list[Problem]:
     problems: list[Problem] = []
     for rec in store.records("audit"):
-        side = staging.audit_sidecar_path(staging_root, rec.seq)
-        try:
-            content = side.read_bytes()
-        except FileNotFoundError:
-            problems.append(Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq))
-            continue
-        if content != _sidecar_of(rec):
-            problems.append(Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq))
+        problems.extend(_record_sidecar(staging.audit_sidecar_path(staging_root, rec.seq), rec))
     return problems
 
 
