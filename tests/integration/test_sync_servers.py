@@ -2,7 +2,8 @@
 
 resumable-upload (PyPI; sha256 per-chunk checksums) and @tus/server (npm; Repr-Digest from its
 upload-finished hook): every file must arrive byte-identical, with the metadata and the signed
-custody record of upload-protocol.md, confirmed at the highest level the server supports.
+custody record of upload-protocol.md, confirmed at the highest level the server supports, also
+when parallel workers send many files of one content (one upload each) at the same time.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import base64
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -203,3 +207,63 @@ class _Progress:
 
     def forget(self) -> None:
         self.forgotten += 1
+
+
+@pytest.mark.parametrize("name", sorted(SERVERS))
+def test_files_of_identical_content_uploaded_in_parallel_all_arrive_and_are_confirmed(
+    station: Station, tmp_path: Path, name: str
+) -> None:
+    # Every recording marked important has an empty .IMP marker, and here every video holds the
+    # same bytes too: dozens of files with one hash each, which four workers upload at once,
+    # each its own tus upload of the same length and metadata sha256.
+    spec = CameraSpec(serial="SAME02", days=2, files_per_day=30, file_size=4096, important_every=1)
+    manifest = write_camera(spec, tmp_path / "cam")
+    same = os.urandom(4096)
+    expected: dict[bytes, str] = {}
+    for entry in manifest.entries:
+        if entry.rel_path.endswith(b".MP4"):
+            (tmp_path / "cam" / os.fsdecode(entry.rel_path)).write_bytes(same)
+            expected[entry.rel_path] = hashlib.sha256(same).hexdigest()
+        else:
+            expected[entry.rel_path] = entry.sha256
+    shared = {sha: n for sha, n in Counter(expected.values()).items() if n > 1}
+    assert shared.get(hashlib.sha256(b"").hexdigest(), 0) >= 60
+    assert shared.get(hashlib.sha256(same).hexdigest(), 0) >= 20
+    with SERVERS[name](tmp_path / "server") as server:
+        station.configure(
+            sync_config(server.endpoint, confirm_level=server.highest_level, max_parallel_uploads=4)
+        )
+        proc = station.run("import", str(tmp_path / "cam"))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        proc = station.run("sync", "--once", "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr + server.log()
+        held = rows(station.data_dir)
+        assert len(held) == len(expected)
+        assert {r["state"] for r in held} == {"confirmed"}, [
+            (r["camera_name"], r["state"], r["reason"]) for r in held if r["state"] != "confirmed"
+        ]
+        assert _in_flight_together(held, shared), "no two files of one hash were sent at once"
+        # One upload per file on the server, none shared and none left over: the data files
+        # of the store (each upload's sidecars have a suffix) are exactly the rows' uploads.
+        stored = {server.stored_path(str(r["sink_ref"])).name for r in held}
+        assert len(stored) == len(held)
+        assert {p.name for p in server.store_dir.iterdir() if "." not in p.name} == stored
+        for row in held:
+            assert row["confirm_level"] == server.highest_level
+            assert expected[bytes(row["camera_path"])] == row["sha256"]
+            assert server.stored_sha256(str(row["sink_ref"])) == row["sha256"]
+        verify = station.run("verify")
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _in_flight_together(held: list[dict[str, Any]], shared: dict[str, int]) -> bool:
+    """Whether two files of one hash were between claim and confirmation at the same time."""
+    for sha in shared:
+        spans = sorted(
+            (str(r["upload_started_at"]), str(r["confirmed_at"]))
+            for r in held
+            if r["sha256"] == sha
+        )
+        if any(later[0] < earlier[1] for earlier, later in pairwise(spans)):
+            return True
+    return False
