@@ -238,7 +238,7 @@ def test_files_of_identical_content_uploaded_in_parallel_all_arrive_and_are_conf
         proc = station.run("sync", "--once", "--json")
         assert proc.returncode == 0, proc.stdout + proc.stderr + server.log()
         held = rows(station.data_dir)
-        assert len(held) == len(expected)
+        assert len(json.loads(proc.stdout)["confirmed"]) == len(held) == len(expected)
         assert {r["state"] for r in held} == {"confirmed"}, [
             (r["camera_name"], r["state"], r["reason"]) for r in held if r["state"] != "confirmed"
         ]
