@@ -96,18 +96,6 @@ def write(root_fd: int, binding: Binding) -> None:
     planted there is refused), fsync'ed, then renamed over NAME and the root fsync'ed, so a
     power cut leaves no binding or a whole one, never a torn one that would refuse the camera
     at its next dock. OSError as the volume gives it (EROFS when mounted read-only)."""
-    fd = os.open(
-        PARTIAL_NAME,
-        os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-        0o644,
-        dir_fd=root_fd,
-    )
-    try:
-        view = memoryview(binding.render())
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    volume.write_synced(root_fd, PARTIAL_NAME, binding.render())
     os.rename(PARTIAL_NAME, NAME, src_dir_fd=root_fd, dst_dir_fd=root_fd)
     os.fsync(root_fd)

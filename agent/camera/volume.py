@@ -3,7 +3,8 @@
 Every path on a camera is hostile: each component is opened relative to its parent's
 descriptor with O_NOFOLLOW, so no symbolic link, `..` or mount trick can lead outside the
 volume, and files are opened O_NONBLOCK so a FIFO cannot hang the agent (open(2)).
-This module reads; the only write it offers is unlink() for wiping, and it decides nothing.
+This module reads; the only writes it offers are unlink() for wiping and write_synced() for
+the station's own small files on a camera (TIME.TXT, the binding), and it decides nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class UnsafePathError(OSError):
@@ -52,6 +54,20 @@ def open_parent(root_fd: int, rel: bytes) -> tuple[int, bytes]:
         os.close(fd)
         raise
     return fd, parts[-1]
+
+
+def write_synced(dir_fd: int, name: str | bytes, data: bytes) -> None:
+    """Write `data` as `name` in the directory `dir_fd` and fsync it (O_NOFOLLOW: a link
+    planted under that name is refused; O_NONBLOCK: a FIFO cannot hang the agent). The caller
+    syncs the directory, or renames first. OSError as the volume gives it (EROFS when read-only)."""
+    fd = os.open(name, WRITE_FLAGS, 0o644, dir_fd=dir_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def open_file(root_fd: int, rel: bytes) -> int:

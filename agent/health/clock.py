@@ -286,19 +286,7 @@ def write_time_file(root_fd: int, rel: bytes, data: bytes) -> None:
     """
     parent, name = volume.open_parent(root_fd, rel)
     try:
-        fd = os.open(
-            name,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-            0o644,
-            dir_fd=parent,
-        )
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        volume.write_synced(parent, name, data)
         os.fsync(parent)
     finally:
         os.close(parent)
