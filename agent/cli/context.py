@@ -15,6 +15,7 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from agent.core import config as config_mod
 from agent.core import durable, log
@@ -61,23 +62,26 @@ def custody_config(args: argparse.Namespace) -> tuple[Config, str | None]:
     return cfg, station
 
 
+def sign_custody_action(ctx: Context, action: str, details: dict[str, Any]) -> None:
+    """Sign a technician action of a custody command into the chain, naming the configuration
+    the command ran under beside `details` (agent.custody.audit adds the operator)."""
+    details = {**details, "config": station_config.source_of(ctx.config)}
+    audit.record_action(ctx.store, ctx.key, ctx.config.station_id, action, details, utc_now())
+
+
 def note_foreign(ctx: Context, station: str | None, command: str) -> None:
     """A custody command run under another configuration than the station's, signed into the
     chain before it moves anything (the operator, both configurations, the sink it names)."""
     if station is None:
         return
-    audit.record_action(
-        ctx.store,
-        ctx.key,
-        ctx.config.station_id,
+    sign_custody_action(
+        ctx,
         "config.overridden",
         {
             "command": command,
-            "config": station_config.source_of(ctx.config),
             "station_config": station,
             "sink": station_config.sink_of(ctx.config).described(),
         },
-        utc_now(),
     )
 
 

@@ -19,11 +19,8 @@ from agent.camera import profile
 from agent.cli import context
 from agent.cli.devices import enroll, record_refusal
 from agent.cli.output import emit_json
-from agent.core.config import station as station_config
 from agent.core.errors import EXIT_INCOMPLETE, CameraRefused
 from agent.core.model import DeviceInfo, ImportSummary, display_name
-from agent.core.wallclock import utc_now
-from agent.custody import audit
 from agent.devices.backing import backing_of
 from agent.ingest import policy
 from agent.ingest.session import Importer
@@ -49,11 +46,8 @@ def _audit_import(ctx: context.Context, path: str, summary: ImportSummary) -> No
     wiped = int(str(summary.wipe.get("wiped", 0)))
     if not wiped:
         return
-    cfg = ctx.config
-    audit.record_action(
-        ctx.store,
-        ctx.key,
-        cfg.station_id,
+    context.sign_custody_action(
+        ctx,
         "camera.imported",
         {
             "path": display_name(path),
@@ -62,9 +56,7 @@ def _audit_import(ctx: context.Context, path: str, summary: ImportSummary) -> No
             "sealed": summary.files_sealed,
             "wipe": str(summary.wipe.get("state", "")),
             "wiped": wiped,
-            "config": station_config.source_of(cfg),
         },
-        utc_now(),
     )
 
 

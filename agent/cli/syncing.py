@@ -82,20 +82,15 @@ def _audit_sync(ctx: context.Context, report: SyncReport) -> None:
     action: signed, naming the operator, the configuration and the sink."""
     if not (report.confirmed or report.held or report.purged):
         return
-    cfg = ctx.config
-    audit.record_action(
-        ctx.store,
-        ctx.key,
-        cfg.station_id,
+    context.sign_custody_action(
+        ctx,
         "sync.ran",
         {
-            "config": station_config.source_of(cfg),
-            "sink": station_config.sink_of(cfg).described(),
+            "sink": station_config.sink_of(ctx.config).described(),
             "confirmed": audit.file_ids(int(item["file_id"]) for item in report.confirmed),
             "held": audit.file_ids(int(item["file_id"]) for item in report.held),
             "purged": report.purged,
         },
-        utc_now(),
     )
 
 
