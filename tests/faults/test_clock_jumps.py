@@ -284,6 +284,13 @@ def test_a_step_back_does_not_stall_retries(
         proxy.clear()
         healed_at = time.time()
         wait_until(lambda: _all_confirmed(station, "JMPC01", expected), 3 + LATE_SLACK_S + 2, "C")
+        # The pool writes (and fsyncs) a file's receipt before it logs upload.confirmed, so the
+        # rows can say confirmed a moment before the last line is in the log.
+        wait_until(
+            lambda: {e["file_id"] for e in _events(daemon, "upload.confirmed", healed_at)} >= ids,
+            5,
+            "every confirmation logged",
+        )
         confirmed = _events(daemon, "upload.confirmed", healed_at)
         assert {e["file_id"] for e in confirmed} == ids
         assert max(_when(e) for e in confirmed) - healed_at < 3 + LATE_SLACK_S
