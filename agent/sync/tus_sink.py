@@ -50,6 +50,7 @@ from agent.sync.schedule import (
 from agent.sync.sink import Confirmation, Progress, level_rank
 from agent.sync.throttle import Throttle
 from agent.sync.tus_client import MIN_RATE, READ_PIECE, ServerCaps, TusClient, UploadStatus
+from agent.sync.tus_metadata import upload_metadata
 
 _log = log.get(__name__)
 
@@ -349,7 +350,7 @@ class TusSink:
         return None
 
     def _create(self, run: _Attempt) -> str:
-        url, expires = self.client.create(run.job.size, run.job.metadata)
+        url, expires = self.client.create(run.job.size, upload_metadata(run.job.metadata))
         run.state.begin(url)
         run.progress.url(url, expires)
         return url
