@@ -1,4 +1,4 @@
-"""The Upload-Metadata a tus server is sent: the station's keys plus those the reference clients send.
+"""The Upload-Metadata a tus server is sent: the station's keys and the reference clients' keys.
 
 tus-js-client, Uppy and tus-py-client send `filename` (the file's base name) and `filetype`
 (its MIME type), and servers rely on them: tuspyserver's HEAD answers 400 for an upload without

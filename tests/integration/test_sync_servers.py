@@ -118,7 +118,9 @@ def _check_metadata(station: Station, server: TusServer, held: list[dict[str, ob
         assert meta["retention_class"] == (body.get("retention_class") or "standard")
         name = str(row["camera_name"]).rsplit("/", 1)[-1]
         assert meta["filename"] == name
-        assert meta["filetype"] == FILETYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+        assert meta["filetype"] == FILETYPES.get(
+            name.rsplit(".", 1)[-1], "application/octet-stream"
+        )
         assert meta["ingested_at"].endswith("+00:00")
         if row["recorded_start"]:  # RFC 3339 with an offset
             assert datetime.fromisoformat(meta["recorded_start"]).utcoffset() is not None
