@@ -3,8 +3,10 @@
 Creates the upload (or resumes the stored one after a HEAD), PATCHes it chunk by chunk, and
 confirms it at the strongest level the server proves: `verified` by a Repr-Digest the server
 computed (sha-512: we never send one), `checksummed` when every chunk carried an
-Upload-Checksum, else `complete` (confirmation_level says what each proves). Each turn of the
-machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
+Upload-Checksum, else `complete` (confirmation_level says what each proves); a HEAD that fails
+after the server acknowledged the last byte takes nothing away (acknowledged_head_failed). The
+upload carries the reference clients' metadata keys too (agent.sync.tus_metadata). Each turn of
+the machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
 transitions (TusState, next_move, resumable, confirmation_level) are kept apart from the
 steps that talk to the server, so they can be checked without one. Failures that pass in
 seconds are retried within the attempt (agent.sync.schedule, on classify's word). HTTP is
