@@ -218,7 +218,9 @@ def acknowledged_head_failed(
     upload: confirmed at the acknowledged level when that is enough, else asked again after
     the pool's backoff (bounded by retry_max_delay_s), never held for it.
     """
-    level = confirmation_level(False, state.checksummed, server_checksums)
+    # A sha-512 the final PATCH answered already is proof (checked against ours on confirming).
+    proof = PROOF_DIGEST in state.digest_seen
+    level = confirmation_level(proof, state.checksummed, server_checksums)
     return level, level_rank(level) >= level_rank(wanted)
 
 

@@ -199,6 +199,9 @@ def test_a_failed_head_after_the_acknowledgement_leaves_its_level(
     state = TusState(url="u", offset=SIZE, checksummed=checksummed, need_head=True)
     state.acknowledged = True
     assert acknowledged_head_failed(state, server_checksums, wanted) == (level, enough)
+    # The final PATCH answered the server's own sha-512: that proof stands without the HEAD.
+    state.digest_seen = {"sha-512": b"d"}
+    assert acknowledged_head_failed(state, server_checksums, wanted) == ("verified", True)
 
 
 def test_the_directory_sink_does_not_load_the_http_client() -> None:
