@@ -3,8 +3,10 @@
 Creates the upload (or resumes the stored one after a HEAD), PATCHes it chunk by chunk, and
 confirms it at the strongest level the server proves: `verified` by a Repr-Digest the server
 computed (sha-512: we never send one), `checksummed` when every chunk carried an
-Upload-Checksum, else `complete` (confirmation_level says what each proves). Each turn of the
-machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
+Upload-Checksum, else `complete` (confirmation_level says what each proves); a HEAD that fails
+after the server acknowledged the last byte takes nothing away (acknowledged_head_failed). The
+upload carries the reference clients' metadata keys too (agent.sync.tus_metadata). Each turn of
+the machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
 transitions (TusState, next_move, resumable, confirmation_level) are kept apart from the
 steps that talk to the server, so they can be checked without one. Failures that pass in
 seconds are retried within the attempt (agent.sync.schedule, on classify's word). HTTP is
@@ -34,6 +36,7 @@ from agent.core.errors import (
     UploadConflict,
     UploadGone,
     UploadMismatch,
+    UploadRefused,
     UploadRetryable,
     UploadUnconfirmable,
     classify,
@@ -50,6 +53,7 @@ from agent.sync.schedule import (
 from agent.sync.sink import Confirmation, Progress, level_rank
 from agent.sync.throttle import Throttle
 from agent.sync.tus_client import MIN_RATE, READ_PIECE, ServerCaps, TusClient, UploadStatus
+from agent.sync.tus_metadata import upload_metadata
 
 _log = log.get(__name__)
 
@@ -97,12 +101,17 @@ class TusState:
     # How far our PATCHes (with their checksums) can have reached: beyond it the server holds
     # bytes it never had from us, or says so.
     sent_upto: int = 0
+    # The server said it holds every byte: a PATCH or HEAD answer of offset = length (for an
+    # empty file its creation: tus 1.0 zero-length uploads are complete when created), in this
+    # attempt or stored on the row by an earlier one. From then on a HEAD can only add proof
+    # (acknowledged_head_failed): its failure takes nothing away.
+    acknowledged: bool = False
 
     def begin(self, url: str | None) -> None:
         """A new upload at `url` (None: none yet, after a restart): the server holds nothing."""
         self.url, self.offset, self.checksummed = url, 0, True
         self.need_head, self.digest_seen, self.final_checked = False, {}, False
-        self.sent_upto = 0
+        self.sent_upto, self.acknowledged = 0, False
 
     def synced(self, status: UploadStatus) -> None:
         """A HEAD answered: continue from where the server is. An offset beyond what we can
@@ -144,6 +153,8 @@ def starting_state(job: UploadJob, now: str, in_flight: int = 0) -> tuple[TusSta
         checksummed=job.resume_checksummed if url else True,
         need_head=url is not None,
         sent_upto=job.resume_offset + in_flight if url else 0,
+        # The row stores only offsets the server answered (and, for an empty file, its creation).
+        acknowledged=bool(url) and job.resume_offset == job.size,
     )
     return state, expired
 
@@ -189,6 +200,28 @@ def confirmation_level(digest_matched: bool, checksummed: bool, server_checksums
     if checksummed and server_checksums:
         return "checksummed"
     return "complete"
+
+
+def acknowledged_head_failed(
+    state: TusState, server_checksums: bool, wanted: str
+) -> tuple[str, bool]:
+    """A HEAD failed (refused, gone, 5xx, lost) after the server acknowledged every byte: the
+    level the acknowledgement proves, and whether it reaches `wanted`.
+
+    What each answer proves (upload-protocol.md "Confirmation levels"): a PATCH answered 204
+    with Upload-Offset = length proves `complete` (the server's word that it holds every byte),
+    `checksummed` when every chunk went under an advertised sha256 Upload-Checksum; only a
+    Repr-Digest sha-512 proves `verified`, and the HEAD of a finished upload is asked for
+    nothing else. So a refused HEAD says nothing against the acknowledgement: servers answer it
+    with 404 once the finished upload has moved to its final place, 500 when the move took their
+    bookkeeping along, 400 when the metadata lacks a key they want. It is no refusal of the
+    upload: confirmed at the acknowledged level when that is enough, else asked again after
+    the pool's backoff (bounded by retry_max_delay_s), never held for it.
+    """
+    # A sha-512 the final PATCH answered already is proof (checked against ours on confirming).
+    proof = PROOF_DIGEST in state.digest_seen
+    level = confirmation_level(proof, state.checksummed, server_checksums)
+    return level, level_rank(level) >= level_rank(wanted)
 
 
 def _catch_up_hash(state: TusState, fd: int, upto: int) -> None:
@@ -349,17 +382,25 @@ class TusSink:
         return None
 
     def _create(self, run: _Attempt) -> str:
-        url, expires = self.client.create(run.job.size, run.job.metadata)
+        url, expires = self.client.create(run.job.size, upload_metadata(run.job.metadata))
         run.state.begin(url)
+        run.state.acknowledged = run.job.size == 0
         run.progress.url(url, expires)
         return url
 
     def _head(self, run: _Attempt, url: str) -> bool:
         """Ask the server where the upload is; False when it had to be started anew."""
         state, size = run.state, run.job.size
+        # A URL of another origin is refused before anything else, acknowledged or not.
+        self.client.check_origin(url)
         try:
             status = self.client.head(url)
-        except UploadGone as exc:
+        except (UploadRetryable, UploadRefused) as exc:
+            if state.acknowledged:
+                self._head_failed_after_ack(run, exc)
+                return True
+            if not isinstance(exc, UploadGone):
+                raise
             self._restart(run, describe(exc))
             return False
         if not resumable(status, size):
@@ -368,8 +409,32 @@ class TusSink:
         if status.offset != state.offset:
             run.log.info("upload.resumed", offset=status.offset, stored_offset=state.offset)
         state.synced(status)
+        state.acknowledged = state.offset == size
         run.progress.offset(state.offset, state.checksummed)
         return True
+
+    def _head_failed_after_ack(self, run: _Attempt, exc: UploadRetryable | UploadRefused) -> None:
+        """After the server acknowledged every byte a failed HEAD only withholds more proof
+        (acknowledged_head_failed): confirm with what the acknowledgement proves, or, when the
+        configured level needs more, let the file wait for the pool's backoff."""
+        state, wanted = run.state, self.sync.confirm_level
+        level, enough = acknowledged_head_failed(state, run.caps.sha256_checksums, wanted)
+        run.log.warning(
+            "upload.head_failed", reason=describe(exc), acknowledged_level=level, wanted=wanted
+        )
+        if enough:
+            state.need_head, state.final_checked = False, True
+            return
+        if isinstance(exc, UploadRetryable) and not isinstance(exc, (UploadGone, UploadConflict)):
+            raise exc  # passing (5xx, lost, garbled): short retries, then the pool's backoff
+        later = UploadRetryable(
+            server=self.client.server,
+            problem=f"{exc.fields.get('problem', describe(exc))} after the server acknowledged "
+            f"every byte (only {level}; confirm_level {wanted} needs its Repr-Digest "
+            f"{PROOF_DIGEST}), asked again later",
+        )
+        later.short_retry = False  # the same answer within seconds; the pool's backoff instead
+        raise later
 
     def _patch(self, run: _Attempt, url: str) -> None:
         state = run.state
@@ -386,6 +451,7 @@ class TusSink:
             self._restart(run, describe(exc))
             return
         if state.patched(answer, length, hashed, run.caps.sha256_checksums):
+            state.acknowledged = state.offset == run.job.size
             run.progress.offset(state.offset, state.checksummed)
 
     @staticmethod

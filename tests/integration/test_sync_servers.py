@@ -1,9 +1,11 @@
-"""`dockagent sync --once` against two independent, real tus servers on loopback.
+"""`dockagent sync --once` against three independent, real tus servers on loopback.
 
-resumable-upload (PyPI; sha256 per-chunk checksums) and @tus/server (npm; Repr-Digest from its
-upload-finished hook): every file must arrive byte-identical, with the metadata and the signed
-custody record of upload-protocol.md, confirmed at the highest level the server supports, also
-when parallel workers send many files of one content (one upload each) at the same time.
+resumable-upload (PyPI; sha256 per-chunk checksums), @tus/server (npm; Repr-Digest from its
+upload-finished hook) and tuspyserver (PyPI; neither, and a HEAD that refuses an upload without
+the `filename` and `filetype` metadata of the reference clients): every file must arrive
+byte-identical, with the metadata and the signed custody record of upload-protocol.md, confirmed
+at the highest level the server supports, also when parallel workers send many files of one
+content (one upload each) at the same time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tests.support.tus_servers import (
     resumable_upload_server,
     sync_config,
     tus_node_server,
+    tuspyserver_server,
 )
 
 MIB = 1 << 20
@@ -52,6 +55,17 @@ SERVERS: dict[str, Callable[[Path], AbstractContextManager[TusServer]]] = {
     "resumable-upload": resumable_upload_server,
     "tus-node": tus_node_server,
 }
+# The first test runs against every server; the costlier ones against the first two.
+EVERY_SERVER = {**SERVERS, "tuspyserver": tuspyserver_server}
+# `filetype` (the reference tus clients' key) by the camera file's extension.
+FILETYPES = {
+    "MP4": "video/mp4",
+    "WAV": "audio/wav",
+    "JPG": "image/jpeg",
+    "TXT": "text/plain",
+    "LOG": "text/plain",
+    "CSV": "text/csv",
+}
 
 
 def _import(station: Station, tmp_path: Path) -> dict[bytes, str]:
@@ -61,11 +75,11 @@ def _import(station: Station, tmp_path: Path) -> dict[bytes, str]:
     return {e.rel_path: e.sha256 for e in manifest.entries}
 
 
-@pytest.mark.parametrize("name", sorted(SERVERS))
+@pytest.mark.parametrize("name", sorted(EVERY_SERVER))
 def test_every_file_arrives_identical_and_confirmed_at_the_highest_level(
     station: Station, tmp_path: Path, name: str
 ) -> None:
-    with SERVERS[name](tmp_path / "server") as server:
+    with EVERY_SERVER[name](tmp_path / "server") as server:
         station.configure(
             sync_config(server.endpoint, confirm_level=server.highest_level, chunk_bytes=4 * MIB)
         )
@@ -83,7 +97,7 @@ def test_every_file_arrives_identical_and_confirmed_at_the_highest_level(
             assert row["upload_offset"] == row["size"]
         big = max(held, key=lambda r: r["size"])
         assert big["size"] > 2 * 4 * MIB  # went in several PATCHes
-        if name == "tus-node":
+        if name in ("tus-node", "tuspyserver"):
             _check_metadata(station, server, held)
 
 
@@ -102,7 +116,11 @@ def _check_metadata(station: Station, server: TusServer, held: list[dict[str, ob
         drift = body.get("clock_drift_s")
         assert meta["camera_clock_offset_s"] == ("0" if drift is None else str(drift))
         assert meta["retention_class"] == (body.get("retention_class") or "standard")
-        assert meta["filename"] == str(row["camera_name"]).rsplit("/", 1)[-1]
+        name = str(row["camera_name"]).rsplit("/", 1)[-1]
+        assert meta["filename"] == name
+        assert meta["filetype"] == FILETYPES.get(
+            name.rsplit(".", 1)[-1], "application/octet-stream"
+        )
         assert meta["ingested_at"].endswith("+00:00")
         if row["recorded_start"]:  # RFC 3339 with an offset
             assert datetime.fromisoformat(meta["recorded_start"]).utcoffset() is not None

@@ -1,9 +1,11 @@
-"""Two independent, real tus 1.0 servers on loopback, started (and installed if need be) by tests.
+"""Three independent, real tus 1.0 servers on loopback, started (and installed if need be) by tests.
 
 `resumable-upload` (PyPI, pinned in pyproject's dev extras) runs with sha256 checksums enabled;
 `@tus/server` + `@tus/file-store` (npm, pinned in tests/support/tus-node/package-lock.json) runs
-with an upload-finished hook answering RFC 9530 Repr-Digest. Both bind 127.0.0.1 only and are
-stopped by their context managers. Written apart from agent/: nothing here imports the agent.
+with an upload-finished hook answering RFC 9530 Repr-Digest; `tuspyserver` (PyPI, a FastAPI
+router, pinned in the dev extras with uvicorn) runs as its documentation deploys it, offering
+neither checksums nor Repr-Digest. All bind 127.0.0.1 only and are stopped by their context
+managers. Written apart from agent/: nothing here imports the agent.
 """
 
 from __future__ import annotations
@@ -41,10 +43,14 @@ class TusServer:
     log_path: Path
     # The highest confirmation level this server lets a client reach (upload-protocol.md).
     highest_level: str
+    # The creation URL's path, and the suffix of the file beside each upload that keeps its
+    # metadata (JSON with a "metadata" object), as each server lays them out.
+    path: str = "/files"
+    info_suffix: str = ".json"
 
     @property
     def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/files"
+        return f"http://{LOOPBACK}:{self.port}{self.path}"
 
     def stored_path(self, upload_url: str) -> Path:
         return self.store_dir / upload_url.rstrip("/").rsplit("/", 1)[-1]
@@ -54,7 +60,8 @@ class TusServer:
 
     def stored_metadata(self, upload_url: str) -> dict[str, Any]:
         """Upload-Metadata as the server recorded it (decoded), where the store keeps it."""
-        info = self.stored_path(upload_url).with_name(self.stored_path(upload_url).name + ".json")
+        stored = self.stored_path(upload_url)
+        info = stored.with_name(stored.name + self.info_suffix)
         return dict(json.loads(info.read_text())["metadata"])
 
     def log(self) -> str:
@@ -77,7 +84,13 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log_path: Path) ->
 
 @contextmanager
 def _running(
-    cmd: list[str], name: str, root: Path, level: str, cwd: Path, port: int | None = None
+    cmd: list[str],
+    name: str,
+    root: Path,
+    level: str,
+    cwd: Path,
+    port: int | None = None,
+    **layout: str,
 ) -> Iterator[TusServer]:
     root.mkdir(parents=True, exist_ok=True)
     store = root / "uploads"
@@ -95,7 +108,7 @@ def _running(
         )
     try:
         _wait_listening(proc, port, log_path)
-        yield TusServer(name, port, store, proc, log_path, level)
+        yield TusServer(name, port, store, proc, log_path, level, **layout)
     finally:
         proc.terminate()
         try:
@@ -164,6 +177,25 @@ def tus_node_server(root: Path, port: int | None = None) -> Iterator[TusServer]:
         raise RuntimeError("node is missing: install Node.js >= 20.19")
     cmd = [node, str(NODE_DIR / "server.js"), "--port", "{port}", "--dir", "{store}"]
     with _running(cmd, "@tus/server", root, "verified", NODE_DIR, port) as server:
+        yield server
+
+
+@contextmanager
+def tuspyserver_server(root: Path) -> Iterator[TusServer]:
+    """tuspyserver's FastAPI router under uvicorn (tests/support/tuspyserver_app.py): no
+    checksums, no Repr-Digest, so level `complete`. Its creation URL ends in a slash (OPTIONS
+    is routed at `/files/` only); each upload's metadata is kept in `<id>.info`."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve().parent / "tuspyserver_app.py"),
+        "--port",
+        "{port}",
+        "--dir",
+        "{store}",
+    ]
+    with _running(
+        cmd, "tuspyserver", root, "complete", root, path="/files/", info_suffix=".info"
+    ) as server:
         yield server
 
 

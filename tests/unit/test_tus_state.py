@@ -19,6 +19,7 @@ from agent.sync.tus_sink import (
     Move,
     TusSink,
     TusState,
+    acknowledged_head_failed,
     confirmation_level,
     next_move,
     resumable,
@@ -168,6 +169,39 @@ def test_the_level_is_what_the_server_proved(
     digest: bool, checksummed: bool, server_checksums: bool, level: str
 ) -> None:
     assert confirmation_level(digest, checksummed, server_checksums) == level
+
+
+def test_only_an_answered_offset_of_the_whole_length_counts_as_acknowledged() -> None:
+    now = "2026-03-02T00:00:00+00:00"
+    done = _job(resume_url="http://tus/files/a", resume_offset=SIZE)
+    part = _job(resume_url="http://tus/files/a", resume_offset=4096)
+    assert starting_state(done, now)[0].acknowledged
+    assert not starting_state(part, now)[0].acknowledged
+    assert not starting_state(_job(resume_offset=SIZE), now)[0].acknowledged  # no upload
+    state = starting_state(done, now)[0]
+    state.begin("http://tus/files/b")  # a new upload holds nothing yet
+    assert not state.acknowledged
+
+
+@pytest.mark.parametrize(
+    ("checksummed", "server_checksums", "wanted", "level", "enough"),
+    [
+        (True, True, "checksummed", "checksummed", True),
+        (True, True, "complete", "checksummed", True),
+        (False, False, "complete", "complete", True),
+        (True, True, "verified", "checksummed", False),  # only a Repr-Digest proves that
+        (False, True, "checksummed", "complete", False),  # a chunk went without a checksum
+    ],
+)
+def test_a_failed_head_after_the_acknowledgement_leaves_its_level(
+    checksummed: bool, server_checksums: bool, wanted: str, level: str, enough: bool
+) -> None:
+    state = TusState(url="u", offset=SIZE, checksummed=checksummed, need_head=True)
+    state.acknowledged = True
+    assert acknowledged_head_failed(state, server_checksums, wanted) == (level, enough)
+    # The final PATCH answered the server's own sha-512: that proof stands without the HEAD.
+    state.digest_seen = {"sha-512": b"d"}
+    assert acknowledged_head_failed(state, server_checksums, wanted) == ("verified", True)
 
 
 def test_the_directory_sink_does_not_load_the_http_client() -> None:
