@@ -218,6 +218,19 @@ def check(command: str, device: str, outcome: Outcome, wanted: int, timeout_s: f
     return wanted - outcome.resid
 
 
+def read_answer(
+    command: str, device: str, outcome: Outcome, data: bytes, timeout_s: float
+) -> bytes:
+    """The answer of a read of len(`data`) bytes when the device sent all of them; a short
+    transfer (resid > 0) is an error, never a shorter answer. Pure."""
+    got = check(command, device, outcome, len(data), timeout_s)
+    if got != len(data):
+        raise DeviceCommandFailed(
+            command=command, device=device, problem=f"short answer: {got} of {len(data)} bytes"
+        )
+    return data
+
+
 def _problem(outcome: Outcome, timeout_s: float) -> tuple[str, bool]:
     """("", _) when the command succeeded, else (reason, retryable)."""
     if outcome.host_status == DID_TIME_OUT or outcome.driver_status & 0x0F == DRIVER_TIMEOUT:
@@ -294,14 +307,7 @@ class SgDevice:
     def _read_once(self, command: str, cdb: bytes, length: int) -> bytes:
         buffer = ctypes.create_string_buffer(max(length, 1))
         outcome = self._command(command, cdb, SG_DXFER_FROM_DEV, buffer, length)
-        got = check(command, self.path, outcome, length, self.timeout_s)
-        if got != length:
-            raise DeviceCommandFailed(
-                command=command,
-                device=self.path,
-                problem=f"short answer: {got} of {length} bytes",
-            )
-        return buffer.raw[:length]
+        return read_answer(command, self.path, outcome, buffer.raw[:length], self.timeout_s)
 
     def write(self, command: str, cdb: bytes, data: bytes = b"") -> None:
         """Send `cdb` with `data`: never repeated (see the module's docstring)."""
