@@ -280,8 +280,12 @@ class SgDevice:
         self.timeout_s = timeout_s
         # sg(4): O_RDWR because vendor commands are not in the kernel's read-only command
         # filter (and need CAP_SYS_RAWIO besides); O_NONBLOCK so that open(2) returns EBUSY
-        # rather than waiting while another process holds the device with O_EXCL.
-        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        # rather than waiting while another process holds the device with O_EXCL. The path
+        # is /dev/ + a name of the sgN form taken from sysfs (sg_node_of), made by devtmpfs.
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _os_error("open", path, exc) from exc
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -1,0 +1,141 @@
+"""Opening a docked `ums-unlock` camera: its sg node, its dialect, its identity checked, its clock.
+
+The daemon (agent.runtime.daemon) calls unlock_camera() in the dock's worker, before any volume
+exists: it finds the SCSI generic node below the docked USB device (sysfs), checks INQUIRY
+against the profile, runs the profile's dialect (agent.devices.dialects) with a clock plan made
+only from a synchronised station (agent.health.clock), and accepts the device record only when
+it names the USB serial and agrees with the enrolment. Everything it finds is returned as data
+(an UnlockRecord) or raised as UnlockRefused with the reason; the password is never logged and
+nothing on the camera is read as a file here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfoNotFoundError
+
+from agent.camera.methods import UnlockSpec
+from agent.camera.profile import Profile
+from agent.core import log
+from agent.core.errors import UnlockRefused
+from agent.devices import dialects, scsi
+from agent.devices.dialects import ClockPlan, DeviceRecord, UnlockRecord
+from agent.devices.events import DeviceIdentity
+from agent.health import clock
+from agent.store.devices import DeviceRow
+
+_log = log.get(__name__)
+
+# Opens the command channel of an sg node; the daemon's is the real SG_IO device.
+Opener = Callable[[str, float], scsi.SgDevice]
+
+
+def clock_plan(
+    profile: Profile, camera_timezone: str, station: clock.StationClock, now: datetime
+) -> ClockPlan:
+    """The camera wall time to send (the station's time in the camera's zone), or why none is:
+    a camera is never set from an unsynchronised station, nor when its profile sets the clock
+    another way. `now` is an aware instant."""
+    spec = getattr(profile, "clock", None)  # Profile.clock arrives with profile format v2
+    method = getattr(spec, "method", "scsi")
+    if method != "scsi":
+        return ClockPlan(None, f"the profile sets the clock by {method}")
+    state = station.read()
+    if not state.synchronised:
+        return ClockPlan(None, f"station clock {state.describe()}: a camera is never set from it")
+    try:
+        zone = clock.camera_zone(camera_timezone, profile.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        return ClockPlan(None, f"the camera's time zone is unknown ({exc})")
+    return ClockPlan(clock.to_wall(now, zone).replace(tzinfo=None))
+
+
+def identity_check(
+    usb_serial: str,
+    profile: Profile,
+    enrolled: Mapping[str, DeviceRow],
+    require_enrollment: bool,
+    where: str,
+) -> Callable[[DeviceRecord], None]:
+    """The check a device record must pass before anything is written to the camera: it names
+    the USB serial the hardware reports, and the enrolment of that serial (when there is one)
+    names the same profile and the same badge."""
+
+    def accept(record: DeviceRecord) -> None:
+        if record.serial != usb_serial:
+            raise UnlockRefused(
+                path=where,
+                problem=f"its device record names serial {record.serial}, "
+                f"the USB serial is {usb_serial}",
+            )
+        row = enrolled.get(record.serial)
+        if row is None:
+            if require_enrollment:
+                raise UnlockRefused(path=where, problem=f"serial {record.serial} is not enrolled")
+            return
+        if row.profile and row.profile != profile.name:
+            raise UnlockRefused(
+                path=where,
+                problem=f"serial {record.serial} is enrolled as a {row.profile} camera, "
+                f"it docked as {profile.name}",
+            )
+        if row.officer_id and record.officer_id != row.officer_id:
+            raise UnlockRefused(
+                path=where,
+                problem=f"its device record names badge {record.officer_id or '(none)'}, "
+                f"serial {record.serial} is enrolled to {row.officer_id}",
+            )
+
+    return accept
+
+
+def unlock_camera(
+    identity: DeviceIdentity,
+    usb_device: str,
+    profile: Profile,
+    plan: ClockPlan,
+    accept: Callable[[DeviceRecord], None],
+    opener: Opener = scsi.SgDevice,
+) -> UnlockRecord:
+    """Open the docked camera for this insertion; UnlockRefused (nothing taken) or a
+    DeviceCommand error when it cannot be. `usb_device`: its USB device's sysfs path ("" to
+    find it above identity.key)."""
+    spec = profile.unlock
+    where = identity.devnode or identity.key
+    if spec is None:
+        raise UnlockRefused(
+            path=where, problem=f"profile {profile.name} names no unlock for transport ums-unlock"
+        )
+    dialect = dialects.get(spec.dialect)
+    usb = usb_device or scsi.usb_device_of(identity.key)
+    node = scsi.sg_node_of(usb) if usb else None
+    if node is None:
+        raise UnlockRefused(
+            path=where,
+            problem="no SCSI generic node (/dev/sgN) below its USB device: the sg driver is "
+            "not loaded, or the device is gone",
+        )
+    _check_inquiry(spec, node, where)
+    with opener(node.devnode, spec.command_timeout_s) as device:
+        record = dialect.unlock(device, spec, plan, accept, node.devnode)
+    _log.info(
+        "device.unlocked",
+        device_serial=record.record.serial,
+        officer_id=record.record.officer_id,
+        sg=node.devnode,
+        dialect=dialect.name,
+        battery_pct=record.battery_pct,
+        clock_set=record.clock_set,
+        clock_detail=record.clock_detail,
+    )
+    return record
+
+
+def _check_inquiry(spec: UnlockSpec, node: scsi.SgNode, where: str) -> None:
+    if spec.inquiry and node.inquiry != spec.inquiry:
+        raise UnlockRefused(
+            path=where,
+            problem=f"its SCSI INQUIRY says {node.inquiry[:40]!r}, the profile expects "
+            f"{spec.inquiry!r}",
+        )
