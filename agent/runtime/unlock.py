@@ -11,6 +11,8 @@ nothing on the camera is read as a file here.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfoNotFoundError
@@ -21,7 +23,7 @@ from agent.core import log
 from agent.core.errors import UnlockRefused
 from agent.devices import dialects, scsi
 from agent.devices.dialects import ClockPlan, DeviceRecord, UnlockRecord
-from agent.devices.events import DeviceIdentity
+from agent.devices.events import DeviceEvent, DeviceIdentity
 from agent.health import clock
 from agent.store.devices import DeviceRow
 
@@ -139,3 +141,45 @@ def _check_inquiry(spec: UnlockSpec, node: scsi.SgNode, where: str) -> None:
             problem=f"its SCSI INQUIRY says {node.inquiry[:40]!r}, the profile expects "
             f"{spec.inquiry!r}",
         )
+
+
+class VolumeWait:
+    """The volume of a camera being opened: offered by the daemon's event loop when its disk
+    appears (a new device event of the same USB device), waited for by the dock's worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._identity: DeviceIdentity | None = None
+
+    def offer(self, identity: DeviceIdentity) -> None:
+        with self._lock:
+            if self._identity is None:
+                self._identity = identity
+        self._ready.set()
+
+    def wait(self, timeout_s: float, give_up: Callable[[], bool]) -> DeviceIdentity | None:
+        """The volume once offered; None after `timeout_s`, or once give_up() (the daemon
+        stops, the camera was unplugged)."""
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.25):
+            if give_up() or time.monotonic() >= deadline:
+                return None
+        with self._lock:
+            return self._identity
+
+
+def same_camera(
+    waiting: DeviceIdentity, source: str, extra: Mapping[str, str], event: DeviceEvent
+) -> bool:
+    """Whether `event` is the disk of the camera a dock opened (`waiting`, seen by `source`
+    with `extra`): from the same source, the same USB device where the source names it, else
+    the same USB serial. An event of the dock's own key counts once it shows a volume."""
+    if event.source != source:
+        return False
+    if event.identity.key == waiting.key:
+        return bool(event.identity.fs_type or event.identity.mountpoint)
+    usb, other = extra.get("usb_device", ""), event.extra.get("usb_device", "")
+    if usb and other:
+        return usb == other
+    return bool(waiting.serial) and event.identity.serial == waiting.serial
