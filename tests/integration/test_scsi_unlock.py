@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.umockdev_run import umockdev_missing
-from tests.support.umockdev_sg import SG, SgRun, run_unlock, write_profile
+from tests.support.umockdev_run import run_udev_source, umockdev_missing
+from tests.support.umockdev_sg import BLOCK_KEY, SG, SgRun, run_unlock, write_profile
 
 NOW = "2026-12-07T06:03:09+00:00"
 PASSWORD = "123456"  # the public default of these cameras (real-cameras.md), not a secret
@@ -148,3 +148,26 @@ def test_other_inquiry_than_the_profile_names_is_refused(tmp_path: Path) -> None
         in (run.outcome["message"])
     )
     assert run.camera["commands"] == []
+
+
+def test_udev_source_reports_the_disk_a_locked_camera_opens_into(tmp_path: Path) -> None:
+    # The locked camera is reported as a disk without a file system (with its USB device, so
+    # the daemon finds its sg node); when the switch gives it a medium with a file system and no
+    # partition table, the kernel only sends `change`: it is reported again, as inserted.
+    medium = {"ID_FS_TYPE": b"vfat".hex(), "ID_FS_USAGE": b"filesystem".hex()}
+    plan = {
+        "present": ["locked-jl-dv16"],
+        "steps": [
+            {"raw": "locked-jl-dv16", "device": "sdc", "props": medium},
+            {"uevent": "change", "device": "locked-jl-dv16"},
+            {"uevent": "change", "device": "locked-jl-dv16"},  # once is enough
+        ],
+        "expect_events": 2,
+    }
+    run = run_udev_source(plan, tmp_path)
+    locked, opened = run.events
+    assert (locked["action"], opened["action"]) == ("present", "inserted")
+    assert locked["identity"]["key"] == opened["identity"]["key"] == BLOCK_KEY
+    assert locked["identity"]["fs_type"] == "" and opened["identity"]["fs_type"] == "vfat"
+    assert opened["identity"]["serial"] == "JL00001"
+    assert opened["extra"]["usb_device"].endswith("/usb1/1-3")
