@@ -29,6 +29,7 @@ from typing import Protocol
 from agent.core import log
 from agent.core.errors import (
     AgentError,
+    ConfigError,
     DeviceCommandFailed,
     DeviceCommandRetryable,
     ErrorKind,
@@ -276,6 +277,8 @@ class SgDevice:
     blocks until the command completes or its timeout fires, whatever O_NONBLOCK says)."""
 
     def __init__(self, path: str, timeout_s: float) -> None:
+        if not 0 < timeout_s <= _MAX_TIMEOUT_MS / 1000:  # also refuses NaN
+            raise ConfigError(where="profile [unlock]", problem=f"command_timeout_s {timeout_s!r}")
         self.path = path
         self.timeout_s = timeout_s
         # sg(4): O_RDWR because vendor commands are not in the kernel's read-only command

@@ -16,11 +16,10 @@ import queue
 import signal
 import threading
 import time
-from datetime import UTC, datetime
 from types import FrameType
 
 from agent.camera import profile
-from agent.core import durable, log
+from agent.core import durable, log, wallclock
 from agent.core.config import Config
 from agent.core.errors import EX_SOFTWARE, AgentError, CameraRefused, UnlockRefused, describe
 from agent.core.model import DeviceInfo, FileState, SessionOutcome, WipePolicy, display_name
@@ -286,7 +285,7 @@ class Daemon:
             dock.profile,
             self.cfg.ingest.camera_timezone,
             clock.station_clock(),
-            datetime.now(UTC),
+            wallclock.now(),
         )
         accept = identity_check(
             dock.identity.serial,

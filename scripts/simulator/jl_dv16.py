@@ -6,7 +6,8 @@ system interpreter). It answers one CDB at a time the way the firmware is descri
 locked camera until `init`, its device record (packed 89 or NUL-terminated 94 bytes, GBK), its
 password in clear, battery, SD status, set time and the switch to mass storage, each write
 leaving a "last command status". Faults for tests: no answer (the kernel's timeout), garbage,
-short answers, a refused switch. The daemon pipeline must never import it.
+short answers, a refused switch, one UNIT ATTENTION (a reset). The daemon pipeline must never
+import it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ NOT_READY = 0x2
 WRITE = (0xFB, 0x82)
 READ = (0xFD, 0x81)
 RECORD_WIDTHS = {89: (7, 6, 32, 12, 32), 94: (8, 7, 33, 13, 33)}
-FAULTS = ("", "silent", "garbage", "short", "illegal", "refuse")
+FAULTS = ("", "silent", "garbage", "short", "illegal", "refuse", "reset")
+UNIT_ATTENTION = 0x6
 
 
 def fixed_sense(key: int, asc: int, ascq: int) -> bytes:
@@ -94,6 +96,10 @@ class Recorder:
         return self._read(code, length)
 
     def _fault(self, length: int) -> Answer:
+        if self.fault == "reset":
+            # Once: "power on, reset, or bus device reset occurred" (SPC-4), then as usual.
+            self.fault = ""
+            return Answer(status=CHECK_CONDITION, sense=fixed_sense(UNIT_ATTENTION, 0x29, 0))
         if self.fault == "silent":
             return Answer(host_status=DID_TIME_OUT)
         if self.fault == "garbage":

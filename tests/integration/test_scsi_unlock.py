@@ -171,3 +171,20 @@ def test_udev_source_reports_the_disk_a_locked_camera_opens_into(tmp_path: Path)
     assert locked["identity"]["fs_type"] == "" and opened["identity"]["fs_type"] == "vfat"
     assert opened["identity"]["serial"] == "JL00001"
     assert opened["extra"]["usb_device"].endswith("/usb1/1-3")
+
+
+def test_a_read_after_a_reset_is_repeated_once(tmp_path: Path) -> None:
+    run = _run(tmp_path, {"fault": "reset", "fault_on": 8, "battery": 55})
+    assert run.outcome["outcome"] == "unlocked", run.outcome
+    assert run.outcome["info"]["battery_pct"] == 55
+    assert run.camera["commands"].count(8) == 2
+    (repeated,) = run.logged("scsi.read_repeated")
+    assert repeated["command"] == "battery" and "UNIT ATTENTION" in repeated["reason"]
+
+
+def test_a_write_is_never_repeated(tmp_path: Path) -> None:
+    run = _run(tmp_path, {"fault": "reset", "fault_on": 5})
+    assert run.outcome["error"] == "DeviceCommandRetryable"
+    assert "set time to /dev/sg2: UNIT ATTENTION" in run.outcome["message"]
+    assert run.camera["commands"].count(5) == 1
+    assert run.camera["mass_storage"] is False

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from agent.camera.methods import UnlockSpec
 from agent.core import log
-from agent.core.errors import DeviceCommandFailed, UnlockRefused
+from agent.core.errors import ConfigError, DeviceCommandFailed, UnlockRefused
 from agent.core.model import SERIAL_PATTERN
 from agent.devices.dialects import ClockPlan, DeviceRecord, UnlockRecord
 from agent.devices.scsi import Transport
@@ -158,6 +158,11 @@ class JlDv16:
         accept: Callable[[DeviceRecord], None],
         where: str,
     ) -> UnlockRecord:
+        if spec.record_size not in RECORD_FIELDS:
+            raise ConfigError(
+                where="profile [unlock]",
+                problem=f"record_size {spec.record_size!r} is not one of {sorted(RECORD_FIELDS)}",
+            )
         status = _Session(transport, where).write(INIT, "init")
         if status != 0:
             raise DeviceCommandFailed(
