@@ -65,7 +65,7 @@ class BedDaemon(EventLog):
         return code
 
 
-def _station(station: Station, tmp_path: Path, spool: Path) -> None:
+def _station(station: Station, tmp_path: Path, spool: Path, appear_timeout_s: int = 30) -> None:
     name = write_profile(
         tmp_path / "profiles",
         "jl-test",
@@ -73,7 +73,7 @@ def _station(station: Station, tmp_path: Path, spool: Path) -> None:
             "dialect": "jl-dv16",
             "password": "123456",
             "inquiry": "dv16devicev1.00",
-            "appear_timeout_s": 30,
+            "appear_timeout_s": appear_timeout_s,
         },
     )
     station.configure(
@@ -174,3 +174,23 @@ def test_a_camera_whose_record_is_not_its_usb_serial_is_refused_and_nothing_take
     assert "JL99999" in refusal["reason"]
     assert rows(station.data_dir, "SELECT * FROM sessions") == []
     assert rows(station.data_dir, "SELECT * FROM files") == []
+
+
+def test_a_camera_whose_disk_never_appears_is_recorded_and_nothing_taken(
+    station: Station, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    _station(station, tmp_path, spool, appear_timeout_s=2)
+    daemon = BedDaemon(station, tmp_path, {})
+    try:
+        daemon.wait_event("daemon.started")
+        _dock_locked(spool)
+        daemon.wait_event("device.unlocked", timeout=60)
+        refused = daemon.wait_event("device.unlock_refused", timeout=30)
+    finally:
+        assert daemon.stop() == 0
+    assert "opened, but no disk appeared within 2 s" in refused["reason"]
+    assert daemon.camera()["mass_storage"] is True
+    (refusal,) = rows(station.data_dir, "SELECT * FROM refusals")
+    assert "no disk appeared" in refusal["reason"]
+    assert rows(station.data_dir, "SELECT * FROM sessions") == []
