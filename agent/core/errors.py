@@ -298,3 +298,10 @@ class UnlockRefused(CameraRefused):
 
     # The vendor unlock found a reason not to take the camera (password, SD card, identity):
     # nothing was taken or wiped. Never carries the device's password.
+
+
+class UnlockFailed(CameraRefused):
+    """camera at {path}: unlock failed ({problem})"""
+
+    # What became of the vendor unlock after its attempts: the problem says whether the last
+    # failure was retryable (and how many attempts were made) or permanent (not retried).

@@ -21,7 +21,14 @@ from types import FrameType
 from agent.camera import profile
 from agent.core import durable, log, wallclock
 from agent.core.config import Config
-from agent.core.errors import EX_SOFTWARE, AgentError, CameraRefused, UnlockRefused, describe
+from agent.core.errors import (
+    EX_SOFTWARE,
+    AgentError,
+    CameraRefused,
+    UnlockFailed,
+    UnlockRefused,
+    describe,
+)
 from agent.core.model import DeviceInfo, FileState, SessionOutcome, WipePolicy, display_name
 from agent.custody import integrity, keys, recovery
 from agent.custody.seal import Sealer
@@ -37,7 +44,14 @@ from agent.runtime.liveness import Liveness
 from agent.runtime.lock import WriterLock
 from agent.runtime.service import ServiceReporter
 from agent.runtime.supervisor import Job, Supervisor
-from agent.runtime.unlock import clock_plan, identity_check, same_camera, unlock_camera
+from agent.runtime.unlock import (
+    clock_plan,
+    identity_check,
+    opener_for,
+    same_camera,
+    unlock_camera,
+    with_retries,
+)
 from agent.store import Store
 from agent.sync.pool import Uploader
 
@@ -294,11 +308,29 @@ class Daemon:
             self.cfg.devices.require_enrollment,
             dock.shown,
         )
+        opener = opener_for(self.cfg.devices.scsi_relay)
+        spec = dock.profile.unlock
         try:
-            dock.unlocked = unlock_camera(
-                dock.identity, dock.extra.get("usb_device", ""), dock.profile, plan, accept
-            )
-        except UnlockRefused as exc:
+            if spec is None:
+                # unlock_camera refuses it with the reason
+                dock.unlocked = unlock_camera(dock.identity, "", dock.profile, plan, accept)
+            else:
+                dock.unlocked = with_retries(
+                    functools.partial(
+                        unlock_camera,
+                        dock.identity,
+                        dock.extra.get("usb_device", ""),
+                        dock.profile,
+                        plan,
+                        accept,
+                        opener,
+                    ),
+                    spec,
+                    lambda: not self.stopping.is_set() and dock.key in self.present,
+                    self.stopping.wait,
+                    dock.shown,
+                )
+        except (UnlockRefused, UnlockFailed) as exc:
             self._unlock_refused(dock, store, exc.message)
             return False
         except (AgentError, OSError) as exc:
@@ -307,7 +339,6 @@ class Daemon:
             return False
         if dock.identity.fs_type or dock.identity.mountpoint:
             return True  # it showed its volume already (opened before this dock)
-        spec = dock.profile.unlock
         timeout_s = spec.appear_timeout_s if spec is not None else 0.0
         volume = dock.volume.wait(
             timeout_s, lambda: self.stopping.is_set() or dock.key not in self.present

@@ -11,16 +11,26 @@ nothing on the camera is read as a file here.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from zoneinfo import ZoneInfoNotFoundError
 
 from agent.camera.methods import UnlockSpec
 from agent.camera.profile import Profile
 from agent.core import log
-from agent.core.errors import UnlockRefused
+from agent.core.errors import (
+    AgentError,
+    ConfigError,
+    ErrorKind,
+    UnlockFailed,
+    UnlockRefused,
+    classify,
+    describe,
+)
 from agent.devices import dialects, scsi
 from agent.devices.dialects import ClockPlan, DeviceRecord, UnlockRecord
 from agent.devices.events import DeviceEvent, DeviceIdentity
@@ -29,8 +39,29 @@ from agent.store.devices import DeviceRow
 
 _log = log.get(__name__)
 
-# Opens the command channel of an sg node; the daemon's is the real SG_IO device.
-Opener = Callable[[str, float], scsi.SgDevice]
+# Opens the command channel of a USB device's sg node (usb sysfs path, /dev/sgN, command
+# timeout): SG_IO from this process (direct), or through the SCSI relay (the installed daemon,
+# agent.devices.scsi_relay.RelayDevice, which holds no capability of its own).
+Opener = Callable[[str, str, float], AbstractContextManager[scsi.Transport]]
+MAX_ATTEMPTS = 10
+MAX_BACKOFF_S = 60.0
+
+
+def direct(_usb: str, node: str, timeout_s: float) -> scsi.SgDevice:
+    """SG_IO on the node from this process (needs CAP_SYS_RAWIO for vendor opcodes)."""
+    return scsi.SgDevice(node, timeout_s)
+
+
+def opener_for(relay_socket: str) -> Opener:
+    """The relay at that socket, or SG_IO from this process when it is ""."""
+    if not relay_socket:
+        return direct
+    from agent.devices.scsi_relay import RelayDevice  # noqa: PLC0415 - only when configured
+
+    def through_relay(usb: str, node: str, timeout_s: float) -> RelayDevice:
+        return RelayDevice(relay_socket, usb, node, timeout_s)
+
+    return through_relay
 
 
 def clock_plan(
@@ -98,7 +129,7 @@ def unlock_camera(
     profile: Profile,
     plan: ClockPlan,
     accept: Callable[[DeviceRecord], None],
-    opener: Opener = scsi.SgDevice,
+    opener: Opener = direct,
 ) -> UnlockRecord:
     """Open the docked camera for this insertion; UnlockRefused (nothing taken) or a
     DeviceCommand error when it cannot be. `usb_device`: its USB device's sysfs path ("" to
@@ -119,7 +150,7 @@ def unlock_camera(
             "not loaded, or the device is gone",
         )
     _check_inquiry(spec, node, where)
-    with opener(node.devnode, spec.command_timeout_s) as device:
+    with opener(usb, node.devnode, spec.command_timeout_s) as device:
         record = dialect.unlock(device, spec, plan, accept, node.devnode)
     _log.info(
         "device.unlocked",
@@ -132,6 +163,63 @@ def unlock_camera(
         clock_detail=record.clock_detail,
     )
     return record
+
+
+def with_retries(
+    attempt: Callable[[], UnlockRecord],
+    spec: UnlockSpec,
+    still_docked: Callable[[], bool],
+    wait: Callable[[float], object],
+    where: str,
+) -> UnlockRecord:
+    """Run `attempt` (one whole unlock) until it succeeds; a retryable failure (no answer in
+    time, NOT READY, busy, a reset) again after retry_backoff_s, then twice that and so on, while
+    the camera stays docked, at most `attempts` times. UnlockRefused (the camera is not one to
+    take) is never retried; any other failure ends as UnlockFailed saying which it was."""
+    attempts, backoff = _retry_limits(spec)
+    number = 1
+    while True:
+        try:
+            return attempt()
+        except UnlockRefused:
+            raise
+        except (AgentError, OSError) as exc:
+            reason = describe(exc)
+            if classify(exc) is not ErrorKind.RETRYABLE:
+                raise UnlockFailed(path=where, problem=f"permanent, not retried: {reason}") from exc
+            if number >= attempts:
+                raise UnlockFailed(
+                    path=where,
+                    problem=f"retryable, gave up after {number} attempts: {reason}",
+                ) from exc
+            delay = backoff * 2 ** (number - 1)
+            _log.info(
+                "device.unlock_retried", device=where, attempt=number, delay_s=delay, reason=reason
+            )
+            wait(delay)
+            if not still_docked():
+                raise UnlockFailed(
+                    path=where, problem=f"retryable, undocked after {number} attempts: {reason}"
+                ) from exc
+            number += 1
+
+
+def _retry_limits(spec: UnlockSpec) -> tuple[int, float]:
+    attempts, backoff = spec.attempts, spec.retry_backoff_s
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
+        attempts = -1
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        raise ConfigError(
+            where="profile [unlock]", problem=f"attempts {spec.attempts!r} is not 1-{MAX_ATTEMPTS}"
+        )
+    if not isinstance(backoff, int | float) or not (
+        math.isfinite(backoff) and 0 <= backoff <= MAX_BACKOFF_S
+    ):
+        raise ConfigError(
+            where="profile [unlock]",
+            problem=f"retry_backoff_s {spec.retry_backoff_s!r} is not 0-{MAX_BACKOFF_S:g}",
+        )
+    return attempts, float(backoff)
 
 
 def _check_inquiry(spec: UnlockSpec, node: scsi.SgNode, where: str) -> None:

@@ -83,6 +83,18 @@ class UnlockRecord:
 class Dialect(Protocol):
     name: str
 
+    def allows(self, command_block: bytes, write: bool, length: int) -> bool:
+        """Whether this CDB, moving `length` bytes, is one of the dialect's commands: the only
+        ones the SCSI relay sends (agent.devices.scsi_relay)."""
+        ...
+
+    def read_identity(
+        self, transport: Transport, spec: UnlockSpec, where: str
+    ) -> tuple[DeviceRecord, str]:
+        """Who the camera is (device record, ID code in hex), by reads only and what a
+        session needs before them: no clock, no switch, nothing the camera keeps."""
+        ...
+
     def unlock(
         self,
         transport: Transport,

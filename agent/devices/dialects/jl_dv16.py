@@ -41,6 +41,11 @@ SD_STATUS = 0x0C
 READ_PASSWORD = 0x0D
 LAST_STATUS = 0x0E
 
+# What the relay (agent.devices.scsi_relay) sends for this dialect, and nothing else: each
+# command with the one data length it has.
+WRITES = {INIT: 0, SET_TIME: 7, MASS_STORAGE: 0}
+READS = {ID_CODE: 6, READ_RECORD: None, BATTERY: 4, SD_STATUS: 4, READ_PASSWORD: 16, LAST_STATUS: 4}
+
 ID_CODE_LEN = 6
 INT_LEN = 4
 PASSWORD_LEN = 16
@@ -150,14 +155,23 @@ class JlDv16:
 
     name = NAME
 
-    def unlock(
-        self,
-        transport: Transport,
-        spec: UnlockSpec,
-        clock: ClockPlan,
-        accept: Callable[[DeviceRecord], None],
-        where: str,
-    ) -> UnlockRecord:
+    @staticmethod
+    def allows(command_block: bytes, write: bool, length: int) -> bool:
+        """Whether a CDB moving `length` bytes is one of this set's (the relay's filter): the
+        exact 16 bytes cdb() makes for a command of the table, with its data length."""
+        table = WRITES if write else READS
+        if len(command_block) != CDB_LEN or command_block[5] not in table:
+            return False
+        wanted = table[command_block[5]]
+        fits = length in RECORD_FIELDS if wanted is None else length == wanted
+        return fits and command_block == cdb(command_block[5], length, write=write)
+
+    @staticmethod
+    def read_identity(
+        transport: Transport, spec: UnlockSpec, where: str
+    ) -> tuple[DeviceRecord, str]:
+        """Init, ID code and device record only (reads, and the init every session needs):
+        who the camera is and its ID code in hex. Nothing on the camera changes."""
         if spec.record_size not in RECORD_FIELDS:
             raise ConfigError(
                 where="profile [unlock]",
@@ -172,7 +186,17 @@ class JlDv16:
         raw = transport.read(
             "read device record", cdb(READ_RECORD, spec.record_size, write=False), spec.record_size
         )
-        record = parse_record(raw, spec.record_size, where)
+        return parse_record(raw, spec.record_size, where), id_code.hex()
+
+    def unlock(
+        self,
+        transport: Transport,
+        spec: UnlockSpec,
+        clock: ClockPlan,
+        accept: Callable[[DeviceRecord], None],
+        where: str,
+    ) -> UnlockRecord:
+        record, id_code = self.read_identity(transport, spec, where)
         log_ = _log.bind(device_serial=record.serial, officer_id=record.officer_id)
         accept(record)
         checked = self._password(transport, spec, where)
@@ -203,7 +227,7 @@ class JlDv16:
         return UnlockRecord(
             dialect=NAME,
             record=record,
-            id_code=id_code.hex(),
+            id_code=id_code,
             battery_pct=battery,
             battery_detail=battery_detail or f"{battery}%",
             sd_ok=True,
