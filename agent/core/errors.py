@@ -301,7 +301,7 @@ class UnlockRefused(CameraRefused):
 
 
 class UnlockFailed(CameraRefused):
-    """camera at {path}: unlock failed ({problem})"""
+    """camera at {path}: unlock failed ({verdict}): {problem}"""
 
-    # What became of the vendor unlock after its attempts: the problem says whether the last
+    # What became of the vendor unlock after its attempts: the verdict says whether the last
     # failure was retryable (and how many attempts were made) or permanent (not retried).

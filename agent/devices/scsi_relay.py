@@ -61,7 +61,7 @@ DEFAULT_SOCKET = "/run/dockagent-scsi.socket"
 SERVICE_USER = "dockagent"
 MAX_LINE = 4096  # the longest request: a 16-byte CDB and 255 bytes of data, in hex
 MAX_COMMANDS = 64  # one unlock is about 20 commands
-_NAME = re.compile(r"[a-z0-9 ]{1,40}")
+_NAME = re.compile(r"[A-Za-z0-9 ]{1,40}")
 _NODE = re.compile(r"/dev/sg[0-9]{1,6}")
 _HEX = re.compile(r"(?:[0-9a-f]{2}){0,512}")
 

@@ -186,11 +186,14 @@ def with_retries(
         except (AgentError, OSError) as exc:
             reason = describe(exc)
             if classify(exc) is not ErrorKind.RETRYABLE:
-                raise UnlockFailed(path=where, problem=f"permanent, not retried: {reason}") from exc
+                raise UnlockFailed(
+                    path=where, verdict="permanent, not retried", problem=reason
+                ) from exc
             if number >= attempts:
                 raise UnlockFailed(
                     path=where,
-                    problem=f"retryable, gave up after {number} attempts: {reason}",
+                    verdict=f"retryable, gave up after {number} attempts",
+                    problem=reason,
                 ) from exc
             delay = backoff * 2 ** (number - 1)
             _log.info(
@@ -199,7 +202,9 @@ def with_retries(
             wait(delay)
             if not still_docked():
                 raise UnlockFailed(
-                    path=where, problem=f"retryable, undocked after {number} attempts: {reason}"
+                    path=where,
+                    verdict=f"retryable, undocked after {number} attempts",
+                    problem=reason,
                 ) from exc
             number += 1
 

@@ -6,7 +6,8 @@ system interpreter). It answers one CDB at a time the way the firmware is descri
 locked camera until `init`, its device record (packed 89 or NUL-terminated 94 bytes, GBK), its
 password in clear, battery, SD status, set time and the switch to mass storage, each write
 leaving a "last command status". Faults for tests: no answer (the kernel's timeout), garbage,
-short answers, a refused switch, one UNIT ATTENTION (a reset). The daemon pipeline must never
+short answers, a refused switch, one UNIT ATTENTION (a reset), NOT READY (still starting up),
+each on every try or only the first `fault_times`. The daemon pipeline must never
 import it.
 """
 
@@ -25,7 +26,7 @@ NOT_READY = 0x2
 WRITE = (0xFB, 0x82)
 READ = (0xFD, 0x81)
 RECORD_WIDTHS = {89: (7, 6, 32, 12, 32), 94: (8, 7, 33, 13, 33)}
-FAULTS = ("", "silent", "garbage", "short", "illegal", "refuse", "reset")
+FAULTS = ("", "silent", "garbage", "short", "illegal", "refuse", "reset", "not_ready")
 UNIT_ATTENTION = 0x6
 
 
@@ -67,6 +68,7 @@ class Recorder:
     record_size: int = 89
     fault: str = ""
     fault_on: int = 0x03
+    fault_times: int = 0  # 0: every time; n: the first n times, then the camera behaves
     # What happened to it, for the tests to look at.
     initialised: bool = False
     mass_storage: bool = False
@@ -90,26 +92,38 @@ class Recorder:
         code = cdb[5]
         self.commands.append(code)
         if self.fault and code == self.fault_on:
+            if self.fault_times:
+                self.fault_times -= 1
+                fault = self.fault
+                self.fault = "" if not self.fault_times else fault
+                return self._fault(length, fault)
             return self._fault(length)
         if (cdb[0], cdb[1]) == WRITE:
             return self._write(code, data_out)
         return self._read(code, length)
 
-    def _fault(self, length: int) -> Answer:
-        if self.fault == "reset":
+    def _fault(self, length: int, fault: str = "") -> Answer:
+        fault = fault or self.fault
+        sense_of = {
+            # "logical unit is in process of becoming ready" (SPC-4): try again later.
+            "not_ready": fixed_sense(NOT_READY, 0x04, 0x01),
+            "illegal": fixed_sense(ILLEGAL_REQUEST, 0x24, 0),
+        }
+        if fault in sense_of:
+            return Answer(status=CHECK_CONDITION, sense=sense_of[fault])
+        if fault == "reset":
             # Once: "power on, reset, or bus device reset occurred" (SPC-4), then as usual.
             self.fault = ""
             return Answer(status=CHECK_CONDITION, sense=fixed_sense(UNIT_ATTENTION, 0x29, 0))
-        if self.fault == "silent":
+        if fault == "silent":
             return Answer(host_status=DID_TIME_OUT)
-        if self.fault == "garbage":
+        if fault == "garbage":
             return Answer(data=b"\xff" * length)
-        if self.fault == "short":
+        if fault == "short":
             return Answer(data=b"\x01" * (length // 2))
-        if self.fault == "refuse":
-            self.last_status = 8  # "mass storage failed" in the SDKs' result codes
-            return Answer()
-        return Answer(status=CHECK_CONDITION, sense=fixed_sense(ILLEGAL_REQUEST, 0x24, 0))
+        # "refuse"
+        self.last_status = 8  # "mass storage failed" in the SDKs' result codes
+        return Answer()
 
     def _write(self, code: int, data: bytes) -> Answer:
         if code == 0x01:

@@ -65,7 +65,9 @@ class BedDaemon(EventLog):
         return code
 
 
-def _station(station: Station, tmp_path: Path, spool: Path, appear_timeout_s: int = 30) -> None:
+def _station(
+    station: Station, tmp_path: Path, spool: Path, appear_timeout_s: int = 30, **unlock: Any
+) -> None:
     name = write_profile(
         tmp_path / "profiles",
         "jl-test",
@@ -74,12 +76,15 @@ def _station(station: Station, tmp_path: Path, spool: Path, appear_timeout_s: in
             "password": "123456",
             "inquiry": "dv16devicev1.00",
             "appear_timeout_s": appear_timeout_s,
+            **unlock,
         },
     )
+    # scsi_relay = "": SG_IO from the daemon itself (root here); the installed station's
+    # relay is tests/e2e/test_installed_station.py's.
     station.configure(
         'station_id = "T"\n[storage]\nreserve_bytes = 0\n'
         f'[devices]\nsources = ["fake"]\nfake_spool = "{spool}"\nrequire_enrollment = false\n'
-        f'profiles = ["{name}"]\nprofile_dir = "{tmp_path / "profiles"}"\n'
+        f'profiles = ["{name}"]\nprofile_dir = "{tmp_path / "profiles"}"\nscsi_relay = ""\n'
     )
 
 
@@ -193,4 +198,63 @@ def test_a_camera_whose_disk_never_appears_is_recorded_and_nothing_taken(
     assert daemon.camera()["mass_storage"] is True
     (refusal,) = rows(station.data_dir, "SELECT * FROM refusals")
     assert "no disk appeared" in refusal["reason"]
+    assert rows(station.data_dir, "SELECT * FROM sessions") == []
+
+
+def test_a_camera_not_ready_yet_is_unlocked_again_while_docked(
+    station: Station, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    _station(station, tmp_path, spool, appear_timeout_s=1, retry_backoff_s=0.2)
+    # NOT READY to the first two inits (the camera still starting up), then as usual.
+    daemon = BedDaemon(station, tmp_path, {"fault": "not_ready", "fault_on": 1, "fault_times": 2})
+    try:
+        daemon.wait_event("daemon.started")
+        _dock_locked(spool)
+        unlocked = daemon.wait_event("device.unlocked", timeout=60)
+    finally:
+        assert daemon.stop() == 0
+    retried = [e for e in daemon.events() if e.get("event") == "device.unlock_retried"]
+    assert [(e["attempt"], e["delay_s"]) for e in retried] == [(1, 0.2), (2, 0.4)]
+    assert "NOT READY" in retried[0]["reason"]
+    assert unlocked["device_serial"] == SERIAL
+    camera = daemon.camera()
+    assert camera["commands"].count(1) == 3 and camera["mass_storage"] is True
+
+
+@pytest.mark.parametrize(
+    ("recorder", "reason", "tries"),
+    [
+        # Never ready: retryable, three attempts (the profile's default), then the refusal row.
+        (
+            {"fault": "not_ready", "fault_on": 1},
+            "unlock failed (retryable, gave up after 3 attempts): SCSI command init",
+            3,
+        ),
+        # A command the camera refuses: permanent, tried once.
+        (
+            {"fault": "illegal", "fault_on": 3},
+            "unlock failed (permanent, not retried): SCSI command read device record",
+            1,
+        ),
+    ],
+)
+def test_a_failed_unlock_is_retried_only_when_retryable_and_the_row_says_which(
+    station: Station, tmp_path: Path, recorder: dict[str, Any], reason: str, tries: int
+) -> None:
+    spool = tmp_path / "spool"
+    _station(station, tmp_path, spool, retry_backoff_s=0.1)
+    daemon = BedDaemon(station, tmp_path, recorder)
+    try:
+        daemon.wait_event("daemon.started")
+        _dock_locked(spool)
+        refused = daemon.wait_event("device.unlock_refused", timeout=60)
+    finally:
+        assert daemon.stop() == 0
+    assert reason in refused["reason"]
+    (refusal,) = rows(station.data_dir, "SELECT * FROM refusals")
+    assert reason in refusal["reason"]
+    camera = daemon.camera()
+    assert camera["commands"].count(recorder["fault_on"]) == tries
+    assert camera["mass_storage"] is False
     assert rows(station.data_dir, "SELECT * FROM sessions") == []

@@ -79,15 +79,47 @@ def bed_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
+RELAY_SOCKET_NAME = "dockagent-scsi.socket"
+
+
+def relay_command(config: Path) -> list[str]:
+    """systemd/dockagent-scsi@.service's ExecStart=, with this interpreter for the installed
+    /opt/dockagent/bin/python and `config` for /etc/dockagent/config.toml."""
+    return [sys.executable, "-I", "-m", "agent.devices.scsi_relay", "--config", str(config)]
+
+
+def behind_relay(command: list[str], socket_path: Path, config: Path) -> list[str]:
+    """`command` with the relay's socket listening at socket_path, systemd's way (Accept=yes:
+    one relay per connection, on its standard input and output): umockdev/relay_socket.py."""
+    return [
+        sys.executable,
+        str(HERE / "relay_socket.py"),
+        str(socket_path),
+        json.dumps(relay_command(config)),
+        "--",
+        *command,
+    ]
+
+
 def run_unlock(
-    workdir: Path, recorder: dict[str, Any], probe: dict[str, Any], timeout: float = 60
+    workdir: Path,
+    recorder: dict[str, Any],
+    probe: dict[str, Any],
+    timeout: float = 60,
+    relay_config: Path | None = None,
 ) -> SgRun:
-    """Unlock the camera once, as the daemon's worker does; what came of it."""
+    """Unlock the camera once, as the daemon's worker does; what came of it. With
+    `relay_config`, through the SCSI relay run as its unit runs it, with that configuration."""
     workdir.mkdir(parents=True, exist_ok=True)
     probe_file = workdir / "probe.json"
     probe = {"key": BLOCK_KEY, "devnode": "/dev/sdc", "usb_serial": "JL00001", **probe}
+    socket_path = workdir / RELAY_SOCKET_NAME
+    if relay_config is not None:
+        probe["relay"] = str(socket_path)
     probe_file.write_text(json.dumps(probe), "utf-8")
     command = [sys.executable, "-W", "error", str(HERE / "unlock_probe.py"), str(probe_file)]
+    if relay_config is not None:
+        command = behind_relay(command, socket_path, relay_config)
     argv, state = in_sg_bed(command, recorder, workdir)
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, env=bed_env(), check=False

@@ -5,7 +5,8 @@ so it runs agent.runtime.unlock exactly as the daemon would: sysfs to the sg nod
 through the preload, the dialect, the identity check. Prints one JSON line with the outcome
 (the unlock record, or the error's class, message and classification); the agent's JSON log
 goes to stderr. The plan (JSON file, argv[1]) gives the profile, the USB identity, the station
-clock's state and time, and the enrolment.
+clock's state and time, the enrolment, and the SCSI relay's socket when commands go through it
+("raw": CDBs, in hex, sent through it before the unlock).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from agent.camera import profile
 from agent.core import log
 from agent.core.errors import AgentError, classify
+from agent.devices import scsi
 from agent.devices.events import DeviceIdentity
 from agent.health.clock import FixedClock
 from agent.runtime import unlock
@@ -40,8 +42,14 @@ def main() -> None:
     accept = unlock.identity_check(
         identity.serial, prof, enrolled, bool(plan.get("require_enrollment")), identity.devnode
     )
+    opener = unlock.opener_for(plan.get("relay", ""))
     try:
-        record = unlock.unlock_camera(identity, "", prof, plan_, accept)
+        if "raw" in plan:  # commands sent as they are, to see what the relay lets through
+            usb = scsi.usb_device_of(identity.key)
+            with opener(usb, "/dev/sg2", 5.0) as device:
+                for block in plan["raw"]:
+                    device.read("raw", bytes.fromhex(block), 4)
+        record = unlock.unlock_camera(identity, "", prof, plan_, accept, opener)
     except AgentError as exc:
         out = {
             "outcome": "error",
