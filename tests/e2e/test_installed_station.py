@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -38,8 +37,7 @@ from scripts.simulator.cameras import CameraSpec, Manifest, build_image
 from tests.conftest import Station
 from tests.support.daemon import sealed_count, wait_until
 from tests.support.evidence import rows
-from tests.support.umockdev_sg import HERE as UMOCKDEV_DIR
-from tests.support.umockdev_sg import RELAY_SOCKET_NAME, write_profile
+from tests.support.umockdev_sg import RELAY_SOCKET_NAME, locked_description, write_profile
 from tests.support.umockdev_station import (
     UmockdevStation,
     description,
@@ -204,18 +202,6 @@ JL = "JL00001"
 OPENED = {"ID_FS_TYPE": "exfat", "ID_FS_USAGE": "filesystem"}
 
 
-def _locked_description(loop: str) -> str:
-    """The locked jl-dv16 camera (umockdev/locked-jl-dv16.umockdev): its disk sdc on the loop
-    device's number, so that the mount of the loop device is found as sdc's."""
-    rdev = os.stat(loop).st_rdev
-    major, minor = os.major(rdev), os.minor(rdev)
-    text = (UMOCKDEV_DIR / "locked-jl-dv16.umockdev").read_text("utf-8")
-    head, sep, disk = text.partition("/block/sdc\n")
-    disk = disk.replace("A: dev=8:32\n", f"A: dev={major}:{minor}\n")
-    disk = disk.replace("E: MAJOR=8\n", f"E: MAJOR={major}\n")
-    return head + sep + disk.replace("E: MINOR=32\n", f"E: MINOR={minor}\n")
-
-
 def _disk_properties(text: str) -> dict[str, str]:
     """sdc's udev properties once the camera shows its medium (what `udevadm info` prints)."""
     block = text.partition("/block/sdc\n")[2].split("\n\n", 1)[0]
@@ -262,7 +248,7 @@ def test_the_shipped_station_opens_a_jl_dv16_camera_through_the_scsi_relay(
         ) as udev,
     ):
         udev.wait_event("daemon.started", timeout=60)
-        text = _locked_description(loop)
+        text = locked_description(loop)
         udev.plug_locked(JL, text, {"battery": 64}, state)
         unlocked = udev.wait_event("device.unlocked", timeout=60)
         assert json.loads(state.read_text("utf-8"))["mass_storage"] is True

@@ -55,14 +55,37 @@ class SgRun:
         return [line for line in self.log if line.get("event") == event]
 
 
+def locked_description(loop: str) -> str:
+    """The locked camera (DESCRIPTION) with its disk sdc on the loop device's number: a stat(2)
+    of the testbed's /dev/sdc, or a mount of the loop device, then names that disk."""
+    rdev = os.stat(loop).st_rdev
+    major, minor = os.major(rdev), os.minor(rdev)
+    text = (HERE / f"{DESCRIPTION}.umockdev").read_text("utf-8")
+    head, sep, disk = text.partition("/block/sdc\n")
+    disk = disk.replace("A: dev=8:32\n", f"A: dev={major}:{minor}\n")
+    disk = disk.replace("E: MAJOR=8\n", f"E: MAJOR={major}\n")
+    return head + sep + disk.replace("E: MINOR=32\n", f"E: MINOR={minor}\n")
+
+
 def in_sg_bed(
-    command: list[str], recorder: dict[str, Any], workdir: Path, env: dict[str, str] | None = None
+    command: list[str],
+    recorder: dict[str, Any],
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    description: str = "",
 ) -> tuple[list[str], Path]:
     """The command line that runs `command` in a testbed whose camera answers SG_IO, and the
-    file the camera's state is written to after every command."""
+    file the camera's state is written to after every command. `description`: the devices'
+    text, when not the locked camera's as it is."""
     state = workdir / "camera-state.json"
     plan_file = workdir / "sg-plan.json"
+    description_file = ""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if description:
+        description_file = str(workdir / "devices.umockdev")
+        Path(description_file).write_text(description, "utf-8")
     plan = {
+        "description_file": description_file,
         "description": DESCRIPTION,
         "sg": SG,
         "recorder": recorder,

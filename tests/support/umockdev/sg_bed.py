@@ -2,7 +2,7 @@
 
 `umockdev-wrapper /usr/bin/python3 -I sg_bed.py PLAN` (the system interpreter: python3-gi is a
 Debian package for it). The plan (JSON) names the device description (NAME.umockdev next to this
-file), the sg node, the simulated camera's settings (scripts/simulator/jl_dv16.py's Recorder
+file, or a file of its own: description_file), the sg node, the simulated camera's settings (scripts/simulator/jl_dv16.py's Recorder
 fields), the command and a state file. The command inherits the testbed (UMOCKDEV_DIR) and the
 preload (LD_PRELOAD): its open(2) of the node and its ioctl(2) SG_IO reach the handler below,
 which reads `struct sg_io_hdr` out of the command's memory (umockdev's IoctlData.resolve of the
@@ -117,7 +117,7 @@ def main() -> None:
         sys.exit("sg_bed.py: not running under umockdev-wrapper")
     plan = json.loads(Path(sys.argv[1]).read_text("utf-8"))
     testbed = UMockdev.Testbed.new()
-    description = HERE / f"{plan['description']}.umockdev"
+    description = Path(plan.get("description_file") or HERE / f"{plan['description']}.umockdev")
     if not testbed.add_from_string(description.read_text("utf-8")):
         sys.exit(f"sg_bed.py: umockdev could not load {description}")
     camera = SgCamera(Recorder(**plan.get("recorder", {})), Path(plan["state_file"]))
