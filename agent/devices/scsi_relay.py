@@ -183,9 +183,12 @@ def _attribute(path: str) -> str:
 class _Session:
     """One connection: an open request, then commands, each checked before it is sent."""
 
-    def __init__(self, chosen: Sequence[Profile], opener: Any = scsi.SgDevice) -> None:
+    def __init__(
+        self, chosen: Sequence[Profile], opener: Any = scsi.SgDevice, allow: Any = None
+    ) -> None:
         self.chosen = chosen
         self.opener = opener
+        self.allow = allow or allowed_camera
         self.device: Any = None
         self.dialect: dialects.Dialect | None = None
         self.count = 0
@@ -218,7 +221,7 @@ class _Session:
         if self.device is not None or not isinstance(what, dict):
             raise Refused("one device per connection")
         node = what.get("node")
-        spec = allowed_camera(what.get("usb"), node, self.chosen)
+        spec = self.allow(what.get("usb"), node, self.chosen)
         self.dialect = dialects.get(spec.dialect)
         # The profile's timeout, not the daemon's: the relay bounds its own time.
         self.device = self.opener(node, spec.command_timeout_s)
@@ -237,10 +240,15 @@ def _hex(value: Any) -> bytes:
 
 
 def serve(
-    reader: IO[bytes], writer: IO[bytes], chosen: Sequence[Profile], opener: Any = scsi.SgDevice
+    reader: IO[bytes],
+    writer: IO[bytes],
+    chosen: Sequence[Profile],
+    opener: Any = scsi.SgDevice,
+    allow: Any = None,
 ) -> int:
-    """Answer requests until the daemon closes the connection or a request is refused."""
-    session = _Session(chosen, opener)
+    """Answer requests until the daemon closes the connection or a request is refused.
+    `opener` and `allow` (allowed_camera) are the device and sysfs sides."""
+    session = _Session(chosen, opener, allow)
     try:
         while True:
             line = reader.readline(MAX_LINE + 1)
