@@ -203,7 +203,7 @@ def with_retries(
             if not still_docked():
                 raise UnlockFailed(
                     path=where,
-                    verdict=f"retryable, undocked after {number} attempts",
+                    verdict=f"retryable, {number} attempts: undocked or the agent stopping",
                     problem=reason,
                 ) from exc
             number += 1

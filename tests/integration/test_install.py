@@ -186,6 +186,17 @@ def test_installed_units_and_rules_satisfy_doctor(installed: tuple[Path, Path, s
         assert check["status"] == "green", check
     finally:
         shutil.rmtree(root / "etc/systemd")
+    # An older install without the SCSI relay: red, naming what is missing.
+    relay = root / "usr/local/lib/systemd/system/dockagent-scsi.socket"
+    kept, times = relay.read_bytes(), relay.stat()
+    relay.unlink()
+    try:
+        check = install_check()
+        assert check["status"] == "red" and "dockagent-scsi.socket" in check["detail"], check
+    finally:
+        relay.write_bytes(kept)
+        relay.chmod(0o644)
+        os.utime(relay, ns=(times.st_atime_ns, times.st_mtime_ns))
 
 
 def test_uninstall_never_removes_evidence(
