@@ -272,7 +272,7 @@ def _answer(session: _Session, line: bytes) -> tuple[dict[str, Any], bool]:
     except Refused as exc:
         _log.warning("relay.refused", reason=str(exc))
         return {"error": "permanent", "problem": f"refused by the SCSI relay: {exc}"}, True
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the decoder's depth
         return {"error": "permanent", "problem": "refused by the SCSI relay: not JSON"}, True
     except AgentError as exc:
         kind = "retryable" if classify(exc) is ErrorKind.RETRYABLE else "permanent"

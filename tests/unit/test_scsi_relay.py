@@ -81,6 +81,12 @@ def test_a_long_line_is_refused_without_reading_it_whole() -> None:
     assert "at most 4096 bytes" in answers[-1]["problem"]
 
 
+def test_json_nested_past_the_decoders_depth_is_refused() -> None:
+    status, answers, sent = _serve([OPEN, b"[" * 2040 + b"]" * 2040 + b"\n"])
+    assert status == 2 and sent == []
+    assert answers[-1]["problem"] == "refused by the SCSI relay: not JSON"
+
+
 def test_no_more_than_the_limit_of_commands_per_connection() -> None:
     status_cdb = jl_dv16.cdb(jl_dv16.LAST_STATUS, 4, write=False)
     lines = [OPEN] + [_request("read", status_cdb, 4)] * (scsi_relay.MAX_COMMANDS + 5)
