@@ -15,11 +15,17 @@ from hypothesis import strategies as st
 
 from agent.camera import profile
 from agent.camera.methods import UnlockSpec
-from agent.core.errors import ConfigError, UnlockRefused
+from agent.core.errors import (
+    ConfigError,
+    DeviceCommandFailed,
+    DeviceCommandRetryable,
+    UnlockFailed,
+    UnlockRefused,
+)
 from agent.devices import scsi
 from agent.devices.dialects import ClockPlan, DeviceRecord, get
 from agent.health.clock import FixedClock
-from agent.runtime.unlock import clock_plan, identity_check
+from agent.runtime.unlock import clock_plan, identity_check, with_retries
 from agent.store.devices import DeviceRow
 from scripts.simulator.jl_dv16 import Recorder
 from tests.support.jl_dv16 import SimTransport
@@ -94,3 +100,70 @@ def test_any_sense_bytes_decode_or_are_unreadable_quickly(raw: bytes) -> None:
     except (scsi.DeviceCommandFailed, scsi.DeviceCommandRetryable) as exc:
         assert exc.message.startswith("SCSI command battery to /dev/sg1: ")
     assert time.process_time() - started < 0.5
+
+
+# ---- retries of a failed unlock (agent.runtime.unlock.with_retries) -----------------------
+
+
+def _failing(*errors: Exception) -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    def attempt() -> object:
+        calls.append(1)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return "opened"
+
+    return calls, attempt
+
+
+NOT_READY = DeviceCommandRetryable(command="init", device="/dev/sg2", problem="NOT READY")
+REFUSED = DeviceCommandFailed(command="init", device="/dev/sg2", problem="ILLEGAL REQUEST")
+
+
+def test_a_retryable_failure_is_retried_after_a_doubling_wait() -> None:
+    calls, attempt = _failing(NOT_READY, NOT_READY)
+    waits: list[float] = []
+    spec = UnlockSpec(dialect="jl-dv16", attempts=3, retry_backoff_s=1.5)
+    assert with_retries(attempt, spec, lambda: True, waits.append, "cam") == "opened"  # type: ignore[arg-type]
+    assert (len(calls), waits) == (3, [1.5, 3.0])
+
+
+@pytest.mark.parametrize(
+    ("errors", "docked", "verdict", "tries"),
+    [
+        ((NOT_READY,) * 3, True, "retryable, gave up after 3 attempts", 3),
+        ((REFUSED,), True, "permanent, not retried", 1),
+        ((NOT_READY,), False, "retryable, 1 attempts: undocked or the agent stopping", 1),
+    ],
+)
+def test_a_failed_unlock_says_whether_it_was_retryable(
+    errors: tuple[Exception, ...], docked: bool, verdict: str, tries: int
+) -> None:
+    calls, attempt = _failing(*errors)
+    spec = UnlockSpec(dialect="jl-dv16", retry_backoff_s=0)
+    with pytest.raises(UnlockFailed) as failed:
+        with_retries(attempt, spec, lambda: docked, lambda _s: None, "cam")  # type: ignore[arg-type]
+    assert failed.value.message.startswith(f"camera at cam: unlock failed ({verdict}): ")
+    assert len(calls) == tries
+
+
+def test_a_refused_identity_is_never_retried() -> None:
+    calls, attempt = _failing(UnlockRefused(path="cam", problem="not enrolled"))
+    with pytest.raises(UnlockRefused):
+        with_retries(attempt, UnlockSpec(dialect="jl-dv16"), lambda: True, lambda _s: None, "c")  # type: ignore[arg-type]
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"attempts": 0}, {"attempts": 11}, {"attempts": True}, {"attempts": 2.5},
+     {"retry_backoff_s": -1}, {"retry_backoff_s": math.nan}, {"retry_backoff_s": 61},
+     {"retry_backoff_s": "2"}],
+)  # fmt: skip
+def test_retry_limits_out_of_range_are_configuration_errors(limits: dict[str, object]) -> None:
+    spec = UnlockSpec(dialect="jl-dv16", **limits)  # type: ignore[arg-type]
+    calls, attempt = _failing()
+    with pytest.raises(ConfigError, match=r"profile \[unlock\]"):
+        with_retries(attempt, spec, lambda: True, lambda _s: None, "cam")  # type: ignore[arg-type]
+    assert calls == []
