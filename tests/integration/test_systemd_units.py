@@ -23,7 +23,7 @@ from agent.camera import profile
 from agent.core import config
 from agent.core.errors import ConfigError
 from agent.devices import rules
-from tests.support.umockdev_sg import write_profile
+from tests.support.umockdev_sg import relay_command, write_profile
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
@@ -166,6 +166,9 @@ def test_only_the_scsi_relay_holds_a_capability_and_only_sg_nodes() -> None:
         "--config /etc/dockagent/config.toml"
     ]
     assert "~@privileged @resources @mount" in relay["SystemCallFilter"]
+    # The tests start the relay with this command line, the installed interpreter aside.
+    stand_in = relay_command(Path("/etc/dockagent/config.toml"))
+    assert relay["ExecStart"][0].split()[1:] == stand_in[1:]
     socket = _unit((UNITS / "dockagent-scsi.socket").read_text())
     assert socket["ListenStream"] == [config.DevicesConfig().scsi_relay]
     assert socket["Accept"] == ["yes"]
