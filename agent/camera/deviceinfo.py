@@ -51,13 +51,20 @@ def parse_device_info(raw: bytes, name: str, where: str) -> DeviceInfo:
             path=where,
             problem=f"{name} serial {_quote(serial)} is not 1-32 of A-Z a-z 0-9 -",
         )
-    values = {}
+    values: dict[str, str] = {}
     for key in ("vendor", "model", "firmware", "officer_id", "unit"):
         value = fields.get(key, "")
         if not _FIELD.fullmatch(value):
             raise CameraRefused(path=where, problem=f"{name} {key} {_quote(value)} is malformed")
         values[key] = value
-    return DeviceInfo(serial=serial, **values)
+    return DeviceInfo(
+        serial=serial,
+        vendor=values["vendor"],
+        model=values["model"],
+        firmware=values["firmware"],
+        officer_id=values["officer_id"],
+        unit=values["unit"],
+    )
 
 
 def _quote(value: str) -> str:

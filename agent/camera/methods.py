@@ -36,6 +36,10 @@ class UnlockSpec:
     inquiry: str = ""
     command_timeout_s: float = 5.0  # one SG_IO command
     appear_timeout_s: float = 30.0  # from "switch to mass storage" until the disk is there
+    # A retryable failure (no answer in time, NOT READY, busy) is tried again while the camera
+    # stays docked: at most `attempts` unlocks in all, waiting retry_backoff_s, then twice that...
+    attempts: int = 3
+    retry_backoff_s: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agent.camera.methods import UnlockSpec
 from agent.core.errors import ConfigError
 from agent.core.model import FileKind
 
@@ -43,6 +44,10 @@ class Profile:
     clock_threshold_s: int = 30
     # The camera keeps a small file the station writes at its root (agent.camera.binding).
     binding: bool = False
+    # How the station reaches it (agent.camera.methods.TRANSPORTS), and for "ums-unlock" the
+    # vendor SCSI unlock that opens it as a disk.
+    transport: str = "ums"
+    unlock: UnlockSpec | None = None
 
     def matches_hardware(self, vendor_id: str, model_id: str, fs_label: str) -> bool:
         """Does a USB device's identity fit this profile (ids, and label where one is set)?"""
@@ -89,7 +94,7 @@ def load(name: str = "generic", profile_dir: str = "") -> Profile:
         raise ConfigError(where="profile", problem=f"no camera profile named {name!r}") from exc
     try:
         return _parse(tomllib.loads(text))
-    except (tomllib.TOMLDecodeError, KeyError, ValueError, re.error) as exc:
+    except (tomllib.TOMLDecodeError, KeyError, ValueError, TypeError, re.error) as exc:
         raise ConfigError(where=where, problem=f"invalid camera profile: {exc}") from exc
 
 
@@ -114,6 +119,8 @@ def _parse(raw: dict[str, Any]) -> Profile:
         timezone=str(raw.get("timezone", "")),
         clock_threshold_s=int(raw.get("clock_threshold_s", 30)),
         binding=_flag(raw, "binding"),
+        transport=str(raw.get("transport", "ums")),
+        unlock=UnlockSpec(**raw["unlock"]) if "unlock" in raw else None,
     )
 
 

@@ -41,6 +41,8 @@ _COLOURS = {GREEN: "\033[32m", YELLOW: "\033[33m", RED: "\033[31m"}
 
 SERVICE = "dockagent.service"
 MOUNT_UNIT = "dockagent-mount@.service"
+# The SCSI relay (cameras opened by vendor commands): installed with the rest, always.
+RELAY_UNITS = ("dockagent-scsi.socket", "dockagent-scsi@.service")
 MOUNT_HELPER = "opt/dockagent/libexec/dockagent-mount"
 # Where systemd and udev look (systemd.unit(5) "Unit File Load Path", udev(7) "Rules Files").
 UNIT_DIRS = ("etc/systemd/system", "usr/local/lib/systemd/system", "usr/lib/systemd/system",
@@ -213,6 +215,7 @@ class Doctor:
         found = {
             SERVICE: _find(root, UNIT_DIRS, SERVICE),
             MOUNT_UNIT: _find(root, UNIT_DIRS, MOUNT_UNIT),
+            **{name: _find(root, UNIT_DIRS, name) for name in RELAY_UNITS},
             rules.RULES_NAME: _find(root, RULES_DIRS, rules.RULES_NAME),
             "mount helper": _find(root, (str(Path(MOUNT_HELPER).parent),), "dockagent-mount"),
         }

@@ -4,6 +4,9 @@ When a USB device holds PATH (agent.devices.backing), its USB serial must be the
 DEVICE.INF names, as the daemon requires of every dock; a mismatch is refused and recorded as a
 refusal before any evidence is read. A directory, or an image on a loop device, has no USB
 identity: it is imported on the technician's word, and the output and the session say so.
+A camera whose profile names its SCSI device record first among its identity sources is asked
+for that record (reads only: agent.runtime.scsi_identity), which then names the camera instead
+of DEVICE.INF, or falls back to DEVICE.INF or refuses as that module says.
 
 Under the station's own configuration only (or root's --foreign-config); an import by hand that
 wiped files is signed into the chain as `camera.imported` (agent.custody.audit).
@@ -24,6 +27,7 @@ from agent.core.model import DeviceInfo, ImportSummary, display_name
 from agent.devices.backing import backing_of
 from agent.ingest import policy
 from agent.ingest.session import Importer
+from agent.runtime import scsi_identity, unlock
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,11 +95,26 @@ def run(args: argparse.Namespace) -> int:
         )
         importer = Importer(cfg, ctx.store, ctx.sealer, prof)
         try:
+            found = scsi_identity.for_import(
+                prof,
+                usb,
+                args.path,
+                unlock.opener_for(cfg.devices.scsi_relay),
+                unlock.identity_check(
+                    usb.serial if usb is not None else "",
+                    prof,
+                    ctx.store.enrolled(),
+                    False,
+                    args.path,
+                ),
+            )
             summary = importer.import_volume(
                 args.path,
                 check=check,
                 usb_serial=usb.serial if usb is not None else "",
-                identity_check=identity,
+                identity_check=found.check or identity,
+                known=found.known,
+                unlock=found.record,
             )
         except CameraRefused as exc:
             record_refusal(ctx, "import", shown, exc)

@@ -274,3 +274,34 @@ def describe(exc: BaseException) -> str:
         name = errno.errorcode.get(exc.errno, str(exc.errno))
         return f"{name}: {exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+class DeviceCommandRetryable(AgentError):
+    """SCSI command {command} to {device}: {problem}"""
+
+    # The device did not answer in time, was busy or not ready, or went away: the next dock
+    # (or, for a read, one more try) may succeed.
+    exit_code = EX_TEMPFAIL
+    kind = ErrorKind.RETRYABLE
+
+
+class DeviceCommandFailed(AgentError):
+    """SCSI command {command} to {device}: {problem}"""
+
+    # The device refused the command or answered with what the dialect cannot accept (wrong
+    # length, garbage): the same command will get the same answer.
+    exit_code = EX_IOERR
+
+
+class UnlockRefused(CameraRefused):
+    """camera at {path} refused: {problem}"""
+
+    # The vendor unlock found a reason not to take the camera (password, SD card, identity):
+    # nothing was taken or wiped. Never carries the device's password.
+
+
+class UnlockFailed(CameraRefused):
+    """camera at {path}: unlock failed ({verdict}): {problem}"""
+
+    # What became of the vendor unlock after its attempts: the verdict says whether the last
+    # failure was retryable (and how many attempts were made) or permanent (not retried).

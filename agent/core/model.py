@@ -119,6 +119,11 @@ class DeviceInfo:
     firmware: str = ""
     officer_id: str = ""
     unit: str = ""
+    # From a vendor SCSI device record (agent.devices.dialects), when the camera gives one:
+    # names as the camera holds them, and its charge in percent (None: not known).
+    officer_name: str = ""
+    unit_name: str = ""
+    battery_pct: int | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,15 @@ _NAME = re.compile(r"[a-z0-9_-]{1,64}")
 MASS_STORAGE_ONLY = ":08????:"
 
 
+def _safe_dialect(name: object) -> str:
+    """A dialect's name as the rules' comment may show it (a comment cannot end early, but a
+    newline in a profile's text would start a rule)."""
+    text = str(name)
+    if not _NAME.fullmatch(text):
+        raise ConfigError(where="camera profile", problem=f"dialect {text!r} is not a name")
+    return text
+
+
 def shipped_profile_names() -> list[str]:
     """Every camera profile shipped with the agent (agent/camera/profiles/*.toml), sorted."""
     files = resources.files("agent.camera.profiles").iterdir()
@@ -56,6 +65,13 @@ def generate(profiles: Sequence[Profile]) -> str:
     for profile in profiles:
         lines.append("")
         lines.append(f"# profile {profile.name}")
+        if profile.unlock is not None:
+            # No rule for its sg node: the SCSI relay (dockagent-scsi@.service) runs as root and
+            # checks in sysfs itself that a node is such a camera's before it sends anything.
+            lines.append(
+                f"# opened by vendor SCSI commands ({_safe_dialect(profile.unlock.dialect)}) "
+                "through dockagent-scsi.socket; the disk it then shows is mounted by this rule"
+            )
         for usb_id in sorted(profile.usb_ids):
             if not _USB_ID.fullmatch(usb_id):
                 raise ConfigError(

@@ -354,6 +354,8 @@ class UdevSource:
         if action not in ("add", "change"):
             return
         if key in self._known:
+            if action == "change" and self._medium_appeared(key, device):
+                return
             # Enumerated at start and announced again by an event queued meanwhile, or a
             # `change` of a device already reported: once is enough.
             _log.debug("device.duplicate_dropped", source=NAME, device_key=display_name(key))
@@ -363,6 +365,19 @@ class UdevSource:
             return
         self._known[key] = described
         self._emit(Action.INSERTED, *described)
+
+    def _medium_appeared(self, key: str, device: Any) -> bool:
+        """A disk reported without a file system now shows one (a `change` uevent: a camera
+        that opens as a disk only after vendor commands, agent.runtime.unlock, with no partition
+        table): reported again as inserted, with its file system. True when it was."""
+        if self._known[key][0].fs_type:
+            return False
+        described = self._describe(device)
+        if described is None or not described[0].fs_type:
+            return False
+        self._known[key] = described
+        self._emit(Action.INSERTED, *described)
+        return True
 
     def _emit(self, action: Action, identity: DeviceIdentity, extra: dict[str, str]) -> None:
         if self._events is None:

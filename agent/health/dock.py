@@ -175,16 +175,7 @@ class DockCheck:
         self._trend(docked_at)
         officer, source, assigned = self._officer(docked_at_text)
 
-        health = self.config.health
-        report, berror = self._read(
-            root_fd,
-            self.profile.battery_log,
-            lambda t: battery.assess(t.lines(), health, t.skipped),
-        )
-        self.battery = report if report is not None else battery.assess(None, health)
-        if berror:
-            self.battery.read_error = berror
-            self.battery.reasons.append(f"battery log unreadable: {berror}")
+        self.battery = self._assess_battery(root_fd)
         self.log.info(
             "battery.assessed",
             verdict=self.battery.verdict,
@@ -228,6 +219,23 @@ class DockCheck:
             officer_id=officer,
             officer_assigned=assigned,
         )
+
+    def _assess_battery(self, root_fd: int) -> battery.BatteryReport:
+        health = self.config.health
+        report, berror = self._read(
+            root_fd,
+            self.profile.battery_log,
+            lambda t: battery.assess(t.lines(), health, t.skipped),
+        )
+        assessed = report if report is not None else battery.assess(None, health)
+        if berror:
+            assessed.read_error = berror
+            assessed.reasons.append(f"battery log unreadable: {berror}")
+        if self.info.battery_pct is not None:
+            # The camera's own answer over SCSI (agent.devices.dialects) is its charge now;
+            # a battery log, where there is one, still judges the battery's health.
+            assessed.charge_pct = self.info.battery_pct
+        return assessed
 
     def _keep_events(self, events: Sequence[LogEvent]) -> list[LogEvent]:
         """Store the events that matter (once per line); returns those not seen at a past dock."""

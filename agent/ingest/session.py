@@ -109,6 +109,8 @@ class Importer:
         identity_check: str = "",
         make_writable: Callable[[bool], None] | None = None,
         continues: int | None = None,
+        known: DeviceInfo | None = None,
+        unlock: str = "",
     ) -> ImportSummary:
         """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
         DEVICE.INF is read and before any evidence is; `should_stop` is asked between files
@@ -121,12 +123,16 @@ class Importer:
 
         `identity_check` is what the caller checked of the camera's hardware identity, for the
         session's record; the binding's check (agent.ingest.binding) follows `check`'s and may
-        refuse the camera too."""
+        refuse the camera too.
+
+        `known` is the camera's identity when the caller learnt it from the device itself (a
+        vendor SCSI device record: agent.runtime.unlock); DEVICE.INF is then not read. `unlock`
+        is what that unlock found, as JSON, for the session's row."""
         self.should_stop = should_stop
         self.make_writable = make_writable
         self.stays_docked = stays_docked
         with open_root(path) as root_fd:
-            info = camera.read_device_info(root_fd, self.profile, path)
+            info = known or camera.read_device_info(root_fd, self.profile, path)
             if check is not None:
                 check(info)
             self.binding = binding.check(
@@ -136,6 +142,8 @@ class Importer:
             self.identity_check = self._identity(self.binding.detail)
             if continues is None:
                 session_id = self._open_session(info, path, usb_serial, self.identity_check)
+                if unlock:
+                    self.store.update_session(session_id, {"unlock": unlock})
             else:
                 session_id = self._continue_session(continues, info, path)
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)

@@ -10,6 +10,7 @@ a `copying` row that recovery puts back at the next start.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import queue
 import signal
@@ -18,9 +19,16 @@ import time
 from types import FrameType
 
 from agent.camera import profile
-from agent.core import durable, log
+from agent.core import durable, log, wallclock
 from agent.core.config import Config
-from agent.core.errors import EX_SOFTWARE, AgentError, CameraRefused, describe
+from agent.core.errors import (
+    EX_SOFTWARE,
+    AgentError,
+    CameraRefused,
+    UnlockFailed,
+    UnlockRefused,
+    describe,
+)
 from agent.core.model import DeviceInfo, FileState, SessionOutcome, WipePolicy, display_name
 from agent.custody import integrity, keys, recovery
 from agent.custody.seal import Sealer
@@ -28,6 +36,7 @@ from agent.devices import mounts
 from agent.devices.events import Action, DeviceEvent, DeviceSource
 from agent.devices.fake import FakeSource
 from agent.devices.mountwatch import MountWatchSource
+from agent.health import clock
 from agent.ingest import policy
 from agent.ingest.session import READ_ONLY_MOUNT, Importer, utc_now
 from agent.runtime.dock import Dock
@@ -35,6 +44,14 @@ from agent.runtime.liveness import Liveness
 from agent.runtime.lock import WriterLock
 from agent.runtime.service import ServiceReporter
 from agent.runtime.supervisor import Job, Supervisor
+from agent.runtime.unlock import (
+    clock_plan,
+    identity_check,
+    opener_for,
+    same_camera,
+    unlock_camera,
+    with_retries,
+)
 from agent.store import Store
 from agent.sync.pool import Uploader
 
@@ -213,6 +230,12 @@ class Daemon:
             return
         self.present.add(identity.key)
         _log.info(f"device.{event.action.value}", source=event.source, device=shown)
+        opening = self._opening(event)
+        if opening is not None:
+            # The disk of a camera a dock is opening: that dock takes it in (agent.runtime.unlock).
+            opening.volume.offer(identity)
+            _log.info("device.volume_appeared", device=shown, device_serial=identity.serial)
+            return
         if identity.key in self.docks:
             return  # announced again (udev "change", a second listing): the same dock
         admission = policy.admit_device(
@@ -224,6 +247,13 @@ class Daemon:
         dock = Dock.admitted(event, admission.profile)
         self.docks[identity.key] = dock
         self.supervisor.submit(Job(identity.key, functools.partial(self.take_in, dock)))
+
+    def _opening(self, event: DeviceEvent) -> Dock | None:
+        """The dock opening a camera by vendor commands whose disk `event` is, if any."""
+        for dock in self.docks.values():
+            if dock.opens_by_unlock and same_camera(dock.identity, dock.source, dock.extra, event):
+                return dock
+        return None
 
     def _refuse(self, source: str, shown: str, reason: str, store: Store | None = None) -> None:
         (store or self.store).add_refusal(source, shown, reason, utc_now())
@@ -244,6 +274,8 @@ class Daemon:
         store = Store.open(self.cfg.data_path, create=False)
         mounted_here = False
         try:
+            if dock.opens_by_unlock and dock.unlocked is None and not self._open(dock, store):
+                return
             mounted_here = self._find_volume(dock)
             if dock.mountpoint:
                 self._import(dock, store, mounted_here, continues)
@@ -258,6 +290,78 @@ class Daemon:
             if mounted_here:
                 mounts.unmount(dock.mountpoint)
                 dock.mountpoint = ""
+
+    def _open(self, dock: Dock, store: Store) -> bool:
+        """Open a camera that shows its disk only after vendor SCSI commands, and wait for the
+        disk (bounded by the profile's appear_timeout_s). False when it was refused or could not
+        be opened: recorded as a refusal with its reason, nothing taken, nothing wiped."""
+        plan = clock_plan(
+            dock.profile,
+            self.cfg.ingest.camera_timezone,
+            clock.station_clock(),
+            wallclock.now(),
+        )
+        accept = identity_check(
+            dock.identity.serial,
+            dock.profile,
+            store.enrolled(),
+            self.cfg.devices.require_enrollment,
+            dock.shown,
+        )
+        opener = opener_for(self.cfg.devices.scsi_relay)
+        spec = dock.profile.unlock
+        try:
+            if spec is None:
+                # unlock_camera refuses it with the reason
+                dock.unlocked = unlock_camera(dock.identity, "", dock.profile, plan, accept)
+            else:
+                dock.unlocked = with_retries(
+                    functools.partial(
+                        unlock_camera,
+                        dock.identity,
+                        dock.extra.get("usb_device", ""),
+                        dock.profile,
+                        plan,
+                        accept,
+                        opener,
+                    ),
+                    spec,
+                    lambda: not self.stopping.is_set() and dock.key in self.present,
+                    self.stopping.wait,
+                    dock.shown,
+                )
+        except (UnlockRefused, UnlockFailed) as exc:
+            self._unlock_refused(dock, store, exc.message)
+            return False
+        except (AgentError, OSError) as exc:
+            reason = f"camera at {dock.shown}: unlock failed: {describe(exc)}"
+            self._unlock_refused(dock, store, reason)
+            return False
+        if dock.identity.fs_type or dock.identity.mountpoint:
+            return True  # it showed its volume already (opened before this dock)
+        timeout_s = spec.appear_timeout_s if spec is not None else 0.0
+        volume = dock.volume.wait(
+            timeout_s, lambda: self.stopping.is_set() or dock.key not in self.present
+        )
+        if volume is None:
+            self._unlock_refused(
+                dock,
+                store,
+                f"camera at {dock.shown}: opened, but no disk appeared within {timeout_s:g} s",
+            )
+            return False
+        dock.takes_volume(volume)
+        return True
+
+    def _unlock_refused(self, dock: Dock, store: Store, reason: str) -> None:
+        store.add_refusal(dock.source, dock.shown, reason, utc_now())
+        _log.warning(
+            "device.unlock_refused",
+            source=dock.source,
+            device=dock.shown,
+            device_serial=dock.identity.serial,
+            reason=reason,
+        )
 
     def _find_volume(self, dock: Dock) -> bool:
         """Where the dock's volume is: given by the source, mounted by us, or found in
@@ -299,6 +403,13 @@ class Daemon:
         def remount(writable: bool) -> None:
             mounts.remount(point, writable)
 
+        hardware = f"USB serial {usb_serial} (as the {dock.source} source reports it) "
+        hardware += "matches DEVICE.INF"
+        known, unlocked = None, ""
+        if dock.unlocked is not None:
+            known = dock.unlocked.device_info()
+            unlocked = json.dumps(dock.unlocked.as_dict(), ensure_ascii=False)
+            hardware = f"{dock.unlocked.summary()}; matches USB serial {usb_serial}"
         sealer = Sealer(store, self.key, self.cfg.station_id, self.cfg.staging_path)
         importer = Importer(self.cfg, store, sealer, dock.profile)
         # A chunk copied or a file finished is progress for the watchdog
@@ -312,11 +423,10 @@ class Daemon:
                 should_stop=should_stop,
                 stays_docked=True,
                 usb_serial=usb_serial,
-                identity_check=(
-                    f"USB serial {usb_serial} (as the {dock.source} source reports it) "
-                    "matches DEVICE.INF"
-                ),
+                identity_check=hardware,
                 continues=continues,
+                known=known,
+                unlock=unlocked,
             )
         finally:
             dock.add_session(importer.session_id)

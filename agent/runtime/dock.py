@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from agent.camera.profile import Profile
 from agent.core.model import display_name
+from agent.devices.dialects import UnlockRecord
 from agent.devices.events import DeviceEvent, DeviceIdentity
+from agent.runtime.unlock import VolumeWait
 
 
 @dataclass
@@ -34,6 +36,12 @@ class Dock:
     # Whether a pass was taken after confirmation, and the volume's writability then.
     rechecked: bool = False
     rechecked_writable: bool | None = None
+    # What the source said beside the identity (udev: the USB device's sysfs path).
+    extra: dict[str, str] = field(default_factory=dict)
+    # A camera opened by vendor commands (transport ums-unlock, agent.runtime.unlock): what
+    # the unlock found, and its volume once the disk appears.
+    unlocked: UnlockRecord | None = None
+    volume: VolumeWait = field(default_factory=VolumeWait)
 
     @classmethod
     def admitted(cls, event: DeviceEvent, profile: Profile) -> Dock:
@@ -45,7 +53,20 @@ class Dock:
             profile=profile,
             mountpoint=identity.mountpoint,
             mounted_by="source" if identity.mountpoint else "",
+            extra=dict(event.extra),
         )
+
+    @property
+    def opens_by_unlock(self) -> bool:
+        """The camera shows its disk only after vendor SCSI commands (profile transport)."""
+        return getattr(self.profile, "transport", "ums") == "ums-unlock"
+
+    def takes_volume(self, identity: DeviceIdentity) -> None:
+        """The opened camera's disk appeared: the dock's volume is that device's from now on
+        (the dock keeps its key: the events of its first device still name it)."""
+        self.identity = identity
+        self.mountpoint = identity.mountpoint
+        self.mounted_by = "source" if identity.mountpoint else ""
 
     @property
     def shown(self) -> str:

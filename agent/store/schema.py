@@ -422,3 +422,11 @@ def _m0011(db: sqlite_utils.Database) -> None:
     db.executescript(
         "CREATE INDEX records_confirmation ON records(file_id) WHERE kind = 'confirmation';"
     )
+
+
+@MIGRATIONS(name="0012_scsi_unlock")
+def _m0012(db: sqlite_utils.Database) -> None:
+    # A camera opened by vendor SCSI commands: what its unlock found (device record with the
+    # officer's and unit's names, charge, SD card, clock set or why not), as JSON; never the
+    # password. '' for every other camera.
+    db.executescript("ALTER TABLE sessions ADD COLUMN unlock TEXT NOT NULL DEFAULT '';")

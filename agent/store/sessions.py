@@ -47,6 +47,8 @@ class SessionRow:
     usb_serial: str = ""
     # 0007_identity_binding: what was checked of the camera's identity
     identity_check: str = ""
+    # 0012_scsi_unlock: what a vendor SCSI unlock found (JSON), '' when there was none
+    unlock: str = ""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, prefix: str = "") -> SessionRow:

@@ -10,20 +10,34 @@ First as shipped, read-only: dock, sealed, confirmed, not wiped with the reason 
 left docked 60 s without being taken in again, undocked. Then as a site that wipes configures
 the mount (DOCKAGENT_MOUNT_ACCESS=rw): dock, sealed, confirmed, wiped while still docked,
 undocked. The ledger shows exactly one session per dock, each with its dock and undock times.
+
+A jl-dv16 camera, which shows its disk only after vendor SCSI commands, as installed: the
+daemon (no capability) sends them through the SCSI relay's socket, whose relay runs the unit's
+command line (dockagent-scsi@.service) with the connection as its standard input and output;
+the relay checks in sysfs that the node is an allowed camera's and passes the dialect's
+commands to its /dev/sg2 (emulated SG_IO); the disk the camera then shows is matched by the
+udev rule generated from the station's profiles and mounted read-only by the shipped mount
+helper, and the evidence is taken in under the camera's SCSI device record.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.camera import profile
+from agent.devices import rules
 from scripts.simulator.cameras import CameraSpec, Manifest, build_image
 from tests.conftest import Station
-from tests.support.daemon import wait_until
+from tests.support.daemon import sealed_count, wait_until
 from tests.support.evidence import rows
+from tests.support.umockdev_sg import RELAY_SOCKET_NAME, locked_description, write_profile
 from tests.support.umockdev_station import (
     UmockdevStation,
     description,
@@ -180,3 +194,88 @@ def test_the_shipped_station_read_only_then_wiping(station: Station, tmp_path: P
     assert by_camera[READ_ONLY][0]["wipe"].startswith("not wiped the camera is mounted read-only")
     assert by_camera[WIPES][0]["wipe"].startswith("wiped")
     assert station.run("verify").returncode == 0
+
+
+# ---- a camera opened by vendor SCSI commands, through the relay ------------------------------
+
+JL = "JL00001"
+OPENED = {"ID_FS_TYPE": "exfat", "ID_FS_USAGE": "filesystem"}
+
+
+def _disk_properties(text: str) -> dict[str, str]:
+    """sdc's udev properties once the camera shows its medium (what `udevadm info` prints)."""
+    block = text.partition("/block/sdc\n")[2].split("\n\n", 1)[0]
+    props = dict(line[3:].split("=", 1) for line in block.splitlines() if line.startswith("E: "))
+    return {**props, **OPENED, "DEVNAME": "/dev/sdc"}
+
+
+def _rule_matches(rule: str, props: dict[str, str]) -> bool:
+    """Whether the ENV{KEY}=="PATTERN" tests of a generated rule (udev(7) glob patterns, `|`
+    alternatives) all hold for these properties; the rule's other tests (ACTION, SUBSYSTEM)
+    are the kernel's and hold for an added or changed block device."""
+    tests = re.findall(r'ENV\{(\w+)\}=="([^"]*)"', rule)
+    return bool(tests) and all(
+        any(fnmatch.fnmatchcase(props.get(key, ""), alt) for alt in pattern.split("|"))
+        for key, pattern in tests
+    )
+
+
+def test_the_shipped_station_opens_a_jl_dv16_camera_through_the_scsi_relay(
+    station: Station, tmp_path: Path
+) -> None:
+    missing = umockdev_station_missing()
+    if missing:
+        pytest.fail("needs " + "; ".join(missing), pytrace=False)
+    profiles = tmp_path / "profiles"
+    name = write_profile(
+        profiles,
+        "jl-test",
+        {"dialect": "jl-dv16", "password": "123456", "inquiry": "dv16devicev1.00"},
+    )
+    socket_path = tmp_path / RELAY_SOCKET_NAME
+    station.configure(
+        _config(tmp_path).replace("[devices]\n", f'[devices]\nscsi_relay = "{socket_path}"\n')
+        + f'profiles = ["generic", "{name}"]\nprofile_dir = "{profiles}"\n'
+    )
+    assert station.run("devices", "enroll", JL, "--officer", "001234").returncode == 0
+    image, manifest = _camera(tmp_path, JL)
+    media, state = tmp_path / "media", tmp_path / "camera-state.json"
+    relay = (socket_path, station.config_path)
+    with (
+        loop_device(image, readonly=True) as loop,
+        umockdev_station(
+            station.env(DOCKAGENT_TEST_STATION_CLOCK="synced"), tmp_path / "udev", relay
+        ) as udev,
+    ):
+        udev.wait_event("daemon.started", timeout=60)
+        text = locked_description(loop)
+        udev.plug_locked(JL, text, {"battery": 64}, state)
+        unlocked = udev.wait_event("device.unlocked", timeout=60)
+        assert json.loads(state.read_text("utf-8"))["mass_storage"] is True
+        # The opened camera's disk: the rule generated for the station's profiles wants its
+        # mount unit, which runs the shipped helper with the disk's kernel name.
+        udev.medium(JL, "sdc", OPENED)
+        props = _disk_properties(text)
+        generated = rules.generate(profile.load_all(("generic", name), str(profiles)))
+        wanted = [r for r in generated.splitlines() if r and not r.startswith("#")]
+        assert [_rule_matches(r, props) for r in wanted] == [False, True]
+        udev_text = "".join(f"{k}={v}\n" for k, v in props.items())
+        helper = run_mount_helper(
+            "start", tmp_path / "dock", text, loop, media, "ro", "sdc", udev_text
+        )
+        assert helper.returncode == 0, helper.stderr
+        taken = udev.wait_event("device.taken_in", timeout=90)
+        wait_until(
+            lambda: sealed_count(station.data_dir, JL) == len(manifest.entries), 60, "sealed"
+        )
+        assert udev.stop() == 0
+        run_mount_helper("stop", tmp_path / "dock", text, loop, media, "ro", "sdc", udev_text)
+    assert unlocked["device_serial"] == JL and unlocked["battery_pct"] == 64
+    relayed = [e for e in udev.events() if e.get("event") == "relay.opened"]
+    assert relayed and relayed[0]["sg"] == "/dev/sg2"  # the relay, not the daemon, sent them
+    (session,) = _sessions(station, JL)
+    assert session["id"] == taken["session_id"]
+    assert session["source"] == str(media / JL)  # the helper's read-only mount, by device number
+    assert session["officer_id"] == "001234"  # the SCSI record's badge, agreeing with enrolment
+    assert "jl-dv16 device record: serial JL00001, badge 001234" in session["identity_check"]
+    assert json.loads(state.read_text("utf-8"))["clock"] is not None

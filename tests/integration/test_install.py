@@ -34,12 +34,16 @@ DOCUMENTED = {
     "usr/local/bin/dockagent": 0o755,
     "usr/local/lib/systemd/system/dockagent-mount@.service": 0o644,
     "usr/local/lib/systemd/system/dockagent.service": 0o644,
+    "usr/local/lib/systemd/system/dockagent-scsi.socket": 0o644,
+    "usr/local/lib/systemd/system/dockagent-scsi@.service": 0o644,
     "usr/local/lib/udev/rules.d/99-dockagent.rules": 0o644,
     "var/lib/dockagent/": 0o750,
     "var/lib/dockagent/station.key": 0o600,
     "var/lib/dockagent/station.pub": 0o644,
     "var/lib/dockagent/station-config": 0o600,
 }
+UNITS = ("dockagent.service", "dockagent-mount@.service", "dockagent-scsi.socket",
+         "dockagent-scsi@.service")  # fmt: skip
 PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
            "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",
            "usr/local/lib/udev/rules.d/", "var/", "var/lib/", "opt/dockagent/",
@@ -106,7 +110,7 @@ def test_install_lays_out_exactly_the_documented_files(installed: tuple[Path, Pa
     assert {p: m for p, m in outside.items() if p not in PARENTS} == DOCUMENTED
     # The virtual environment holds the agent and its command.
     assert os.access(root / "opt/dockagent/bin/dockagent", os.X_OK)
-    for name in ("dockagent.service", "dockagent-mount@.service"):
+    for name in UNITS:
         assert (root / "usr/local/lib/systemd/system" / name).read_text() == (
             src / "systemd" / name
         ).read_text()
@@ -182,6 +186,17 @@ def test_installed_units_and_rules_satisfy_doctor(installed: tuple[Path, Path, s
         assert check["status"] == "green", check
     finally:
         shutil.rmtree(root / "etc/systemd")
+    # An older install without the SCSI relay: red, naming what is missing.
+    relay = root / "usr/local/lib/systemd/system/dockagent-scsi.socket"
+    kept, times = relay.read_bytes(), relay.stat()
+    relay.unlink()
+    try:
+        check = install_check()
+        assert check["status"] == "red" and "dockagent-scsi.socket" in check["detail"], check
+    finally:
+        relay.write_bytes(kept)
+        relay.chmod(0o644)
+        os.utime(relay, ns=(times.st_atime_ns, times.st_mtime_ns))
 
 
 def test_uninstall_never_removes_evidence(

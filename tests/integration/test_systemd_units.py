@@ -23,9 +23,12 @@ from agent.camera import profile
 from agent.core import config
 from agent.core.errors import ConfigError
 from agent.devices import rules
+from tests.support.umockdev_sg import relay_command, write_profile
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
+UNIT_FILES = ("dockagent.service", "dockagent-mount@.service", "dockagent-scsi.socket",
+              "dockagent-scsi@.service")  # fmt: skip
 
 
 def _tool(name: str) -> str:
@@ -56,24 +59,28 @@ def test_systemd_analyze_verify_accepts_both_units(tmp_path: Path) -> None:
     prefix = tmp_path / "opt" / "dockagent"
     (prefix / "bin").mkdir(parents=True)
     (prefix / "libexec").mkdir()
-    stub = prefix / "bin" / "dockagent"
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
+    for name in ("dockagent", "python"):  # the agent, and the relay's interpreter
+        stub = prefix / "bin" / name
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
     shutil.copy(UNITS / "dockagent-mount", prefix / "libexec" / "dockagent-mount")
     units = tmp_path / "units"
     units.mkdir()
-    for name in ("dockagent.service", "dockagent-mount@.service"):
+    for name in UNIT_FILES:
         text = (UNITS / name).read_text().replace("/opt/dockagent", str(prefix))
         (units / name).write_text(text)
-    # verify a template through one of its instances, as udev would start it
+    # verify a template through one of its instances, as udev (the mount) and the socket's
+    # Accept=yes (the relay: dockagent-scsi@<n>-<pid>-<uid>.service) would start it
     shutil.copy(units / "dockagent-mount@.service", units / "dockagent-mount@sdb1.service")
+    shutil.copy(units / "dockagent-scsi@.service", units / "dockagent-scsi@0-1-0.service")
     proc = subprocess.run(
-        [analyze, "verify", "--man=no", "dockagent.service", "dockagent-mount@sdb1.service"],
+        [analyze, "verify", "--man=no", "dockagent.service", "dockagent-mount@sdb1.service",
+         "dockagent-scsi.socket", "dockagent-scsi@0-1-0.service"],
         cwd=units,
         capture_output=True,
         text=True,
         check=False,
-    )
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     problems = [
         line
@@ -117,6 +124,59 @@ def test_mount_unit_security_exposure_is_at_most_5_0(tmp_path: Path) -> None:
     assert match, proc.stdout + proc.stderr
     assert float(match.group(1)) <= 5.0, proc.stdout
     assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=50 means 5.0
+
+
+def test_scsi_relay_unit_security_exposure_is_at_most_2_0(tmp_path: Path) -> None:
+    analyze = _tool("systemd-analyze")
+    shutil.copy(UNITS / "dockagent-scsi@.service", tmp_path / "dockagent-scsi@0-1-0.service")
+    proc = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager",
+         "dockagent-scsi@0-1-0.service"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    match = re.search(
+        r"Overall exposure level for dockagent-scsi@0-1-0\.service: (\d+\.\d+)", proc.stdout
+    )
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) <= 2.0, proc.stdout
+
+
+def test_only_the_scsi_relay_holds_a_capability_and_only_sg_nodes() -> None:
+    # The vendor opcodes need CAP_SYS_RAWIO (scsi_cmd_allowed()); the agent never holds it.
+    relay = _unit((UNITS / "dockagent-scsi@.service").read_text())
+    for key, value in {
+        "CapabilityBoundingSet": ["CAP_SYS_RAWIO"],
+        "AmbientCapabilities": [""],
+        "NoNewPrivileges": ["yes"],
+        "ProtectSystem": ["strict"],
+        "PrivateNetwork": ["yes"],
+        "RestrictAddressFamilies": ["AF_UNIX"],
+        "DevicePolicy": ["closed"],
+        "DeviceAllow": ["char-sg rw"],
+        "StandardInput": ["socket"],
+        "StandardOutput": ["socket"],
+    }.items():
+        assert relay.get(key) == value, key
+    assert "PrivateDevices" not in relay  # the camera's node must be visible to be opened
+    assert relay["ExecStart"] == [
+        "/opt/dockagent/bin/python -I -m agent.devices.scsi_relay "
+        "--config /etc/dockagent/config.toml"
+    ]
+    assert "~@privileged @resources @mount" in relay["SystemCallFilter"]
+    # The tests start the relay with this command line, the installed interpreter aside.
+    stand_in = relay_command(Path("/etc/dockagent/config.toml"))
+    assert relay["ExecStart"][0].split()[1:] == stand_in[1:]
+    socket = _unit((UNITS / "dockagent-scsi.socket").read_text())
+    assert socket["ListenStream"] == [config.DevicesConfig().scsi_relay]
+    assert socket["Accept"] == ["yes"]
+    assert (socket["SocketUser"], socket["SocketMode"]) == (["dockagent"], ["0600"])
+    agent = _unit((UNITS / "dockagent.service").read_text())
+    assert agent["CapabilityBoundingSet"] == [""] and agent["PrivateDevices"] == ["yes"]
+    assert "dockagent-scsi.socket" in agent["Wants"][0].split()
+    assert "AF_UNIX" in agent["RestrictAddressFamilies"][0].split()
 
 
 def test_mount_unit_holds_no_capability_and_a_read_only_system() -> None:
@@ -383,3 +443,15 @@ def test_mount_helper_refuses(
     assert proc.returncode == 2
     assert reason in proc.stderr
     assert args == []  # systemd-mount never ran
+
+
+def test_a_camera_opened_by_vendor_commands_has_the_mount_rule_for_its_disk(
+    tmp_path: Path,
+) -> None:
+    name = write_profile(tmp_path, "jl-test", {"dialect": "jl-dv16"})
+    text = rules.generate(profile.load_all((name,), str(tmp_path)))
+    assert 'ENV{ID_VENDOR_ID}=="1f3a", ENV{ID_MODEL_ID}=="5016"' in text
+    assert "# opened by vendor SCSI commands (jl-dv16) through dockagent-scsi.socket" in text
+    write_profile(tmp_path, "jl-evil", {"dialect": 'jl\nRUN+="/bin/sh"'})
+    with pytest.raises(ConfigError, match="is not a name"):
+        rules.generate(profile.load_all(("jl-evil",), str(tmp_path)))

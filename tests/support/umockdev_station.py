@@ -20,6 +20,13 @@ What stands in, at the lowest layer that can be faked honestly:
   at the point and with the options the helper chose, with exfat-fuse; `--umount` unmounts it.
 The udev rule that starts the helper is not run (no udevd); the test starts the helper as the
 rule's unit would, with the device's kernel name.
+
+A camera opened by vendor commands (jl-dv16) adds: its /dev/sg2 answers SG_IO as the simulated
+camera (umockdev/sg_bed.py's handler, in the testbed's process); the SCSI relay's socket is
+a listener that starts the relay unit's command line for each connection with the connection
+as its standard input and output (umockdev/relay_socket.py: systemd's Accept=yes part); and
+the disk it shows once opened is the same description's block device gaining a file system
+(new udev properties and a `change` uevent, as the kernel and udev announce a new medium).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from typing import IO, Any
 
 from tests.support.daemon import EventLog
 from tests.support.umockdev_run import GI_PYTHON
+from tests.support.umockdev_sg import behind_relay
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -118,10 +126,18 @@ exec mount.exfat-fuse -o "$options" {loop} "$point"
 
 
 def run_mount_helper(
-    action: str, where: Path, text: str, loop: str, mount_root: Path, access: str
+    action: str,
+    where: Path,
+    text: str,
+    loop: str,
+    mount_root: Path,
+    access: str,
+    kernel_name: str = KERNEL_NAME,
+    properties: str = "",
 ) -> subprocess.CompletedProcess[str]:
-    """systemd/dockagent-mount ACTION sda1, as dockagent-mount@sda1.service runs it."""
-    stubs = _stand_ins(where, partition_properties(text), loop)
+    """systemd/dockagent-mount ACTION sda1 (or `kernel_name`, whose udev `properties` are
+    given), as dockagent-mount@sda1.service runs it."""
+    stubs = _stand_ins(where, properties or partition_properties(text), loop)
     env = {
         "PATH": f"{stubs}:{os.environ['PATH']}",
         "DOCKAGENT_MOUNT_ROOT": str(mount_root),
@@ -129,7 +145,7 @@ def run_mount_helper(
         "DOCKAGENT_USER": "root",  # the test's daemon runs as root; the unit's default is dockagent
     }
     return subprocess.run(
-        ["/bin/sh", str(HELPER), action, KERNEL_NAME],
+        ["/bin/sh", str(HELPER), action, kernel_name],
         env=env,
         capture_output=True,
         text=True,
@@ -167,6 +183,18 @@ class UmockdevStation(EventLog):
         path.write_text(text, "utf-8")
         return list(self._say({"plug": name, "description": str(path)})["devices"])
 
+    def plug_locked(self, name: str, text: str, recorder: dict[str, Any], state: Path) -> None:
+        """Plug a camera whose sg node (/dev/sg2, umockdev/sg_bed.py) answers SG_IO as the
+        simulated jl-dv16 camera with `recorder`'s settings; its state goes to `state`."""
+        path = self.work / f"{name}.umockdev"
+        path.write_text(text, "utf-8")
+        sg = {"node": "/dev/sg2", "recorder": recorder, "state_file": str(state)}
+        self._say({"plug": name, "description": str(path), "sg": sg})
+
+    def medium(self, name: str, device: str, props: dict[str, str]) -> None:
+        """The device shows a medium: new udev properties, then a `change` uevent."""
+        self._say({"medium": name, "device": device, "props": props})
+
     def unplug(self, name: str) -> None:
         self._say({"unplug": name})
 
@@ -188,15 +216,22 @@ def umockdev_station_missing() -> list[str]:
 
 
 @contextmanager
-def umockdev_station(env: dict[str, str], work: Path) -> Iterator[UmockdevStation]:
-    """`dockagent run` (this interpreter, `env`) inside a fresh umockdev testbed."""
+def umockdev_station(
+    env: dict[str, str], work: Path, relay: tuple[Path, Path] | None = None
+) -> Iterator[UmockdevStation]:
+    """`dockagent run` (this interpreter, `env`) inside a fresh umockdev testbed; with `relay`
+    (socket, configuration), the SCSI relay's socket listening beside it as systemd would
+    (tests/support/umockdev_sg.py behind_relay)."""
+    command = [sys.executable, "-m", "agent.cli.main", "run"]
+    if relay is not None:
+        command = behind_relay(command, *relay)
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "daemon.log"
     spec = work / "station.json"
     spec.write_text(
         json.dumps(
             {
-                "command": [sys.executable, "-m", "agent.cli.main", "run"],
+                "command": command,
                 "env": env,
                 "log": str(log_path),
             }

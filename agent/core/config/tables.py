@@ -149,6 +149,16 @@ class DevicesConfig:
         read-write (mount_strategy "mount", or DOCKAGENT_MOUNT_ACCESS=rw).
         """,
     )
+    scsi_relay: str = key(
+        "/run/dockagent-scsi.socket",
+        """
+        Cameras opened by vendor SCSI commands (profile transport "ums-unlock"): the socket of
+        the SCSI relay (systemd/dockagent-scsi.socket), which alone holds CAP_SYS_RAWIO and
+        sends only the profile dialect's commands to allowed cameras. "" sends them from this
+        process (SG_IO on /dev/sgN: needs CAP_SYS_RAWIO, i.e. root; development and tests).
+        """,
+        checks=_OPTIONAL_PATH,
+    )
 
 
 @dataclass(frozen=True)

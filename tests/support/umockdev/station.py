@@ -9,9 +9,14 @@ with the device number written in the description's `dev` attribute (umockdev's 
 
 Commands on stdin, one JSON object a line, each answered by one line on stdout:
   {"plug": NAME, "description": PATH}  -> {"kind": "plugged", "devices": [sysfs paths]}
+    with "sg": {"node": "/dev/sgN", "recorder": {...}, "state_file": PATH}: that node answers
+    SG_IO as the simulated jl-dv16 camera (sg_bed.SgCamera), its state in the state file
+  {"medium": NAME, "device": SYSFS_NAME, "props": {KEY: VALUE}}  -> {"kind": "changed"}
+    the device's udev properties gain these values, announced by a `change` uevent (a camera
+    opened by vendor commands shows a medium with a file system)
   {"unplug": NAME}                     -> {"kind": "unplugged"}
   {"stop": true}                       -> {"kind": "stopped", "status": EXIT STATUS}
-End of input stops the daemon too. Only the standard library and gi here.
+End of input stops the daemon too. Only the standard library, gi and sg_bed here.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import gi  # noqa: E402 - after the filter above
 
 gi.require_version("UMockdev", "1.0")
 from gi.repository import UMockdev  # noqa: E402 - gi needs the version chosen first
+from sg_bed import Recorder, SgCamera  # noqa: E402 - next to this file, imports gi too
 
 STOP_TIMEOUT_S = 90
 
@@ -48,6 +54,24 @@ class Bed:
         self.testbed = UMockdev.Testbed.new()
         self.root = self.testbed.get_root_dir()
         self.devices: dict[str, list[str]] = {}
+        self.handlers: list[Any] = []  # the ioctl handlers must live as long as the testbed
+
+    def answer_sg(self, sg: dict[str, Any]) -> None:
+        camera = SgCamera(Recorder(**sg.get("recorder", {})), Path(sg["state_file"]))
+        handler = UMockdev.IoctlBase()
+        handler.connect("handle-ioctl", camera.handle)
+        self.testbed.attach_ioctl(sg["node"], handler)
+        self.handlers.append((camera, handler))
+
+    def medium(self, name: str, device: str, props: dict[str, str]) -> None:
+        (syspath,) = [p for p in self.devices[name] if p.rsplit("/", 1)[-1] == device]
+        uevent = Path(self.root + syspath) / "uevent"
+        lines = [ln for ln in uevent.read_text("utf-8").splitlines() if ln]
+        for key, value in props.items():
+            lines = [ln for ln in lines if not ln.startswith(key + "=")]
+            lines.append(f"{key}={value}")
+        uevent.write_text("\n".join(lines) + "\n", "utf-8")
+        self.testbed.uevent(syspath, "change")
 
     def plug(self, name: str, description: str) -> list[str]:
         # add_from_string() announces every device it adds with an `add` uevent, parents first
@@ -95,7 +119,13 @@ def main() -> None:
     for line in sys.stdin:
         command = json.loads(line)
         if "plug" in command:
-            say({"kind": "plugged", "devices": bed.plug(command["plug"], command["description"])})
+            devices = bed.plug(command["plug"], command["description"])
+            if "sg" in command:
+                bed.answer_sg(command["sg"])
+            say({"kind": "plugged", "devices": devices})
+        elif "medium" in command:
+            bed.medium(command["medium"], command["device"], command["props"])
+            say({"kind": "changed"})
         elif "unplug" in command:
             bed.unplug(command["unplug"])
             say({"kind": "unplugged"})

@@ -8,7 +8,9 @@ interpreter, as a child that inherits the testbed (UMOCKDEV_DIR) and the preload
 The plan (JSON) names device descriptions (NAME.umockdev next to this file): `present` ones
 are loaded before the source starts, `during_start` ones are plugged in after its monitor
 started and before it enumerates, then `steps` run: {"plug": ...}, {"unplug": NAME},
-{"uevent": ACTION, "device": NAME}. Adding a description announces each device with `add`
+{"uevent": ACTION, "device": NAME}, {"raw": NAME, "device": SYSFS_NAME, "props": {KEY: HEX}}
+(new property values, e.g. a medium that appeared, announced by a `change` uevent after it).
+Adding a description announces each device with `add`
 (umockdev does), in file order: the files list parents first, as the kernel announces them.
 The source must report `expect_events` events. Output: JSON lines
 {"kind": "event"|"log"|"devices"|"stopped", ...} on stdout.
@@ -203,6 +205,8 @@ def main() -> None:
             bed.unplug(step["unplug"])
         elif "uevent" in step:
             bed.uevent(step["device"], step["uevent"])
+        elif "raw" in step:  # new property values of one device (hex), before its uevent
+            bed.set_raw(step["raw"], step["device"], step["props"])
         else:
             fail(f"unknown step {step!r}")
     expected = int(plan["expect_events"])
