@@ -148,7 +148,8 @@ def check_token(
         builder.build().verify(response, wanted)
     except (rfc3161_client.VerificationError, ValueError) as exc:
         raise TokenInvalid(
-            "tsa_untrusted", f"not signed by a TSA the trust anchor vouches for ({exc})"
+            "tsa_untrusted",
+            f"not signed by a TSA the trust anchor vouches for ({str(exc)[:200]})",
         ) from None
     return response.tst_info.gen_time
 

@@ -105,7 +105,7 @@ class TsaServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 kind = self.headers.get("Content-Type", "")
                 if kind != "application/timestamp-query" or not 0 < length <= _MAX_QUERY:
