@@ -153,10 +153,18 @@ def test_a_station_offline_from_its_tsa_shows_the_gap_and_catches_up(
         assert stamper.tick(now=1000.0) is None  # still away: asked again after a pause
         tsa.start()
         assert stamper.tick(now=1001.0) is None and tsa.requests == 0  # pausing: nothing sent
-        assert stamper.tick(now=1000.0 + stamper.pause) == head  # back: the gap is covered
-        assert stamper.tick(now=5000.0 + 3600) is None and tsa.requests == 1  # nothing new
+        back = 1000.0 + stamper.pause
+        assert stamper.tick(now=back) == head  # back: the gap is covered
+        stamper.session_ended = True  # due, but every record is covered: nothing is sent
+        assert stamper.tick(now=back + 30) is None and tsa.requests == 1
+        assert station.json("status")["trusted_time"]["uncovered"] is None
+        # A record added outside a dock session (an audit record) waits for the interval.
+        assert station.run("devices", "enroll", "CAMTSA09").returncode == 0
+        assert stamper.tick(now=back + 60) is None and tsa.requests == 1
+        assert stamper.tick(now=back + 3600) == head + 1
     finally:
         store.close()
-    assert station.json("status")["trusted_time"]["uncovered"] is None
     verify = station.run("verify")
-    assert verify.returncode == 0 and f"covers records 1-{head}" in verify.stdout, verify.stdout
+    assert verify.returncode == 0, verify.stdout
+    assert f"covers records 1-{head}" in verify.stdout
+    assert f"covers record {head + 1}" in verify.stdout
