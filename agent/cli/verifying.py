@@ -81,11 +81,15 @@ def _timestamps_json(report: Report) -> dict[str, object]:
     checked = report.timestamps
     if checked is None:
         return {}
+    head = report.head[0] if report.head else 0
     return {
         "anchored": checked.anchored,
         "covered_upto": checked.covered_upto,
         "tokens": [dataclasses.asdict(c) for c in checked.coverage],
-        "uncovered_after": checked.covered_upto if report.head else None,
+        # The records after the last good token (none when every record is covered).
+        "uncovered": {"first": checked.covered_upto + 1, "last": head}
+        if head > checked.covered_upto
+        else None,
     }
 
 

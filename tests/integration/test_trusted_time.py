@@ -100,6 +100,7 @@ def test_each_session_is_stamped_verify_names_the_coverage_and_each_bad_token(
     report = json.loads(swapped.stdout)
     assert [(p["kind"], p["seq"]) for p in report["problems"]] == [("tsa_imprint_mismatch", two)]
     assert [(t["first"], t["last"]) for t in report["timestamps"]["tokens"]] == [(1, one)]
+    assert report["timestamps"]["uncovered"] == {"first": one + 1, "last": two}
 
     # A token over the right record, signed by a TSA under another CA.
     stranger = Authority(tmp_path / "tsa-b", "Beta")
