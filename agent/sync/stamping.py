@@ -138,7 +138,8 @@ class Stamper:
 
     def tick(self, now: float | None = None) -> int | None:
         """The daemon's idle step: stamp when a session ended or the interval passed and a
-        record waits; after a failure, not before the pause is over. Never raises."""
+        record waits; after a failure, not before the pause is over. A TSA that fails is
+        logged (`tsa.failed`) and paused for, never raised; the seq stamped, or None."""
         if not self.enabled:
             return None
         now = time.monotonic() if now is None else now
