@@ -35,6 +35,7 @@ from agent.devices import rules
 from agent.health import clock, installation, station
 from agent.health.station import GREEN, RED, YELLOW, Finding
 from agent.store import DatabaseError, Store, StoreError, readonly
+from agent.sync import stamping
 
 EXIT_CODES = {GREEN: 0, YELLOW: 1, RED: 2}
 _COLOURS = {GREEN: "\033[32m", YELLOW: "\033[33m", RED: "\033[31m"}
@@ -58,8 +59,9 @@ _NEEDS_CONFIG = {
     "refusals",
     "unconfirmed",
     "confirmations",
+    "timestamps",
 }
-_NEEDS_STORE = {"refusals", "unconfirmed", "confirmations"}
+_NEEDS_STORE = {"refusals", "unconfirmed", "confirmations", "timestamps"}
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,6 +103,7 @@ class Doctor:
             ("refusals", self.check_refusals),
             ("unconfirmed", self.check_unconfirmed),
             ("confirmations", self.check_confirmations),
+            ("timestamps", self.check_trusted_time),
         ]
         try:
             return [self._one(name, step) for name, step in steps]
@@ -260,6 +263,19 @@ class Doctor:
         records say both: agent.custody.verify.confirmation_problems)."""
         found = verify.confirmation_problems(list(self._store().records("confirmation")))
         return station.confirmations([p.detail for p in found])
+
+    def check_trusted_time(self) -> Finding:
+        cfg = self._cfg()
+        data = stamping.state(cfg, self._store())
+        waiting = data.get("uncovered")
+        since = waiting.get("since") or None if isinstance(waiting, dict) else None
+        facts = station.TrustedTime(
+            enabled=bool(data["enabled"]),
+            detail=stamping.describe_state(data),
+            uncovered_since=datetime.fromisoformat(since) if isinstance(since, str) else None,
+            interval_s=cfg.custody.tsa_interval_s,
+        )
+        return station.trusted_time(facts, self.now)
 
     def check_unconfirmed(self) -> Finding:
         cfg, store = self._cfg(), self._store()

@@ -28,6 +28,7 @@ from agent.devices.backing import backing_of
 from agent.ingest import policy
 from agent.ingest.session import Importer
 from agent.runtime import scsi_identity, unlock
+from agent.sync.stamping import stamp_once
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,7 +121,10 @@ def run(args: argparse.Namespace) -> int:
             record_refusal(ctx, "import", shown, exc)
             raise
         _audit_import(ctx, args.path, summary)
+        # The session ended: its records get a time-stamp token now, or the daemon catches up.
+        stamped = stamp_once(cfg, ctx.store)
     data = dataclasses.asdict(summary)
+    data["tsa_token_seq"] = stamped
     data["complete"] = summary.complete
     data["usb_identity"] = usb.serial if usb is not None else None
     data["identity_check"] = importer.identity_check
@@ -132,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"{identity}: DEVICE.INF taken on the technician's word\n")
         if importer.binding.detail:
             out.write(f"{importer.binding.detail}\n")
+        if stamped is not None:
+            out.write(f"time-stamp token over custody record {stamped} kept\n")
         out.write(
             f"camera {summary.device_serial} (officer {summary.officer_id or '-'}), "
             f"session {summary.session_id}: {summary.files_found} files found, "

@@ -13,6 +13,7 @@ from agent.health import clock
 from agent.reporting.readiness import readiness_by_camera
 from agent.reporting.times import parse_since
 from agent.store import FileRow, Store
+from agent.sync import stamping
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,12 +102,15 @@ def run_status(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else ""
     with context.reader(cfg) as store:
         data = status_data(store, args.limit, since)
+        # Trusted time: what the RFC 3161 tokens cover, and what waits for one since when.
+        data["trusted_time"] = stamping.state(cfg, store)
     if args.json:
         emit_json(data)
         return 0
     out = sys.stdout
     out.write(f"station clock: {data['station_clock']['description']}\n")
     out.write(f"files: {data['files']}   custody records: {data['chain_length']}\n")
+    out.write(f"trusted time: {stamping.describe_state(data['trusted_time'])}\n")
     out.write("  ".join(f"{k}={v}" for k, v in data["states"].items() if v) + "\n\n")
     out.write(
         table(

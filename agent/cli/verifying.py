@@ -8,6 +8,7 @@ re-hashed and how to have them re-hashed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from agent.cli import context
 from agent.cli.output import emit_json
 from agent.core.errors import EXIT_VERIFY_FAILED, StationKeyError
 from agent.core.wallclock import utc_now
-from agent.custody import keys
+from agent.custody import keys, tsa
 from agent.custody.keys import Verifier
 from agent.custody.verify import Report, verify
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             cfg.storage.copy_chunk_bytes,
             evidence=evidence,
             since=since,
+            tsa_anchor=Path(anchor) if (anchor := cfg.custody.tsa_trust_anchor) else None,
         )
         if report.ok and evidence and report.head is not None:
             # Where the next --incremental starts (a reader of the group writes nothing).
@@ -67,11 +69,48 @@ def run(args: argparse.Namespace) -> int:
                 "evidence_checked": report.evidence_checked,
                 "incremental": report.incremental,
                 "problems": [p.as_dict() for p in report.problems or []],
+                "timestamps": _timestamps_json(report),
             }
         )
     else:
         _print(report)
     return 0 if report.ok else EXIT_VERIFY_FAILED
+
+
+def _timestamps_json(report: Report) -> dict[str, object]:
+    checked = report.timestamps
+    if checked is None:
+        return {}
+    head = report.head[0] if report.head else 0
+    return {
+        "anchored": checked.anchored,
+        "covered_upto": checked.covered_upto,
+        "tokens": [dataclasses.asdict(c) for c in checked.coverage],
+        # The records after the last good token (none when every record is covered).
+        "uncovered": {"first": checked.covered_upto + 1, "last": head}
+        if head > checked.covered_upto
+        else None,
+    }
+
+
+def _print_timestamps(report: Report) -> None:
+    checked = report.timestamps
+    if checked is None:
+        return
+    if not checked.anchored:
+        sys.stdout.write(
+            "note: time-stamp tokens are kept but [custody] tsa_trust_anchor is not set: "
+            "none was checked\n"
+        )
+        return
+    for line in tsa.iter_ranges(checked):
+        sys.stdout.write(f"time-stamp {line}\n")
+    head = report.head[0] if report.head else 0
+    if checked.coverage and head > checked.covered_upto:
+        sys.stdout.write(
+            f"time-stamp: records {checked.covered_upto + 1}-{head} are not covered by a "
+            "token yet\n"
+        )
 
 
 def _public_key(path: Path) -> Verifier:
@@ -104,5 +143,6 @@ def _print(report: Report) -> None:
         + (" since the last clean verify (--full checks everything)" if report.incremental else "")
         + "\n"
     )
+    _print_timestamps(report)
     if not report.evidence_checked:
         sys.stdout.write(f"note: {NOT_REHASHED}\n")

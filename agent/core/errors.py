@@ -228,6 +228,15 @@ class StagedCopyChanged(AgentError):
     exit_code = EX_DATAERR
 
 
+class TsaFailed(AgentError):
+    """time-stamp authority {server}: {problem}"""
+
+    # A TSA that cannot be reached or answers badly now may answer later: the chain head waits
+    # for its token (the gap shows in status and doctor) and is asked for again.
+    exit_code = EX_TEMPFAIL
+    kind = ErrorKind.RETRYABLE
+
+
 # errno values that describe a passing condition: the same operation may succeed later.
 _RETRYABLE_ERRNOS = frozenset(
     {

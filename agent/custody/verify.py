@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem, display_name
-from agent.custody import chainfiles, staging
+from agent.custody import chainfiles, staging, tsa
 from agent.custody.digest import hash_file
 from agent.custody.keys import Verifier
 from agent.custody.records import (
@@ -55,6 +55,8 @@ class Report:
     head: tuple[int, str] | None = None
     max_file_id: int = 0
     changed: int = 0
+    # RFC 3161 tokens over the chain (agent.custody.tsa): which records each covers.
+    timestamps: tsa.Checked | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,13 +112,15 @@ def verify(
     *,
     evidence: bool = True,
     since: VerifiedHead | None = None,
+    tsa_anchor: Path | None = None,
 ) -> Report:
     """Everything, streamed: the chain is walked keeping only the link the next record must
     make, and the rows are read joined with their records, so memory does not grow with the
     station's history. With `since` (where a clean verify ended: agent.store.verified), only
     what came after it: the record it ended at must still be the one it saw, the records after
     it must follow on, and the rows added or changed since are checked as every row is; the
-    staged copies and sidecars of the rows not changed are not read again (`--full` does)."""
+    staged copies and sidecars of the rows not changed are not read again (`--full` does).
+    Every kept time-stamp token is checked against `tsa_anchor` (agent.custody.tsa)."""
     problems: list[Problem] = []
     report = Report(problems=problems, evidence_checked=evidence, incremental=since is not None)
     report.changed = store.changed_mark()  # before the walk: a note after it is kept
@@ -142,6 +146,10 @@ def verify(
         after_seq=None if since is None else since.seq, changed_upto=report.changed
     )
     problems.extend(_rows_gone(gone))
+    # Every kept token, also after an incremental verify: they are few (one per dock session
+    # or interval), and a token swapped in later must not pass unseen.
+    report.timestamps = tsa.check_tokens(store, staging_root, tsa_anchor)
+    problems.extend(report.timestamps.problems)
     return report
 
 

@@ -283,3 +283,30 @@ def confirmations(foreign: Sequence[str]) -> Finding:
         "find out who ran it (dockagent ledger, the audit records `config.overridden`) and "
         "where that sink's copies went; `dockagent verify` names each one",
     )
+
+
+@dataclass(frozen=True)
+class TrustedTime:
+    """What the RFC 3161 tokens cover (agent.sync.stamping.state) and the configured interval."""
+
+    enabled: bool
+    detail: str
+    uncovered_since: datetime | None = None
+    interval_s: int = 3600
+
+
+def trusted_time(facts: TrustedTime, now: datetime) -> Finding:
+    """Off is said, not judged (the station works without a TSA); records waiting longer than
+    two intervals for a token are yellow: the TSA has not been reachable."""
+    if not facts.enabled:
+        return Finding("timestamps", GREEN, facts.detail)
+    since = facts.uncovered_since
+    if since is not None and (now - since).total_seconds() > 2 * facts.interval_s:
+        return Finding(
+            "timestamps",
+            YELLOW,
+            facts.detail,
+            "check that [custody] tsa_url answers from this station (the daemon asks again "
+            "by itself and logs tsa.failed with the reason)",
+        )
+    return Finding("timestamps", GREEN, facts.detail)

@@ -54,6 +54,7 @@ from agent.runtime.unlock import (
 )
 from agent.store import Store
 from agent.sync.pool import Uploader
+from agent.sync.stamping import Stamper
 
 _log = log.get(__name__)
 _WIPE_CHECK_S = 5.0  # how often docked cameras are checked for a wipe after confirmation
@@ -87,6 +88,8 @@ class Daemon:
         # Admitted cameras still plugged in, by source key.
         self.docks: dict[str, Dock] = {}
         self.next_wipe_check = 0.0
+        # Set when a dock session ends: the chain head is time-stamped then (agent.sync.stamping).
+        self.session_ended = threading.Event()
 
     # ---- signals: flags only ---------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class Daemon:
         if self.signals > 1:
             os._exit(128 + signum)  # second SIGTERM: exit at once, recovery cleans up
         self.stopping.set()
+        self.session_ended.set()  # wakes the stamping thread, which then sees the stop
 
     # ---- main loop -------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class Daemon:
                 daemon=True,
             )
             uploads.start()
+            stamping = self._start_stamping()
             _log.info(
                 "daemon.started",
                 sources=[s.name for s in sources],
@@ -153,11 +158,30 @@ class Daemon:
                     source.stop()
                 drained = self.supervisor.drain(cfg.devices.drain_deadline_s)
                 uploads.join(timeout=cfg.devices.drain_deadline_s)
+                if stamping is not None:
+                    stamping.join(timeout=cfg.custody.tsa_timeout_s + 1)
                 if not drained:
                     _log.warning("daemon.drain_timed_out", deadline_s=cfg.devices.drain_deadline_s)
                 self.store.close()
             _log.info("daemon.stopped", drained=drained)
             return 0 if drained else EX_SOFTWARE
+
+    def _start_stamping(self) -> threading.Thread | None:
+        """Time-stamp tokens over the chain head, on a thread of its own so that a slow TSA
+        (one request's deadline at most) never holds the device events."""
+        if not self.cfg.custody.tsa_url:
+            return None
+
+        def serve() -> None:
+            store = Store.open(self.cfg.data_path, create=False)
+            try:
+                Stamper(self.cfg, store).serve(self.stopping, self.session_ended)
+            finally:
+                store.close()
+
+        thread = threading.Thread(target=serve, name="tsa", daemon=True)
+        thread.start()
+        return thread
 
     def _wipe_when_confirmed(self) -> None:
         """A camera still docked when the central server confirms its last files is wiped then,
@@ -290,6 +314,7 @@ class Daemon:
             if mounted_here:
                 mounts.unmount(dock.mountpoint)
                 dock.mountpoint = ""
+            self.session_ended.set()  # the chain head is stamped now (agent.sync.stamping)
 
     def _open(self, dock: Dock, store: Store) -> bool:
         """Open a camera that shows its disk only after vendor SCSI commands, and wait for the

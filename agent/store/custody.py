@@ -190,3 +190,8 @@ class CustodyQueries(FileTransitions):
             (seq,),
         ).fetchone()
         return None if r is None else RecordRow(**dict(r))
+
+    def record_created_at(self, seq: int) -> str | None:
+        """When record `seq` was committed (the station's clock), None if there is none."""
+        r = self.conn.execute("SELECT created_at FROM records WHERE seq=?", (seq,)).fetchone()
+        return None if r is None else str(r[0])

@@ -72,4 +72,8 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("records after a seq", lambda s: list(s.records(after=3))),
     ("rows added or changed since", lambda s: list(s.files_with_records(after_id=3))),
     ("records of rows gone since", lambda s: list(s.file_records_without_rows(after_seq=3))),
+    # trusted time: the daemon's stamping tick, `status` and `doctor` (agent.sync.stamping)
+    ("what the tokens cover", lambda s: s.meta("tsa_covered_seq")),
+    ("the record to stamp", lambda s: s.record(3)),
+    ("when the first uncovered record came", lambda s: s.record_created_at(3)),
 )

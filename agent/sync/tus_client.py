@@ -35,6 +35,7 @@ import urllib3.exceptions
 from agent import __version__
 from agent.core import wallclock
 from agent.core.errors import (
+    TsaFailed,
     UploadConflict,
     UploadGarbled,
     UploadGone,
@@ -585,3 +586,78 @@ def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
 def _body_excerpt(body: bytes) -> str:
     text = " ".join(body[:400].decode("utf-8", "replace").split())
     return display_name(text[:200])
+
+
+# ---- RFC 3161 time-stamp queries ------------------------------------------------------------
+# The TSA is reached through this module too: it is the station's one HTTP adapter, with its
+# deadline and answer cap. RFC 3161 section 3.4: a TimeStampReq POSTed as
+# application/timestamp-query, the TimeStampResp answered as application/timestamp-reply.
+TIMESTAMP_QUERY = "application/timestamp-query"
+TIMESTAMP_REPLY = "application/timestamp-reply"
+
+
+def post_timestamp_query(url: str, query: bytes, *, timeout_s: float) -> bytes:
+    """POST one DER TimeStampReq to the TSA at `url`; the DER TimeStampResp it answered.
+
+    The whole request, connect to the last byte, is bounded by `timeout_s` (the socket is shut
+    down when it passes), and the answer by ANSWER_CAP bytes, read as identity. TLS is verified
+    against the system's CAs; no proxy or credential from the environment, no redirect. Nothing
+    in the answer is trusted here: agent.custody.tsa verifies it. TsaFailed on any failure.
+    """
+    server = display_name(urlsplit(url).netloc[:100])
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, _DeadlineAdapter(max_retries=0))
+    session.verify = True
+    session.trust_env = False
+    deadline = Deadline(timeout_s)
+    try:
+        with deadline:
+            resp = session.post(
+                url,
+                data=query,
+                headers={
+                    "Content-Type": TIMESTAMP_QUERY,
+                    "Accept": TIMESTAMP_REPLY,
+                    "Accept-Encoding": "identity",
+                    "User-Agent": f"dockagent/{__version__}",
+                },
+                timeout=(min(timeout_s, 10.0), timeout_s),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                return _timestamp_reply(server, resp, deadline)
+            finally:
+                resp.close()
+    except TsaFailed:
+        raise
+    except Exception as exc:
+        if deadline.expired:
+            raise TsaFailed(server=server, problem=f"no answer within {timeout_s:g} s") from exc
+        if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)):
+            raise TsaFailed(server=server, problem=_short(exc)) from exc
+        raise
+    finally:
+        session.close()
+
+
+def _timestamp_reply(server: str, resp: requests.Response, deadline: Deadline) -> bytes:
+    if resp.status_code != 200:
+        reason = display_name((resp.reason or "")[:80])
+        raise TsaFailed(server=server, problem=f"answered {resp.status_code} {reason}".strip())
+    kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind != TIMESTAMP_REPLY:
+        raise TsaFailed(
+            server=server, problem=f"answered {display_name(kind[:60])!r}, not {TIMESTAMP_REPLY}"
+        )
+    encoding = resp.headers.get("Content-Encoding", "identity").strip(" \t").lower()
+    if encoding not in ("", "identity"):
+        raise TsaFailed(server=server, problem="answered with a Content-Encoding, not identity")
+    body = bytearray()
+    for piece in resp.raw.stream(ANSWER_PIECE, decode_content=False):
+        body += piece
+        if len(body) > ANSWER_CAP:
+            raise TsaFailed(server=server, problem=f"answer is longer than {ANSWER_CAP} bytes")
+        deadline.check()
+    return bytes(body)

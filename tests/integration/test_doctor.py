@@ -64,6 +64,9 @@ def test_a_healthy_station_is_green_where_it_can_be(healthy: Station) -> None:
     assert checks["unconfirmed"]["status"] == "green"
     assert "DOC001" in checks["unconfirmed"]["detail"]
     assert checks["confirmations"]["status"] == "green"
+    # No TSA configured: said, not judged (README "Trusted time").
+    assert checks["timestamps"]["status"] == "green"
+    assert checks["timestamps"]["detail"].startswith("off ([custody] tsa_url is not set)")
     # Units are not installed in the test machine's / and systemd is not PID 1 here.
     assert checks["install"]["status"] == "red"
     assert "scripts/install" in checks["install"]["fix"]
@@ -74,7 +77,7 @@ def test_a_healthy_station_is_green_where_it_can_be(healthy: Station) -> None:
     assert len(lines) == len(checks) + 1  # one line per check, and the summary
     assert lines[0].startswith("GREEN  config")
     assert any(line.startswith("RED    install") and " -- fix: " in line for line in lines)
-    assert lines[-1] == "doctor: 1 red, 1 yellow, 9 green (exit 2)"
+    assert lines[-1] == "doctor: 1 red, 1 yellow, 10 green (exit 2)"
 
 
 def test_a_key_readable_by_others_is_red_with_chmod(healthy: Station) -> None:

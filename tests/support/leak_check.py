@@ -135,7 +135,15 @@ def leaks_in_log(data: bytes, windows: set[bytes], keys: list[bytes]) -> list[st
 
 # In staging, only these may be more than the owner's (README "Who may run what"): the group
 # passes through to the chain head and reads it; every other name is private.
-GROUP_MODES = {".": 0o710, "_chain": 0o710, "_chain/head.json": 0o640}
+GROUP_MODES = {".": 0o710, "_chain": 0o710, "_chain/head.json": 0o640, "_chain/tsa": 0o750}
+# Time-stamp tokens (no secret: the TSA's signed statements) the group lists and reads.
+TOKEN_MODE = 0o640
+
+
+def _group_may(rel: str, mode: int) -> bool:
+    if rel.startswith("_chain/tsa/") and rel.endswith(".tsr"):
+        return mode == TOKEN_MODE
+    return mode == GROUP_MODES.get(rel)
 
 
 def private_tree_problems(data_dir: Path) -> list[str]:
@@ -148,7 +156,7 @@ def private_tree_problems(data_dir: Path) -> list[str]:
             path = Path(dirpath, name)
             mode = stat.S_IMODE(os.lstat(path).st_mode)
             rel = path.relative_to(staging).as_posix()
-            if mode & 0o077 and mode != GROUP_MODES.get(rel):
+            if mode & 0o077 and not _group_may(rel, mode):
                 problems.append(f"{path} is {mode:o}: staging must be private")
     mode = stat.S_IMODE(staging.stat().st_mode)
     if mode & 0o077 and mode != GROUP_MODES["."]:

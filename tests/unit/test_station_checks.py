@@ -478,3 +478,17 @@ def test_files_held_as_unconfirmable_make_the_server_red() -> None:
     assert "2 file(s) uploaded and held" in finding.detail and reason in finding.detail
     assert "confirm_level = 'complete'" in finding.fix
     assert "dockagent retry --held" in finding.fix
+
+
+def test_trusted_time_off_is_said_and_a_long_gap_is_yellow() -> None:
+    off = station.trusted_time(
+        station.TrustedTime(False, "off ([custody] tsa_url is not set)"), NOW
+    )
+    assert (off.status, off.detail) == (GREEN, "off ([custody] tsa_url is not set)")
+    waiting = "records 5-9 not yet covered by a token, since ..."
+    recent = station.TrustedTime(True, waiting, NOW - timedelta(minutes=90), interval_s=3600)
+    assert station.trusted_time(recent, NOW).status == GREEN  # within two intervals
+    old = dataclasses.replace(recent, uncovered_since=NOW - timedelta(hours=3))
+    finding = station.trusted_time(old, NOW)
+    assert finding.status == YELLOW and finding.detail == waiting
+    assert "tsa_url" in finding.fix

@@ -63,6 +63,7 @@ def load(
         _check_key_file(config, reader)
     _check_devices(config.devices, reader)
     _check_sync(config.sync, reader)
+    _check_custody(config, reader)
     return config
 
 
@@ -161,3 +162,14 @@ def _check_sync(sync: SyncConfig, reader: Reader) -> None:
             )
     if bool(sync.client_cert) != bool(sync.client_key):
         raise reader.fail("sync", "client_key", "client_cert and client_key go together")
+
+
+def _check_custody(config: Config, reader: Reader) -> None:
+    url = config.custody.tsa_url
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise reader.fail("custody", "tsa_url", "must be an http:// or https:// URL")
+    if not config.custody.tsa_trust_anchor:
+        raise reader.fail("custody", "tsa_trust_anchor", "required when tsa_url is set")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from agent.core.config import checks
+from agent.core.config.custody import CustodyConfig
 from agent.core.config.health import ComplianceConfig, HealthConfig
 from agent.core.config.spec import key, required
 from agent.core.config.sync import SyncConfig
@@ -299,6 +300,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    custody: CustodyConfig = field(default_factory=CustodyConfig)
     source: str = "<embedded defaults>"  # where this configuration came from, not a key
 
     @property
