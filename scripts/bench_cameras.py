@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MIB = 1 << 20
-_CGROUP_NAME = "dockagent-bench-cameras"
 _MOUNT_TIMEOUT_S = 15.0
 
 
@@ -69,7 +68,8 @@ class ReadThrottle:
             (v2 / "cgroup.subtree_control").write_text("+io\n")
         else:
             raise RuntimeError("no block-I/O cgroup here (neither blkio v1 nor io v2)")
-        self.path = root / _CGROUP_NAME
+        # One per process: two runs at once (tests in parallel) never share limits.
+        self.path = root / f"dockagent-cameras-{os.getpid()}"
         self.path.mkdir(exist_ok=True)
 
     def limit(self, device: str, bps: int) -> None:
@@ -137,9 +137,9 @@ def attached(cameras: list[Camera], throttle: ReadThrottle, bps: int) -> Iterato
 
 
 def _detach(cam: Camera, throttle: ReadThrottle) -> None:
-    if _is_mounted(cam.mountpoint):
-        if subprocess.run(["umount", str(cam.mountpoint)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(cam.mountpoint)], check=False)
+    umount = ["umount", str(cam.mountpoint)]
+    if _is_mounted(cam.mountpoint) and subprocess.run(umount, check=False).returncode != 0:
+        subprocess.run(["umount", "-l", str(cam.mountpoint)], check=False)
     if cam.server is not None:
         try:
             cam.server.wait(timeout=10)
