@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,28 @@ def is_damage(exc: sqlite3.DatabaseError) -> bool:
 
 def is_disk_full(exc: sqlite3.Error) -> bool:
     return bool(getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL)
+
+
+# How long a transaction waits for its turn among this process's threads before StoreBusy:
+# as long as SQLite's busy_timeout (below) lets it wait for another process.
+WRITER_WAIT_S = 30.0
+
+# The threads of one process (the daemon's camera workers, its upload workers) queue here for
+# the write lock before BEGIN IMMEDIATE. SQLite's busy handler makes a waiting connection sleep
+# and retry, up to 100 ms a sleep (sqlite3.c, sqliteDefaultBusyCallback), so with 25 cameras
+# committing at once each commit waited about 40 ms for a lock free most of that time: seconds
+# of every camera's copy at USB speed. A thread waiting on this lock wakes as soon as the
+# writer before it commits. Other processes (the CLI) still meet SQLite's own lock. One lock
+# per database file, by its real path; reentrant, so a thread that opens a second connection
+# inside a transaction meets SQLite's busy timeout as before instead of waiting on itself.
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(path: Path) -> threading.RLock:
+    key = os.path.realpath(path)
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.RLock())
 
 
 # The database and its marker may be read by the station's group (README "Who may run what");
@@ -104,6 +127,7 @@ class StoreBase:
         self.db = sqlite_utils.Database(conn)
         self.path = path
         self._after_commit: list[Callable[[], None]] = []
+        self._writer = _writer_lock(path)
 
     def close(self) -> None:
         self.conn.close()
@@ -117,21 +141,26 @@ class StoreBase:
         if self.conn.in_transaction:
             yield
             return
+        if not self._writer.acquire(timeout=WRITER_WAIT_S):
+            raise StoreBusy(path=str(self.path))
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreBusy(path=str(self.path)) from exc
-        try:
-            yield
-        except BaseException:
-            self._after_commit.clear()
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        try:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreBusy(path=str(self.path)) from exc
+            try:
+                yield
+            except BaseException:
+                self._after_commit.clear()
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            finally:
+                hooks, self._after_commit = self._after_commit, []
         finally:
-            hooks, self._after_commit = self._after_commit, []
+            self._writer.release()
         for hook in hooks:
             hook()
 

@@ -128,7 +128,14 @@ class DevicesConfig:
         'fake: directory of JSON event files (absolute path; required when "fake" is a source).',
     )
     max_parallel_devices: int = key(
-        8, "Cameras taken in at once ({range}); more wait their turn.", low=1, high=64
+        32,
+        """
+        Cameras taken in at once ({range}); more wait their turn. A camera reads at its own USB
+        speed whatever the others do, so one that waits leaves its bus idle: keep this at or
+        above the number of dock slots (32 covers a rack of 25).
+        """,
+        low=1,
+        high=64,
     )
     drain_deadline_s: int = key(
         20,
