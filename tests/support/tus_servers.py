@@ -229,6 +229,21 @@ class ObjectStore:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
+    def unfinished_bytes(self, key: str) -> int:
+        """Bytes the bucket holds of the unfinished upload `key`: its multipart upload's parts
+        and the shorter tail @tus/s3-store keeps as the object `<key>.part`."""
+        held = 0
+        listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        for upload in listed.get("Uploads", []):
+            if upload["Key"] == key:
+                parts = self.client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
+                )
+                held += sum(part["Size"] for part in parts.get("Parts", []))
+        if key + ".part" in self.object_keys():
+            held += self.client.head_object(Bucket=self.bucket, Key=key + ".part")["ContentLength"]
+        return held
+
     def text(self, key: str) -> str:
         return str(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode())
 
