@@ -5,7 +5,8 @@ The evidence must land as objects of the bucket, byte-identical (the objects are
 hashed here), confirmed `verified` by the Repr-Digest the server computed from the object it
 reads back from the bucket. The service keeps no state of its own: killed in the middle of an
 upload and started again on the same port and bucket, it resumes the upload from what the
-bucket holds (@tus/s3-store keeps parts of at least 5 MiB and the shorter tail apart).
+bucket holds (@tus/s3-store keeps parts of at least 5 MiB and the shorter tail apart), even when
+that is less than it had acknowledged.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from tests.support.tus_servers import (
 )
 
 MIB = 1 << 20
-# 4 MiB PATCHes: below the store's 5 MiB part minimum, so the tail of every other PATCH waits in
-# the bucket as `<id>.part` and the next PATCH completes it into an 8 MiB part.
+# 4 MiB PATCHes: below the store's 5 MiB part minimum, so every other PATCH leaves its bytes in
+# the bucket as the tail `<id>.part` and the next PATCH completes it into an 8 MiB part.
 CHUNK = 4 * MIB
 
 
