@@ -268,6 +268,9 @@ class TusS3Server(TusServer):
 
     store: ObjectStore
 
+    def stored_path(self, upload_url: str) -> Path:
+        raise TypeError("uploads of this server are objects of its store: see stored_key")
+
     def stored_key(self, upload_url: str) -> str:
         return upload_url.rstrip("/").rsplit("/", 1)[-1]
 
