@@ -38,8 +38,8 @@ DEFAULT_CHUNK = SyncConfig().chunk_bytes
 def test_a_cameras_files_land_in_the_object_store_identical_and_verified(
     station: Station, tmp_path: Path
 ) -> None:
-    """At the station's default 16 MiB PATCHes, each of them two whole 8 MiB parts (the
-    recorded tail waiting between PATCHes of 4 MiB is in the restart test below)."""
+    """The station's default 16 MiB PATCHes: each is two whole 8 MiB parts of the multipart
+    upload (PATCHes shorter than a part are in the restart test below)."""
     spec = CameraSpec(
         serial="S3CAM1",
         days=1,
