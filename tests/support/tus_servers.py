@@ -6,10 +6,12 @@ with an upload-finished hook answering RFC 9530 Repr-Digest; `tuspyserver` (PyPI
 router, pinned in the dev extras with uvicorn) runs as its documentation deploys it, offering
 neither checksums nor Repr-Digest. All bind 127.0.0.1 only and are stopped by their context
 managers. Written apart from agent/: nothing here imports the agent.
+At the end: @tus/server + @tus/s3-store in front of moto's S3 server (tus_over_object_store).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -21,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 from tests.support.volumes import sha256_file
 
@@ -147,10 +151,20 @@ def resumable_upload_server(root: Path) -> Iterator[TusServer]:
         yield server
 
 
+def _node_deps_installed() -> bool:
+    """Whether node_modules holds every dependency of package.json at its pinned version."""
+    pins = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]
+    for name, version in pins.items():
+        installed = NODE_DIR / "node_modules" / name / "package.json"
+        if not installed.exists() or json.loads(installed.read_text())["version"] != version:
+            return False
+    return True
+
+
 def ensure_node_deps() -> None:
-    """Install the pinned @tus packages from the lock file if they are not there yet."""
-    marker = NODE_DIR / "node_modules" / "@tus" / "server" / "package.json"
-    if marker.exists():
+    """Install the pinned npm packages from the lock file if they are not all there yet
+    (scripts/bootstrap --test runs this too)."""
+    if _node_deps_installed():
         return
     npm = shutil.which("npm")
     if npm is None:
@@ -214,3 +228,124 @@ def sync_config(endpoint: str, *, wipe_policy: str = "never", **sync: object) ->
     for key, value in sync.items():
         lines.append(f"{key} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"
+
+
+# ---- a tus service in front of object storage ----------------------------------------------------
+# @tus/server + @tus/s3-store (tus-node/server-s3.js) in front of moto's S3 server (PyPI `moto[server]`,
+# pinned in pyproject's dev extras): what a fleet's central side can be (README "Reference
+# deployment for a fleet"). Both bind 127.0.0.1 only; the node server keeps nothing of an upload
+# itself, so one started again on the same port and bucket resumes it.
+
+S3_BUCKET = "evidence"
+# moto accepts any key pair; server-s3.js names the same one.
+S3_KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+@dataclass
+class ObjectStore:
+    """A running S3-compatible store (moto) with one bucket, read back by the tests with boto3."""
+
+    endpoint: str
+    bucket: str
+    client: Any
+
+    def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        for piece in self.client.get_object(Bucket=self.bucket, Key=key)["Body"].iter_chunks(
+            1 << 20
+        ):
+            digest.update(piece)
+        return digest.hexdigest()
+
+    def object_keys(self) -> set[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    def unfinished_bytes(self, key: str) -> int:
+        """Bytes the bucket holds of the unfinished upload `key`: its multipart upload's parts
+        and the shorter tail @tus/s3-store keeps as the object `<key>.part`."""
+        held = 0
+        listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        for upload in listed.get("Uploads", []):
+            if upload["Key"] == key:
+                parts = self.client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
+                )
+                held += sum(part["Size"] for part in parts.get("Parts", []))
+        if key + ".part" in self.object_keys():
+            held += self.client.head_object(Bucket=self.bucket, Key=key + ".part")["ContentLength"]
+        return held
+
+    def text(self, key: str) -> str:
+        return str(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode())
+
+
+@contextmanager
+def moto_s3(root: Path) -> Iterator[ObjectStore]:
+    """moto's standalone server on loopback with the bucket S3_BUCKET created."""
+    cmd = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", "{port}"]
+    with _running(cmd, "moto", root, "", root) as server:
+        endpoint = f"http://{LOOPBACK}:{server.port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **S3_KEYS)
+        client.create_bucket(Bucket=S3_BUCKET)
+        try:
+            yield ObjectStore(endpoint, S3_BUCKET, client)
+        finally:
+            client.close()
+
+
+@dataclass
+class TusS3Server(TusServer):
+    """A tus server whose uploads are objects of `store` (the key is the upload's id)."""
+
+    store: ObjectStore
+
+    def stored_path(self, upload_url: str) -> Path:
+        raise TypeError("uploads of this server are objects of its store: see stored_key")
+
+    def stored_key(self, upload_url: str) -> str:
+        return upload_url.rstrip("/").rsplit("/", 1)[-1]
+
+    def stored_sha256(self, upload_url: str) -> str:
+        return self.store.sha256(self.stored_key(upload_url))
+
+    def stored_metadata(self, upload_url: str) -> dict[str, Any]:
+        info = json.loads(self.store.text(self.stored_key(upload_url) + ".info"))
+        return dict(info["metadata"])
+
+
+@contextmanager
+def tus_s3_server(root: Path, store: ObjectStore, port: int | None = None) -> Iterator[TusS3Server]:
+    """@tus/server + @tus/s3-store over `store`, Repr-Digest of the stored object: `verified`."""
+    ensure_node_deps()
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is missing: install Node.js >= 20.19")
+    script = str(NODE_DIR / "server-s3.js")
+    cmd = [
+        node,
+        script,
+        "--port",
+        "{port}",
+        "--s3-endpoint",
+        store.endpoint,
+        "--bucket",
+        store.bucket,
+    ]
+    with _running(cmd, "@tus/server+s3", root, "verified", NODE_DIR, port) as server:
+        yield TusS3Server(
+            server.name,
+            server.port,
+            server.store_dir,
+            server.proc,
+            server.log_path,
+            server.highest_level,
+            store,
+        )
+
+
+@contextmanager
+def tus_over_object_store(root: Path) -> Iterator[TusS3Server]:
+    """moto and the S3-backed tus server together (one `with`, as the other servers)."""
+    with moto_s3(root / "s3") as store, tus_s3_server(root / "tus", store) as server:
+        yield server
