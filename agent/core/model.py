@@ -136,6 +136,10 @@ class Candidate:
     segment: int | None
     important: bool
     wipeable: bool  # a recording below the record directory (never metadata or logs)
+    # Added with camera profile format 2 (agent.camera.profile_classify):
+    channel: str = ""  # the lens of a multi-channel camera the name says ("F", "R"...), or ""
+    partner_of: bytes = b""  # a partner file's clip (`<stem>.MOV` of `<stem>.THM`), or b""
+    note: str = ""  # why the profile classified it so, for a person ("" for a recording)
 
 
 class ProblemKind(enum.StrEnum):
@@ -196,6 +200,9 @@ class ScanResult:
     candidates: tuple[Candidate, ...]
     problems: tuple[ScanProblem, ...]
     dirs: int
+    # Files the camera profile ignores (its `layout.ignore`), each with the reason: accounted
+    # for, not evidence; never copied, never wiped.
+    ignored: tuple[ScanProblem, ...] = ()
 
 
 @dataclass(frozen=True)
