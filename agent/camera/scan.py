@@ -228,6 +228,7 @@ def candidate(fc: FileClass, st: os.stat_result) -> Candidate:
         channel=info.channel if in_root else "",
         partner_of=fc.partner_of,
         note=fc.note,
+        marked_by=fc.marked_by,
     )
 
 

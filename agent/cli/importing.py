@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             out.write("nothing new: every file of this camera is already in custody\n")
         for problem in summary.problems:
             out.write(f"NOT SEALED  {problem['file']}: {problem['reason']}\n")
+        for entry in summary.ignored:
+            out.write(f"IGNORED     {entry['file']}: {entry['reason']}\n")
         wipe = summary.wipe
         detail = wipe.get("reason") or f"{wipe.get('wiped', 0)} files wiped"
         out.write(f"wipe: {wipe.get('state')} ({detail})\n")

@@ -89,6 +89,9 @@ class FileQueries(FileTransitions):
             "segment": cand.segment,
             "important": int(cand.important),
             "wipeable": int(cand.wipeable),
+            "channel": cand.channel,
+            "partner_of": cand.partner_of or None,
+            "class_note": cand.note,
             "last_session_id": session_id,
             "updated_at": now,
         }

@@ -80,6 +80,10 @@ class FileRow:
     confirmed_boottime_s: float | None = None
     # 0006_reason_kind: None where no reason is written
     reason_kind: ProblemKind | None = None
+    # 0012_profiles_file_classification
+    channel: str = ""
+    partner_of: bytes | None = None  # the camera path of the clip a partner file belongs to
+    class_note: str = ""
 
     def columns(self) -> dict[str, object]:
         """The row as the table holds it: enums as their values, flags as 0 or 1."""
@@ -175,6 +179,9 @@ class _Columns:
             return value
         raise self._bad(name, value)
 
+    def blob_or_none(self, name: str) -> bytes | None:
+        return None if self._raw(name) is None else self.blob(name)
+
     def choice(self, name: str, kind: type[_E]) -> _E:
         value = self._raw(name)
         try:
@@ -240,6 +247,9 @@ def file_row(row: sqlite3.Row) -> FileRow:
         confirmed_clock=c.text_or_none("confirmed_clock"),
         confirmed_boottime_s=c.real_or_none("confirmed_boottime_s"),
         reason_kind=c.choice_or_none("reason_kind", ProblemKind),
+        channel=c.text("channel"),
+        partner_of=c.blob_or_none("partner_of"),
+        class_note=c.text("class_note"),
     )
 
 

@@ -422,3 +422,17 @@ def _m0011(db: sqlite_utils.Database) -> None:
     db.executescript(
         "CREATE INDEX records_confirmation ON records(file_id) WHERE kind = 'confirmation';"
     )
+
+
+@MIGRATIONS(name="0012_profiles_file_classification")
+def _m0012(db: sqlite_utils.Database) -> None:
+    # What camera profile format 2 says of a file beyond its kind and times: the lens of a
+    # multi-channel camera, the clip a partner file belongs to (its camera path, raw bytes) and
+    # the profile's note on why it is what it is (agent.camera.profile_classify).
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN channel TEXT NOT NULL DEFAULT '';
+        ALTER TABLE files ADD COLUMN partner_of BLOB;
+        ALTER TABLE files ADD COLUMN class_note TEXT NOT NULL DEFAULT '';
+        """
+    )
