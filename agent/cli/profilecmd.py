@@ -1,12 +1,13 @@
 """`dockagent profile check FILE` and `dockagent profile try PROFILE PATH`: a camera profile
 checked, and what it makes of a camera or a directory, before a station relies on it.
 
-`check` loads one profile file and prints a one-line summary (exit 0), or one line per mistake
-`FILE:LINE: key: problem` (exit 78, as the daemon refuses to start on it). `try` walks PATH with
-the scan every dock uses (agent.camera.scan: O_NOFOLLOW, nothing followed or opened but
-directories) and prints each file's classification, the entries not taken and the files
-ignored, with the identity the profile reads and its clock and battery methods. It copies,
-writes and records nothing: no database, no staging, no key.
+`check` loads profile files and prints a one-line summary of each (exit 0), or one line per
+mistake `FILE:LINE: key: problem` (exit 78, as the daemon refuses to start on it). `try`
+walks PATH with the scan every dock uses (agent.camera.scan: O_NOFOLLOW, nothing followed,
+nothing opened but directories and the identity file) and prints each file's
+classification, the entries not taken and the files ignored, with the identity the profile
+reads and its clock and battery methods. It copies, writes and records nothing: no
+database, no staging, no key.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from agent.core.model import Candidate, ScanResult, display_name
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("profile", help="check a camera profile, or try one on a camera")
     verbs = p.add_subparsers(dest="verb", required=True)
-    check = verbs.add_parser("check", help="check a camera profile file")
-    check.add_argument("file", help="the profile's TOML file")
+    check = verbs.add_parser("check", help="check camera profile files")
+    check.add_argument("files", nargs="+", metavar="FILE", help="a profile's TOML file")
     check.set_defaults(func=run_check)
     try_ = verbs.add_parser(
         "try", help="show how a profile classifies a camera's files (copies nothing)"
@@ -42,15 +43,19 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    try:
-        prof = profile.load_file(Path(args.file))
-    except ConfigError as exc:
-        mistakes = exc.fields.get("mistakes") or (exc.message,)
-        for line in mistakes:
-            sys.stdout.write(f"{display_name(str(line))}\n")
-        return EX_CONFIG
-    sys.stdout.write(f"{display_name(args.file)}: {summary(prof)}\n")
-    return 0
+    """Each file: its summary line, or one line per mistake; 78 when any file has one."""
+    status = 0
+    for file in args.files:
+        try:
+            prof = profile.load_file(Path(file))
+        except ConfigError as exc:
+            mistakes = exc.fields.get("mistakes") or (exc.message,)
+            for line in mistakes:
+                sys.stdout.write(f"{display_name(str(line))}\n")
+            status = EX_CONFIG
+            continue
+        sys.stdout.write(f"{display_name(file)}: {summary(prof)}\n")
+    return status
 
 
 def summary(prof: Profile) -> str:
