@@ -140,7 +140,7 @@ class Sealer:
         with self.store.transaction():
             sessions: dict[int, SessionRow] = {}  # a batch is one camera's session
             for file_id in file_ids:
-                row = self.store.file(file_id)
+                row = self.store.classified(self.store.file(file_id))
                 if row.session_id not in sessions:
                     sessions[row.session_id] = self.store.session(row.session_id)
                 session = sessions[row.session_id]

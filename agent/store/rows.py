@@ -19,6 +19,8 @@ from agent.core.errors import StoreCorrupt
 from agent.core.model import FileKind, FileState, ProblemKind
 
 _E = TypeVar("_E", bound=enum.Enum)
+# The fields of a FileRow kept in the file_classes table, not in files (0012).
+CLASS_FIELDS = ("channel", "partner_of", "class_note")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,7 +82,8 @@ class FileRow:
     confirmed_boottime_s: float | None = None
     # 0006_reason_kind: None where no reason is written
     reason_kind: ProblemKind | None = None
-    # 0012_profiles_file_classification
+    # 0012_profiles_file_classification: in the file_classes table (CLASS_FIELDS), filled by
+    # Store.classified(); file_row() leaves them empty.
     channel: str = ""
     partner_of: bytes | None = None  # the camera path of the clip a partner file belongs to
     class_note: str = ""
@@ -89,6 +92,8 @@ class FileRow:
         """The row as the table holds it: enums as their values, flags as 0 or 1."""
         out: dict[str, object] = {}
         for f in fields(self):
+            if f.name in CLASS_FIELDS:
+                continue  # the file_classes table's
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 value = int(value)
@@ -179,9 +184,6 @@ class _Columns:
             return value
         raise self._bad(name, value)
 
-    def blob_or_none(self, name: str) -> bytes | None:
-        return None if self._raw(name) is None else self.blob(name)
-
     def choice(self, name: str, kind: type[_E]) -> _E:
         value = self._raw(name)
         try:
@@ -247,9 +249,6 @@ def file_row(row: sqlite3.Row) -> FileRow:
         confirmed_clock=c.text_or_none("confirmed_clock"),
         confirmed_boottime_s=c.real_or_none("confirmed_boottime_s"),
         reason_kind=c.choice_or_none("reason_kind", ProblemKind),
-        channel=c.text("channel"),
-        partner_of=c.blob_or_none("partner_of"),
-        class_note=c.text("class_note"),
     )
 
 

@@ -72,7 +72,12 @@ def _import(station: Station, path: Path, profile: str) -> dict[str, Any]:
 
 
 def _held(station: Station, serial: str) -> dict[bytes, dict[str, Any]]:
-    held = rows(station.data_dir, "SELECT * FROM files WHERE device_serial=?", (serial,))
+    held = rows(
+        station.data_dir,
+        "SELECT f.*, COALESCE(c.channel, '') AS channel, c.partner_of AS partner_of "
+        "FROM files f LEFT JOIN file_classes c ON c.file_id = f.id WHERE f.device_serial=?",
+        (serial,),
+    )
     return {bytes(r["camera_path"]): r for r in held}
 
 
