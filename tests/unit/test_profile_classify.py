@@ -248,3 +248,28 @@ def test_globs_are_linear_too(glob: str) -> None:
     compiled = compile_glob(glob)
     name = "a" * (256 * KIB)
     assert _took(lambda: compiled.matches(name, name)) < 0.5
+
+
+@PROPERTY
+@given(
+    st.sampled_from([NOVATEK, ANDROID, JL, GENERIC]),
+    st.lists(st.binary(min_size=1, max_size=300).filter(lambda n: b"/" not in n), max_size=8),
+    st.sampled_from([b"", b"CarDV/Movie/RO", b"DCIM/Camera", b"RECORD/20260101", b"\xff/x"]),
+)
+def test_any_names_in_any_directory_are_classified_without_error(
+    prof: profile.Profile, names: list[bytes], dir_rel: bytes
+) -> None:
+    """Hostile names (any bytes but /) never make classification raise; each name comes back
+    once, a recording only inside a root, a partner's clip always a sibling."""
+    names = sorted(set(names))
+    out = DirectoryClassifier(prof).directory(dir_rel, names)
+    assert [fc.rel_path.rpartition(b"/")[2] for fc in out] == names
+    for fc in out:
+        assert fc.in_root == any(
+            fc.rel_path.startswith(r.encode() + b"/") for r in prof.layout.roots
+        )
+        if fc.partner_of:
+            assert fc.partner_of.rpartition(b"/")[0] == fc.rel_path.rpartition(b"/")[0]
+            assert fc.partner_of.rpartition(b"/")[2] in names
+        if not fc.in_root:
+            assert (fc.kind, fc.important) == (FileKind.OTHER, False)
