@@ -24,6 +24,8 @@ from agent.camera.profile_model import Layout, NameInfo, NameRule, Profile
 from agent.core.errors import ConfigError
 from agent.core.model import FileKind
 
+_AT_LINE = re.compile(r"at line ([0-9]{1,9})")
+
 __all__ = ["Layout", "NameInfo", "NameRule", "Profile", "load", "load_all", "load_file"]
 
 
@@ -60,8 +62,13 @@ def parse_text(text: str, where: str) -> Profile:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        # tomllib says where in its message only: "... (at line 2, column 10)".
+        at = _AT_LINE.search(str(exc))
+        line = f":{at.group(1)}" if at else ""
         raise ConfigError(
-            where=where, problem=f"invalid camera profile: {exc}", mistakes=(f"{where}: {exc}",)
+            where=where,
+            problem=f"invalid camera profile: {exc}",
+            mistakes=(f"{where}{line}: syntax: {exc}",),
         ) from exc
     if "format" in raw:
         return profile_v2.parse(raw, text, where)

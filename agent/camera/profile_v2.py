@@ -305,6 +305,8 @@ def _battery(r: _Reader, raw: dict[str, Any], transport: str) -> methods.Battery
 
 def _names(r: _Reader, layout: dict[str, Any]) -> tuple[NameRule, ...]:
     entries = r.value(layout, ("layout", "names"), list, [])
+    if len(entries) > _MAX_LIST:
+        r.wrong(("layout", "names"), f"more than {_MAX_LIST} patterns")
     rules: list[NameRule] = []
     for index, entry in enumerate(entries[:_MAX_LIST]):
         path: Path = ("layout", "names", index)
