@@ -196,3 +196,26 @@ def test_novatek_and_android_fat_images_through_fusefat(station: Station, tmp_pa
         mnt.mkdir()
         with mount_fat(image, mnt) as mounted:
             check(station, mounted.path)
+
+
+def test_a_wipe_takes_only_the_recordings_in_the_layout_roots(
+    station: Station, tmp_path: Path
+) -> None:
+    """After sealing, the wipe removes what lies in the roots (clips, partners, orphans) and
+    leaves everything else: files outside the roots, and the files the profile ignores."""
+    station.configure(
+        'station_id = "T"\n[storage]\nreserve_bytes = 0\n[ingest]\nwipe_policy = "after_seal"\n'
+    )
+    card = tmp_path / "card"
+    _write_tree(card, NOVATEK)
+    summary = _import(station, card, "novatek-cardv")
+    in_roots = [p for p in NOVATEK if p.startswith(b"CarDV/")]
+    assert summary["wipe"]["state"] == "wiped", summary["wipe"]
+    assert summary["wipe"]["wiped"] == len(in_roots)
+    left = sorted(p.relative_to(card).as_posix() for p in card.rglob("*") if p.is_file())
+    assert left == ["DEVICE.INF", "MISC/readme-first.txt"]
+    phone = tmp_path / "phone"
+    _write_tree(phone, {**ANDROID, NOMEDIA: b""})
+    summary = _import(station, phone, "android-dcam")
+    assert (summary["wipe"]["state"], summary["wipe"]["wiped"]) == ("wiped", len(ANDROID))
+    assert [p.name for p in phone.rglob("*") if p.is_file()] == [".nomedia"]
