@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = sys.stdout
         if usb is None:
-            out.write(f"{identity}: DEVICE.INF taken on the technician's word\n")
+            said_by = "DEVICE.INF" if prof.identity == ("file",) else "its identity"
+            out.write(f"{identity}: {said_by} taken on the technician's word\n")
         if importer.binding.detail:
             out.write(f"{importer.binding.detail}\n")
         out.write(
