@@ -24,6 +24,7 @@ from agent.camera.profile_model import Layout, NameInfo, NameRule, Profile
 from agent.core.errors import ConfigError
 from agent.core.model import FileKind
 
+MAX_PROFILE_BYTES = 256 * 1024  # a profile is a page of text; a larger file is not one
 _AT_LINE = re.compile(r"at line ([0-9]{1,9})")
 
 __all__ = ["Layout", "NameInfo", "NameRule", "Profile", "load", "load_all", "load_file"]
@@ -49,9 +50,14 @@ def load(name: str = "generic", profile_dir: str = "") -> Profile:
 def load_file(path: Path) -> Profile:
     """A profile from a file; ConfigError naming every mistake with its line."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where=str(path), problem=f"cannot read camera profile: {exc}") from exc
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PROFILE_BYTES + 1)
+        if len(data) > MAX_PROFILE_BYTES:
+            raise ValueError(f"larger than {MAX_PROFILE_BYTES} bytes")
+        text = data.decode("utf-8")
+    except (OSError, ValueError) as exc:
+        problem = f"cannot read camera profile: {exc}"
+        raise ConfigError(where=str(path), problem=problem, mistakes=(f"{path}: {exc}",)) from exc
     return parse_text(text, str(path))
 
 

@@ -310,3 +310,10 @@ def test_a_hostile_pattern_in_a_profile_loads_and_stays_linear() -> None:
     )
     loaded: Profile = profile.parse_text(text, "x.toml")
     assert loaded.classify(b"a" * 50_000 + b"!").named is False
+
+
+def test_a_profile_file_too_large_to_be_one_is_refused_unread(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"# " + b"x" * (profile.MAX_PROFILE_BYTES + 10) + b"\n")
+    with pytest.raises(ConfigError, match="larger than 262144 bytes"):
+        profile.load_file(huge)
