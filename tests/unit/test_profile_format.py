@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.camera import methods, profile
+from agent.camera import methods, profile, profile_v2
 from agent.camera.profile import Profile
 from agent.core.errors import EX_CONFIG, ConfigError
 from agent.core.model import FileKind
@@ -317,3 +319,41 @@ def test_a_profile_file_too_large_to_be_one_is_refused_unread(tmp_path: Path) ->
     huge.write_bytes(b"# " + b"x" * (profile.MAX_PROFILE_BYTES + 10) + b"\n")
     with pytest.raises(ConfigError, match="larger than 262144 bytes"):
         profile.load_file(huge)
+
+
+_KEYS = st.sampled_from(
+    [
+        "name", "usb_ids", "label_pattern", "timezone", "transport", "system_log", "binding",
+        "unlock", "identity", "clock", "battery", "layout", "markers", "partners", "sources",
+        "file", "method", "path", "source", "roots", "ignore", "kinds", "names", "pattern",
+        "start_format", "video", "folders", "suffixes", "sidecars", "extensions", "dialect",
+        "record_size", "max_error_s", "x",
+    ]
+)  # fmt: skip
+_SCALARS = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.sampled_from(["ums-unlock", "scsi", "file", "names", "*.mp4", "(?P<serial>a+)+", "R"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=5)),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=10))
+def test_any_table_is_a_profile_or_a_list_of_mistakes(raw: dict[str, object]) -> None:
+    """Whatever a profile holds, loading it returns a profile or raises one ConfigError whose
+    mistakes each name a line and a key; never another exception."""
+    raw = {"format": 2, **raw}
+    try:
+        loaded = profile_v2.parse(raw, "format = 2\n", "h.toml")
+    except ConfigError as exc:
+        mistakes = exc.fields["mistakes"]
+        assert mistakes and all(m.startswith("h.toml:1: ") for m in mistakes)
+    else:
+        assert loaded.format == 2 and loaded.layout.roots
