@@ -131,24 +131,39 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(data)
     else:
-        out = sys.stdout
-        if usb is None:
-            out.write(f"{identity}: DEVICE.INF taken on the technician's word\n")
-        if importer.binding.detail:
-            out.write(f"{importer.binding.detail}\n")
-        if stamped is not None:
-            out.write(f"time-stamp token over custody record {stamped} kept\n")
-        out.write(
-            f"camera {summary.device_serial} (officer {summary.officer_id or '-'}), "
-            f"session {summary.session_id}: {summary.files_found} files found, "
-            f"{summary.files_sealed} sealed now, {summary.files_already_held} already held, "
-            f"{summary.bytes_copied} bytes copied\n"
-        )
-        if summary.files_found and not summary.files_sealed and not summary.problems:
-            out.write("nothing new: every file of this camera is already in custody\n")
-        for problem in summary.problems:
-            out.write(f"NOT SEALED  {problem['file']}: {problem['reason']}\n")
-        wipe = summary.wipe
-        detail = wipe.get("reason") or f"{wipe.get('wiped', 0)} files wiped"
-        out.write(f"wipe: {wipe.get('state')} ({detail})\n")
+        _print_summary(summary, prof, importer, usb is None, identity, stamped)
     return 0 if summary.complete else EXIT_INCOMPLETE
+
+
+def _print_summary(
+    summary: ImportSummary,
+    prof: profile.Profile,
+    importer: Importer,
+    no_usb: bool,
+    identity: str,
+    stamped: int | None,
+) -> None:
+    """The import's result as lines for a technician."""
+    out = sys.stdout
+    if no_usb:
+        said_by = "DEVICE.INF" if prof.identity == ("file",) else "its identity"
+        out.write(f"{identity}: {said_by} taken on the technician's word\n")
+    if importer.binding.detail:
+        out.write(f"{importer.binding.detail}\n")
+    if stamped is not None:
+        out.write(f"time-stamp token over custody record {stamped} kept\n")
+    out.write(
+        f"camera {summary.device_serial} (officer {summary.officer_id or '-'}), "
+        f"session {summary.session_id}: {summary.files_found} files found, "
+        f"{summary.files_sealed} sealed now, {summary.files_already_held} already held, "
+        f"{summary.bytes_copied} bytes copied\n"
+    )
+    if summary.files_found and not summary.files_sealed and not summary.problems:
+        out.write("nothing new: every file of this camera is already in custody\n")
+    for problem in summary.problems:
+        out.write(f"NOT SEALED  {problem['file']}: {problem['reason']}\n")
+    for entry in summary.ignored:
+        out.write(f"IGNORED     {entry['file']}: {entry['reason']}\n")
+    wipe = summary.wipe
+    detail = wipe.get("reason") or f"{wipe.get('wiped', 0)} files wiped"
+    out.write(f"wipe: {wipe.get('state')} ({detail})\n")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from importlib import resources
 
 from agent.camera.profile import Profile
 from agent.core.errors import ConfigError
@@ -34,12 +33,6 @@ def _safe_dialect(name: object) -> str:
     if not _NAME.fullmatch(text):
         raise ConfigError(where="camera profile", problem=f"dialect {text!r} is not a name")
     return text
-
-
-def shipped_profile_names() -> list[str]:
-    """Every camera profile shipped with the agent (agent/camera/profiles/*.toml), sorted."""
-    files = resources.files("agent.camera.profiles").iterdir()
-    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
 
 
 def generate(profiles: Sequence[Profile]) -> str:

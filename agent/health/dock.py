@@ -109,6 +109,8 @@ class DockCheck:
     def _read(self, root_fd: int, rel: str, parse: Callable[[Tail], T]) -> tuple[T | None, str]:
         """(parse of the camera log, or None when absent or unreadable, error); never raises on
         I/O. The log is parsed as it is read, line by line: it is never held whole."""
+        if not rel:
+            return None, ""  # the camera's profile names no such log
         try:
             tail = open_tail(root_fd, rel.encode())
             if tail is None:

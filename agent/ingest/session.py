@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from agent.camera import deviceinfo as camera
-from agent.camera import scan
+from agent.camera import identity, scan
 from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.core import crashpoints, log
@@ -109,6 +108,7 @@ class Importer:
         identity_check: str = "",
         make_writable: Callable[[bool], None] | None = None,
         continues: int | None = None,
+        device_record: DeviceInfo | None = None,
         known: DeviceInfo | None = None,
         unlock: str = "",
     ) -> ImportSummary:
@@ -123,16 +123,17 @@ class Importer:
 
         `identity_check` is what the caller checked of the camera's hardware identity, for the
         session's record; the binding's check (agent.ingest.binding) follows `check`'s and may
-        refuse the camera too.
-
-        `known` is the camera's identity when the caller learnt it from the device itself (a
-        vendor SCSI device record: agent.runtime.unlock); DEVICE.INF is then not read. `unlock`
-        is what that unlock found, as JSON, for the session's row."""
+        refuse the camera too. Who the camera is comes from its profile's identity sources
+        (agent.camera.identity): `device_record` (or `known`, the record an unlock at dock read:
+        agent.runtime.unlock) is what the SCSI transport read, if any. `unlock` is what that
+        unlock found, as JSON, for the session's row."""
         self.should_stop = should_stop
         self.make_writable = make_writable
         self.stays_docked = stays_docked
         with open_root(path) as root_fd:
-            info = known or camera.read_device_info(root_fd, self.profile, path)
+            info = identity.read_identity(
+                root_fd, self.profile, path, usb_serial, device_record or known
+            )
             if check is not None:
                 check(info)
             self.binding = binding.check(
@@ -234,6 +235,9 @@ class Importer:
             log_.warning(
                 "file.unreadable", file=display_name(problem.rel_path), reason=problem.reason
             )
+        for entry in result.ignored:
+            summary.ignored.append({"file": display_name(entry.rel_path), "reason": entry.reason})
+            log_.info("file.ignored", file=display_name(entry.rel_path), reason=entry.reason)
 
         pending, claimed = self._register(result.candidates, summary)
         dock.scanned([file_id for file_id, _ in pending])  # corrected times before sealing

@@ -430,3 +430,22 @@ def _m0012(db: sqlite_utils.Database) -> None:
     # officer's and unit's names, charge, SD card, clock set or why not), as JSON; never the
     # password. '' for every other camera.
     db.executescript("ALTER TABLE sessions ADD COLUMN unlock TEXT NOT NULL DEFAULT '';")
+
+
+@MIGRATIONS(name="0013_profiles_file_classification")
+def _m0013(db: sqlite_utils.Database) -> None:
+    # What camera profile format 2 says of a file beyond its kind and times: the lens of a
+    # multi-channel camera, the clip a partner file belongs to (its camera path, raw bytes) and
+    # the profile's note on why it is what it is (agent.camera.profile_classify). A table of
+    # its own, with a row only for the files it says something of: the files table, which the
+    # queue's hot queries read whole, stays as it was.
+    db.executescript(
+        """
+        CREATE TABLE file_classes (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id),
+            channel TEXT NOT NULL DEFAULT '',
+            partner_of BLOB,
+            class_note TEXT NOT NULL DEFAULT ''
+        );
+        """
+    )
