@@ -35,7 +35,7 @@ from scripts.simulator.layouts import (
     PlannedFile,
     plan_android,
     plan_novatek,
-    without_metadata,
+    without_battery_log,
 )
 
 KIB = 1 << 10
@@ -101,6 +101,9 @@ class CameraSpec:
     seed: int = 1
     battery: BatteryMode = "healthy"
     layout: str = "generic"  # one of LAYOUTS
+    # novatek-cardv: a DEVICE.INF the site put at the root (its firmware writes none). The
+    # generic and jl-dv16 layouts always have theirs; android-dcam has none.
+    device_file: bool = False
 
     def __post_init__(self) -> None:
         self._check_text_fields()
@@ -286,7 +289,7 @@ def _plan(spec: CameraSpec) -> list[_PlannedFile]:
     if spec.layout == "android-dcam":
         return plan_android(spec)
     planned = _Planner(spec).plan()
-    return without_metadata(planned) if spec.layout == "jl-dv16" else planned
+    return without_battery_log(planned) if spec.layout == "jl-dv16" else planned
 
 
 class _Planner:
@@ -846,6 +849,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--battery", choices=BATTERY_MODES, default=d.battery)
     p.add_argument(
+        "--device-file",
+        action="store_true",
+        help="novatek-cardv: add the DEVICE.INF a site puts on the card at enrolment",
+    )
+    p.add_argument(
         "--layout",
         choices=LAYOUTS,
         default=d.layout,
@@ -884,6 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             battery=args.battery,
             layout=args.layout,
+            device_file=args.device_file,
         )
         if args.format == "dir":
             manifest = write_camera(spec, args.out)

@@ -9,15 +9,16 @@ the draws here use their own random stream, so adding a layout changes no other 
 - novatek-cardv: Novatek "CarDV" firmware. `CarDV/Movie/2016_0729_112129_001.MOV`, front/rear
   pairs `..._001_F.MOV` / `..._001_R.MOV`, some `.TS` clips `20251003172400_000001A.TS` (A front,
   B rear), photos in `CarDV/Photo/`, locked (important) clips in `CarDV/Movie/RO/`, `.THM`
-  thumbnails beside some clips (partner files). No DEVICE.INF, no log: the firmware keeps
-  nothing else on the card; it reads `TIMESET.txt` at the root at start-up and deletes it
-  (scripts.simulator.firmware).
+  thumbnails beside some clips (partner files). No log: the firmware keeps nothing else on the
+  card; it reads `TIMESET.txt` at the root at start-up and deletes it
+  (scripts.simulator.firmware). Its names carry no serial, so a site that enrols such a camera
+  puts a DEVICE.INF at the card's root (the firmware leaves it alone): `device_file=True`.
 - android-dcam: an Android recorder app, one folder `DCIM/Camera/` of
   `DCAM_<camera>_<officer>_<YYYYMMDD>_<HHMMSS>[_IMP].mp4|jpg|m4a`, one name per type per second.
   Reached over MTP; the simulator writes the directory a FUSE MTP mount (jmtpfs) would show.
-- jl-dv16: the disk a "DV16" camera shows after its vendor SCSI unlock: recordings in the
-  generic `RECORD/<YYYYMMDD>/<SERIAL>_<OFFICER>_<YYYYMMDDhhmmss>_<NNNN>.<EXT>` layout with `.IMP`
-  markers, but no DEVICE.INF and no LOG/: identity, clock and battery go over SCSI.
+- jl-dv16: the disk a "DV16" camera shows after its vendor SCSI unlock: the vendors' reference
+  firmware lays it out as the generic layout (RECORD/, `.IMP` markers, DEVICE.INF,
+  LOG/SYSTEM.LOG) but keeps no LOG/BATTERY.CSV: the charge is read over SCSI.
 """
 
 from __future__ import annotations
@@ -229,6 +230,9 @@ def plan_novatek(spec: CameraSpec) -> list[PlannedFile]:
             # Loop recording: the next clip starts as this one closes.
             start = start + timedelta(seconds=rec.seconds[seg])
     files.extend(_other_files(spec, sched, "CarDV"))
+    if spec.device_file:
+        first = spec.first_day
+        files.append(device_file(spec, datetime(first.year, first.month, first.day, 6)))
     _check_docked(spec, files, sched.offset)
     return sorted(files, key=lambda f: f.rel_path)
 
@@ -287,6 +291,16 @@ def _other_files(spec: CameraSpec, sched: _Schedule, folder: str) -> list[Planne
     return out
 
 
-def without_metadata(files: list[PlannedFile]) -> list[PlannedFile]:
-    """The generic layout as a jl-dv16 disk shows it: no DEVICE.INF, no LOG/ (SCSI has them)."""
-    return [f for f in files if f.rel_path != "DEVICE.INF" and not f.rel_path.startswith("LOG/")]
+def without_battery_log(files: list[PlannedFile]) -> list[PlannedFile]:
+    """The generic layout as a jl-dv16 disk shows it: no LOG/BATTERY.CSV (SCSI reads it)."""
+    return [f for f in files if f.rel_path != "LOG/BATTERY.CSV"]
+
+
+def device_file(spec: CameraSpec, when: datetime) -> PlannedFile:
+    """A DEVICE.INF as camera-layout.md has it (written by the site where the firmware writes
+    none), dated `when` (camera clock)."""
+    info = (
+        f"serial={spec.serial}\nvendor={spec.vendor}\nmodel={spec.model}\n"
+        f"firmware={spec.firmware}\nofficer_id={spec.officer_id}\nunit={spec.unit}\n"
+    ).encode()
+    return PlannedFile("DEVICE.INF", floor_even(when), data=info, expect=Expected("other"))

@@ -65,6 +65,9 @@ def test_novatek_layout(tmp_path: Path) -> None:
     assert sha256_tree(tmp_path / "c") == {e.rel_path: e.sha256 for e in manifest.entries}
     # No DEVICE.INF, no log, nothing at the root: the firmware keeps only CarDV/.
     assert {p.split("/")[0] for p in paths} == {"CarDV"}
+    enrolled = write_camera(spec(layout="novatek-cardv", device_file=True), tmp_path / "e")
+    info = (tmp_path / "e" / "DEVICE.INF").read_text()
+    assert "serial=CAM0001\n" in info and b"DEVICE.INF" in enrolled.expectations()
     kinds = Counter()
     for path in sorted(paths):
         exp = expect[path.encode()]
@@ -134,12 +137,12 @@ def test_android_layout(tmp_path: Path) -> None:
     assert any(e.important for e in expect.values())
 
 
-def test_jl_dv16_layout_is_the_record_tree_without_device_files(tmp_path: Path) -> None:
+def test_jl_dv16_layout_is_generic_without_the_battery_log(tmp_path: Path) -> None:
     generic = write_camera(spec(), tmp_path / "g")
     disk = write_camera(spec(layout="jl-dv16"), tmp_path / "j")
     paths = {e.rel_path for e in disk.entries}
-    assert all(p.startswith(b"RECORD/") for p in paths)
-    assert paths == {e.rel_path for e in generic.entries if e.rel_path.startswith(b"RECORD/")}
+    assert paths == {e.rel_path for e in generic.entries} - {b"LOG/BATTERY.CSV"}
+    assert {e.sha256 for e in disk.entries} <= {e.sha256 for e in generic.entries}
     expect = disk.expectations()
     markers = [p for p, e in expect.items() if e.marker]
     assert markers and all(expect[expect[m].partner_of.encode()].important for m in markers)
