@@ -41,6 +41,7 @@ from agent.core.model import (
 )
 from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
+from agent.health.clock_dock import UnlockReadings
 from agent.health.dock import DockCheck
 from agent.ingest import binding
 from agent.ingest.binding import BindingCheck, BindingState
@@ -109,6 +110,7 @@ class Importer:
         identity_check: str = "",
         make_writable: Callable[[bool], None] | None = None,
         continues: int | None = None,
+        readings: UnlockReadings | None = None,
     ) -> ImportSummary:
         """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
         DEVICE.INF is read and before any evidence is; `should_stop` is asked between files
@@ -121,7 +123,10 @@ class Importer:
 
         `identity_check` is what the caller checked of the camera's hardware identity, for the
         session's record; the binding's check (agent.ingest.binding) follows `check`'s and may
-        refuse the camera too."""
+        refuse the camera too.
+
+        `readings` is what a vendor unlock read or did before the take-in (charge, clock set
+        over SCSI): the dock's health checks judge the camera by them (agent.health.clock_dock)."""
         self.should_stop = should_stop
         self.make_writable = make_writable
         self.stays_docked = stays_docked
@@ -140,7 +145,15 @@ class Importer:
                 session_id = self._continue_session(continues, info, path)
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)
             # Health: drift needs the station time of dock detection (the session's docked_at).
-            check_ = DockCheck(self.config, self.store, self.profile, info, session_id, self.now)
+            check_ = DockCheck(
+                self.config,
+                self.store,
+                self.profile,
+                info,
+                session_id,
+                self.now,
+                readings=readings,
+            )
             dock: DockHealth = check_ if continues is None else ContinuedDock(check_, self.store)
             dock.docked(root_fd)
             summary = ImportSummary(session_id, info.serial, info.officer_id, path)
