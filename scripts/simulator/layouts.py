@@ -14,7 +14,8 @@ the draws here use their own random stream, so adding a layout changes no other 
   (scripts.simulator.firmware). Its names carry no serial, so a site that enrols such a camera
   puts a DEVICE.INF at the card's root (the firmware leaves it alone): `device_file=True`.
 - android-dcam: an Android recorder app, one folder `DCIM/Camera/` of
-  `DCAM_<camera>_<officer>_<YYYYMMDD>_<HHMMSS>[_IMP].mp4|jpg|m4a`, one name per type per second.
+  `DCAM_<camera>_<officer>_<YYYYMMDD>_<HHMMSS>[_IMP].mp4|jpg|m4a`, one name per type per second,
+  and the empty `.nomedia` Android puts in such folders.
   Reached over MTP; the simulator writes the directory a FUSE MTP mount (jmtpfs) would show.
 - jl-dv16: the disk a "DV16" camera shows after its vendor SCSI unlock: the vendors' reference
   firmware lays it out as the generic layout (RECORD/, `.IMP` markers, DEVICE.INF,
@@ -48,7 +49,8 @@ class Expected:
     carries; `channel` the camera channel the name carries ("F", "R", "A", "B" or "");
     `important` a clip marked important (locked folder, name suffix or marker file);
     `marker` a file whose only meaning is to mark another; `partner_of` the clip a partner
-    file (thumbnail) belongs to.
+    file (thumbnail) belongs to; `ignored` a file the model's profile leaves out (Android's
+    `.nomedia`): accounted for, never evidence.
     """
 
     kind: str  # video | audio | photo | other
@@ -58,6 +60,7 @@ class Expected:
     important: bool = False
     marker: bool = False
     partner_of: str = ""
+    ignored: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +76,7 @@ class Expected:
             important=bool(row.get("important", False)),
             marker=bool(row.get("marker", False)),
             partner_of=str(row.get("partner_of", "")),
+            ignored=bool(row.get("ignored", False)),
         )
 
 
@@ -266,6 +270,16 @@ def plan_android(spec: CameraSpec) -> list[PlannedFile]:
             )
         )
     files.extend(_other_files(spec, sched, "DCIM/Camera"))
+    # Android's marker that a folder is no gallery of the media scanner; empty.
+    first = spec.first_day
+    files.append(
+        PlannedFile(
+            "DCIM/Camera/.nomedia",
+            datetime(first.year, first.month, first.day, 6),
+            data=b"",
+            expect=Expected("other", ignored=True),
+        )
+    )
     _check_docked(spec, files, sched.offset)
     return sorted(files, key=lambda f: f.rel_path)
 

@@ -122,6 +122,9 @@ def test_android_layout(tmp_path: Path) -> None:
         exp = expect[entry.rel_path]
         if name == "NOTES.TXT":
             continue
+        if name == ".nomedia":
+            assert exp.ignored and entry.size == 0
+            continue
         m = ANDROID.match(name)
         assert m, name
         assert (m["cam"], m["officer"]) == ("PHONE7", "4411")
