@@ -120,7 +120,8 @@ class DockCheck:
         if not self.clock_spec.file_format:
             return False
         drift = clock_dock.effective_drift(self.drift, self.bounds)
-        return clock.decide_correction(drift, self.threshold, self.station_state).write
+        decision = clock.decide_correction(drift, self.threshold, self.station_state)
+        return decision.write or self._stale_clock_file()
 
     def failed(self, exc: BaseException) -> None:
         """The session ended with an error: a camera that could not be read is a device fault."""
@@ -457,6 +458,16 @@ class DockCheck:
             clock_correction=correction,
         )
 
+    def _stale_clock_file(self) -> bool:
+        """Is the station's own clock file of an earlier dock still unread on the camera (and
+        may the station write a fresh one)? Left alone, it would set the camera to that dock's
+        time at its next start."""
+        return (
+            self.clock_file_present
+            and self.correction_check == "did not take"
+            and self.station_state.synchronised
+        )
+
     def _correct_clock(self, root_fd: int) -> tuple[str, str]:
         spec = self.clock_spec
         if spec.method == "none":
@@ -465,6 +476,13 @@ class DockCheck:
             return clock_dock.scsi_correction(self.readings)
         drift = clock_dock.effective_drift(self.drift, self.bounds)
         decision = clock.decide_correction(drift, self.threshold, self.station_state)
+        if not decision.write and self._stale_clock_file():
+            decision = clock.Decision(
+                True,
+                "written",
+                f"the {spec.path} of the last correction was still there, unread: written "
+                "again with the station's time, or the camera would take a stale one",
+            )
         if not decision.write:
             return decision.status, decision.reason
         now = clock.parse_station_time(self.now())

@@ -417,7 +417,7 @@ class _Planner:
             if important:
                 stem = rel.rsplit(".", 1)[0]
                 self.files.append(_PlannedFile(rel_path=f"{stem}.IMP", mtime=end, data=b""))
-                self.expect[f"{stem}.IMP"] = Expected("other", marker=True, partner_of=rel)
+                self.expect[f"{stem}.IMP"] = Expected("other", marker=True)
             t = end
         return t
 
