@@ -49,8 +49,9 @@ class Expected:
     carries; `channel` the camera channel the name carries ("F", "R", "A", "B" or "");
     `important` a clip marked important (locked folder, name suffix or marker file);
     `marker` a file whose only meaning is to mark another; `partner_of` the clip a partner
-    file (thumbnail) belongs to; `ignored` a file the model's profile leaves out (Android's
-    `.nomedia`): accounted for, never evidence.
+    file (thumbnail) belongs to, whose start, segment, channel and importance it shares;
+    `ignored` a file the model's profile leaves out (Android's `.nomedia`): accounted for,
+    never evidence.
     """
 
     kind: str  # video | audio | photo | other
@@ -223,12 +224,20 @@ def plan_novatek(spec: CameraSpec) -> list[PlannedFile]:
                     )
                 )
                 if thumb:
+                    # A partner is its clip's: same start, number, channel and lock.
                     files.append(
                         PlannedFile(
                             rel.rsplit(".", 1)[0] + ".THM",
                             end,
                             data=_THUMB_HEAD + name.encode(),
-                            expect=Expected("other", partner_of=rel),
+                            expect=Expected(
+                                "other",
+                                start.isoformat(),
+                                number,
+                                letter,
+                                important=rec.important,
+                                partner_of=rel,
+                            ),
                         )
                     )
             # Loop recording: the next clip starts as this one closes.

@@ -86,7 +86,14 @@ def test_novatek_layout(tmp_path: Path) -> None:
             if name.endswith(".THM"):
                 # a thumbnail is its clip's partner, beside it
                 assert exp.partner_of == path[:-4] + ".MOV" and exp.partner_of in paths
+                clip = expect[exp.partner_of.encode()]
                 assert exp.kind == "other"
+                assert (exp.start, exp.segment, exp.channel, exp.important) == (
+                    clip.start,
+                    clip.segment,
+                    clip.channel,
+                    clip.important,
+                )
             else:
                 start = datetime.strptime("".join(m.groups()[:3]), "%Y%m%d%H%M%S")
                 assert (exp.kind, exp.start, exp.segment) == ("video", start.isoformat(), int(m[4]))
@@ -103,7 +110,11 @@ def test_novatek_layout(tmp_path: Path) -> None:
     fronts = {p.replace("_F.", "_R.") for p in paths if "_F." in p}
     assert fronts and fronts <= paths
     # the firmware numbers clips and photos consecutively; front and rear share a number
-    numbered = [(e.segment, e.channel) for e in expect.values() if e.segment is not None]
+    numbered = [
+        (e.segment, e.channel)
+        for e in expect.values()
+        if e.segment is not None and not e.partner_of
+    ]
     assert len(numbered) == len(set(numbered))
     assert {n for n, _ in numbered} == set(range(1, max(n for n, _ in numbered) + 1))
 
