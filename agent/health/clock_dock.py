@@ -59,10 +59,9 @@ def clock_file_present(root_fd: int, rel: str) -> bool:
 
 def last_undock(store: Store, serial: str, session_id: int) -> datetime | None:
     """When the camera last left this station before this session (station time), if ever."""
-    earlier = [s for s in store.sessions_of_camera(serial) if s.id < session_id]
-    if not earlier:
+    last = store.previous_session(serial, session_id)
+    if last is None:
         return None
-    last = earlier[-1]
     text = last.undocked_at or last.ended_at or last.docked_at
     return clock.parse_station_time(str(text))
 

@@ -72,4 +72,6 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("records after a seq", lambda s: list(s.records(after=3))),
     ("rows added or changed since", lambda s: list(s.files_with_records(after_id=3))),
     ("records of rows gone since", lambda s: list(s.file_records_without_rows(after_seq=3))),
+    # a dock's clock check of a camera with no log: when it last left the station
+    ("a camera's previous session", lambda s: s.previous_session("CAM1", 2)),
 )
