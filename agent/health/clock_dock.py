@@ -20,12 +20,27 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import Protocol
 
 from agent.camera import volume
 from agent.camera.methods import ClockSpec
 from agent.health import clock, clock_files
 from agent.health.logs import LogEvent
 from agent.store import Store
+
+_READBACK_LIMIT_S = 100 * 366 * 86400
+
+
+class Readings(Protocol):
+    """What the dock's checks read of a vendor unlock's result (agent.devices.dialects'
+    UnlockRecord has these attributes, as UnlockReadings does)."""
+
+    @property
+    def battery_pct(self) -> int | None: ...
+    @property
+    def clock_set(self) -> bool: ...
+    @property
+    def clock_detail(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,17 @@ def check_last_correction(
     return clock_files.check_file_correction(spec, file_present, drift_s, bounds)
 
 
-def scsi_correction(readings: UnlockReadings | None) -> tuple[str, str]:
+def readback_drift(readings: Readings | None) -> int | None:
+    """A drift the unlock read back at once (a dialect that can read the time), if any."""
+    value = getattr(readings, "drift_s", None)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    # A device's answer: a clock off by more than a century is no reading (and would overflow
+    # the corrected times).
+    return value if abs(value) <= _READBACK_LIMIT_S else None
+
+
+def scsi_correction(readings: Readings | None) -> tuple[str, str]:
     """(status, detail) of this dock's correction for a clock the unlock sets over SCSI."""
     if readings is None:
         return "not written", "no SCSI unlock at this dock: the clock was not set"

@@ -26,7 +26,7 @@ from agent.core.config import Config
 from agent.core.errors import describe
 from agent.core.model import DeviceInfo, ImportSummary
 from agent.health import battery, clock, clock_dock, clock_files, files, readiness
-from agent.health.clock_dock import UnlockReadings
+from agent.health.clock_dock import Readings
 from agent.health.faults import Fault, Faults, import_faults, logged_fault
 from agent.health.logs import LogEvent, ParsedLog, Tail, open_tail, parse_system_log
 from agent.store import Store
@@ -66,7 +66,7 @@ class DockCheck:
         session_id: int,
         now: Callable[[], str],
         station: clock.StationClock | None = None,
-        readings: UnlockReadings | None = None,
+        readings: Readings | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -250,7 +250,7 @@ class DockCheck:
                     f"same dock as session {self.drift_session} (its USB_CONNECT): "
                     f"drift {self.drift:+d} s measured then"
                 )
-        readback = self.readings.drift_s if self.readings is not None else None
+        readback = clock_dock.readback_drift(self.readings)
         if self.drift is None and readback is not None:
             self.drift = readback
             clock_detail = f"drift {readback:+d} s read back by the camera's unlock"

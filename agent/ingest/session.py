@@ -41,7 +41,7 @@ from agent.core.model import (
 )
 from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
-from agent.health.clock_dock import UnlockReadings
+from agent.health.clock_dock import Readings
 from agent.health.dock import DockCheck
 from agent.ingest import binding
 from agent.ingest.binding import BindingCheck, BindingState
@@ -110,7 +110,7 @@ class Importer:
         identity_check: str = "",
         make_writable: Callable[[bool], None] | None = None,
         continues: int | None = None,
-        readings: UnlockReadings | None = None,
+        readings: Readings | None = None,
     ) -> ImportSummary:
         """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
         DEVICE.INF is read and before any evidence is; `should_stop` is asked between files

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from agent.camera.methods import ClockSpec
 from agent.core.config import HealthConfig
-from agent.health import battery, clock_files, readiness
+from agent.health import battery, clock_dock, clock_files, readiness
+from agent.health.clock_dock import UnlockReadings
 from scripts.simulator.firmware import parse_timeset
 from tests.unit.test_ledger_readiness import BASE
 
@@ -109,6 +110,15 @@ def test_a_file_set_clock_is_checked_at_the_next_dock() -> None:
     scsi = ClockSpec(method="scsi", max_error_s=2)
     assert clock_files.check_scsi_correction(scsi, None, behind)[0] == "did not hold"
     assert clock_files.check_scsi_correction(scsi, None, loose)[0] == "took"
+
+
+def test_an_unlock_result_is_read_as_data() -> None:
+    assert clock_dock.readback_drift(UnlockReadings(drift_s=-42)) == -42
+    assert clock_dock.readback_drift(UnlockReadings(drift_s=10**20)) is None  # hostile
+    assert clock_dock.readback_drift(None) is None
+    assert clock_dock.scsi_correction(None)[0] == "not written"
+    done = clock_dock.scsi_correction(UnlockReadings(clock_set=True, clock_detail="set to X"))
+    assert done == ("written", "set to X")
 
 
 def test_battery_sources_scsi_and_none() -> None:
