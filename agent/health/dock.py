@@ -261,8 +261,14 @@ class DockCheck:
         health = self.config.health
         source = self.battery_spec.source
         if source == "scsi":
-            pct = self.readings.battery_pct if self.readings is not None else None
-            self.battery = battery.from_scsi(pct)
+            # Handed in with the unlock's result, or on the identity it read (a DeviceInfo
+            # from a device record may carry the charge).
+            pct = (
+                self.readings.battery_pct
+                if self.readings is not None
+                else getattr(self.info, "battery_pct", None)
+            )
+            self.battery = battery.from_scsi(pct if isinstance(pct, int) else None)
         elif source == "none":
             self.battery = battery.not_reported()
         else:
