@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TRANSPORTS = ("ums", "ums-unlock", "mtp")
-IDENTITY_SOURCES = ("scsi", "file", "names")
+# "usb": the USB serial the kernel read from the device descriptor (udev ID_SERIAL_SHORT), for
+# cameras that say nothing of themselves on their volume (Novatek CarDV firmware).
+IDENTITY_SOURCES = ("scsi", "file", "names", "usb")
 # "file:<format>" methods write a file the camera's firmware reads; the formats are named
 # here so that a profile cannot name one the station does not know how to write.
 CLOCK_FILE_FORMATS = ("generic", "novatek-timeset")

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.camera import volume
-from agent.camera.profile import NameInfo, Profile
-from agent.core.model import Candidate, FileKind, ScanProblem, ScanResult
+from agent.camera.profile import Profile
+from agent.camera.profile_classify import DirectoryClassifier, FileClass
+from agent.core.model import Candidate, ScanProblem, ScanResult
 
 # Deeper than any camera layout; deep enough for hostile trees (tested with 300 levels).
 # The walk holds one descriptor per level of the directory it is in (O(depth), never one per
@@ -55,7 +56,7 @@ def scan_volume(
     walk = _Walk(root_fd, profile, capacity, reserved)
     walk.run()
     walk.candidates.sort(key=lambda c: c.rel_path)
-    return ScanResult(tuple(walk.candidates), tuple(walk.problems), walk.dirs)
+    return ScanResult(tuple(walk.candidates), tuple(walk.problems), walk.dirs, tuple(walk.ignored))
 
 
 _Subdir = tuple[bytes, bytes, os.stat_result]  # name, path below the root, lstat as listed
@@ -81,19 +82,11 @@ class _Walk:
         self.reserved = reserved
         self.root_dev = os.fstat(root_fd).st_dev
         self.profile = profile
+        self.classifier = DirectoryClassifier(profile)
         self.capacity = capacity
-        self.record_prefix = profile.record_dir.encode() + b"/"
-        self.metadata = {
-            p.encode()
-            for p in (
-                profile.device_info,
-                profile.system_log,
-                profile.battery_log,
-                profile.time_file,
-            )
-        }
         self.candidates: list[Candidate] = []
         self.problems: list[ScanProblem] = []
+        self.ignored: list[ScanProblem] = []
         self.dirs = 0
         # The directories on the current path, root first; only these are open.
         self.stack: list[_Frame] = []
@@ -198,46 +191,44 @@ class _Walk:
         return sub
 
     def _files(self, dir_rel: bytes, files_here: list[tuple[bytes, os.stat_result]]) -> None:
-        """One directory's regular files as candidates, named by the profile.
-
-        A file is important when a marker file of the same stem sits in the same directory.
-        """
-        names = {n: self.profile.classify(n) for n, _ in files_here}
-        markers = {info.stem for info in names.values() if info.is_marker}
-        for name, st in files_here:
-            rel = _join(dir_rel, name)
-            if self.capacity and st.st_size > self.capacity:  # 0: the file system does not say
+        """One directory's regular files as candidates, named by the profile
+        (agent.camera.profile_classify: kind, times, markers, partners, ignored)."""
+        stats = dict(files_here)
+        for fc in self.classifier.directory(dir_rel, [n for n, _ in files_here]):
+            st = stats[fc.rel_path.rpartition(b"/")[2]]
+            if fc.ignored:
+                self.ignored.append(ScanProblem(fc.rel_path, fc.ignored))
+            elif self.capacity and st.st_size > self.capacity:  # 0: the file system does not say
                 self.problems.append(
                     ScanProblem(
-                        rel,
+                        fc.rel_path,
                         f"claims {st.st_size} bytes, more than the whole volume "
                         f"({self.capacity}): sparse or corrupt entry; not copied",
                     )
                 )
-                continue
-            info = names[name]
-            in_records = rel.startswith(self.record_prefix) and rel not in self.metadata
-            self.candidates.append(_candidate(rel, st, info, in_records, markers))
+            else:
+                self.candidates.append(candidate(fc, st))
 
 
-def _candidate(
-    rel: bytes, st: os.stat_result, info: NameInfo, in_records: bool, markers: set[bytes]
-) -> Candidate:
-    """A regular file as a Candidate: only files in the record directory are recordings."""
+def candidate(fc: FileClass, st: os.stat_result) -> Candidate:
+    """A regular file as a Candidate: only files in the layout's roots are recordings."""
+    in_root, info = fc.in_root, fc.info
     return Candidate(
-        rel_path=rel,
+        rel_path=fc.rel_path,
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
         dev=st.st_dev,
         ino=st.st_ino,
-        kind=info.kind if in_records else FileKind.OTHER,
-        recorded_start=info.recorded_start if in_records else "",
-        recorded_end=(
-            camera_wall_time(st.st_mtime_ns) if in_records and info.recorded_start else ""
-        ),
-        segment=info.segment if in_records else None,
-        important=in_records and not info.is_marker and info.stem in markers,
-        wipeable=in_records,
+        kind=fc.kind,
+        recorded_start=info.recorded_start if in_root else "",
+        recorded_end=(camera_wall_time(st.st_mtime_ns) if in_root and info.recorded_start else ""),
+        segment=info.segment if in_root else None,
+        important=fc.important,
+        wipeable=in_root,
+        channel=info.channel if in_root else "",
+        partner_of=fc.partner_of,
+        note=fc.note,
+        marked_by=fc.marked_by,
     )
 
 

@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = sys.stdout
         if usb is None:
-            out.write(f"{identity}: DEVICE.INF taken on the technician's word\n")
+            said_by = "DEVICE.INF" if prof.identity == ("file",) else "its identity"
+            out.write(f"{identity}: {said_by} taken on the technician's word\n")
         if importer.binding.detail:
             out.write(f"{importer.binding.detail}\n")
         out.write(
@@ -123,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             out.write("nothing new: every file of this camera is already in custody\n")
         for problem in summary.problems:
             out.write(f"NOT SEALED  {problem['file']}: {problem['reason']}\n")
+        for entry in summary.ignored:
+            out.write(f"IGNORED     {entry['file']}: {entry['reason']}\n")
         wipe = summary.wipe
         detail = wipe.get("reason") or f"{wipe.get('wiped', 0)} files wiped"
         out.write(f"wipe: {wipe.get('state')} ({detail})\n")

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "agent.cli.doctor",
     "metrics": "agent.cli.metricscmd",
     "rebuild": "agent.cli.rebuild",
+    "profile": "agent.cli.profilecmd",
 }
 _GLOBAL_WITH_VALUE = ("--config", "--log-level")
 

@@ -136,6 +136,11 @@ class Candidate:
     segment: int | None
     important: bool
     wipeable: bool  # a recording below the record directory (never metadata or logs)
+    # Added with camera profile format 2 (agent.camera.profile_classify):
+    channel: str = ""  # the lens of a multi-channel camera the name says ("F", "R"...), or ""
+    partner_of: bytes = b""  # a partner file's clip (`<stem>.MOV` of `<stem>.THM`), or b""
+    note: str = ""  # why the profile classified it so, for a person ("" for a recording)
+    marked_by: str = ""  # what made it important: "folder", "suffix", "sidecar", or ""
 
 
 class ProblemKind(enum.StrEnum):
@@ -196,6 +201,9 @@ class ScanResult:
     candidates: tuple[Candidate, ...]
     problems: tuple[ScanProblem, ...]
     dirs: int
+    # Files the camera profile ignores (its `layout.ignore`), each with the reason: accounted
+    # for, not evidence; never copied, never wiped.
+    ignored: tuple[ScanProblem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,6 +230,8 @@ class ImportSummary:
     bytes_copied: int = 0
     problems: list[dict[str, str]] = field(default_factory=list)
     wipe: dict[str, object] = field(default_factory=dict)
+    # Files the camera's profile ignores (`layout.ignore`): accounted for, not evidence.
+    ignored: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:

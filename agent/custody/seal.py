@@ -57,6 +57,24 @@ def original_name(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def _classification(row: FileRow) -> dict[str, Any]:
+    """What camera profile format 2 adds to a file's record, only where it says something (the
+    records of other cameras stay as they were): the lens (`channel`), the profile's note, and
+    for a partner file (`<stem>.THM` beside `<stem>.MOV`, agent.camera.profile_classify) the
+    clip it belongs to, by name and raw bytes. The partner's record is the one that names both:
+    it is sealed with the clip at the same dock, the clip's record found by the clip's name in
+    the same session; a partner with no clip is sealed alone and its note says so."""
+    out: dict[str, Any] = {}
+    if row.channel:
+        out["channel"] = row.channel
+    if row.class_note:
+        out["class_note"] = row.class_note
+    if row.partner_of:
+        out["partner_of"] = original_name(row.partner_of)
+        out["partner_of_b64"] = base64.b64encode(row.partner_of).decode("ascii")
+    return out
+
+
 def _utc(ts: str | None) -> str:
     return ts or datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -70,7 +88,7 @@ class Sealer:
 
     def _body(self, row: FileRow, session: SessionRow) -> dict[str, Any]:
         raw_name = row.camera_path
-        return {
+        return _classification(row) | {
             "v": RECORD_VERSION,
             "type": "file",
             "device_serial": row.device_serial,
@@ -122,7 +140,7 @@ class Sealer:
         with self.store.transaction():
             sessions: dict[int, SessionRow] = {}  # a batch is one camera's session
             for file_id in file_ids:
-                row = self.store.file(file_id)
+                row = self.store.classified(self.store.file(file_id))
                 if row.session_id not in sessions:
                     sessions[row.session_id] = self.store.session(row.session_id)
                 session = sessions[row.session_id]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from importlib import resources
 
 from agent.camera.profile import Profile
 from agent.core.errors import ConfigError
@@ -25,12 +24,6 @@ _NAME = re.compile(r"[a-z0-9_-]{1,64}")
 # udev's ID_USB_INTERFACES (":ccsspp:" per interface): exactly one, of class 08 (mass storage).
 # A device that also presents a keyboard or a network adapter is not mounted.
 MASS_STORAGE_ONLY = ":08????:"
-
-
-def shipped_profile_names() -> list[str]:
-    """Every camera profile shipped with the agent (agent/camera/profiles/*.toml), sorted."""
-    files = resources.files("agent.camera.profiles").iterdir()
-    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
 
 
 def generate(profiles: Sequence[Profile]) -> str:

@@ -44,11 +44,8 @@ KEPT_EVENTS = frozenset(
 
 
 def methods(profile: Profile) -> tuple[ClockSpec, BatterySpec]:
-    """The profile's clock and battery methods."""
-    return (
-        ClockSpec(path=profile.time_file, threshold_s=profile.clock_threshold_s),
-        BatterySpec(path=profile.battery_log),
-    )
+    """The profile's clock and battery methods (a version 1 profile's are the generic ones)."""
+    return profile.clock, profile.battery
 
 
 def _used(event: LogEvent) -> bool:
@@ -134,6 +131,8 @@ class DockCheck:
     def _read(self, root_fd: int, rel: str, parse: Callable[[Tail], T]) -> tuple[T | None, str]:
         """(parse of the camera log, or None when absent or unreadable, error); never raises on
         I/O. The log is parsed as it is read, line by line: it is never held whole."""
+        if not rel:
+            return None, ""  # the camera's profile names no such log
         try:
             tail = open_tail(root_fd, rel.encode())
             if tail is None:

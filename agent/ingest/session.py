@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from agent.camera import deviceinfo as camera
-from agent.camera import scan
+from agent.camera import identity, scan
 from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.core import crashpoints, log
@@ -110,6 +109,7 @@ class Importer:
         identity_check: str = "",
         make_writable: Callable[[bool], None] | None = None,
         continues: int | None = None,
+        device_record: DeviceInfo | None = None,
         readings: Readings | None = None,
     ) -> ImportSummary:
         """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
@@ -123,7 +123,8 @@ class Importer:
 
         `identity_check` is what the caller checked of the camera's hardware identity, for the
         session's record; the binding's check (agent.ingest.binding) follows `check`'s and may
-        refuse the camera too.
+        refuse the camera too. Who the camera is comes from its profile's identity sources
+        (agent.camera.identity): `device_record` is what the SCSI transport read, if any.
 
         `readings` is what a vendor unlock read or did before the take-in (charge, clock set
         over SCSI): the dock's health checks judge the camera by them (agent.health.clock_dock)."""
@@ -131,7 +132,7 @@ class Importer:
         self.make_writable = make_writable
         self.stays_docked = stays_docked
         with open_root(path) as root_fd:
-            info = camera.read_device_info(root_fd, self.profile, path)
+            info = identity.read_identity(root_fd, self.profile, path, usb_serial, device_record)
             if check is not None:
                 check(info)
             self.binding = binding.check(
@@ -239,6 +240,9 @@ class Importer:
             log_.warning(
                 "file.unreadable", file=display_name(problem.rel_path), reason=problem.reason
             )
+        for entry in result.ignored:
+            summary.ignored.append({"file": display_name(entry.rel_path), "reason": entry.reason})
+            log_.info("file.ignored", file=display_name(entry.rel_path), reason=entry.reason)
 
         pending, claimed = self._register(result.candidates, summary)
         dock.scanned([file_id for file_id, _ in pending])  # corrected times before sealing

@@ -145,8 +145,22 @@ def _restored(seq: int, body: dict[str, Any], now: str) -> RestoredFile:
         recorded_end_corrected=_text(body.get("recorded_end_corrected")),
         time_basis=_text(body.get("time_basis")),
         retention_class=_text(body.get("retention_class")),
+        channel=_text(body.get("channel")),
+        partner_of=_partner_of(body),
+        class_note=_text(body.get("class_note")),
     )
     return RestoredFile(seq, str(body.get("officer_id") or ""), row)
+
+
+def _partner_of(body: dict[str, Any]) -> bytes | None:
+    """The clip a partner file's record names (camera profile format 2), or None."""
+    value = body.get("partner_of_b64")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
 
 
 def _mtime_ns(body: dict[str, Any]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import sqlite_utils.db
@@ -97,9 +98,11 @@ class FileQueries(FileTransitions):
                 self.transition(
                     row["id"], FileState.FAILED, FileState.DISCOVERED, **fields, reason=""
                 )
+                self._set_class(row["id"], cand)
                 return int(row["id"]), FileState.DISCOVERED, False
             if row["state"] == FileState.DISCOVERED:
                 self.set_file(row["id"], **fields, reason="")
+                self._set_class(row["id"], cand)
                 return int(row["id"]), FileState.DISCOVERED, False
         # Other bytes under a copied row's identity: that row's bytes are no longer on the
         # camera, and not by our doing, so a wipe intent left on it must not be settled later
@@ -121,7 +124,35 @@ class FileQueries(FileTransitions):
                 "discovered_at": now,
             }
         )
-        return int(table.last_pk), FileState.DISCOVERED, True  # type: ignore[arg-type]
+        file_id = int(table.last_pk)  # type: ignore[arg-type]
+        self._set_class(file_id, cand)
+        return file_id, FileState.DISCOVERED, True
+
+    def _set_class(self, file_id: int, cand: Candidate) -> None:
+        """What the camera's profile says of the file beyond its kind and times (channel,
+        partner's clip, note), kept only for the files it says something of."""
+        self.conn.execute("DELETE FROM file_classes WHERE file_id=?", (file_id,))
+        if cand.channel or cand.partner_of or cand.note:
+            self.conn.execute(
+                "INSERT INTO file_classes(file_id, channel, partner_of, class_note) "
+                "VALUES (?, ?, ?, ?)",
+                (file_id, cand.channel, cand.partner_of or None, cand.note),
+            )
+
+    def classified(self, row: FileRow) -> FileRow:
+        """The row with what file_classes holds of it (channel, partner's clip, note)."""
+        found = self.conn.execute(
+            "SELECT channel, partner_of, class_note FROM file_classes WHERE file_id=?", (row.id,)
+        ).fetchone()
+        if found is None:
+            return row
+        partner_of = found["partner_of"]
+        return replace(
+            row,
+            channel=str(found["channel"]),
+            partner_of=bytes(partner_of) if partner_of is not None else None,
+            class_note=str(found["class_note"]),
+        )
 
     def set_file(self, file_id: int, **fields: Any) -> None:
         """Update columns that are not the state (wipe marks, reasons); the state changes only

@@ -29,8 +29,15 @@ class RestoreQueries(StoreBase):
         self.db.table("sessions").insert(row.columns())
 
     def restore_file(self, row: FileRow) -> None:
-        """A file row under the id its custody record names."""
+        """A file row under the id its custody record names, with what its profile said of it
+        (channel, partner's clip, note: the file_classes table) where its record says any."""
         self.db.table("files").insert(row.columns())
+        if row.channel or row.partner_of or row.class_note:
+            self.conn.execute(
+                "INSERT INTO file_classes(file_id, channel, partner_of, class_note) "
+                "VALUES (?, ?, ?, ?)",
+                (row.id, row.channel, row.partner_of, row.class_note),
+            )
 
 
 def salvage_records(db_path: Path, scratch_parent: Path) -> tuple[list[RecordRow], str]:

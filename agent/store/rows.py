@@ -19,6 +19,8 @@ from agent.core.errors import StoreCorrupt
 from agent.core.model import FileKind, FileState, ProblemKind
 
 _E = TypeVar("_E", bound=enum.Enum)
+# The fields of a FileRow kept in the file_classes table, not in files (0012).
+CLASS_FIELDS = ("channel", "partner_of", "class_note")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,11 +82,18 @@ class FileRow:
     confirmed_boottime_s: float | None = None
     # 0006_reason_kind: None where no reason is written
     reason_kind: ProblemKind | None = None
+    # 0012_profiles_file_classification: in the file_classes table (CLASS_FIELDS), filled by
+    # Store.classified(); file_row() leaves them empty.
+    channel: str = ""
+    partner_of: bytes | None = None  # the camera path of the clip a partner file belongs to
+    class_note: str = ""
 
     def columns(self) -> dict[str, object]:
         """The row as the table holds it: enums as their values, flags as 0 or 1."""
         out: dict[str, object] = {}
         for f in fields(self):
+            if f.name in CLASS_FIELDS:
+                continue  # the file_classes table's
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 value = int(value)

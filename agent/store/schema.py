@@ -422,3 +422,22 @@ def _m0011(db: sqlite_utils.Database) -> None:
     db.executescript(
         "CREATE INDEX records_confirmation ON records(file_id) WHERE kind = 'confirmation';"
     )
+
+
+@MIGRATIONS(name="0012_profiles_file_classification")
+def _m0012(db: sqlite_utils.Database) -> None:
+    # What camera profile format 2 says of a file beyond its kind and times: the lens of a
+    # multi-channel camera, the clip a partner file belongs to (its camera path, raw bytes) and
+    # the profile's note on why it is what it is (agent.camera.profile_classify). A table of
+    # its own, with a row only for the files it says something of: the files table, which the
+    # queue's hot queries read whole, stays as it was.
+    db.executescript(
+        """
+        CREATE TABLE file_classes (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id),
+            channel TEXT NOT NULL DEFAULT '',
+            partner_of BLOB,
+            class_note TEXT NOT NULL DEFAULT ''
+        );
+        """
+    )

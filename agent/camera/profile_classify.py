@@ -1,0 +1,134 @@
+"""What each file of one camera directory is, by the profile: the classification the scan and
+`dockagent profile try` share.
+
+A file's name says its kind, start, segment and channel (Profile.classify); its place and its
+siblings say the rest: only files in the layout's roots are recordings (and wipeable), a
+recording is important by its folder, its suffix or a sidecar marker beside it, a partner
+(`<stem>.THM` beside `<stem>.MOV`) belongs to its clip and takes its times and marker, and a
+file an ignore glob names is accounted for as ignored with the reason. Linear in the names
+(RE2; sibling lookups by dictionary).
+
+Pure: names in, classifications out; opens nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from agent.camera.profile_model import NameInfo, Profile
+from agent.core.model import FileKind
+
+NO_CLIP = "partner file without its clip beside it: sealed alone"
+
+
+@dataclass(frozen=True)
+class FileClass:
+    """One file of a directory as the profile sees it."""
+
+    rel_path: bytes
+    info: NameInfo  # what the name says (a partner: its clip's times and channel)
+    in_root: bool  # in one of the layout's roots and not the station's own metadata
+    important: bool
+    marked_by: str  # "folder", "suffix", "sidecar", or ""
+    partner_of: bytes  # the clip's path below the volume root, or b""
+    note: str  # for a person: why a file is what it is ("" for a plain recording)
+    ignored: str  # the reason it is ignored, or "" (then it is taken in)
+
+    @property
+    def kind(self) -> FileKind:
+        return self.info.kind if self.in_root else FileKind.OTHER
+
+
+class DirectoryClassifier:
+    """The profile's reading of directories, one at a time."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.layout = profile.layout
+        self.roots = tuple(r.encode() + b"/" for r in self.layout.roots)
+        self.folders = tuple(f.encode() for f in self.layout.marker_folders)
+        self.metadata = frozenset(p.encode() for p in profile.metadata)
+
+    def in_root(self, rel: bytes) -> bool:
+        return rel not in self.metadata and any(rel.startswith(r) for r in self.roots)
+
+    def ignored(self, name: bytes, rel: bytes) -> str:
+        """Why the profile ignores a file ("" when it does not). A name that is not UTF-8 is
+        never ignored: it is taken in, so no odd byte can hide a file from custody."""
+        if not self.layout.ignore:
+            return ""
+        try:
+            text_name, text_rel = name.decode("utf-8"), rel.decode("utf-8")
+        except UnicodeDecodeError:
+            return ""
+        for glob in self.layout.ignore:
+            if glob.matches(text_name, text_rel):
+                return f"ignored by camera profile {self.profile.name} (matches {glob.source!r})"
+        return ""
+
+    def directory(self, dir_rel: bytes, names: list[bytes]) -> list[FileClass]:
+        """Every file of one directory (names as listed), in the order given."""
+        infos = {n: self.profile.classify(n) for n in names}
+        sidecar_stems = {i.stem for i in infos.values() if i.is_marker}
+        in_folder = any(dir_rel == f or dir_rel.startswith(f + b"/") for f in self.folders)
+        partners = self.layout.partners
+        # The clip of each stem: the first name of that stem that is no partner and no marker
+        # and has a kind of its own (names come sorted: one answer, whatever the listing order).
+        clips: dict[bytes, bytes] = {}
+        for name in sorted(names):
+            info = infos[name]
+            if info.kind is not FileKind.OTHER and not _is_partner(name, partners):
+                clips.setdefault(info.stem, name)
+        out: list[FileClass] = []
+        for name in names:
+            rel = dir_rel + b"/" + name if dir_rel else name
+            out.append(self._one(name, rel, infos, clips, sidecar_stems, in_folder))
+        return out
+
+    def _one(
+        self,
+        name: bytes,
+        rel: bytes,
+        infos: dict[bytes, NameInfo],
+        clips: dict[bytes, bytes],
+        sidecar_stems: set[bytes],
+        in_folder: bool,
+    ) -> FileClass:
+        info = infos[name]
+        in_root = self.in_root(rel)
+        partner_of, note = b"", ""
+        if in_root and _is_partner(name, self.layout.partners):
+            clip = clips.get(info.stem)
+            if clip is None:
+                note = NO_CLIP
+            else:
+                partner_of = rel[: len(rel) - len(name)] + clip
+                # A partner is its clip's: same start, segment, channel and marker.
+                clip_info = infos[clip]
+                info = replace(clip_info, kind=info.kind, stem=info.stem)
+                note = "partner of its clip"
+        marked_by = ""
+        if in_root and not info.is_marker:
+            if in_folder:
+                marked_by = "folder"
+            elif info.suffix_marked:
+                marked_by = "suffix"
+            elif info.stem in sidecar_stems:
+                marked_by = "sidecar"
+        if in_root and info.is_marker:
+            note = "importance marker of its stem"
+        return FileClass(
+            rel_path=rel,
+            info=info,
+            in_root=in_root,
+            important=bool(marked_by),
+            marked_by=marked_by,
+            partner_of=partner_of,
+            note=note,
+            ignored=self.ignored(name, rel),
+        )
+
+
+def _is_partner(name: bytes, partners: tuple[str, ...]) -> bool:
+    _, dot, ext = name.rpartition(b".")
+    return bool(dot) and ext.upper().decode("latin-1") in partners
