@@ -245,7 +245,8 @@ def plan_novatek(spec: CameraSpec) -> list[PlannedFile]:
     files.extend(_other_files(spec, sched, "CarDV"))
     if spec.device_file:
         first = spec.first_day
-        files.append(device_file(spec, datetime(first.year, first.month, first.day, 6)))
+        put = datetime(first.year, first.month, first.day, 6) + sched.offset
+        files.append(device_file(spec, put))
     _check_docked(spec, files, sched.offset)
     return sorted(files, key=lambda f: f.rel_path)
 
@@ -284,7 +285,7 @@ def plan_android(spec: CameraSpec) -> list[PlannedFile]:
     files.append(
         PlannedFile(
             "DCIM/Camera/.nomedia",
-            datetime(first.year, first.month, first.day, 6),
+            floor_even(datetime(first.year, first.month, first.day, 6) + sched.offset),
             data=b"",
             expect=Expected("other", ignored=True),
         )
