@@ -4,8 +4,9 @@ A profile's ClockSpec (agent.camera.methods) names how a camera's clock is set: 
 (TIME.TXT, camera-layout.md), `file:novatek-timeset` (TIMESET.txt, real-cameras.md "Clocks"),
 `scsi` (set over SCSI by the dialect at unlock, handed in), or `none`. This module writes the
 files' text, and, for a camera with no log (no USB_CONNECT to time the dock by), bounds the
-drift from the times the camera wrote on the recordings it made since it last left the
-station: a recording's true time lies between that undock and this dock, so
+drift from the start times the camera wrote in the names of the recordings it made since it
+last left the station (names, not FAT mtimes, which some drivers misreport): a recording's
+true start lies between that undock and this dock, so
 
     drift >= (latest camera time) - (this dock)      and      drift <= (earliest) - (last undock)
 
