@@ -1,8 +1,11 @@
 """BATTERY.CSV read robustly and judged: charge, cycles, capacity fade, heat, discharges.
 
 A flat battery truncates and garbles rows (camera-layout.md): every such row is skipped and
-counted as truncated or garbled, never fatal. Thresholds come from [health] in the
-configuration; this module reads no file and writes nothing, it only parses and judges bytes.
+counted as truncated or garbled, never fatal. Cameras with another battery source (a profile's
+BatterySpec, agent.camera.methods) are judged here too: `scsi`, a charge read by the SCSI unlock
+and handed in (only the charge: no cycles, capacity or heat); `none`, no reading at all.
+Thresholds come from [health] in the configuration; this module reads no file and writes
+nothing, it only parses and judges bytes.
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ class BatteryReport:
     deep_discharges: int = 0
     sudden_drops: int = 0
     read_error: str = ""
+    source: str = "log:generic-csv"  # the profile's BatterySpec.source
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,6 +266,30 @@ def assess(
     report.reasons = bad + warn
     report.verdict = "bad" if bad else "warning" if warn else "ok"
     return report
+
+
+def from_scsi(percent: int | None) -> BatteryReport:
+    """The charge the SCSI unlock read (jl-dv16 0x08, handed in), judged on its own: the
+    device's answer is hostile, so only 0-100 is a charge. Nothing else is known."""
+    if percent is None:
+        return BatteryReport(
+            False, "unknown", ["no battery reading from the camera's SCSI unlock"], source="scsi"
+        )
+    if not 0 <= percent <= 100:
+        return BatteryReport(
+            False,
+            "unknown",
+            [f"the camera's SCSI battery reading {percent} is no percentage"],
+            source="scsi",
+        )
+    return BatteryReport(True, "ok", [], charge_pct=percent, source="scsi")
+
+
+def not_reported() -> BatteryReport:
+    """A model whose profile names no battery source: nothing to judge, said as such."""
+    return BatteryReport(
+        False, "unknown", ["this camera model reports no battery state"], source="none"
+    )
 
 
 def trend(history: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -292,10 +292,10 @@ def write_time_file(root_fd: int, rel: bytes, data: bytes) -> None:
         os.close(parent)
 
 
-def write_failure(exc: OSError) -> str:
+def write_failure(exc: OSError, name: str = "TIME.TXT") -> str:
     if exc.errno == errno.EROFS:
         return "clock not corrected: volume read-only"
-    return f"clock not corrected: TIME.TXT could not be written ({describe(exc)})"
+    return f"clock not corrected: {name} could not be written ({describe(exc)})"
 
 
 def check_correction(

@@ -1,9 +1,12 @@
 """The health checks of one dock session, run by the import pipeline at three points.
 
-docked(): SYSTEM.LOG and BATTERY.CSV read, drift measured, log events and faults kept, the last
-correction checked, officer resolved. scanned(): drift-corrected times and retention class put
-on the files before they are sealed (agent.health.files). finished(): the import's faults
-(agent.health.faults), TIME.TXT, storage left, readiness verdict.
+docked(): SYSTEM.LOG and the battery (by the profile's BatterySpec: BATTERY.CSV, a charge the
+SCSI unlock handed in, or none) read, drift measured, log events and faults kept, the last
+correction checked, officer resolved. scanned(): for a camera with no log, its drift bounded by
+the recordings and the last correction checked (agent.health.clock_dock); drift-corrected
+times and retention class put on the files before they are sealed (agent.health.files).
+finished(): the import's faults (agent.health.faults), the clock corrected by the profile's
+ClockSpec method, storage left, readiness verdict.
 Every step catches its own failures and records them as a fault: nothing here may abort or
 change an offload, and nothing here logs a log line's or a file's content.
 """
@@ -12,16 +15,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
+from agent.camera.methods import BatterySpec, ClockSpec
 from agent.camera.profile import Profile
 from agent.core import log
 from agent.core.config import Config
 from agent.core.errors import describe
 from agent.core.model import DeviceInfo, ImportSummary
-from agent.health import battery, clock, files, readiness
+from agent.health import battery, clock, clock_dock, clock_files, files, readiness
+from agent.health.clock_dock import Readings
 from agent.health.faults import Fault, Faults, import_faults, logged_fault
 from agent.health.logs import LogEvent, ParsedLog, Tail, open_tail, parse_system_log
 from agent.store import Store
@@ -36,6 +41,11 @@ T = TypeVar("T")
 KEPT_EVENTS = frozenset(
     {"REC_INTERRUPT", "FAULT", "TIME_SET", "LOW_BATTERY", "STORAGE_FULL", "USB_CONNECT"}
 )
+
+
+def methods(profile: Profile) -> tuple[ClockSpec, BatterySpec]:
+    """The profile's clock and battery methods (a version 1 profile's are the generic ones)."""
+    return profile.clock, profile.battery
 
 
 def _used(event: LogEvent) -> bool:
@@ -53,6 +63,7 @@ class DockCheck:
         session_id: int,
         now: Callable[[], str],
         station: clock.StationClock | None = None,
+        readings: Readings | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -69,7 +80,14 @@ class DockCheck:
             # and the fault says so, rather than refusing the camera's evidence.
             self.zone = None
             self.zone_error = f"camera profile time zone {profile.timezone!r}: {exc}"
-        self.threshold = profile.clock_threshold_s
+        self.clock_spec, self.battery_spec = methods(profile)
+        self.readings = readings
+        self.threshold = self.clock_spec.threshold_s
+        self.bounds = clock_files.Bounds(None, None, 0)
+        self.has_log = bool(profile.system_log)
+        self.clock_file_present = False
+        self.docked_at: datetime | None = None  # the session's, once docked() read it
+        self.check_pending = False  # a correction to check once the recordings are known
         self.log = _log.bind(device_serial=info.serial, session_id=session_id)
         self.faults = Faults(store, info.serial, session_id, now, self.log)
         self.station_state = clock.StationClockState(False, "unknown", source="not read")
@@ -95,8 +113,12 @@ class DockCheck:
         self.faults.guard("finished", self._finished, root_fd, summary)
 
     def wants_clock_write(self) -> bool:
-        """Will finished() write TIME.TXT (so the volume must be writable then)?"""
-        return clock.decide_correction(self.drift, self.threshold, self.station_state).write
+        """Will finished() write the clock file (so the volume must be writable then)?"""
+        if not self.clock_spec.file_format:
+            return False
+        drift = clock_dock.effective_drift(self.drift, self.bounds)
+        decision = clock.decide_correction(drift, self.threshold, self.station_state)
+        return decision.write or self._stale_clock_file()
 
     def failed(self, exc: BaseException) -> None:
         """The session ended with an error: a camera that could not be read is a device fault."""
@@ -125,78 +147,29 @@ class DockCheck:
         session = self.store.session(self.session_id)
         docked_at_text = str(session.docked_at)
         docked_at = clock.parse_station_time(docked_at_text)
-        serial = self.info.serial
+        self.docked_at = docked_at
         with self.store.transaction():
-            self.store.open_health(self.session_id, serial, docked_at_text, self.now())
+            self.store.open_health(self.session_id, self.info.serial, docked_at_text, self.now())
         if self.zone_error:
             self.faults.register(Fault("health", "bad_time_zone", "warning", self.zone_error))
-
-        # Only the events used below are held: a camera's SYSTEM.LOG is mostly recordings.
-        read, error = self._read(
-            root_fd,
-            self.profile.system_log,
-            lambda t: parse_system_log(t.lines(), t.skipped, keep=_used),
-        )
-        present = read is not None
-        parsed = read if read is not None else ParsedLog()
-        log_summary: dict[str, Any] = parsed.summary()
-        log_summary["present"] = present
-        if error:
-            log_summary["read_error"] = error
-        self.log.info(
-            "camera.log_parsed",
-            lines=parsed.lines,
-            events=parsed.event_count,
-            malformed=parsed.malformed,
-            unknown=parsed.unknown,
-            present=present,
+        # Before this dock writes one: the file of the last correction still there?
+        self.clock_file_present = bool(self.clock_spec.file_format) and (
+            clock_dock.clock_file_present(root_fd, self.clock_spec.path)
         )
 
-        known = self.store.known_event_lines(serial, "USB_CONNECT")
-        measured = clock.measure_drift(parsed.events, docked_at, self.zone, set(known))
-        self.drift, clock_detail = measured.drift_s, measured.detail
-        if error:
-            clock_detail = f"SYSTEM.LOG unreadable ({error}): drift unknown"
-        elif not present:
-            clock_detail = "no SYSTEM.LOG on the camera: drift unknown"
-        connect = next((e for e in reversed(parsed.events) if e.event == "USB_CONNECT"), None)
-        if self.drift is None and connect is not None and connect.line in known:
-            self.same_dock = True
-            self.first_session = known[connect.line]
-            earlier = self.store.health(known[connect.line])
-            if earlier is not None and earlier.clock_drift_s is not None:
-                self.drift = int(earlier.clock_drift_s)
-                self.drift_session = int(earlier.session_id)
-                clock_detail = (
-                    f"same dock as session {self.drift_session} (its USB_CONNECT): "
-                    f"drift {self.drift:+d} s measured then"
-                )
-
+        parsed, log_summary, log_error = self._read_log(root_fd)
+        connect_at, clock_detail = self._measure(parsed, docked_at, log_error, log_summary)
         new_events = self._keep_events(parsed.events)
         self._check_last_correction(new_events)
         self._trend(docked_at)
         officer, source, assigned = self._officer(docked_at_text)
-
-        self.battery = self._assess_battery(root_fd)
-        self.log.info(
-            "battery.assessed",
-            verdict=self.battery.verdict,
-            rows=self.battery.rows,
-            truncated=self.battery.truncated,
-            garbled=self.battery.garbled,
-            capacity_pct=self.battery.capacity_pct,
-            peak_temp_c=self.battery.peak_temp_c,
-        )
-        if self.battery.verdict == "bad":
-            self.faults.register(
-                Fault("battery", "battery_bad", "not_ready", "; ".join(self.battery.reasons))
-            )
+        self._assess_battery(root_fd)
 
         with self.store.transaction():
             self.store.update_health(
                 self.session_id,
                 self.now(),
-                camera_connect_at=measured.connect_at,
+                camera_connect_at=connect_at,
                 clock_drift_s=self.drift,
                 clock_detail=clock_detail,
                 station_clock=self.station_state.describe(),
@@ -222,22 +195,110 @@ class DockCheck:
             officer_assigned=assigned,
         )
 
-    def _assess_battery(self, root_fd: int) -> battery.BatteryReport:
-        health = self.config.health
-        report, berror = self._read(
+    def _read_log(self, root_fd: int) -> tuple[ParsedLog, dict[str, Any], str]:
+        """The camera's SYSTEM.LOG, where its profile names one: (parsed, summary, read error).
+        Only the events used are held: a camera's SYSTEM.LOG is mostly recordings."""
+        if not self.has_log:
+            return ParsedLog(), {"present": False, "kept": False}, ""
+        read, error = self._read(
             root_fd,
-            self.profile.battery_log,
-            lambda t: battery.assess(t.lines(), health, t.skipped),
+            self.profile.system_log,
+            lambda t: parse_system_log(t.lines(), t.skipped, keep=_used),
         )
-        assessed = report if report is not None else battery.assess(None, health)
-        if berror:
-            assessed.read_error = berror
-            assessed.reasons.append(f"battery log unreadable: {berror}")
-        if self.info.battery_pct is not None:
-            # The camera's own answer over SCSI (agent.devices.dialects) is its charge now;
-            # a battery log, where there is one, still judges the battery's health.
-            assessed.charge_pct = self.info.battery_pct
-        return assessed
+        present = read is not None
+        parsed = read if read is not None else ParsedLog()
+        log_summary: dict[str, Any] = parsed.summary()
+        log_summary["present"] = present
+        if error:
+            log_summary["read_error"] = error
+        self.log.info(
+            "camera.log_parsed",
+            lines=parsed.lines,
+            events=parsed.event_count,
+            malformed=parsed.malformed,
+            unknown=parsed.unknown,
+            present=present,
+        )
+        return parsed, log_summary, error
+
+    def _measure(
+        self, parsed: ParsedLog, docked_at: datetime, error: str, log_summary: dict[str, Any]
+    ) -> tuple[str, str]:
+        """The drift from the log's USB_CONNECT (or a read-back the unlock handed in);
+        returns (the camera's USB_CONNECT reading, how the drift was obtained)."""
+        if self.clock_spec.method == "none":
+            return "", "clock method none: the station can neither read nor set this clock"
+        known = self.store.known_event_lines(self.info.serial, "USB_CONNECT")
+        measured = clock.measure_drift(parsed.events, docked_at, self.zone, set(known))
+        self.drift, clock_detail = measured.drift_s, measured.detail
+        if not self.has_log:
+            clock_detail = "the camera keeps no log: drift bounded by its recordings"
+        elif error:
+            clock_detail = f"{self.profile.system_log} unreadable ({error}): drift unknown"
+        elif not log_summary.get("present"):
+            clock_detail = f"no {self.profile.system_log} on the camera: drift unknown"
+        connect = next((e for e in reversed(parsed.events) if e.event == "USB_CONNECT"), None)
+        if self.drift is None and connect is not None and connect.line in known:
+            self.same_dock = True
+            self.first_session = known[connect.line]
+            earlier = self.store.health(known[connect.line])
+            if earlier is not None and earlier.clock_drift_s is not None:
+                self.drift = int(earlier.clock_drift_s)
+                self.drift_session = int(earlier.session_id)
+                clock_detail = (
+                    f"same dock as session {self.drift_session} (its USB_CONNECT): "
+                    f"drift {self.drift:+d} s measured then"
+                )
+        readback = clock_dock.readback_drift(self.readings)
+        if self.drift is None and readback is not None:
+            self.drift = readback
+            clock_detail = f"drift {readback:+d} s read back by the camera's unlock"
+        return measured.connect_at, clock_detail
+
+    def _assess_battery(self, root_fd: int) -> None:
+        """The battery by the profile's source: BATTERY.CSV, the unlock's reading, or none."""
+        health = self.config.health
+        source = self.battery_spec.source
+        if source == "scsi":
+            # Handed in with the unlock's result, or on the identity it read (a DeviceInfo
+            # from a device record may carry the charge).
+            pct = (
+                self.readings.battery_pct
+                if self.readings is not None
+                else getattr(self.info, "battery_pct", None)
+            )
+            self.battery = battery.from_scsi(pct if isinstance(pct, int) else None)
+        elif source == "none":
+            self.battery = battery.not_reported()
+        else:
+            report, berror = self._read(
+                root_fd,
+                self.battery_spec.path,
+                lambda t: battery.assess(t.lines(), health, t.skipped),
+            )
+            self.battery = report if report is not None else battery.assess(None, health)
+            if berror:
+                self.battery.read_error = berror
+                self.battery.reasons.append(f"battery log unreadable: {berror}")
+            if self.info.battery_pct is not None:
+                # The camera's own answer over SCSI (agent.devices.dialects) is its charge now;
+                # the battery log, where there is one, still judges the battery's health.
+                self.battery.charge_pct = self.info.battery_pct
+        self.battery.source = source
+        self.log.info(
+            "battery.assessed",
+            source=source,
+            verdict=self.battery.verdict,
+            rows=self.battery.rows,
+            truncated=self.battery.truncated,
+            garbled=self.battery.garbled,
+            capacity_pct=self.battery.capacity_pct,
+            peak_temp_c=self.battery.peak_temp_c,
+        )
+        if self.battery.verdict == "bad":
+            self.faults.register(
+                Fault("battery", "battery_bad", "not_ready", "; ".join(self.battery.reasons))
+            )
 
     def _keep_events(self, events: Sequence[LogEvent]) -> list[LogEvent]:
         """Store the events that matter (once per line); returns those not seen at a past dock."""
@@ -267,10 +328,31 @@ class DockCheck:
         history = self.store.health_history(self.info.serial, before_session=self.session_id)
         if not history or history[-1].clock_correction != "written" or self.same_dock:
             return
-        status, detail = clock.check_correction(new_events, self.drift, self.threshold)
+        spec = self.clock_spec
+        by_log = spec.file_format == "generic" and self.has_log
+        if self.drift is None and not self.clock_file_present and not by_log:
+            # No log to tell: the recordings will, once they are listed (scanned()).
+            self.check_pending = True
+            return
+        self._settle_check(new_events)
+
+    def _settle_check(self, new_events: Sequence[LogEvent]) -> None:
+        status, detail = clock_dock.check_last_correction(
+            self.clock_spec,
+            new_events=new_events,
+            has_log=self.has_log,
+            file_present=self.clock_file_present,
+            drift_s=self.drift,
+            bounds=self.bounds,
+        )
         self.correction_check = status
         with self.store.transaction():
-            self.store.update_health(self.session_id, self.now(), correction_check_detail=detail)
+            self.store.update_health(
+                self.session_id,
+                self.now(),
+                correction_check=status,
+                correction_check_detail=detail,
+            )
         self.log.info("clock.correction_checked", result=status)
         if status != "took":
             self.faults.register(
@@ -315,6 +397,20 @@ class DockCheck:
         return officer, "assignment", True
 
     def _scanned(self, file_ids: Sequence[int]) -> None:
+        if self.docked_at is not None and self.drift is None and self.clock_spec.method != "none":
+            since = clock_dock.last_undock(self.store, self.info.serial, self.session_id)
+            self.bounds = clock_dock.recording_bounds(
+                self.store, self.session_id, file_ids, self.zone, since, self.docked_at
+            )
+            if self.bounds.known:
+                with self.store.transaction():
+                    self.store.update_health(
+                        self.session_id, self.now(), clock_detail=self.bounds.describe()
+                    )
+            self.log.info("clock.drift_bounded", low_s=self.bounds.low_s, high_s=self.bounds.high_s)
+        if self.check_pending:
+            self.check_pending = False
+            self._settle_check(())
         basis = clock.time_basis(self.drift, self.drift_session, self.station_state.describe())
         files.annotate(self.store, self.config, file_ids, self.drift, self.zone, basis)
 
@@ -344,6 +440,10 @@ class DockCheck:
                 drift_trend=self.drift_trend,
                 faults=faults,
                 officer_mismatch=self.officer_mismatch,
+                clock_method=self.clock_spec.method,
+                clock_file=self.clock_spec.path,
+                drift_bounds=self.bounds.describe() if self.drift is None else "",
+                drift_proven=self.bounds.proven() if self.drift is None else None,
             ),
             self.config.health,
         )
@@ -367,26 +467,42 @@ class DockCheck:
             clock_correction=correction,
         )
 
+    def _stale_clock_file(self) -> bool:
+        """Is the station's own clock file of an earlier dock still unread on the camera (and
+        may the station write a fresh one)? Left alone, it would set the camera to that dock's
+        time at its next start."""
+        return (
+            self.clock_file_present
+            and self.correction_check == "did not take"
+            and self.station_state.synchronised
+        )
+
     def _correct_clock(self, root_fd: int) -> tuple[str, str]:
-        decision = clock.decide_correction(self.drift, self.threshold, self.station_state)
+        spec = self.clock_spec
+        if spec.method == "none":
+            return "not written", "clock method none: the station does not set this model's clock"
+        if spec.method == "scsi":
+            return clock_dock.scsi_correction(self.readings)
+        drift = clock_dock.effective_drift(self.drift, self.bounds)
+        decision = clock.decide_correction(drift, self.threshold, self.station_state)
+        if not decision.write and self._stale_clock_file():
+            decision = clock.Decision(
+                True,
+                "written",
+                f"the {spec.path} of the last correction was still there, unread: written "
+                "again with the station's time, or the camera would take a stale one",
+            )
         if not decision.write:
             return decision.status, decision.reason
         now = clock.parse_station_time(self.now())
-        text = clock.time_file_text(now, self.zone)
         try:
-            clock.write_time_file(root_fd, self.profile.time_file.encode(), text)
+            _, written = clock_dock.write_clock_file(root_fd, spec, now, self.zone)
         except OSError as exc:
-            detail = clock.write_failure(exc)
-            self.log.warning("clock.correction_failed", drift_s=self.drift, error=describe(exc))
+            detail = clock.write_failure(exc, spec.path)
+            self.log.warning("clock.correction_failed", drift_s=drift, error=describe(exc))
             self.faults.register(
                 Fault("clock", "clock_not_corrected", "warning", f"{detail} ({decision.reason})")
             )
             return "failed", detail
-        self.log.info("clock.correction_written", drift_s=self.drift)
-        return (
-            "written",
-            f"{self.profile.time_file} set to {text.decode().strip()} (camera zone) at "
-            f"{now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC: {decision.reason}; the camera applies "
-            "it at its next "
-            "boot",
-        )
+        self.log.info("clock.correction_written", drift_s=drift, method=spec.method)
+        return "written", f"{written}: {decision.reason}; the camera applies it at its next boot"

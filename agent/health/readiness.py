@@ -59,6 +59,12 @@ class Inputs:
     drift_trend: str
     faults: Sequence[FaultRow]  # fault rows of this dock (severity warning|not_ready)
     officer_mismatch: str
+    clock_method: str = "file:generic"  # the profile's ClockSpec.method
+    clock_file: str = "TIME.TXT"  # what a file:<format> method writes
+    # A camera with no log: its recordings' bounds on the drift (agent.health.clock_files), and
+    # the drift they prove (None: they allow none); "" / None where the drift was measured.
+    drift_bounds: str = ""
+    drift_proven: int | None = None
 
 
 def _battery(inp: Inputs, limits: HealthConfig) -> list[Reason]:
@@ -66,6 +72,15 @@ def _battery(inp: Inputs, limits: HealthConfig) -> list[Reason]:
     verdict = rep.get("verdict", "unknown")
     texts = list(rep.get("reasons", []))
     out: list[Reason] = []
+    if verdict == "unknown" and limits.battery_reading_required:
+        # The station's configuration will not issue a camera whose charge it has not seen.
+        texts = texts or ["battery state unknown"]
+        return [
+            Reason("not_ready", "battery", f"{t} (a battery reading is required)") for t in texts
+        ]
+    if verdict == "unknown" and rep.get("source") == "none":
+        # A model with no battery source is not at fault for it: said, not held against it.
+        return [Reason("info", "battery", t) for t in texts or ["battery state unknown"]]
     if verdict == "bad":
         out.extend(Reason("not_ready", "battery", t) for t in texts)
     elif verdict in ("warning", "unknown"):
@@ -90,26 +105,40 @@ def _storage(inp: Inputs, limits: HealthConfig) -> list[Reason]:
     return [Reason("info", "storage", text)]
 
 
+def _corrected(inp: Inputs) -> str:
+    """How a correction written at this dock takes effect, for the reason's text."""
+    if inp.clock_method == "scsi":
+        return "set over SCSI at this dock"
+    return f"{inp.clock_file} written, set at the next boot"
+
+
 def _clock(inp: Inputs, limits: HealthConfig) -> list[Reason]:
-    out: list[Reason] = []
-    if inp.drift_s is None:
-        out.append(Reason("warning", "clock", "camera clock drift unknown (no new USB_CONNECT)"))
-    elif abs(inp.drift_s) > inp.clock_threshold_s:
-        if inp.correction == "written":
-            out.append(
-                Reason(
-                    "info",
-                    "clock",
-                    f"clock off by {inp.drift_s:+d} s: TIME.TXT written, set at the next boot",
-                )
+    if inp.clock_method == "none":
+        return [
+            Reason(
+                "info",
+                "clock",
+                "clock not checked: the station can neither read nor set this model's clock "
+                "(clock method none)",
             )
+        ]
+    out: list[Reason] = []
+    drift = inp.drift_s if inp.drift_s is not None else inp.drift_proven
+    off = "off by" if inp.drift_s is not None else "off by at least"
+    if drift is None and inp.drift_bounds:
+        out.append(Reason("info", "clock", f"camera clock not timed exactly: {inp.drift_bounds}"))
+    elif drift is None:
+        out.append(Reason("warning", "clock", "camera clock drift unknown (no new USB_CONNECT)"))
+    elif abs(drift) > inp.clock_threshold_s:
+        if inp.correction == "written":
+            out.append(Reason("info", "clock", f"clock {off} {drift:+d} s: {_corrected(inp)}"))
         else:
-            severity = "not_ready" if abs(inp.drift_s) > limits.clock_not_ready_s else "warning"
+            severity = "not_ready" if abs(drift) > limits.clock_not_ready_s else "warning"
             out.append(
                 Reason(
                     severity,
                     "clock",
-                    f"clock off by {inp.drift_s:+d} s and not corrected ({inp.correction_detail})",
+                    f"clock {off} {drift:+d} s and not corrected ({inp.correction_detail})",
                 )
             )
     if inp.correction_check in ("did not take", "did not hold"):

@@ -40,6 +40,7 @@ from agent.core.model import (
 )
 from agent.core.wallclock import utc_now
 from agent.custody.seal import Sealer
+from agent.health.clock_dock import Readings
 from agent.health.dock import DockCheck
 from agent.ingest import binding
 from agent.ingest.binding import BindingCheck, BindingState
@@ -111,6 +112,7 @@ class Importer:
         device_record: DeviceInfo | None = None,
         known: DeviceInfo | None = None,
         unlock: str = "",
+        readings: Readings | None = None,
     ) -> ImportSummary:
         """Take one mounted camera in. `check` may refuse it (raising CameraRefused) once its
         DEVICE.INF is read and before any evidence is; `should_stop` is asked between files
@@ -126,7 +128,10 @@ class Importer:
         refuse the camera too. Who the camera is comes from its profile's identity sources
         (agent.camera.identity): `device_record` (or `known`, the record an unlock at dock read:
         agent.runtime.unlock) is what the SCSI transport read, if any. `unlock` is what that
-        unlock found, as JSON, for the session's row."""
+        unlock found, as JSON, for the session's row.
+
+        `readings` is what a vendor unlock read or did before the take-in (charge, clock set
+        over SCSI): the dock's health checks judge the camera by them (agent.health.clock_dock)."""
         self.should_stop = should_stop
         self.make_writable = make_writable
         self.stays_docked = stays_docked
@@ -149,7 +154,15 @@ class Importer:
                 session_id = self._continue_session(continues, info, path)
             log_ = _log.bind(device_serial=info.serial, session_id=session_id)
             # Health: drift needs the station time of dock detection (the session's docked_at).
-            check_ = DockCheck(self.config, self.store, self.profile, info, session_id, self.now)
+            check_ = DockCheck(
+                self.config,
+                self.store,
+                self.profile,
+                info,
+                session_id,
+                self.now,
+                readings=readings,
+            )
             dock: DockHealth = check_ if continues is None else ContinuedDock(check_, self.store)
             dock.docked(root_fd)
             summary = ImportSummary(session_id, info.serial, info.officer_id, path)

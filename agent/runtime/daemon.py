@@ -452,6 +452,8 @@ class Daemon:
                 continues=continues,
                 known=known,
                 unlock=unlocked,
+                # The charge read and the clock set over SCSI, for the dock's checks.
+                readings=dock.unlocked,
             )
         finally:
             dock.add_session(importer.session_id)

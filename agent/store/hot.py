@@ -76,4 +76,6 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("what the tokens cover", lambda s: s.meta("tsa_covered_seq")),
     ("the record to stamp", lambda s: s.record(3)),
     ("when the first uncovered record came", lambda s: s.record_created_at(3)),
+    # a dock's clock check of a camera with no log: when it last left the station
+    ("a camera's previous session", lambda s: s.previous_session("CAM1", 2)),
 )

@@ -137,6 +137,15 @@ class SessionQueries(StoreBase):
     def sessions_of_camera(self, serial: str) -> list[SessionRow]:
         return self._sessions("device_serial=?", (serial,))
 
+    def previous_session(self, serial: str, session_id: int) -> SessionRow | None:
+        """The camera's last session before `session_id` (one probe of sessions_device)."""
+        row = self.conn.execute(
+            "SELECT * FROM sessions WHERE device_serial=? AND id<? "
+            "ORDER BY docked_at DESC, id DESC LIMIT 1",
+            (serial, session_id),
+        ).fetchone()
+        return None if row is None else SessionRow.from_row(row)
+
     def docked_sessions(self) -> list[SessionRow]:
         """Sessions whose camera has not been unplugged yet."""
         return self._sessions("undocked_at IS NULL")

@@ -1,13 +1,16 @@
-"""Camera simulator: writes a body camera in the `generic` layout (shared/specs/camera-layout.md).
+"""Camera simulator: writes a body camera in the `generic` layout (shared/specs/camera-layout.md)
+or in one of the real cameras' layouts (scripts.simulator.layouts).
 
 Test and demo tooling only: it builds a directory or a FAT32/exFAT image (mkfs, mtools, loop and
-FUSE mounts) and a manifest with every file's sha256. The daemon pipeline must never import it,
-and it must never be pointed at a real camera or disk: it creates and overwrites what it is given.
+FUSE mounts) and a manifest with every file's sha256 and what a station should make of it. The
+daemon pipeline must never import it, and it must never be pointed at a real camera or disk: it
+creates and overwrites what it is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -25,6 +28,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Literal, NamedTuple, get_args
+
+from scripts.simulator.layouts import (
+    LAYOUTS,
+    Expected,
+    PlannedFile,
+    plan_android,
+    plan_novatek,
+    without_battery_log,
+)
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -88,6 +100,10 @@ class CameraSpec:
     photo_every: int = 9  # every Nth recording is a JPG (takes precedence over audio); 0 = never
     seed: int = 1
     battery: BatteryMode = "healthy"
+    layout: str = "generic"  # one of LAYOUTS
+    # novatek-cardv: a DEVICE.INF the site put at the root (its firmware writes none). The
+    # generic and jl-dv16 layouts always have theirs; android-dcam has none.
+    device_file: bool = False
 
     def __post_init__(self) -> None:
         self._check_text_fields()
@@ -130,6 +146,8 @@ class CameraSpec:
             raise ValueError(f"size_jitter must be in [0, 1), got {self.size_jitter}")
         if not math.isfinite(self.clock_offset_s):
             raise ValueError("clock_offset_s must be finite")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
         if self.battery not in BATTERY_MODES:
             raise ValueError(f"battery must be one of {', '.join(BATTERY_MODES)}")
         if self.docked_at.tzinfo is not None:
@@ -145,9 +163,15 @@ class ManifestEntry(NamedTuple):
 
 @dataclass(frozen=True)
 class Manifest:
-    """Every regular file the simulator wrote, sorted by path."""
+    """Every regular file the simulator wrote, sorted by path, and what a station should make of
+    each (`expected`, by path: kind, start, segment, channel, importance, marker, partner)."""
 
     entries: tuple[ManifestEntry, ...]
+    expected: tuple[tuple[bytes, Expected], ...] = ()
+    layout: str = "generic"
+
+    def expectations(self) -> dict[bytes, Expected]:
+        return dict(self.expected)
 
     @property
     def total_bytes(self) -> int:
@@ -157,16 +181,20 @@ class Manifest:
         return {e.rel_path: e for e in self.entries}
 
     def to_json(self) -> str:
-        rows = [
-            {
+        expected = self.expectations()
+        rows = []
+        for e in self.entries:
+            row: dict[str, object] = {
                 "path": e.rel_path.decode("utf-8", "surrogateescape"),
                 "size": e.size,
                 "sha256": e.sha256,
                 "mtime": e.mtime,
             }
-            for e in self.entries
-        ]
-        return json.dumps({"version": 1, "entries": rows}, indent=1) + "\n"
+            if e.rel_path in expected:
+                row["expect"] = expected[e.rel_path].as_dict()
+            rows.append(row)
+        data = {"version": 1, "layout": self.layout, "entries": rows}
+        return json.dumps(data, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -182,18 +210,26 @@ class Manifest:
             )
             for row in data["entries"]
         )
-        return cls(entries=tuple(sorted(entries)))
+        expected = tuple(
+            sorted(
+                (
+                    str(row["path"]).encode("utf-8", "surrogateescape"),
+                    Expected.from_dict(row["expect"]),
+                )
+                for row in data["entries"]
+                if "expect" in row
+            )
+        )
+        layout = str(data.get("layout", "generic"))
+        return cls(entries=tuple(sorted(entries)), expected=expected, layout=layout)
 
 
 # --- planning -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _PlannedFile:
-    rel_path: str
-    mtime: datetime  # camera clock, even seconds
-    size: int = 0
-    data: bytes | None = None  # fixed content; None means pseudo-random bytes of `size`
+_PlannedFile = PlannedFile
+
+_GENERIC_KINDS = {"MP4": "video", "WAV": "audio", "JPG": "photo"}
 
 
 @dataclass
@@ -248,7 +284,12 @@ def _garble(row: str, rng: random.Random) -> bytes:
 
 def _plan(spec: CameraSpec) -> list[_PlannedFile]:
     """Every file of the simulated camera, sorted by path: recordings, markers, notes, logs."""
-    return _Planner(spec).plan()
+    if spec.layout == "novatek-cardv":
+        return plan_novatek(spec)
+    if spec.layout == "android-dcam":
+        return plan_android(spec)
+    planned = _Planner(spec).plan()
+    return without_battery_log(planned) if spec.layout == "jl-dv16" else planned
 
 
 class _Planner:
@@ -273,6 +314,8 @@ class _Planner:
         self.first_boot: datetime | None = None
         self.end_pct = 100
         self.temperature = 25.0
+        # What a station should make of each file, by path (no random draw depends on it).
+        self.expect: dict[str, Expected] = {}
 
     def cam(self, true_dt: datetime) -> datetime:
         """A true time as the camera's clock reads it."""
@@ -284,7 +327,11 @@ class _Planner:
         self._sizes()
         self._other_files()
         self._metadata()
-        return sorted(self.files, key=lambda f: f.rel_path)
+        files = [
+            dataclasses.replace(f, expect=self.expect.get(f.rel_path, Expected("other")))
+            for f in self.files
+        ]
+        return sorted(files, key=lambda f: f.rel_path)
 
     def _day(self, day_no: int) -> None:
         spec, rng = self.spec, self.rng
@@ -364,9 +411,13 @@ class _Planner:
                 self.events.append((end, f"REC_INTERRUPT reason=battery file={name}"))
             self.events.append((end, f"REC_STOP file={name}"))
             self.media.append(_Media(rel_path=rel, end=end, ext=ext))
+            self.expect[rel] = Expected(
+                _GENERIC_KINDS[ext], t.isoformat(), self.counters[day_dir], important=important
+            )
             if important:
                 stem = rel.rsplit(".", 1)[0]
                 self.files.append(_PlannedFile(rel_path=f"{stem}.IMP", mtime=end, data=b""))
+                self.expect[f"{stem}.IMP"] = Expected("other", marker=True)
             t = end
         return t
 
@@ -511,8 +562,11 @@ def write_camera(spec: CameraSpec, root: Path) -> Manifest:
         root.mkdir(parents=True)
     planned = _plan(spec)
     entries: list[ManifestEntry] = []
+    expected: list[tuple[bytes, Expected]] = []
     dir_mtimes: dict[Path, int] = {}
     for item in planned:
+        if item.expect is not None:
+            expected.append((os.fsencode(item.rel_path), item.expect))
         path = root / item.rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         size, sha = _write_file(path, item, spec.seed)
@@ -524,7 +578,11 @@ def write_camera(spec: CameraSpec, root: Path) -> Manifest:
             parent = parent.parent
     for directory in sorted(dir_mtimes, key=lambda p: len(p.parts), reverse=True):
         os.utime(directory, (dir_mtimes[directory], dir_mtimes[directory]))
-    return Manifest(entries=tuple(sorted(entries)))
+    return Manifest(
+        entries=tuple(sorted(entries)),
+        expected=tuple(sorted(expected, key=lambda p: p[0])),
+        layout=spec.layout,
+    )
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -719,7 +777,8 @@ def _parser() -> argparse.ArgumentParser:
     d = CameraSpec(first_day=date(2000, 1, 1), docked_at=datetime(2000, 1, 5))
     p = argparse.ArgumentParser(
         prog="simulate-camera",
-        description="Write a simulated body camera (generic layout) as a directory or an image. "
+        description="Write a simulated body camera (generic or a real camera's layout) as a "
+        "directory or an image. "
         "Test and demo tooling: never point it at a real device.",
     )
     p.add_argument(
@@ -789,6 +848,17 @@ def _parser() -> argparse.ArgumentParser:
         help="true local time of docking 'YYYY-MM-DD hh:mm:ss' (default: now)",
     )
     p.add_argument("--battery", choices=BATTERY_MODES, default=d.battery)
+    p.add_argument(
+        "--device-file",
+        action="store_true",
+        help="novatek-cardv: add the DEVICE.INF a site puts on the card at enrolment",
+    )
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=d.layout,
+        help="the camera family whose folders and names to write (default: generic)",
+    )
     p.add_argument("--seed", metavar="N", type=int, default=d.seed)
     return p
 
@@ -821,6 +891,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             photo_every=args.photo_every,
             seed=args.seed,
             battery=args.battery,
+            layout=args.layout,
+            device_file=args.device_file,
         )
         if args.format == "dir":
             manifest = write_camera(spec, args.out)

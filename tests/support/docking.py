@@ -48,8 +48,17 @@ class DockingStation:
         key = keys.load_or_create(cfg.key_path)
         return cls(cfg, store, key, Sealer(store, key, cfg.station_id, cfg.staging_path))
 
-    def dock(self, camera: Path, docked_at: datetime, latency_s: float = 0.4) -> ImportSummary:
-        """Import `camera` as if it was docked at true local time `docked_at`."""
+    def dock(
+        self,
+        camera: Path,
+        docked_at: datetime,
+        latency_s: float = 0.4,
+        profile_name: str = "generic",
+        **how: Any,
+    ) -> ImportSummary:
+        """Import `camera` as if it was docked at true local time `docked_at`, read by the
+        shipped profile `profile_name`; `how` goes to Importer.import_volume (e.g. what a
+        vendor unlock read: readings=UnlockReadings(...))."""
         ticks = itertools.count()
         start = docked_at.astimezone() + timedelta(seconds=latency_s)
 
@@ -60,8 +69,9 @@ class DockingStation:
                 .isoformat(timespec="milliseconds")
             )
 
-        importer = Importer(self.config, self.store, self.sealer, profile.load("generic"), now=now)
-        return importer.import_volume(str(camera))
+        prof = profile.load(profile_name)
+        importer = Importer(self.config, self.store, self.sealer, prof, now=now)
+        return importer.import_volume(str(camera), **how)
 
     def close(self) -> None:
         self.store.close()

@@ -81,6 +81,14 @@ class HealthConfig:
         percent=True,
     )
     storage_not_ready_free_pct: int = key(10, not_above="storage_warn_free_pct")
+    battery_reading_required: bool = key(
+        False,
+        """
+        true: a camera whose charge is unknown (its model reports none - battery source "none" -
+        or the reading failed) is not ready. false: a model without a battery source is said to
+        have none (info), and a failed reading is a warning.
+        """,
+    )
 
 
 @dataclass(frozen=True)
