@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +294,7 @@ def moto_s3(root: Path) -> Iterator[ObjectStore]:
             client.close()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TusS3Server(TusServer):
     """A tus server whose uploads are objects of `store` (the key is the upload's id)."""
 
@@ -333,15 +333,7 @@ def tus_s3_server(root: Path, store: ObjectStore, port: int | None = None) -> It
         store.bucket,
     ]
     with _running(cmd, "@tus/server+s3", root, "verified", NODE_DIR, port) as server:
-        yield TusS3Server(
-            server.name,
-            server.port,
-            server.store_dir,
-            server.proc,
-            server.log_path,
-            server.highest_level,
-            store,
-        )
+        yield TusS3Server(**{f.name: getattr(server, f.name) for f in fields(server)}, store=store)
 
 
 @contextmanager
