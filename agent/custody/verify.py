@@ -70,19 +70,27 @@ class _Archived:
 
     def __init__(self, staging_root: Path, store: Store) -> None:
         self.root, self.store = staging_root, store
-        self.unread = list(reversed(staging.archives(staging_root)))
+        # Listed at the first look (a reader who may not read the evidence never looks).
+        self.unread: list[Path] | None = None
         self.passed = bytearray()
         self.problems: list[Problem] = []
 
     def holds(self, seq: int) -> bool:
         """Whether an archive holds the sidecar of record `seq`, equal to it."""
-        while not self._passed(seq) and self.unread:
-            self._read(self.unread.pop(0))
+        unread = self._unread()
+        while not self._passed(seq) and unread:
+            self._read(unread.pop(0))
         return self._passed(seq)
 
     def read_all(self) -> None:
-        while self.unread:
-            self._read(self.unread.pop(0))
+        unread = self._unread()
+        while unread:
+            self._read(unread.pop(0))
+
+    def _unread(self) -> list[Path]:
+        if self.unread is None:
+            self.unread = list(reversed(staging.archives(self.root)))
+        return self.unread
 
     def _passed(self, seq: int) -> bool:
         return (
