@@ -215,8 +215,10 @@ def test_start_up_recovery_reads_only_the_records_after_its_mark(
     the next start; the records the last recovery already checked are not read again, so a
     start costs the tail of the chain, and a sidecar removed by hand there is verify's to name."""
     station.configure(CONFIG)
-    _ok(station.run("import", str(_camera(tmp_path, "cam", 2, date(2026, 1, 1)))))
-    _ok(station.run("sync", "--once"))  # its recovery checked up to the import's records
+    _ok(station.run("import", str(_camera(tmp_path, "cam1", 2, date(2026, 1, 1)))))
+    _ok(station.run("sync", "--once"))  # signs sync.ran
+    _ok(station.run("import", str(_camera(tmp_path, "cam2", 2, date(2026, 1, 2)))))
+    _ok(station.run("sync", "--once"))  # its recovery checked up to that; signs another
     audits = rows(station.data_dir, "SELECT seq FROM records WHERE kind='audit' ORDER BY seq")
     mark = int(
         rows(station.data_dir, "SELECT value FROM meta WHERE key='recovered_seq'")[0]["value"]
