@@ -403,7 +403,9 @@ def _check_sidecar(walk: _Files, row: FileRow, rec: RecordRow) -> None:
     except FileNotFoundError:
         if row.purged_at and walk.archived.holds(rec.seq):
             return  # archived with the purge, and equal to the record
-        walk.problems.append(_file_problem(row, "missing_sidecar", f"{side.name} is missing"))
+        where = " (and no archive holds it as signed)" if row.purged_at else ""
+        detail = f"{side.name} is missing{where}"
+        walk.problems.append(_file_problem(row, "missing_sidecar", detail))
         return
     if content != _sidecar_of(rec):
         detail = f"{side.name} differs from the chain"
