@@ -4,8 +4,9 @@ arm(crash=(step, N)) makes the N-th hit(step) SIGKILL the process, as a power cu
 arm(stall=(step, N)) hangs the calling thread forever instead (the watchdog tests' stuck worker).
 Only the composition root arms them, from armed test hooks ($DOCKAGENT_CRASH_AT and
 $DOCKAGENT_STALL_AT, agent.core.testhooks); this module reads no environment. Unarmed, hit()
-returns after two comparisons; STEPS lists the pipeline's steps and REBUILD_STEPS those of
-`dockagent rebuild`. This module must not import anything of the agent.
+returns after two comparisons; STEPS lists the pipeline's steps, REBUILD_STEPS those of
+`dockagent rebuild` and PURGE_STEPS those of a purge. This module must not import anything
+of the agent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ REBUILD_STEPS = (
     "rebuild.set_aside",
     "rebuild.replaced",
 )
+
+# The step of a purge between the archive's fsync and the unlink of the sidecars archived
+# (agent.custody.archive), apart too: tests/faults/test_purge_archive.py.
+PURGE_STEPS = ("purge.archived",)
 
 
 _TARGET: tuple[str, int] | None = None

@@ -57,7 +57,7 @@ def _refuse(problem: str) -> ConfigError:
 
 def _step(name: str, value: str) -> tuple[str, int]:
     step, _, count = value[: _MAX_STEP + 12].partition(":")
-    if step not in crashpoints.STEPS + crashpoints.REBUILD_STEPS:
+    if step not in crashpoints.STEPS + crashpoints.REBUILD_STEPS + crashpoints.PURGE_STEPS:
         raise _refuse(f"${name} names no crash point (agent/core/crashpoints.py)")
     if count and not (count.isascii() and count.isdigit() and 0 < int(count) <= _MAX_COUNT):
         raise _refuse(f"${name}: the count after ':' must be 1 to {_MAX_COUNT}")

@@ -6,6 +6,15 @@ chain head in staging from the chain. It only repairs what a crash can leave; it
 copy that a committed row points to and never rewrites a sidecar that differs from the chain
 (that is verify's finding, not a crash's). A staged file no row knows is not a crash's either:
 the database lost committed rows, and recovery refuses to go on (StoreBehind).
+
+What a start costs follows what is live, not the station's history: one listing of the camera
+directories (which hold only copies still staged and their sidecars: a purged copy's sidecars
+are archived, agent.custody.archive), the rows in the states a crash interrupts, and the records
+after the recovery mark. The mark (`recovered_seq` in the store's meta) is the chain head a
+recovery read before it checked every audit and confirmation sidecar up to it: a crash loses
+only a sidecar written after its record committed, so a record at or before the mark had its
+sidecar when that recovery finished, and only the records after it are looked at again. A
+sidecar removed by hand later is not a crash's loss: `dockagent verify` names it.
 """
 
 from __future__ import annotations
@@ -16,13 +25,16 @@ from pathlib import Path
 from agent.core import durable, log
 from agent.core.errors import StoreBehind
 from agent.core.model import CUSTODY_STATES, FileState, ProblemKind
-from agent.custody import chainfiles, staging
+from agent.custody import archive, chainfiles, staging
 from agent.custody.digest import hash_file
 from agent.custody.seal import Sealer
 from agent.custody.staging import EntryKind, sidecar_path
 from agent.store import FileRow, Store
 
 _log = log.get(__name__)
+
+MARK = "recovered_seq"
+_SIDECAR_KINDS = (EntryKind.SIDECAR, EntryKind.RECEIPT, EntryKind.CONFIRMATION)
 
 
 @dataclass
@@ -38,6 +50,7 @@ class RecoveryReport:
     head_restored: int = 0
     sessions_interrupted: int = 0
     purges_finished: int = 0
+    sidecars_archived: int = 0
 
 
 def check_rows_cover(store: Store, newest: tuple[int, str]) -> None:
@@ -73,19 +86,21 @@ def check_not_behind(
         check_not_signed(store, staging_root, row)
 
 
-def finish_purges(store: Store, staging_root: Path, present: set[int]) -> int:
-    """Remove staged copies whose purge was committed but not carried out (a kill between the
-    mark and the unlink in sync.purge): the row already says purged, the sink holds the file.
-    Only ids still present in staging are asked about, so the cost follows what staging holds,
-    not every file the station ever purged."""
+def finish_purges(store: Store, staging_root: Path, present: set[int], now: str) -> tuple[int, int]:
+    """Finish purges that were committed but not carried out (a kill between the mark and the
+    unlink in sync.purge, or before the sidecars were archived): the row already says purged,
+    the sink holds the file. The copy is removed and its sidecars archived. Only ids that still
+    have a name in a camera directory are asked about, so the cost follows what staging holds,
+    not every file the station ever purged. Returns (copies removed, sidecars archived)."""
     finished = 0
-    for rel in store.purged_paths(present):
+    rels = store.purged_paths(present)
+    for rel in rels:
         path = staging_root / rel
         if path.exists():
             path.unlink()
             durable.fsync_dir(path.parent)
             finished += 1
-    return finished
+    return finished, archive.archive_sidecars(staging_root, rels, now)
 
 
 def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> RecoveryReport:
@@ -94,28 +109,35 @@ def recover(store: Store, sealer: Sealer, staging_root: Path, now: str) -> Recov
     report = RecoveryReport()
     durable.ensure_dir(staging_root, durable.PASS_DIR_MODE)  # the group reaches _chain/head.json
     report.temp_files_removed = remove_temp_files(staging_root)
-    present: set[int] = set()
+    present: set[int] = set()  # ids with a copy or a sidecar in a camera directory
     newest: tuple[int, str] = (0, "")
     # One listing for both: checking it against the rows costs one query.
     for entry in staging.all_entries(staging_root):
         if entry.file_id is None or entry.kind is EntryKind.TEMP:
             continue
         newest = max(newest, (entry.file_id, entry.name))
-        if entry.kind is EntryKind.COPY:
+        if entry.kind is EntryKind.COPY or entry.kind in _SIDECAR_KINDS:
             present.add(entry.file_id)
     check_not_behind(store, staging_root, newest)
+    head = store.chain_head()  # the new mark: read before the sidecars up to it are checked
+    mark = _mark(store)
 
     report.unverified_copies_removed, report.copies_requeued = requeue_copies(
         store, staging_root, now
     )
     report.staged_sealed, report.staged_corrupt = seal_staged(store, sealer, staging_root, now)
-    report.purges_finished = finish_purges(store, staging_root, present)
+    report.purges_finished, report.sidecars_archived = finish_purges(
+        store, staging_root, present, now
+    )
     report.sidecars_restored = restore_sidecars(store, sealer, staging_root)
-    report.audit_sidecars_restored = restore_audit_sidecars(store, sealer, staging_root)
+    report.audit_sidecars_restored = restore_audit_sidecars(store, sealer, staging_root, mark)
     report.confirmation_sidecars_restored = restore_confirmation_sidecars(
-        store, sealer, staging_root
+        store, sealer, staging_root, mark
     )
     report.head_restored = restore_head(store, staging_root)
+    if head is not None and head[0] > mark:
+        with store.transaction():
+            store.set_meta(MARK, str(head[0]))
     report.sessions_interrupted = store.interrupt_running_sessions(now)
     if any(vars(report).values()):
         _log.info("recovery.finished", **vars(report))
@@ -201,12 +223,21 @@ def restore_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
     return restored
 
 
-def restore_confirmation_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
+def _mark(store: Store) -> int:
+    """The recovery mark (0 where none was set: a new or rebuilt database)."""
+    value = store.meta(MARK)
+    return int(value) if value is not None and value.isdigit() else 0
+
+
+def restore_confirmation_sidecars(
+    store: Store, sealer: Sealer, staging_root: Path, after: int = 0
+) -> int:
     """A sink's confirmation whose sidecar was lost after it committed (it is written beside
     the staged file once the row is confirmed) is written again from the chain. Only files not
-    purged yet: a purge follows recovery, so a confirmation's sidecar is always restored first."""
+    purged yet: a purge follows recovery, so a confirmation's sidecar is always restored first;
+    and only records after the recovery mark `after`."""
     restored = 0
-    for record, staged in store.unpurged_confirmations():
+    for record, staged in store.unpurged_confirmations(after=after):
         side = staging.confirmation_path(staging_root, staged, record.seq)
         if not side.exists() and side.parent.is_dir():
             sealer.write_confirmation_sidecar(staged, record)
@@ -214,9 +245,10 @@ def restore_confirmation_sidecars(store: Store, sealer: Sealer, staging_root: Pa
     return restored
 
 
-def restore_audit_sidecars(store: Store, sealer: Sealer, staging_root: Path) -> int:
+def restore_audit_sidecars(store: Store, sealer: Sealer, staging_root: Path, after: int = 0) -> int:
+    """Audit sidecars lost after their record committed, of the records after the mark."""
     restored = 0
-    for record in store.records("audit"):
+    for record in store.records("audit", after=after):
         if not staging.audit_sidecar_path(staging_root, record.seq).exists():
             sealer.write_audit_sidecar(record)
             restored += 1

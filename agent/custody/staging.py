@@ -6,7 +6,13 @@
     staging/<serial>/<id>.<ext>.<seq>.confirmed.json  a sink's signed confirmation of it
     staging/_chain/<seq>.audit.json             an audit record (agent.custody.chainfiles)
     staging/_chain/head.json                    the newest record committed
+    staging/_archive/<YYYY-MM-DD>.sidecars      the sidecars of purged copies, one line each
+                                                (agent.custody.archive)
     .<name>.<random>.part                       a temp file anywhere (agent.core.durable)
+
+The sidecars of a purged copy leave its camera directory for the archive of the day it was
+purged (agent.custody.archive), so a camera directory holds what is still staged: its size, and
+the cost of every walk below, follows the copies held, not the station's history.
 
 Names never come from a camera's (hostile) file names, only from row ids, record seqs and a short,
 checked extension. This module names and lists; it reads no file's content and writes nothing.
@@ -26,6 +32,9 @@ from agent.core import durable
 STAGING_DIR = "staging"
 # Not a camera serial (serials are 1-32 of A-Z a-z 0-9 -), so it cannot meet a camera's directory.
 CHAIN_DIR = "_chain"
+# Nor is this: the sidecars of purged copies, moved out of the camera directories.
+ARCHIVE_DIR = "_archive"
+ARCHIVE_SUFFIX = ".sidecars"
 SIDECAR_SUFFIX = ".custody.json"
 RECEIPT_SUFFIX = ".upload.json"
 CONFIRMATION_SUFFIX = ".confirmed.json"
@@ -89,6 +98,22 @@ def head_path(root: Path) -> Path:
     return chain_dir(root) / HEAD_NAME
 
 
+def archive_dir(root: Path) -> Path:
+    return root / ARCHIVE_DIR
+
+
+def archive_path(root: Path, period: str) -> Path:
+    return archive_dir(root) / f"{period}{ARCHIVE_SUFFIX}"
+
+
+def archives(root: Path) -> list[Path]:
+    """Every archive of purged copies' sidecars, oldest period first (their names sort so)."""
+    directory = archive_dir(root)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith(ARCHIVE_SUFFIX))
+
+
 # ---- what a name in a camera directory is -------------------------------------------------
 
 
@@ -140,10 +165,13 @@ def classify(directory: Path, name: str) -> Entry:
 
 
 def camera_dirs(root: Path) -> list[Path]:
-    """Staging's camera directories (every directory but `_chain`), in name order."""
+    """Staging's camera directories (every directory but `_chain` and `_archive`), in name
+    order."""
     if not root.is_dir():
         return []
-    return sorted(d for d in root.iterdir() if d.is_dir() and d.name != CHAIN_DIR)
+    return sorted(
+        d for d in root.iterdir() if d.is_dir() and d.name not in (CHAIN_DIR, ARCHIVE_DIR)
+    )
 
 
 def entries(directory: Path) -> list[Entry]:

@@ -3,7 +3,8 @@
 Each record is checked by agent.custody.records.record_problems, in chain order. Sidecars are
 checked both ways: each record's sidecar must equal it, and each sidecar in staging (of a file
 or an audit record, and the chain head) must name a record the database holds, or the database
-lost committed records.
+lost committed records. A purged copy's sidecars are read from the archive
+(agent.custody.archive) as they were read beside the copy: byte for byte against the chain.
 
 A user who may not read the evidence (a technician of the station's group: staged copies,
 sidecars and receipts are the service user's alone) gets the checks that need none of it:
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.core.model import CHECKED_BY_VERIFY, FileState, Problem, display_name
-from agent.custody import chainfiles, staging, tsa
+from agent.custody import archive, chainfiles, staging, tsa
 from agent.custody.digest import hash_file
 from agent.custody.keys import Verifier
 from agent.custody.records import (
@@ -63,6 +64,74 @@ class Report:
         return not self.problems
 
 
+class _Archived:
+    """The archived sidecars of purged copies, read a day at a time, newest first, and only as
+    far as a check asks (an incremental verify reads the days since it last ran): each is
+    compared byte for byte with the record of its seq in the database. Keeps one bit per
+    record that passed, whatever the archives hold."""
+
+    def __init__(self, staging_root: Path, store: Store) -> None:
+        self.root, self.store = staging_root, store
+        # Listed at the first look (a reader who may not read the evidence never looks).
+        self.unread: list[Path] | None = None
+        self.passed = bytearray()
+        self.problems: list[Problem] = []
+
+    def holds(self, seq: int) -> bool:
+        """Whether an archive holds the sidecar of record `seq`, equal to it."""
+        unread = self._unread()
+        while not self._passed(seq) and unread:
+            self._read(unread.pop(0))
+        return self._passed(seq)
+
+    def read_all(self) -> None:
+        unread = self._unread()
+        while unread:
+            self._read(unread.pop(0))
+
+    def _unread(self) -> list[Path]:
+        if self.unread is None:
+            self.unread = list(reversed(staging.archives(self.root)))
+        return self.unread
+
+    def _passed(self, seq: int) -> bool:
+        return (
+            seq >= 0
+            and seq >> 3 < len(self.passed)
+            and bool(self.passed[seq >> 3] >> (seq & 7) & 1)
+        )
+
+    def _pass(self, seq: int) -> None:
+        if seq >> 3 >= len(self.passed):
+            self.passed.extend(bytes((seq >> 3) + 1 - len(self.passed)))
+        self.passed[seq >> 3] |= 1 << (seq & 7)
+
+    def _read(self, path: Path) -> None:
+        for entry in archive.read(path, self.root):
+            if entry.problem:
+                self.problems.append(
+                    Problem("sidecar_unreadable", f"{entry.where}: {entry.problem}")
+                )
+            elif entry.kind is not EntryKind.RECEIPT:
+                self._check(entry)
+
+    def _check(self, entry: archive.Archived) -> None:
+        where = f"{entry.where} ({entry.name})"
+        try:
+            held = record_from_sidecar(entry.data)
+        except ValueError as exc:
+            self.problems.append(Problem("sidecar_unreadable", f"{where}: {exc}"))
+            return
+        rec = self.store.record(held.seq)
+        if rec is None or rec.record_hash != held.record_hash:
+            detail = f"{where} holds signed record {held.seq}, which the database does not hold"
+            self.problems.append(Problem("record_lost", detail, seq=held.seq))
+        elif entry.data != _sidecar_of(rec):
+            self.problems.append(Problem("sidecar_differs", f"{where} differs", seq=held.seq))
+        else:
+            self._pass(held.seq)
+
+
 @dataclass
 class _Files:
     """What the walk over the file rows needs at hand."""
@@ -70,6 +139,7 @@ class _Files:
     staging_root: Path
     report: Report
     buffer: bytearray
+    archived: _Archived
     problems: list[Problem] = field(default_factory=list)
     evidence: bool = True  # staged copies and sidecars can be read
 
@@ -134,14 +204,17 @@ def verify(
     report.head = chain.head
     problems.extend(_truncation(store.meta("chain_head_seq"), chain.last))
     buffer = bytearray(chunk_bytes if evidence else 0)
-    walk = _Files(staging_root, report, buffer, evidence=evidence)
+    archived = _Archived(staging_root, store)
+    walk = _Files(staging_root, report, buffer, archived, evidence=evidence)
     _walk_rows(store, walk, since)
     problems.extend(walk.problems)
-    problems.extend(_confirmations(store, staging_root, since, evidence=evidence))
+    problems.extend(_confirmations(store, archived, since, evidence=evidence))
     if evidence and since is None:
         problems.extend(check_staging_chain(staging_root, store))
+        archived.read_all()  # each archived sidecar must name a record the database holds
     else:
         problems.extend(_head_problems(staging_root, store))
+    problems.extend(archived.problems)
     gone = store.file_records_without_rows(
         after_seq=None if since is None else since.seq, changed_upto=report.changed
     )
@@ -185,7 +258,7 @@ def _anchor(store: Store, since: VerifiedHead, chain: _Chain) -> list[Problem]:
 
 
 def _confirmations(
-    store: Store, staging_root: Path, since: VerifiedHead | None, *, evidence: bool
+    store: Store, archived: _Archived, since: VerifiedHead | None, *, evidence: bool
 ) -> list[Problem]:
     """Every sink's confirmation (since a clean verify: those signed after it), streamed a
     batch at a time: by whose sink, and, where the evidence can be read, its sidecar."""
@@ -196,7 +269,7 @@ def _confirmations(
         if evidence:
             ids = [rec.file_id for rec in batch if isinstance(rec.file_id, int)]
             staged = store.staged_paths(ids)
-            problems.extend(_confirmation_sidecar_problems(staging_root, batch, staged))
+            problems.extend(_confirmation_sidecar_problems(archived, batch, staged))
     return problems
 
 
@@ -226,22 +299,26 @@ def _text(value: object) -> str:
 
 
 def _confirmation_sidecar_problems(
-    staging_root: Path, confirmations: list[RecordRow], staged: dict[int, str]
+    archived: _Archived, confirmations: list[RecordRow], staged: dict[int, str]
 ) -> list[Problem]:
     problems: list[Problem] = []
     for rec in confirmations:
         rel = staged.get(rec.file_id) if isinstance(rec.file_id, int) else None
         if rel is None:
             continue  # a row gone or unreadable is named with the file
-        problems.extend(_record_sidecar(staging.confirmation_path(staging_root, rel, rec.seq), rec))
+        side = staging.confirmation_path(archived.root, rel, rec.seq)
+        problems.extend(_record_sidecar(side, rec, archived))
     return problems
 
 
-def _record_sidecar(side: Path, rec: RecordRow) -> list[Problem]:
-    """A record's own sidecar (an audit action's, a confirmation's): present, and equal to it."""
+def _record_sidecar(side: Path, rec: RecordRow, archived: _Archived | None = None) -> list[Problem]:
+    """A record's own sidecar (an audit action's, a confirmation's, kept beside its copy or,
+    once the copy is purged, archived): present, and equal to it."""
     try:
         content = side.read_bytes()
     except FileNotFoundError:
+        if archived is not None and archived.holds(rec.seq):
+            return []
         return [Problem("missing_sidecar", f"{side.name} is missing", seq=rec.seq)]
     if content != _sidecar_of(rec):
         return [Problem("sidecar_differs", f"{side.name} differs", seq=rec.seq)]
@@ -332,7 +409,11 @@ def _check_sidecar(walk: _Files, row: FileRow, rec: RecordRow) -> None:
     try:
         content = side.read_bytes()
     except FileNotFoundError:
-        walk.problems.append(_file_problem(row, "missing_sidecar", f"{side.name} is missing"))
+        if row.purged_at and walk.archived.holds(rec.seq):
+            return  # archived with the purge, and equal to the record
+        where = " (and no archive holds it as signed)" if row.purged_at else ""
+        detail = f"{side.name} is missing{where}"
+        walk.problems.append(_file_problem(row, "missing_sidecar", detail))
         return
     if content != _sidecar_of(rec):
         detail = f"{side.name} differs from the chain"

@@ -1,7 +1,8 @@
 """The custody chain as staging and the damaged database still hold it, every record checked.
 
-Reads each signed sidecar (of a file or of an audit record) and the records salvaged from the
-damaged database, keeps a record only if its hash, its station signature and its place agree,
+Reads each signed sidecar (of a file or of an audit record, in staging or in the archive of
+purged copies' sidecars, agent.custody.archive) and the records salvaged from the damaged
+database, keeps a record only if its hash, its station signature and its place agree,
 and names every gap, broken link and disagreement. A salvaged record is taken as its signed body
 says (seq, kind, file) and never for the columns beside it. Never fills a gap, never prefers a
 record silently over another that also verifies; writes nothing and opens no database.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core.errors import StationKeyError
-from agent.custody import chainfiles
+from agent.custody import archive, chainfiles
 from agent.custody.keys import StationKey
 from agent.custody.records import (
     FIRST,
@@ -24,6 +25,7 @@ from agent.custody.records import (
     record_problems,
 )
 from agent.custody.staging import (
+    EntryKind,
     audit_sidecar_path,
     audit_sidecars,
     chain_dir,
@@ -39,7 +41,10 @@ FROM_DATABASE = "the damaged database"
 @dataclass(frozen=True)
 class Found:
     record: RecordRow
-    where: str  # the sidecar (relative to staging) or FROM_DATABASE
+    where: str  # the sidecar (relative to staging), an archive line, or FROM_DATABASE
+    # The sidecar's name relative to staging where it stands (or stood, before it was
+    # archived); "" for a record taken from the damaged database.
+    name: str = ""
 
 
 Chain = dict[int, Found]
@@ -51,33 +56,10 @@ def gather(
     """Every record that verifies, by seq: the sidecars first, then what only the damaged
     database still holds. Raises StationKeyError when no sidecar verifies (the wrong key)."""
     chain: Chain = {}
-    sidecars = [
-        *file_sidecars(staging),
-        *confirmation_sidecars(staging),
-        *audit_sidecars(staging),
-    ]
-    readable = verified = 0
-    for side in sidecars:
-        where = str(side.relative_to(staging))
-        try:
-            record = record_from_sidecar(side.read_bytes())
-        except (OSError, ValueError) as exc:
-            report.problems.append(f"{where}: unreadable ({exc})")
-            continue
-        readable += 1
-        problem = _problem(record, key)
-        if problem is not None:
-            report.problems.append(f"{where}: record {record.seq} {problem}")
-            continue
-        verified += 1
-        in_chain_dir = side.parent == chain_dir(staging)
-        if record.kind == "audit" and side != audit_sidecar_path(staging, record.seq):
-            report.problems.append(f"{where}: holds audit record {record.seq}")
-            continue
-        if record.kind != "audit" and in_chain_dir:
-            report.problems.append(f"{where}: holds {record.kind} record {record.seq}")
-            continue
-        _add(chain, Found(record, where), report)
+    counts = _Counts()
+    _gather_live(chain, staging, key, report, counts)
+    _gather_archived(chain, staging, key, report, counts)
+    readable, verified = counts.readable, counts.verified
     if readable and not verified:
         # Every signature failing means the wrong key, not damage: change nothing.
         raise StationKeyError(
@@ -88,6 +70,80 @@ def gather(
     for salvage in salvaged:
         _add_salvaged(chain, salvage, key, report)
     return chain
+
+
+@dataclass
+class _Counts:
+    readable: int = 0
+    verified: int = 0
+
+
+def _gather_live(
+    chain: Chain, staging: Path, key: StationKey, report: RebuildReport, counts: _Counts
+) -> None:
+    """The sidecars in staging: of files and confirmations beside their copies, of audit
+    records in `_chain` under their own seq."""
+    sidecars = [
+        *file_sidecars(staging),
+        *confirmation_sidecars(staging),
+        *audit_sidecars(staging),
+    ]
+    for side in sidecars:
+        where = str(side.relative_to(staging))
+        try:
+            data = side.read_bytes()
+        except OSError as exc:
+            report.problems.append(f"{where}: unreadable ({exc})")
+            continue
+        record = _verified(where, data, key, report, counts)
+        if record is None:
+            continue
+        in_chain_dir = side.parent == chain_dir(staging)
+        if record.kind == "audit" and side != audit_sidecar_path(staging, record.seq):
+            report.problems.append(f"{where}: holds audit record {record.seq}")
+            continue
+        if record.kind != "audit" and in_chain_dir:
+            report.problems.append(f"{where}: holds {record.kind} record {record.seq}")
+            continue
+        _add(chain, Found(record, where, where), report)
+
+
+def _gather_archived(
+    chain: Chain, staging: Path, key: StationKey, report: RebuildReport, counts: _Counts
+) -> None:
+    """The sidecars of purged copies, archived (receipts are read by agent.rebuild.rows)."""
+    for entry in archive.all_archived(staging):
+        if entry.problem:
+            report.problems.append(f"{entry.where}: {entry.problem}")
+            continue
+        if entry.kind is EntryKind.RECEIPT:
+            continue
+        where = f"{entry.where} ({entry.name})"
+        record = _verified(where, entry.data, key, report, counts)
+        if record is None:
+            continue
+        if record.kind == "audit":
+            report.problems.append(f"{where}: holds audit record {record.seq}")
+            continue
+        _add(chain, Found(record, where, entry.name), report)
+
+
+def _verified(
+    where: str, data: bytes, key: StationKey, report: RebuildReport, counts: _Counts
+) -> RecordRow | None:
+    """The record a sidecar's bytes hold, if it verifies on its own; else None, named."""
+    try:
+        record = record_from_sidecar(data)
+    except ValueError as exc:
+        report.problems.append(f"{where}: unreadable ({exc})")
+        return None
+    counts.readable += 1
+    problem = _problem(record, key)
+    if problem is not None:
+        report.problems.append(f"{where}: record {record.seq} {problem}")
+        return None
+    counts.verified += 1
+    return record
 
 
 def _add_salvaged(chain: Chain, salvage: RecordRow, key: StationKey, report: RebuildReport) -> None:

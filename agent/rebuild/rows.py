@@ -2,7 +2,8 @@
 
 One row per file record, under the id and the staged name its signed body gives: confirmed where
 the chain holds a sink's signed confirmation of its hash (and purged where the copy is gone), or
-where the copy is gone and the file's upload receipt confirms it; else sealed, with the
+where the copy is gone and the file's upload receipt (beside it, or archived with its sidecars
+once the copy was purged) confirms it; else sealed, with the
 upload URL where a receipt names one, so the queue resumes or re-confirms it. A second record
 of the same file (or of the same camera file) gets no row and is named, as is a body a row
 cannot be made from. Derivation only: it reads receipts and looks whether staged copies exist,
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.model import FileKind, FileState, SessionOutcome, display_name
-from agent.custody.staging import SIDECAR_SUFFIX, staged_rel
+from agent.custody import archive
+from agent.custody.staging import RECEIPT_SUFFIX, SIDECAR_SUFFIX, receipt_path, staged_rel
 from agent.rebuild.chain import FROM_DATABASE, Chain
 from agent.rebuild.report import RebuildReport
 from agent.store import FileRow, SessionRow
@@ -63,6 +65,7 @@ def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> R
     confirmed = _confirmations(chain)
     by_id: dict[int, int] = {}
     by_identity: dict[tuple[Any, ...], int] = {}
+    unsigned: list[int] = []  # the files' indexes whose receipt is read
     for seq, found in sorted(chain.items()):
         record = found.record
         if record.kind != "file" or record.file_id is None:
@@ -88,7 +91,7 @@ def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> R
             out.unrestorable.add(seq)
             continue
         by_id[row.id], by_identity[identity] = seq, seq
-        if found.where not in (FROM_DATABASE, restored.staged_path + SIDECAR_SUFFIX):
+        if found.where != FROM_DATABASE and found.name != restored.staged_path + SIDECAR_SUFFIX:
             report.problems.append(
                 f"{found.where}: the sidecar of {restored.staged_path} is not beside it"
             )
@@ -96,9 +99,26 @@ def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> R
         if signed is not None and signed.get("sha256") == row.sha256:
             row = _apply_confirmation(row, signed, staging, report)
         else:
-            row = _apply_receipt(row, staging, report)
+            unsigned.append(len(out.files))
         out.files.append(replace(restored, row=row))
+    _apply_receipts(out.files, unsigned, staging, report)
     return out
+
+
+def _apply_receipts(
+    files: list[RestoredFile], indexes: list[int], staging: Path, report: RebuildReport
+) -> None:
+    """What receipts add to the rows at `indexes` (no signed confirmation of their hash); the
+    receipts of purged copies are read from the archive, in one pass over it."""
+    gone = set()
+    for i in indexes:
+        rel = files[i].staged_path
+        if not (staging / rel).exists() and not receipt_path(staging, rel).exists():
+            gone.add(rel + RECEIPT_SUFFIX)
+    archived = archive.find(staging, gone)
+    for i in indexes:
+        row = _apply_receipt(files[i].row, staging, report, archived)
+        files[i] = replace(files[i], row=row)
 
 
 def _text(value: object) -> str:
@@ -193,13 +213,18 @@ def _apply_confirmation(
     )
 
 
-def _apply_receipt(row: FileRow, staging: Path, report: RebuildReport) -> FileRow:
-    """The row with what its upload receipt adds: confirmed where the copy is gone, else the
-    upload to resume."""
+def _apply_receipt(
+    row: FileRow, staging: Path, report: RebuildReport, archived: dict[str, bytes]
+) -> FileRow:
+    """The row with what its upload receipt (beside the copy, or `archived` by its sidecar
+    name) adds: confirmed where the copy is gone, else the upload to resume."""
     staged_rel = str(row.staged_path)
     present = (staging / staged_rel).exists()
+    name = staged_rel + RECEIPT_SUFFIX
     try:
         receipt = receipts.read(staging, staged_rel)
+        if receipt is None and name in archived:
+            receipt = receipts.parse(archived[name], f"{name} (archived)")
     except ValueError as exc:
         report.problems.append(str(exc))
         receipt = None

@@ -128,15 +128,17 @@ class CustodyQueries(FileTransitions):
         ):
             yield RecordRow(**dict(r))
 
-    def unpurged_confirmations(self) -> list[tuple[RecordRow, str]]:
-        """Sinks' confirmations of files whose staged copy is not purged, with that copy's
-        staged path (where the confirmation's sidecar belongs). Purged files are left out, as
-        for file sidecars: a start then costs what staging holds, not every file ever held."""
+    def unpurged_confirmations(self, after: int = 0) -> list[tuple[RecordRow, str]]:
+        """Sinks' confirmations after seq `after` of files whose staged copy is not purged, with
+        that copy's staged path (where the confirmation's sidecar belongs). Purged files are
+        left out, as for file sidecars: a start then costs what staging holds, not every file
+        ever held."""
         rows = self.conn.execute(
             "SELECT r.seq, r.kind, r.file_id, r.body, r.record_hash, r.prev_hash, r.signature, "
             "r.key_id, f.staged_path FROM records r JOIN files f ON f.id = r.file_id "
-            "WHERE r.kind = 'confirmation' AND f.purged_at IS NULL "
-            "AND f.staged_path IS NOT NULL ORDER BY r.seq"
+            "WHERE r.kind = 'confirmation' AND r.seq > ? AND f.purged_at IS NULL "
+            "AND f.staged_path IS NOT NULL ORDER BY r.seq",
+            (after,),
         ).fetchall()
         out: list[tuple[RecordRow, str]] = []
         for r in rows:

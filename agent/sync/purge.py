@@ -3,8 +3,10 @@
 Whether a copy's grace has passed is agent.ingest.policy.copy_may_be_purged's decision, read off the
 boot clock wherever it can be, so a step of the station's wall clock purges nothing early. The
 row is marked first (state must still be `confirmed`), then the file is unlinked and its
-directory synced; the signed sidecar stays as the station's receipt. Never touches an
-unconfirmed copy, and never a camera.
+directory synced; then the pass's purged copies' sidecars (the signed record, the sinks' signed
+confirmations, the upload receipt) move into the day's archive (agent.custody.archive), so a
+camera directory holds only what is still staged. Never touches an unconfirmed copy, and never
+a camera.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from agent.core import durable, log, wallclock
 from agent.core.wallclock import Stamp
+from agent.custody import archive
 from agent.health.clock import StationClock, station_clock
 from agent.ingest.policy import copy_may_be_purged
 from agent.store import FileRow, Store
@@ -60,6 +63,7 @@ def purge_confirmed(
     now = wallclock.stamp()
     trusted: bool | None = None
     purged = freed = 0
+    done: list[str] = []
     # Rows confirmed on this boot less than the grace ago are certainly not due (the boot clock
     # decides them, copy_may_be_purged rule 1): not read at all.
     for row in store.purge_candidates(not_after=(now.epoch, now.boottime_s - grace_s)):
@@ -78,6 +82,7 @@ def purge_confirmed(
         except FileNotFoundError:
             size = 0
         durable.fsync_dir(path.parent)
+        done.append(str(row.staged_path))
         purged += 1
         freed += size
         _log.info(
@@ -88,7 +93,22 @@ def purge_confirmed(
             age_s=round(decision.age_s, 1),
             basis=decision.basis,
         )
-    # A purge interrupted between the mark and the unlink (a kill) left its file behind:
-    # recovery removes it at the next start (recovery.finish_purges), not every pass here, so a
-    # pass costs what is purgeable now, not every file ever purged.
+    _archive(staging_root, done, now.wall)
+    # A purge interrupted between the mark and the unlink (a kill) left its file behind, and
+    # one interrupted before its sidecars were archived left them beside: recovery finishes
+    # both at the next start (recovery.finish_purges), not every pass here, so a pass costs what
+    # is purgeable now, not every file ever purged.
     return purged, freed
+
+
+def _archive(staging_root: Path, staged: list[str], wall: str) -> None:
+    """The sidecars of this pass's purged copies, into the day's archive. A failure (a full
+    disk) leaves them beside, where they are still read, and the next start archives them."""
+    if not staged:
+        return
+    try:
+        moved = archive.archive_sidecars(staging_root, staged, wall)
+    except OSError as exc:
+        _log.warning("staging.archive_failed", files=len(staged), reason=str(exc))
+        return
+    _log.info("staging.archived", files=len(staged), sidecars=moved)

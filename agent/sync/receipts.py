@@ -42,17 +42,27 @@ def read(staging_root: Path, staged_rel: str) -> Receipt | None:
     """The receipt of a staged file, None if there is none; ValueError if it is unreadable."""
     path = receipt_path(staging_root, staged_rel)
     try:
-        data: Any = json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+    return parse(raw, str(path))
+
+
+def parse(raw: bytes, where: str) -> Receipt:
+    """A receipt's bytes (beside its copy, or archived once the copy was purged: agent.custody
+    .archive); ValueError naming `where` if they hold none."""
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"{where}: {exc}") from exc
     try:
         receipt = Receipt(**data)
     except TypeError as exc:
-        raise ValueError(f"{path}: not an upload receipt") from exc
+        raise ValueError(f"{where}: not an upload receipt") from exc
     if not isinstance(receipt.file_id, int) or not isinstance(receipt.sha256, str):
-        raise ValueError(f"{path}: not an upload receipt")
+        raise ValueError(f"{where}: not an upload receipt")
     return receipt
 
 

@@ -280,8 +280,16 @@ def test_rebuild_keeps_purged_files_confirmed_and_resumes_an_upload_in_flight(
         assert station.run("verify").returncode == 0
 
         _ok(station.run("sync", "--once"))
-        # Resumed with HEAD: the upload in flight was finished, not created again.
-        assert json.loads(receipt.read_text())["upload_url"] == in_flight
+        # Resumed with HEAD: the upload in flight was finished, not created again (and its
+        # copy purged: the receipt is archived with its sidecars, staging/_archive).
+        assert not receipt.exists()
+        archived = [
+            json.loads(line)
+            for path in (station.staging / "_archive").iterdir()
+            for line in path.read_text().splitlines()
+        ]
+        (kept,) = {a["text"] for a in archived if a["name"] == f"{big['staged_path']}.upload.json"}
+        assert json.loads(kept)["upload_url"] == in_flight
         assert sha256_file(server.stored_path(in_flight)) == big["sha256"]
         sink = tus_file_store_objects(server.store_dir)
         assert sorted(o.sha256 for o in sink[0]) == sorted(f.sha256 for f in manifest.files)

@@ -103,8 +103,10 @@ def test_a_damaged_archive_copy_is_held_with_an_alarm_and_never_purged(
     others = [r for r in after.values() if r["id"] != victim["id"]]
     assert all(r["state"] == "confirmed" and r["purged_at"] for r in others)
     assert not any((station.staging / str(r["staged_path"])).exists() for r in others)
-    # Sidecars (the signed receipts) stay.
-    assert all((station.staging / f"{r['staged_path']}.custody.json").exists() for r in others)
+    # Sidecars (the signed receipts) stay, archived with the purge.
+    archived = b"".join(p.read_bytes() for p in (station.staging / "_archive").iterdir())
+    assert all(f"{r['staged_path']}.custody.json".encode() in archived for r in others)
+    assert not any((station.staging / f"{r['staged_path']}.custody.json").exists() for r in others)
     queue = station.json("queue")
     assert [q["file_id"] for q in queue] == [victim["id"]]
     assert "hashes" in queue[0]["last_error"]
@@ -281,7 +283,7 @@ def test_a_purge_cut_short_between_mark_and_unlink_is_finished_at_the_next_start
     station: Station, tmp_path: Path
 ) -> None:
     """A kill after the row says purged but before the unlink leaves the copy behind: the next
-    command's recovery removes it (and only it); the signed sidecar stays."""
+    command's recovery removes it (and only it); the signed sidecar stays, archived."""
     station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\npurge_grace_s = 0\n')
     _camera(tmp_path)
     _import(station, tmp_path / "cam")
@@ -301,7 +303,9 @@ def test_a_purge_cut_short_between_mark_and_unlink_is_finished_at_the_next_start
     proc = station.run("sync", "--once")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not leftover.exists()
-    assert (station.staging / f"{purged[0]['staged_path']}.custody.json").exists()
+    archived = b"".join(p.read_bytes() for p in (station.staging / "_archive").iterdir())
+    assert f"{purged[0]['staged_path']}.custody.json".encode() in archived
+    assert station.run("verify").returncode == 0
 
 
 def test_retry_releases_a_held_file_and_signs_who_did_it(station: Station, tmp_path: Path) -> None:

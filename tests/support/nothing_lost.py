@@ -15,7 +15,8 @@ the SQLite file (standard library, on a private copy) and the station's public k
   zero-length or unsynced copy behind a trusted row is a failure, whatever else holds the file;
 - every custody record verifies (canonical JSON, hash, link to its predecessor, Ed25519
   signature by the station key) and the chain runs whole from 1 to its head; each file record
-  names its row, and each signed sidecar equals its record.
+  names its row, and each signed sidecar equals its record (beside the staged copy, or, once
+  the copy is purged, as a line of `staging/_archive/<day>.sidecars`).
 
 It shares no code with the agent on purpose: a bug there must not hide itself here. Nothing
 here writes to the station, the camera or the sink.
@@ -227,11 +228,27 @@ def _check_chain(
     return by_file
 
 
-def _sidecar_problem(staging: Path, row: dict[str, Any], rec: dict[str, Any]) -> str:
+def _archived_sidecars(staging: Path) -> dict[str, bytes]:
+    """Every archived sidecar by the name it had beside its copy (JSON lines, `text` the exact
+    bytes); a torn last line is not one."""
+    found: dict[str, bytes] = {}
+    for path in sorted((staging / "_archive").glob("*.sidecars")):
+        for line in path.read_bytes().splitlines(keepends=True):
+            if line.endswith(b"\n") and b'"text"' in line:
+                entry = json.loads(line)
+                found.setdefault(entry["name"], entry["text"].encode())
+    return found
+
+
+def _sidecar_problem(
+    staging: Path, row: dict[str, Any], rec: dict[str, Any], archived: Mapping[str, bytes]
+) -> str:
     """What is wrong with the signed sidecar of a file record's staged copy ("" if nothing)."""
-    side = staging / (row["staged_path"] + SIDECAR_SUFFIX)
+    name = row["staged_path"] + SIDECAR_SUFFIX
+    side = staging / name
     try:
-        envelope = json.loads(side.read_bytes())
+        data = archived[name] if row.get("purged_at") and name in archived else side.read_bytes()
+        envelope = json.loads(data)
     except (OSError, ValueError) as exc:
         return f"file {row['id']}: sidecar unreadable ({exc.__class__.__name__})"
     if (
@@ -252,6 +269,7 @@ def _check_file_records(
 ) -> None:
     """Each file record names its row and agrees with it; its sidecar equals it."""
     rows_by_id = {int(r["id"]): r for r in rows}
+    archived = _archived_sidecars(staging) if check_sidecars else {}
     for file_id, rec in by_file_record.items():
         row = rows_by_id.get(file_id)
         body = rec["parsed"]
@@ -263,7 +281,7 @@ def _check_file_records(
         if row["record_seq"] != rec["seq"]:
             report.problem(f"row {file_id} points at record {row['record_seq']}, not {rec['seq']}")
         if check_sidecars and row["staged_path"]:
-            problem = _sidecar_problem(staging, row, rec)
+            problem = _sidecar_problem(staging, row, rec, archived)
             if problem:
                 report.problem(problem)
 
