@@ -103,7 +103,8 @@ def _parse_v1(raw: dict[str, Any]) -> Profile:
         kind_needs_name=True,
     )
     # Format 1 grew one thing before format 2: `transport = "ums-unlock"` with an [unlock]
-    # table (agent.camera.methods.UnlockSpec), whose device record then names the camera first.
+    # table (agent.camera.methods.UnlockSpec), whose device record then names the camera first
+    # and whose dialect sets the clock: such a camera's firmware reads no TIME.TXT.
     transport = str(raw.get("transport", "ums"))
     if transport not in ("ums", "ums-unlock"):
         raise ValueError(f"transport {transport!r} needs format = 2")
@@ -116,11 +117,11 @@ def _parse_v1(raw: dict[str, Any]) -> Profile:
         timezone=str(raw.get("timezone", "")),
         transport=transport,
         unlock=unlock,
-        identity=("scsi", "file") if unlock else ("file",),
+        identity=("scsi",) if unlock else ("file",),
         identity_file=raw["device_info"],
         clock=ClockSpec(
-            method="file:generic",
-            path=raw["time_file"],
+            method="scsi" if unlock else "file:generic",
+            path="" if unlock else raw["time_file"],
             threshold_s=int(raw.get("clock_threshold_s", 30)),
         ),
         battery=BatterySpec(source="log:generic-csv", path=raw["battery_log"]),

@@ -70,8 +70,7 @@ def clock_plan(
     """The camera wall time to send (the station's time in the camera's zone), or why none is:
     a camera is never set from an unsynchronised station, nor when its profile sets the clock
     another way. `now` is an aware instant."""
-    spec = getattr(profile, "clock", None)  # Profile.clock arrives with profile format v2
-    method = getattr(spec, "method", "scsi")
+    method = profile.clock.method
     if method != "scsi":
         return ClockPlan(None, f"the profile sets the clock by {method}")
     state = station.read()

@@ -31,16 +31,16 @@ from scripts.simulator.jl_dv16 import Recorder
 from tests.support.jl_dv16 import SimTransport
 
 NOW = datetime(2026, 12, 7, 6, 3, 9, tzinfo=UTC)
-GENERIC = profile.load("generic")
+JL_DV16 = profile.load("jl-dv16")  # its clock is set by SCSI
 RECORD = DeviceRecord("JL00001", "001234", "张三", "110101000001", "东城分局")
 
 
-def _enrolled(officer: str = "", profile_name: str = "generic") -> dict[str, DeviceRow]:
+def _enrolled(officer: str = "", profile_name: str = "jl-dv16") -> dict[str, DeviceRow]:
     return {"JL00001": DeviceRow("JL00001", officer, profile_name, "", "", None, None)}
 
 
 def test_clock_is_the_station_time_in_the_cameras_zone() -> None:
-    shanghai = dataclasses.replace(GENERIC, timezone="Asia/Shanghai")
+    shanghai = dataclasses.replace(JL_DV16, timezone="Asia/Shanghai")
     plan = clock_plan(shanghai, "", FixedClock(True), NOW)
     assert plan.wall == datetime(2026, 12, 7, 14, 3, 9)  # UTC+8, no zone sent
     # The station's configured camera zone comes before the profile's.
@@ -49,30 +49,30 @@ def test_clock_is_the_station_time_in_the_cameras_zone() -> None:
 
 
 def test_no_clock_from_an_unsynchronised_station_or_an_unknown_zone() -> None:
-    plan = clock_plan(GENERIC, "", FixedClock(False), NOW)
+    plan = clock_plan(JL_DV16, "", FixedClock(False), NOW)
     assert plan.wall is None
     assert "not synchronised" in plan.reason and "never set from it" in plan.reason
-    nowhere = dataclasses.replace(GENERIC, timezone="Mars/Olympus")
+    nowhere = dataclasses.replace(JL_DV16, timezone="Mars/Olympus")
     plan = clock_plan(nowhere, "", FixedClock(True), NOW)
     assert plan.wall is None and "time zone is unknown" in plan.reason
 
 
 def test_record_must_name_the_usb_serial() -> None:
-    accept = identity_check("JL00002", GENERIC, {}, False, "cam")
+    accept = identity_check("JL00002", JL_DV16, {}, False, "cam")
     with pytest.raises(UnlockRefused, match="names serial JL00001, the USB serial is JL00002"):
         accept(RECORD)
 
 
 def test_record_must_agree_with_the_enrolment() -> None:
-    identity_check("JL00001", GENERIC, _enrolled("001234"), True, "cam")(RECORD)
-    identity_check("JL00001", GENERIC, _enrolled(""), True, "cam")(RECORD)  # no officer named
+    identity_check("JL00001", JL_DV16, _enrolled("001234"), True, "cam")(RECORD)
+    identity_check("JL00001", JL_DV16, _enrolled(""), True, "cam")(RECORD)  # no officer named
     with pytest.raises(UnlockRefused, match="enrolled to 009999"):
-        identity_check("JL00001", GENERIC, _enrolled("009999"), True, "cam")(RECORD)
-    with pytest.raises(UnlockRefused, match="enrolled as a jl-dv16 camera, it docked as generic"):
-        identity_check("JL00001", GENERIC, _enrolled("", "jl-dv16"), True, "cam")(RECORD)
+        identity_check("JL00001", JL_DV16, _enrolled("009999"), True, "cam")(RECORD)
+    with pytest.raises(UnlockRefused, match="enrolled as a generic camera, it docked as jl-dv16"):
+        identity_check("JL00001", JL_DV16, _enrolled("", "generic"), True, "cam")(RECORD)
     with pytest.raises(UnlockRefused, match="serial JL00001 is not enrolled"):
-        identity_check("JL00001", GENERIC, {}, True, "cam")(RECORD)
-    identity_check("JL00001", GENERIC, {}, False, "cam")(RECORD)
+        identity_check("JL00001", JL_DV16, {}, True, "cam")(RECORD)
+    identity_check("JL00001", JL_DV16, {}, False, "cam")(RECORD)
 
 
 def test_unlock_limits_of_a_profile_are_configuration_errors() -> None:
