@@ -168,17 +168,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadFileScheduling
 
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+
     class LongestFilesFirst(LoadFileScheduling):
-        def schedule(self) -> None:
-            if self.collection is None and self.collection_is_completed:
-                rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
-
-                def key(nodeid: str) -> int:
-                    return rank.get(nodeid.split("::", 1)[0], len(rank))
-
-                for node, collection in self.registered_collections.items():
-                    self.registered_collections[node] = sorted(collection, key=key)
-            super().schedule()
+        def _assign_work_unit(self, node: Any) -> None:
+            # The queue holds the files in collection order; the next one handed out is the
+            # longest left. (Only the queue's order changes: each worker still gets the indexes
+            # of its own collection, which xdist checks is the same on every worker.)
+            scope = min(self.workqueue, key=lambda name: rank.get(name, len(rank)))
+            self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     # This order, not xdist's (files with the most tests first).
     config.option.loadscopereorder = False
