@@ -126,8 +126,12 @@ def fuse() -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Under scripts/test (and so in CI) a skipped test is a failure: nothing may go untested."""
-    if not os.environ.get("DOCKAGENT_FORBID_SKIPS"):
+    """Under scripts/test (and so in CI) a skipped test is a failure: nothing may go untested.
+
+    Under pytest-xdist every worker's reports reach the controller's terminal reporter, so the
+    controller counts the skips of all workers and sets the exit status; a worker says nothing.
+    """
+    if not os.environ.get("DOCKAGENT_FORBID_SKIPS") or hasattr(session.config, "workerinput"):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
@@ -135,3 +139,46 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         names = ", ".join(getattr(r, "nodeid", "?") for r in skipped[:10])
         sys.stderr.write(f"\n{len(skipped)} tests were skipped, which this run forbids: {names}\n")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# The test files that take longest (`scripts/test` prints the slowest tests), longest first.
+# In a parallel run they start first, and the many short files fill the workers' time around
+# them; left to itself pytest-xdist would start the files with the most tests first, and the
+# longest ones, each a handful of tests, would run last, one worker busy while the others wait.
+# A file not named here runs all the same: it only starts later, in collection order.
+LONGEST_FILES_FIRST = (
+    "tests/faults/test_syscall_crashes.py",
+    "tests/faults/test_crash_points.py",
+    "tests/faults/test_power_loss.py",
+    "tests/faults/test_corrupt_state.py",
+    "tests/faults/test_hostile_servers.py",
+    "tests/faults/test_hostile_volume.py",
+    "tests/e2e/test_daemon_one_dock.py",
+    "tests/e2e/test_installed_station.py",
+    "tests/faults/test_hostile_camera_input.py",
+    "tests/faults/test_nothing_lost_checker.py",
+    "tests/e2e/test_soak_short.py",
+)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `--dist loadfile` (scripts/test): whole files to the workers, longest first."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+
+    class LongestFilesFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node: Any) -> None:
+            # The queue holds the files in collection order; the next one handed out is the
+            # longest left. (Only the queue's order changes: each worker still gets the indexes
+            # of its own collection, which xdist checks is the same on every worker.)
+            scope = min(self.workqueue, key=lambda name: rank.get(name, len(rank)))
+            self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    # This order, not xdist's (files with the most tests first).
+    config.option.loadscopereorder = False
+    return LongestFilesFirst(config, log)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,10 +34,43 @@ NODE_DIR = Path(__file__).resolve().parent / "tus-node"
 LOOPBACK = "127.0.0.1"
 
 
-def free_port() -> int:
+# The servers' ports: each pytest-xdist worker takes its own block below the kernel's ephemeral
+# range (ip_local_port_range, 32768-60999 by default), so a port found free here is not taken
+# between this check and the server's bind by another worker's server or by any process's
+# outgoing connection (those draw from the ephemeral range). Within the block the ports are
+# taken in turn: one just closed may still be held by connections in TIME_WAIT.
+PORT_BASE = 20000
+PORT_BLOCK = 1000
+WORKER_BLOCKS = 11  # 20000-30999 for workers gw0..gw10 (and gw11.. again), 31000-31999 without
+_next_port = [0]
+_port_lock = threading.Lock()
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist
+    digits = worker.removeprefix("gw")
+    return int(digits) % WORKER_BLOCKS if digits.isdigit() else WORKER_BLOCKS
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, for a server started next (restartable on it)."""
+    start = PORT_BASE + _worker_index() * PORT_BLOCK
+    with _port_lock:
+        for _ in range(PORT_BLOCK):
+            port = start + _next_port[0] % PORT_BLOCK
+            _next_port[0] += 1
+            if _bindable(port):
+                return port
+    raise RuntimeError(f"no free loopback port in {start}-{start + PORT_BLOCK - 1}")
 
 
 @dataclass
