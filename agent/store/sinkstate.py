@@ -10,6 +10,7 @@ policy here, no clock but the times written down.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -71,9 +72,10 @@ class SinkQueries(StoreBase):
         """Per sink, how many files wait for it or are held by it (confirmed ones are not
         counted: that would read the station's history)."""
         counts: dict[str, dict[str, int]] = {}
-        for r in self.conn.execute(
+        for r in self._read(
             "SELECT sink, state, COUNT(*) FROM file_sinks WHERE state IN ('waiting', 'held') "
-            "GROUP BY state, sink"
+            "GROUP BY state, sink",
+            (),
         ):
             counts.setdefault(str(r[0]), {})[str(r[1])] = int(r[2])
         return counts
@@ -81,10 +83,20 @@ class SinkQueries(StoreBase):
     def sinks_of_files(self, file_ids: Iterable[int]) -> dict[int, dict[str, str]]:
         """file id -> sink name -> state, for the given files (the queue view)."""
         result: dict[int, dict[str, str]] = {}
-        for r in self.conn.execute(
+        for r in self._read(
             "SELECT file_id, sink, state FROM file_sinks "
             "WHERE file_id IN (SELECT value FROM json_each(?))",
             (json.dumps(sorted(set(file_ids))),),
         ):
             result.setdefault(int(r[0]), {})[str(r[1])] = str(r[2])
         return result
+
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
+        """A view's rows; none from a database that a reader opened before migration 0013
+        (`status` and `queue` only look, and do not migrate)."""
+        try:
+            return list(self.conn.execute(sql, args))
+        except sqlite3.OperationalError as exc:
+            if "no such table: file_sinks" in str(exc):
+                return []
+            raise

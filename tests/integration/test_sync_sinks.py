@@ -97,6 +97,12 @@ def test_all_sinks_required_files_wait_for_the_failing_one_then_end_held(
         **{(i, "central"): "waiting" for i in ids},
     }
     assert _confirmations(station) == {"nas": ids}
+    status = json.loads(station.run("status", "--json").stdout)["sinks"]
+    assert (status["central"]["waiting"], status["nas"]["waiting"]) == (len(ids), 0)
+    queue = json.loads(station.run("queue", "--json").stdout)
+    assert {int(i["file_id"]): i["sinks"] for i in queue} == {
+        i: {"nas": "confirmed", "central": "waiting"} for i in ids
+    }
     for row in rows(station.data_dir):
         assert row["state"] == "sealed" and row["purged_at"] is None
         assert "sink central" in str(row["reason"])
