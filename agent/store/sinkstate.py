@@ -80,6 +80,19 @@ class SinkQueries(StoreBase):
             counts.setdefault(str(r[0]), {})[str(r[1])] = int(r[2])
         return counts
 
+    def sinks_to_backfill(self, limit: int) -> list[tuple[int, str]]:
+        """(file id, sink) of confirmed files whose staged copy is kept that a sink outside
+        held_when still waits for."""
+        return [
+            (int(r[0]), str(r[1]))
+            for r in self.conn.execute(
+                "SELECT s.file_id, s.sink FROM file_sinks s JOIN files f ON f.id = s.file_id "
+                "WHERE s.state='waiting' AND f.state='confirmed' AND f.purged_at IS NULL "
+                "LIMIT ?",
+                (limit,),
+            )
+        ]
+
     def sinks_of_files(self, file_ids: Iterable[int]) -> dict[int, dict[str, str]]:
         """file id -> sink name -> state, for the given files (the queue view)."""
         result: dict[int, dict[str, str]] = {}

@@ -369,6 +369,13 @@ class UploadQueries(FileTransitions):
                 "WHERE id=? AND state=? AND purged_at IS NULL",
                 (now, now, file_id, FileState.CONFIRMED.value),
             )
+            # A sink outside held_when that still waits for the file cannot get it any more
+            # (several sinks, migration 0013): held, with the reason.
+            self.conn.execute(
+                "UPDATE file_sinks SET state='held', updated_at=?, reason='the staged copy was "
+                "purged before this sink confirmed the file' WHERE file_id=? AND state='waiting'",
+                (now, file_id),
+            )
             return cur.rowcount == 1
 
     def purged_paths(self, among: Iterable[int]) -> list[str]:

@@ -56,7 +56,7 @@ from agent.sync.jobs import build_job
 from agent.sync.purge import WallTrust, purge_confirmed
 from agent.sync.receipts import ReceiptWriter
 from agent.sync.schedule import RetrySchedule, backoff_s
-from agent.sync.sink import Confirmation, Sink, level_rank
+from agent.sync.sink import Confirmation, Progress, Sink, level_rank
 from agent.sync.throttle import RateLimit, Throttle
 from agent.sync.tus_sink import TusSink
 from agent.sync.windows import in_window
@@ -138,6 +138,26 @@ class _RowProgress:
     def forget(self) -> None:
         self.store.forget_upload_url(self.file_id, utc_now())
 
+
+class _Passive:
+    """Progress of an upload no row records (a confirmed file sent to a sink outside
+    held_when): a restart sends it again from the start; only a stop is heeded."""
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self.stop = stop
+
+    def url(self, url: str, expires_at: str | None) -> None:
+        pass
+
+    def offset(self, offset: int, checksummed: bool) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise _Stopped
+
+    def forget(self) -> None:
+        pass
+
+
+_BACKFILL_PER_PASS = 256  # files per pass sent to sinks outside held_when
 
 # Liveness.working: the calling thread works on something until the block ends, and must beat
 # at least every given number of seconds.
@@ -234,6 +254,7 @@ class Uploader:
         report.released_stale = store.release_stale_uploads(utc_now())
         if in_window(self.config.sync.windows, self.local_now()):
             self._drain(store, report, honour_backoff=honour_backoff)
+            self._backfill(store, report)
         else:
             report.outside_window = True
             _log.info("upload.window_closed", windows=",".join(self.config.sync.windows))
@@ -273,6 +294,7 @@ class Uploader:
             try:
                 if in_window(self.config.sync.windows, self.local_now()):
                     self._drain(store, SyncReport(), honour_backoff=True, stop=stop)
+                    self._backfill(store, SyncReport(), stop)
                 _note_jump(jumps)  # before the purge: it trusts the wall clock less after one
                 self._purge(store)
                 unscheduled = store.uploads_unscheduled()
@@ -454,6 +476,63 @@ class Uploader:
                 self._sink_failed(store, row.id, dest.name, exc, log_)
         self._finish_fan_out(store, row, done, failures, report, item, log_)
 
+    def _backfill(
+        self, store: Store, report: SyncReport, stop: threading.Event | None = None
+    ) -> None:
+        """Confirmed files (held_when met) that a sink outside the rule still waits for, while
+        their staged copy is kept: sent to it here, one at a time; a sink that fails once waits
+        for the next pass."""
+        if not self.destinations:
+            return
+        by_name = {d.name: d for d in self.destinations}
+        failed: set[str] = set()
+        sinks: dict[str, Sink] = {}
+        try:
+            for file_id, name in store.sinks_to_backfill(_BACKFILL_PER_PASS):
+                dest = by_name.get(name)
+                if dest is None or name in failed or (stop is not None and stop.is_set()):
+                    continue
+                if name not in sinks:
+                    throttle = _beating(self.throttle, self.beat)
+                    sinks[name] = make_destination_sink(self.config, dest, throttle)
+                if not self._backfill_one(store, dest, sinks[name], file_id, report, stop):
+                    failed.add(name)
+        finally:
+            for sink in sinks.values():
+                sink.close()
+
+    def _backfill_one(
+        self,
+        store: Store,
+        dest: Destination,
+        sink: Sink,
+        file_id: int,
+        report: SyncReport,
+        stop: threading.Event | None,
+    ) -> bool:
+        row = store.file(file_id)
+        log_ = _log.bind(file_id=row.id, sha256=row.sha256)
+        try:
+            with self.working(f"upload to {dest.name}", sink.longest_step_s):
+                confirmation = self._send_one(store, dest, sink, row, stop, log_, rowless=True)
+        except _Stopped:
+            return True
+        except Exception as exc:  # recorded for this sink; the file stays confirmed
+            self._sink_failed(store, row.id, dest.name, exc, log_)
+            return False
+        with self.lock:
+            report.confirmed.append(
+                {
+                    "file_id": row.id,
+                    "sha256": row.sha256,
+                    "name": row.camera_name,
+                    "level": confirmation.level,
+                    "ref": confirmation.ref,
+                    "sinks": [dest.name],
+                }
+            )
+        return True
+
     def _send_one(
         self,
         store: Store,
@@ -462,12 +541,20 @@ class Uploader:
         row: FileRow,
         stop: threading.Event | None,
         log_: Any,
+        *,
+        rowless: bool = False,
     ) -> Confirmation:
+        """Send to one sink and sign its confirmation. `rowless`: the row is confirmed already
+        (a sink outside held_when): its resume columns are not this upload's to write."""
         job = build_job(store, row, self.config, sink.name)
         log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=dest.name)
         receipt = ReceiptWriter(self.config.staging_path, row)
-        progress = _RowProgress(
-            store, row.id, sink.name, stop, receipt, offsets=dest.sync.kind == "tus"
+        progress: Progress = (
+            _Passive(stop)
+            if rowless
+            else _RowProgress(
+                store, row.id, sink.name, stop, receipt, offsets=dest.sync.kind == "tus"
+            )
         )
         confirmation = sink.send(job, progress)
         self._confirm_sink(store, row, dest, confirmation)

@@ -25,11 +25,11 @@ BASE = 'station_id = "TEST-STATION"\n[storage]\nreserve_bytes = 0\n'
 EX_TEMPFAIL = 75
 
 
-def _config(nas: Path, endpoint: str, held_when: str) -> str:
+def _config(nas: Path, endpoint: str, held_when: str, grace_s: int = 0) -> str:
     return (
         BASE
         + '[ingest]\nwipe_policy = "after_confirm"\n'
-        + f"[sync]\npurge_grace_s = 0\nheld_when = {held_when}\n"
+        + f"[sync]\npurge_grace_s = {grace_s}\nheld_when = {held_when}\n"
         + f'[[sync.sinks]]\nname = "nas"\nkind = "directory"\ndirectory_root = "{nas}"\n'
         + f'[[sync.sinks]]\nname = "central"\nkind = "tus"\nendpoint = "{endpoint}"\n'
     )
@@ -139,15 +139,48 @@ def test_held_when_one_sink_purges_and_wipes_after_its_confirmation_only(
     _import(station, cam)
 
     proc = station.run("sync", "--once", "--json")
-    assert proc.returncode == EX_TEMPFAIL, proc.stdout + proc.stderr  # central still waits
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     ids = {int(r["id"]) for r in rows(station.data_dir)}
-    assert json.loads(proc.stdout)["sinks"]["central"]["waiting"] == len(ids)
     assert _confirmations(station) == {"nas": ids}
     for row in rows(station.data_dir):
         assert row["state"] == "confirmed" and row["purged_at"] is not None
         assert sha256_file(_nas_copy(nas, row)) == row["sha256"]
+    # The central server can no longer get the purged copies: held for it, with the reason.
+    assert json.loads(proc.stdout)["sinks"]["central"]["held"] == len(ids)
+    with sqlite3.connect(station.data_dir / "dockagent.db") as db:
+        reasons = {r for (r,) in db.execute("SELECT reason FROM file_sinks WHERE sink='central'")}
+    assert reasons == {"the staged copy was purged before this sink confirmed the file"}
     assert _import(station, cam)["wipe"]["state"] == "wiped"  # type: ignore[index]
     assert not any(p.exists() for p in recordings)
+
+
+def test_a_sink_outside_held_when_gets_the_files_once_it_heals(
+    station: Station, tmp_path: Path
+) -> None:
+    nas, port = tmp_path / "nas", free_port()
+    endpoint = f"http://127.0.0.1:{port}/files"
+    station.configure(_config(nas, endpoint, '["nas"]', grace_s=3600))
+    write_camera(SPEC, tmp_path / "cam")
+    cam = tmp_path / "cam"
+    recordings = _recordings(cam)
+    _import(station, cam)
+
+    proc = station.run("sync", "--once", "--json")
+    assert proc.returncode == EX_TEMPFAIL, proc.stdout + proc.stderr  # central still waits
+    ids = {int(r["id"]) for r in rows(station.data_dir)}
+    assert json.loads(proc.stdout)["sinks"]["central"]["waiting"] == len(ids)
+    assert {r["state"] for r in rows(station.data_dir)} == {"confirmed"}
+    assert _import(station, cam)["wipe"]["state"] == "wiped"  # type: ignore[index]
+    assert not any(p.exists() for p in recordings)
+
+    with tus_node_server(tmp_path / "tus", port=port) as server:
+        proc = station.run("sync", "--once", "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for body in _bodies(station):
+            if body["sink_name"] == "central":
+                assert server.stored_sha256(str(body["sink_ref"])) == body["sha256"]
+    assert _confirmations(station) == {"nas": ids, "central": ids}
+    assert set(_sink_states(station).values()) == {"confirmed"}
 
 
 @pytest.mark.parametrize(
