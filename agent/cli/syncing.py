@@ -110,7 +110,7 @@ def _audit_sync(ctx: context.Context, report: SyncReport) -> None:
         ctx,
         "sync.ran",
         {
-            "sink": station_config.sink_of(ctx.config).described(),
+            "sink": station_config.described(ctx.config),
             "confirmed": audit.file_ids(int(item["file_id"]) for item in report.confirmed),
             "held": audit.file_ids(int(item["file_id"]) for item in report.held),
             "purged": report.purged,

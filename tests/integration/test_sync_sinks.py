@@ -49,10 +49,10 @@ def _sink_states(station: Station) -> dict[tuple[int, str], str]:
         }
 
 
-def _bodies(station: Station) -> list[dict[str, object]]:
+def _bodies(station: Station, kind: str = "confirmation") -> list[dict[str, object]]:
     with sqlite3.connect(station.data_dir / "dockagent.db") as db:
-        query = "SELECT body FROM records WHERE kind='confirmation'"
-        return [json.loads(b) for (b,) in db.execute(query)]
+        query = "SELECT body FROM records WHERE kind=?"
+        return [json.loads(b) for (b,) in db.execute(query, (kind,))]
 
 
 def _confirmations(station: Station) -> dict[str, set[int]]:
@@ -125,6 +125,14 @@ def test_all_sinks_required_files_wait_for_the_failing_one_then_end_held(
     assert set(_sink_states(station).values()) == {"confirmed"}
     assert _import(station, cam)["wipe"]["state"] == "wiped"  # type: ignore[index]
     assert not any(p.exists() for p in recordings)
+    verify = station.run("verify")  # each sink's confirmation is the station's own sink's
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    synced = [
+        b["details"]["sink"]  # type: ignore[index]
+        for b in _bodies(station, "audit")
+        if b["action"] == "sync.ran"
+    ]
+    assert synced and all(s.startswith(f"nas: directory sink {nas}; central: tus") for s in synced)
 
 
 def test_held_when_one_sink_purges_and_wipes_after_its_confirmation_only(

@@ -205,3 +205,11 @@ def required_names(cfg: Config) -> tuple[str, ...] | None:
     if not cfg.sync.sinks or rule == ("any",):
         return None
     return tuple(d.name for d in destinations(cfg) if rule == ("all",) or d.name in rule)
+
+
+def described(cfg: Config) -> str:
+    """The configuration's sinks in words (audit records): [sync]'s one as it always was, or
+    each of [[sync.sinks]] by name."""
+    if not cfg.sync.sinks:
+        return sink_of(cfg).described()
+    return "; ".join(f"{d.name}: {d.identity.described()}" for d in destinations(cfg))
