@@ -237,6 +237,9 @@ class Uploader:
         # a file is watched, and beats whenever it starts a request or sends a piece.
         self.working: Working = working or _unwatched
         self.beat = beat
+        # Sinks outside held_when that failed a file: when (monotonic) to try them again, and
+        # how many times in a row they failed.
+        self._sink_backoff: dict[str, tuple[float, int]] = {}
 
     @property
     def key(self) -> StationKey:
@@ -480,12 +483,14 @@ class Uploader:
         self, store: Store, report: SyncReport, stop: threading.Event | None = None
     ) -> None:
         """Confirmed files (held_when met) that a sink outside the rule still waits for, while
-        their staged copy is kept: sent to it here, one at a time; a sink that fails once waits
-        for the next pass."""
+        their staged copy is kept: sent to it here, one at a time. A sink that fails waits for
+        a later pass: the next one for `sync --once` (stop None), else its backoff on the
+        monotonic clock (the daemon passes every few seconds while files arrive)."""
         if not self.destinations:
             return
         by_name = {d.name: d for d in self.destinations}
-        failed: set[str] = set()
+        now = self.schedule.monotonic()
+        failed = {n for n, (due, _) in self._sink_backoff.items() if stop is not None and due > now}
         sinks: dict[str, Sink] = {}
         try:
             for file_id, name in store.sinks_to_backfill(_BACKFILL_PER_PASS):
@@ -495,11 +500,19 @@ class Uploader:
                 if name not in sinks:
                     throttle = _beating(self.throttle, self.beat)
                     sinks[name] = make_destination_sink(self.config, dest, throttle)
-                if not self._backfill_one(store, dest, sinks[name], file_id, report, stop):
+                if self._backfill_one(store, dest, sinks[name], file_id, report, stop):
+                    self._sink_backoff.pop(name, None)
+                else:
                     failed.add(name)
+                    self._back_off_sink(name)
         finally:
             for sink in sinks.values():
                 sink.close()
+
+    def _back_off_sink(self, name: str) -> None:
+        _due, attempts = self._sink_backoff.get(name, (0.0, 0))
+        delay = self._backoff(attempts, None)
+        self._sink_backoff[name] = (self.schedule.monotonic() + delay, attempts + 1)
 
     def _backfill_one(
         self,
