@@ -80,7 +80,7 @@ def note_foreign(ctx: Context, station: str | None, command: str) -> None:
         {
             "command": command,
             "station_config": station,
-            "sink": station_config.sink_of(ctx.config).described(),
+            "sink": station_config.described(ctx.config),
         },
     )
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from agent.cli import context
 from agent.cli.output import emit_json, table
+from agent.core.config import Config
+from agent.core.config import station as station_config
 from agent.core.model import FileState
 from agent.health import clock
 from agent.reporting.readiness import readiness_by_camera
@@ -104,6 +106,8 @@ def run_status(args: argparse.Namespace) -> int:
         data = status_data(store, args.limit, since)
         # Trusted time: what the RFC 3161 tokens cover, and what waits for one since when.
         data["trusted_time"] = stamping.state(cfg, store)
+        if cfg.sync.sinks:  # several sinks: what waits for each, and what each holds
+            data["sinks"] = _sinks_status(cfg, store.sinks_pending())
     if args.json:
         emit_json(data)
         return 0
@@ -112,6 +116,12 @@ def run_status(args: argparse.Namespace) -> int:
     out.write(f"files: {data['files']}   custody records: {data['chain_length']}\n")
     out.write(f"trusted time: {stamping.describe_state(data['trusted_time'])}\n")
     out.write("  ".join(f"{k}={v}" for k, v in data["states"].items() if v) + "\n\n")
+    for name, sink in data.get("sinks", {}).items():
+        out.write(
+            f"sink {name} ({sink['endpoint']}): waiting={sink['waiting']} held={sink['held']}"
+            + (" (held_when)" if sink["required"] else "")
+            + "\n"
+        )
     out.write(
         table(
             [
@@ -169,6 +179,19 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sinks_status(cfg: Config, pending: dict[str, dict[str, int]]) -> dict[str, Any]:
+    required = station_config.required_names(cfg)
+    return {
+        d.name: {
+            "endpoint": d.identity.endpoint,
+            "waiting": pending.get(d.name, {}).get("waiting", 0),
+            "held": pending.get(d.name, {}).get("held", 0),
+            "required": required is None or d.name in required,
+        }
+        for d in station_config.destinations(cfg)
+    }
+
+
 def _upload_progress(r: FileRow) -> dict[str, object]:
     """Upload columns (migration 0003_uploads); their defaults on a database not yet migrated."""
     offset, size = r.upload_offset, r.size
@@ -212,7 +235,15 @@ def run_queue(args: argparse.Namespace) -> int:
             rows = store.files_in_state(FileState(args.state))
         else:
             rows = store.files_not_in_state(FileState.CONFIRMED)
+        per_file = store.sinks_of_files(r.id for r in rows) if cfg.sync.sinks else {}
     items = [queue_item(r) for r in rows]
+    if cfg.sync.sinks:  # each file's standing with each sink ("-": not tried yet)
+        names = [d.name for d in station_config.destinations(cfg)]
+        for item in items:
+            of_file = per_file.get(int(str(item["file_id"])), {})
+            standing = {name: of_file.get(name, "-") for name in names}
+            item["sinks"] = standing
+            item["upload"] = " ".join(f"{k}={v}" for k, v in standing.items())
     if args.json:
         emit_json(items)
         return 0

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from agent.cli import context
 from agent.cli.output import emit_json
+from agent.core.config import Config
 from agent.core.config import station as station_config
 from agent.core.errors import EX_TEMPFAIL, EXIT_INCOMPLETE, UsageError
 from agent.core.model import FileState
@@ -48,13 +50,18 @@ def run_sync(args: argparse.Namespace) -> int:
         report = Uploader(cfg, key=ctx.key).run_once(ctx.store)
         _audit_sync(ctx, report)
         backlog = ctx.store.upload_backlog()
+        pending = ctx.store.sinks_pending() if cfg.sync.sinks else {}
     data = report.as_dict()
     data["left"] = backlog
+    if cfg.sync.sinks:
+        data["sinks"] = _per_sink(cfg, pending)
     if args.json:
         emit_json(data)
     else:
         out = sys.stdout
         sink = cfg.sync.endpoint if cfg.sync.kind == "tus" else str(cfg.archive_path)
+        if cfg.sync.sinks:
+            sink = ", ".join(f"{d.name} ({d.identity.endpoint})" for d in _dests(cfg))
         out.write(
             f"sync to {sink}: {len(report.confirmed)} confirmed, {len(report.deferred)} to retry, "
             f"{len(report.held)} held; {report.purged} staged copies purged "
@@ -68,13 +75,30 @@ def run_sync(args: argparse.Namespace) -> int:
             out.write(f"HELD   {item['file_id']} {item['name']}: {item['reason']}\n")
         for problem in report.crashed:
             out.write(f"WORKER FAILED: {problem}\n")
+        for name, counts in data.get("sinks", {}).items():
+            waits = " ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "endpoint")
+            out.write(f"SINK   {name}: {waits or 'nothing pending'}\n")
         left = " ".join(f"{k}={v}" for k, v in sorted(backlog.items()))
         out.write(f"left: {left or 'nothing'}\n")
+    waiting = any(counts.get("waiting") for counts in pending.values())
     if report.deferred or report.crashed or report.outside_window or backlog.get(FileState.SEALED):
+        return EX_TEMPFAIL
+    if waiting:  # a sink outside held_when has not got every file yet
         return EX_TEMPFAIL
     if backlog.get(FileState.HELD):
         return EXIT_INCOMPLETE
     return 0
+
+
+def _dests(cfg: Config) -> tuple[station_config.Destination, ...]:
+    return station_config.destinations(cfg)
+
+
+def _per_sink(cfg: Config, pending: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    """Per configured sink: where it is and how many files wait for it or it holds."""
+    return {
+        d.name: {"endpoint": d.identity.endpoint, **pending.get(d.name, {})} for d in _dests(cfg)
+    }
 
 
 def _audit_sync(ctx: context.Context, report: SyncReport) -> None:
@@ -86,7 +110,7 @@ def _audit_sync(ctx: context.Context, report: SyncReport) -> None:
         ctx,
         "sync.ran",
         {
-            "sink": station_config.sink_of(ctx.config).described(),
+            "sink": station_config.described(ctx.config),
             "confirmed": audit.file_ids(int(item["file_id"]) for item in report.confirmed),
             "held": audit.file_ids(int(item["file_id"]) for item in report.held),
             "purged": report.purged,

@@ -26,6 +26,7 @@ from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.core import crashpoints, log
 from agent.core.config import Config
+from agent.core.config import station as station_config
 from agent.core.errors import CameraRefused, SourceChanged, describe
 from agent.core.model import (
     AWAITING_COPY,
@@ -361,7 +362,9 @@ class Importer:
         dock: DockHealth,
     ) -> None:
         rows = self._session_rows(summary.session_id)
-        signed = self.store.signed_confirmations(r.id for r in rows)
+        signed = self.store.signed_confirmations(
+            (r.id for r in rows), station_config.held_sinks(self.config)
+        )
         rows = [replace(r, state=held_state(r.state, r.id in signed)) for r in rows]
         states = [r.state for r in rows]
         listed = sum(r.size for r in rows)

@@ -50,6 +50,7 @@ from agent.store.rows import FileRow, StateCount, UnreadableFile
 from agent.store.schema import MIGRATIONS
 from agent.store.service import OldestUnconfirmed, ServiceQueries
 from agent.store.sessions import SessionQueries, SessionRow
+from agent.store.sinkstate import SinkQueries, SinkState
 from agent.store.uploads import UploadQueries
 from agent.store.verified import VerifiedHead, VerifiedQueries
 
@@ -79,6 +80,7 @@ __all__ += [
     "Recording",
     "RefusalRow",
     "SessionRow",
+    "SinkState",
     "VerifiedHead",
 ]
 
@@ -93,6 +95,7 @@ class Store(
     ServiceQueries,
     RestoreQueries,
     VerifiedQueries,
+    SinkQueries,
 ):
     """The station's database. One instance per thread."""
 

@@ -37,6 +37,14 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("a sealed row to claim", lambda s: s.next_sealed()),
     ("purge candidates", lambda s: s.purge_candidates()),
     ("upload backlog", lambda s: s.upload_backlog()),
+    # several sinks ([[sync.sinks]]): each claimed row's sinks, what each waits for, and
+    # purge and wipe asking for the confirmations of the sinks held_when requires
+    ("a file's sinks", lambda s: s.sink_states(1)),
+    ("files pending per sink", lambda s: s.sinks_pending()),
+    ("sinks of files", lambda s: s.sinks_of_files([1, 2])),
+    ("files a sink outside held_when waits for", lambda s: s.sinks_to_backfill(64)),
+    ("purge candidates of required sinks", lambda s: s.purge_candidates(required=("ab", "cd"))),
+    ("wipe: required sinks' confirmations", lambda s: s.signed_confirmations([1], ("ab",))),
     # the daemon's wipe check of a docked camera, and its sessions
     ("files of a session", lambda s: s.files_of_session(1)),
     ("states of a session", lambda s: s.session_state_counts(1)),

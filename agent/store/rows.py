@@ -82,7 +82,7 @@ class FileRow:
     confirmed_boottime_s: float | None = None
     # 0006_reason_kind: None where no reason is written
     reason_kind: ProblemKind | None = None
-    # 0012_profiles_file_classification: in the file_classes table (CLASS_FIELDS), filled by
+    # 0013_profiles_file_classification: in the file_classes table (CLASS_FIELDS), filled by
     # Store.classified(); file_row() leaves them empty.
     channel: str = ""
     partner_of: bytes | None = None  # the camera path of the clip a partner file belongs to

@@ -449,3 +449,27 @@ def _m0013(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="0014_sinks_per_sink_state")
+def _m0014(db: sqlite_utils.Database) -> None:
+    # With several sinks ([[sync.sinks]]) each file is uploaded to each, confirmed and retried
+    # apart: one row per file and sink, by the sink's configured name. The file's own row stays
+    # the queue (sealed until held_when is met); purge and wipe still ask the chain for signed
+    # confirmations, never these rows.
+    db.executescript(
+        """
+        CREATE TABLE file_sinks (
+            file_id INTEGER NOT NULL,
+            sink TEXT NOT NULL,
+            state TEXT NOT NULL,
+            level TEXT NOT NULL DEFAULT '',
+            ref TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (file_id, sink)
+        ) WITHOUT ROWID;
+        CREATE INDEX file_sinks_state ON file_sinks(state, sink);
+        """
+    )

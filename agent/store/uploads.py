@@ -24,6 +24,23 @@ _SIGNED = (
     "EXISTS (SELECT 1 FROM records r WHERE r.kind='confirmation' AND r.file_id=files.id "
     "AND json_extract(r.body, '$.sha256')=files.sha256)"
 )
+# With several sinks, held_when may require the confirmations of named sinks (by fingerprint,
+# as each record names its sink): as many distinct sinks among them as are required. The `?`
+# is a JSON array of the fingerprints.
+_SIGNED_BY = (
+    "(SELECT COUNT(DISTINCT json_extract(r.body, '$.sink_id')) FROM records r "
+    "WHERE r.kind='confirmation' AND r.file_id=files.id "
+    "AND json_extract(r.body, '$.sha256')=files.sha256 "
+    "AND json_extract(r.body, '$.sink_id') IN (SELECT value FROM json_each(?))) = ?"
+)
+
+
+def _signed(required: tuple[str, ...] | None) -> tuple[str, list[object]]:
+    """The condition that the chain holds the confirmations purge and wipe need: any sink's
+    (required None: a single sink, or held_when "any"), else each required sink's."""
+    if required is None:
+        return _SIGNED, []
+    return _SIGNED_BY, [json.dumps(sorted(set(required))), len(set(required))]
 
 
 class UploadQueries(FileTransitions):
@@ -298,7 +315,11 @@ class UploadQueries(FileTransitions):
 
     # ---- purge -----------------------------------------------------------------------------
 
-    def purge_candidates(self, not_after: tuple[str, float] | None = None) -> list[FileRow]:
+    def purge_candidates(
+        self,
+        not_after: tuple[str, float] | None = None,
+        required: tuple[str, ...] | None = None,
+    ) -> list[FileRow]:
         """Confirmed rows whose staged copy is not purged yet, with the moment of confirmation
         on both clocks; whether the grace has passed is agent.ingest.policy's. Only `confirmed`
         rows that the chain holds a sink's signed confirmation of, for the hash the row holds:
@@ -306,13 +327,15 @@ class UploadQueries(FileTransitions):
 
         `not_after` (epoch, boot time): leave out the rows confirmed on that clock epoch after
         that boot time; the caller passes now less the grace, so the rows still in their grace
-        on this boot (every one of them, each pass) are not read.
+        on this boot (every one of them, each pass) are not read. `required`: the sinks whose
+        confirmations held_when requires (agent.core.config.station.held_sinks).
         """
+        signed, signed_args = _signed(required)
         sql = (
             "SELECT * FROM files WHERE state=? AND purged_at IS NULL AND confirmed_at IS NOT NULL"
-            f" AND {_SIGNED}"
+            f" AND {signed}"
         )
-        args: list[object] = [FileState.CONFIRMED.value]
+        args: list[object] = [FileState.CONFIRMED.value, *signed_args]
         if not_after is not None:
             sql += (
                 " AND NOT (confirmed_clock IS ? AND confirmed_boottime_s IS NOT NULL"
@@ -323,14 +346,18 @@ class UploadQueries(FileTransitions):
             checked_file_row(r, self.path) for r in self.conn.execute(sql + " ORDER BY id", args)
         ]
 
-    def signed_confirmations(self, file_ids: Iterable[int]) -> set[int]:
+    def signed_confirmations(
+        self, file_ids: Iterable[int], required: tuple[str, ...] | None = None
+    ) -> set[int]:
         """The files among these that the chain holds a sink's signed confirmation of, for the
-        hash their row holds (what a wipe after confirmation needs)."""
+        hash their row holds (what a wipe after confirmation needs); with `required`, one of
+        each of those sinks."""
+        signed, signed_args = _signed(required)
         return {
             int(r[0])
             for r in self.conn.execute(
-                f"SELECT id FROM files WHERE id IN (SELECT value FROM json_each(?)) AND {_SIGNED}",
-                (json.dumps(sorted(set(file_ids))),),
+                f"SELECT id FROM files WHERE id IN (SELECT value FROM json_each(?)) AND {signed}",
+                (json.dumps(sorted(set(file_ids))), *signed_args),
             )
         }
 
@@ -341,6 +368,13 @@ class UploadQueries(FileTransitions):
                 "UPDATE files SET purged_at=?, updated_at=? "
                 "WHERE id=? AND state=? AND purged_at IS NULL",
                 (now, now, file_id, FileState.CONFIRMED.value),
+            )
+            # A sink outside held_when that still waits for the file cannot get it any more
+            # (several sinks, migration 0014): held, with the reason.
+            self.conn.execute(
+                "UPDATE file_sinks SET state='held', updated_at=?, reason='the staged copy was "
+                "purged before this sink confirmed the file' WHERE file_id=? AND state='waiting'",
+                (now, file_id),
             )
             return cur.rowcount == 1
 

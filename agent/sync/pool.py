@@ -21,11 +21,21 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from agent.core import log, testhooks, wallclock
 from agent.core.config import Config
-from agent.core.config.station import SinkIdentity, sink_of, source_of
+from agent.core.config.station import (
+    Destination,
+    SinkIdentity,
+    destinations,
+    held_sinks,
+    required_names,
+    sink_of,
+    source_of,
+    station_destination,
+)
 from agent.core.config.station import station_sink as configured_sink
 from agent.core.errors import (
     AgentError,
@@ -46,7 +56,7 @@ from agent.sync.jobs import build_job
 from agent.sync.purge import WallTrust, purge_confirmed
 from agent.sync.receipts import ReceiptWriter
 from agent.sync.schedule import RetrySchedule, backoff_s
-from agent.sync.sink import Confirmation, Sink
+from agent.sync.sink import Confirmation, Progress, Sink, level_rank
 from agent.sync.throttle import RateLimit, Throttle
 from agent.sync.tus_sink import TusSink
 from agent.sync.windows import in_window
@@ -106,9 +116,13 @@ class _RowProgress:
         sink: str,
         stop: threading.Event | None = None,
         receipt: ReceiptWriter | None = None,
+        offsets: bool = True,
     ) -> None:
         self.store, self.file_id, self.sink, self.stop = store, file_id, sink, stop
         self.receipt = receipt
+        # With several sinks the row's one resume slot is the tus sink's: a directory sink's
+        # offset (it never resumes) must not overwrite it.
+        self.offsets = offsets
 
     def url(self, url: str, expires_at: str | None) -> None:
         self.store.record_upload_url(self.file_id, self.sink, url, expires_at, utc_now())
@@ -116,13 +130,34 @@ class _RowProgress:
             self.receipt.url(self.sink, url, expires_at)
 
     def offset(self, offset: int, checksummed: bool) -> None:
-        self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
+        if self.offsets:
+            self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
         if self.stop is not None and self.stop.is_set():
             raise _Stopped
 
     def forget(self) -> None:
         self.store.forget_upload_url(self.file_id, utc_now())
 
+
+class _Passive:
+    """Progress of an upload no row records (a confirmed file sent to a sink outside
+    held_when): a restart sends it again from the start; only a stop is heeded."""
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self.stop = stop
+
+    def url(self, url: str, expires_at: str | None) -> None:
+        pass
+
+    def offset(self, offset: int, checksummed: bool) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise _Stopped
+
+    def forget(self) -> None:
+        pass
+
+
+_BACKFILL_PER_PASS = 256  # files per pass sent to sinks outside held_when
 
 # Liveness.working: the calling thread works on something until the block ends, and must beat
 # at least every given number of seconds.
@@ -154,6 +189,13 @@ def make_sink(config: Config, throttle: Throttle | None) -> Sink:
     return DirectorySink(config.archive_path, config.station_id, throttle)
 
 
+def make_destination_sink(config: Config, dest: Destination, throttle: Throttle | None) -> Sink:
+    """The sink of one of several destinations ([[sync.sinks]])."""
+    if dest.sync.kind == "tus":
+        return TusSink(dest.sync, throttle=throttle)
+    return DirectorySink(Path(dest.identity.endpoint), config.station_id, throttle)
+
+
 class Uploader:
     """The upload pool: max_parallel_uploads threads, each with its own store and sink."""
 
@@ -177,6 +219,9 @@ class Uploader:
         # another configuration is told apart by `dockagent verify`.
         self.station_sink = station_sink or configured_sink(config)
         self.sink_identity = sink_of(config)
+        # [[sync.sinks]]: each file goes to every one (_fan_out); empty: the one sink.
+        self.destinations = destinations(config) if config.sync.sinks else ()
+        self.required = required_names(config)
         self._key = key
         self.open_store = open_store or (lambda: Store.open(config.data_path, create=False))
         rate = config.sync.bandwidth_bytes_per_s
@@ -192,6 +237,9 @@ class Uploader:
         # a file is watched, and beats whenever it starts a request or sends a piece.
         self.working: Working = working or _unwatched
         self.beat = beat
+        # Sinks outside held_when that failed a file: when (monotonic) to try them again, and
+        # how many times in a row they failed.
+        self._sink_backoff: dict[str, tuple[float, int]] = {}
 
     @property
     def key(self) -> StationKey:
@@ -209,6 +257,7 @@ class Uploader:
         report.released_stale = store.release_stale_uploads(utc_now())
         if in_window(self.config.sync.windows, self.local_now()):
             self._drain(store, report, honour_backoff=honour_backoff)
+            self._backfill(store, report)
         else:
             report.outside_window = True
             _log.info("upload.window_closed", windows=",".join(self.config.sync.windows))
@@ -217,7 +266,11 @@ class Uploader:
 
     def _purge(self, store: Store) -> tuple[int, int]:
         return purge_confirmed(
-            store, self.config.staging_path, self.config.sync.purge_grace_s, self.wall_trust
+            store,
+            self.config.staging_path,
+            self.config.sync.purge_grace_s,
+            self.wall_trust,
+            held_sinks(self.config),
         )
 
     def serve(self, stop: threading.Event, max_wait_s: float = 60.0) -> None:
@@ -244,6 +297,7 @@ class Uploader:
             try:
                 if in_window(self.config.sync.windows, self.local_now()):
                     self._drain(store, SyncReport(), honour_backoff=True, stop=stop)
+                    self._backfill(store, SyncReport(), stop)
                 _note_jump(jumps)  # before the purge: it trusts the wall clock less after one
                 self._purge(store)
                 unscheduled = store.uploads_unscheduled()
@@ -300,22 +354,32 @@ class Uploader:
             with self.lock:
                 report.crashed.append(describe(exc))
             return
-        sink: Sink | None = None
+        sinks: list[tuple[Destination | None, Sink]] = []
         try:
-            sink = self.sink_factory(_beating(self.throttle, self.beat))
+            throttle = _beating(self.throttle, self.beat)
+            if self.destinations:
+                for dest in self.destinations:
+                    sinks.append((dest, make_destination_sink(self.config, dest, throttle)))
+            else:
+                sinks.append((None, self.sink_factory(throttle)))
+            # Several sinks are sent one after the other: the longest step is each one's.
+            longest = max(sink.longest_step_s for _dest, sink in sinks)
             while stop is None or not stop.is_set():
                 with self.lock:
                     row = claims.next(store, worker)
                     if row is None:
                         return
-                with self.working(f"upload worker {worker}", sink.longest_step_s):
-                    self._process(store, sink, row, report, stop)
+                with self.working(f"upload worker {worker}", longest):
+                    if self.destinations:
+                        self._fan_out(store, sinks, row, report, stop)
+                    else:
+                        self._process(store, sinks[0][1], row, report, stop)
         except Exception as exc:  # a worker must not die silently
             _log.exception("upload.worker_failed", worker=worker, reason=describe(exc))
             with self.lock:
                 report.crashed.append(describe(exc))
         finally:
-            if sink is not None:
+            for _dest, sink in sinks:
                 sink.close()
             store.close()
 
@@ -378,6 +442,220 @@ class Uploader:
                 at.wall,
             )
 
+    # ---- several sinks ([[sync.sinks]]) -------------------------------------------------------
+
+    def _fan_out(
+        self,
+        store: Store,
+        sinks: list[tuple[Destination | None, Sink]],
+        row: FileRow,
+        report: SyncReport,
+        stop: threading.Event | None,
+    ) -> None:
+        """Send the claimed row to every sink that has not confirmed it, each on its own (one
+        failing never keeps the file from the others), then finish the row once: confirmed
+        where held_when is met, else back to the queue or held for the sinks it waits for."""
+        item = {"file_id": row.id, "sha256": row.sha256, "name": row.camera_name}
+        log_ = _log.bind(file_id=row.id, sha256=row.sha256, attempt=row.upload_attempts)
+        done = {
+            name: Confirmation(st.level, st.ref)
+            for name, st in store.sink_states(row.id).items()
+            if st.state == "confirmed"
+        }
+        failures: dict[str, BaseException] = {}
+        for dest, sink in sinks:
+            if dest is None or dest.name in done:
+                continue
+            try:
+                done[dest.name] = self._send_one(store, dest, sink, row, stop, log_)
+            except _Stopped:
+                now = utc_now()
+                store.defer_upload(row.id, "interrupted by shutdown", now, now)
+                self.schedule.defer(row.id, 0.0, now)
+                log_.info("upload.interrupted", sink=dest.name)
+                return
+            except Exception as exc:  # per sink: recorded, the next sink still gets the file
+                failures[dest.name] = exc
+                self._sink_failed(store, row.id, dest.name, exc, log_)
+        self._finish_fan_out(store, row, done, failures, report, item, log_)
+
+    def _backfill(
+        self, store: Store, report: SyncReport, stop: threading.Event | None = None
+    ) -> None:
+        """Confirmed files (held_when met) that a sink outside the rule still waits for, while
+        their staged copy is kept: sent to it here, one at a time. A sink that fails waits for
+        a later pass: the next one for `sync --once` (stop None), else its backoff on the
+        monotonic clock (the daemon passes every few seconds while files arrive)."""
+        if not self.destinations:
+            return
+        by_name = {d.name: d for d in self.destinations}
+        now = self.schedule.monotonic()
+        failed = {n for n, (due, _) in self._sink_backoff.items() if stop is not None and due > now}
+        sinks: dict[str, Sink] = {}
+        try:
+            for file_id, name in store.sinks_to_backfill(_BACKFILL_PER_PASS):
+                dest = by_name.get(name)
+                if dest is None or name in failed or (stop is not None and stop.is_set()):
+                    continue
+                if name not in sinks:
+                    throttle = _beating(self.throttle, self.beat)
+                    sinks[name] = make_destination_sink(self.config, dest, throttle)
+                if self._backfill_one(store, dest, sinks[name], file_id, report, stop):
+                    self._sink_backoff.pop(name, None)
+                else:
+                    failed.add(name)
+                    self._back_off_sink(name)
+        finally:
+            for sink in sinks.values():
+                sink.close()
+
+    def _back_off_sink(self, name: str) -> None:
+        _due, attempts = self._sink_backoff.get(name, (0.0, 0))
+        delay = self._backoff(attempts, None)
+        self._sink_backoff[name] = (self.schedule.monotonic() + delay, attempts + 1)
+
+    def _backfill_one(
+        self,
+        store: Store,
+        dest: Destination,
+        sink: Sink,
+        file_id: int,
+        report: SyncReport,
+        stop: threading.Event | None,
+    ) -> bool:
+        row = store.file(file_id)
+        log_ = _log.bind(file_id=row.id, sha256=row.sha256)
+        try:
+            with self.working(f"upload to {dest.name}", sink.longest_step_s):
+                confirmation = self._send_one(store, dest, sink, row, stop, log_, rowless=True)
+        except _Stopped:
+            return True
+        except Exception as exc:  # recorded for this sink; the file stays confirmed
+            self._sink_failed(store, row.id, dest.name, exc, log_)
+            return False
+        with self.lock:
+            report.confirmed.append(
+                {
+                    "file_id": row.id,
+                    "sha256": row.sha256,
+                    "name": row.camera_name,
+                    "level": confirmation.level,
+                    "ref": confirmation.ref,
+                    "sinks": [dest.name],
+                }
+            )
+        return True
+
+    def _send_one(
+        self,
+        store: Store,
+        dest: Destination,
+        sink: Sink,
+        row: FileRow,
+        stop: threading.Event | None,
+        log_: Any,
+        *,
+        rowless: bool = False,
+    ) -> Confirmation:
+        """Send to one sink and sign its confirmation. `rowless`: the row is confirmed already
+        (a sink outside held_when): its resume columns are not this upload's to write."""
+        job = build_job(store, row, self.config, sink.name)
+        log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=dest.name)
+        receipt = ReceiptWriter(self.config.staging_path, row)
+        progress: Progress = (
+            _Passive(stop)
+            if rowless
+            else _RowProgress(
+                store, row.id, sink.name, stop, receipt, offsets=dest.sync.kind == "tus"
+            )
+        )
+        confirmation = sink.send(job, progress)
+        self._confirm_sink(store, row, dest, confirmation)
+        receipt.confirmed(sink.name, confirmation.level, confirmation.ref, utc_now())
+        log_.info(
+            "upload.sink_confirmed", sink=dest.name, level=confirmation.level, ref=confirmation.ref
+        )
+        return confirmation
+
+    def _confirm_sink(
+        self, store: Store, row: FileRow, dest: Destination, confirmation: Confirmation
+    ) -> None:
+        """This sink's state and its signed confirmation, in one transaction."""
+        at = wallclock.stamp()
+        sealer = Sealer(store, self.key, self.config.station_id, self.config.staging_path)
+        station = station_destination(self.config, dest)
+        with store.transaction():
+            store.record_sink(
+                row.id,
+                dest.name,
+                "confirmed",
+                at.wall,
+                level=confirmation.level,
+                ref=confirmation.ref,
+            )
+            sealer.confirm(
+                row,
+                {
+                    "sink_kind": dest.identity.kind,
+                    "sink_endpoint": dest.identity.endpoint,
+                    "sink_id": dest.identity.fingerprint,
+                    "sink_name": dest.name,
+                    "station_sink_id": station.fingerprint,
+                    "station_sink_endpoint": station.endpoint,
+                    "level": confirmation.level,
+                    "sink_ref": confirmation.ref,
+                    "digest": confirmation.digest,
+                    "config": source_of(self.config),
+                },
+                at.wall,
+            )
+
+    def _sink_failed(
+        self, store: Store, file_id: int, name: str, exc: BaseException, log_: Any
+    ) -> None:
+        retryable = classify(exc) is ErrorKind.RETRYABLE
+        reason = describe(exc)
+        store.record_sink(
+            file_id, name, "waiting" if retryable else "held", utc_now(), reason=reason
+        )
+        log_.warning(
+            "upload.sink_failed",
+            sink=name,
+            error_kind="retryable" if retryable else "permanent",
+            reason=reason,
+        )
+
+    def _finish_fan_out(
+        self,
+        store: Store,
+        row: FileRow,
+        done: dict[str, Confirmation],
+        failures: dict[str, BaseException],
+        report: SyncReport,
+        item: dict[str, Any],
+        log_: Any,
+    ) -> None:
+        wanted = self.required if self.required is not None else tuple(done)
+        if done and all(name in done for name in wanted):
+            held = [done[name] for name in wanted]
+            weakest = min(held, key=lambda c: level_rank(c.level))
+            at = wallclock.stamp()
+            store.confirm_upload(
+                row.id, weakest.level, weakest.ref, at.wall, at.epoch, at.boottime_s
+            )
+            self.schedule.forget(row.id)
+            log_.info("upload.confirmed", level=weakest.level, sinks=",".join(sorted(done)))
+            with self.lock:
+                report.confirmed.append(
+                    {**item, "level": weakest.level, "ref": weakest.ref, "sinks": sorted(done)}
+                )
+            return
+        # Waiting for sinks held_when needs: retried while any of them may still succeed.
+        waiting = {n: e for n, e in failures.items() if n in wanted or self.required is None}
+        retryable = {n: e for n, e in waiting.items() if classify(e) is ErrorKind.RETRYABLE}
+        name, exc = next(iter(retryable.items() or waiting.items()))
+        self._failed(store, row, exc, report, item, log_, prefix=f"sink {name}: ")
+
     def _failed(
         self,
         store: Store,
@@ -386,9 +664,10 @@ class Uploader:
         report: SyncReport,
         item: dict[str, Any],
         log_: Any,
+        prefix: str = "",
     ) -> None:
         file_id = row.id
-        reason = describe(exc)
+        reason = prefix + describe(exc)
         kind = classify(exc)
         now = utc_now()
         if isinstance(exc, UploadMismatch):

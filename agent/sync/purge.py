@@ -58,15 +58,19 @@ def purge_confirmed(
     staging_root: Path,
     grace_s: int,
     wall_trusted: Callable[[], bool] | None = None,
+    required: tuple[str, ...] | None = None,
 ) -> tuple[int, int]:
-    """Remove the staged copies of files confirmed at least grace_s ago: (count, bytes freed)."""
+    """Remove the staged copies of files confirmed at least grace_s ago: (count, bytes freed).
+    `required`: the sinks whose signed confirmations held_when requires (None: any sink's)."""
     now = wallclock.stamp()
     trusted: bool | None = None
     purged = freed = 0
     done: list[str] = []
     # Rows confirmed on this boot less than the grace ago are certainly not due (the boot clock
     # decides them, copy_may_be_purged rule 1): not read at all.
-    for row in store.purge_candidates(not_after=(now.epoch, now.boottime_s - grace_s)):
+    for row in store.purge_candidates(
+        not_after=(now.epoch, now.boottime_s - grace_s), required=required
+    ):
         confirmed = _stamp_of(row)
         if trusted is None and (confirmed is None or confirmed.epoch != now.epoch):
             trusted = (wall_trusted or WallTrust())()  # asked only when a row needs it

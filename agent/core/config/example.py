@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from agent.core.config.spec import Declared, declared, tables
+from agent.core.config.sync import SinkConfig, SyncConfig
 from agent.core.config.tables import Config, RetentionClass, RetentionConfig, RetentionRule
 
 
@@ -31,7 +32,23 @@ def render() -> str:
             for decl in declared(cls):
                 lines += _key(decl, getattr(getattr(defaults, name), decl.attribute))
             blocks.append(lines)
+            if cls is SyncConfig:
+                blocks.append(_sinks())
     return "\n\n".join("\n".join(block) for block in blocks) + "\n"
+
+
+def _sinks() -> list[str]:
+    """[[sync.sinks]], commented out: the station has one sink unless it lists several."""
+    lines = _comment(
+        """Several sinks instead of the one above: one [[sync.sinks]] table each, e.g. the central
+server and a NAS backup; the keys not named here (TLS, pacing, retries) are [sync]'s."""
+    )
+    example = {"name": "central", "kind": "tus", "endpoint": "https://evidence.example.org/files"}
+    lines.append("# [[sync.sinks]]")
+    for decl in declared(SinkConfig):
+        lines += [f"# {line}" if line != "#" else "#" for line in _comment(decl.doc)]
+        lines.append(f"# {decl.name} = {_toml(example.get(decl.name, decl.default))}")
+    return lines
 
 
 def _retention(retention: RetentionConfig) -> list[list[str]]:

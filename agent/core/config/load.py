@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from agent.core.config import retention
 from agent.core.config.reader import Reader
+from agent.core.config.sinks import read_sync
 from agent.core.config.spec import declared, tables
 from agent.core.config.sync import SyncConfig
 from agent.core.config.tables import Config, DevicesConfig
@@ -49,6 +50,8 @@ def load(
     for name, value in raw.items():
         if name == "retention":
             values[name] = retention.read(reader, value)
+        elif name == "sync":
+            values[name] = read_sync(reader, value)
         elif name in by_table:
             values[name] = reader.table(name, value, by_table[name])
     # data_dir: DOCKAGENT_DATA_DIR overrides everything; then the file; then systemd's
@@ -149,19 +152,24 @@ def _is_loopback(host: str) -> bool:
 
 def _check_sync(sync: SyncConfig, reader: Reader) -> None:
     if sync.kind == "tus":
-        if not sync.endpoint:
-            raise reader.fail("sync", "endpoint", "required when kind is tus")
-        parts = urlsplit(sync.endpoint)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise reader.fail("sync", "endpoint", "must be an https:// URL")
-        # Evidence and tokens never cross a network in clear text; loopback is for tests and a
-        # local TLS-terminating proxy.
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise reader.fail(
-                "sync", "endpoint", "plain http is refused except to a loopback address"
-            )
+        _check_endpoint(reader, sync.endpoint, "sync")
     if bool(sync.client_cert) != bool(sync.client_key):
         raise reader.fail("sync", "client_key", "client_cert and client_key go together")
+    for sink in sync.sinks:
+        if sink.kind == "tus":
+            _check_endpoint(reader, sink.endpoint, f"sync.sinks {sink.name!r}")
+
+
+def _check_endpoint(reader: Reader, endpoint: str, section: str) -> None:
+    if not endpoint:
+        raise reader.fail(section, "endpoint", "required when kind is tus")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise reader.fail(section, "endpoint", "must be an https:// URL")
+    # Evidence and tokens never cross a network in clear text; loopback is for tests and a
+    # local TLS-terminating proxy.
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise reader.fail(section, "endpoint", "plain http is refused except to a loopback address")
 
 
 def _check_custody(config: Config, reader: Reader) -> None:

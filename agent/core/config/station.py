@@ -16,6 +16,7 @@ file; it decides nothing about a file and writes only the record at first use.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from agent.core import durable
 from agent.core.config.load import ENV_CONFIG, load
+from agent.core.config.sinks import destination
+from agent.core.config.sync import SyncConfig
 from agent.core.config.tables import Config
 from agent.core.errors import AgentError, ForeignConfig
 
@@ -126,9 +129,24 @@ def station_sink(cfg: Config) -> SinkIdentity:
     """The sink the station's own configuration names: `cfg`'s own where it is the station's
     (or none is recorded), else the recorded file's. ForeignConfig where that file cannot be
     read (a person must look)."""
+    return sink_of(_station_config(cfg))
+
+
+def station_destination(cfg: Config, dest: Destination) -> SinkIdentity:
+    """The sink the station's own configuration names in place of `dest`: `dest`'s own where
+    `cfg` is the station's, else the station's sink of that name (its first one if none)."""
+    own = _station_config(cfg)
+    if own is cfg:
+        return dest.identity
+    theirs = destinations(own)
+    named = [d for d in theirs if d.name == dest.name]
+    return (named or list(theirs))[0].identity
+
+
+def _station_config(cfg: Config) -> Config:
     station = recorded(cfg.data_path)
     if station is None or station == source_of(cfg):
-        return sink_of(cfg)
+        return cfg
     try:
         # Not $DOCKAGENT_CONFIG: it names the configuration this command was given.
         env = {k: v for k, v in os.environ.items() if k != ENV_CONFIG}
@@ -137,4 +155,61 @@ def station_sink(cfg: Config) -> SinkIdentity:
         raise ForeignConfig(
             problem=f"the station's configuration {station} cannot be read ({exc.message})"
         ) from exc
-    return sink_of(own)
+    return own
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One sink a file goes to: its name ("" for the single sink of [sync]), the [sync] keys
+    with its own, and its identity (what its confirmation records name)."""
+
+    name: str
+    sync: SyncConfig
+    identity: SinkIdentity
+
+
+def destinations(cfg: Config) -> tuple[Destination, ...]:
+    """Every sink of the configuration: [[sync.sinks]] in order, else [sync]'s one."""
+    if not cfg.sync.sinks:
+        return (Destination("", cfg.sync, sink_of(cfg)),)
+    return tuple(
+        Destination(
+            s.name,
+            dataclasses.replace(
+                cfg.sync,
+                kind=s.kind,
+                endpoint=s.endpoint,
+                directory_root=s.directory_root,
+                confirm_level=s.confirm_level,
+                sinks=(),
+            ),
+            SinkIdentity(s.kind, destination(s) if s.kind == "directory" else s.endpoint),
+        )
+        for s in cfg.sync.sinks
+    )
+
+
+def held_sinks(cfg: Config) -> tuple[str, ...] | None:
+    """The fingerprints of the sinks whose signed confirmations unlock purge and wipe (each
+    one of them), or None where any sink's confirmation does (a single sink; "any")."""
+    rule = cfg.sync.held_when
+    if not cfg.sync.sinks or rule == ("any",):
+        return None
+    chosen = [d for d in destinations(cfg) if rule == ("all",) or d.name in rule]
+    return tuple(sorted(d.identity.fingerprint for d in chosen))
+
+
+def required_names(cfg: Config) -> tuple[str, ...] | None:
+    """The names of the sinks held_when requires each of; None where any one will do."""
+    rule = cfg.sync.held_when
+    if not cfg.sync.sinks or rule == ("any",):
+        return None
+    return tuple(d.name for d in destinations(cfg) if rule == ("all",) or d.name in rule)
+
+
+def described(cfg: Config) -> str:
+    """The configuration's sinks in words (audit records): [sync]'s one as it always was, or
+    each of [[sync.sinks]] by name."""
+    if not cfg.sync.sinks:
+        return sink_of(cfg).described()
+    return "; ".join(f"{d.name}: {d.identity.described()}" for d in destinations(cfg))

@@ -7,12 +7,13 @@ in `load.py`. Nothing here opens a connection or reads a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.core.config import checks
 from agent.core.config.spec import key
 
 SYNC_KINDS = ("directory", "tus")
+HELD_WHEN = ("all", "any")  # or the names of [[sync.sinks]]
 CONFIRM_LEVELS = ("complete", "checksummed", "verified")  # specs/upload-protocol.md, in order
 
 _OPTIONAL_PATH = (checks.absolute_path_or_empty,)
@@ -124,3 +125,27 @@ class SyncConfig:
         stays). An unconfirmed copy is never purged.
         """,
     )
+    held_when: tuple[str, ...] = key(
+        ("all",),
+        """
+        With several [[sync.sinks]]: whose confirmations unlock the purge of a staged copy and
+        a wipe under after_confirm. "all" (every sink), "any" (the first to confirm), or a list
+        of sink names, e.g. ["central"] (each named sink). A single sink ignores it.
+        """,
+    )
+    # [[sync.sinks]]: each file goes to every one of them, confirmed and recorded separately
+    # (agent.core.config.sinks); empty means the one sink the keys above describe.
+    sinks: tuple[SinkConfig, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """One [[sync.sinks]] table; the keys it does not name (TLS, pacing, retries) are [sync]'s."""
+
+    name: str = key("", "The sink's name: in status, in held_when, in the store; unique.")
+    kind: str = key("directory", 'As [sync] kind: "directory" or "tus".', choices=SYNC_KINDS)
+    endpoint: str = key("", "tus: the creation URL, as [sync] endpoint.")
+    directory_root: str = key(
+        "", "directory: the sink's root (required for a directory sink).", checks=_OPTIONAL_PATH
+    )
+    confirm_level: str = key("verified", "As [sync] confirm_level.", choices=CONFIRM_LEVELS)
