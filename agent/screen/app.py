@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from agent.core import i18n, wallclock
 from agent.core.config import Config
-from agent.core.errors import AgentError
+from agent.core.errors import AgentError, StoreMissing
 from agent.screen import page, times, view
 from agent.store import DatabaseError, Store
 
@@ -42,6 +42,10 @@ def _look(config: Config, _: view.Words, now: Callable[[], datetime]) -> bytes:
     )
     try:
         store = Store.open_read_only(config.data_path)
+    except StoreMissing:
+        if not (config.data_path / Store.MARKER).exists():
+            return view.as_json(view.state(None, ctx))  # a new station: nothing taken in yet
+        return view.as_json(view.state(None, ctx, _("The station's database is missing")))
     except (AgentError, DatabaseError) as exc:
         problem = _("The station's database cannot be read: {problem}").format(
             problem=type(exc).__name__

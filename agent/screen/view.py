@@ -138,7 +138,7 @@ def _activity(progress: DockProgress, session: SessionRow, ctx: Context, tile: T
         _uploading(progress, ctx, tile)
     else:
         tile.state, tile.activity = "confirmed", _("Confirmed")
-        tile.detail = _("{n} files held by the central server").format(
+        tile.detail = _("{n} files confirmed by the sink").format(
             n=files.get(FileState.CONFIRMED.value, 0)
         )
         tile.percent = 100
@@ -198,14 +198,15 @@ def _tile(store: Store, session: SessionRow, label: str, ctx: Context) -> Tile:
     return tile
 
 
-def tiles(store: Store, ctx: Context) -> list[Tile]:
-    """Every configured bay in order (empty or not), then cameras docked in ports no bay names."""
+def tiles(store: Store | None, ctx: Context) -> list[Tile]:
+    """Every configured bay in order (empty or not), then cameras docked in ports no bay names
+    (every bay empty when there is no store to read)."""
     _ = ctx.words
     bays = bays_of(ctx.config)
     docked: dict[str, SessionRow] = {}
     others: list[SessionRow] = []
     # The newest session of each port: a camera taken in again keeps its bay.
-    for session in store.docked_sessions():
+    for session in store.docked_sessions() if store is not None else ():
         bay = bay_of(bays, session.port_path)
         if bay is None:
             others.append(session)
@@ -213,11 +214,12 @@ def tiles(store: Store, ctx: Context) -> list[Tile]:
             docked[bay.label] = session
     out = [
         _tile(store, docked[bay.label], bay.label, ctx)
-        if bay.label in docked
+        if store is not None and bay.label in docked
         else Tile(bay=bay.label, state="empty", activity=_("Empty"))
         for bay in bays
     ]
-    out += [_tile(store, s, _port_label(s.port_path, ctx.words), ctx) for s in others]
+    if store is not None:
+        out += [_tile(store, s, _port_label(s.port_path, ctx.words), ctx) for s in others]
     return out
 
 
@@ -280,7 +282,7 @@ def state(store: Store | None, ctx: Context, problem: str = "") -> dict[str, Any
         "date": ctx.now.astimezone(ctx.zone).strftime("%Y-%m-%d"),
         "zone": times.zone_label(ctx.zone, _),
         "alarms": shown,
-        "tiles": [vars(t) for t in tiles(store, ctx)] if store is not None else [],
+        "tiles": [vars(t) for t in tiles(store, ctx)],
     }
 
 
