@@ -11,11 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
-import uvicorn
-
 from agent.cli import context
 from agent.core import i18n, log
-from agent.screen import app
 
 _log = log.get(__name__)
 
@@ -28,6 +25,10 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - the web stack only in the process that serves the page
+
+    from agent.screen import app  # noqa: PLC0415 - likewise (starlette)
+
     cfg = context.load_config(args.config, args.log_level)
     language = i18n.language_of(cfg.station.language, os.environ)
     host = args.bind or cfg.screen.bind

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from agent.core.config import Config
 from agent.core.model import CUSTODY_STATES, FileState, SessionOutcome, display_name
+from agent.core.wallclock import iso
 from agent.screen import times
 from agent.store import DockProgress, HealthRow, SessionRow, Store
 
@@ -250,9 +251,9 @@ def alarms(store: Store, ctx: Context) -> list[str]:
             )
         )
     recent = ctx.now - timedelta(minutes=ctx.config.screen.refusals_shown_min)
-    for refusal in store.refusals(limit=5):
+    for refusal in store.refusals_since(iso(recent)):
         at = times.parse_utc(refusal.at)
-        if at is None or at < recent:
+        if at is None:
             continue
         out.append(
             _("Device refused at {at}: {reason}").format(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from agent.core.model import FileState
 from agent.store.base import StoreBase
+from agent.store.devices import RefusalRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +67,12 @@ class ScreenQueries(StoreBase):
         if row is None or not row[0]:
             return None
         return UploadTrouble(int(row[0]), str(row[1] or ""))
+
+    def refusals_since(self, since: str, limit: int = 5) -> list[RefusalRow]:
+        """The newest `limit` refusals at or after `since` (station UTC text), newest first:
+        read from the index on their time, however many the station refused before."""
+        rows = self.conn.execute(
+            "SELECT * FROM refusals WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
+            (since, max(0, int(limit))),
+        )
+        return [RefusalRow.from_row(r) for r in rows]
