@@ -156,7 +156,9 @@ def _wipe(session: SessionRow, progress: DockProgress, _: Words) -> str:
         return ""
     if session.wipe_state != "not wiped":
         state += " " + _("({n} files)").format(n=progress.wiped)
-    return state + (f": {_text(session.wipe_detail)}" if session.wipe_detail else "")
+    if not session.wipe_detail:
+        return state
+    return _("{label}: {text}").format(label=state, text=_text(session.wipe_detail))
 
 
 def _readiness(health: HealthRow | None, tile: Tile, _: Words) -> None:
@@ -184,7 +186,11 @@ def _readiness(health: HealthRow | None, tile: Tile, _: Words) -> None:
         if not isinstance(reason, dict) or reason.get("severity") == "info":
             continue
         area = str(reason.get("area", ""))
-        tile.reasons.append(f"{areas.get(area, _text(area))}: {_text(str(reason.get('text', '')))}")
+        tile.reasons.append(
+            _("{label}: {text}").format(
+                label=areas.get(area, _text(area)), text=_text(str(reason.get("text", "")))
+            )
+        )
 
 
 def _tile(store: Store, session: SessionRow, label: str, ctx: Context) -> Tile:

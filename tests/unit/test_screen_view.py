@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from agent.core import config, i18n
 from agent.core.errors import ConfigError
+from agent.core.model import Candidate, FileKind, FileState, display_name
 from agent.core.wallclock import iso
 from agent.screen import times, view
 from agent.store import Store
@@ -137,3 +138,65 @@ def test_the_defaults_serve_loopback_in_the_systems_language_and_zone(tmp_path: 
     assert times.station_zone("").key == (
         os.path.realpath("/etc/localtime").partition("/zoneinfo/")[2] or "UTC"
     )
+
+
+def _file(store: Store, sid: int, n: int, size: int, state: FileState) -> int:
+    name = f"RECORD/F{n}.MP4".encode()
+    cand = Candidate(name, size, 1, 0, 0, FileKind.VIDEO, "2026-12-07T03:00:00", "", n, False, True)
+    fid = store.register(sid, "CAM0001", cand, display_name(name), iso(NOW))[0]
+    steps = [
+        (FileState.DISCOVERED, FileState.COPYING, {}),
+        (FileState.COPYING, FileState.STAGED, {"sha256": "ab" * 32, "staged_path": f"C/{fid}"}),
+        (FileState.STAGED, FileState.SEALED, {"record_seq": fid}),
+        (FileState.SEALED, FileState.UPLOADING, {}),
+    ]
+    for before, after, fields in steps:
+        if state == before:
+            break
+        store.transition(fid, before, after, **fields)
+    return fid
+
+
+def test_a_copy_shows_bytes_rate_and_time_left(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "")
+    store = Store.open(cfg.data_path, create=True)
+    try:
+        sid = store.open_session(
+            {
+                "device_serial": "CAM0001",
+                "source": "/media/x",
+                # Docked 10 s before NOW: 30 MB held in 10 s is 3 MB/s; 60 MB left is 20 s.
+                "docked_at": iso(NOW - timedelta(seconds=10)),
+            }
+        )
+        _file(store, sid, 1, 30_000_000, FileState.STAGED)
+        _file(store, sid, 2, 40_000_000, FileState.COPYING)
+        _file(store, sid, 3, 20_000_000, FileState.DISCOVERED)
+        (tile,) = view.state(store, _context(cfg))["tiles"]
+    finally:
+        store.close()
+    assert tile["state"] == "copying" and tile["activity"] == "Copying"
+    assert tile["detail"] == "30.0 MB of 90.0 MB · 3.0 MB/s · 20 s left"
+    assert tile["percent"] == 33
+
+
+def test_alarms_name_a_low_disk_and_an_unreachable_server(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "[storage]\nreserve_bytes = 0\n")
+    store = Store.open(cfg.data_path, create=True)
+    try:
+        sid = _docked(store, "CAM0001", "")
+        fid = _file(store, sid, 1, 1000, FileState.UPLOADING)
+        store.defer_upload(
+            fid, "connection refused by https://user:pw@evidence.example", iso(NOW), iso(NOW)
+        )
+        ctx = _context(cfg)
+        low = view.Context(ctx.config, ctx.words, ctx.zone, ctx.now, (5_000_000, 100_000_000))
+        shown = view.state(store, low)["alarms"]
+        fine = view.Context(ctx.config, ctx.words, ctx.zone, ctx.now, (50_000_000, 100_000_000))
+        healthy_disk = view.state(store, fine)["alarms"]
+    finally:
+        store.close()
+    assert shown[0] == "Station disk low: 5.0 MB free"
+    assert shown[1] == "Central server unreachable: 1 files waiting (last try 04:00:00)"
+    assert len(healthy_disk) == 1
+    assert "evidence.example" not in "".join(shown)  # the server's address is not shown
