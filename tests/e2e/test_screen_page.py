@@ -13,6 +13,7 @@ under the test's tmp dir and under the basetemp (screen-artifacts/).
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import socket
@@ -42,6 +43,24 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 PORT = "pci-0000:00:14.0-usb-0:{n}:1.0-scsi-0:0:0:0"
 COPYING, DONE = "SCRCOPY1", "SCRDONE1"
+
+
+def _served(url: str) -> dict[str, object]:
+    """The page's document and headers, and what a write to it is answered."""
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        answer = conn.getresponse()
+        served: dict[str, object] = {"csp": answer.getheader("Content-Security-Policy")}
+        served["body"] = answer.read().decode()
+        conn.request("POST", "/state", body=b"{}")
+        write = conn.getresponse()
+        write.read()
+        served["post"] = write.status
+    finally:
+        conn.close()
+    return served
 
 
 def _free_port() -> int:
@@ -231,6 +250,7 @@ def test_the_bay_screen_shows_the_docked_cameras_progress_verdicts_and_alarms(
                     _screen(station, station.config_path, _free_port()) as url,
                     _browser(tmp_path / "chromium-en") as driver,
                 ):
+                    served = _served(url)
                     driver.get(url)
                     assert driver.title == "Bay status"
                     _wait_tile(driver, COPYING, "copying")
@@ -279,6 +299,10 @@ def test_the_bay_screen_shows_the_docked_cameras_progress_verdicts_and_alarms(
     assert second["state"] == "copying", second
     assert _copied_bytes(second["detail"]) > _copied_bytes(first["detail"]), (first, second)
     assert re.match(r"[\d.,]+ MB of [\d.,]+ MB · [\d.,]+ MB/s · .+ left$", first["detail"]), first
+    # Nothing loaded from anywhere: no address in the page, and its policy allows this server only.
+    assert not re.search(r"https?://|//[a-z]", str(served["body"])), served["body"]
+    assert "default-src 'none'" in str(served["csp"]) and "connect-src 'self'" in str(served["csp"])
+    assert served["post"] == 405  # read-only: nothing but GET and HEAD
     # The camera taken in, in bay 2: confirmed, not ready, and why.
     assert done["bay"] == "2" and done["state"] == "confirmed"
     assert done["activity"] == "Confirmed"
