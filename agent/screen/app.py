@@ -22,7 +22,7 @@ from agent.core import i18n, wallclock
 from agent.core.config import Config
 from agent.core.errors import AgentError, StoreMissing
 from agent.screen import page, times, view
-from agent.store import DatabaseError, Store
+from agent.store import DatabaseError, Store, readonly
 
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -39,6 +39,7 @@ def _look(config: Config, _: view.Words, now: Callable[[], datetime]) -> bytes:
         zone=times.station_zone(config.station.timezone),
         now=now(),
         disk_free=view.disk_free(config.data_path),
+        daemon_running=readonly.writer_present(config.db_path),
     )
     try:
         store = Store.open_read_only(config.data_path)

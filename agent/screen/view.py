@@ -74,6 +74,8 @@ class Context:
     zone: ZoneInfo
     now: datetime
     disk_free: tuple[int, int] | None  # (free bytes, total bytes) of the data directory
+    # Whether the daemon has the database open (agent.store.readonly.writer_present).
+    daemon_running: bool = True
 
 
 def _text(value: str) -> str:
@@ -241,6 +243,8 @@ def _port_label(port_path: str, _: Words) -> str:
 def alarms(store: Store, ctx: Context) -> list[str]:
     _ = ctx.words
     out: list[str] = []
+    if not ctx.daemon_running:
+        out.append(_("The station's service is not running: cameras are not taken in"))
     if ctx.disk_free is not None:
         free, total = ctx.disk_free
         low = free < ctx.config.storage.reserve_bytes or (

@@ -20,7 +20,7 @@ from agent.core.errors import ConfigError
 from agent.core.model import Candidate, FileKind, FileState, display_name
 from agent.core.wallclock import iso
 from agent.screen import times, view
-from agent.store import Store
+from agent.store import Store, readonly
 
 PORT = "pci-0000:00:14.0-usb-0:{n}:1.0-scsi-0:0:0:0"
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
@@ -200,3 +200,21 @@ def test_alarms_name_a_low_disk_and_an_unreachable_server(tmp_path: Path) -> Non
     assert shown[1] == "Central server unreachable: 1 files waiting (last try 04:00:00)"
     assert len(healthy_disk) == 1
     assert "evidence.example" not in "".join(shown)  # the server's address is not shown
+
+
+def test_a_database_no_process_holds_open_is_the_alarm_of_a_stopped_service(
+    tmp_path: Path,
+) -> None:
+    cfg = _config(tmp_path, "")
+    writer = Store.open(cfg.data_path, create=True)
+    running = readonly.writer_present(cfg.db_path)
+    writer.close()
+    assert running and not readonly.writer_present(cfg.db_path)
+    ctx = _context(cfg)
+    stopped = view.Context(ctx.config, ctx.words, ctx.zone, ctx.now, None, daemon_running=False)
+    reader = Store.open_read_only(cfg.data_path)
+    try:
+        shown = view.alarms(reader, stopped)
+    finally:
+        reader.close()
+    assert shown == ["The station's service is not running: cameras are not taken in"]
