@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "metrics": "agent.cli.metricscmd",
     "rebuild": "agent.cli.rebuild",
     "profile": "agent.cli.profilecmd",
+    "screen": "agent.cli.screencmd",
 }
 _GLOBAL_WITH_VALUE = ("--config", "--log-level")
 

@@ -93,6 +93,8 @@ class Importer:
         self.binding = BindingCheck(BindingState.OFF, "")
         self.hardware_check = ""
         self.identity_check = ""
+        # The physical USB port the camera is docked in (udev ID_PATH), for the session's row.
+        self.port_path = ""
         self.listing: tuple[Candidate, ...] = ()  # what this pass listed on the camera
         # The row of each listed (path, size, mtime) in this pass, once its content is known:
         # another row of the same identity (bytes the camera no longer holds there) is not
@@ -191,6 +193,7 @@ class Importer:
                 "unit": info.unit,
                 "source": path,
                 "docked_at": self.now(),
+                "port_path": self.port_path,
             }
         )
         self.session_id = session_id

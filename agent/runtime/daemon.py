@@ -437,6 +437,7 @@ class Daemon:
             hardware = f"{dock.unlocked.summary()}; matches USB serial {usb_serial}"
         sealer = Sealer(store, self.key, self.cfg.station_id, self.cfg.staging_path)
         importer = Importer(self.cfg, store, sealer, dock.profile)
+        importer.port_path = dock.port
         # A chunk copied or a file finished is progress for the watchdog
         importer.copier.on_chunk = self.liveness.beat
         importer.prover.on_chunk = self.liveness.beat

@@ -48,6 +48,7 @@ from agent.store.healthrows import (
 from agent.store.restore import RestoreQueries, salvage_records
 from agent.store.rows import FileRow, StateCount, UnreadableFile
 from agent.store.schema import MIGRATIONS
+from agent.store.screen import DockProgress, ScreenQueries, UploadTrouble
 from agent.store.service import OldestUnconfirmed, ServiceQueries
 from agent.store.sessions import SessionQueries, SessionRow
 from agent.store.sinkstate import SinkQueries, SinkState
@@ -83,6 +84,8 @@ __all__ += [
     "SinkState",
     "VerifiedHead",
 ]
+# What the bay status screen reads (agent.store.screen).
+__all__ += ["DockProgress", "UploadTrouble"]
 
 
 class Store(
@@ -96,6 +99,7 @@ class Store(
     RestoreQueries,
     VerifiedQueries,
     SinkQueries,
+    ScreenQueries,
 ):
     """The station's database. One instance per thread."""
 
@@ -133,6 +137,22 @@ class Store(
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(path=str(path), detail=str(exc)) from exc
         return store
+
+    @classmethod
+    def open_read_only(cls, data_dir: Path) -> Store:
+        """The store over a read-only connection (`mode=ro`, agent.store.readonly) whoever
+        the caller is, for a process that must never write (the bay status screen): the same
+        checks as any reader's, no marker restored, no migration, nothing written."""
+        path = data_dir / "dockagent.db"
+        marker = data_dir / cls.MARKER
+        expected = marker.read_text().strip() if marker.exists() else ""
+        if not (path.exists() and path.stat().st_size > 0):
+            raise StoreMissing(
+                path=str(path),
+                detail="empty" if path.exists() else "missing",
+                marker=str(marker) if expected else "none: nothing imported yet",
+            )
+        return cls._open_read_only(path, expected, marker)
 
     @classmethod
     def _open_read_only(cls, path: Path, expected: str, marker: Path) -> Store:

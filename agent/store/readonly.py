@@ -52,6 +52,12 @@ def connect(path: Path) -> tuple[sqlite3.Connection, Path | None]:
     raise StoreBusy(path=str(path))
 
 
+def writer_present(path: Path) -> bool:
+    """Whether some process has the database open now (its -wal and -shm exist only then): on
+    a station, the daemon, which keeps it open while it runs."""
+    return _wal_files_exist(path)
+
+
 def _wal_files_exist(path: Path) -> bool:
     return Path(f"{path}-wal").exists() and Path(f"{path}-shm").exists()
 

@@ -473,3 +473,10 @@ def _m0014(db: sqlite_utils.Database) -> None:
         CREATE INDEX file_sinks_state ON file_sinks(state, sink);
         """
     )
+
+
+@MIGRATIONS(name="0015_screen_port_path")
+def _m0015(db: sqlite_utils.Database) -> None:
+    # The physical USB port a camera was docked in (udev's ID_PATH, as the device source
+    # reported it; '' when it cannot tell): the bay status screen names the bay by it.
+    db.executescript("ALTER TABLE sessions ADD COLUMN port_path TEXT NOT NULL DEFAULT '';")

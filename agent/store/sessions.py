@@ -49,6 +49,8 @@ class SessionRow:
     identity_check: str = ""
     # 0012_scsi_unlock: what a vendor SCSI unlock found (JSON), '' when there was none
     unlock: str = ""
+    # 0015_screen_port_path: the physical USB port it was docked in (udev ID_PATH)
+    port_path: str = ""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, prefix: str = "") -> SessionRow:

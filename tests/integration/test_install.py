@@ -36,6 +36,7 @@ DOCUMENTED = {
     "usr/local/lib/systemd/system/dockagent.service": 0o644,
     "usr/local/lib/systemd/system/dockagent-scsi.socket": 0o644,
     "usr/local/lib/systemd/system/dockagent-scsi@.service": 0o644,
+    "usr/local/lib/systemd/system/dockagent-screen.service": 0o644,
     "usr/local/lib/udev/rules.d/99-dockagent.rules": 0o644,
     "var/lib/dockagent/": 0o750,
     "var/lib/dockagent/station.key": 0o600,
@@ -43,7 +44,7 @@ DOCUMENTED = {
     "var/lib/dockagent/station-config": 0o600,
 }
 UNITS = ("dockagent.service", "dockagent-mount@.service", "dockagent-scsi.socket",
-         "dockagent-scsi@.service")  # fmt: skip
+         "dockagent-scsi@.service", "dockagent-screen.service")  # fmt: skip
 PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
            "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",
            "usr/local/lib/udev/rules.d/", "var/", "var/lib/", "opt/dockagent/",

@@ -28,7 +28,7 @@ from tests.support.umockdev_sg import relay_command, write_profile
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 UNIT_FILES = ("dockagent.service", "dockagent-mount@.service", "dockagent-scsi.socket",
-              "dockagent-scsi@.service")  # fmt: skip
+              "dockagent-scsi@.service", "dockagent-screen.service")  # fmt: skip
 
 
 def _tool(name: str) -> str:
@@ -75,7 +75,7 @@ def test_systemd_analyze_verify_accepts_both_units(tmp_path: Path) -> None:
     shutil.copy(units / "dockagent-scsi@.service", units / "dockagent-scsi@0-1-0.service")
     proc = subprocess.run(
         [analyze, "verify", "--man=no", "dockagent.service", "dockagent-mount@sdb1.service",
-         "dockagent-scsi.socket", "dockagent-scsi@0-1-0.service"],
+         "dockagent-scsi.socket", "dockagent-scsi@0-1-0.service", "dockagent-screen.service"],
         cwd=units,
         capture_output=True,
         text=True,
@@ -104,6 +104,31 @@ def test_service_security_exposure_is_at_most_2_0() -> None:
     assert match, proc.stdout + proc.stderr
     assert float(match.group(1)) <= 2.0, proc.stdout
     assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=20 means 2.0
+
+
+def test_screen_unit_security_exposure_is_at_most_2_0_and_it_reads_only() -> None:
+    analyze = _tool("systemd-analyze")
+    proc = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager",
+         "dockagent-screen.service"],
+        cwd=UNITS,
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    match = re.search(
+        r"Overall exposure level for dockagent-screen\.service: (\d+\.\d+)", proc.stdout
+    )
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) <= 2.0, proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    unit = _unit((UNITS / "dockagent-screen.service").read_text())
+    # Its own process, no capability, the whole system read-only and nothing writable given.
+    assert unit["ExecStart"][0].endswith(" screen")
+    assert unit["CapabilityBoundingSet"] == [""]
+    assert unit["ProtectSystem"] == ["strict"]
+    assert not {"ReadWritePaths", "StateDirectory", "RuntimeDirectory"} & set(unit)
+    assert unit["IPAddressDeny"] == ["any"] and unit["IPAddressAllow"] == ["localhost"]
 
 
 def test_mount_unit_security_exposure_is_at_most_5_0(tmp_path: Path) -> None:

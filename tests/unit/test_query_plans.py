@@ -14,14 +14,17 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from agent.cli.inspecting import status_data
+from agent.core import i18n
 from agent.core.config import Config
 from agent.core.model import Candidate, FileKind, FileState, SessionOutcome, display_name
 from agent.reporting import compliance, metrics, sessions
+from agent.screen import times, view
 from agent.store import Store
 from agent.store.hot import HOT_QUERIES, SINCE
 
@@ -133,7 +136,14 @@ COMMANDS: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("ledger --since", lambda s: sessions.sessions(s, since=SINCE)),
     ("report compliance --since", lambda s: compliance.compliance(s, Config(), since=SINCE)),
     ("claim a sealed row", lambda s: s.claim_upload("w", "t")),
+    ("screen", lambda s: view.state(s, _screen_context())),
 )
+
+
+def _screen_context() -> view.Context:
+    cfg = Config()
+    zone = times.station_zone("UTC")
+    return view.Context(cfg, i18n.translations("en").gettext, zone, datetime.now(UTC), None)
 
 
 @pytest.mark.parametrize(("name", "call"), COMMANDS, ids=[n for n, _ in COMMANDS])

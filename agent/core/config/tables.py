@@ -17,6 +17,7 @@ from typing import ClassVar
 from agent.core.config import checks
 from agent.core.config.custody import CustodyConfig
 from agent.core.config.health import ComplianceConfig, HealthConfig
+from agent.core.config.screen import ScreenConfig, StationConfig
 from agent.core.config.spec import key, required
 from agent.core.config.sync import SyncConfig
 from agent.core.model import WipePolicy
@@ -308,6 +309,8 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     custody: CustodyConfig = field(default_factory=CustodyConfig)
+    station: StationConfig = field(default_factory=StationConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
     source: str = "<embedded defaults>"  # where this configuration came from, not a key
 
     @property
