@@ -188,8 +188,10 @@ def _upload_progress(r: FileRow) -> dict[str, object]:
     }
 
 
-def queue_item(r: FileRow) -> dict[str, object]:
-    """One file as `dockagent queue` shows it (and prints it with --json)."""
+def queue_item(r: FileRow, copying: dict[int, tuple[int, int]] | None = None) -> dict[str, object]:
+    """One file as `dockagent queue` shows it (and prints it with --json); `copying`: the bytes
+    done and total of the files being copied now (agent.store.progress)."""
+    copy_done, copy_total = (copying or {}).get(r.id, (0, r.size))
     return {
         "file_id": r.id,
         "camera": r.device_serial,
@@ -202,7 +204,25 @@ def queue_item(r: FileRow) -> dict[str, object]:
         "important": r.important,
         "wiped": bool(r.wiped_at),
         **_upload_progress(r),
+        "copy_done": copy_done if r.state is FileState.COPYING else None,
+        "copy_total": copy_total if r.state is FileState.COPYING else None,
+        "upload_done": _uploaded(r),
+        "upload_total": r.size,
     }
+
+
+def _state(item: dict[str, object]) -> str:
+    """The state, with how far its copy is while it is being copied."""
+    done, total = item["copy_done"], item["copy_total"]
+    if isinstance(done, int) and isinstance(total, int) and total:
+        return f"{item['state']} {100 * done // total}%"
+    return str(item["state"])
+
+
+def _uploaded(r: FileRow) -> int:
+    if r.state is FileState.CONFIRMED:
+        return r.size
+    return min(r.upload_offset, r.size) if r.state is FileState.UPLOADING else 0
 
 
 def run_queue(args: argparse.Namespace) -> int:
@@ -212,7 +232,8 @@ def run_queue(args: argparse.Namespace) -> int:
             rows = store.files_in_state(FileState(args.state))
         else:
             rows = store.files_not_in_state(FileState.CONFIRMED)
-    items = [queue_item(r) for r in rows]
+        copying = store.copying_progress()
+    items = [queue_item(r, copying) for r in rows]
     if args.json:
         emit_json(items)
         return 0
@@ -222,7 +243,7 @@ def run_queue(args: argparse.Namespace) -> int:
                 (
                     i["file_id"],
                     i["camera"],
-                    i["state"],
+                    _state(i),
                     i["size"],
                     i["upload"],
                     i["name"],

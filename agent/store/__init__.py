@@ -45,6 +45,7 @@ from agent.store.healthrows import (
     LedgerRow,
     Recording,
 )
+from agent.store.progress import CopyProgress, ProgressQueries, UploadProgress
 from agent.store.restore import RestoreQueries, salvage_records
 from agent.store.rows import FileRow, StateCount, UnreadableFile
 from agent.store.schema import MIGRATIONS
@@ -81,6 +82,8 @@ __all__ += [
     "SessionRow",
     "VerifiedHead",
 ]
+# How far a docked camera's copy and uploads are.
+__all__ += ["CopyProgress", "UploadProgress"]
 
 
 class Store(
@@ -93,6 +96,7 @@ class Store(
     ServiceQueries,
     RestoreQueries,
     VerifiedQueries,
+    ProgressQueries,
 ):
     """The station's database. One instance per thread."""
 

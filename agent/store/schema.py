@@ -449,3 +449,27 @@ def _m0013(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="0014_docked_progress_readiness")
+def _m0014(db: sqlite_utils.Database) -> None:
+    # How far the copy of a docked camera is (bytes done of the bytes to copy, and of the file
+    # being copied), one row per session overwritten a few times a second at most; and when the
+    # readiness verdict was last judged, and whether it is final (the camera was undocked).
+    # A table of its own: the files table, which the queue's hot queries read whole, stays as it
+    # was, and a progress write touches one short row.
+    db.executescript(
+        """
+        CREATE TABLE copy_progress (
+            session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+            bytes_done INTEGER NOT NULL DEFAULT 0,
+            bytes_total INTEGER NOT NULL DEFAULT 0,
+            file_id INTEGER,
+            file_done INTEGER NOT NULL DEFAULT 0,
+            file_total INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+        ALTER TABLE session_health ADD COLUMN readiness_at TEXT NOT NULL DEFAULT '';
+        ALTER TABLE session_health ADD COLUMN readiness_final INTEGER NOT NULL DEFAULT 0;
+        """
+    )
