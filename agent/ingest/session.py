@@ -102,6 +102,9 @@ class Importer:
         # another row of the same identity (bytes the camera no longer holds there) is not
         # this pass's file, though a pass of this session may have listed it.
         self.current: dict[tuple[bytes, int, int], int] = {}
+        # The dock's health checks of this pass's first take-in (not of a continued session):
+        # their readiness is judged again while the camera stays docked.
+        self.dock_check: DockCheck | None = None
 
     def import_volume(
         self,
@@ -169,6 +172,7 @@ class Importer:
                 readings=readings,
             )
             dock: DockHealth = check_ if continues is None else ContinuedDock(check_, self.store)
+            self.dock_check = check_ if continues is None else None
             dock.docked(root_fd)
             summary = ImportSummary(session_id, info.serial, info.officer_id, path)
             try:
