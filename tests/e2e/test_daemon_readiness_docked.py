@@ -79,10 +79,12 @@ def test_a_camera_docked_flat_turns_ready_while_docked_and_final_at_undock(
         write_event(spool, "undock-RDY0001", action="removed", key="usb-RDY0001")
         daemon.wait_event("device.removed")
         wait_until(
-            lambda: rows(station.data_dir, "SELECT readiness_final FROM session_health")[0][
-                "readiness_final"
-            ]
-            == 1,
+            lambda: (
+                rows(station.data_dir, "SELECT readiness_final FROM session_health")[0][
+                    "readiness_final"
+                ]
+                == 1
+            ),
             10,
             "the verdict final",
         )
