@@ -222,7 +222,7 @@ def _state(item: dict[str, object]) -> str:
 def _uploaded(r: FileRow) -> int:
     if r.state is FileState.CONFIRMED:
         return r.size
-    return min(r.upload_offset, r.size) if r.state is FileState.UPLOADING else 0
+    return min(r.upload_offset, r.size)  # the offset the sink acknowledged, kept to resume
 
 
 def run_queue(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ class CopyProgress:
 
 @dataclass(frozen=True, slots=True)
 class UploadProgress:
-    bytes_done: int  # confirmed files whole, uploading ones to their acknowledged offset
+    bytes_done: int  # confirmed files whole, the others to the offset the sink acknowledged
     bytes_total: int  # every file of the session the station holds or sends
 
     def as_dict(self) -> dict[str, int]:
@@ -103,14 +103,16 @@ class ProgressQueries(StoreBase):
             return {}
         rows = self.conn.execute(
             "SELECT last_session_id, "
-            "SUM(CASE WHEN state=? THEN size WHEN state=? THEN MIN(upload_offset, size) "
-            "ELSE 0 END), "
+            "SUM(CASE WHEN state=? THEN size WHEN state IN (?,?,?) "
+            "THEN MIN(upload_offset, size) ELSE 0 END), "
             "SUM(CASE WHEN state IN (?,?,?,?) THEN size ELSE 0 END) "
             "FROM files WHERE last_session_id IN (SELECT value FROM json_each(?)) "
             "GROUP BY last_session_id",
             (
                 FileState.CONFIRMED.value,
+                FileState.SEALED.value,
                 FileState.UPLOADING.value,
+                FileState.HELD.value,
                 FileState.SEALED.value,
                 FileState.UPLOADING.value,
                 FileState.CONFIRMED.value,
