@@ -1,6 +1,7 @@
 """A camera docked nearly flat charges on the dock: the daemon judges its readiness again while it
 stays docked (its battery log grows), `devices` shows the verdict and when it was judged, and
-the undock makes the verdict final."""
+the undock makes the verdict final. A camera docked full is judged again once the wipe after
+confirmation freed its storage (a real exFAT volume, FUSE-mounted, found by mountwatch)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.devices.fake import write_event
-from scripts.simulator.cameras import CameraSpec, write_camera
+from scripts.simulator.cameras import CameraSpec, build_image, write_camera
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, dock_camera, wait_until
 from tests.support.evidence import rows
+from tests.support.volumes import mount_exfat
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -100,3 +104,48 @@ def test_a_camera_docked_flat_turns_ready_while_docked_and_final_at_undock(
     assert health["readiness_at"] == time_after["readiness_at"]
     assert '"charge_pct": 100' in health["battery"]
     assert station.json("devices") == []
+
+
+@pytest.mark.fuse
+@pytest.mark.usefixtures("fuse")
+def test_a_full_camera_is_judged_again_once_the_wipe_freed_its_storage(
+    station: Station, tmp_path: Path
+) -> None:
+    image = tmp_path / "RDY0002.img"  # exFAT: fusefat reports no free space (statvfs)
+    spec = CameraSpec(
+        serial="RDY0002", days=1, files_per_day=6, file_size=512 << 10, large_files=2,
+        large_size=28 << 20, split_every=0,
+    )  # fmt: skip
+    build_image(spec, image, "exfat")  # ~60 MiB of recordings: about 45 % of the volume
+    root = tmp_path / "media"
+    root.mkdir()
+    station.configure(
+        'station_id = "T"\n[storage]\nreserve_bytes = 0\n[ingest]\nwipe_policy = "after_confirm"\n'
+        # Judged again only by the wipe here (the interval is an hour), on storage alone.
+        "[health]\nreadiness_recheck_s = 3600\ncharge_warn_pct = 0\n"
+        "storage_warn_free_pct = 70\nstorage_not_ready_free_pct = 60\n"
+        f'[devices]\nsources = ["mountwatch"]\nmount_root = "{root}"\nrequire_enrollment = false\n'
+    )
+    daemon = DaemonProcess(station.env(), tmp_path / "daemon.log")
+    try:
+        daemon.wait_event("daemon.started")
+        (root / "RDY0002").mkdir()
+        with mount_exfat(image, root / "RDY0002", readonly=False):
+            daemon.wait_event("device.taken_in", timeout=120)
+            first = _docked(station)
+            assert first["verdict"] == "not ready", first
+            (storage,) = [r for r in first["reasons"] if r["area"] == "storage"]
+            assert storage["severity"] == "not_ready" and "% free after offload" in storage["text"]
+            daemon.wait_event("device.rechecked", timeout=120)
+            wait_until(lambda: _docked(station)["verdict"] == "ready", 60, "ready after the wipe")
+            now = _docked(station)
+            assert now["judged_at"] > first["judged_at"] and now["final"] is False
+            (freed,) = [r for r in now["reasons"] if r["area"] == "storage"]
+            assert freed["severity"] == "info"
+            assert int(freed["text"].split(" %")[0]) > 90
+    finally:
+        assert daemon.stop() == 0
+    (session,) = rows(station.data_dir, "SELECT wipe_state FROM sessions")
+    assert session["wipe_state"] == "wiped"
+    (health,) = rows(station.data_dir, "SELECT * FROM session_health")
+    assert health["readiness"] == "ready" and health["storage_free_bytes"] > 0
