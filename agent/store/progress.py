@@ -90,10 +90,13 @@ class ProgressQueries(StoreBase):
         """(bytes done, bytes total) of each file being copied now, by file id."""
         if not self.progress_ready():
             return {}
+        # From the files being copied (an index on state), each to its session's row: the
+        # progress rows, one per dock, are never walked. The state as a literal, as the
+        # partial index files_unconfirmed needs (https://www.sqlite.org/partialindex.html).
         rows = self.conn.execute(
-            "SELECT p.file_id, p.file_done, p.file_total FROM copy_progress p "
-            "JOIN files f ON f.id = p.file_id WHERE f.state = ?",
-            (FileState.COPYING.value,),
+            "SELECT f.id, p.file_done, p.file_total FROM files f "
+            "JOIN copy_progress p ON p.session_id = f.last_session_id AND p.file_id = f.id "
+            f"WHERE f.state = '{FileState.COPYING.value}'"
         )
         return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
