@@ -20,7 +20,7 @@ from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
 from agent.custody import audit
 from agent.reporting import history
-from agent.store import SessionRow, Store
+from agent.store import CopyProgress, SessionRow, Store
 
 _log = log.get(__name__)
 
@@ -112,7 +112,10 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 def docked_now(store: Store) -> list[dict[str, Any]]:
     out = []
-    for s in store.docked_sessions():
+    sessions = store.docked_sessions()
+    ids = [s.id for s in sessions]
+    copies, uploads = store.copy_progress(ids), store.upload_progress(ids)
+    for s in sessions:
         states = store.session_state_counts(s.id)
         out.append(
             {
@@ -128,9 +131,44 @@ def docked_now(store: Store) -> list[dict[str, Any]]:
                 "files_sealed": sum(v for k, v in states.items() if k in CUSTODY_STATES),
                 "states": states,
                 "verdict": _verdict(s),
+                # How far its copy and its uploads are, and its readiness as last judged.
+                "copy": _copy(copies.get(s.id)),
+                "upload": uploads[s.id].as_dict() if s.id in uploads else _NO_UPLOAD,
+                "readiness": _readiness(store, s.id),
             }
         )
     return out
+
+
+_NO_UPLOAD = {"bytes_done": 0, "bytes_total": 0}
+
+
+def _copy(progress: CopyProgress | None) -> dict[str, Any]:
+    if progress is None:
+        return {"bytes_done": 0, "bytes_total": 0, "file_id": None, "file_done": 0}
+    return progress.as_dict()
+
+
+def _readiness(store: Store, session_id: int) -> dict[str, Any]:
+    """The verdict as last judged (while docked it is judged again: agent.health.readiness_watch)
+    and when; `final` once the camera was undocked."""
+    health = store.health(session_id)
+    if health is None or not health.readiness:
+        return {"verdict": "not assessed", "reasons": [], "judged_at": None, "final": False}
+    return {
+        "verdict": health.readiness,
+        "reasons": health.reasons(),
+        "judged_at": health.readiness_at or health.updated_at,
+        "final": bool(health.readiness_final),
+    }
+
+
+def _bytes(done: int, total: int) -> str:
+    if not total:
+        return "-"
+    return (
+        f"{done * 100 // total} % of {total >> 20} MiB" if total >= 1 << 20 else f"{done}/{total} B"
+    )
 
 
 def _verdict(session: SessionRow) -> str:
@@ -175,11 +213,24 @@ def run_list(args: argparse.Namespace) -> int:
                     d["officer_id"] or "-",
                     d["session_id"],
                     f"{d['files_sealed']}/{d['files_found']}",
+                    _bytes(d["copy"]["bytes_done"], d["copy"]["bytes_total"]),
+                    _bytes(d["upload"]["bytes_done"], d["upload"]["bytes_total"]),
+                    f"{d['readiness']['verdict']} ({d['readiness']['judged_at'] or '-'})",
                     d["verdict"],
                 )
                 for d in docked
             ],
-            ["camera", "profile", "officer", "session", "sealed", "verdict"],
+            [
+                "camera",
+                "profile",
+                "officer",
+                "session",
+                "sealed",
+                "copied",
+                "uploaded",
+                "readiness (judged)",
+                "verdict",
+            ],
         )
         + "\n"
     )

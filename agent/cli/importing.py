@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from contextlib import AbstractContextManager, nullcontext
 
 from agent.camera import profile
-from agent.cli import context
+from agent.cli import context, progressbar
 from agent.cli.devices import enroll, record_refusal
 from agent.cli.output import emit_json
 from agent.core.errors import EXIT_INCOMPLETE, CameraRefused
@@ -63,6 +64,13 @@ def _audit_import(ctx: context.Context, path: str, summary: ImportSummary) -> No
             "wiped": wiped,
         },
     )
+
+
+def _bars(importer: Importer, shown: bool) -> AbstractContextManager[None]:
+    """Progress bars for the camera and each file, on a terminal only (agent.cli.progressbar)."""
+    if shown and progressbar.wanted():
+        return progressbar.bars(importer.progress)
+    return nullcontext()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,14 +117,15 @@ def run(args: argparse.Namespace) -> int:
                     args.path,
                 ),
             )
-            summary = importer.import_volume(
-                args.path,
-                check=check,
-                usb_serial=usb.serial if usb is not None else "",
-                identity_check=found.check or identity,
-                known=found.known,
-                unlock=found.record,
-            )
+            with _bars(importer, not args.json):
+                summary = importer.import_volume(
+                    args.path,
+                    check=check,
+                    usb_serial=usb.serial if usb is not None else "",
+                    identity_check=found.check or identity,
+                    known=found.known,
+                    unlock=found.record,
+                )
         except CameraRefused as exc:
             record_refusal(ctx, "import", shown, exc)
             raise

@@ -211,8 +211,10 @@ def _upload_progress(r: FileRow) -> dict[str, object]:
     }
 
 
-def queue_item(r: FileRow) -> dict[str, object]:
-    """One file as `dockagent queue` shows it (and prints it with --json)."""
+def queue_item(r: FileRow, copying: dict[int, tuple[int, int]] | None = None) -> dict[str, object]:
+    """One file as `dockagent queue` shows it (and prints it with --json); `copying`: the bytes
+    done and total of the files being copied now (agent.store.progress)."""
+    copy_done, copy_total = (copying or {}).get(r.id, (0, r.size))
     return {
         "file_id": r.id,
         "camera": r.device_serial,
@@ -225,7 +227,25 @@ def queue_item(r: FileRow) -> dict[str, object]:
         "important": r.important,
         "wiped": bool(r.wiped_at),
         **_upload_progress(r),
+        "copy_done": copy_done if r.state is FileState.COPYING else None,
+        "copy_total": copy_total if r.state is FileState.COPYING else None,
+        "upload_done": _uploaded(r),
+        "upload_total": r.size,
     }
+
+
+def _state(item: dict[str, object]) -> str:
+    """The state, with how far its copy is while it is being copied."""
+    done, total = item["copy_done"], item["copy_total"]
+    if isinstance(done, int) and isinstance(total, int) and total:
+        return f"{item['state']} {100 * done // total}%"
+    return str(item["state"])
+
+
+def _uploaded(r: FileRow) -> int:
+    if r.state is FileState.CONFIRMED:
+        return r.size
+    return min(r.upload_offset, r.size)  # the offset the sink acknowledged, kept to resume
 
 
 def run_queue(args: argparse.Namespace) -> int:
@@ -236,7 +256,8 @@ def run_queue(args: argparse.Namespace) -> int:
         else:
             rows = store.files_not_in_state(FileState.CONFIRMED)
         per_file = store.sinks_of_files(r.id for r in rows) if cfg.sync.sinks else {}
-    items = [queue_item(r) for r in rows]
+        copying = store.copying_progress()
+    items = [queue_item(r, copying) for r in rows]
     if cfg.sync.sinks:  # each file's standing with each sink ("-": not tried yet)
         names = [d.name for d in station_config.destinations(cfg)]
         for item in items:
@@ -253,7 +274,7 @@ def run_queue(args: argparse.Namespace) -> int:
                 (
                     i["file_id"],
                     i["camera"],
-                    i["state"],
+                    _state(i),
                     i["size"],
                     i["upload"],
                     i["name"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -40,6 +40,16 @@ def _announcer(names: tuple[str, ...]) -> Any:
     return announce
 
 
+class _Stderr:
+    """Whatever sys.stderr is when a line is written."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def is_configured() -> bool:
     return _configured
 
@@ -65,7 +75,9 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # sys.stderr looked up at every line, not once here: while `dockagent import` draws its
+        # progress bars (agent.cli.progressbar) they stand in for it and print the lines above.
+        logger_factory=structlog.PrintLoggerFactory(out if stream else cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
     _report_hooks(hooks)

@@ -202,10 +202,32 @@ def assess(
     thresholds."""
     if data is None:
         return BatteryReport(False, "unknown", ["no battery log on the camera"])
-    log = BatteryLog()
-    run = _Running(limits)
-    lines = split_lines(data, head_skipped) if isinstance(data, bytes) else data
-    _scan(lines, head_skipped, log, run.add)
+    judge = Judge(limits)
+    judge.feed(split_lines(data, head_skipped) if isinstance(data, bytes) else data, head_skipped)
+    return judge.report()
+
+
+class Judge:
+    """A battery log judged as it is read: fed its lines once at the dock, then the lines the
+    camera appends while it stays docked (agent.health.readiness_watch), each judged once;
+    report() gives the judgement of every row fed so far. Memory does not grow with the rows."""
+
+    def __init__(self, limits: HealthConfig) -> None:
+        self.limits = limits
+        self.log = BatteryLog()
+        self.run = _Running(limits)
+        self._fed = False
+
+    def feed(self, lines: Iterable[bytes], head_skipped: int = 0) -> None:
+        """Rows in log order; after the first feed, no header is expected (they continue it)."""
+        _scan(lines, head_skipped or int(self._fed), self.log, self.run.add)
+        self._fed = True
+
+    def report(self) -> BatteryReport:
+        return _judged(self.log, self.run, self.limits)
+
+
+def _judged(log: BatteryLog, run: _Running, limits: HealthConfig) -> BatteryReport:
     report = BatteryReport(
         True,
         "ok",

@@ -29,6 +29,7 @@ from agent.health import battery, clock, clock_dock, clock_files, files, readine
 from agent.health.clock_dock import Readings
 from agent.health.faults import Fault, Faults, import_faults, logged_fault
 from agent.health.logs import LogEvent, ParsedLog, Tail, open_tail, parse_system_log
+from agent.health.readiness_watch import Follow
 from agent.store import Store
 
 _log = log.get(__name__)
@@ -100,6 +101,11 @@ class DockCheck:
         self.drift_flagged = False
         self.drift_trend = ""
         self.officer_mismatch = ""
+        # What readiness was judged on, and the battery log's judge and where its read ended:
+        # to judge the camera again while it stays docked (agent.health.readiness_watch).
+        self.judged: readiness.Inputs | None = None
+        self.battery_judge: battery.Judge | None = None
+        self.battery_offset = 0
 
     # ---- the three points of the pipeline --------------------------------------------------
 
@@ -271,11 +277,7 @@ class DockCheck:
         elif source == "none":
             self.battery = battery.not_reported()
         else:
-            report, berror = self._read(
-                root_fd,
-                self.battery_spec.path,
-                lambda t: battery.assess(t.lines(), health, t.skipped),
-            )
+            report, berror = self._read(root_fd, self.battery_spec.path, self._judge_battery)
             self.battery = report if report is not None else battery.assess(None, health)
             if berror:
                 self.battery.read_error = berror
@@ -299,6 +301,28 @@ class DockCheck:
             self.faults.register(
                 Fault("battery", "battery_bad", "not_ready", "; ".join(self.battery.reasons))
             )
+
+    def _judge_battery(self, tail: Tail) -> battery.BatteryReport:
+        judge = battery.Judge(self.config.health)
+        judge.feed(tail.lines(), tail.skipped)
+        self.battery_judge, self.battery_offset = judge, tail.size
+        return judge.report()
+
+    def follow(self) -> Follow | None:
+        """What this dock judged, to judge the camera again while it stays docked (None before
+        finished() judged it)."""
+        if self.judged is None:
+            return None
+        log_read = self.battery_spec.source not in ("scsi", "none")
+        return Follow(
+            self.session_id,
+            self.first_session,
+            self.judged,
+            self.config.health,
+            self.battery_spec.path if log_read else "",
+            self.battery_judge if log_read else None,
+            self.battery_offset,
+        )
 
     def _keep_events(self, events: Sequence[LogEvent]) -> list[LogEvent]:
         """Store the events that matter (once per line); returns those not seen at a past dock."""
@@ -425,28 +449,29 @@ class DockCheck:
         capacity = vfs.f_blocks * vfs.f_frsize
         is_volume = os.path.ismount(summary.source)
         faults = self.faults.of_dock(self.first_session)
-        verdict = readiness.assess(
-            readiness.Inputs(
-                battery=self.battery.as_dict(),
-                storage_free=free if capacity else None,
-                storage_capacity=capacity or None,
-                storage_is_volume=is_volume,
-                drift_s=self.drift,
-                clock_threshold_s=self.threshold,
-                correction=correction,
-                correction_detail=detail,
-                correction_check=self.correction_check,
-                drift_flagged=self.drift_flagged,
-                drift_trend=self.drift_trend,
-                faults=faults,
-                officer_mismatch=self.officer_mismatch,
-                clock_method=self.clock_spec.method,
-                clock_file=self.clock_spec.path,
-                drift_bounds=self.bounds.describe() if self.drift is None else "",
-                drift_proven=self.bounds.proven() if self.drift is None else None,
-            ),
-            self.config.health,
+        self.judged = readiness.Inputs(
+            battery=self.battery.as_dict(),
+            storage_free=free if capacity else None,
+            storage_capacity=capacity or None,
+            storage_is_volume=is_volume,
+            drift_s=self.drift,
+            clock_threshold_s=self.threshold,
+            correction=correction,
+            correction_detail=detail,
+            correction_check=self.correction_check,
+            drift_flagged=self.drift_flagged,
+            drift_trend=self.drift_trend,
+            faults=faults,
+            officer_mismatch=self.officer_mismatch,
+            clock_method=self.clock_spec.method,
+            clock_file=self.clock_spec.path,
+            drift_bounds=self.bounds.describe() if self.drift is None else "",
+            drift_proven=self.bounds.proven() if self.drift is None else None,
         )
+        verdict = readiness.assess(self.judged, self.config.health)
+        now = self.now()
+        # A camera taken in by hand is not docked any more: its verdict is final at once.
+        undocked = self.store.session(self.session_id).undocked_at is not None
         with self.store.transaction():
             self.store.update_health(
                 self.session_id,
@@ -457,6 +482,8 @@ class DockCheck:
                 storage_capacity_bytes=capacity if is_volume else None,
                 readiness=verdict.verdict,
                 readiness_reasons=[r.as_dict() for r in verdict.reasons],
+                readiness_at=now,
+                readiness_final=int(undocked),
             )
         self.log.info(
             "health.readiness_assessed",

@@ -87,7 +87,7 @@ def _battery(inp: Inputs, limits: HealthConfig) -> list[Reason]:
         out.extend(Reason("warning", "battery", t) for t in texts or ["battery state unknown"])
     charge = rep.get("charge_pct")
     if charge is not None and charge < limits.charge_warn_pct:
-        out.append(Reason("warning", "battery", f"charge {charge} % at dock: charge before issue"))
+        out.append(Reason("warning", "battery", f"charge {charge} %: charge before issue"))
     return out
 
 

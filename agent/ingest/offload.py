@@ -22,8 +22,9 @@ from pathlib import Path
 from agent.camera import volume
 from agent.core import crashpoints, durable
 from agent.core.errors import SourceChanged
-from agent.core.model import Candidate, StagedCopy
+from agent.core.model import Candidate, StagedCopy, display_name
 from agent.custody import staging
+from agent.ingest.progress import Progress
 
 # Files from this size on are copied by two threads: this one reads and hashes, a writer
 # writes. os.readv, os.write and hashlib's update of a large buffer release the GIL, so a copy
@@ -83,6 +84,8 @@ class Copier:
         self.buffers = [mmap.mmap(-1, chunk_bytes) for _ in range(_BUFFERS)]
         # Called after every chunk: the daemon's liveness heartbeat (agent.runtime.liveness).
         self.on_chunk: Callable[[], None] = _nothing
+        # Bytes copied, told per chunk (agent.ingest.progress: the store and a progress bar).
+        self.progress = Progress(None, str)
 
     def directory(self, serial: str) -> Path:
         return staging.camera_dir(self.staging_root, serial)
@@ -105,6 +108,7 @@ class Copier:
         src = volume.open_file(root_fd, cand.rel_path)
         tmp: durable.TempFile | None = None
         try:
+            self.progress.file_started(file_id, display_name(cand.rel_path), cand.size)
             before = os.fstat(src)
             # Same volume as listed (device) and unchanged (size, mtime). Inode numbers are not
             # compared: FAT has none, and both the kernel's vfat (iunique()) and fusefat hand out
@@ -133,6 +137,7 @@ class Copier:
                     f"now {after.st_size})"
                 )
         except BaseException:
+            self.progress.file_ended(False)
             if tmp is not None:
                 tmp.discard()
             raise
@@ -141,6 +146,7 @@ class Copier:
             # bytes were all read and checked by then, and a read-only descriptor loses nothing.
             with contextlib.suppress(OSError):
                 os.close(src)
+        self.progress.file_ended(True)
         crashpoints.hit("copy.published")
         staged = StagedCopy(
             staged_rel=staging.staged_rel(serial, file_id, cand.rel_path),
@@ -171,6 +177,7 @@ class Copier:
             tmp.write_all(piece)
             total += n
             self.on_chunk()
+            self.progress.advanced(n)
             if total == n:
                 crashpoints.hit("copy.first_chunk")
         return total
@@ -201,6 +208,7 @@ class Copier:
                 writer.full.put((buf, n))
                 total += n
                 self.on_chunk()
+                self.progress.advanced(n)
                 if total == n:
                     crashpoints.hit("copy.first_chunk")
         finally:

@@ -50,6 +50,7 @@ from agent.ingest.copying import BatchCopier, Stop, batches
 from agent.ingest.offload import Copier
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped, held_state
 from agent.ingest.preflight import fit_space, record_left
+from agent.ingest.progress import Progress
 from agent.ingest.proof import Prover
 from agent.ingest.wipe import Changed, settle_interrupted_wipes, wipe_files
 from agent.store import FileRow, SessionRow, Store
@@ -77,6 +78,10 @@ class Importer:
         self.profile = profile
         self.now = now
         self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
+        # Bytes copied of the bytes to copy, for `devices` and a progress bar (a few store
+        # writes a second at most: agent.ingest.progress).
+        self.progress = Progress(store, now)
+        self.copier.progress = self.progress
         self.batch_copier = BatchCopier(config, store, sealer, self.copier, now)
         self.prover = Prover(config.storage.copy_chunk_bytes)
         self.should_stop: Callable[[], bool] = lambda: False
@@ -100,6 +105,9 @@ class Importer:
         # another row of the same identity (bytes the camera no longer holds there) is not
         # this pass's file, though a pass of this session may have listed it.
         self.current: dict[tuple[bytes, int, int], int] = {}
+        # The dock's health checks of this pass's first take-in (not of a continued session):
+        # their readiness is judged again while the camera stays docked.
+        self.dock_check: DockCheck | None = None
 
     def import_volume(
         self,
@@ -167,6 +175,7 @@ class Importer:
                 readings=readings,
             )
             dock: DockHealth = check_ if continues is None else ContinuedDock(check_, self.store)
+            self.dock_check = check_ if continues is None else None
             dock.docked(root_fd)
             summary = ImportSummary(session_id, info.serial, info.officer_id, path)
             try:
@@ -341,6 +350,7 @@ class Importer:
         camera gone), every file not yet copied is listed in the summary with the reason, which
         is returned."""
         stopped: Stop | None = None
+        self.progress.begin(summary.session_id, sum(candidates[i].size for _, i in pending))
         for batch in batches(pending, candidates):
             if stopped is None and self.should_stop():
                 stopped = (
@@ -352,6 +362,7 @@ class Importer:
                     summary.add_problem(display_name(candidates[index].rel_path), *stopped)
                 continue
             stopped = self.batch_copier.copy_batch(root_fd, batch, candidates, summary, log_)
+        self.progress.finish()
         return stopped
 
     def _finish(

@@ -19,6 +19,7 @@ import time
 from types import FrameType
 
 from agent.camera import profile
+from agent.camera.volume import open_root
 from agent.core import durable, log, wallclock
 from agent.core.config import Config
 from agent.core.errors import (
@@ -115,6 +116,7 @@ class Daemon:
             self.service.starting()
             report = recovery.recover(self.store, sealer, cfg.staging_path, utc_now())
             self.store.undock_all(utc_now())
+            self.store.finalise_readiness(None)  # nothing is docked yet: every verdict is final
             self.profiles = profile.load_all(cfg.devices.profiles, cfg.devices.profile_dir)
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -151,6 +153,7 @@ class Daemon:
                     self.supervisor.pump()
                     self.service.tick(self.store)  # WATCHDOG=1, STATUS=, metrics
                     self._wipe_when_confirmed()
+                    self._judge_docked()
             finally:
                 _log.info("daemon.stopping", busy=self.supervisor.busy())
                 self.service.stopping(self.supervisor.busy())  # STOPPING=1 (sd_notify(3))
@@ -216,6 +219,47 @@ class Daemon:
             )
             wipe_pass = functools.partial(self.take_in, dock, continues=dock.session_id)
             self.supervisor.submit(Job(dock.key, wipe_pass))
+
+    def _judge_docked(self) -> None:
+        """Each docked camera's readiness is judged again every [health] readiness_recheck_s
+        (agent.health.readiness_watch), on its camera's worker: a camera being taken in is
+        judged after."""
+        now = time.monotonic()
+        for dock in list(self.docks.values()):
+            if dock.follow is None or now < dock.next_judge:
+                continue
+            if dock.key in self.supervisor.running or self.supervisor.is_waiting(dock.key):
+                continue
+            dock.next_judge = now + self.cfg.health.readiness_recheck_s
+            self.supervisor.submit(Job(dock.key, functools.partial(self.judge_again, dock)))
+
+    def judge_again(self, dock: Dock) -> None:
+        """Judge a docked camera's readiness again, reading its volume where it is still mounted
+        (the agent unmounts one it mounted itself after the take-in: then as last read)."""
+        follow = dock.follow
+        if follow is None or dock.key not in self.present:
+            return
+        store = Store.open(self.cfg.data_path, create=False)
+        try:
+            before = follow.verdict
+            if dock.mountpoint:
+                with open_root(dock.mountpoint) as root_fd:
+                    judged = follow.again(store, root_fd, utc_now())
+            else:
+                judged = follow.again(store, None, utc_now())
+        except (AgentError, OSError) as exc:
+            _log.warning("health.rejudge_failed", device=dock.shown, error=describe(exc))
+            return
+        finally:
+            store.close()
+        if judged is not None and judged.verdict != before:
+            _log.info(
+                "health.readiness_rejudged",
+                device_serial=dock.identity.serial,
+                session_id=follow.session_id,
+                verdict=judged.verdict,
+                charge_pct=follow.inputs.battery.get("charge_pct"),
+            )
 
     def _all_confirmed(self, dock: Dock) -> bool:
         if dock.session_id is None:
@@ -289,6 +333,9 @@ class Daemon:
         now = utc_now()
         for session_id in dock.session_ids:
             store.mark_undocked(session_id, now)
+        # Its readiness as last judged is final: nothing reads the camera any more.
+        dock.follow = None
+        store.finalise_readiness(list(dock.session_ids))
 
     # ---- one camera, in a worker thread ----------------------------------------------------
 
@@ -458,6 +505,7 @@ class Daemon:
             )
         finally:
             dock.add_session(importer.session_id)
+        self._judged_at_dock(dock, importer, store)
         _log.info(
             "device.taken_in",
             device=dock.shown,
@@ -466,6 +514,22 @@ class Daemon:
             sealed=summary.files_sealed,
             complete=summary.complete,
         )
+
+    def _judged_at_dock(self, dock: Dock, importer: Importer, store: Store) -> None:
+        """After a first pass, what its checks judged is kept to judge the camera again while it
+        stays docked; after a pass that wiped, it is judged again at once (storage freed)."""
+        check = importer.dock_check
+        if check is not None:
+            dock.follow = check.follow()
+            dock.next_judge = time.monotonic() + self.cfg.health.readiness_recheck_s
+            return
+        if dock.follow is None or not dock.mountpoint:
+            return
+        try:
+            with open_root(dock.mountpoint) as root_fd:
+                dock.follow.again(store, root_fd, utc_now())
+        except (AgentError, OSError) as exc:
+            _log.warning("health.rejudge_failed", device=dock.shown, error=describe(exc))
 
 
 def run(cfg: Config) -> int:

@@ -17,6 +17,7 @@ from agent.camera.profile import Profile
 from agent.core.model import display_name
 from agent.devices.dialects import UnlockRecord
 from agent.devices.events import DeviceEvent, DeviceIdentity
+from agent.health.readiness_watch import Follow
 from agent.runtime.unlock import VolumeWait
 
 
@@ -42,6 +43,10 @@ class Dock:
     # the unlock found, and its volume once the disk appears.
     unlocked: UnlockRecord | None = None
     volume: VolumeWait = field(default_factory=VolumeWait)
+    # Its readiness, judged again while it stays docked (agent.health.readiness_watch), and
+    # when next (monotonic seconds).
+    follow: Follow | None = None
+    next_judge: float = 0.0
 
     @classmethod
     def admitted(cls, event: DeviceEvent, profile: Profile) -> Dock:

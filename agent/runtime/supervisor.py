@@ -56,6 +56,10 @@ class Supervisor:
                     return True
         return False
 
+    def is_waiting(self, key: str) -> bool:
+        with self.lock:
+            return any(j.key == key for j in self.waiting)
+
     def pump(self) -> None:
         """Reap finished workers and start waiting ones while there is room."""
         with self.lock:

@@ -45,6 +45,7 @@ from agent.store.healthrows import (
     LedgerRow,
     Recording,
 )
+from agent.store.progress import CopyProgress, ProgressQueries, UploadProgress
 from agent.store.restore import RestoreQueries, salvage_records
 from agent.store.rows import FileRow, StateCount, UnreadableFile
 from agent.store.schema import MIGRATIONS
@@ -86,6 +87,8 @@ __all__ += [
 ]
 # What the bay status screen reads (agent.store.screen).
 __all__ += ["DockProgress", "UploadTrouble"]
+# How far a docked camera's copy and uploads are.
+__all__ += ["CopyProgress", "UploadProgress"]
 
 
 class Store(
@@ -100,6 +103,7 @@ class Store(
     VerifiedQueries,
     SinkQueries,
     ScreenQueries,
+    ProgressQueries,
 ):
     """The station's database. One instance per thread."""
 

@@ -51,6 +51,8 @@ _HEALTH_COLUMNS = frozenset(
         "storage_capacity_bytes",
         "readiness",
         "readiness_reasons",
+        "readiness_at",
+        "readiness_final",
     }
 )
 _FILE_HEALTH_COLUMNS = frozenset(

@@ -57,6 +57,10 @@ class HealthRow:
     readiness: str = ""
     readiness_reasons: str = "[]"  # JSON: a list of Reason.as_dict()
     updated_at: str = ""
+    # When the verdict was last judged (at the dock, then again while the camera stayed
+    # docked), and whether it is final (the camera was undocked).
+    readiness_at: str = ""
+    readiness_final: int = 0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row, prefix: str = "") -> HealthRow:

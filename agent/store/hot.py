@@ -86,4 +86,11 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("when the first uncovered record came", lambda s: s.record_created_at(3)),
     # a dock's clock check of a camera with no log: when it last left the station
     ("a camera's previous session", lambda s: s.previous_session("CAM1", 2)),
+    # `devices` and `queue`: how far docked cameras' copies and uploads are; the daemon's start
+    # makes every verdict final (agent.store.progress)
+    ("copy progress of sessions", lambda s: s.copy_progress([1, 2])),
+    ("upload progress of sessions", lambda s: s.upload_progress([1, 2])),
+    ("files being copied", lambda s: s.copying_progress()),
+    ("a dock's health", lambda s: s.health(1)),
+    ("every verdict final", lambda s: s.finalise_readiness(None)),
 )

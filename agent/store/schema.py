@@ -480,3 +480,32 @@ def _m0015(db: sqlite_utils.Database) -> None:
     # The physical USB port a camera was docked in (udev's ID_PATH, as the device source
     # reported it; '' when it cannot tell): the bay status screen names the bay by it.
     db.executescript("ALTER TABLE sessions ADD COLUMN port_path TEXT NOT NULL DEFAULT '';")
+
+
+@MIGRATIONS(name="0016_docked_progress_readiness")
+def _m0016(db: sqlite_utils.Database) -> None:
+    # How far the copy of a docked camera is (bytes done of the bytes to copy, and of the file
+    # being copied), one row per session overwritten a few times a second at most; and when the
+    # readiness verdict was last judged, and whether it is final (the camera was undocked; every
+    # dock before this migration is: the daemon's start undocks whatever was docked). The verdicts
+    # not final yet are found by a partial index: the history is never walked for them.
+    # A table of its own: the files table, which the queue's hot queries read whole, stays as it
+    # was, and a progress write touches one short row.
+    db.executescript(
+        """
+        CREATE TABLE copy_progress (
+            session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+            bytes_done INTEGER NOT NULL DEFAULT 0,
+            bytes_total INTEGER NOT NULL DEFAULT 0,
+            file_id INTEGER,
+            file_done INTEGER NOT NULL DEFAULT 0,
+            file_total INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+        ALTER TABLE session_health ADD COLUMN readiness_at TEXT NOT NULL DEFAULT '';
+        ALTER TABLE session_health ADD COLUMN readiness_final INTEGER NOT NULL DEFAULT 0;
+        UPDATE session_health SET readiness_final = 1;
+        CREATE INDEX session_health_not_final ON session_health(session_id)
+            WHERE readiness_final = 0;
+        """
+    )

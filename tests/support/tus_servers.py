@@ -136,11 +136,17 @@ def _running(
     store.mkdir(exist_ok=True)
     port = port or free_port()
     log_path = root / "server.log"
+    # A server's scratch files (@tus/s3-store keeps an incomplete part in os.tmpdir()) stay
+    # under its root: the leak check allows no recording bytes under /tmp.
+    scratch = root / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(scratch)}
     # Appended to: a server restarted on the same root keeps the log of its earlier runs.
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [part.format(port=port, store=store, root=root) for part in cmd],
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

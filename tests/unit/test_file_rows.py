@@ -197,6 +197,10 @@ def test_queue_json_shows_a_file_as_it_always_has(tmp_path: Path) -> None:
             "upload_attempts": 1,
             "next_attempt_at": "2030-01-01T00:00:00Z",
             "last_error": "503 from the server",
+            "copy_done": None,  # not being copied
+            "copy_total": None,
+            "upload_done": 4,
+            "upload_total": 10,
         },
         sort_keys=True,
     )

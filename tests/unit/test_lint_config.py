@@ -136,6 +136,7 @@ VIOLATIONS = {
     "requests": ("agent/ingest/web.py", "import requests", "agent.ingest.web -> requests"),
     "sql": ("agent/camera/sql.py", "import sqlite3", "agent.camera.sql -> sqlite3"),
     "pyudev": ("agent/devices/raw.py", "import pyudev", "agent.devices.raw -> pyudev"),
+    "rich": ("agent/cli/bar.py", "import rich", "agent.cli.bar -> rich"),
     "tooling": (
         "agent/ingest/fake_camera.py",
         "from scripts.simulator.cameras import CameraSpec",

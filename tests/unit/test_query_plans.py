@@ -37,12 +37,14 @@ HISTORY = (
     "faults",
     "camera_events",
     "refusals",
+    "copy_progress",
 )
 # Partial indexes hold only the rows still in flight, never the history: files not confirmed
 # yet (files_unconfirmed), cameras docked now (sessions_docked_now), docks still being taken in
-# (sessions_running). Walking one costs what is in flight.
+# (sessions_running), verdicts not final yet (session_health_not_final). Walking one costs what
+# is in flight.
 PARTIAL = re.compile(
-    r"^SCAN \w+ USING (COVERING )?INDEX (files_unconfirmed|sessions_docked_now|sessions_running)$"
+    r"^SCAN \w+ USING (COVERING )?INDEX (files_unconfirmed|sessions_docked_now|sessions_running|session_health_not_final)$"
 )
 # The chain's head: read backwards along the rowid (seq), stopping after the LIMIT.
 NEWEST = re.compile(r"FROM records ORDER BY seq DESC LIMIT \d+$")

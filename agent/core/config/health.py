@@ -89,6 +89,15 @@ class HealthConfig:
         have none (info), and a failed reading is a warning.
         """,
     )
+    readiness_recheck_s: int = key(
+        60,
+        """
+        While a camera stays docked its readiness is judged again this often (seconds): its
+        battery log re-read (only what the camera appended, a bounded read) and its storage; the
+        verdict is final once it is undocked.
+        """,
+        low=1,
+    )
 
 
 @dataclass(frozen=True)
