@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import emit_json
+from agent.cli.output import add_bom_option, emit_csv, emit_json
 from agent.custody import audit
 from agent.reporting import exports, handovers, sessions
 from agent.reporting.times import parse_since
@@ -27,12 +27,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
     fmt.add_argument("--json", action="store_true")
+    add_bom_option(p)
     p.set_defaults(func=run)
 
 
 def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
     if args.csv:
-        sys.stdout.write(exports.to_csv(faults, sessions.FAULT_COLUMNS))
+        emit_csv(exports.to_csv(faults, sessions.FAULT_COLUMNS, bom=args.bom))
     elif args.json:
         emit_json({"faults": faults})
     else:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.faults:
         return _faults(args, faults)
     if args.csv:
-        sys.stdout.write(exports.to_csv(rows, sessions.SESSION_COLUMNS))
+        emit_csv(exports.to_csv(rows, sessions.SESSION_COLUMNS, bom=args.bom))
     elif args.json:
         emit_json(
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,23 @@ from typing import Any
 def emit_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
+
+
+def add_bom_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-bom",
+        dest="bom",
+        action="store_false",
+        help="CSV without the UTF-8 byte order mark (it is there by default, so that Excel "
+        "reads Chinese names as UTF-8)",
+    )
+
+
+def emit_csv(text: str) -> None:
+    """A CSV export as UTF-8 bytes whatever the locale's encoding (a spreadsheet reads UTF-8)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
 
 
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.cli.output import table
+from agent.core.model import display_name
 from agent.health import battery
 from agent.reporting.handovers import handover_text
 from agent.reporting.sessions import FAULT_COLUMNS
@@ -32,6 +33,11 @@ _SESSION_HEADERS = [
 ]
 
 
+def _who(badge: str, name: str) -> str:
+    """An officer as a person reads it: badge and name (the name escaped: roster input)."""
+    return " ".join(p for p in (badge or "-", display_name(name)) if p)
+
+
 # ---- `dockagent ledger` --------------------------------------------------------------------
 
 
@@ -44,7 +50,7 @@ def _session_line(s: dict[str, Any]) -> tuple[object, ...]:
     return (
         s["session_id"],
         s["camera"],
-        s["officer"] or "-",
+        _who(s["officer"], s["officer_name"]),
         s["docked_at_utc"],
         s["files_sealed"],
         s["hours_recorded"],
@@ -109,7 +115,7 @@ def _officer_table(report: dict[str, Any]) -> str:
     return table(
         [
             (
-                officer,
+                _who(officer, o["officer_name"]),
                 o["files"],
                 o["late"],
                 o["max_hours_to_ingest"],
@@ -126,11 +132,13 @@ def _findings_text(findings: Sequence[dict[str, Any]]) -> str:
     rows = [
         (
             f["finding"],
-            f["officer"] or "-",
+            _who(f["officer"], f["officer_name"]),
             f["camera"],
+            f["file_id"] if f["file_id"] is not None else "-",
             f["file"],
             f["corrected_time"] or f"{f['camera_time']} (uncorrected)",
             f["detail"],
+            display_name(f["explanation"]) or "-",
         )
         for f in findings
     ]
@@ -138,7 +146,10 @@ def _findings_text(findings: Sequence[dict[str, Any]]) -> str:
         return "nothing to explain\n"
     return (
         "to be explained (times: camera clock minus measured drift):\n"
-        + table(rows, ["finding", "officer", "camera", "file", "time", "detail"])
+        + table(
+            rows,
+            ["finding", "officer", "camera", "id", "file", "time", "detail", "explanation"],
+        )
         + "\n"
     )
 
@@ -150,7 +161,7 @@ def _files_table(files: Sequence[dict[str, Any]]) -> str:
                 (
                     f["file_id"],
                     f["camera"],
-                    f["officer"] or "-",
+                    _who(f["officer"], f["officer_name"]),
                     f["file"],
                     f["hours_to_ingest"],
                     "LATE" if f["late"] else "",
