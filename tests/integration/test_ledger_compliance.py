@@ -164,7 +164,7 @@ def test_late_recordings_interruptions_and_gaps_per_officer(
     assert Path(gaps[0]["file"]).name == facts["gap_file"]
     assert 40 < gaps[0]["gap_s"] <= 43
 
-    text = station.run("report", "compliance", "--csv").stdout
+    text = station.run_bytes("report", "compliance", "--csv").stdout.decode("utf-8-sig")
     found = list(csv.DictReader(io.StringIO(text, newline="")))
     kinds = [r["finding"] for r in found]
     assert kinds.count("late") == len(late)
@@ -177,9 +177,9 @@ def test_ledger_csv_has_one_row_per_session_and_the_handover(
     docked: tuple[Station, dict[str, Any]],
 ) -> None:
     station, _ = docked
-    proc = station.run("ledger", "--csv")
+    proc = station.run_bytes("ledger", "--csv")
     assert proc.returncode == 0, proc.stderr
-    table = list(csv.DictReader(io.StringIO(proc.stdout, newline="")))
+    table = list(csv.DictReader(io.StringIO(proc.stdout.decode("utf-8-sig"), newline="")))
     sessions = rows(station.data_dir, "SELECT id FROM sessions ORDER BY docked_at, id")
     assert [int(r["session_id"]) for r in table] == [s["id"] for s in sessions]
     first, ontime, second = table
@@ -208,7 +208,9 @@ def test_ledger_csv_has_one_row_per_session_and_the_handover(
     assert ontime["readiness"] == "not ready"  # 8 h off and the station could not set it
 
     only = list(
-        csv.DictReader(io.StringIO(station.run("ledger", "--csv", "--officer", "200001").stdout))
+        csv.DictReader(
+            io.StringIO(station.run("ledger", "--csv", "--officer", "200001", "--no-bom").stdout)
+        )
     )
     assert [r["session_id"] for r in only] == [second["session_id"]]
 
