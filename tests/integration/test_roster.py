@@ -102,9 +102,7 @@ def test_one_bad_row_enrols_nothing_and_each_bad_row_is_named(
     assert [a["action"] for a in _audits(station)] == ["device.enrolled"]
 
 
-def test_a_file_neither_utf8_nor_gbk_is_refused_and_named(
-    station: Station, tmp_path: Path
-) -> None:
+def test_a_file_neither_utf8_nor_gbk_is_refused_and_named(station: Station, tmp_path: Path) -> None:
     assert station.run("devices", "enroll", "CAMPRE").returncode == 0
     roster = tmp_path / "latin.csv"
     roster.write_bytes(b"CAM1,100001,\xff\xfe\xff,1,x\r\n")
