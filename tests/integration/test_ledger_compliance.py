@@ -256,7 +256,7 @@ def test_names_units_and_explanations_reach_the_report_and_its_excel_csv(
     assert (gap["officer_name"], gap["unit_id"], gap["unit_name"]) == ("李华", "110102", "西城分局")
     assert report["officers"]["200001"]["officer_name"] == "王小明"
 
-    text = "民警在外执勤，12月3日方回所；已补充说明"
+    text = "民警在外执勤 12月3日方回所 已补充说明"
     explain = station.run("report", "explain", str(late["file_id"]), text)
     assert explain.returncode == 0, explain.stderr
     too_long = station.run("report", "explain", str(late["file_id"]), "x" * 2001)
