@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 
@@ -198,3 +199,34 @@ def test_the_roster_names_reach_the_ledger_csv_for_excel(station: Station, tmp_p
     assert not station.run_bytes("ledger", "--csv", "--no-bom").stdout.startswith(b"\xef")
     header = next(csv.reader(io.StringIO(exported.decode("utf-8-sig"), newline="")))
     assert header[0] == "at"
+
+
+def test_a_rebuilt_store_keeps_names_handovers_and_explanations(
+    station: Station, tmp_path: Path
+) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes(_roster(3).encode("utf-8-sig"))
+    assert station.run("devices", "enroll", "--csv", str(roster)).returncode == 0
+    cam = tmp_path / "cam"
+    write_camera(CameraSpec(serial="CAM001", days=1, files_per_day=2, file_size=4096), cam)
+    assert station.run("import", str(cam)).returncode == 0
+    roster.write_bytes(_roster(3, changed=1).encode("utf-8-sig"))
+    assert station.run("devices", "enroll", "--csv", str(roster)).returncode == 0
+    file_id = station.json("report", "compliance")["files"][0]["file_id"]
+    assert station.run("report", "explain", str(file_id), "电池故障").returncode == 0
+    before = station.json("devices", "enrolled")
+    report = station.json("report", "compliance")
+    assert {f["file_id"]: f["explanation"] for f in report["files"]}[file_id] == "电池故障"
+    officers = rows(station.data_dir, "SELECT * FROM officers ORDER BY badge")
+    assert ("900001", "警员1号") in [(o["badge"], o["name"]) for o in officers]
+
+    (station.data_dir / "dockagent.db").write_bytes(b"")  # the database lost
+    rebuilt = station.run("rebuild", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert station.json("devices", "enrolled") == before
+    handed = station.json("ledger")["handovers"]
+    assert [(h["previous_officer"], h["officer_id"]) for h in handed] == [("100001", "900001")]
+    again = station.json("report", "compliance")
+    explained = {f["file_id"]: f["explanation"] for f in again["files"]}
+    assert explained[file_id] == "电池故障"
+    assert rows(station.data_dir, "SELECT * FROM officers ORDER BY badge") == officers
