@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,8 +32,16 @@ def emit_csv(text: str) -> None:
     sys.stdout.buffer.flush()
 
 
+def width(text: str) -> int:
+    """Columns a terminal gives the text: two for a wide character (Chinese names, UAX #11)."""
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    widths = [max(width(r[i]) for r in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in cells
+    ]
     return "\n".join(lines)

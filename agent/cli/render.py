@@ -217,7 +217,12 @@ def _dock_lines(d: dict[str, Any]) -> list[str]:
 def device_history(data: dict[str, Any]) -> str:
     """The text `dockagent devices SERIAL` prints."""
     lines = [
-        f"camera {data['serial']}: officer {data['officer'] or '-'}"
+        f"camera {data['serial']}: officer {_who(data['officer'], data['officer_name'])}"
+        + (
+            f", {display_name(data['unit_name'] or data['unit_id'])}"
+            if data["unit_id"] or data["unit_name"]
+            else ""
+        )
         + (f" ({data['officer_source']})" if data["officer_source"] else ""),
         f"clock drift trend: {data['drift_trend']['detail']}"
         + ("  ** FLAGGED **" if data["drift_trend"]["flagged"] else ""),

@@ -199,6 +199,17 @@ def test_the_roster_names_reach_the_ledger_csv_for_excel(station: Station, tmp_p
     assert not station.run_bytes("ledger", "--csv", "--no-bom").stdout.startswith(b"\xef")
     header = next(csv.reader(io.StringIO(exported.decode("utf-8-sig"), newline="")))
     assert header[0] == "at"
+    show = station.run("devices", "show", "CAM001")
+    assert show.returncode == 0, show.stderr
+    assert "officer 100001 警员1号, 东城分局第1派出所 (enrolment)" in show.stdout
+    listing = station.run("devices", "enrolled").stdout.splitlines()
+    assert "警员0号" in listing[1] and "东城分局第0派出所" in listing[1]
+    # wide characters take two columns: the next column starts at the same place on each line
+    starts = {
+        line.index("20") + sum(1 for c in line[: line.index("20")] if ord(c) > 0x2E80)
+        for line in listing[1:]
+    }
+    assert len(starts) == 1
 
 
 def test_a_rebuilt_store_keeps_names_handovers_and_explanations(
