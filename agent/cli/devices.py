@@ -163,9 +163,12 @@ def _enroll_roster(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     who = current_operator()
     with context.technician(cfg) as ctx:
-        outcome = enrolment.enroll_roster(
-            ctx.store, ctx.key, cfg.station_id, parsed.rows, utc_now(), who
-        )
+        try:
+            outcome = enrolment.enroll_roster(
+                ctx.store, ctx.key, cfg.station_id, parsed.rows, utc_now(), who
+            )
+        except InputRefused as exc:
+            raise InputRefused(problem=f"{display_name(args.csv)}: {exc.message}") from exc
     _log.info(
         "devices.roster_enrolled",
         cameras=len(parsed.rows),

@@ -3,14 +3,17 @@
 Each enrolment is an audit record (device.enrolled, or device.updated for a camera already
 enrolled whose roster row changed); a camera enrolled to another officer than the one holding it
 is a handover too (agent.reporting.handovers.record_handover). A roster is enrolled in one
-transaction: all its rows or none. The officer's name and unit are kept by badge number for
-every row that names one. Nothing here parses a file or prints.
+transaction: all its rows or none; a revoked camera in a roster refuses it (a stale roster must
+not take a lost or stolen camera back: that is a decision for one camera alone). The officer's
+name and unit are kept by badge number for every row that names one. Nothing here parses a file
+or prints.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.core.errors import InputRefused
 from agent.custody import audit
 from agent.custody.keys import StationKey
 from agent.reporting.handovers import current_officer, record_handover
@@ -123,9 +126,20 @@ def enroll_roster(
     now: str,
     operator: str,
 ) -> Outcome:
-    """Every row of a checked roster, in one transaction: all of them or none."""
+    """Every row of a checked roster, in one transaction: all of them or none. Raises
+    InputRefused, enrolling nothing, when the roster lists a revoked camera."""
     outcome = Outcome()
     with store.transaction():
+        revoked = [
+            f"row {row.line}: camera {row.serial} was revoked at {d.revoked_at} by "
+            f"{d.revoked_by}; take it back alone: dockagent devices enroll {row.serial}"
+            for row in rows
+            if (d := store.device(row.serial)) is not None and d.revoked_at is not None
+        ]
+        if revoked:
+            raise InputRefused(
+                problem=f"{len(revoked)} bad rows; nothing enrolled\n  " + "\n  ".join(revoked)
+            )
         for row in rows:
             enroll(
                 store,

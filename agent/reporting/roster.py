@@ -28,7 +28,18 @@ BADGE_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}")  # as `dockagent assign` takes
 UNIT_PATTERN = re.compile(r"[A-Za-z0-9-]{0,32}")
 COLUMNS = ("serial", "officer_id", "officer_name", "unit_id", "unit_name")
 # First cells that make the first row a header (lower-cased, spaces removed).
-_HEADER_FIRST = {"serial", "cameraserial", "camera", "序列号", "设备序列号", "设备编号", "产品序号"}
+_HEADER_FIRST = {
+    "serial",
+    "serialnumber",
+    "cameraserial",
+    "camera",
+    "序列号",
+    "设备序列号",
+    "设备编号",
+    "产品序号",
+    "记录仪编号",
+    "执法记录仪编号",
+}
 
 
 @dataclass(frozen=True, slots=True)

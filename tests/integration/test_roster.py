@@ -241,3 +241,19 @@ def test_a_rebuilt_store_keeps_names_handovers_and_explanations(
     explained = {f["file_id"]: f["explanation"] for f in again["files"]}
     assert explained[file_id] == "电池故障"
     assert rows(station.data_dir, "SELECT * FROM officers ORDER BY badge") == officers
+
+
+def test_a_roster_does_not_take_back_a_revoked_camera(station: Station, tmp_path: Path) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes(_roster(3).encode("utf-8"))
+    assert station.run("devices", "enroll", "--csv", str(roster)).returncode == 0
+    assert station.run("devices", "revoke", "CAM001").returncode == 0
+    audits = _audits(station)
+    roster.write_bytes(_roster(3, changed=2).encode("utf-8"))
+    proc = station.run("devices", "enroll", "--csv", str(roster))
+    assert proc.returncode == 65, proc.stderr
+    assert f"{roster}: 1 bad rows; nothing enrolled" in proc.stderr
+    assert "row 3: camera CAM001 was revoked at" in proc.stderr
+    assert _audits(station) == audits  # not even CAM002's handover
+    revoked = {d["serial"]: d["revoked_at"] for d in station.json("devices", "enrolled")}
+    assert revoked["CAM001"] is not None
