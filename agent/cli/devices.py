@@ -210,6 +210,7 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 def docked_now(store: Store) -> list[dict[str, Any]]:
     out = []
+    officers = store.officers()
     for s in store.docked_sessions():
         states = store.session_state_counts(s.id)
         out.append(
@@ -217,6 +218,7 @@ def docked_now(store: Store) -> list[dict[str, Any]]:
                 "device_serial": s.device_serial,
                 "profile": s.profile,
                 "officer_id": s.officer_id,
+                "officer_name": officers[s.officer_id].name if s.officer_id in officers else "",
                 "session_id": s.id,
                 "docked_at": s.docked_at,
                 "outcome": s.outcome,
@@ -270,7 +272,8 @@ def run_list(args: argparse.Namespace) -> int:
                 (
                     d["device_serial"],
                     d["profile"],
-                    d["officer_id"] or "-",
+                    " ".join(x for x in (d["officer_id"], display_name(d["officer_name"])) if x)
+                    or "-",
                     d["session_id"],
                     f"{d['files_sealed']}/{d['files_found']}",
                     d["verdict"],
