@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         faults = sessions.fault_register(store, since=since, camera=args.camera)
         rows: list[dict[str, Any]] = []
         handed: list[AssignmentRow] = []
+        names = {badge: o.name for badge, o in store.officers().items()}
         if not args.faults:
             rows = sessions.sessions(store, since=since, officer=args.officer, camera=args.camera)
             handed = handovers.handovers(store, args.camera)
@@ -61,11 +62,18 @@ def run(args: argparse.Namespace) -> int:
         emit_json(
             {
                 "sessions": rows,
-                "handovers": [h.as_dict() for h in handed],
+                "handovers": [
+                    {
+                        **h.as_dict(),
+                        "officer_name": names.get(h.officer_id, ""),
+                        "previous_officer_name": names.get(h.previous_officer, ""),
+                    }
+                    for h in handed
+                ],
                 "faults": faults,
                 "audit": audit_trail,
             }
         )
     else:
-        sys.stdout.write(render.ledger(rows, handed))
+        sys.stdout.write(render.ledger(rows, handed, names))
     return 0

@@ -77,8 +77,14 @@ def _session_notes(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def ledger(sessions: Sequence[dict[str, Any]], handovers: Sequence[AssignmentRow]) -> str:
-    """The sessions ledger: one line per session, its notes, then the handovers."""
+def ledger(
+    sessions: Sequence[dict[str, Any]],
+    handovers: Sequence[AssignmentRow],
+    names: dict[str, str] | None = None,
+) -> str:
+    """The sessions ledger: one line per session, its notes, then the handovers (officers
+    named by `names`, badge to name, where the roster gave one)."""
+    names = names or {}
     parts = [
         table([_session_line(s) for s in sessions], _SESSION_HEADERS) + "\n",
         "drift: camera clock minus station clock at dock detection; recording times in the "
@@ -95,8 +101,8 @@ def ledger(sessions: Sequence[dict[str, Any]], handovers: Sequence[AssignmentRow
                     (
                         h.device_serial,
                         h.assigned_at,
-                        h.previous_officer or "-",
-                        h.officer_id,
+                        _who(h.previous_officer, names.get(h.previous_officer, "")),
+                        _who(h.officer_id, names.get(h.officer_id, "")),
                         h.assigned_by,
                     )
                     for h in handovers

@@ -69,6 +69,9 @@ def test_a_roster_of_50_cameras_with_one_changed_officer_gives_exactly_one_hando
         ("CAM007", "100007", "900007")
     ]
     assert handed[0]["assigned_by"] and handed[0]["record_seq"]
+    assert (handed[0]["previous_officer_name"], handed[0]["officer_name"]) == ("警员7号", "警员7号")
+    text = station.run("ledger").stdout
+    assert "100007 警员7号" in text and "900007 警员7号" in text
     assigned = [a for a in _audits(station) if a["action"] == "device.assigned"]
     assert len(assigned) == 1
     assert assigned[0]["details"] == {
