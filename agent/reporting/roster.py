@@ -98,7 +98,7 @@ def _check_lines(text: str) -> None:
             raise RosterUnreadable(f"line {number} is longer than {MAX_LINE} characters")
         if "\x00" in line:
             raise RosterUnreadable(f"line {number} holds a NUL character")
-        if number > MAX_ROWS + 1:
+        if number > MAX_ROWS + 1:  # a header line besides the rows
             raise RosterUnreadable(f"the file has more than {MAX_ROWS} rows")
 
 
@@ -140,6 +140,7 @@ def parse_text(text: str, encoding: str = "UTF-8") -> Roster:
     problems: list[str] = []
     seen: dict[str, int] = {}
     first = True
+    counted = 0
     while True:
         try:
             record = next(reader)
@@ -156,6 +157,9 @@ def parse_text(text: str, encoding: str = "UTF-8") -> Roster:
         if not any(cells):
             continue  # a blank line (a spreadsheet's trailing rows)
         line = reader.line_num
+        counted += 1
+        if counted > MAX_ROWS:
+            raise RosterUnreadable(f"the file has more than {MAX_ROWS} rows")
         found = row_problems(cells)
         serial = cells[0]
         if not found and serial in seen:

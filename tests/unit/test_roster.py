@@ -107,3 +107,25 @@ def test_a_broken_quote_is_a_named_row_not_a_crash() -> None:
     parsed = roster.parse(b'CAM1,100001,"abc"def,1,x\r\nCAM2,100002\r\n')
     assert parsed.rows == ()
     assert parsed.problems and parsed.problems[0].startswith("row 1: not CSV")
+
+
+def test_the_largest_roster_accepted_is_parsed_in_bounded_time() -> None:
+    good = "".join(
+        f"CAM{i:05d},{100000 + i},警员{i}号,110101,东城分局第{i % 9}派出所\r\n"
+        for i in range(roster.MAX_ROWS)
+    ).encode("gbk")
+    assert len(good) <= roster.MAX_BYTES
+    started = time.monotonic()
+    parsed = roster.parse(good)
+    assert len(parsed.rows) == roster.MAX_ROWS and parsed.encoding == "GBK"
+    bad = good.replace(b"CAM", b"CA/")
+    parsed = roster.parse(bad)
+    assert len(parsed.problems) == roster.MAX_ROWS and parsed.rows == ()
+    assert time.monotonic() - started < 2 * BUDGET_S
+    with_one_more = good + b"CAMX,1\r\n"
+    try:
+        roster.parse(with_one_more)
+    except roster.RosterUnreadable as exc:
+        assert f"more than {roster.MAX_ROWS} rows" in str(exc)
+    else:
+        raise AssertionError("a roster over the row bound was parsed")
