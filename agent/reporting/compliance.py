@@ -5,7 +5,9 @@ the recording ended, the end measured on the camera clock corrected by the dock'
 no drift known, on the camera clock read in `ingest.camera_timezone`, and said so). A file not
 yet ingested counts to now. Consecutive segments with a short silence between them, and the
 camera's REC_INTERRUPT events, are findings too. Each finding names its officer: the camera's
-assignment at the recording time, else the badge on the camera. Queries and arithmetic only.
+assignment at the recording time, else the badge on the camera, with the name and unit the
+roster gave that badge and the supervisor's written explanation of the file, if any
+(agent.reporting.explanations). Queries and arithmetic only.
 """
 
 from __future__ import annotations
