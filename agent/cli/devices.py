@@ -1,8 +1,10 @@
-"""`dockagent devices`: what is docked now, enrolment, and what was refused.
+"""`dockagent devices`: what is docked now, enrolment (one camera or a roster CSV), and what
+was refused.
 
 Reads the same store the daemon writes; enrol/revoke are technician actions, signed into the
-chain as audit records (agent.custody.audit). Device identities are hostile input and are shown
-escaped.
+chain as audit records (agent.custody.audit); enrolling a camera to another officer is a
+handover (agent.reporting.enrolment). Device identities and roster files are hostile input and
+are shown escaped.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from typing import Any
 from agent.cli import context, render
 from agent.cli.output import emit_json, table
 from agent.core import log
-from agent.core.errors import AgentError, UsageError
+from agent.core.errors import AgentError, InputRefused, UnknownDevice, UsageError
 from agent.core.model import CUSTODY_STATES, SERIAL_PATTERN, SessionOutcome, display_name
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
 from agent.custody import audit
-from agent.reporting import history
+from agent.reporting import enrolment, history, roster
 from agent.store import CopyProgress, SessionRow, Store
 
 _log = log.get(__name__)
@@ -31,9 +33,21 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--refused", action="store_true", help="list refused devices instead")
     p.set_defaults(func=run_list)
     dsub = p.add_subparsers(dest="devices_command")
-    e = dsub.add_parser("enroll", help="allow a camera serial (audited)")
-    e.add_argument("serial")
+    e = dsub.add_parser(
+        "enroll",
+        help="allow a camera serial, or every camera of a roster CSV (audited)",
+        description="Enrol one camera (SERIAL), or a roster: --csv FILE with the columns serial, "
+        "officer badge number, officer name, unit number, unit name (a first row naming them "
+        "is skipped; UTF-8 with or without BOM, or GBK). A roster is enrolled whole or not at "
+        "all: exit 65 and one line per bad row when any row is bad. A camera already enrolled "
+        "keeps its binding; a camera enrolled to another officer than before is a handover.",
+    )
+    e.add_argument("serial", nargs="?")
     e.add_argument("--officer", default="", help="officer (badge number) the camera is issued to")
+    e.add_argument("--name", default="", help="the officer's name")
+    e.add_argument("--unit-id", default="", help="the officer's unit number")
+    e.add_argument("--unit-name", default="", help="the officer's unit name")
+    e.add_argument("--csv", metavar="FILE", help="enrol every camera of this roster CSV")
     e.set_defaults(func=run_enroll)
     r = dsub.add_parser("revoke", help="stop accepting a camera serial (audited)")
     r.add_argument("serial")
@@ -41,27 +55,45 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = dsub.add_parser("enrolled", help="list enrolled serials")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=run_enrolled)
-    show = dsub.add_parser("show", help="a camera's docks, drift and battery trends, handovers")
+    show = dsub.add_parser(
+        "show",
+        help="a camera's docks, drift and battery trends, handovers",
+        description="A camera's history. Exits 66 (EX_NOINPUT, sysexits(3)) for a serial the "
+        "station does not know (never enrolled, never docked): there is no such camera to show, "
+        "which is not the same as a known camera with nothing to show yet.",
+    )
     show.add_argument("serial")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=run_show)
 
 
-def enroll(ctx: context.Context, serial: str, officer: str) -> None:
+def enroll(
+    ctx: context.Context, serial: str, officer: str, holder: enrolment.Holder | None = None
+) -> enrolment.Outcome:
+    """Enrol one camera anew (its binding forgotten); a handover if its officer changed."""
+    holder = holder or enrolment.Holder(serial, officer)
     now = utc_now()
     who = current_operator()
+    outcome = enrolment.Outcome()
     with ctx.store.transaction():
-        ctx.store.enroll(serial, officer, who, now)
-        audit.record_action(
+        enrolment.enroll(
             ctx.store,
             ctx.key,
             ctx.config.station_id,
-            "device.enrolled",
-            {"serial": serial, "officer_id": officer},
+            holder,
             now,
-            operator=who,
+            who,
+            keep_binding=False,
+            outcome=outcome,
         )
-    _log.info("device.enrolled", device_serial=serial, officer_id=officer, operator=who)
+    _log.info(
+        "device.enrolled",
+        device_serial=holder.serial,
+        officer_id=holder.officer_id,
+        operator=who,
+        handovers=outcome.handovers,
+    )
+    return outcome
 
 
 def record_refusal(ctx: context.Context, source: str, identity: str, exc: AgentError) -> None:
@@ -76,13 +108,79 @@ def _check_serial(serial: str) -> None:
         )
 
 
-def run_enroll(args: argparse.Namespace) -> int:
+def _holder(args: argparse.Namespace) -> enrolment.Holder:
     _check_serial(args.serial)
+    fields = [args.officer, args.name, args.unit_id, args.unit_name]
+    cells = [args.serial, *fields] if args.officer else None
+    problems = roster.row_problems(cells) if cells else []
+    if not args.officer and any(fields):
+        problems = ["--name and --unit-* need --officer"]
+    if problems:
+        raise UsageError(problem="; ".join(problems))
+    return enrolment.Holder(args.serial, *fields)
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    if args.csv is not None:
+        if args.serial is not None or args.officer or args.name or args.unit_id or args.unit_name:
+            raise UsageError(problem="give either --csv FILE or a SERIAL and its officer")
+        return _enroll_roster(args)
+    if args.serial is None:
+        raise UsageError(problem="give a camera SERIAL, or --csv FILE for a roster")
+    holder = _holder(args)
     cfg = context.load_config(args.config, args.log_level)
     with context.technician(cfg) as ctx:
-        enroll(ctx, args.serial, args.officer)
+        outcome = enroll(ctx, holder.serial, holder.officer_id, holder)
     sys.stdout.write(
-        f"enrolled {args.serial}" + (f" (officer {args.officer})" if args.officer else "") + "\n"
+        f"enrolled {args.serial}"
+        + (f" (officer {args.officer})" if args.officer else "")
+        + ("; a handover from the officer before" if outcome.handovers else "")
+        + "\n"
+    )
+    return 0
+
+
+def _read_roster(path: str) -> roster.Roster:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(roster.MAX_BYTES + 1)  # bounded: never the whole of a huge file
+    except OSError as exc:
+        raise UsageError(problem=f"cannot read {display_name(path)!r}: {exc.strerror}") from exc
+    try:
+        parsed = roster.parse(data)
+    except roster.RosterUnreadable as exc:
+        raise InputRefused(problem=f"{display_name(path)}: {exc}; nothing enrolled") from exc
+    if parsed.problems:
+        raise InputRefused(
+            problem=f"{display_name(path)} (read as {parsed.encoding}): "
+            f"{len(parsed.problems)} bad rows; nothing enrolled\n  " + "\n  ".join(parsed.problems)
+        )
+    return parsed
+
+
+def _enroll_roster(args: argparse.Namespace) -> int:
+    parsed = _read_roster(args.csv)
+    cfg = context.load_config(args.config, args.log_level)
+    who = current_operator()
+    with context.technician(cfg) as ctx:
+        try:
+            outcome = enrolment.enroll_roster(
+                ctx.store, ctx.key, cfg.station_id, parsed.rows, utc_now(), who
+            )
+        except InputRefused as exc:
+            raise InputRefused(problem=f"{display_name(args.csv)}: {exc.message}") from exc
+    _log.info(
+        "devices.roster_enrolled",
+        cameras=len(parsed.rows),
+        enrolled=outcome.enrolled,
+        updated=outcome.updated,
+        handovers=outcome.handovers,
+        operator=who,
+    )
+    sys.stdout.write(
+        f"{len(parsed.rows)} cameras in {display_name(args.csv)} (read as {parsed.encoding}): "
+        f"{outcome.enrolled} enrolled, {outcome.updated} updated, {outcome.unchanged} unchanged, "
+        f"{outcome.handovers} handovers\n"
     )
     return 0
 
@@ -112,6 +210,7 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 def docked_now(store: Store) -> list[dict[str, Any]]:
     out = []
+    officers = store.officers()
     sessions = store.docked_sessions()
     ids = [s.id for s in sessions]
     copies, uploads = store.copy_progress(ids), store.upload_progress(ids)
@@ -122,6 +221,7 @@ def docked_now(store: Store) -> list[dict[str, Any]]:
                 "device_serial": s.device_serial,
                 "profile": s.profile,
                 "officer_id": s.officer_id,
+                "officer_name": officers[s.officer_id].name if s.officer_id in officers else "",
                 "session_id": s.id,
                 "docked_at": s.docked_at,
                 "outcome": s.outcome,
@@ -210,7 +310,8 @@ def run_list(args: argparse.Namespace) -> int:
                 (
                     d["device_serial"],
                     d["profile"],
-                    d["officer_id"] or "-",
+                    " ".join(x for x in (d["officer_id"], display_name(d["officer_name"])) if x)
+                    or "-",
                     d["session_id"],
                     f"{d['files_sealed']}/{d['files_found']}",
                     _bytes(d["copy"]["bytes_done"], d["copy"]["bytes_total"]),
@@ -250,6 +351,8 @@ def run_enrolled(args: argparse.Namespace) -> int:
                     (
                         r.serial,
                         r.officer_id or "-",
+                        display_name(r.officer_name) or "-",
+                        display_name(r.unit_name or r.unit_id) or "-",
                         r.enrolled_at,
                         r.enrolled_by,
                         r.revoked_at or "",
@@ -257,7 +360,7 @@ def run_enrolled(args: argparse.Namespace) -> int:
                     )
                     for r in rows
                 ],
-                ["serial", "officer", "enrolled", "by", "revoked", "bound"],
+                ["serial", "officer", "name", "unit", "enrolled", "by", "revoked", "bound"],
             )
             + "\n"
         )
@@ -268,6 +371,8 @@ def run_show(args: argparse.Namespace) -> int:
     _check_serial(args.serial)
     cfg = context.load_config(args.config, args.log_level)
     with context.reader(cfg) as store:
+        if not store.device_known(args.serial):
+            raise UnknownDevice(serial=args.serial)
         data = history.device_history(store, args.serial, cfg)
     if args.json:
         emit_json(data)

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import emit_json
+from agent.cli.output import add_bom_option, emit_csv, emit_json
 from agent.custody import audit
 from agent.reporting import exports, handovers, sessions
 from agent.reporting.times import parse_since
@@ -27,12 +27,13 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
     fmt.add_argument("--json", action="store_true")
+    add_bom_option(p)
     p.set_defaults(func=run)
 
 
 def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
     if args.csv:
-        sys.stdout.write(exports.to_csv(faults, sessions.FAULT_COLUMNS))
+        emit_csv(exports.to_csv(faults, sessions.FAULT_COLUMNS, bom=args.bom))
     elif args.json:
         emit_json({"faults": faults})
     else:
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         faults = sessions.fault_register(store, since=since, camera=args.camera)
         rows: list[dict[str, Any]] = []
         handed: list[AssignmentRow] = []
+        names = {badge: o.name for badge, o in store.officers().items()}
         if not args.faults:
             rows = sessions.sessions(store, since=since, officer=args.officer, camera=args.camera)
             handed = handovers.handovers(store, args.camera)
@@ -55,16 +57,23 @@ def run(args: argparse.Namespace) -> int:
     if args.faults:
         return _faults(args, faults)
     if args.csv:
-        sys.stdout.write(exports.to_csv(rows, sessions.SESSION_COLUMNS))
+        emit_csv(exports.to_csv(rows, sessions.SESSION_COLUMNS, bom=args.bom))
     elif args.json:
         emit_json(
             {
                 "sessions": rows,
-                "handovers": [h.as_dict() for h in handed],
+                "handovers": [
+                    {
+                        **h.as_dict(),
+                        "officer_name": names.get(h.officer_id, ""),
+                        "previous_officer_name": names.get(h.previous_officer, ""),
+                    }
+                    for h in handed
+                ],
                 "faults": faults,
                 "audit": audit_trail,
             }
         )
     else:
-        sys.stdout.write(render.ledger(rows, handed))
+        sys.stdout.write(render.ledger(rows, handed, names))
     return 0

@@ -14,10 +14,18 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping
+from typing import NoReturn
 
 from agent import __version__, store
 from agent.core import crashpoints, log, testhooks, wallclock
-from agent.core.errors import EX_IOERR, EX_TEMPFAIL, AgentError, StoreCorrupt, describe
+from agent.core.errors import (
+    EX_IOERR,
+    EX_TEMPFAIL,
+    EX_USAGE,
+    AgentError,
+    StoreCorrupt,
+    describe,
+)
 from agent.health import clock
 
 # Each command's module, imported only when that command runs: importing them all (requests,
@@ -57,8 +65,18 @@ def _command_of(argv: list[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; every usage error of dockagent exits 64 (EX_USAGE,
+    sysexits(3)), a UsageError's too. Sub-command parsers are made of this class as well
+    (add_subparsers defaults parser_class to the parent's type)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dockagent", description="Body-worn-camera evidence custody on a collection station."
     )
     parser.add_argument(

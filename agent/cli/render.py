@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.cli.output import table
+from agent.core.model import display_name
 from agent.health import battery
 from agent.reporting.handovers import handover_text
 from agent.reporting.sessions import FAULT_COLUMNS
@@ -32,6 +33,11 @@ _SESSION_HEADERS = [
 ]
 
 
+def _who(badge: str, name: str) -> str:
+    """An officer as a person reads it: badge and name (the name escaped: roster input)."""
+    return " ".join(p for p in (badge or "-", display_name(name)) if p)
+
+
 # ---- `dockagent ledger` --------------------------------------------------------------------
 
 
@@ -44,7 +50,7 @@ def _session_line(s: dict[str, Any]) -> tuple[object, ...]:
     return (
         s["session_id"],
         s["camera"],
-        s["officer"] or "-",
+        _who(s["officer"], s["officer_name"]),
         s["docked_at_utc"],
         s["files_sealed"],
         s["hours_recorded"],
@@ -71,8 +77,14 @@ def _session_notes(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def ledger(sessions: Sequence[dict[str, Any]], handovers: Sequence[AssignmentRow]) -> str:
-    """The sessions ledger: one line per session, its notes, then the handovers."""
+def ledger(
+    sessions: Sequence[dict[str, Any]],
+    handovers: Sequence[AssignmentRow],
+    names: dict[str, str] | None = None,
+) -> str:
+    """The sessions ledger: one line per session, its notes, then the handovers (officers
+    named by `names`, badge to name, where the roster gave one)."""
+    names = names or {}
     parts = [
         table([_session_line(s) for s in sessions], _SESSION_HEADERS) + "\n",
         "drift: camera clock minus station clock at dock detection; recording times in the "
@@ -89,8 +101,8 @@ def ledger(sessions: Sequence[dict[str, Any]], handovers: Sequence[AssignmentRow
                     (
                         h.device_serial,
                         h.assigned_at,
-                        h.previous_officer or "-",
-                        h.officer_id,
+                        _who(h.previous_officer, names.get(h.previous_officer, "")),
+                        _who(h.officer_id, names.get(h.officer_id, "")),
                         h.assigned_by,
                     )
                     for h in handovers
@@ -109,7 +121,7 @@ def _officer_table(report: dict[str, Any]) -> str:
     return table(
         [
             (
-                officer,
+                _who(officer, o["officer_name"]),
                 o["files"],
                 o["late"],
                 o["max_hours_to_ingest"],
@@ -126,11 +138,13 @@ def _findings_text(findings: Sequence[dict[str, Any]]) -> str:
     rows = [
         (
             f["finding"],
-            f["officer"] or "-",
+            _who(f["officer"], f["officer_name"]),
             f["camera"],
+            f["file_id"] if f["file_id"] is not None else "-",
             f["file"],
             f["corrected_time"] or f"{f['camera_time']} (uncorrected)",
             f["detail"],
+            display_name(f["explanation"]) or "-",
         )
         for f in findings
     ]
@@ -138,7 +152,10 @@ def _findings_text(findings: Sequence[dict[str, Any]]) -> str:
         return "nothing to explain\n"
     return (
         "to be explained (times: camera clock minus measured drift):\n"
-        + table(rows, ["finding", "officer", "camera", "file", "time", "detail"])
+        + table(
+            rows,
+            ["finding", "officer", "camera", "id", "file", "time", "detail", "explanation"],
+        )
         + "\n"
     )
 
@@ -150,7 +167,7 @@ def _files_table(files: Sequence[dict[str, Any]]) -> str:
                 (
                     f["file_id"],
                     f["camera"],
-                    f["officer"] or "-",
+                    _who(f["officer"], f["officer_name"]),
                     f["file"],
                     f["hours_to_ingest"],
                     "LATE" if f["late"] else "",
@@ -206,7 +223,12 @@ def _dock_lines(d: dict[str, Any]) -> list[str]:
 def device_history(data: dict[str, Any]) -> str:
     """The text `dockagent devices SERIAL` prints."""
     lines = [
-        f"camera {data['serial']}: officer {data['officer'] or '-'}"
+        f"camera {data['serial']}: officer {_who(data['officer'], data['officer_name'])}"
+        + (
+            f", {display_name(data['unit_name'] or data['unit_id'])}"
+            if data["unit_id"] or data["unit_name"]
+            else ""
+        )
         + (f" ({data['officer_source']})" if data["officer_source"] else ""),
         f"clock drift trend: {data['drift_trend']['detail']}"
         + ("  ** FLAGGED **" if data["drift_trend"]["flagged"] else ""),

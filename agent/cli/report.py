@@ -1,4 +1,5 @@
-"""`dockagent report compliance`: late files, interruptions and segment gaps, per officer.
+"""`dockagent report compliance`: late files, interruptions and segment gaps, per officer;
+`dockagent report explain`: a supervisor's written explanation of one (audited).
 
 A query over the store. "Late" is measured from the drift-corrected recording end to the time
 the station held the copy; every time printed says how it was corrected. Shows no content.
@@ -10,8 +11,11 @@ import argparse
 import sys
 
 from agent.cli import context, render
-from agent.cli.output import emit_json
-from agent.reporting import compliance, exports
+from agent.cli.output import add_bom_option, emit_csv, emit_json
+from agent.core import log
+from agent.core.operator import current_operator
+from agent.core.wallclock import utc_now
+from agent.reporting import compliance, explanations, exports
 from agent.reporting.sessions import require_schema
 from agent.reporting.times import parse_since
 
@@ -25,7 +29,31 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = c.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV for a spreadsheet: one finding a row")
     fmt.add_argument("--json", action="store_true")
+    add_bom_option(c)
     c.set_defaults(func=run_compliance)
+    x = rsub.add_parser(
+        "explain",
+        help="a written explanation of a late or interrupted recording (audited)",
+        description="Fill the compliance report's explanation of a file's finding (the file id "
+        "is in report compliance). Signed into the chain as file.explained; the latest one is "
+        f"shown. At most {explanations.MAX_TEXT} characters.",
+    )
+    x.add_argument("file_id", type=int, help="the file's id (report compliance)")
+    x.add_argument("text", help="the explanation")
+    x.set_defaults(func=run_explain)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    text = explanations.check_text(args.text)
+    cfg = context.load_config(args.config, args.log_level)
+    who = current_operator()
+    with context.technician(cfg) as ctx:
+        seq = explanations.explain(
+            ctx.store, ctx.key, cfg.station_id, args.file_id, text, utc_now(), who
+        )
+    log.get(__name__).info("file.explained", file_id=args.file_id, operator=who, seq=seq)
+    sys.stdout.write(f"file {args.file_id} explained (record {seq})\n")
+    return 0
 
 
 def run_compliance(args: argparse.Namespace) -> int:
@@ -37,10 +65,10 @@ def run_compliance(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report)
     elif args.csv and args.files:
-        sys.stdout.write(exports.to_csv(report["files"], compliance.FILE_COLUMNS))
+        emit_csv(exports.to_csv(report["files"], compliance.FILE_COLUMNS, bom=args.bom))
     elif args.csv:
         findings = compliance.findings(report)
-        sys.stdout.write(exports.to_csv(findings, compliance.FINDING_COLUMNS))
+        emit_csv(exports.to_csv(findings, compliance.FINDING_COLUMNS, bom=args.bom))
     else:
         text = render.compliance(report, compliance.findings(report), with_files=args.files)
         sys.stdout.write(text)

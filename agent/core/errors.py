@@ -314,3 +314,17 @@ class UnlockFailed(CameraRefused):
 
     # What became of the vendor unlock after its attempts: the verdict says whether the last
     # failure was retryable (and how many attempts were made) or permanent (not retried).
+
+
+class InputRefused(AgentError):
+    """{problem}"""
+
+    # sysexits(3) EX_DATAERR: the input data was incorrect in some way.
+    exit_code = EX_DATAERR
+
+
+class UnknownDevice(AgentError):
+    """{serial} is not a camera this station knows (never enrolled, never docked)"""
+
+    # sysexits(3) EX_NOINPUT: the input named does not exist.
+    exit_code = EX_NOINPUT

@@ -5,7 +5,9 @@ the recording ended, the end measured on the camera clock corrected by the dock'
 no drift known, on the camera clock read in `ingest.camera_timezone`, and said so). A file not
 yet ingested counts to now. Consecutive segments with a short silence between them, and the
 camera's REC_INTERRUPT events, are findings too. Each finding names its officer: the camera's
-assignment at the recording time, else the badge on the camera. Queries and arithmetic only.
+assignment at the recording time, else the badge on the camera, with the name and unit the
+roster gave that badge and the supervisor's written explanation of the file, if any
+(agent.reporting.explanations). Queries and arithmetic only.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from agent.core import wallclock
 from agent.core.config import Config
 from agent.health import clock
 from agent.reporting.handovers import officer_at
+from agent.reporting.sessions import officer_columns
 from agent.reporting.times import hours, instant, iso_utc
 from agent.store import Recording, Store
 
 FINDING_COLUMNS = (
     "finding",
     "officer",
+    "officer_name",
+    "unit_id",
+    "unit_name",
     "camera",
     "session_id",
     "file_id",
@@ -43,6 +49,9 @@ FINDING_COLUMNS = (
 
 FILE_COLUMNS = (
     "officer",
+    "officer_name",
+    "unit_id",
+    "unit_name",
     "camera",
     "session_id",
     "file_id",
@@ -58,6 +67,7 @@ FILE_COLUMNS = (
     "late",
     "retention_class",
     "state",
+    "explanation",
 )
 
 
@@ -253,11 +263,19 @@ def compliance(
     files, late = _file_findings(store, config, rows, at)
     gaps = _gaps(store, config, rows)
     interruptions = _interruptions(store, rows, since)
+    officers, explained = store.officers(), store.explanations()
+    for item in itertools.chain(files, late, gaps, interruptions):
+        item.update(officer_columns(officers, str(item["officer"])))
+        why = explained.get(item["file_id"]) if item["file_id"] is not None else None
+        item["explanation"] = why.text if why else ""
+    totals = _officer_totals(files, interruptions, gaps)
+    for badge, entry in totals.items():
+        entry.update(officer_columns(officers, badge))
     return {
         "generated_at_utc": iso_utc(at),
         "since": since,
         "late_after_h": config.compliance.late_after_h,
-        "officers": _officer_totals(files, interruptions, gaps),
+        "officers": totals,
         "late": late,
         "interruptions": interruptions,
         "gaps": gaps,

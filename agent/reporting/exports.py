@@ -2,7 +2,9 @@
 
 A cell that starts like a formula (=, +, @, a tab, a carriage return, or a minus that does not
 start a number) is prefixed with an apostrophe, so Excel and LibreOffice show it as text instead
-of running it (CSV injection). Only formats rows it is given; it queries nothing.
+of running it (CSV injection). UTF-8 with a byte order mark by default: without one, Excel on a
+Chinese Windows reads UTF-8 as the ANSI code page (GBK) and garbles every name. Only formats rows
+it is given; it queries nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +30,15 @@ def cell(value: Any) -> Any:
     return value
 
 
-def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """The rows as CSV with a header line of `columns`; a missing column is an empty cell."""
+BOM = "\ufeff"
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, bom: bool = True) -> str:
+    """The rows as CSV with a header line of `columns`; a missing column is an empty cell.
+    bom: start with U+FEFF, which UTF-8 encodes as the BOM spreadsheets look for."""
     out = io.StringIO()
+    if bom:
+        out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
     writer.writerow(columns)
     for row in rows:

@@ -11,7 +11,7 @@ from typing import Any
 from agent.core.config import Config
 from agent.health import battery, clock
 from agent.reporting.handovers import current_officer
-from agent.reporting.sessions import require_schema
+from agent.reporting.sessions import officer_columns, require_schema
 from agent.store import HealthRow, Store
 
 
@@ -55,6 +55,7 @@ def device_history(store: Store, serial: str, config: Config | None = None) -> d
         "serial": serial,
         "officer": officer,
         "officer_source": source,
+        **officer_columns(store.officers(), officer),
         "docks": docks,
         "drift_trend": {
             "rate_s_per_day": trend.rate_s_per_day,

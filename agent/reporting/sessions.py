@@ -17,12 +17,23 @@ from agent.core.errors import UsageError
 from agent.health import battery
 from agent.reporting.handovers import handover_text
 from agent.reporting.times import hours
-from agent.store import AssignmentRow, FaultRow, HealthRow, LedgerRow, Recording, Store
+from agent.store import (
+    AssignmentRow,
+    FaultRow,
+    HealthRow,
+    LedgerRow,
+    OfficerRow,
+    Recording,
+    Store,
+)
 
 SESSION_COLUMNS = (
     "session_id",
     "camera",
     "officer",
+    "officer_name",
+    "unit_id",
+    "unit_name",
     "officer_source",
     "officer_on_camera",
     "officer_mismatch",
@@ -75,6 +86,7 @@ class _Context:
     faults: dict[int, list[FaultRow]] = field(default_factory=dict)
     assignments: dict[str, list[AssignmentRow]] = field(default_factory=dict)
     previous_dock: dict[str, str] = field(default_factory=dict)
+    officers: dict[str, OfficerRow] = field(default_factory=dict)
 
 
 def _durations(recordings: Iterable[Recording]) -> dict[int, float]:
@@ -96,7 +108,10 @@ def _durations(recordings: Iterable[Recording]) -> dict[int, float]:
 def _context(store: Store, rows: list[LedgerRow], camera: str | None) -> _Context:
     """Read for the listed sessions only (their files, faults, cameras), never the history."""
     ids = [int(r.session.id) for r in rows]
-    ctx = _Context(seconds=_durations(store.recordings(camera=camera, sessions=ids)))
+    ctx = _Context(
+        seconds=_durations(store.recordings(camera=camera, sessions=ids)),
+        officers=store.officers(),
+    )
     for f in store.faults_of_sessions(ids):
         if f.session_id is not None:
             ctx.faults.setdefault(int(f.session_id), []).append(f)
@@ -153,6 +168,14 @@ def _officer(r: LedgerRow) -> str:
     return r.health.officer if r.health is not None else r.session.officer_id
 
 
+def officer_columns(officers: dict[str, OfficerRow], badge: str) -> dict[str, str]:
+    """The officer's name and unit by badge, as the roster last gave them ('' when unknown)."""
+    o = officers.get(badge)
+    if o is None:
+        return {"officer_name": "", "unit_id": "", "unit_name": ""}
+    return {"officer_name": o.name, "unit_id": o.unit_id, "unit_name": o.unit_name}
+
+
 def _row(store: Store, r: LedgerRow, ctx: _Context, handovers: list[str]) -> dict[str, Any]:
     s, h = r.session, r.health
     effective = _officer(r)
@@ -162,6 +185,7 @@ def _row(store: Store, r: LedgerRow, ctx: _Context, handovers: list[str]) -> dic
         "session_id": s.id,
         "camera": str(s.device_serial),
         "officer": effective,
+        **officer_columns(ctx.officers, effective),
         "officer_source": (h.officer_source if h else "") or ("DEVICE.INF" if effective else ""),
         "officer_on_camera": s.officer_id,
         "officer_mismatch": (h.officer_mismatch if h else "") or "",

@@ -33,7 +33,13 @@ from agent.store.base import (
     is_disk_full,
 )
 from agent.store.custody import CustodyQueries, RecordRow
-from agent.store.devices import DeviceQueries, DeviceRow, RefusalRow
+from agent.store.devices import (
+    DeviceQueries,
+    DeviceRow,
+    ExplanationRow,
+    OfficerRow,
+    RefusalRow,
+)
 from agent.store.files import FileQueries
 from agent.store.health import HealthQueries
 from agent.store.healthrows import (
@@ -74,10 +80,12 @@ __all__ += [
     "AssignmentRow",
     "CameraEvent",
     "DeviceRow",
+    "ExplanationRow",
     "FaultRow",
     "FileStats",
     "HealthRow",
     "LedgerRow",
+    "OfficerRow",
     "OldestUnconfirmed",
     "Recording",
     "RefusalRow",

@@ -509,3 +509,33 @@ def _m0016(db: sqlite_utils.Database) -> None:
             WHERE readiness_final = 0;
         """
     )
+
+
+@MIGRATIONS(name="0017_ledger_officers")
+def _m0017(db: sqlite_utils.Database) -> None:
+    # The unit's ledger (台账): the officer's name and unit beside the badge a camera is
+    # enrolled to (the fields of a recorder's own device record), officers by badge so any
+    # row naming a badge shows the name, and a supervisor's written explanation of a late or
+    # interrupted recording, one per file (the latest; each one is also an audit record).
+    db.executescript(
+        """
+        ALTER TABLE devices ADD COLUMN officer_name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE devices ADD COLUMN unit_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE devices ADD COLUMN unit_name TEXT NOT NULL DEFAULT '';
+        CREATE TABLE officers (
+            badge TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            unit_id TEXT NOT NULL DEFAULT '',
+            unit_name TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL
+        );
+        CREATE TABLE explanations (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id),
+            text TEXT NOT NULL,
+            explained_at TEXT NOT NULL,
+            explained_by TEXT NOT NULL,
+            record_seq INTEGER
+        );
+        """
+    )

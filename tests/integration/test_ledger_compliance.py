@@ -164,7 +164,7 @@ def test_late_recordings_interruptions_and_gaps_per_officer(
     assert Path(gaps[0]["file"]).name == facts["gap_file"]
     assert 40 < gaps[0]["gap_s"] <= 43
 
-    text = station.run("report", "compliance", "--csv").stdout
+    text = station.run_bytes("report", "compliance", "--csv").stdout.decode("utf-8-sig")
     found = list(csv.DictReader(io.StringIO(text, newline="")))
     kinds = [r["finding"] for r in found]
     assert kinds.count("late") == len(late)
@@ -177,9 +177,9 @@ def test_ledger_csv_has_one_row_per_session_and_the_handover(
     docked: tuple[Station, dict[str, Any]],
 ) -> None:
     station, _ = docked
-    proc = station.run("ledger", "--csv")
+    proc = station.run_bytes("ledger", "--csv")
     assert proc.returncode == 0, proc.stderr
-    table = list(csv.DictReader(io.StringIO(proc.stdout, newline="")))
+    table = list(csv.DictReader(io.StringIO(proc.stdout.decode("utf-8-sig"), newline="")))
     sessions = rows(station.data_dir, "SELECT id FROM sessions ORDER BY docked_at, id")
     assert [int(r["session_id"]) for r in table] == [s["id"] for s in sessions]
     first, ontime, second = table
@@ -208,7 +208,9 @@ def test_ledger_csv_has_one_row_per_session_and_the_handover(
     assert ontime["readiness"] == "not ready"  # 8 h off and the station could not set it
 
     only = list(
-        csv.DictReader(io.StringIO(station.run("ledger", "--csv", "--officer", "200001").stdout))
+        csv.DictReader(
+            io.StringIO(station.run("ledger", "--csv", "--officer", "200001", "--no-bom").stdout)
+        )
     )
     assert [r["session_id"] for r in only] == [second["session_id"]]
 
@@ -229,3 +231,63 @@ def test_ledger_csv_has_one_row_per_session_and_the_handover(
     assert any(json.loads(r["body"])["action"] == "device.assigned" for r in chain)
     verify = station.run("verify")
     assert verify.returncode == 0, verify.stdout
+
+
+def test_names_units_and_explanations_reach_the_report_and_its_excel_csv(
+    docked: tuple[Station, dict[str, Any]], tmp_path: Path
+) -> None:
+    station, facts = docked
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes(
+        "serial,badge,name,unit,unit name\r\n"
+        "LATE1,200001,王小明,110101,东城分局\r\n"
+        "ONTIME1,100002,李华,110102,西城分局\r\n".encode("gbk")
+    )
+    enrolled = station.run("devices", "enroll", "--csv", str(roster))
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert "(read as GBK)" in enrolled.stdout
+    # LATE1 is already 200001's (assigned): no second handover
+    assert "0 handovers" in enrolled.stdout
+
+    report = station.json("report", "compliance")
+    late = report["late"][0]
+    assert late["officer"] == "100001" and late["officer_name"] == ""  # not on the roster
+    gap = report["gaps"][0]
+    assert (gap["officer_name"], gap["unit_id"], gap["unit_name"]) == ("李华", "110102", "西城分局")
+    assert report["officers"]["200001"]["officer_name"] == "王小明"
+
+    text = "民警在外执勤 12月3日方回所 已补充说明"
+    explain = station.run("report", "explain", str(late["file_id"]), text)
+    assert explain.returncode == 0, explain.stderr
+    too_long = station.run("report", "explain", str(late["file_id"]), "x" * 2001)
+    assert too_long.returncode == 64 and "longer than 2000" in too_long.stderr
+    assert station.run("report", "explain", "999999", "why").returncode == 64
+
+    exported = station.run_bytes("report", "compliance", "--csv").stdout
+    assert exported.startswith(b"\xef\xbb\xbf")  # Excel reads it as UTF-8, not GBK
+    found = list(csv.DictReader(io.StringIO(exported.decode("utf-8-sig"), newline="")))
+    explained = [r for r in found if r["file_id"] == str(late["file_id"])]
+    assert explained and all(r["explanation"] == text for r in explained)
+    assert {r["officer_name"] for r in found if r["finding"] == "gap"} == {"李华"}
+    files = list(
+        csv.DictReader(
+            io.StringIO(
+                station.run_bytes("report", "compliance", "--csv", "--files").stdout.decode(
+                    "utf-8-sig"
+                ),
+                newline="",
+            )
+        )
+    )
+    assert {r["unit_name"] for r in files if r["camera"] == "ONTIME1"} == {"西城分局"}
+    ledger = list(
+        csv.DictReader(
+            io.StringIO(station.run_bytes("ledger", "--csv").stdout.decode("utf-8-sig"), newline="")
+        )
+    )
+    assert [r["officer_name"] for r in ledger] == ["", "李华", "王小明"]
+
+    audit = [a for a in station.json("ledger")["audit"] if a["action"] == "file.explained"]
+    assert [a["details"] for a in audit] == [{"file_id": late["file_id"], "text": text}]
+    assert station.run("verify").returncode == 0
+    assert facts["late_names"]

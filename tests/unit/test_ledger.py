@@ -103,8 +103,10 @@ def test_csv_opens_in_a_spreadsheet_and_quotes_formula_like_text() -> None:
         {"a": "=HYPERLINK(1)", "b": -90, "c": "-2 s", "d": 'x, "quoted"\nnext line'},
         {"a": "@SUM", "b": None, "c": True, "d": "-abc"},
     ]
-    text = exports.to_csv(rows, ("a", "b", "c", "d"))
-    parsed = list(csv.DictReader(io.StringIO(text, newline="")))
+    data = exports.to_csv(rows, ("a", "b", "c", "d")).encode()
+    assert data.startswith(b"\xef\xbb\xbf")  # the BOM Excel looks for
+    # decoded as Excel does: utf-8-sig
+    parsed = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     assert parsed[0] == {
         "a": "'=HYPERLINK(1)",
         "b": "-90",
@@ -112,6 +114,8 @@ def test_csv_opens_in_a_spreadsheet_and_quotes_formula_like_text() -> None:
         "d": 'x, "quoted"\nnext line',
     }
     assert parsed[1] == {"a": "'@SUM", "b": "", "c": "yes", "d": "'-abc"}
+    plain = exports.to_csv(rows, ("a", "b", "c", "d"), bom=False)
+    assert plain.startswith("a,b,c,d\r\n")
 
 
 def test_since_accepts_a_date_or_a_time_and_reads_them_as_station_local() -> None:
