@@ -24,6 +24,7 @@ from agent.core import crashpoints, durable
 from agent.core.errors import SourceChanged
 from agent.core.model import Candidate, StagedCopy
 from agent.custody import staging
+from agent.ingest import sealing
 
 # Files from this size on are copied by two threads: this one reads and hashes, a writer
 # writes. os.readv, os.write and hashlib's update of a large buffer release the GIL, so a copy
@@ -77,8 +78,12 @@ class _Writer(threading.Thread):
 class Copier:
     """Copies files for one camera; holds the reusable buffer."""
 
-    def __init__(self, staging_root: Path, chunk_bytes: int) -> None:
+    def __init__(
+        self, staging_root: Path, chunk_bytes: int, encrypt_to: tuple[str, ...] = ()
+    ) -> None:
         self.staging_root = staging_root
+        # The central key(s) every copy is encrypted to (agent.ingest.sealing); none: as read.
+        self.recipients = sealing.recipients(encrypt_to)
         # Anonymous mappings: page-aligned, as O_DIRECT needs; reused for every file.
         self.buffers = [mmap.mmap(-1, chunk_bytes) for _ in range(_BUFFERS)]
         # Called after every chunk: the daemon's liveness heartbeat (agent.runtime.liveness).
@@ -90,7 +95,7 @@ class Copier:
     def copy(self, root_fd: int, cand: Candidate, file_id: int, serial: str) -> StagedCopy:
         """Copy and hash one file, durable (fsync, link, fsync of the directory) on return."""
         staged, tmp = self.copy_unpublished(root_fd, cand, file_id, serial)
-        tmp.publish(staged.size)
+        tmp.publish(staged.file_size)
         return staged
 
     def copy_unpublished(
@@ -118,10 +123,17 @@ class Copier:
                 raise SourceChanged(detail="changed between listing and reading")
             os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             digest = hashlib.sha256()
-            tmp = durable.TempFile(directory, name, cand.size)
-            if cand.size < PIPELINE_FROM:
+            sealed: sealing.Sealed | None = None
+            if self.recipients:
+                bound = sealing.sealed_size_bound(cand.size, len(self.recipients))
+                tmp = durable.TempFile(directory, name, bound)
+                sealed = self._copy_encrypted(src, cand.size, tmp, digest)
+                total = sealed.plain_bytes
+            elif cand.size < PIPELINE_FROM:
+                tmp = durable.TempFile(directory, name, cand.size)
                 total = self._copy_serial(src, cand.size, tmp, digest)
             else:
+                tmp = durable.TempFile(directory, name, cand.size)
                 total = self._copy_pipelined(src, cand.size, tmp, digest)
             after = os.fstat(src)
             if total != cand.size or (after.st_size, after.st_mtime_ns) != (
@@ -146,6 +158,8 @@ class Copier:
             staged_rel=staging.staged_rel(serial, file_id, cand.rel_path),
             sha256=digest.hexdigest(),
             size=total,
+            stored_sha256=sealed.cipher_sha256 if sealed else None,
+            stored_size=sealed.cipher_bytes if sealed else None,
         )
         return staged, tmp
 
@@ -174,6 +188,25 @@ class Copier:
             if total == n:
                 crashpoints.hit("copy.first_chunk")
         return total
+
+    def _copy_encrypted(
+        self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash
+    ) -> sealing.Sealed:
+        """One pass: read a chunk, hash it, encrypt it, hash the ciphertext, write it."""
+        buf = self.buffers[0]
+        total = 0
+
+        def read() -> memoryview:
+            nonlocal total
+            n = self._read(src, buf, size, total)
+            if n:
+                total += n
+                self.on_chunk()
+                if total == n:
+                    crashpoints.hit("copy.first_chunk")
+            return memoryview(buf)[:n]
+
+        return sealing.encrypt(read, tmp, self.recipients, self.buffers[1], digest)
 
     def _copy_pipelined(
         self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash

@@ -75,7 +75,9 @@ class Importer:
         self.sealer = sealer
         self.profile = profile
         self.now = now
-        self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
+        self.copier = Copier(
+            config.staging_path, config.storage.copy_chunk_bytes, config.custody.encrypt_to
+        )
         self.batch_copier = BatchCopier(config, store, sealer, self.copier, now)
         self.prover = Prover(config.storage.copy_chunk_bytes)
         self.should_stop: Callable[[], bool] = lambda: False
