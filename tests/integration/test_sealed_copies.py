@@ -213,3 +213,30 @@ def test_a_recipient_that_is_not_an_age_key_is_a_configuration_error(
     proc = station.run("status")
     assert proc.returncode == 78, proc.stdout + proc.stderr
     assert "encrypt_to" in proc.stderr and shown in proc.stderr
+
+
+def test_rebuild_restores_the_ciphertext_hashes_from_the_signed_sidecars(
+    station: Station, tmp_path: Path
+) -> None:
+    identity = central_identity(tmp_path / "central.key")
+    sink = tmp_path / "sink"
+    station.configure(
+        BASE + f'[sync]\nkind = "directory"\ndirectory_root = "{sink}"\n' + encrypt_to(identity)
+    )
+    write_camera(CameraSpec(serial="SEALREB", days=1, files_per_day=3), tmp_path / "cam")
+    _import(station, tmp_path / "cam")
+    before = {r["id"]: (r["stored_sha256"], r["stored_size"]) for r in rows(station.data_dir)}
+    assert all(sha for sha, _ in before.values())
+    (station.data_dir / "dockagent.db").write_bytes(b"\0" * 4096)  # a damaged header
+    assert station.run("status").returncode == 65
+    proc = station.run("rebuild")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = {r["id"]: (r["stored_sha256"], r["stored_size"]) for r in rows(station.data_dir)}
+    assert after == before
+    assert station.run("verify").returncode == 0
+    # The rebuilt queue uploads the ciphertext, confirmed by its own hash.
+    proc = station.run("sync", "--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for row in rows(station.data_dir):
+        assert row["state"] == "confirmed"
+        assert sha256_file(Path(row["sink_ref"])) == row["stored_sha256"]
