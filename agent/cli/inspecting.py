@@ -171,7 +171,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _upload_progress(r: FileRow) -> dict[str, object]:
     """Upload columns (migration 0003_uploads); their defaults on a database not yet migrated."""
-    offset, size = r.upload_offset, r.size
+    # Offsets count the bytes sent: the ciphertext's where the copy is encrypted.
+    offset, size = r.upload_offset, r.staged_size
     percent = round(100 * offset / size, 1) if size else 0.0
     text = "-"
     if r.state is FileState.UPLOADING or (offset and r.state is not FileState.CONFIRMED):
