@@ -28,6 +28,7 @@ _CHUNK = 64 << 10
 _TAG = 16
 _HEADER_PER_RECIPIENT = 256
 _HEADER_BASE = 512
+_ALIGN = 4096  # O_DIRECT: buffer address, file offset and length aligned to this (open(2))
 
 
 def recipients(keys: Sequence[str]) -> tuple[x25519.Recipient, ...]:
@@ -80,12 +81,18 @@ class _PlainReader:
 
 class _CipherWriter:
     """The staging side, as the file object pyrage writes: hashes the ciphertext and writes it
-    to the temp file in whole buffers (one write(2) per buffer, not per 64 KiB chunk)."""
+    to the temp file in whole buffers (one write(2) per buffer, not per 64 KiB chunk), with
+    O_DIRECT where `set_direct` can turn it on (as offload's plain writer: no page cache for
+    staged bytes); a buffer whose length is not aligned (the tail) turns it off."""
 
-    def __init__(self, tmp: durable.TempFile, buffer: mmap.mmap) -> None:
+    def __init__(
+        self, tmp: durable.TempFile, buffer: mmap.mmap, set_direct: Callable[[int, bool], bool]
+    ) -> None:
         self._tmp = tmp
         self._buf = memoryview(buffer)
         self._fill = 0
+        self._set_direct = set_direct
+        self._direct = set_direct(tmp.fd, True)
         self.digest = hashlib.sha256()
         self.total = 0
         self.error: BaseException | None = None
@@ -120,6 +127,10 @@ class _CipherWriter:
 
     def drain(self) -> None:
         if self._fill:
+            if self._direct and self._fill % _ALIGN:
+                if not self._set_direct(self._tmp.fd, False):
+                    raise OSError("cannot turn O_DIRECT off")
+                self._direct = False
             self._tmp.write_all(self._buf[: self._fill])
             self._fill = 0
 
@@ -130,12 +141,14 @@ def encrypt(
     to: Sequence[x25519.Recipient],
     buffer: mmap.mmap,
     digest: hashlib._Hash,
+    set_direct: Callable[[int, bool], bool] = lambda _fd, _on: False,
 ) -> Sealed:
     """Read the plaintext through `read` (an empty view at the end), hashing it into `digest`,
-    and write its age encryption to `tmp` through `buffer`. An error of `read` or of a write
-    is raised as itself (a SourceChanged, an ENOSPC), not as pyrage's message."""
+    and write its age encryption to `tmp` through `buffer` (page-aligned, for O_DIRECT). An
+    error of `read` or of a write is raised as itself (a SourceChanged, an ENOSPC), not as
+    pyrage's message."""
     reader = _PlainReader(read, digest)
-    writer = _CipherWriter(tmp, buffer)
+    writer = _CipherWriter(tmp, buffer, set_direct)
     try:
         pyrage.encrypt_io(reader, writer, list(to))  # type: ignore[arg-type]
     except Exception:
