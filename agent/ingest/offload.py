@@ -192,7 +192,9 @@ class Copier:
     def _copy_encrypted(
         self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash
     ) -> sealing.Sealed:
-        """One pass: read a chunk, hash it, encrypt it, hash the ciphertext, write it."""
+        """One pass: read a chunk, hash it, encrypt it, hash the ciphertext, write it. Large
+        files are written by the O_DIRECT writer thread, as on the plain path (os.write
+        releases the GIL, so writing overlaps reading and encrypting)."""
         buf = self.buffers[0]
         total = 0
 
@@ -206,9 +208,14 @@ class Copier:
                     crashpoints.hit("copy.first_chunk")
             return memoryview(buf)[:n]
 
-        # Large files skip the page cache as on the plain path; small ones share a syncfs.
-        direct = _set_direct if size >= PIPELINE_FROM else _off
-        return sealing.encrypt(read, tmp, self.recipients, self.buffers[1], digest, direct)
+        if size < PIPELINE_FROM:
+            return sealing.encrypt(read, _WriteNow(tmp, self.buffers[1]), self.recipients, digest)
+        spill = _WriterSpill(tmp, self.buffers[1:])
+        try:
+            sealed = sealing.encrypt(read, spill, self.recipients, digest)
+        finally:
+            spill.close()
+        return sealed
 
     def _copy_pipelined(
         self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash
@@ -254,6 +261,48 @@ class Copier:
         return total
 
 
+class _WriteNow:
+    """Ciphertext written as each buffer fills, by this thread (small files)."""
+
+    def __init__(self, tmp: durable.TempFile, buf: mmap.mmap) -> None:
+        self.tmp, self.buf = tmp, buf
+
+    def take(self) -> mmap.mmap:
+        return self.buf
+
+    def give(self, buf: mmap.mmap, n: int) -> None:
+        self.tmp.write_all(memoryview(buf)[:n])
+
+
+class _WriterSpill:
+    """Ciphertext handed to the O_DIRECT writer thread a buffer at a time (large files)."""
+
+    def __init__(self, tmp: durable.TempFile, buffers: list[mmap.mmap]) -> None:
+        self.free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        for buf in buffers:
+            self.free.put(buf)
+        self.writer = _Writer(tmp, self.free)
+        self.writer.start()
+
+    def take(self) -> mmap.mmap:
+        self._check()
+        return self.free.get()  # the writer hands every buffer back, also after an error
+
+    def give(self, buf: mmap.mmap, n: int) -> None:
+        self._check()
+        self.writer.full.put((buf, n))
+
+    def close(self) -> None:
+        """Wait for the writer to finish; raise its error, if any."""
+        self.writer.full.put(None)
+        self.writer.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self.writer.error is not None:
+            raise self.writer.error
+
+
 class _Reader(threading.Thread):
     """Reads a camera file into free buffers, in order, never past the listed size plus one."""
 
@@ -287,8 +336,3 @@ class _Reader(threading.Thread):
 
 def _nothing() -> None:
     return None
-
-
-def _off(_fd: int, _on: bool) -> bool:
-    """No O_DIRECT: for a file too small to gain from it."""
-    return False

@@ -4,7 +4,7 @@ With `[custody] encrypt_to` set, offload hands a file's reads to `encrypt`: each
 from the camera is hashed (the evidence's SHA-256, as without encryption), encrypted by pyrage
 (age v1: X25519 recipients, ChaCha20-Poly1305 in 64 KiB chunks, https://age-encryption.org/v1)
 and the ciphertext hashed and written to the staged temp file, in one pass; memory holds one
-read chunk and one write chunk whatever the file's size. The station holds no identity that
+read chunk and a few write chunks whatever the file's size. The station holds no identity that
 decrypts: only the recipients' public keys. This is the only module that encrypts (and, with the
 configuration check of the keys, the only importer of pyrage); it reads no camera file itself
 (the caller's `read` does) and makes nothing durable (the caller publishes the temp file).
@@ -16,11 +16,10 @@ import hashlib
 import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyrage
 from pyrage import x25519
-
-from agent.core import durable
 
 # age's payload: 64 KiB plaintext chunks, each with a 16-byte Poly1305 tag, after a 16-byte
 # nonce; the header is a few hundred bytes per recipient (rage adds a grease stanza).
@@ -28,7 +27,6 @@ _CHUNK = 64 << 10
 _TAG = 16
 _HEADER_PER_RECIPIENT = 256
 _HEADER_BASE = 512
-_ALIGN = 4096  # O_DIRECT: buffer address, file offset and length aligned to this (open(2))
 
 
 def recipients(keys: Sequence[str]) -> tuple[x25519.Recipient, ...]:
@@ -79,20 +77,27 @@ class _PlainReader:
         return bytes(piece)
 
 
-class _CipherWriter:
-    """The staging side, as the file object pyrage writes: hashes the ciphertext and writes it
-    to the temp file in whole buffers (one write(2) per buffer, not per 64 KiB chunk), with
-    O_DIRECT where `set_direct` can turn it on (as offload's plain writer: no page cache for
-    staged bytes); a buffer whose length is not aligned (the tail) turns it off."""
+class Spill(Protocol):
+    """Where the ciphertext goes, a whole buffer at a time: the caller's writer (offload's
+    O_DIRECT writer thread for large files, a plain write for small ones)."""
 
-    def __init__(
-        self, tmp: durable.TempFile, buffer: mmap.mmap, set_direct: Callable[[int, bool], bool]
-    ) -> None:
-        self._tmp = tmp
-        self._buf = memoryview(buffer)
+    def take(self) -> mmap.mmap:
+        """A free buffer to fill."""
+        ...
+
+    def give(self, buf: mmap.mmap, n: int) -> None:
+        """Write the first n bytes of buf (in order); the buffer is the spill's again."""
+        ...
+
+
+class _CipherWriter:
+    """The staging side, as the file object pyrage writes: hashes the ciphertext and hands it
+    on in whole buffers (one write(2) per buffer, not per 64 KiB chunk)."""
+
+    def __init__(self, spill: Spill) -> None:
+        self._spill = spill
+        self._buf: mmap.mmap | None = None
         self._fill = 0
-        self._set_direct = set_direct
-        self._direct = set_direct(tmp.fd, True)
         self.digest = hashlib.sha256()
         self.total = 0
         self.error: BaseException | None = None
@@ -106,8 +111,9 @@ class _CipherWriter:
             self.digest.update(view)
             self.total += len(view)
             while view:
-                room = len(self._buf) - self._fill
-                take = min(room, len(view))
+                if self._buf is None:
+                    self._buf = self._spill.take()
+                take = min(len(self._buf) - self._fill, len(view))
                 self._buf[self._fill : self._fill + take] = view[:take]
                 self._fill += take
                 view = view[take:]
@@ -119,36 +125,27 @@ class _CipherWriter:
         return len(data)
 
     def flush(self) -> None:
-        try:
-            self.drain()
-        except BaseException as exc:
-            self.error = exc
-            raise
+        return None  # buffers go on when full, and the last one at the end (drain)
 
     def drain(self) -> None:
-        if self._fill:
-            if self._direct and self._fill % _ALIGN:
-                if not self._set_direct(self._tmp.fd, False):
-                    raise OSError("cannot turn O_DIRECT off")
-                self._direct = False
-            self._tmp.write_all(self._buf[: self._fill])
-            self._fill = 0
+        if self._buf is not None:
+            buf, n = self._buf, self._fill
+            self._buf, self._fill = None, 0
+            if n:
+                self._spill.give(buf, n)
 
 
 def encrypt(
     read: Callable[[], memoryview],
-    tmp: durable.TempFile,
+    spill: Spill,
     to: Sequence[x25519.Recipient],
-    buffer: mmap.mmap,
     digest: hashlib._Hash,
-    set_direct: Callable[[int, bool], bool] = lambda _fd, _on: False,
 ) -> Sealed:
     """Read the plaintext through `read` (an empty view at the end), hashing it into `digest`,
-    and write its age encryption to `tmp` through `buffer` (page-aligned, for O_DIRECT). An
-    error of `read` or of a write is raised as itself (a SourceChanged, an ENOSPC), not as
-    pyrage's message."""
+    and hand its age encryption to `spill`. An error of `read` or of the spill is raised as
+    itself (a SourceChanged, an ENOSPC), not as pyrage's message."""
     reader = _PlainReader(read, digest)
-    writer = _CipherWriter(tmp, buffer, set_direct)
+    writer = _CipherWriter(spill)
     try:
         pyrage.encrypt_io(reader, writer, list(to))  # type: ignore[arg-type]
     except Exception:

@@ -27,7 +27,7 @@ from agent.core import durable
 from agent.core.config import checks
 from agent.core.model import Candidate
 from agent.ingest import sealing
-from agent.ingest.offload import Copier, SourceChanged
+from agent.ingest.offload import PIPELINE_FROM, Copier, SourceChanged
 from tests.support.central_key import central_identity, decrypt, recipient_of
 from tests.support.volumes import tmpfs
 
@@ -141,16 +141,19 @@ def test_a_long_recipient_is_refused_without_parsing() -> None:
     assert checks.age_recipients(tuple(f"age1{i}" for i in range(17))) == "at most 16 recipients"
 
 
+@pytest.mark.parametrize("size", [4 * CHUNK, PIPELINE_FROM + 4 * CHUNK])
 def test_a_write_error_mid_file_is_raised_as_itself(
     camera: tuple[Path, int],
     tmp_path: Path,
     central: tuple[Path, str],
     monkeypatch: pytest.MonkeyPatch,
+    size: int,
 ) -> None:
     """Where fallocate is not supported, the disk can fill up mid-file: the write's ENOSPC
-    must reach the copy loop as ENOSPC (staging full, exit 75), not as pyrage's message."""
+    must reach the copy loop as ENOSPC (staging full, exit 75), not as pyrage's message,
+    whether this thread writes (small files) or the writer thread does (large ones)."""
     root, fd = camera
-    (root / "RECORD" / "A.MP4").write_bytes(os.urandom(4 * CHUNK))
+    (root / "RECORD" / "A.MP4").write_bytes(os.urandom(size))
     cand = _listed(fd, b"RECORD/A.MP4")
     calls = 0
     real = durable.TempFile.write_all
