@@ -107,6 +107,11 @@ def test_a_real_camera_is_staged_only_as_ciphertext_the_central_key_opens(
     assert summary["files_sealed"] == len(expected) and summary["problems"] == []
     assert len(windows) > 1000
     _assert_sealed_to(station, identity, expected, windows)
+    # The station holds no key that decrypts: no age identity anywhere in its data directory.
+    secret = identity.read_bytes().split(b"AGE-SECRET-KEY-")[1][:20]
+    for path in (p for p in station.data_dir.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        assert b"AGE-SECRET-KEY" not in content and secret not in content, path
     verify = station.run("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     line = _doctor_line(station)
