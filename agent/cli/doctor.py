@@ -60,6 +60,7 @@ _NEEDS_CONFIG = {
     "unconfirmed",
     "confirmations",
     "timestamps",
+    "encryption",
 }
 _NEEDS_STORE = {"refusals", "unconfirmed", "confirmations", "timestamps"}
 
@@ -104,6 +105,7 @@ class Doctor:
             ("unconfirmed", self.check_unconfirmed),
             ("confirmations", self.check_confirmations),
             ("timestamps", self.check_trusted_time),
+            ("encryption", self.check_encryption),
         ]
         try:
             return [self._one(name, step) for name, step in steps]
@@ -276,6 +278,9 @@ class Doctor:
             interval_s=cfg.custody.tsa_interval_s,
         )
         return station.trusted_time(facts, self.now)
+
+    def check_encryption(self) -> Finding:
+        return station.encryption(self._cfg().custody.encrypt_to)
 
     def check_unconfirmed(self) -> Finding:
         cfg, store = self._cfg(), self._store()

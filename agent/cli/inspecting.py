@@ -194,7 +194,8 @@ def _sinks_status(cfg: Config, pending: dict[str, dict[str, int]]) -> dict[str, 
 
 def _upload_progress(r: FileRow) -> dict[str, object]:
     """Upload columns (migration 0003_uploads); their defaults on a database not yet migrated."""
-    offset, size = r.upload_offset, r.size
+    # Offsets count the bytes sent: the ciphertext's where the copy is encrypted.
+    offset, size = r.upload_offset, r.staged_size
     percent = round(100 * offset / size, 1) if size else 0.0
     text = "-"
     if r.state is FileState.UPLOADING or (offset and r.state is not FileState.CONFIRMED):

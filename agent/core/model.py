@@ -218,6 +218,15 @@ class StagedCopy:
     staged_rel: str  # path below the staging root
     sha256: str
     size: int
+    # Where the copy is encrypted to the central key (age): the SHA-256 and size of the bytes
+    # written, which differ from the camera's above. None: the copy is the camera's bytes.
+    stored_sha256: str | None = None
+    stored_size: int | None = None
+
+    @property
+    def file_size(self) -> int:
+        """The size of the staged file itself."""
+        return self.size if self.stored_size is None else self.stored_size
 
 
 @dataclass

@@ -187,12 +187,12 @@ def seal_staged(store: Store, sealer: Sealer, staging_root: Path, now: str) -> t
     for row in store.files_in_state(FileState.STAGED):
         path = staging_root / str(row.staged_path)
         actual = hash_file(path, buffer)[0] if path.exists() else "missing"
-        if actual != row.sha256:
+        if actual != row.staged_sha256:
             store.transition(
                 row.id,
                 FileState.STAGED,
                 FileState.CORRUPT,
-                reason=f"staged copy does not match the hash read from the camera ({actual})",
+                reason=f"staged copy does not match the hash taken as it was copied ({actual})",
                 reason_kind=ProblemKind.CORRUPT,
                 updated_at=now,
             )

@@ -75,6 +75,19 @@ def _classification(row: FileRow) -> dict[str, Any]:
     return out
 
 
+def _sealed_copy(row: FileRow) -> dict[str, Any]:
+    """Where the staged copy is encrypted to the central key: the SHA-256 and size of the
+    ciphertext staging holds (and the sinks receive), beside the camera's `sha256` and `size`,
+    which stay the evidence's identity. Added fields, only on such records."""
+    if row.stored_sha256 is None:
+        return {}
+    return {
+        "encryption": "age",
+        "stored_sha256": row.stored_sha256,
+        "stored_size": row.stored_size,
+    }
+
+
 def _utc(ts: str | None) -> str:
     return ts or datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -88,37 +101,41 @@ class Sealer:
 
     def _body(self, row: FileRow, session: SessionRow) -> dict[str, Any]:
         raw_name = row.camera_path
-        return _classification(row) | {
-            "v": RECORD_VERSION,
-            "type": "file",
-            "device_serial": row.device_serial,
-            "officer_id": session.officer_id,
-            "session_id": row.session_id,
-            "file_id": row.id,
-            "original_name": original_name(raw_name),
-            "original_name_b64": base64.b64encode(raw_name).decode("ascii"),
-            "size": row.size,
-            "sha256": row.sha256,
-            "kind": row.kind.value,
-            "important": row.important,
-            "segment": row.segment,
-            "camera_mtime": datetime.fromtimestamp(row.mtime_ns // 10**9).isoformat(),
-            "recorded_start": row.recorded_start,
-            "recorded_end": row.recorded_end,
-            # Added fields (same RECORD_VERSION: no existing field changed meaning): the raw
-            # camera times above stay as read; these are them minus the dock's measured drift,
-            # with the basis of the correction, and the file's retention class.
-            "clock_drift_s": row.clock_drift_s,
-            "recorded_start_corrected": row.recorded_start_corrected,
-            "recorded_end_corrected": row.recorded_end_corrected,
-            "time_basis": row.time_basis,
-            "retention_class": row.retention_class,
-            "ingested_at": _utc(row.staged_at),
-            # Added for `dockagent rebuild`: the row's identity on the camera to the nanosecond
-            # (camera_mtime above is rounded, local time) and whether it may be wiped.
-            "mtime_ns": row.mtime_ns,
-            "wipeable": row.wipeable,
-        }
+        return (
+            _classification(row)
+            | _sealed_copy(row)
+            | {
+                "v": RECORD_VERSION,
+                "type": "file",
+                "device_serial": row.device_serial,
+                "officer_id": session.officer_id,
+                "session_id": row.session_id,
+                "file_id": row.id,
+                "original_name": original_name(raw_name),
+                "original_name_b64": base64.b64encode(raw_name).decode("ascii"),
+                "size": row.size,
+                "sha256": row.sha256,
+                "kind": row.kind.value,
+                "important": row.important,
+                "segment": row.segment,
+                "camera_mtime": datetime.fromtimestamp(row.mtime_ns // 10**9).isoformat(),
+                "recorded_start": row.recorded_start,
+                "recorded_end": row.recorded_end,
+                # Added fields (same RECORD_VERSION: no existing field changed meaning): the raw
+                # camera times above stay as read; these are them minus the dock's measured drift,
+                # with the basis of the correction, and the file's retention class.
+                "clock_drift_s": row.clock_drift_s,
+                "recorded_start_corrected": row.recorded_start_corrected,
+                "recorded_end_corrected": row.recorded_end_corrected,
+                "time_basis": row.time_basis,
+                "retention_class": row.retention_class,
+                "ingested_at": _utc(row.staged_at),
+                # Added for `dockagent rebuild`: the row's identity on the camera to the nanosecond
+                # (camera_mtime above is rounded, local time) and whether it may be wiped.
+                "mtime_ns": row.mtime_ns,
+                "wipeable": row.wipeable,
+            }
+        )
 
     def _append(self, kind: str, body: dict[str, Any], file_id: int | None, now: str) -> RecordRow:
         """Sign and append one record at the head of the chain. Call inside a transaction."""
@@ -197,6 +214,7 @@ class Sealer:
             "file_id": row.id,
             "sha256": row.sha256,
             "size": row.size,
+            **_sealed_copy(row),
             **sink,
             "at": now,
         }

@@ -374,7 +374,12 @@ def _check_file(walk: _Files, row: FileRow, rec: RecordRow | None, named: bool) 
     if not (row.purged_at and row.state is FileState.CONFIRMED):
         # A damaged body (named by the chain check) tells no hash: the row's is checked.
         body = signed_body(rec) if rec is not None else None
-        signed = body.get("sha256") if body is not None else row.sha256
+        # An encrypted copy (agent.ingest.sealing) is checked against the ciphertext's signed
+        # hash; the camera's `sha256` is of bytes this station cannot read back.
+        if body is None:
+            signed = row.staged_sha256
+        else:
+            signed = body.get("stored_sha256", body.get("sha256"))
         _check_staged_copy(walk, row, signed)
     if rec is not None:
         _check_sidecar(walk, row, rec)
@@ -385,7 +390,11 @@ def _check_row_against_record(walk: _Files, row: FileRow, rec: RecordRow | None)
     if rec is None or rec.file_id != row.id:
         detail = f"custody record {row.record_seq} is missing"
         walk.problems.append(_file_problem(row, "missing_record", detail))
-    elif body is not None and (body.get("sha256") != row.sha256 or body.get("size") != row.size):
+    elif body is not None and (
+        (body.get("sha256"), body.get("size")) != (row.sha256, row.size)
+        or (body.get("stored_sha256"), body.get("stored_size"))
+        != (row.stored_sha256, row.stored_size)
+    ):
         detail = "hash or size on the row differs from its signed record"
         walk.problems.append(_file_problem(row, "row_edited", detail))
 

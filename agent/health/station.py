@@ -310,3 +310,18 @@ def trusted_time(facts: TrustedTime, now: datetime) -> Finding:
             "by itself and logs tsa.failed with the reason)",
         )
     return Finding("timestamps", GREEN, facts.detail)
+
+
+def encryption(recipients: Sequence[str]) -> Finding:
+    """Whether staged copies are encrypted to the central key (`[custody] encrypt_to`): said,
+    not judged; off until a site configures a recipient (README "Evidence sealed to the
+    central key")."""
+    if not recipients:
+        return Finding(
+            "encryption",
+            GREEN,
+            "not encrypted: staged copies are the camera's bytes ([custody] encrypt_to is empty)",
+        )
+    shown = ", ".join(f"{r[:12]}...{r[-6:]}" for r in recipients)
+    noun = "recipient" if len(recipients) == 1 else "recipients"
+    return Finding("encryption", GREEN, f"encrypted to {len(recipients)} {noun} (age): {shown}")

@@ -178,6 +178,8 @@ class BatchCopier:
                     FileState.COPYING,
                     FileState.STAGED,
                     sha256=copy.sha256,
+                    stored_sha256=copy.stored_sha256,
+                    stored_size=copy.stored_size,
                     staged_path=copy.staged_rel,
                     staged_at=staged_at,
                     updated_at=staged_at,
@@ -208,7 +210,7 @@ class BatchCopier:
         try:
             durable.sync_filesystem(directory)
             for _, _, copy, tmp in staged:
-                published.append(tmp.publish(copy.size, sync_dir=False, sync_file=False))
+                published.append(tmp.publish(copy.file_size, sync_dir=False, sync_file=False))
             durable.fsync_dir(directory)
         except OSError as exc:
             for _, _, _, tmp in staged:

@@ -24,6 +24,7 @@ from agent.core import crashpoints, durable
 from agent.core.errors import SourceChanged
 from agent.core.model import Candidate, StagedCopy, display_name
 from agent.custody import staging
+from agent.ingest import sealing
 from agent.ingest.progress import Progress
 
 # Files from this size on are copied by two threads: this one reads and hashes, a writer
@@ -78,8 +79,12 @@ class _Writer(threading.Thread):
 class Copier:
     """Copies files for one camera; holds the reusable buffer."""
 
-    def __init__(self, staging_root: Path, chunk_bytes: int) -> None:
+    def __init__(
+        self, staging_root: Path, chunk_bytes: int, encrypt_to: tuple[str, ...] = ()
+    ) -> None:
         self.staging_root = staging_root
+        # The central key(s) every copy is encrypted to (agent.ingest.sealing); none: as read.
+        self.recipients = sealing.recipients(encrypt_to)
         # Anonymous mappings: page-aligned, as O_DIRECT needs; reused for every file.
         self.buffers = [mmap.mmap(-1, chunk_bytes) for _ in range(_BUFFERS)]
         # Called after every chunk: the daemon's liveness heartbeat (agent.runtime.liveness).
@@ -93,7 +98,7 @@ class Copier:
     def copy(self, root_fd: int, cand: Candidate, file_id: int, serial: str) -> StagedCopy:
         """Copy and hash one file, durable (fsync, link, fsync of the directory) on return."""
         staged, tmp = self.copy_unpublished(root_fd, cand, file_id, serial)
-        tmp.publish(staged.size)
+        tmp.publish(staged.file_size)
         return staged
 
     def copy_unpublished(
@@ -122,10 +127,17 @@ class Copier:
                 raise SourceChanged(detail="changed between listing and reading")
             os.posix_fadvise(src, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             digest = hashlib.sha256()
-            tmp = durable.TempFile(directory, name, cand.size)
-            if cand.size < PIPELINE_FROM:
+            sealed: sealing.Sealed | None = None
+            if self.recipients:
+                bound = sealing.sealed_size_bound(cand.size, len(self.recipients))
+                tmp = durable.TempFile(directory, name, bound)
+                sealed = self._copy_encrypted(src, cand.size, tmp, digest)
+                total = sealed.plain_bytes
+            elif cand.size < PIPELINE_FROM:
+                tmp = durable.TempFile(directory, name, cand.size)
                 total = self._copy_serial(src, cand.size, tmp, digest)
             else:
+                tmp = durable.TempFile(directory, name, cand.size)
                 total = self._copy_pipelined(src, cand.size, tmp, digest)
             after = os.fstat(src)
             if total != cand.size or (after.st_size, after.st_mtime_ns) != (
@@ -152,6 +164,8 @@ class Copier:
             staged_rel=staging.staged_rel(serial, file_id, cand.rel_path),
             sha256=digest.hexdigest(),
             size=total,
+            stored_sha256=sealed.cipher_sha256 if sealed else None,
+            stored_size=sealed.cipher_bytes if sealed else None,
         )
         return staged, tmp
 
@@ -181,6 +195,35 @@ class Copier:
             if total == n:
                 crashpoints.hit("copy.first_chunk")
         return total
+
+    def _copy_encrypted(
+        self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash
+    ) -> sealing.Sealed:
+        """One pass: read a chunk, hash it, encrypt it, hash the ciphertext, write it. Large
+        files are written by the O_DIRECT writer thread, as on the plain path (os.write
+        releases the GIL, so writing overlaps reading and encrypting)."""
+        buf = self.buffers[0]
+        total = 0
+
+        def read() -> memoryview:
+            nonlocal total
+            n = self._read(src, buf, size, total)
+            if n:
+                total += n
+                self.on_chunk()
+                self.progress.advanced(n)
+                if total == n:
+                    crashpoints.hit("copy.first_chunk")
+            return memoryview(buf)[:n]
+
+        if size < PIPELINE_FROM:
+            return sealing.encrypt(read, _WriteNow(tmp, self.buffers[1]), self.recipients, digest)
+        spill = _WriterSpill(tmp, self.buffers[1:])
+        try:
+            sealed = sealing.encrypt(read, spill, self.recipients, digest)
+        finally:
+            spill.close()
+        return sealed
 
     def _copy_pipelined(
         self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash
@@ -225,6 +268,48 @@ class Copier:
         if writer.error is not None:
             raise writer.error
         return total
+
+
+class _WriteNow:
+    """Ciphertext written as each buffer fills, by this thread (small files)."""
+
+    def __init__(self, tmp: durable.TempFile, buf: mmap.mmap) -> None:
+        self.tmp, self.buf = tmp, buf
+
+    def take(self) -> mmap.mmap:
+        return self.buf
+
+    def give(self, buf: mmap.mmap, n: int) -> None:
+        self.tmp.write_all(memoryview(buf)[:n])
+
+
+class _WriterSpill:
+    """Ciphertext handed to the O_DIRECT writer thread a buffer at a time (large files)."""
+
+    def __init__(self, tmp: durable.TempFile, buffers: list[mmap.mmap]) -> None:
+        self.free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        for buf in buffers:
+            self.free.put(buf)
+        self.writer = _Writer(tmp, self.free)
+        self.writer.start()
+
+    def take(self) -> mmap.mmap:
+        self._check()
+        return self.free.get()  # the writer hands every buffer back, also after an error
+
+    def give(self, buf: mmap.mmap, n: int) -> None:
+        self._check()
+        self.writer.full.put((buf, n))
+
+    def close(self) -> None:
+        """Wait for the writer to finish; raise its error, if any."""
+        self.writer.full.put(None)
+        self.writer.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self.writer.error is not None:
+            raise self.writer.error
 
 
 class _Reader(threading.Thread):

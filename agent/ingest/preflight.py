@@ -15,6 +15,7 @@ from collections.abc import Callable
 from agent.core.config import Config
 from agent.core.errors import StagingFull
 from agent.core.model import Candidate, ImportSummary, ProblemKind, display_name
+from agent.ingest import sealing
 from agent.store import Store
 
 Pending = list[tuple[int, int]]  # (file id, index into the scan's candidates)
@@ -34,7 +35,8 @@ def fit_space(config: Config, pending: Pending, candidates: tuple[Candidate, ...
     left is passed over and the smaller ones after it still considered. Raises StagingFull,
     nothing copied, when staging is inside its reserve or not even one file fits.
     """
-    needed = sum(candidates[index].size for _, index in pending)
+    cost = _cost(config)
+    needed = sum(cost(candidates[index].size) for _, index in pending)
     if needed == 0:
         return pending
     staging = config.staging_path
@@ -45,13 +47,22 @@ def fit_space(config: Config, pending: Pending, candidates: tuple[Candidate, ...
     room = free
     taken: set[int] = set()
     for file_id, index in sorted(pending, key=lambda item: _priority(candidates[item[1]])):
-        size = candidates[index].size
+        size = cost(candidates[index].size)
         if room > 0 and size <= room:
             taken.add(file_id)
             room -= size
     if not taken:
         raise StagingFull(path=str(staging), free=max(free, 0), needed=needed)
     return [item for item in pending if item[0] in taken]
+
+
+def _cost(config: Config) -> Callable[[int], int]:
+    """The staging space a file of the camera's size takes: more where it is encrypted (age's
+    header and a tag per 64 KiB, as much as staging reserves for it before copying)."""
+    recipients = len(config.custody.encrypt_to)
+    if not recipients:
+        return lambda size: size
+    return lambda size: sealing.sealed_size_bound(size, recipients)
 
 
 def _priority(cand: Candidate) -> tuple[bool, int, bytes]:

@@ -77,7 +77,9 @@ class Importer:
         self.sealer = sealer
         self.profile = profile
         self.now = now
-        self.copier = Copier(config.staging_path, config.storage.copy_chunk_bytes)
+        self.copier = Copier(
+            config.staging_path, config.storage.copy_chunk_bytes, config.custody.encrypt_to
+        )
         # Bytes copied of the bytes to copy, for `devices` and a progress bar (a few store
         # writes a second at most: agent.ingest.progress).
         self.progress = Progress(store, now)

@@ -168,6 +168,9 @@ def _restored(seq: int, body: dict[str, Any], now: str) -> RestoredFile:
         channel=_text(body.get("channel")),
         partner_of=_partner_of(body),
         class_note=_text(body.get("class_note")),
+        # An encrypted copy (agent.ingest.sealing): the ciphertext's hash and size, as signed.
+        stored_sha256=_text(body.get("stored_sha256")) or None,
+        stored_size=_number_or_none(body.get("stored_size")),
     )
     return RestoredFile(seq, str(body.get("officer_id") or ""), row)
 
@@ -205,7 +208,7 @@ def _apply_confirmation(
         row,
         state=FileState.CONFIRMED,
         upload_sink=f"{kind}:{endpoint}" if kind == "directory" else endpoint,
-        upload_offset=row.size,
+        upload_offset=row.staged_size,
         confirmed_at=_text(body.get("at")),
         confirm_level=_text(body.get("level")),
         sink_ref=_text(body.get("sink_ref")),
@@ -243,7 +246,7 @@ def _apply_receipt(
             state=FileState.CONFIRMED,
             upload_sink=receipt.sink,
             upload_url=receipt.upload_url,
-            upload_offset=row.size,
+            upload_offset=row.staged_size,
             confirmed_at=receipt.confirmed_at,
             confirm_level=receipt.confirm_level,
             sink_ref=receipt.sink_ref,

@@ -87,6 +87,19 @@ class FileRow:
     channel: str = ""
     partner_of: bytes | None = None  # the camera path of the clip a partner file belongs to
     class_note: str = ""
+    # 0018_age_sealed_copies: the staged copy's own hash and size where it is encrypted
+    stored_sha256: str | None = None
+    stored_size: int | None = None
+
+    @property
+    def staged_sha256(self) -> str | None:
+        """The SHA-256 of the bytes staging holds: the ciphertext's, or the camera's."""
+        return self.stored_sha256 or self.sha256
+
+    @property
+    def staged_size(self) -> int:
+        """The size of the bytes staging holds: the ciphertext's, or the camera's."""
+        return self.size if self.stored_size is None else self.stored_size
 
     def columns(self) -> dict[str, object]:
         """The row as the table holds it: enums as their values, flags as 0 or 1."""
@@ -249,6 +262,8 @@ def file_row(row: sqlite3.Row) -> FileRow:
         confirmed_clock=c.text_or_none("confirmed_clock"),
         confirmed_boottime_s=c.real_or_none("confirmed_boottime_s"),
         reason_kind=c.choice_or_none("reason_kind", ProblemKind),
+        stored_sha256=c.text_or_none("stored_sha256"),
+        stored_size=c.number_or_none("stored_size"),
     )
 
 

@@ -539,3 +539,16 @@ def _m0017(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="0018_age_sealed_copies")
+def _m0018(db: sqlite_utils.Database) -> None:
+    # A staged copy encrypted to the central key ([custody] encrypt_to): the SHA-256 and size
+    # of the bytes staging holds (the ciphertext), which verify, recovery and the sinks check;
+    # `sha256` and `size` stay the camera's (the evidence). NULL: the copy is the camera's bytes.
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN stored_sha256 TEXT;
+        ALTER TABLE files ADD COLUMN stored_size INTEGER;
+        """
+    )

@@ -69,7 +69,7 @@ def _metadata(
     body = env["body"]
     return {
         "filename": display_name(os.path.basename(row.camera_path)),
-        "sha256": str(row.sha256),
+        "sha256": str(row.staged_sha256),
         "kind": row.kind.value,
         "station_id": str(body.get("station_id", config.station_id)),
         "device_serial": row.device_serial,
@@ -102,8 +102,10 @@ def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> Upl
     same_sink = row.upload_sink == sink_name and row.upload_url
     return UploadJob(
         file_id=row.id,
-        sha256=str(row.sha256),
-        size=row.size,
+        # The bytes staging holds and the sink receives: the ciphertext where the copy is
+        # encrypted to the central key (the record names both).
+        sha256=str(row.staged_sha256),
+        size=row.staged_size,
         path=staged,
         ext=staged.suffix.lstrip(".") or "bin",
         ingested_at=metadata["ingested_at"] or utc_now(),

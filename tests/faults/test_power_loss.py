@@ -34,6 +34,7 @@ from agent.core import crashpoints, durable
 from agent.core.model import display_name
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
+from tests.support.central_key import central_identity, encrypt_to
 from tests.support.cli import start_cli
 from tests.support.nothing_lost import Manifest, assert_nothing_lost, directory_sink_objects
 from tests.support.powercut_fs import PowerCutFS
@@ -76,6 +77,7 @@ class Rig:
     sink: Path
     manifest: Manifest
     reported_held: set[tuple[str, bytes]] = field(default_factory=set)
+    identity: Path | None = None  # the central key, where copies are encrypted to it
 
     def start(self, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
         """The CLI as a process, its JSON log going to a file beside the station."""
@@ -136,8 +138,9 @@ class Rig:
             self.manifest,
             self.station.data_dir,
             cameras={SPEC.serial: self.cam},
-            sink=directory_sink_objects(self.sink),
+            sink=directory_sink_objects(self.sink, self.identity),
             reported_held=self.reported_held,
+            identity=self.identity,
         )
         return summary
 
@@ -154,18 +157,21 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     """Fresh rigs on demand (one per round), all unmounted at the end."""
     layers: list[PowerCutFS] = []
 
-    def make(name: str = "rig") -> Rig:
+    def make(name: str = "rig", encrypted: bool = False) -> Rig:
         root = tmp_path / name
         station = Station(root / "station")
         station.root.mkdir(parents=True)
         sink = root / "sink"
-        station.configure(CONFIG.format(sink=sink))
+        identity = central_identity(root / "central.key") if encrypted else None
+        extra = encrypt_to(identity) if identity is not None else ""
+        station.configure(CONFIG.format(sink=sink) + extra)
         layer = PowerCutFS(root / "layer" / "backing", station.data_dir, root / "layer" / "state")
         layer.start()
         layers.append(layer)
         cam = root / "cam"
         write_camera(SPEC, cam)
-        return Rig(station, layer, cam, sink, Manifest.of_camera(SPEC.serial, cam))
+        manifest = Manifest.of_camera(SPEC.serial, cam)
+        return Rig(station, layer, cam, sink, manifest, identity=identity)
 
     yield make
     for layer in layers:
@@ -298,14 +304,31 @@ CRASHES = [
 ]
 
 
+# The same cuts with every copy encrypted to a central key as it is copied (README "Evidence
+# sealed to the central key"): the encrypting pass, its publish and its seal.
+SEALED_CRASHES = [
+    "copy.first_chunk:5",
+    "staging.temp_synced:3",
+    "staging.linked:10",
+    "copy.published:5",
+    "copy.staged:6",
+    "seal.committed:7",
+    "wipe.unlinked:1",
+]
+
+
 def test_every_crash_point_is_followed_by_a_power_cut() -> None:
     """A step added to agent/core/crashpoints.py gets its power cut here too."""
     assert {crash.partition(":")[0] for crash in CRASHES} == set(crashpoints.STEPS)
 
 
-@pytest.mark.parametrize("crash_at", CRASHES)
-def test_crash_then_power_cut(make_rig: Callable[..., Rig], crash_at: str) -> None:
-    rig = make_rig()
+@pytest.mark.parametrize(
+    ("crash_at", "encrypted"),
+    [(c, False) for c in CRASHES] + [(c, True) for c in SEALED_CRASHES],
+    ids=[*CRASHES, *(f"{c}-encrypted" for c in SEALED_CRASHES)],
+)
+def test_crash_then_power_cut(make_rig: Callable[..., Rig], crash_at: str, encrypted: bool) -> None:
+    rig = make_rig(encrypted=encrypted)
     code = rig.run("import", str(rig.cam), DOCKAGENT_CRASH_AT=crash_at)
     assert code == -signal.SIGKILL, f"{crash_at} was not reached (exit {code})"
     if crash_at.startswith("wipe."):

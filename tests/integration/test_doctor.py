@@ -67,6 +67,9 @@ def test_a_healthy_station_is_green_where_it_can_be(healthy: Station) -> None:
     # No TSA configured: said, not judged (README "Trusted time").
     assert checks["timestamps"]["status"] == "green"
     assert checks["timestamps"]["detail"].startswith("off ([custody] tsa_url is not set)")
+    # No central key configured: the copies are the camera's bytes, and doctor says so.
+    assert checks["encryption"]["status"] == "green"
+    assert checks["encryption"]["detail"].startswith("not encrypted")
     # Units are not installed in the test machine's / and systemd is not PID 1 here.
     assert checks["install"]["status"] == "red"
     assert "scripts/install" in checks["install"]["fix"]
@@ -77,7 +80,7 @@ def test_a_healthy_station_is_green_where_it_can_be(healthy: Station) -> None:
     assert len(lines) == len(checks) + 1  # one line per check, and the summary
     assert lines[0].startswith("GREEN  config")
     assert any(line.startswith("RED    install") and " -- fix: " in line for line in lines)
-    assert lines[-1] == "doctor: 1 red, 1 yellow, 10 green (exit 2)"
+    assert lines[-1] == "doctor: 1 red, 1 yellow, 11 green (exit 2)"
 
 
 def test_a_key_readable_by_others_is_red_with_chmod(healthy: Station) -> None:

@@ -18,6 +18,11 @@ the SQLite file (standard library, on a private copy) and the station's public k
   names its row, and each signed sidecar equals its record (beside the staged copy, or, once
   the copy is purged, as a line of `staging/_archive/<day>.sidecars`).
 
+A station that encrypts its copies to a central key ([custody] encrypt_to) is checked with
+that key's identity file: staged copies and sink objects are decrypted with Debian's `age`
+(never the agent's pyrage) and the plaintext hashed, and each must also hash, as stored, to the
+ciphertext hash its row and record name.
+
 It shares no code with the agent on purpose: a bug there must not hide itself here. Nothing
 here writes to the station, the camera or the sink.
 """
@@ -31,6 +36,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -49,6 +55,20 @@ GENESIS = "0" * 64
 TRUSTED_STATES = frozenset({"sealed", "uploading", "confirmed", "held"})
 SIDECAR_SUFFIX = ".custody.json"
 TEMP_SUFFIX = ".part"
+
+
+def decrypted_sha256(path: Path, identity: Path) -> str:
+    """The SHA-256 of what Debian's `age -d` makes of an age file ("" where it cannot)."""
+    digest = hashlib.sha256()
+    with subprocess.Popen(
+        ["age", "-d", "-i", str(identity), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() if proc.returncode == 0 else ""
 
 
 @dataclass(frozen=True)
@@ -104,12 +124,16 @@ class SinkObject:
 
     where: str
     size: int
-    sha256: str
+    sha256: str  # of the camera's bytes (decrypted, for an encrypted station)
     claimed_sha256: str  # what its name or metadata says it is
+    stored_sha256: str = ""  # of the bytes as the sink holds them, where they differ
 
 
-def directory_sink_objects(root: Path) -> tuple[list[SinkObject], list[str]]:
-    """A directory sink: `<sha256>.<ext>` files beside `<sha256>.json` (upload-protocol.md)."""
+def directory_sink_objects(
+    root: Path, identity: Path | None = None
+) -> tuple[list[SinkObject], list[str]]:
+    """A directory sink: `<sha256>.<ext>` files beside `<sha256>.json` (upload-protocol.md);
+    with `identity`, each object decrypted (its name is then the ciphertext's hash)."""
     objects: list[SinkObject] = []
     partial: list[str] = []
     if not root.exists():
@@ -122,7 +146,10 @@ def directory_sink_objects(root: Path) -> tuple[list[SinkObject], list[str]]:
         if name.endswith(".json"):
             continue
         claimed = name.split(".", 1)[0]
-        objects.append(SinkObject(str(path), path.stat().st_size, sha256_file(path), claimed))
+        raw = sha256_file(path)
+        plain = decrypted_sha256(path, identity) if identity is not None else raw
+        stored = raw if identity is not None else ""
+        objects.append(SinkObject(str(path), path.stat().st_size, plain, claimed, stored))
     return objects, partial
 
 
@@ -300,10 +327,18 @@ def _check_purges(
             report.problem(f"row {row['id']} was purged without a signed confirmation")
 
 
-def _staged_copy_good(staging: Path, row: dict[str, Any]) -> bool:
+def _staged_copy_good(staging: Path, row: dict[str, Any], identity: Path | None) -> bool:
     path = staging / (row["staged_path"] or "")
     try:
-        return path.is_file() and sha256_file(path) == row["sha256"]
+        if not path.is_file():
+            return False
+        if identity is None:
+            return sha256_file(path) == row["sha256"]
+        # Encrypted: as stored, the ciphertext the row names; decrypted, the camera's bytes.
+        return (
+            sha256_file(path) == row.get("stored_sha256")
+            and decrypted_sha256(path, identity) == row["sha256"]
+        )
     except OSError:
         return False
 
@@ -313,6 +348,7 @@ def _verified_rows(
     by_file_record: dict[int, dict[str, Any]],
     staging: Path,
     report: Report,
+    identity: Path | None = None,
 ) -> set[int]:
     """Rows the station trusts must be backed by a staged copy that hashes right: the ids of
     those that are (a confirmed and purged row is the sink's to hold, checked there)."""
@@ -326,7 +362,7 @@ def _verified_rows(
             continue
         if row.get("purged_at"):
             continue
-        if _staged_copy_good(staging, row):
+        if _staged_copy_good(staging, row, identity):
             verified.add(file_id)
         else:
             report.problem(
@@ -343,8 +379,9 @@ def _check_sink(sink_objects: list[SinkObject], manifest: Manifest, report: Repo
     for obj in sink_objects:
         if obj.sha256 not in recorded_hashes:
             report.problem(f"sink holds an unknown object {obj.where}")
-        elif obj.claimed_sha256 and obj.claimed_sha256 != obj.sha256:
-            report.problem(f"sink object {obj.where} says {obj.claimed_sha256}, holds {obj.sha256}")
+        elif obj.claimed_sha256 and obj.claimed_sha256 != (obj.stored_sha256 or obj.sha256):
+            held = obj.stored_sha256 or obj.sha256
+            report.problem(f"sink object {obj.where} says {obj.claimed_sha256}, holds {held}")
     for sha, count in sink_hashes.items():
         if count > recorded_hashes.get(sha, 0):
             report.problem(f"sink holds {count} copies of {sha[:12]}: uploaded twice")
@@ -399,11 +436,13 @@ def check(
     sink: tuple[list[SinkObject], list[str]] | None = None,
     reported_held: Iterable[tuple[str, bytes]] = (),
     check_sidecars: bool = True,
+    identity: Path | None = None,
 ) -> Report:
     """Check the invariant; `cameras` maps serials to their mounted roots now (None: gone).
 
     `reported_held` names (serial, raw name) pairs the agent said it sealed or wiped before the
-    fault: for those, "still on the camera" is not enough.
+    fault: for those, "still on the camera" is not enough. `identity`: the central key's age
+    identity file, for a station that encrypts its copies to it.
     """
     report = Report()
     staging = data_dir / "staging"
@@ -411,7 +450,7 @@ def check(
     rows, records = _read_station(data_dir)
     by_file_record = _check_chain(records, public, report)
     _check_file_records(by_file_record, rows, staging, check_sidecars, report)
-    verified_rows = _verified_rows(rows, by_file_record, staging, report)
+    verified_rows = _verified_rows(rows, by_file_record, staging, report, identity)
     _check_purges(rows, records, report)
     sink_objects, _partial = sink if sink is not None else ([], [])
     places = _Places(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,33 @@ def test_inside_the_reserve_nothing_is_taken(tmp_path: Path) -> None:
         cands = (_cand("a", 10, 1), _cand("b", 1 << 40, 2))
         with pytest.raises(StagingFull, match="nothing was copied"):
             fit_space(cfg, [(1, 0), (2, 1)], cands)
+
+
+def test_an_encrypted_copy_is_counted_with_its_overhead(tmp_path: Path) -> None:
+    """A file that fits as read but not as age ciphertext (header and a tag per 64 KiB) is
+    left queued by the preflight, not found too large halfway through copying it."""
+    recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+    with tmpfs(tmp_path / "data", 16 * MIB):
+        data = tmp_path / "data"
+        free = _free(data)
+        size = 8 * MIB
+        room = size + 1024  # above the reserve: the plain file fits, its ciphertext does not
+        path = data.parent / "dockagent.toml"
+        path.write_text(
+            f'station_id = "T"\n[storage]\nreserve_bytes = {free - room}\n'
+            f'[custody]\nencrypt_to = ["{recipient}"]\n'
+        )
+        cfg = config.load(path, {"DOCKAGENT_DATA_DIR": str(data)})
+        cands = (_cand("big", size, 100), _cand("small", 64 << 10, 200))
+        fits = fit_space(cfg, [(1, 0), (2, 1)], cands)
+        assert [cands[i].rel_path for _, i in fits] == [b"small"]
+        # The same station without encryption takes the big file (the oldest) as it fits.
+        plain = _config(data, reserve=free - room)
+        assert fit_space(plain, [(1, 0), (2, 1)], cands) == [(1, 0)]
+
+
+def _free(path: Path) -> int:
+    path.mkdir(exist_ok=True)
+    (path / "staging").mkdir(mode=0o700, exist_ok=True)
+    vfs = os.statvfs(path / "staging")
+    return vfs.f_bavail * vfs.f_frsize

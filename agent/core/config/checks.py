@@ -11,6 +11,9 @@ import os
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# The age recipients are parsed by the library that will encrypt to them (agent.ingest.sealing).
+from pyrage import RecipientError, x25519
+
 _STATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
@@ -57,3 +60,20 @@ def time_windows(value: tuple[str, ...]) -> str | None:
 
 def some_profile(value: tuple[str, ...]) -> str | None:
     return None if value else "must name at least one camera profile"
+
+
+def age_recipients(value: tuple[str, ...]) -> str | None:
+    """X25519 age recipients (`age1...`, Bech32): each must parse, none twice. pyrage parses
+    them, as it will encrypt to them; a bounded length first, so a hostile file costs nothing."""
+    if len(value) > 16:
+        return "at most 16 recipients"
+    for item in value:
+        if len(item) > 100 or not item.startswith("age1"):
+            return f"{item[:20]!r} is not an age X25519 recipient (age1...)"
+        try:
+            x25519.Recipient.from_str(item)
+        except (RecipientError, ValueError):
+            return f"{item[:20]!r}... is not a valid age X25519 recipient"
+    if len(set(value)) != len(value):
+        return "names a recipient twice"
+    return None

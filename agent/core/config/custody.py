@@ -1,4 +1,5 @@
-"""[custody], declared once: trusted time for the custody chain (RFC 3161 time-stamp tokens).
+"""[custody], declared once: trusted time for the custody chain (RFC 3161 time-stamp tokens),
+and the central key(s) staged copies are encrypted to (age).
 
 The rule that joins keys (a TSA URL needs its trust anchor) is in `load.py`. Nothing here opens
 a connection or reads a file.
@@ -46,4 +47,14 @@ class CustodyConfig:
     )
     tsa_timeout_s: int = key(
         20, "The whole of one request to the TSA, connect to answer ({range}).", low=1, high=120
+    )
+    encrypt_to: tuple[str, ...] = key(
+        (),
+        """
+        The central server's age X25519 recipient(s) (age1...): every staged copy is encrypted
+        to them as it is copied (age format), so the station's disk holds no readable evidence
+        and no key that decrypts it. The custody record keeps the camera's SHA-256 and adds the
+        ciphertext's; uploads carry the ciphertext. Empty: copies are kept as read.
+        """,
+        checks=(checks.age_recipients,),
     )
