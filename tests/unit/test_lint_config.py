@@ -137,6 +137,7 @@ VIOLATIONS = {
     "sql": ("agent/camera/sql.py", "import sqlite3", "agent.camera.sql -> sqlite3"),
     "pyudev": ("agent/devices/raw.py", "import pyudev", "agent.devices.raw -> pyudev"),
     "rich": ("agent/cli/bar.py", "import rich", "agent.cli.bar -> rich"),
+    "pyrage": ("agent/custody/keys.py", "import pyrage", "agent.custody.keys -> pyrage"),
     "tooling": (
         "agent/ingest/fake_camera.py",
         "from scripts.simulator.cameras import CameraSpec",
