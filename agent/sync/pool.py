@@ -426,21 +426,24 @@ class Uploader:
             store.confirm_upload(
                 row.id, confirmation.level, confirmation.ref, at.wall, at.epoch, at.boottime_s
             )
-            sealer.confirm(
-                row,
-                {
-                    "sink_kind": sink.kind,
-                    "sink_endpoint": sink.endpoint,
-                    "sink_id": sink.fingerprint,
-                    "station_sink_id": station.fingerprint,
-                    "station_sink_endpoint": station.endpoint,
-                    "level": confirmation.level,
-                    "sink_ref": confirmation.ref,
-                    "digest": confirmation.digest,
-                    "config": source_of(self.config),
-                },
-                at.wall,
-            )
+            sealer.confirm(row, self._confirmed_by(sink, station, confirmation), at.wall)
+
+    def _confirmed_by(
+        self, sink: SinkIdentity, station: SinkIdentity, confirmation: Confirmation
+    ) -> dict[str, Any]:
+        """What a signed confirmation record says of the sink that confirmed a file and of the
+        sink the station's own configuration names (so a foreign one shows)."""
+        return {
+            "sink_kind": sink.kind,
+            "sink_endpoint": sink.endpoint,
+            "sink_id": sink.fingerprint,
+            "station_sink_id": station.fingerprint,
+            "station_sink_endpoint": station.endpoint,
+            "level": confirmation.level,
+            "sink_ref": confirmation.ref,
+            "digest": confirmation.digest,
+            "config": source_of(self.config),
+        }
 
     # ---- several sinks ([[sync.sinks]]) -------------------------------------------------------
 
@@ -593,22 +596,8 @@ class Uploader:
                 level=confirmation.level,
                 ref=confirmation.ref,
             )
-            sealer.confirm(
-                row,
-                {
-                    "sink_kind": dest.identity.kind,
-                    "sink_endpoint": dest.identity.endpoint,
-                    "sink_id": dest.identity.fingerprint,
-                    "sink_name": dest.name,
-                    "station_sink_id": station.fingerprint,
-                    "station_sink_endpoint": station.endpoint,
-                    "level": confirmation.level,
-                    "sink_ref": confirmation.ref,
-                    "digest": confirmation.digest,
-                    "config": source_of(self.config),
-                },
-                at.wall,
-            )
+            details = self._confirmed_by(dest.identity, station, confirmation)
+            sealer.confirm(row, {**details, "sink_name": dest.name}, at.wall)
 
     def _sink_failed(
         self, store: Store, file_id: int, name: str, exc: BaseException, log_: Any
