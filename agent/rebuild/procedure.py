@@ -16,6 +16,7 @@ import re
 
 from agent.core import crashpoints, log
 from agent.core.config import Config
+from agent.core.config.station import destinations, held_sinks
 from agent.core.errors import EX_DATAERR, AgentError, ErrorKind, StoreTooNew, UsageError, classify
 from agent.custody import audit, chainfiles, integrity, recovery
 from agent.custody.keys import StationKey
@@ -77,7 +78,8 @@ def rebuild(cfg: Config, key: StationKey, now: str, *, force: bool = False) -> R
     crashpoints.hit("rebuild.kept")
     found = chain.gather(staging, _salvage(kept), key, report)
     chain.check_links(found, staging, report)
-    restored = rows.file_rows(found, staging, now, report)
+    rule = rows.SinkRule(held_sinks(cfg), tuple(d.name for d in destinations(cfg) if d.name))
+    restored = rows.file_rows(found, staging, now, report, rule)
     aside = unsealed.plan(staging, {r.staged_path for r in restored.files}, found, report)
 
     store = Store.create_replacement(cfg.data_path)

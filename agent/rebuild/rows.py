@@ -42,26 +42,72 @@ class RestoredFile:
         return str(self.row.staged_path)
 
 
+@dataclass(frozen=True)
+class SinkRule:
+    """What the configuration says of several sinks ([[sync.sinks]]): the fingerprints whose
+    signed confirmations make a file held (None: any one does, as with a single sink) and the
+    names of all of them. A file whose required sinks did not all confirm stays in the queue,
+    and each sink's own standing is restored, so that the sinks still missing get it."""
+
+    required: tuple[str, ...] | None = None
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SinkStanding:
+    file_id: int
+    sink: str
+    state: str  # "confirmed", or "waiting" (a sink outside held_when, for a held file)
+    level: str = ""
+    ref: str = ""
+    at: str = ""
+
+
 @dataclass
 class Rows:
     files: list[RestoredFile] = field(default_factory=list)
     # File records that get no row (named among the problems): tables must not insert them.
     unrestorable: set[int] = field(default_factory=set)
+    # Each file's standing with each of several sinks (the file_sinks table).
+    sinks: list[SinkStanding] = field(default_factory=list)
 
 
-def _confirmations(chain: Chain) -> dict[int, dict[str, Any]]:
-    """The newest signed confirmation of each file, by file id."""
-    found: dict[int, dict[str, Any]] = {}
+def _confirmations(chain: Chain) -> dict[int, list[dict[str, Any]]]:
+    """The signed confirmations of each file, oldest first, by file id."""
+    found: dict[int, list[dict[str, Any]]] = {}
     for _seq, item in sorted(chain.items()):
         if item.record.kind == "confirmation" and isinstance(item.record.file_id, int):
             body = json.loads(item.record.body)
             if isinstance(body, dict):
-                found[item.record.file_id] = body
+                found.setdefault(item.record.file_id, []).append(body)
     return found
 
 
-def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> Rows:
+def _held(
+    row: FileRow, bodies: list[dict[str, Any]], rule: SinkRule, out: Rows
+) -> dict[str, Any] | None:
+    """The confirmation that makes the row held (the newest of its hash), or None where the
+    rule's sinks have not all confirmed it; the standing of each named sink goes to `out`."""
+    signed = [b for b in bodies if b.get("sha256") == row.sha256]
+    by_name = {str(b["sink_name"]): b for b in signed if b.get("sink_name")}
+    for name, body in by_name.items():
+        level, ref = _text(body.get("level")), _text(body.get("sink_ref"))
+        out.sinks.append(SinkStanding(row.id, name, "confirmed", level, ref, _text(body.get("at"))))
+    if not signed:
+        return None
+    if rule.required is not None and not set(rule.required) <= {b.get("sink_id") for b in signed}:
+        return None
+    for name in rule.names:
+        if name not in by_name:  # a sink outside held_when: sent its copy while it is kept
+            out.sinks.append(SinkStanding(row.id, name, "waiting"))
+    return signed[-1]
+
+
+def file_rows(
+    chain: Chain, staging: Path, now: str, report: RebuildReport, rule: SinkRule | None = None
+) -> Rows:
     out = Rows()
+    rule = rule or SinkRule()
     confirmed = _confirmations(chain)
     by_id: dict[int, int] = {}
     by_identity: dict[tuple[Any, ...], int] = {}
@@ -95,8 +141,8 @@ def file_rows(chain: Chain, staging: Path, now: str, report: RebuildReport) -> R
             report.problems.append(
                 f"{found.where}: the sidecar of {restored.staged_path} is not beside it"
             )
-        signed = confirmed.get(row.id)
-        if signed is not None and signed.get("sha256") == row.sha256:
+        signed = _held(row, confirmed.get(row.id, []), rule, out)
+        if signed is not None:
             row = _apply_confirmation(row, signed, staging, report)
         else:
             unsigned.append(len(out.files))

@@ -24,6 +24,15 @@ def fill(store: Store, chain: Chain, rows: Rows, now: str, report: RebuildReport
         store.restore_session(session)
     for restored in rows.files:
         store.restore_file(restored.row)
+    for standing in rows.sinks:
+        store.record_sink(
+            standing.file_id,
+            standing.sink,
+            standing.state,
+            standing.at or now,
+            level=standing.level,
+            ref=standing.ref,
+        )
     head = 0
     for seq, found in sorted(chain.items()):
         if seq in rows.unrestorable:

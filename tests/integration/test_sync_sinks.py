@@ -218,3 +218,59 @@ def test_wrong_sink_lists_are_refused(station: Station, sinks: str, problem: str
     proc = station.run("sync", "--once")
     assert proc.returncode == 78, proc.stdout + proc.stderr
     assert problem in proc.stderr and "sync" in proc.stderr
+
+
+def test_a_rebuild_keeps_each_sinks_standing_and_sends_the_missing_sink_its_files(
+    station: Station, tmp_path: Path
+) -> None:
+    """A rebuilt database tells a file one required sink confirmed from a held one: it stays in
+    the queue, the sink that confirmed it is not sent it again, the missing one gets it."""
+    nas, port = tmp_path / "nas", free_port()
+    station.configure(_config(nas, f"http://127.0.0.1:{port}/files", '"all"'))
+    write_camera(SPEC, tmp_path / "cam")
+    _import(station, tmp_path / "cam")
+    assert station.run("sync", "--once").returncode == EX_TEMPFAIL  # the NAS only
+    ids = {int(r["id"]) for r in rows(station.data_dir)}
+
+    proc = station.run("rebuild", "--force", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for row in rows(station.data_dir):
+        assert row["state"] == "sealed" and row["purged_at"] is None
+    assert {k: v for k, v in _sink_states(station).items() if v == "confirmed"} == {
+        (i, "nas"): "confirmed" for i in ids
+    }
+
+    nas_copies = {p: p.stat().st_mtime_ns for p in nas.rglob("*") if p.is_file()}
+    with tus_node_server(tmp_path / "tus", port=port):
+        proc = station.run("sync", "--once", "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for row in rows(station.data_dir):
+        assert row["state"] == "confirmed" and row["purged_at"] is not None
+    assert _confirmations(station) == {"nas": ids, "central": ids}
+    assert {p: p.stat().st_mtime_ns for p in nas.rglob("*") if p.is_file()} == nas_copies
+    verify = station.run("verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_rebuild_sends_a_sink_outside_held_when_the_files_it_still_waits_for(
+    station: Station, tmp_path: Path
+) -> None:
+    nas, port = tmp_path / "nas", free_port()
+    station.configure(_config(nas, f"http://127.0.0.1:{port}/files", '["nas"]', grace_s=3600))
+    write_camera(SPEC, tmp_path / "cam")
+    _import(station, tmp_path / "cam")
+    station.run("sync", "--once")  # the NAS holds them; the central server is down
+    ids = {int(r["id"]) for r in rows(station.data_dir)}
+    assert {r["state"] for r in rows(station.data_dir)} == {"confirmed"}
+
+    proc = station.run("rebuild", "--force", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {r["state"] for r in rows(station.data_dir)} == {"confirmed"}
+    assert _sink_states(station) == {
+        **{(i, "nas"): "confirmed" for i in ids},
+        **{(i, "central"): "waiting" for i in ids},
+    }
+    with tus_node_server(tmp_path / "tus", port=port):
+        proc = station.run("sync", "--once", "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _confirmations(station) == {"nas": ids, "central": ids}
