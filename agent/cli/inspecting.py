@@ -231,7 +231,7 @@ def queue_item(r: FileRow, copying: dict[int, tuple[int, int]] | None = None) ->
         "copy_done": copy_done if r.state is FileState.COPYING else None,
         "copy_total": copy_total if r.state is FileState.COPYING else None,
         "upload_done": _uploaded(r),
-        "upload_total": r.size,
+        "upload_total": r.staged_size,
     }
 
 
@@ -244,9 +244,11 @@ def _state(item: dict[str, object]) -> str:
 
 
 def _uploaded(r: FileRow) -> int:
+    # What goes to a sink is the staged copy: the ciphertext where it is sealed to the central
+    # key (agent.ingest.sealing), whose offsets count its own bytes.
     if r.state is FileState.CONFIRMED:
-        return r.size
-    return min(r.upload_offset, r.size)  # the offset the sink acknowledged, kept to resume
+        return r.staged_size
+    return min(r.upload_offset, r.staged_size)  # the offset the sink acknowledged, to resume
 
 
 def run_queue(args: argparse.Namespace) -> int:

@@ -119,7 +119,9 @@ def _uploading(progress: DockProgress, ctx: Context, tile: Tile) -> None:
     total = sum(progress.sizes.get(s, 0) for s in (*_UPLOAD_PENDING, FileState.CONFIRMED.value))
     sent = progress.sizes.get(FileState.CONFIRMED.value, 0) + progress.uploaded
     tile.state, tile.activity = "uploading", _("Uploading")
-    tile.percent = int(100 * sent / total) if total else 0
+    # Offsets count the staged copy's bytes, a little more than the camera's where it is
+    # encrypted: never past 100 %.
+    tile.percent = min(100, int(100 * sent / total)) if total else 0
     tile.detail = _("{confirmed} of {files} files confirmed").format(
         confirmed=confirmed, files=held
     )

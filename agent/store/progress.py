@@ -106,9 +106,10 @@ class ProgressQueries(StoreBase):
             return {}
         rows = self.conn.execute(
             "SELECT last_session_id, "
-            "SUM(CASE WHEN state=? THEN size WHEN state IN (?,?,?) "
-            "THEN MIN(upload_offset, size) ELSE 0 END), "
-            "SUM(CASE WHEN state IN (?,?,?,?) THEN size ELSE 0 END) "
+            # The staged copy's size (the ciphertext's where it is encrypted): what is sent.
+            "SUM(CASE WHEN state=? THEN COALESCE(stored_size, size) WHEN state IN (?,?,?) "
+            "THEN MIN(upload_offset, COALESCE(stored_size, size)) ELSE 0 END), "
+            "SUM(CASE WHEN state IN (?,?,?,?) THEN COALESCE(stored_size, size) ELSE 0 END) "
             "FROM files WHERE last_session_id IN (SELECT value FROM json_each(?)) "
             "GROUP BY last_session_id",
             (

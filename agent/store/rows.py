@@ -19,7 +19,7 @@ from agent.core.errors import StoreCorrupt
 from agent.core.model import FileKind, FileState, ProblemKind
 
 _E = TypeVar("_E", bound=enum.Enum)
-# The fields of a FileRow kept in the file_classes table, not in files (0012).
+# The fields of a FileRow kept in the file_classes table, not in files (0013).
 CLASS_FIELDS = ("channel", "partner_of", "class_note")
 
 

@@ -161,6 +161,10 @@ def test_the_directory_sink_receives_ciphertext_only(station: Station, tmp_path:
     manifest = write_camera(replace(SPEC, serial="SEALDIR"), tmp_path / "cam")
     windows = camera_windows(_camera_files(tmp_path / "cam"))
     _import(station, tmp_path / "cam")
+    # What is to be sent is the ciphertext: the queue counts its bytes, not the camera's.
+    queue = json.loads(station.run("queue", "--json").stdout)
+    stored = {r["id"]: r["stored_size"] for r in rows(station.data_dir)}
+    assert queue and all(i["upload_total"] == stored[i["file_id"]] for i in queue)
     proc = station.run("sync", "--once")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     expected = {e.rel_path: e.sha256 for e in manifest.entries}
