@@ -99,3 +99,26 @@ def test_open_staging_modes_and_evidence_in_tmp_are_found(tmp_path: Path, capsys
     assert "CAM1 is 710: staging must be private" in out
     assert f"{data / 'staging'} is" not in out
     assert "stray.bin: recording bytes under" in out
+
+
+def test_the_header_of_copies_sealed_to_the_central_key_is_not_content(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """Every age file starts with the same line: another sealed copy (a `.log` of the camera's,
+    staged as ciphertext) is no leak for it; the sealed payload still is one."""
+    root, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    data, _, _ = _station(root)
+    header = b"age-encryption.org/v1\n-> X25519 c2hhcmU\nd3JhcHBlZA\n--- bWFj\n"
+    payload = random.Random(8).randbytes(2048)
+    sealed = data / "staging" / "CAM1" / "2026" / "b.mp4"
+    sealed.write_bytes(header + payload)
+    sealed.chmod(0o600)
+    other = data / "staging" / "CAM1" / "2026" / "c.log"
+    other.write_bytes(header.replace(b"c2hhcmU", b"b3RoZXI") + random.Random(9).randbytes(900))
+    other.chmod(0o600)
+    (root / "st" / "daemon.log").write_bytes(b'{"x": "' + payload[300:700] + b'"}\n')
+    assert _run(root, tmp) == 1
+    out = capsys.readouterr().out
+    assert "daemon.log: recording bytes" in out
+    assert "c.log" not in out
