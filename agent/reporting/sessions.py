@@ -8,6 +8,7 @@ writes, reads a camera or renders text for a terminal (agent.cli does that).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -168,12 +169,31 @@ def _officer(r: LedgerRow) -> str:
     return r.health.officer if r.health is not None else r.session.officer_id
 
 
-def officer_columns(officers: dict[str, OfficerRow], badge: str) -> dict[str, str]:
-    """The officer's name and unit by badge, as the roster last gave them ('' when unknown)."""
+def officer_columns(
+    officers: dict[str, OfficerRow], badge: str, unlock: str = ""
+) -> dict[str, str]:
+    """The officer's name and unit by badge, as the roster last gave them; else as the camera's
+    own device record (a vendor unlock's, `unlock` JSON) gave them for that badge; '' when
+    neither names them."""
     o = officers.get(badge)
-    if o is None:
-        return {"officer_name": "", "unit_id": "", "unit_name": ""}
-    return {"officer_name": o.name, "unit_id": o.unit_id, "unit_name": o.unit_name}
+    if o is not None:
+        return {"officer_name": o.name, "unit_id": o.unit_id, "unit_name": o.unit_name}
+    record = _unlock_record(unlock)
+    if badge and record.get("officer_id") == badge:
+        return {k: record.get(k, "") for k in ("officer_name", "unit_id", "unit_name")}
+    return {"officer_name": "", "unit_id": "", "unit_name": ""}
+
+
+def _unlock_record(unlock: str) -> dict[str, str]:
+    """The device record a vendor unlock read (its text fields), from the session's JSON."""
+    try:
+        found = json.loads(unlock) if unlock else {}
+    except ValueError:
+        return {}
+    record = found.get("record") if isinstance(found, dict) else None
+    if not isinstance(record, dict):
+        return {}
+    return {str(k): v for k, v in record.items() if isinstance(v, str)}
 
 
 def _row(store: Store, r: LedgerRow, ctx: _Context, handovers: list[str]) -> dict[str, Any]:
@@ -185,7 +205,7 @@ def _row(store: Store, r: LedgerRow, ctx: _Context, handovers: list[str]) -> dic
         "session_id": s.id,
         "camera": str(s.device_serial),
         "officer": effective,
-        **officer_columns(ctx.officers, effective),
+        **officer_columns(ctx.officers, effective, s.unlock),
         "officer_source": (h.officer_source if h else "") or ("DEVICE.INF" if effective else ""),
         "officer_on_camera": s.officer_id,
         "officer_mismatch": (h.officer_mismatch if h else "") or "",

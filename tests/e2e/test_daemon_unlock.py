@@ -152,6 +152,10 @@ def test_a_locked_camera_is_opened_and_taken_in_under_its_device_record(
     assert json.loads(health["battery"])["charge_pct"] == 12
     log = daemon.log_path.read_text("utf-8", errors="replace")
     assert "123456" not in log
+    # The ledger names the officer and unit as the camera's record (GBK) gave them.
+    (entry,) = station.json("ledger")["sessions"]
+    assert (entry["officer"], entry["officer_name"]) == ("001234", "张三")
+    assert (entry["unit_id"], entry["unit_name"]) == ("110101000001", "东城分局")
 
 
 def test_a_camera_whose_record_is_not_its_usb_serial_is_refused_and_nothing_taken(
