@@ -202,10 +202,15 @@ def _upload_progress(r: FileRow) -> dict[str, object]:
         text = f"{percent:g}% of {size}"
     if r.state is FileState.SEALED and r.next_attempt_at:
         text = f"{text if offset else 'retry'} after {r.next_attempt_at}"
+    # Bytes sent of the bytes to send: all of them once confirmed, else the offset the sink
+    # acknowledged (kept to resume).
+    done = size if r.state is FileState.CONFIRMED else min(offset, size)
     return {
         "upload": text,
         "upload_offset": offset,
         "upload_percent": percent,
+        "upload_done": done,
+        "upload_total": size,
         "upload_attempts": r.upload_attempts,
         "next_attempt_at": r.next_attempt_at,
         "last_error": r.last_error,
@@ -230,8 +235,6 @@ def queue_item(r: FileRow, copying: dict[int, tuple[int, int]] | None = None) ->
         **_upload_progress(r),
         "copy_done": copy_done if r.state is FileState.COPYING else None,
         "copy_total": copy_total if r.state is FileState.COPYING else None,
-        "upload_done": _uploaded(r),
-        "upload_total": r.staged_size,
     }
 
 
@@ -241,14 +244,6 @@ def _state(item: dict[str, object]) -> str:
     if isinstance(done, int) and isinstance(total, int) and total:
         return f"{item['state']} {100 * done // total}%"
     return str(item["state"])
-
-
-def _uploaded(r: FileRow) -> int:
-    # What goes to a sink is the staged copy: the ciphertext where it is sealed to the central
-    # key (agent.ingest.sealing), whose offsets count its own bytes.
-    if r.state is FileState.CONFIRMED:
-        return r.staged_size
-    return min(r.upload_offset, r.staged_size)  # the offset the sink acknowledged, to resume
 
 
 def run_queue(args: argparse.Namespace) -> int:
