@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from agent.cli import words
 from agent.core import config as config_mod
 from agent.core import durable, log
 from agent.core.config import Config
@@ -40,6 +41,7 @@ class Context:
 def load_config(path: str | None, log_level: str | None = None) -> Config:
     cfg = config_mod.load(path)
     log.setup(log_level or cfg.log.level, cfg.log.format)
+    words.speak(cfg)  # the station's language and zone in what the command prints
     return cfg
 
 

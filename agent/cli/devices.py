@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.cli import context, render
 from agent.cli.output import emit_json, table
+from agent.cli.words import _, size, when
 from agent.core import log
 from agent.core.errors import AgentError, InputRefused, UnknownDevice, UsageError
 from agent.core.model import CUSTODY_STATES, SERIAL_PATTERN, SessionOutcome, display_name
@@ -266,12 +267,11 @@ def _readiness(store: Store, session_id: int) -> dict[str, Any]:
 def _bytes(done: int, total: int) -> str:
     if not total:
         return "-"
-    return (
-        f"{done * 100 // total} % of {total >> 20} MiB" if total >= 1 << 20 else f"{done}/{total} B"
-    )
+    return _("{percent} % of {total}").format(percent=done * 100 // total, total=size(total))
 
 
 def _verdict(session: SessionRow) -> str:
+    """The session's verdict as JSON says it (English: a machine's reader may match it)."""
     if session.outcome == SessionOutcome.RUNNING:
         return "taking in"
     if session.outcome == SessionOutcome.COMPLETE:
@@ -279,6 +279,20 @@ def _verdict(session: SessionRow) -> str:
             f" ({session.wipe_detail})" if session.wipe_detail else ""
         )
     return f"{session.outcome}: {session.problems} problems; see dockagent queue"
+
+
+def _verdict_text(session: SessionRow | None) -> str:
+    """The verdict in the station's language, for the table."""
+    if session is None:
+        return "-"
+    if session.outcome == SessionOutcome.RUNNING:
+        return _("taking in")
+    if session.outcome == SessionOutcome.COMPLETE:
+        wipe, detail = session.wipe_state or "-", session.wipe_detail
+        return _("complete; wipe: {wipe}").format(wipe=wipe) + (f" ({detail})" if detail else "")
+    return _("{outcome}: {problems} problems; see dockagent queue").format(
+        outcome=session.outcome, problems=session.problems
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -291,18 +305,19 @@ def run_list(args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write(
                     table(
-                        [(r.at, r.source, r.identity, r.reason) for r in refused],
-                        ["when", "source", "device", "reason"],
+                        [(when(r.at), r.source, r.identity, r.reason) for r in refused],
+                        [_("when"), _("source"), _("device"), _("reason")],
                     )
                     + "\n"
                 )
             return 0
         docked = docked_now(store)
+        verdicts = {s.id: s for s in store.docked_sessions()} if not args.json else {}
     if args.json:
         emit_json(docked)
         return 0
     if not docked:
-        sys.stdout.write("no camera docked\n")
+        sys.stdout.write(_("no camera docked") + "\n")
         return 0
     sys.stdout.write(
         table(
@@ -316,21 +331,21 @@ def run_list(args: argparse.Namespace) -> int:
                     f"{d['files_sealed']}/{d['files_found']}",
                     _bytes(d["copy"]["bytes_done"], d["copy"]["bytes_total"]),
                     _bytes(d["upload"]["bytes_done"], d["upload"]["bytes_total"]),
-                    f"{d['readiness']['verdict']} ({d['readiness']['judged_at'] or '-'})",
-                    d["verdict"],
+                    f"{d['readiness']['verdict']} ({when(d['readiness']['judged_at'])})",
+                    _verdict_text(verdicts.get(d["session_id"])),
                 )
                 for d in docked
             ],
             [
-                "camera",
-                "profile",
-                "officer",
-                "session",
-                "sealed",
-                "copied",
-                "uploaded",
-                "readiness (judged)",
-                "verdict",
+                _("camera"),
+                _("profile"),
+                _("officer"),
+                _("session"),
+                _("sealed"),
+                _("copied"),
+                _("uploaded"),
+                _("readiness (judged)"),
+                _("verdict"),
             ],
         )
         + "\n"
@@ -353,14 +368,23 @@ def run_enrolled(args: argparse.Namespace) -> int:
                         r.officer_id or "-",
                         display_name(r.officer_name) or "-",
                         display_name(r.unit_name or r.unit_id) or "-",
-                        r.enrolled_at,
+                        when(r.enrolled_at),
                         r.enrolled_by,
-                        r.revoked_at or "",
-                        r.bound_at or "",
+                        when(r.revoked_at, empty=""),
+                        when(r.bound_at, empty=""),
                     )
                     for r in rows
                 ],
-                ["serial", "officer", "name", "unit", "enrolled", "by", "revoked", "bound"],
+                [
+                    _("serial"),
+                    _("officer"),
+                    _("name"),
+                    _("unit"),
+                    _("enrolled"),
+                    _("by"),
+                    _("revoked"),
+                    _("bound"),
+                ],
             )
             + "\n"
         )

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.camera import profile
-from agent.cli import sink_facts
+from agent.cli import sink_facts, words
 from agent.cli.output import emit_json
+from agent.cli.output import width as text_width
+from agent.cli.words import _, pgettext, zone
 from agent.core import config as config_mod
 from agent.core import log
 from agent.core.config import Config
@@ -30,6 +32,8 @@ from agent.core.errors import (
     AgentError,
     describe,
 )
+from agent.core.i18n import NP_
+from agent.core.zones import stamp
 from agent.custody import integrity, keys, verify
 from agent.devices import rules
 from agent.health import clock, installation, station
@@ -344,28 +348,69 @@ def _systemctl(systemctl: str, *args: str) -> str:
 # ---- printing ------------------------------------------------------------------------------
 
 
+# The checks' names and verdicts, for the catalogue (shown in the station's language).
+CHECK_NAMES = (
+    NP_("doctor check", "config"),
+    NP_("doctor check", "key"),
+    NP_("doctor check", "database"),
+    NP_("doctor check", "staging"),
+    NP_("doctor check", "clock"),
+    NP_("doctor check", "server"),
+    NP_("doctor check", "install"),
+    NP_("doctor check", "service"),
+    NP_("doctor check", "refusals"),
+    NP_("doctor check", "unconfirmed"),
+    NP_("doctor check", "confirmations"),
+    NP_("doctor check", "timestamps"),
+    NP_("doctor check", "encryption"),
+)
+VERDICTS = (NP_("doctor verdict", "GREEN"), NP_("doctor verdict", "YELLOW"),
+            NP_("doctor verdict", "RED"))  # fmt: skip
+
+
+def _say(text: str) -> str:
+    """A finding's text in the station's language: each of its "; "-joined parts that the
+    catalogue knows (agent.health marks them), the rest as written (paths, commands)."""
+    return "; ".join(_(part) for part in text.split("; "))
+
+
+def _line(f: Finding, width: int, colour: bool) -> str:
+    label = pgettext("doctor verdict", f.status.upper())
+    label += " " * max(1, 7 - text_width(label))
+    if colour:
+        label = f"{_COLOURS[f.status]}{label.rstrip()}\033[0m" + " " * (
+            7 - text_width(label.rstrip())
+        )
+    name = pgettext("doctor check", f.check)
+    detail = _say(f.detail)
+    if f.check == "clock":  # the station's own time, in its zone with the zone named
+        detail += "; " + _("now {time}").format(time=stamp(datetime.now(UTC), zone()))
+    line = f"{label}{name}{' ' * (width - text_width(name))}  {detail}"
+    if f.fix and f.status != GREEN:
+        line += _(" -- fix: {fix}").format(fix=_say(f.fix))
+    return line
+
+
 def _print(findings: list[Finding], result: str) -> None:
     out = sys.stdout
     colour = out.isatty()
-    width = max(len(f.check) for f in findings)
+    width = max(text_width(pgettext("doctor check", f.check)) for f in findings)
     for f in findings:
-        label = f.status.upper().ljust(6)
-        if colour:
-            label = f"{_COLOURS[f.status]}{label}\033[0m"
-        line = f"{label} {f.check.ljust(width)}  {f.detail}"
-        if f.fix and f.status != GREEN:
-            line += f" -- fix: {f.fix}"
-        out.write(line + "\n")
+        out.write(_line(f, width, colour) + "\n")
     counts = {s: sum(f.status == s for f in findings) for s in (RED, YELLOW, GREEN)}
     out.write(
-        f"doctor: {counts[RED]} red, {counts[YELLOW]} yellow, {counts[GREEN]} green "
-        f"(exit {EXIT_CODES[result]})\n"
+        _("doctor: {red} red, {yellow} yellow, {green} green (exit {code})").format(
+            red=counts[RED], yellow=counts[YELLOW], green=counts[GREEN], code=EXIT_CODES[result]
+        )
+        + "\n"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     log.setup(args.log_level or "warning", "auto")
-    findings = Doctor(args.config, Path(args.root)).run()
+    doctor = Doctor(args.config, Path(args.root))
+    findings = doctor.run()
+    words.speak(doctor.cfg)  # the configured language and zone; the locale's when it is invalid
     result = station.worst(findings)
     if args.json:
         data: dict[str, Any] = {

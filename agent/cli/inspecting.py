@@ -8,6 +8,7 @@ from typing import Any
 
 from agent.cli import context
 from agent.cli.output import emit_json, table
+from agent.cli.words import _, size, when, zone
 from agent.core.config import Config
 from agent.core.config import station as station_config
 from agent.core.model import FileState
@@ -101,7 +102,7 @@ def status_data(store: Store, limit: int = DEFAULT_SESSIONS, since: str = "") ->
 
 def run_status(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    since = parse_since(args.since) if args.since else ""
+    since = parse_since(args.since, zone()) if args.since else ""
     with context.reader(cfg) as store:
         data = status_data(store, args.limit, since)
         # Trusted time: what the RFC 3161 tokens cover, and what waits for one since when.
@@ -112,13 +113,22 @@ def run_status(args: argparse.Namespace) -> int:
         emit_json(data)
         return 0
     out = sys.stdout
-    out.write(f"station clock: {data['station_clock']['description']}\n")
-    out.write(f"files: {data['files']}   custody records: {data['chain_length']}\n")
-    out.write(f"trusted time: {stamping.describe_state(data['trusted_time'])}\n")
+    out.write(_("station clock: {clock}").format(clock=data["station_clock"]["description"]))
+    out.write("\n" + _("times shown in {zone}").format(zone=zone().key) + "\n")
+    out.write(
+        _("files: {files}   custody records: {records}").format(
+            files=data["files"], records=data["chain_length"]
+        )
+        + "\n"
+    )
+    trusted = stamping.describe_state(data["trusted_time"])
+    out.write(_("trusted time: {state}").format(state=trusted) + "\n")
     out.write("  ".join(f"{k}={v}" for k, v in data["states"].items() if v) + "\n\n")
     for name, sink in data.get("sinks", {}).items():
         out.write(
-            f"sink {name} ({sink['endpoint']}): waiting={sink['waiting']} held={sink['held']}"
+            _("sink {name} ({endpoint}): waiting={waiting} held={held}").format(
+                name=name, endpoint=sink["endpoint"], waiting=sink["waiting"], held=sink["held"]
+            )
             + (" (held_when)" if sink["required"] else "")
             + "\n"
         )
@@ -128,17 +138,19 @@ def run_status(args: argparse.Namespace) -> int:
                 (
                     serial,
                     c["files"],
-                    c["bytes"],
+                    size(c["bytes"]),
                     " ".join(f"{k}={v}" for k, v in c["states"].items()),
                 )
                 for serial, c in data["cameras"].items()
             ],
-            ["camera", "files", "bytes", "states"],
+            [_("camera"), _("files"), _("size"), _("states")],
         )
         + "\n\n"
     )
-    shown = f"the latest {args.limit}" + (f" docked from {args.since}" if args.since else "")
-    out.write(f"dock sessions ({shown}; see --limit and --since):\n")
+    shown = _("the latest {limit}").format(limit=args.limit) + (
+        _(" docked from {since}").format(since=when(since)) if args.since else ""
+    )
+    out.write(_("dock sessions ({shown}; see --limit and --since):").format(shown=shown) + "\n")
     out.write(
         table(
             [
@@ -146,7 +158,7 @@ def run_status(args: argparse.Namespace) -> int:
                     s["id"],
                     s["device_serial"],
                     s["officer_id"] or "-",
-                    s["docked_at"],
+                    when(s["docked_at"]),
                     s["outcome"],
                     s["files_found"],
                     s["files_sealed"],
@@ -156,21 +168,21 @@ def run_status(args: argparse.Namespace) -> int:
                 for s in data["sessions"]
             ],
             [
-                "session",
-                "camera",
-                "officer",
-                "docked",
-                "outcome",
-                "found",
-                "sealed",
-                "problems",
-                "wipe",
+                _("session"),
+                _("camera"),
+                _("officer"),
+                _("docked"),
+                _("outcome"),
+                _("found"),
+                _("sealed"),
+                _("problems"),
+                _("wipe"),
             ],
         )
         + "\n"
     )
     if data["readiness"]:
-        out.write("\nreadiness at the last dock:\n")
+        out.write("\n" + _("readiness at the last dock:") + "\n")
         for r in data["readiness"]:
             reasons = "; ".join(r["reasons"])
             out.write(

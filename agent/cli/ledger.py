@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.cli import context, render
 from agent.cli.output import add_bom_option, emit_csv, emit_json
+from agent.cli.words import csv_headers, zone
 from agent.custody import audit
 from agent.reporting import exports, handovers, sessions
 from agent.reporting.times import parse_since
@@ -33,7 +34,14 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
     if args.csv:
-        emit_csv(exports.to_csv(faults, sessions.FAULT_COLUMNS, bom=args.bom))
+        emit_csv(
+            exports.to_csv(
+                faults,
+                sessions.FAULT_COLUMNS,
+                bom=args.bom,
+                headers=csv_headers(sessions.FAULT_COLUMNS),
+            )
+        )
     elif args.json:
         emit_json({"faults": faults})
     else:
@@ -43,7 +51,7 @@ def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    since = parse_since(args.since) if args.since else None
+    since = parse_since(args.since, zone()) if args.since else None
     with context.reader(cfg) as store:
         sessions.require_schema(store)
         faults = sessions.fault_register(store, since=since, camera=args.camera)
@@ -57,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
     if args.faults:
         return _faults(args, faults)
     if args.csv:
-        emit_csv(exports.to_csv(rows, sessions.SESSION_COLUMNS, bom=args.bom))
+        emit_csv(
+            exports.to_csv(
+                rows,
+                sessions.SESSION_COLUMNS,
+                bom=args.bom,
+                headers=csv_headers(sessions.SESSION_COLUMNS),
+            )
+        )
     elif args.json:
         emit_json(
             {

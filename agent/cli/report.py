@@ -12,6 +12,7 @@ import sys
 
 from agent.cli import context, render
 from agent.cli.output import add_bom_option, emit_csv, emit_json
+from agent.cli.words import csv_headers, zone
 from agent.core import log
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
@@ -58,17 +59,31 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_compliance(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    since = parse_since(args.since) if args.since else None
+    since = parse_since(args.since, zone()) if args.since else None
     with context.reader(cfg) as store:
         require_schema(store)
         report = compliance.compliance(store, cfg, since=since)
     if args.json:
         emit_json(report)
     elif args.csv and args.files:
-        emit_csv(exports.to_csv(report["files"], compliance.FILE_COLUMNS, bom=args.bom))
+        emit_csv(
+            exports.to_csv(
+                report["files"],
+                compliance.FILE_COLUMNS,
+                bom=args.bom,
+                headers=csv_headers(compliance.FILE_COLUMNS),
+            )
+        )
     elif args.csv:
         findings = compliance.findings(report)
-        emit_csv(exports.to_csv(findings, compliance.FINDING_COLUMNS, bom=args.bom))
+        emit_csv(
+            exports.to_csv(
+                findings,
+                compliance.FINDING_COLUMNS,
+                bom=args.bom,
+                headers=csv_headers(compliance.FINDING_COLUMNS),
+            )
+        )
     else:
         text = render.compliance(report, compliance.findings(report), with_files=args.files)
         sys.stdout.write(text)

@@ -39,3 +39,15 @@ def translations(language: str) -> gettext.NullTranslations:
     """The catalogue of `language` (English, the source text, when it has none)."""
     wanted = language if language in LANGUAGES else DEFAULT
     return gettext.translation(DOMAIN, LOCALE_DIR, languages=[wanted], fallback=True)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's own name for the marker (xgettext -k)
+    """A message marked for the catalogue and translated where it is shown, not here (a
+    doctor's fix is written in agent.health and shown by the CLI in the station's language)."""
+    return message
+
+
+def NP_(context: str, message: str) -> str:  # noqa: N802 - as N_, with pgettext's context
+    """As N_, for a message translated with a context (pgettext): a CSV column's header."""
+    del context  # the catalogue's key only; scripts/update-catalogues extracts it (NP_:1c,2)
+    return message

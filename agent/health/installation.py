@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.core.i18n import N_
 from agent.core.model import WipePolicy
 from agent.health.station import GREEN, RED, YELLOW, Finding
 
@@ -78,7 +79,7 @@ def install(facts: Installed, wanted: Wanted | None, rules_name: str) -> Finding
             "install",
             RED,
             f"not installed below {facts.root}: {', '.join(missing)}",
-            "run scripts/install (as root), then systemctl daemon-reload",
+            N_("run scripts/install (as root), then systemctl daemon-reload"),
         )
     notes: list[str] = []
     fixes: list[str] = []
@@ -96,15 +97,17 @@ def install(facts: Installed, wanted: Wanted | None, rules_name: str) -> Finding
                 f"TimeoutStopSec={stop:g}s is not above drain_deadline_s "
                 f"({wanted.drain_deadline_s}s): systemd cuts the drain short"
             )
-            fixes.append("raise TimeoutStopSec in a drop-in (systemctl edit dockagent)")
+            fixes.append(N_("raise TimeoutStopSec in a drop-in (systemctl edit dockagent)"))
         if mount_access(facts.mount_texts) == "ro" and wanted.wipe_policy is not WipePolicy.NEVER:
             notes.append(
                 f"cameras are mounted read-only but wipe_policy is "
                 f"{wanted.wipe_policy.value}: nothing will be wiped"
             )
             fixes.append(
-                "set DOCKAGENT_MOUNT_ACCESS=rw in a drop-in for dockagent-mount@.service, "
-                'or wipe_policy = "never"'
+                N_(
+                    "set DOCKAGENT_MOUNT_ACCESS=rw in a drop-in for dockagent-mount@.service, "
+                    'or wipe_policy = "never"'
+                )
             )
     if notes:
         return Finding("install", YELLOW, "; ".join(notes), "; ".join(fixes))
@@ -132,18 +135,18 @@ def service(facts: Service) -> Finding:
         return Finding(
             "service",
             YELLOW,
-            "systemd is not running here: service state unknown",
-            "run dockagent doctor on the station itself",
+            N_("systemd is not running here: service state unknown"),
+            N_("run dockagent doctor on the station itself"),
         )
     state = facts.state or "unknown"
     detail = f"{facts.name} is {state}" + (f": {facts.status_text}" if facts.status_text else "")
     if state == "active":
         return Finding("service", GREEN, detail)
     if state in ("activating", "reloading", "deactivating"):
-        return Finding("service", YELLOW, detail, "wait a moment and check again")
+        return Finding("service", YELLOW, detail, N_("wait a moment and check again"))
     return Finding(
         "service",
         RED,
         detail,
-        "systemctl enable --now dockagent; why it stopped: journalctl -u dockagent -b",
+        N_("systemctl enable --now dockagent; why it stopped: journalctl -u dockagent -b"),
     )

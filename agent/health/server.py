@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.core.i18n import N_
 from agent.health.station import GREEN, RED, YELLOW, Finding
 
 
@@ -40,8 +41,10 @@ def directory_sink(facts: DirectorySink) -> Finding:
             f"directory sink {root} is on the same file system as staging ({facts.staging}): "
             "with wipe_policy after_confirm, cameras are wiped on the strength of a second "
             "copy on the station's own disk",
-            "point [sync] directory_root at the evidence share or disk (mounted), or use the "
-            'tus sink; until then set [ingest] wipe_policy = "never"',
+            N_(
+                "point [sync] directory_root at the evidence share or disk (mounted), or use the "
+                'tus sink; until then set [ingest] wipe_policy = "never"'
+            ),
         )
     if not facts.is_dir and not facts.configured:
         return Finding(
@@ -56,24 +59,28 @@ def directory_sink(facts: DirectorySink) -> Finding:
             "server",
             RED,
             f"directory sink {root} does not exist",
-            "mount the evidence share / disk there, or correct [sync] directory_root",
+            N_("mount the evidence share / disk there, or correct [sync] directory_root"),
         )
     if not facts.writable:
         return Finding(
             "server",
             RED,
             f"directory sink {root} is not writable by this user",
-            "give the dockagent user write access to it",
+            N_("give the dockagent user write access to it"),
         )
     return Finding("server", GREEN, f"directory sink {root} is writable")
 
 
 # What a tus server's failure to answer OPTIONS means, and what to do about it.
 TUS_FAILURES = {
-    "tls": "check the server certificate (host name, expiry, chain) against [sync] ca_bundle; "
-    "an unsynchronised station clock also fails TLS",
-    "unreachable": "check the network, firewall and [sync] endpoint; is the server up?",
-    "refused": "check that [sync] endpoint is the server's tus creation URL and the bearer token",
+    "tls": N_(
+        "check the server certificate (host name, expiry, chain) against [sync] ca_bundle; "
+        "an unsynchronised station clock also fails TLS"
+    ),
+    "unreachable": N_("check the network, firewall and [sync] endpoint; is the server up?"),
+    "refused": N_(
+        "check that [sync] endpoint is the server's tus creation URL and the bearer token"
+    ),
 }
 
 
@@ -125,14 +132,16 @@ def tus_server(probe: TusProbe) -> Finding:
             "server",
             RED,
             detail + ": no creation extension, so nothing can be uploaded",
-            "point [sync] endpoint at a tus server with the creation extension",
+            N_("point [sync] endpoint at a tus server with the creation extension"),
         )
     if probe.confirm_level == "checksummed" and "sha256" not in probe.checksums:
         return Finding(
             "server",
             RED,
             detail + ": confirm_level checksummed needs sha256 checksums, which it does not offer",
-            "enable sha256 checksums on the server, or choose [sync] confirm_level = 'complete'",
+            N_(
+                "enable sha256 checksums on the server, or choose [sync] confirm_level = 'complete'"
+            ),
         )
     return _tus_level(probe, detail)
 

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from agent.core.i18n import N_
+
 GREEN, YELLOW, RED = "green", "yellow", "red"
 _RANK = {GREEN: 0, YELLOW: 1, RED: 2}
 
-AS_SERVICE_USER = "run it as the service user: sudo -u dockagent dockagent doctor"
+AS_SERVICE_USER = N_("run it as the service user: sudo -u dockagent dockagent doctor")
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,10 @@ def config(source: object, error: str | None) -> Finding:
             "config",
             RED,
             error,
-            "correct the named key (config.example.toml documents each one); "
-            "the service refuses to start (exit 78) until then",
+            N_(
+                "correct the named key (config.example.toml documents each one); "
+                "the service refuses to start (exit 78) until then"
+            ),
         )
     return Finding("config", GREEN, f"{source} is valid")
 
@@ -94,8 +98,10 @@ def key_file(facts: KeyFile) -> Finding | None:
             "key",
             YELLOW,
             f"no station key at {path} yet",
-            "create it with `dockagent key show` (as the service user) and register the "
-            "public key it prints with the central server",
+            N_(
+                "create it with `dockagent key show` (as the service user) and register the "
+                "public key it prints with the central server"
+            ),
         )
     if not facts.regular:
         return Finding("key", RED, f"{path} is not a regular file", f"restore the key to {path}")
@@ -121,7 +127,7 @@ def key_loaded(facts: KeyFile, key_id: str) -> Finding:
     return Finding("key", GREEN, f"{facts.path}: mode {facts.mode or 0:04o}, key id {key_id}")
 
 
-DATABASE_FIX = (
+DATABASE_FIX = N_(
     "stop the service (systemctl stop dockagent) and restore dockagent.db from backup, "
     "or run `dockagent rebuild` (the database from the signed sidecars); staged evidence "
     "is not touched"
@@ -150,7 +156,7 @@ def database(facts: Database) -> Finding:
             "database",
             YELLOW,
             f"no database at {path} yet",
-            "it is created when the service first starts",
+            N_("it is created when the service first starts"),
         )
     if facts.refused is not None:
         return Finding("database", RED, facts.refused, DATABASE_FIX)
@@ -182,7 +188,7 @@ class Staging:
 def staging(facts: Staging) -> Finding:
     """Red when free space is at or below the reserve; yellow under a tenth of the disk."""
     detail = f"{facts.where}: {size_text(facts.free)} free, reserve {size_text(facts.reserve)}"
-    fix = (
+    fix = N_(
         "free space on that file system: uploads confirmed and purged free it (see "
         "`dockagent queue` and the server line), or give staging a bigger disk"
     )
@@ -204,8 +210,10 @@ def clock(synchronised: bool, description: str) -> Finding:
         RED,
         f"station clock {description}: camera clocks are not corrected and drift "
         "is measured against an untrusted time",
-        "enable time synchronisation (timedatectl set-ntp true, or check `chronyc "
-        "tracking`) and make sure the NTP server is reachable",
+        N_(
+            "enable time synchronisation (timedatectl set-ntp true, or check `chronyc "
+            "tracking`) and make sure the NTP server is reachable"
+        ),
     )
 
 
@@ -233,8 +241,10 @@ def refusals(refused: Sequence[Refusal], now: datetime, recent_h: float) -> Find
         YELLOW,
         f"{len(recent)} device(s) refused in the last {recent_h} h; latest "
         f"{latest.at}: {latest.identity}: {latest.reason}",
-        "a station camera not enrolled: dockagent devices enroll SERIAL; anything else: "
-        "find out who docked it (dockagent devices --refused)",
+        N_(
+            "a station camera not enrolled: dockagent devices enroll SERIAL; anything else: "
+            "find out who docked it (dockagent devices --refused)"
+        ),
     )
 
 
@@ -251,13 +261,13 @@ class Unconfirmed:
 def unconfirmed(oldest: Unconfirmed | None, now: datetime, warn_h: float, bad_h: float) -> Finding:
     """Files waiting for the sink longer than `warn_h` hours are yellow, `bad_h` red."""
     if oldest is None:
-        return Finding("unconfirmed", GREEN, "every file is confirmed by the sink")
+        return Finding("unconfirmed", GREEN, N_("every file is confirmed by the sink"))
     hours = (now - oldest.discovered_at).total_seconds() / 3600
     detail = (
         f"oldest unconfirmed file {oldest.file_id} ({oldest.device_serial}, "
         f"{oldest.state}) was found {hours:.1f} h ago"
     )
-    fix = (
+    fix = N_(
         "see why in `dockagent queue`; check the server line above; held files go again "
         "with `dockagent retry --held`"
     )
@@ -273,15 +283,17 @@ def confirmations(foreign: Sequence[str]) -> Finding:
     under another configuration, root's --foreign-config): red, each one named."""
     if not foreign:
         return Finding(
-            "confirmations", GREEN, "every confirmation is by the station's configured sink"
+            "confirmations", GREEN, N_("every confirmation is by the station's configured sink")
         )
     shown = "; ".join(foreign[:3]) + (f"; and {len(foreign) - 3} more" if len(foreign) > 3 else "")
     return Finding(
         "confirmations",
         RED,
         f"{len(foreign)} file(s) confirmed by a sink that is not the station's: {shown}",
-        "find out who ran it (dockagent ledger, the audit records `config.overridden`) and "
-        "where that sink's copies went; `dockagent verify` names each one",
+        N_(
+            "find out who ran it (dockagent ledger, the audit records `config.overridden`) and "
+            "where that sink's copies went; `dockagent verify` names each one"
+        ),
     )
 
 
@@ -306,8 +318,10 @@ def trusted_time(facts: TrustedTime, now: datetime) -> Finding:
             "timestamps",
             YELLOW,
             facts.detail,
-            "check that [custody] tsa_url answers from this station (the daemon asks again "
-            "by itself and logs tsa.failed with the reason)",
+            N_(
+                "check that [custody] tsa_url answers from this station (the daemon asks again "
+                "by itself and logs tsa.failed with the reason)"
+            ),
         )
     return Finding("timestamps", GREEN, facts.detail)
 
@@ -320,7 +334,10 @@ def encryption(recipients: Sequence[str]) -> Finding:
         return Finding(
             "encryption",
             GREEN,
-            "not encrypted: staged copies are the camera's bytes ([custody] encrypt_to is empty)",
+            N_(
+                "not encrypted: staged copies are the camera's bytes "
+                "([custody] encrypt_to is empty)"
+            ),
         )
     shown = ", ".join(f"{r[:12]}...{r[-6:]}" for r in recipients)
     noun = "recipient" if len(recipients) == 1 else "recipients"

@@ -33,14 +33,23 @@ def cell(value: Any) -> Any:
 BOM = "\ufeff"
 
 
-def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, bom: bool = True) -> str:
-    """The rows as CSV with a header line of `columns`; a missing column is an empty cell.
+def to_csv(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    bom: bool = True,
+    headers: Sequence[str] | None = None,
+) -> str:
+    """The rows as CSV with a header line of `headers` (the station's language's names of the
+    columns, agent.reporting.headers), else of `columns`; a missing column is an empty cell.
     bom: start with U+FEFF, which UTF-8 encodes as the BOM spreadsheets look for."""
     out = io.StringIO()
     if bom:
         out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
-    writer.writerow(columns)
+    if headers is not None and len(headers) != len(columns):
+        raise ValueError("one header per column")
+    writer.writerow(headers if headers is not None else columns)
     for row in rows:
         writer.writerow([cell(row.get(c)) for c in columns])
     return out.getvalue()

@@ -1,12 +1,12 @@
 """The times reports speak in: the station's UTC text, `--since`, hours between two instants.
 
 Station times are UTC text comparable as strings (as the store keeps them); a `--since` given by
-a supervisor is station-local unless it names a zone. Pure functions: no store, no clock read.
+a supervisor is in the station's zone unless it names one. Pure functions: no store, no clock read.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from agent.core.errors import UsageError
 from agent.health import clock
@@ -17,8 +17,9 @@ def iso_utc(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def parse_since(text: str) -> str:
-    """--since: a date or a date and time, station-local unless a zone is given; as UTC text."""
+def parse_since(text: str, zone: tzinfo | None = None) -> str:
+    """--since: a date or a date and time, in the station's zone (`zone`, [station] timezone;
+    None: the system's) unless the text names one; as UTC text."""
     try:
         if len(text) == 10:
             value = datetime.combine(date.fromisoformat(text), datetime.min.time())
@@ -27,7 +28,8 @@ def parse_since(text: str) -> str:
     except ValueError as exc:
         raise UsageError(problem=f"--since {text!r}: give YYYY-MM-DD or YYYY-MM-DDThh:mm") from exc
     if value.tzinfo is None:
-        value = value.astimezone()  # station-local
+        # The zone the CLI shows its times in, so what is typed and what is shown agree.
+        value = value.astimezone() if zone is None else value.replace(tzinfo=zone)
     return iso_utc(value)
 
 
