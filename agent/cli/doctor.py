@@ -375,12 +375,9 @@ def _say(text: str) -> str:
 
 
 def _line(f: Finding, width: int, colour: bool) -> str:
-    label = pgettext("doctor verdict", f.status.upper())
-    label += " " * max(1, 7 - text_width(label))
-    if colour:
-        label = f"{_COLOURS[f.status]}{label.rstrip()}\033[0m" + " " * (
-            7 - text_width(label.rstrip())
-        )
+    verdict = pgettext("doctor verdict", f.status.upper())
+    pad = " " * max(1, 7 - text_width(verdict))  # "YELLOW" and a space
+    label = (f"{_COLOURS[f.status]}{verdict}\033[0m" if colour else verdict) + pad
     name = pgettext("doctor check", f.check)
     detail = _say(f.detail)
     if f.check == "clock":  # the station's own time, in its zone with the zone named
