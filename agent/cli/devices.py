@@ -267,7 +267,7 @@ def _readiness(store: Store, session_id: int) -> dict[str, Any]:
 def _bytes(done: int, total: int) -> str:
     if not total:
         return "-"
-    return _("{percent} % of {total}").format(percent=done * 100 // total, total=size(total))
+    return _("{percent} of {total}").format(percent=f"{done * 100 // total} %", total=size(total))
 
 
 def _verdict(session: SessionRow) -> str:

@@ -371,6 +371,9 @@ VERDICTS = (NP_("doctor verdict", "GREEN"), NP_("doctor verdict", "YELLOW"),
 def _say(text: str) -> str:
     """A finding's text in the station's language: each of its "; "-joined parts that the
     catalogue knows (agent.health marks them), the rest as written (paths, commands)."""
+    whole = _(text)
+    if whole != text:
+        return whole
     return "; ".join(_(part) for part in text.split("; "))
 
 

@@ -12,7 +12,7 @@ import string
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
 from agent.core import i18n
@@ -21,23 +21,30 @@ REPO = Path(__file__).resolve().parents[2]
 LOCALE = REPO / "agent" / "locale"
 
 
-def _code_messages() -> set[str]:
-    found: set[str] = set()
-    for folder in (REPO / "agent" / "screen", REPO / "agent" / "core"):
-        for _file, _line, message, _comments, _context in extract_from_dir(str(folder)):
-            found.add(message if isinstance(message, str) else message[0])
+# What scripts/update-catalogues extracts: the screen, the CLI's text for people, the doctor's
+# fixes (agent/health) and the CSV headers; NP_ is N_ with a context.
+SOURCES = ("agent/screen", "agent/core", "agent/cli", "agent/health", "agent/reporting")
+KEYWORDS = {**DEFAULT_KEYWORDS, "NP_": ((1, "c"), 2)}
+
+
+def _code_messages() -> set[tuple[str | None, str]]:
+    found: set[tuple[str | None, str]] = set()
+    for folder in SOURCES:
+        extracted = extract_from_dir(str(REPO / folder), keywords=KEYWORDS)
+        for _file, _line, message, _comments, context in extracted:
+            found.add((context, message if isinstance(message, str) else message[0]))
     return found
 
 
-def _po(language: str) -> dict[str, tuple[str, bool]]:
+def _po(language: str) -> dict[tuple[str | None, str], tuple[str, bool]]:
     with (LOCALE / language / "LC_MESSAGES" / "dockagent.po").open("rb") as fh:
         catalog = read_po(fh, locale=language)
-    return {str(m.id): (str(m.string), "fuzzy" in m.flags) for m in catalog if m.id}
+    return {(m.context, str(m.id)): (str(m.string), "fuzzy" in m.flags) for m in catalog if m.id}
 
 
 def test_every_message_of_the_code_is_in_the_template_and_nothing_stale() -> None:
     with (LOCALE / "dockagent.pot").open("rb") as fh:
-        template = {str(m.id) for m in read_po(fh) if m.id}
+        template = {(m.context, str(m.id)) for m in read_po(fh) if m.id}
     assert _code_messages() == template, "run scripts/update-catalogues"
 
 
@@ -50,10 +57,11 @@ def test_every_language_translates_every_message_and_its_mo_is_its_po_compiled(
     assert [m for m, (text, fuzzy) in po.items() if not text or fuzzy] == []
     with (LOCALE / language / "LC_MESSAGES" / "dockagent.mo").open("rb") as fh:
         compiled = gettext.GNUTranslations(fh)
-    for message, (text, _) in po.items():
-        assert compiled.gettext(message) == text, (language, message)
+    for (context, message), (text, _) in po.items():
+        got = compiled.gettext(message) if context is None else compiled.pgettext(context, message)
+        assert got == text, (language, message)
     # Every placeholder of a message survives its translation (else .format() raises).
-    for message, (text, _) in po.items():
+    for (_context, message), (text, _) in po.items():
         assert sorted(_fields(message)) == sorted(_fields(text)), (language, message, text)
 
 
