@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.cli import context, render
 from agent.cli.output import emit_json, table
-from agent.cli.words import _, size, when
+from agent.cli.words import _, size, value, when
 from agent.core import log
 from agent.core.errors import AgentError, InputRefused, UnknownDevice, UsageError
 from agent.core.model import CUSTODY_STATES, SERIAL_PATTERN, SessionOutcome, display_name
@@ -289,9 +289,10 @@ def _verdict_text(session: SessionRow | None) -> str:
         return _("taking in")
     if session.outcome == SessionOutcome.COMPLETE:
         wipe, detail = session.wipe_state or "-", session.wipe_detail
-        return _("complete; wipe: {wipe}").format(wipe=wipe) + (f" ({detail})" if detail else "")
+        shown = _("complete; wipe: {wipe}").format(wipe=value(wipe))
+        return shown + (f" ({detail})" if detail else "")
     return _("{outcome}: {problems} problems; see dockagent queue").format(
-        outcome=session.outcome, problems=session.problems
+        outcome=value(session.outcome), problems=session.problems
     )
 
 
@@ -331,7 +332,7 @@ def run_list(args: argparse.Namespace) -> int:
                     f"{d['files_sealed']}/{d['files_found']}",
                     _bytes(d["copy"]["bytes_done"], d["copy"]["bytes_total"]),
                     _bytes(d["upload"]["bytes_done"], d["upload"]["bytes_total"]),
-                    f"{d['readiness']['verdict']} ({when(d['readiness']['judged_at'])})",
+                    f"{value(d['readiness']['verdict'])} ({when(d['readiness']['judged_at'])})",
                     _verdict_text(verdicts.get(d["session_id"])),
                 )
                 for d in docked

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.cli import context
 from agent.cli.output import emit_json, table
-from agent.cli.words import _, size, when, zone
+from agent.cli.words import _, size, states, value, when, zone
 from agent.core.config import Config
 from agent.core.config import station as station_config
 from agent.core.model import FileState
@@ -123,7 +123,7 @@ def run_status(args: argparse.Namespace) -> int:
     )
     trusted = stamping.describe_state(data["trusted_time"])
     out.write(_("trusted time: {state}").format(state=trusted) + "\n")
-    out.write("  ".join(f"{k}={v}" for k, v in data["states"].items() if v) + "\n\n")
+    out.write(states({k: v for k, v in data["states"].items() if v}) + "\n\n")
     for name, sink in data.get("sinks", {}).items():
         out.write(
             _("sink {name} ({endpoint}): waiting={waiting} held={held}").format(
@@ -139,7 +139,7 @@ def run_status(args: argparse.Namespace) -> int:
                     serial,
                     c["files"],
                     size(c["bytes"]),
-                    " ".join(f"{k}={v}" for k, v in c["states"].items()),
+                    states(c["states"]),
                 )
                 for serial, c in data["cameras"].items()
             ],
@@ -159,11 +159,11 @@ def run_status(args: argparse.Namespace) -> int:
                     s["device_serial"],
                     s["officer_id"] or "-",
                     when(s["docked_at"]),
-                    s["outcome"],
+                    value(s["outcome"]),
                     s["files_found"],
                     s["files_sealed"],
                     s["problems"],
-                    s["wipe_state"],
+                    value(s["wipe_state"]),
                 )
                 for s in data["sessions"]
             ],
@@ -186,7 +186,9 @@ def run_status(args: argparse.Namespace) -> int:
         for r in data["readiness"]:
             reasons = "; ".join(r["reasons"])
             out.write(
-                f"  {r['camera']}: {r['readiness']}" + (f" ({reasons})" if reasons else "") + "\n"
+                f"  {r['camera']}: {value(r['readiness'])}"
+                + (f" ({reasons})" if reasons else "")
+                + "\n"
             )
     return 0
 

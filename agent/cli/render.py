@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.cli.output import table
-from agent.cli.words import _, when
+from agent.cli.words import _, value, when
 from agent.core.i18n import N_
 from agent.core.model import display_name
 from agent.health import battery
@@ -76,12 +76,22 @@ def _session_line(s: dict[str, Any]) -> tuple[object, ...]:
         s["files_sealed"],
         s["hours_recorded"],
         "?" if s["clock_drift_s"] is None else f"{s['clock_drift_s']:+d}",
-        s["clock_correction"].split(" ", 1)[0] if s["clock_correction"] else "-",
-        s["battery_verdict"] or "-",
-        s["readiness"] or "-",
+        _clock_word(s["clock_correction"]),
+        value(s["battery_verdict"] or "-"),
+        value(s["readiness"] or "-"),
         s["faults"],
-        s["outcome"],
+        value(s["outcome"]),
     )
+
+
+def _clock_word(correction: str) -> str:
+    """The clock correction's verdict alone ("set", "not needed", ...): its detail is long."""
+    if not correction:
+        return "-"
+    for known in ("not needed",):
+        if correction.startswith(known):
+            return value(known)
+    return value(correction.split(" ", 1)[0])
 
 
 def _session_notes(s: dict[str, Any]) -> list[str]:
@@ -254,7 +264,7 @@ def _dock_lines(d: dict[str, Any]) -> list[str]:
             else ""
         ),
         _("      battery {battery}").format(battery=bat_text),
-        _("      readiness {readiness}").format(readiness=d["readiness"] or "-"),
+        _("      readiness {readiness}").format(readiness=value(d["readiness"] or "-")),
     ]
     lines.extend(
         f"        [{reason['severity']}] {reason['area']}: {reason['text']}"

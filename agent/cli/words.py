@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from agent.core import i18n, zones
 from agent.core.config import Config
+from agent.core.i18n import NP_
 from agent.core.model import display_name
 from agent.health.station import size_text
 from agent.reporting import headers
@@ -97,3 +98,47 @@ def size(n: int | None) -> str:
 def csv_headers(columns: Sequence[str]) -> list[str]:
     """A CSV's header row in the station's language (English: the columns' own keys)."""
     return [pgettext(headers.CONTEXT, c) for c in columns]
+
+
+# The values a person reads in a table cell (a session's outcome, a file's state, readiness,
+# battery and wipe verdicts), for the catalogue; JSON and CSV keep them as they are.
+VALUES = frozenset(
+    {
+        NP_("value", "running"),
+        NP_("value", "complete"),
+        NP_("value", "incomplete"),
+        NP_("value", "failed"),
+        NP_("value", "interrupted"),
+        NP_("value", "rebuilt"),
+        NP_("value", "discovered"),
+        NP_("value", "copying"),
+        NP_("value", "staged"),
+        NP_("value", "sealed"),
+        NP_("value", "uploading"),
+        NP_("value", "confirmed"),
+        NP_("value", "held"),
+        NP_("value", "corrupt"),
+        NP_("value", "ready"),
+        NP_("value", "warning"),
+        NP_("value", "not ready"),
+        NP_("value", "not assessed"),
+        NP_("value", "ok"),
+        NP_("value", "bad"),
+        NP_("value", "unknown"),
+        NP_("value", "wiped"),
+        NP_("value", "partly wiped"),
+        NP_("value", "not wiped"),
+        NP_("value", "not needed"),
+    }
+)
+
+
+def value(text: object) -> str:
+    """A known value (VALUES) in the station's language; anything else as it is, escaped."""
+    shown = display_name(str(text))
+    return pgettext("value", shown) if shown in VALUES else shown
+
+
+def states(counts: Mapping[str, object]) -> str:
+    """Counts per file state: "sealed=6 held=1", the states in the station's language."""
+    return " ".join(f"{value(k)}={v}" for k, v in counts.items())
