@@ -153,7 +153,7 @@ def _looks(station: Installed) -> None:
     queue = json.loads(station.ok(MEMBER, "queue", "--json"))
     assert len(queue) == station.files
     assert SPEC.serial in station.ok(MEMBER, "devices", "enrolled")
-    assert "no camera docked" in station.ok(MEMBER, "devices")
+    assert "没有记录仪入位" in station.ok(MEMBER, "devices")  # the installed station speaks Chinese
     ledger = station.ok(MEMBER, "ledger", "--json")
     assert SPEC.serial in ledger and "B-7" in ledger
     station.ok(MEMBER, "report", "compliance")

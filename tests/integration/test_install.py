@@ -253,7 +253,9 @@ def test_fresh_station_reads_as_empty_not_as_lost(
         proc = run(*command)
         assert proc.returncode == 0, (command, proc.stdout + proc.stderr)
         assert "rebuild" not in proc.stdout + proc.stderr, command
-    assert "no camera docked" in run("devices").stdout
+    # The installed configuration ships speaking Chinese ([station] language = "zh_CN").
+    assert 'language = "zh_CN"' in (root / "etc/dockagent/config.toml").read_text().splitlines()
+    assert "没有记录仪入位" in run("devices").stdout
     assert "verify OK: 0 files" in run("verify").stdout
     status = json.loads(run("status", "--json").stdout)
     assert (status["files"], status["chain_length"], status["sessions"]) == (0, 0, [])

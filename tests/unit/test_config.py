@@ -152,7 +152,11 @@ def test_committed_example_is_what_the_declarations_produce() -> None:
 def test_the_example_shows_every_default_and_passes_every_check(tmp_path: Path) -> None:
     path = REPO / "config.example.toml"
     cfg = config.load(path, {"DOCKAGENT_DATA_DIR": str(tmp_path)})
-    assert cfg == config.Config(data_dir=str(tmp_path), source=str(path))
+    # Every default, but for what a station is shipped with: it speaks Chinese, while a file
+    # without the key speaks the locale's language.
+    shipped = dataclasses.replace(config.Config().station, language="zh_CN")
+    assert config.Config().station.language == ""
+    assert cfg == config.Config(data_dir=str(tmp_path), source=str(path), station=shipped)
 
 
 def _too_low(low: int, high: int | None) -> str:

@@ -74,7 +74,8 @@ def _retention(retention: RetentionConfig) -> list[list[str]]:
 
 
 def _key(decl: Declared, value: Any, *, with_doc: bool = True) -> list[str]:
-    return [*(_comment(decl.doc) if with_doc else []), f"{decl.name} = {_toml(value)}"]
+    shown = value if decl.spec.shipped is None else decl.spec.shipped
+    return [*(_comment(decl.doc) if with_doc else []), f"{decl.name} = {_toml(shown)}"]
 
 
 def _toml(value: Any) -> str:

@@ -40,21 +40,25 @@ def _host(value: str) -> str | None:
 @dataclass(frozen=True)
 class StationConfig:
     DOC: ClassVar[str] = """
-        The station's language and time zone: what the bay status screen (and, later, the
-        technician's messages) speak, and the zone its times are shown in.
+        The station's language and time zone: what the bay status screen and the technician's
+        commands speak, and the zone their times are shown (and `--since` is read) in.
         """
 
     language: str = key(
         "",
         """
-        en | zh_CN. Empty: from the locale ($LC_ALL, $LC_MESSAGES, $LANG), else en.
+        en | zh_CN: the bay screen and the CLI's text for people (status, devices, ledger,
+        report, doctor; CSV headers). Empty: from the locale ($LC_ALL, $LC_MESSAGES, $LANG),
+        else en. A station is shipped speaking Chinese.
         """,
         checks=(_language,),
+        shipped="zh_CN",
     )
     timezone: str = key(
         "",
         """
-        Time zone of the times shown, e.g. "Asia/Shanghai" (Beijing time). Empty: the system's.
+        Time zone of the times shown, e.g. "Asia/Shanghai" (Beijing time), and of a `--since`
+        without a zone. Empty: the system's.
         """,
         checks=(checks.time_zone,),
     )

@@ -48,6 +48,9 @@ class Spec:
     not_above: str = ""
     # The key's name in the file when it cannot be the attribute's ("class" is a keyword).
     toml: str = ""
+    # The value config.example.toml (and so an installed station's file) sets, where it is not
+    # the default a file without the key gets; None: the example shows the default.
+    shipped: Any = None
 
 
 def key(
@@ -62,9 +65,12 @@ def key(
     checks: tuple[Check, ...] = (),
     not_above: str = "",
     toml: str = "",
+    shipped: Any = None,
 ) -> T:
     """A table field declared as a configuration key (see Spec for the arguments)."""
-    spec = Spec(doc, low, 100 if percent else high, percent, choices, item, checks, not_above, toml)
+    spec = Spec(
+        doc, low, 100 if percent else high, percent, choices, item, checks, not_above, toml, shipped
+    )
     return dataclasses.field(default=default, metadata={_SPEC: spec})
 
 
