@@ -24,7 +24,7 @@ from agent.camera import profile
 from agent.cli import sink_facts, words
 from agent.cli.output import emit_json
 from agent.cli.output import width as text_width
-from agent.cli.words import _, pgettext, zone
+from agent.cli.words import _, pgettext, say, zone
 from agent.core import config as config_mod
 from agent.core import log
 from agent.core.config import Config
@@ -32,11 +32,11 @@ from agent.core.errors import (
     AgentError,
     describe,
 )
-from agent.core.i18n import NP_
+from agent.core.i18n import N_, NP_
 from agent.core.zones import stamp
 from agent.custody import integrity, keys, verify
 from agent.devices import rules
-from agent.health import clock, installation, station
+from agent.health import clock, installation, server, station
 from agent.health.station import GREEN, RED, YELLOW, Finding
 from agent.store import DatabaseError, Store, StoreError, readonly
 from agent.sync import stamping
@@ -67,6 +67,8 @@ _NEEDS_CONFIG = {
     "encryption",
 }
 _NEEDS_STORE = {"refusals", "unconfirmed", "confirmations", "timestamps"}
+# Why a check did not run (agent.health.station.not_checked), for the catalogue.
+NOT_RUN = (N_("the configuration is invalid"), N_("no readable database"))
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,9 +121,9 @@ class Doctor:
 
     def _one(self, name: str, step: Callable[[], Finding]) -> Finding:
         if name in _NEEDS_CONFIG and self.cfg is None:
-            return station.not_checked(name, "the configuration is invalid")
+            return station.not_checked(name, NOT_RUN[0])
         if name in _NEEDS_STORE and self.store is None:
-            return station.not_checked(name, "no readable database")
+            return station.not_checked(name, NOT_RUN[1])
         try:
             return step()
         except PermissionError as exc:
@@ -368,13 +370,35 @@ VERDICTS = (NP_("doctor verdict", "GREEN"), NP_("doctor verdict", "YELLOW"),
             NP_("doctor verdict", "RED"))  # fmt: skip
 
 
-def _say(text: str) -> str:
-    """A finding's text in the station's language: each of its "; "-joined parts that the
-    catalogue knows (agent.health marks them), the rest as written (paths, commands)."""
-    whole = _(text)
-    if whole != text:
-        return whole
-    return "; ".join(_(part) for part in text.split("; "))
+# Each check's templates of details and fixes with values in them (agent.health), so that
+# they are shown in the station's language; a template is only tried on its own check's text.
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "config": (station.CONFIG_VALID,),
+    "key": (station.NO_KEY, station.NOT_REGULAR, station.RESTORE_KEY, station.KEY_LOADED),
+    "database": (station.NO_DATABASE, station.DATABASE_OK),
+    "staging": (station.SPACE, station.NO_ROOM, station.LITTLE_ROOM),
+    "clock": (station.CLOCK, station.CLOCK_UNTRUSTED),
+    "refusals": (station.NO_REFUSAL, station.REFUSED),
+    "unconfirmed": (station.OLDEST_UNCONFIRMED,),
+    "install": (installation.NOT_INSTALLED, installation.INSTALLED),
+    "service": (
+        installation.NOT_THIS_SYSTEM,
+        installation.SERVICE_STATE,
+        installation.SERVICE_STATE_SAYING,
+    ),
+    "server": (
+        server.SINK_WRITABLE,
+        server.SINK_MISSING,
+        server.SINK_READ_ONLY,
+        server.SINK_MADE_LATER,
+        server.UNREACHABLE,
+    ),
+}
+
+
+def _say(check: str, text: str) -> str:
+    """A finding's text in the station's language, as far as it is our own words."""
+    return say(text, (station.NOT_CHECKED, *TEMPLATES.get(check, ())))
 
 
 def _line(f: Finding, width: int, colour: bool) -> str:
@@ -382,12 +406,12 @@ def _line(f: Finding, width: int, colour: bool) -> str:
     pad = " " * max(1, 7 - text_width(verdict))  # "YELLOW" and a space
     label = (f"{_COLOURS[f.status]}{verdict}\033[0m" if colour else verdict) + pad
     name = pgettext("doctor check", f.check)
-    detail = _say(f.detail)
+    detail = _say(f.check, f.detail)
     if f.check == "clock":  # the station's own time, in its zone with the zone named
-        detail += "; " + _("now {time}").format(time=stamp(datetime.now(UTC), zone()))
+        detail += _("; now {time}").format(time=stamp(datetime.now(UTC), zone()))
     line = f"{label}{name}{' ' * (width - text_width(name))}  {detail}"
     if f.fix and f.status != GREEN:
-        line += _(" -- fix: {fix}").format(fix=_say(f.fix))
+        line += _(" -- fix: {fix}").format(fix=_say(f.check, f.fix))
     return line
 
 

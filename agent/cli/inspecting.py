@@ -287,7 +287,7 @@ def run_queue(args: argparse.Namespace) -> int:
                     i["file_id"],
                     i["camera"],
                     _state(i),
-                    i["size"],
+                    size(int(str(i["size"]))),
                     i["upload"],
                     i["name"],
                     i["reason"],

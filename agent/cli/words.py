@@ -10,8 +10,11 @@ language and zone; reads no store and decides nothing.
 
 from __future__ import annotations
 
+import functools
 import gettext
 import os
+import re
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -142,3 +145,70 @@ def value(text: object) -> str:
 def states(counts: Mapping[str, object]) -> str:
     """Counts per file state: "sealed=6 held=1", the states in the station's language."""
     return " ".join(f"{value(k)}={v}" for k, v in counts.items())
+
+
+# Longest text say() reads for its templates, and how deep a template's value is read again
+# (a detail inside a detail): beyond, the text is shown as written. Values in it are hostile.
+_MAX_SAID = 4096
+_MAX_DEPTH = 3
+
+
+def say(text: str, templates: Sequence[str] = ()) -> str:
+    """Text our own code wrote in English, in the station's language: the whole of it as a
+    message of the catalogue, or as one of `templates` filled in (its values said again; one
+    named `at` is a station time, shown in the station's zone), else each of its "; "-joined
+    parts so. What none of them matches (a path, a command, a server's message) stays as is.
+    The template with the most words of its own is tried first: it says the most."""
+    if _speech.language == i18n.DEFAULT or len(text) > _MAX_SAID:
+        return text
+    return _said(text, tuple(sorted(templates, key=_own_words, reverse=True)), 0)
+
+
+def _own_words(template: str) -> int:
+    return sum(len(literal) for literal, *_ in string.Formatter().parse(template))
+
+
+def _said(text: str, templates: tuple[str, ...], depth: int) -> str:
+    whole = _whole(text, templates, depth)
+    if whole is not None or "; " not in text:
+        return text if whole is None else whole
+    parts = [_whole(part, templates, depth) for part in text.split("; ")]
+    return "; ".join(p if s is None else s for p, s in zip(text.split("; "), parts, strict=True))
+
+
+def _whole(text: str, templates: tuple[str, ...], depth: int) -> str | None:
+    translated = _(text)
+    if translated != text:
+        return translated
+    if depth >= _MAX_DEPTH:
+        return None
+    for template in templates:
+        found = _pattern(template).fullmatch(text)
+        if found is None:
+            continue
+        values = {
+            name: _value(name, value, templates, depth) for name, value in found.groupdict().items()
+        }
+        return _(template).format(**values)
+    return None
+
+
+def _value(name: str, value: str, templates: tuple[str, ...], depth: int) -> str:
+    """A template's value: a station time (`at`) in the zone; a detail inside a detail said
+    again; our own words (`why`) from the catalogue; anything else as written."""
+    if name == "at":
+        return when(value)
+    if name == "detail":
+        return _said(value, templates, depth + 1)
+    return _(value) if name == "why" else value
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(template: str) -> re.Pattern[str]:
+    """The English a template makes, as a pattern: its text literally, each field any text."""
+    parts = []
+    for literal, name, _spec, _conversion in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name:
+            parts.append(f"(?P<{name}>.+?)")
+    return re.compile("".join(parts), re.DOTALL)

@@ -16,6 +16,13 @@ from agent.core.i18n import N_
 from agent.core.model import WipePolicy
 from agent.health.station import GREEN, RED, YELLOW, Finding
 
+# Details with values in them (see agent.health.station).
+NOT_INSTALLED = N_("not installed below {root}: {missing}")
+INSTALLED = N_("units, udev rules and mount helper below {root}")
+NOT_THIS_SYSTEM = N_("not checked: --root {root} is not this system")
+SERVICE_STATE = N_("{name} is {state}")
+SERVICE_STATE_SAYING = N_("{name} is {state}: {status}")
+
 _SPAN_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "ms": 0.001}
 
 
@@ -78,7 +85,7 @@ def install(facts: Installed, wanted: Wanted | None, rules_name: str) -> Finding
         return Finding(
             "install",
             RED,
-            f"not installed below {facts.root}: {', '.join(missing)}",
+            NOT_INSTALLED.format(root=facts.root, missing=", ".join(missing)),
             N_("run scripts/install (as root), then systemctl daemon-reload"),
         )
     notes: list[str] = []
@@ -111,7 +118,7 @@ def install(facts: Installed, wanted: Wanted | None, rules_name: str) -> Finding
             )
     if notes:
         return Finding("install", YELLOW, "; ".join(notes), "; ".join(fixes))
-    return Finding("install", GREEN, f"units, udev rules and mount helper below {facts.root}")
+    return Finding("install", GREEN, INSTALLED.format(root=facts.root))
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ class Service:
 def service(facts: Service) -> Finding:
     """Active is green; starting or stopping yellow; anything else red."""
     if not facts.this_system:
-        return Finding("service", YELLOW, f"not checked: --root {facts.root} is not this system")
+        return Finding("service", YELLOW, NOT_THIS_SYSTEM.format(root=facts.root))
     if not facts.systemd:
         return Finding(
             "service",
@@ -139,7 +146,11 @@ def service(facts: Service) -> Finding:
             N_("run dockagent doctor on the station itself"),
         )
     state = facts.state or "unknown"
-    detail = f"{facts.name} is {state}" + (f": {facts.status_text}" if facts.status_text else "")
+    detail = (
+        SERVICE_STATE_SAYING.format(name=facts.name, state=state, status=facts.status_text)
+        if facts.status_text
+        else SERVICE_STATE.format(name=facts.name, state=state)
+    )
     if state == "active":
         return Finding("service", GREEN, detail)
     if state in ("activating", "reloading", "deactivating"):

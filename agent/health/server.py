@@ -14,6 +14,13 @@ from pathlib import Path
 from agent.core.i18n import N_
 from agent.health.station import GREEN, RED, YELLOW, Finding
 
+# Details with values in them (see agent.health.station).
+SINK_WRITABLE = N_("directory sink {root} is writable")
+SINK_MISSING = N_("directory sink {root} does not exist")
+SINK_READ_ONLY = N_("directory sink {root} is not writable by this user")
+SINK_MADE_LATER = N_("directory sink {root} (below the data directory) is made at the first upload")
+UNREACHABLE = N_("{endpoint} is unreachable: {message}")
+
 
 @dataclass(frozen=True)
 class DirectorySink:
@@ -50,7 +57,7 @@ def directory_sink(facts: DirectorySink) -> Finding:
         return Finding(
             "server",
             GREEN,
-            f"directory sink {root} (below the data directory) is made at the first upload",
+            SINK_MADE_LATER.format(root=root),
         )
     if not facts.is_dir:
         # A configured root that is missing is most often a share that is not mounted:
@@ -58,17 +65,17 @@ def directory_sink(facts: DirectorySink) -> Finding:
         return Finding(
             "server",
             RED,
-            f"directory sink {root} does not exist",
+            SINK_MISSING.format(root=root),
             N_("mount the evidence share / disk there, or correct [sync] directory_root"),
         )
     if not facts.writable:
         return Finding(
             "server",
             RED,
-            f"directory sink {root} is not writable by this user",
+            SINK_READ_ONLY.format(root=root),
             N_("give the dockagent user write access to it"),
         )
-    return Finding("server", GREEN, f"directory sink {root} is writable")
+    return Finding("server", GREEN, SINK_WRITABLE.format(root=root))
 
 
 # What a tus server's failure to answer OPTIONS means, and what to do about it.
@@ -117,7 +124,7 @@ def tus_server(probe: TusProbe) -> Finding:
     """Reachable, with the creation extension, and sha256 when uploads are to be checksummed."""
     endpoint = probe.endpoint
     if probe.failure == "unreachable":
-        detail = f"{endpoint} is unreachable: {probe.message}"
+        detail = UNREACHABLE.format(endpoint=endpoint, message=probe.message)
         return Finding("server", RED, detail, TUS_FAILURES["unreachable"])
     if probe.failure is not None:
         return Finding("server", RED, probe.message, TUS_FAILURES[probe.failure])

@@ -23,6 +23,31 @@ _RANK = {GREEN: 0, YELLOW: 1, RED: 2}
 
 AS_SERVICE_USER = N_("run it as the service user: sudo -u dockagent dockagent doctor")
 
+# Details and fixes with values in them, written from these templates so that the doctor can
+# show them in the station's language (agent.cli.doctor); the English is exactly the template
+# filled in. A field named `at` is a station time.
+NOT_CHECKED = N_("not checked: {why}")
+CONFIG_VALID = N_("{source} is valid")
+NO_KEY = N_("no station key at {path} yet")
+NOT_REGULAR = N_("{path} is not a regular file")
+RESTORE_KEY = N_("restore the key to {path}")
+KEY_LOADED = N_("{path}: mode {mode}, key id {key_id}")
+NO_DATABASE = N_("no database at {path} yet")
+DATABASE_OK = N_("{path}: integrity check ok")
+SPACE = N_("{where}: {free} free, reserve {reserve}")
+NO_ROOM = N_("{detail}: imports copy nothing (exit 75) until there is room")
+LITTLE_ROOM = N_("{detail}: less than {share} of the disk is left")
+CLOCK = N_("station clock {description}")
+CLOCK_UNTRUSTED = N_(
+    "station clock {description}: camera clocks are not corrected and drift is measured "
+    "against an untrusted time"
+)
+NO_REFUSAL = N_("no device refused in the last {hours} h")
+REFUSED = N_("{count} device(s) refused in the last {hours} h; latest {at}: {identity}: {reason}")
+OLDEST_UNCONFIRMED = N_(
+    "oldest unconfirmed file {file_id} ({serial}, {state}) was found {hours} h ago"
+)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -41,7 +66,7 @@ def worst(findings: Iterable[Finding]) -> str:
 
 def not_checked(check: str, why: str) -> Finding:
     """A check that could not run because an earlier one failed: yellow, saying why."""
-    return Finding(check, YELLOW, f"not checked: {why}")
+    return Finding(check, YELLOW, NOT_CHECKED.format(why=why))
 
 
 def failed(check: str, message: str, *, permission: bool = False) -> Finding:
@@ -74,7 +99,7 @@ def config(source: object, error: str | None) -> Finding:
                 "the service refuses to start (exit 78) until then"
             ),
         )
-    return Finding("config", GREEN, f"{source} is valid")
+    return Finding("config", GREEN, CONFIG_VALID.format(source=source))
 
 
 @dataclass(frozen=True)
@@ -97,14 +122,14 @@ def key_file(facts: KeyFile) -> Finding | None:
         return Finding(
             "key",
             YELLOW,
-            f"no station key at {path} yet",
+            NO_KEY.format(path=path),
             N_(
                 "create it with `dockagent key show` (as the service user) and register the "
                 "public key it prints with the central server"
             ),
         )
     if not facts.regular:
-        return Finding("key", RED, f"{path} is not a regular file", f"restore the key to {path}")
+        return Finding("key", RED, NOT_REGULAR.format(path=path), RESTORE_KEY.format(path=path))
     if facts.mode & 0o077:
         return Finding(
             "key",
@@ -124,7 +149,8 @@ def key_file(facts: KeyFile) -> Finding | None:
 
 def key_loaded(facts: KeyFile, key_id: str) -> Finding:
     """The key file passed key_file and loaded as the key `key_id`."""
-    return Finding("key", GREEN, f"{facts.path}: mode {facts.mode or 0:04o}, key id {key_id}")
+    mode = f"{facts.mode or 0:04o}"
+    return Finding("key", GREEN, KEY_LOADED.format(path=facts.path, mode=mode, key_id=key_id))
 
 
 DATABASE_FIX = N_(
@@ -155,7 +181,7 @@ def database(facts: Database) -> Finding:
         return Finding(
             "database",
             YELLOW,
-            f"no database at {path} yet",
+            NO_DATABASE.format(path=path),
             N_("it is created when the service first starts"),
         )
     if facts.refused is not None:
@@ -168,7 +194,7 @@ def database(facts: Database) -> Finding:
     if facts.problems:
         shown = "; ".join(facts.problems[:3])
         return Finding("database", RED, f"{path} is damaged: {shown}", DATABASE_FIX)
-    return Finding("database", GREEN, f"{path}: integrity check ok")
+    return Finding("database", GREEN, DATABASE_OK.format(path=path))
 
 
 # ---- space, clock ---------------------------------------------------------------------------
@@ -187,29 +213,28 @@ class Staging:
 
 def staging(facts: Staging) -> Finding:
     """Red when free space is at or below the reserve; yellow under a tenth of the disk."""
-    detail = f"{facts.where}: {size_text(facts.free)} free, reserve {size_text(facts.reserve)}"
+    detail = SPACE.format(
+        where=facts.where, free=size_text(facts.free), reserve=size_text(facts.reserve)
+    )
     fix = N_(
         "free space on that file system: uploads confirmed and purged free it (see "
         "`dockagent queue` and the server line), or give staging a bigger disk"
     )
     if facts.free <= facts.reserve:
-        return Finding(
-            "staging", RED, detail + ": imports copy nothing (exit 75) until there is room", fix
-        )
+        return Finding("staging", RED, NO_ROOM.format(detail=detail), fix)
     if facts.free - facts.reserve < facts.size // 10:
-        return Finding("staging", YELLOW, detail + ": less than 10 % of the disk is left", fix)
+        return Finding("staging", YELLOW, LITTLE_ROOM.format(detail=detail, share="10 %"), fix)
     return Finding("staging", GREEN, detail)
 
 
 def clock(synchronised: bool, description: str) -> Finding:
     """The station clock must be synchronised: camera clocks are corrected against it."""
     if synchronised:
-        return Finding("clock", GREEN, f"station clock {description}")
+        return Finding("clock", GREEN, CLOCK.format(description=description))
     return Finding(
         "clock",
         RED,
-        f"station clock {description}: camera clocks are not corrected and drift "
-        "is measured against an untrusted time",
+        CLOCK_UNTRUSTED.format(description=description),
         N_(
             "enable time synchronisation (timedatectl set-ntp true, or check `chronyc "
             "tracking`) and make sure the NTP server is reachable"
@@ -234,13 +259,18 @@ def refusals(refused: Sequence[Refusal], now: datetime, recent_h: float) -> Find
     since = (now - timedelta(hours=recent_h)).astimezone(UTC).isoformat(timespec="milliseconds")
     recent = [r for r in refused if r.at >= since]
     if not recent:
-        return Finding("refusals", GREEN, f"no device refused in the last {recent_h} h")
+        return Finding("refusals", GREEN, NO_REFUSAL.format(hours=recent_h))
     latest = recent[0]
     return Finding(
         "refusals",
         YELLOW,
-        f"{len(recent)} device(s) refused in the last {recent_h} h; latest "
-        f"{latest.at}: {latest.identity}: {latest.reason}",
+        REFUSED.format(
+            count=len(recent),
+            hours=recent_h,
+            at=latest.at,
+            identity=latest.identity,
+            reason=latest.reason,
+        ),
         N_(
             "a station camera not enrolled: dockagent devices enroll SERIAL; anything else: "
             "find out who docked it (dockagent devices --refused)"
@@ -263,9 +293,11 @@ def unconfirmed(oldest: Unconfirmed | None, now: datetime, warn_h: float, bad_h:
     if oldest is None:
         return Finding("unconfirmed", GREEN, N_("every file is confirmed by the sink"))
     hours = (now - oldest.discovered_at).total_seconds() / 3600
-    detail = (
-        f"oldest unconfirmed file {oldest.file_id} ({oldest.device_serial}, "
-        f"{oldest.state}) was found {hours:.1f} h ago"
+    detail = OLDEST_UNCONFIRMED.format(
+        file_id=oldest.file_id,
+        serial=oldest.device_serial,
+        state=oldest.state,
+        hours=f"{hours:.1f}",
     )
     fix = N_(
         "see why in `dockagent queue`; check the server line above; held files go again "

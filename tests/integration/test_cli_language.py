@@ -174,7 +174,7 @@ def test_doctor_names_checks_verdicts_and_fixes_in_the_stations_language(
     assert lines[0].startswith("正常   配置 "), lines[0]
     assert lines[-1].startswith("体检：") and f"（退出码 {proc.returncode}）" in lines[-1]
     clock_line = next(line for line in lines if line.split()[1] == "时钟")
-    assert re.search(r"现在 " + STAMP.pattern, clock_line), clock_line
+    assert re.search(r"；现在 " + STAMP.pattern, clock_line), clock_line
     install = next(line for line in lines if line.split()[1] == "安装")
     assert install.startswith("故障") and "处理：（以 root）运行 scripts/install" in install
 
