@@ -149,7 +149,7 @@ def states(counts: Mapping[str, object]) -> str:
 
 # Longest text say() reads for its templates, and how deep a template's value is read again
 # (a detail inside a detail): beyond, the text is shown as written. Values in it are hostile.
-_MAX_SAID = 4096
+_MAX_SAID = 2048
 _MAX_DEPTH = 3
 
 
