@@ -17,7 +17,6 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from agent.core import i18n, zones
@@ -55,10 +54,6 @@ def speak(cfg: Config | None, environ: Mapping[str, str] | None = None) -> None:
     _speech.zone = zones.station_zone(cfg.station.timezone if cfg is not None else "")
 
 
-def language() -> str:
-    return _speech.language
-
-
 def zone() -> ZoneInfo:
     """The station's zone: where `--since` is read and every time printed is shown."""
     return _speech.zone
@@ -73,10 +68,6 @@ def pgettext(context: str, message: str) -> str:
     return _speech.catalogue.pgettext(context, message)
 
 
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return _speech.catalogue.ngettext(singular, plural, n)
-
-
 def when(text: str | None, *, empty: str = "-") -> str:
     """A stored station time (UTC text) in the station's zone, the zone named; text that is
     not one is shown escaped as it is."""
@@ -86,11 +77,6 @@ def when(text: str | None, *, empty: str = "-") -> str:
     if moment is None:
         return display_name(text)
     return zones.stamp(moment, _speech.zone)
-
-
-def now_in_zone(moment: datetime) -> str:
-    """The zone as a header says it: "Asia/Shanghai (UTC+08:00)"."""
-    return zones.offset_text(_speech.zone, moment)
 
 
 def size(n: int | None) -> str:

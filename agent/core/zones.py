@@ -59,9 +59,3 @@ def stamp(moment: datetime, zone: ZoneInfo, *, seconds: bool = True) -> str:
     local = moment.astimezone(zone)
     shown = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     return f"{shown} {zone_name(local)}"
-
-
-def offset_text(zone: ZoneInfo, moment: datetime) -> str:
-    """The zone's key and its UTC offset at `moment`: "Asia/Shanghai (UTC+08:00)"."""
-    offset = moment.astimezone(zone).strftime("%z")
-    return f"{zone.key} (UTC{offset[:3]}:{offset[3:]})"
