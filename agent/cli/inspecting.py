@@ -256,8 +256,8 @@ def _state(item: dict[str, object]) -> str:
     """The state, with how far its copy is while it is being copied."""
     done, total = item["copy_done"], item["copy_total"]
     if isinstance(done, int) and isinstance(total, int) and total:
-        return f"{item['state']} {100 * done // total}%"
-    return str(item["state"])
+        return f"{value(item['state'])} {100 * done // total}%"
+    return value(item["state"])
 
 
 def run_queue(args: argparse.Namespace) -> int:
@@ -294,7 +294,7 @@ def run_queue(args: argparse.Namespace) -> int:
                 )
                 for i in items
             ],
-            ["id", "camera", "state", "size", "upload", "name", "reason"],
+            [_("id"), _("camera"), _("state"), _("size"), _("upload"), _("name"), _("reason")],
         )
         + "\n"
     )
