@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.cli import context
 from agent.cli.output import emit_json, table
-from agent.cli.words import _, size, states, value, when, zone
+from agent.cli.words import _, pgettext, size, states, value, when, zone
 from agent.core.config import Config
 from agent.core.config import station as station_config
 from agent.core.model import FileState
@@ -294,7 +294,15 @@ def run_queue(args: argparse.Namespace) -> int:
                 )
                 for i in items
             ],
-            [_("id"), _("camera"), _("state"), _("size"), _("upload"), _("name"), _("reason")],
+            [
+                _("id"),
+                _("camera"),
+                _("state"),
+                _("size"),
+                _("upload"),
+                pgettext("a file's", "name"),
+                _("reason"),
+            ],
         )
         + "\n"
     )
