@@ -23,11 +23,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CAMERAS = 20
 IDLE_S = 10.0
 
 
@@ -67,6 +66,7 @@ class Station:
     def __init__(self, agent_root: Path, work: Path) -> None:
         self.root, self.work = agent_root, work
         self.cfg = _config(work)
+        self.last_session = 0
         (work / "spool").mkdir(exist_ok=True)
 
     def argv(self, *args: str) -> list[str]:
@@ -128,40 +128,37 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _camera(serial: str, seed: int, files: int, docked: datetime, root: Path) -> None:
-    sys.path.insert(0, str(REPO))
-    from scripts.simulator.cameras import CameraSpec, write_camera  # noqa: PLC0415
-
-    spec = CameraSpec(
-        serial=serial,
-        seed=seed,
-        days=1,
-        files_per_day=files,
-        file_size=2048,
-        split_every=0,
-        other_files=0,
-        first_day=(docked - timedelta(days=1)).date(),
-        docked_at=docked.replace(tzinfo=None),
-    )
-    write_camera(spec, root)
-
-
 def build(station: Station, sessions: range, per_session: int, sync_every: int) -> int:
-    """Take in one simulated dock per session number, syncing every `sync_every`."""
-    failures = 0
-    now = datetime.now(UTC)
-    for n in sessions:
-        cam = station.work / "cam"
-        shutil.rmtree(cam, ignore_errors=True)
-        docked = now - timedelta(hours=(sessions.stop - n))
-        _camera(f"HIST{n % CAMERAS:04d}", 1000 + n, per_session, docked, cam)
-        rc, *_ = station.run("import", str(cam))
-        failures += rc != 0
-        if (n + 1) % sync_every == 0:
-            rc, *_ = station.run("sync", "--once")
-            failures += rc != 0
-    station.run("sync", "--once")
-    return failures
+    """Take in one simulated dock per session number, syncing every `sync_every`: each dock a
+    `dockagent import` and a `dockagent sync --once` of the agent in --agent-root, run by one
+    long-lived builder process (scripts/history_builder.py) so that the interpreter's start-up
+    is not paid 20,000 times. Returns 1 when any command failed."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "history_builder.py"),
+            "--config",
+            str(station.cfg),
+            "--work",
+            str(station.work),
+            "--first",
+            str(sessions.start),
+            "--stop",
+            str(sessions.stop),
+            "--per-session",
+            str(per_session),
+            "--sync-every",
+            str(sync_every),
+            "--last",
+            str(station.last_session),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        env=_env(station.root),
+        cwd=station.root,
+        check=False,
+    )
+    return proc.returncode
 
 
 def _commands() -> list[list[str]]:
@@ -189,11 +186,31 @@ def measure(station: Station, files: int, sessions: int) -> list[Measure]:
             f"  {out[-1].command:<36} {wall:8.2f} s  CPU {cpu:6.2f} s  {peak:7.1f} MiB  rc={rc}",
             flush=True,
         )
+    out.append(fresh_import(station, files, sessions))
     started, idle = station.idle_daemon(IDLE_S)
     out.append(Measure(files, sessions, "run: start-up", started, 0.0, 0.0, 0))
     out.append(Measure(files, sessions, "run: idle CPU %", idle, 0.0, 0.0, 0))
     print(f"  daemon start-up {started:.2f} s, idle CPU {idle:.1f} %", flush=True)
     return out
+
+
+def fresh_import(station: Station, files: int, sessions: int) -> Measure:
+    """`dockagent import` of a camera the station has not seen, of 50 files, as its own
+    process: what one more dock costs this station with this history."""
+    sys.path.insert(0, str(REPO))
+    from scripts.history_builder import camera  # noqa: PLC0415
+
+    cam = station.work / "fresh-cam"
+    shutil.rmtree(cam, ignore_errors=True)
+    camera(f"FRESH{sessions:06d}", 7, 50, datetime.now(UTC), cam)
+    rc, wall, cpu, peak = station.run("import", str(cam))
+    shutil.rmtree(cam, ignore_errors=True)
+    print(
+        f"  {'import (fresh 50-file camera)':<36} {wall:8.2f} s  CPU {cpu:6.2f} s  {peak:7.1f} MiB"
+        f"  rc={rc}",
+        flush=True,
+    )
+    return Measure(files, sessions, "import (fresh 50-file camera)", wall, cpu, peak, rc)
 
 
 def _size(work: Path) -> tuple[int, int]:
@@ -218,6 +235,17 @@ def _report(results: list[Measure]) -> None:
         )
 
 
+def _checkpoints(args: argparse.Namespace, per_session: int) -> list[int]:
+    """Session counts to measure at: after the sessions that hold each of --at's file counts
+    (e.g. 1000,100000), else --checkpoints even steps; always the final size."""
+    if args.at:
+        marks = [max(1, int(f) // per_session) for f in args.at.split(",") if f.strip()]
+    else:
+        step = max(1, args.sessions // args.checkpoints)
+        marks = list(range(step, args.sessions, step))
+    return sorted({m for m in marks if m < args.sessions} | {args.sessions})
+
+
 def run(args: argparse.Namespace) -> int:
     agent_root = Path(args.agent_root).resolve()
     if args.station:
@@ -227,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
         if args.grow:
             _files, done = _size(work)
             per_session = max(1, args.files // args.sessions)
+            station.last_session = done + args.grow
             build(station, range(done, done + args.grow), per_session, args.sync_every)
         files, sessions = _size(work)
         if not args.no_measure:
@@ -235,30 +264,25 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-history-", dir=args.workdir))
     per_session = max(1, args.files // args.sessions)
     station = Station(agent_root, work)
+    station.last_session = args.sessions
     results: list[Measure] = []
-    step = max(1, args.sessions // args.checkpoints)
     done = 0
     try:
-        while done < args.sessions:
-            upto = min(args.sessions, done + step)
+        for upto in _checkpoints(args, per_session):
             t0 = time.monotonic()
             failed = build(station, range(done, upto), per_session, args.sync_every)
             done = upto
+            files, sessions = _size(work)
             print(
-                f"{done} sessions / {done * per_session} files built "
-                f"({time.monotonic() - t0:.0f} s, {failed} failed commands)",
+                f"{sessions} sessions / {files} files built "
+                f"({time.monotonic() - t0:.0f} s, builder exit {failed})",
                 flush=True,
             )
-            results += measure(station, done * per_session, done)
+            results += measure(station, files, sessions)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print("\nfiles    sessions  command                               wall s    CPU s   peak MiB")
-    for m in results:
-        print(
-            f"{m.files:<8} {m.sessions:<9} {m.command:<36} {m.seconds:8.2f} {m.cpu_s:8.2f}"
-            f" {m.peak_mib:9.1f}"
-        )
+    _report(results)
     return 0
 
 
@@ -267,6 +291,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--files", type=int, default=20000, help="files in all (default 20000)")
     p.add_argument("--sessions", type=int, default=400, help="docks in all (default 400)")
     p.add_argument("--checkpoints", type=int, default=2, help="measure this often (default 2)")
+    p.add_argument("--at", help="measure after these many files, e.g. 1000,100000 (and at the end)")
     p.add_argument("--sync-every", type=int, default=10, help="sync after this many docks")
     p.add_argument("--agent-root", default=str(REPO), help="the checkout whose agent is run")
     p.add_argument("--workdir", default="/var/tmp")

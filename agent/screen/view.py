@@ -197,13 +197,29 @@ def _readiness(health: HealthRow | None, tile: Tile, _: Words) -> None:
         )
 
 
+def _officer(store: Store, session: SessionRow, health: HealthRow | None) -> str:
+    """The officer the camera is issued to (as its health record resolved it, handovers
+    included, else the camera's own badge), by name and badge when the unit's roster names
+    them, so that the officer at the dock sees their own name."""
+    badge = (health.officer if health is not None and health.officer else "") or (
+        session.officer_id
+    )
+    if not badge:
+        return "-"
+    known = store.officer(badge)
+    if known is None or not known.name:
+        return _text(badge)
+    return f"{_text(known.name)} ({_text(badge)})"
+
+
 def _tile(store: Store, session: SessionRow, label: str, ctx: Context) -> Tile:
     tile = Tile(bay=label, state="", serial=_text(session.device_serial))
-    tile.officer = _text(session.officer_id) or "-"
+    health = store.health(session.id)
+    tile.officer = _officer(store, session, health)
     progress = store.dock_progress(session.id)
     _activity(progress, session, ctx, tile)
     tile.wipe = _wipe(session, progress, ctx.words)
-    _readiness(store.health(session.id), tile, ctx.words)
+    _readiness(health, tile, ctx.words)
     docked = times.parse_utc(session.docked_at)
     tile.docked = times.clock(docked, ctx.zone) if docked else ""
     return tile

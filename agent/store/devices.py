@@ -155,6 +155,13 @@ class DeviceQueries(StoreBase):
             (badge, name, unit_id, unit_name, now, by),
         )
 
+    def officer(self, badge: str) -> OfficerRow | None:
+        """One officer by badge (None when the roster does not name it, or not yet migrated)."""
+        if not badge or not self.ledger_ready():
+            return None
+        row = self.conn.execute("SELECT * FROM officers WHERE badge=?", (badge,)).fetchone()
+        return OfficerRow.from_row(row) if row is not None else None
+
     def officers(self) -> dict[str, OfficerRow]:
         """Every officer by badge (none on a database not yet migrated)."""
         if not self.ledger_ready():

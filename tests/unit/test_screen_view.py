@@ -218,3 +218,28 @@ def test_a_database_no_process_holds_open_is_the_alarm_of_a_stopped_service(
     finally:
         reader.close()
     assert shown == ["The station's service is not running: cameras are not taken in"]
+
+
+def test_a_tile_names_the_officer_the_camera_is_issued_to_from_the_roster(tmp_path: Path) -> None:
+    """The officer at the dock sees their name: the roster's name for the badge the health
+    record resolved (a handover's officer, not the stale badge in DEVICE.INF); a badge the
+    roster does not name is shown as it is."""
+    cfg = _config(tmp_path, BAYS)
+    store = Store.open(cfg.data_path, create=True)
+    handed = _docked(store, "CAM0001", PORT.format(n=1), officer="100234")
+    store.open_health(handed, "CAM0001", iso(NOW), iso(NOW))
+    store.update_health(handed, iso(NOW), officer="200555", officer_source="assignment")
+    _docked(store, "CAM0002", PORT.format(n=2), officer="300777")
+    store.save_officer("200555", "张伟", "110101", "第一派出所", "root", iso(NOW))
+    store.save_officer("100234", "Old Name", "110101", "x", "root", iso(NOW))
+    store.conn.commit()
+    store.close()
+
+    reader = Store.open_read_only(cfg.data_path)
+    try:
+        shown = {t["bay"]: t for t in view.state(reader, _context(cfg))["tiles"]}
+    finally:
+        reader.close()
+
+    assert shown["1"]["officer"] == "张伟 (200555)"
+    assert shown["2"]["officer"] == "300777"
