@@ -9,13 +9,36 @@ setup() names once the hooks that were set but ignored (`hooks.ignored`) or arme
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from types import ModuleType
 from typing import Any, TextIO, cast
 
-import structlog
-
 from agent.core import testhooks
+
+
+def _import_structlog() -> ModuleType:
+    """structlog, without rich's tracebacks.
+
+    structlog.dev and structlog.tracebacks import rich when it is installed (it is, for the
+    progress bars of `dockagent import`), and rich imports pygments: a third of the start-up of
+    every command, for a traceback renderer no line of ours uses (exceptions are rendered plain
+    on a console, as JSON for the journal). A None in sys.modules makes their guarded
+    `import rich` fail as if rich were absent (Python reference, "The module cache": a None
+    value raises ModuleNotFoundError), and the entry goes at once, so rich imports as usual
+    afterwards. Where rich is already loaded structlog is imported as it is.
+    """
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return importlib.import_module("structlog")
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module("structlog")
+    finally:
+        del sys.modules["rich"]
+
+
+structlog = _import_structlog()
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -67,7 +90,11 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     if hooks.armed:
         processors.append(_announcer(hooks.armed))
     if console:
-        processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
+        processors.append(
+            structlog.dev.ConsoleRenderer(
+                colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        )
     else:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     global _configured  # noqa: PLW0603 - logging is process-wide by nature
