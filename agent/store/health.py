@@ -105,7 +105,7 @@ class HealthQueries(StoreBase):
 
     def health_ready(self) -> bool:
         """Whether migration 0004_health was applied (a reader never migrates the database)."""
-        return "session_health" in self.db.table_names()
+        return self.has_table("session_health")
 
     def latest_health(self) -> list[HealthRow]:
         """Each camera's health at its most recent dock (none on a database not yet migrated)."""
