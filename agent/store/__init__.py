@@ -295,4 +295,8 @@ class Store(
 
     def _migrate(self) -> None:
         self._check_schema()
+        # Nothing pending (every open but the first after an upgrade): sqlite-utils, which
+        # applies them, is not even imported.
+        if set(MIGRATIONS.names()) <= set(MIGRATIONS.applied_names(self.conn)):
+            return
         MIGRATIONS.apply(self.db)
