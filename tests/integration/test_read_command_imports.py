@@ -2,7 +2,7 @@
 time-stamping, drawing progress bars or rendering tracebacks need.
 
 Each of those cost `status`, `queue`, `ledger`, `report` and `doctor` tens of milliseconds at
-every start, whatever they then read (README "Start-up"). Held here without timing, from the
+every start, whatever they then read (README "Start-up", under "Benchmarks"). Held here without timing, from the
 interpreter's own list of what each run imported (PYTHONPROFILEIMPORTTIME, as `python -X
 importtime`), on a station that holds evidence.
 """
