@@ -48,8 +48,10 @@ def write_event(spool: Path, name: str, **fields: str) -> Path:
     return final
 
 
-# The spool is listed this often even without a change seen (a watch that missed one).
+# The spool is listed this often even without a change seen (a watch that missed one), and
+# every POLL_S where no watch could be set (inotify(7): max_user_instances reached).
 RESCAN_S = 5.0
+POLL_S = 0.1
 
 
 class _Wake(FileSystemEventHandler):
@@ -75,10 +77,15 @@ class FakeSource:
         self.spool.mkdir(parents=True, exist_ok=True)
         # Watch first, then list: an event written in between is seen by the listing.
         observer = Observer()
-        observer.schedule(_Wake(self._wake), str(self.spool), recursive=False)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
+        try:
+            observer.schedule(_Wake(self._wake), str(self.spool), recursive=False)
+            observer.daemon = True
+            observer.start()
+        except OSError as exc:
+            _log.warning("fake.watch_failed", error=str(exc), poll_s=POLL_S)
+            self.poll_s = min(self.poll_s, POLL_S)
+        else:
+            self._observer = observer
         self._thread = threading.Thread(
             target=self._run, args=(events,), daemon=True, name="fake-source"
         )
