@@ -202,6 +202,25 @@ class HealthQueries(StoreBase):
         rows = self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)
         return [Recording.from_row(r) for r in rows]
 
+    def recording_spans(
+        self, sessions: Sequence[int], camera: str | None = None
+    ) -> list[tuple[int, str, str]]:
+        """(first session, raw camera start, raw camera end) of the files with a recording time
+        first taken in one of `sessions` (of one camera when given), in recordings()'s order:
+        what a ledger sums per dock, without building whole rows (thousands for a ledger of
+        many docks)."""
+        sql = (
+            "SELECT f.session_id, f.recorded_start, f.recorded_end "
+            "FROM files f JOIN sessions s ON s.id = f.session_id "
+            "WHERE f.recorded_start != '' AND f.session_id IN (SELECT value FROM json_each(?))"
+        )
+        args: list[str] = [json.dumps(sorted({int(i) for i in sessions}))]
+        if camera:
+            sql += " AND (f.device_serial = ?)"
+            args.append(camera)
+        rows = self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)
+        return [(int(r[0]), str(r[1]), str(r[2] or "")) for r in rows]
+
     # ---- file rows -------------------------------------------------------------------------
 
     def set_file_health(self, file_id: int, **fields: Any) -> None:
