@@ -5,28 +5,78 @@ everywhere (device_serial, file_id, sha256, state, attempt, error_kind). Nothing
 carry evidence content, key material or a raw camera file name: names go through display_name().
 When test hooks are armed (agent.core.testhooks) every line says so (`test_hooks=[...]`), and
 setup() names once the hooks that were set but ignored (`hooks.ignored`) or armed (`hooks.armed`).
+
+structlog is imported at a process's first log event, not at set-up: the commands that only
+look (status, queue, ledger, report) mostly log nothing, and structlog's import (asyncio,
+logging, json) was a sixth of their start-up.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
 import sys
+import threading
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any, TextIO, cast
-
-import structlog
 
 from agent.core import testhooks
 
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
+def _import_structlog() -> ModuleType:
+    """structlog, without rich's tracebacks.
+
+    structlog.dev and structlog.tracebacks import rich when it is installed (it is, for the
+    progress bars of `dockagent import`), and rich imports pygments: a third of the start-up of
+    every command, for a traceback renderer no line of ours uses (exceptions are rendered plain
+    on a console, as JSON for the journal). A None in sys.modules makes their guarded
+    `import rich` fail as if rich were absent (Python reference, "The module cache": a None
+    value raises ModuleNotFoundError), and the entry goes at once, so rich imports as usual
+    afterwards. Where rich is already loaded structlog is imported as it is.
+    """
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return importlib.import_module("structlog")
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module("structlog")
+    finally:
+        del sys.modules["rich"]
+
+
+# The logging module's level numbers (logging.DEBUG ... logging.ERROR), without importing it.
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 _configured = False
 _hooks_reported = False
+_structlog: ModuleType | None = None
+# setup()'s configuration, applied when structlog is imported (at the first event).
+_pending: Callable[[ModuleType], None] | None = None
+_lock = threading.Lock()  # the daemon's threads may log their first events at once
+
+
+def _lib() -> ModuleType:
+    """structlog, imported and configured as setup() said at the first call."""
+    global _structlog, _pending  # noqa: PLW0603 - logging is process-wide by nature
+    with _lock:
+        if _structlog is None:
+            _structlog = _import_structlog()
+        if _pending is not None:
+            configure, _pending = _pending, None
+            configure(_structlog)
+        return _structlog
+
+
+class _Logger:
+    """structlog's logger of one name, looked up at its first use (see the module's doc)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._real: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._real is None:
+            self._real = _lib().get_logger(self._name)
+        return getattr(self._real, attr)
 
 
 def _announcer(names: tuple[str, ...]) -> Any:
@@ -58,28 +108,44 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     """Configure structlog once per process. Logs go to stderr; stdout is for command output."""
     out = stream or sys.stderr
     console = fmt == "console" or (fmt == "auto" and out.isatty())
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    colors = out.isatty()
     hooks = testhooks.current()
-    if hooks.armed:
-        processors.append(_announcer(hooks.armed))
-    if console:
-        processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
-    else:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    global _configured  # noqa: PLW0603 - logging is process-wide by nature
+
+    def configure(structlog: ModuleType) -> None:
+        processors: list[Any] = [
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ]
+        if hooks.armed:
+            processors.append(_announcer(hooks.armed))
+        if console:
+            processors.append(
+                structlog.dev.ConsoleRenderer(
+                    colors=colors, exception_formatter=structlog.dev.plain_traceback
+                )
+            )
+        else:
+            processors += [
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ]
+        structlog.configure(
+            processors=processors,
+            wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
+            # sys.stderr looked up at every line, not once here: while `dockagent import` draws
+            # its progress bars (agent.cli.progressbar) they stand in for it and print the lines
+            # above.
+            logger_factory=structlog.PrintLoggerFactory(out if stream else cast(TextIO, _Stderr())),
+            cache_logger_on_first_use=False,
+        )
+
+    global _configured, _pending  # noqa: PLW0603 - logging is process-wide by nature
     _configured = True
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        # sys.stderr looked up at every line, not once here: while `dockagent import` draws its
-        # progress bars (agent.cli.progressbar) they stand in for it and print the lines above.
-        logger_factory=structlog.PrintLoggerFactory(out if stream else cast(TextIO, _Stderr())),
-        cache_logger_on_first_use=False,
-    )
+    with _lock:
+        _pending = configure
+    if _structlog is not None:
+        _lib()
     _report_hooks(hooks)
 
 
@@ -100,4 +166,4 @@ def _report_hooks(hooks: testhooks.Hooks) -> None:
 
 
 def get(name: str) -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)

@@ -9,6 +9,7 @@ does not match.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import stat
@@ -17,9 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent.core import durable, log
 from agent.core.errors import StationKeyError
@@ -29,15 +28,22 @@ PUBLIC_MODE = 0o644
 # HKDF's `info` (RFC 5869 section 3.2): what the derived key is for, so it is no other key.
 _BINDING_INFO = b"dockagent camera binding v1"
 
+# An Ed25519 SubjectPublicKeyInfo in DER is this prefix and the 32 bytes of the key (RFC 8410
+# section 4 and the example of section 10.1): station.pub is read without cryptography's
+# serialization module, whose import (every key format, the ciphers, ssh) cost a command that
+# only looks a sixth of its start-up. The private key's formats are the writers' to import.
+_ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
+
 _log = log.get(__name__)
 
 
 def key_id(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(public.public_bytes_raw()).hexdigest()[:16]
 
 
 def public_pem(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see _ED25519_SPKI
+
     return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode("ascii")
@@ -78,11 +84,10 @@ class StationKey:
         """The HMAC-SHA256 key of camera bindings (agent.camera.binding), derived from the
         station key with HKDF-SHA256 (RFC 5869): never stored, so there is no second secret to
         keep 0600 and back up; whoever holds the station key can bind, nobody else can."""
-        raw = self.private.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see _ED25519_SPKI
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415 - likewise
+
+        raw = self.private.private_bytes_raw()
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_BINDING_INFO)
         return hkdf.derive(raw)
 
@@ -132,6 +137,12 @@ def load_public(path: Path) -> PublicKey:
         data = os.read(fd, 64 * 1024)
     finally:
         os.close(fd)
+    fast = _ed25519_pem(data)
+    if fast is not None:
+        return PublicKey(fast, key_id(fast))
+    # Not the PEM this module writes: cryptography says what it is, and why it will not do.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see _ED25519_SPKI
+
     try:
         public = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
@@ -141,7 +152,26 @@ def load_public(path: Path) -> PublicKey:
     return PublicKey(public, key_id(public))
 
 
+def _ed25519_pem(data: bytes) -> Ed25519PublicKey | None:
+    """The key of a one-line PEM "PUBLIC KEY" holding an Ed25519 SubjectPublicKeyInfo, as
+    public_pem() writes it (RFC 7468 section 13); None for anything else."""
+    lines = data.strip().split(b"\n")
+    if len(lines) != 3 or lines[0] != b"-----BEGIN PUBLIC KEY-----":
+        return None
+    if lines[2] != b"-----END PUBLIC KEY-----":
+        return None
+    try:
+        der = base64.b64decode(lines[1], validate=True)
+    except ValueError:
+        return None
+    if len(der) != len(_ED25519_SPKI) + 32 or not der.startswith(_ED25519_SPKI):
+        return None
+    return Ed25519PublicKey.from_public_bytes(der[len(_ED25519_SPKI) :])
+
+
 def _load_private(path: Path, st: os.stat_result) -> StationKey:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see _ED25519_SPKI
+
     if not stat.S_ISREG(st.st_mode):
         raise StationKeyError(path=str(path), problem="is not a regular file")
     if st.st_mode & 0o077:
@@ -171,6 +201,8 @@ def _create(path: Path) -> StationKey:
         # Others never reach the key's directory; the station's group may (the data directory
         # is 0750 on an installed station), and the key itself is 0600 in any case.
         os.chmod(path.parent, mode & ~0o007)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see _ED25519_SPKI
+
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -22,21 +22,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-
-import rfc3161_client
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from agent.core import durable
 from agent.core.model import Problem
 from agent.custody import staging
 from agent.store import RecordRow, Store
 
+if TYPE_CHECKING:
+    import rfc3161_client
+    from cryptography import x509
+
+# rfc3161-client and cryptography's x509 (a sixth of the start-up of `status`, which reads the
+# kept tokens' seqs from here) are imported by the functions that ask for or check a token.
+
 STAMP_DIR = "tsa"
 STAMP_SUFFIX = ".tsr"
 STAMP_DIR_MODE = 0o750
 # A TimeStampResp with its signer's certificate is a few KiB; anything far beyond is not one.
 MAX_TOKEN_BYTES = 64 << 10
-SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
+SHA256_OID = "2.16.840.1.101.3.4.2.1"
 # Store meta keys: the newest record a kept token covers, and the time the TSA gave it.
 COVERED_SEQ = "tsa_covered_seq"
 COVERED_AT = "tsa_covered_at"
@@ -97,6 +102,8 @@ def newest_token_seq(staging_root: Path) -> int:
 def request_for(record: RecordRow) -> rfc3161_client.TimeStampRequest:
     """A TimeStampReq whose imprint is the record's hash (SHA-256 of its signed body), with a
     nonce (RFC 3161 section 2.4.1) and the signer's certificate asked for."""
+    import rfc3161_client  # noqa: PLC0415 - see the imports
+
     return (
         rfc3161_client.TimestampRequestBuilder()
         .data(record.body.encode())
@@ -109,6 +116,8 @@ def request_for(record: RecordRow) -> rfc3161_client.TimeStampRequest:
 
 def load_anchor(path: Path) -> list[x509.Certificate]:
     """The CA certificates of the configured PEM file. ValueError if it holds none."""
+    from cryptography import x509  # noqa: PLC0415 - see the imports
+
     data = path.read_bytes()
     certificates = x509.load_pem_x509_certificates(data)
     if not certificates:
@@ -123,6 +132,8 @@ def check_token(
     a granted TimeStampResp whose imprint is SHA-256 `record_hash`, signed by a certificate
     for time-stamping that chains to one of `anchors` (and carrying `nonce`, when asked).
     TokenInvalid naming how it fails: unreadable, imprint, untrusted."""
+    import rfc3161_client  # noqa: PLC0415 - see the imports
+
     if len(reply) > MAX_TOKEN_BYTES:
         raise TokenInvalid("tsa_token_unreadable", f"longer than {MAX_TOKEN_BYTES} bytes")
     try:
@@ -135,7 +146,7 @@ def check_token(
         wanted = bytes.fromhex(record_hash)
     except ValueError:
         wanted = b""
-    if algorithm != SHA256_OID or not hmac.compare_digest(message, wanted):
+    if algorithm.dotted_string != SHA256_OID or not hmac.compare_digest(message, wanted):
         raise TokenInvalid(
             "tsa_imprint_mismatch", "its imprint is not the hash of the record it names"
         )

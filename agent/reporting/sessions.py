@@ -24,7 +24,6 @@ from agent.store import (
     HealthRow,
     LedgerRow,
     OfficerRow,
-    Recording,
     Store,
 )
 
@@ -90,19 +89,17 @@ class _Context:
     officers: dict[str, OfficerRow] = field(default_factory=dict)
 
 
-def _durations(recordings: Iterable[Recording]) -> dict[int, float]:
+def _durations(spans: Iterable[tuple[int, str, str]]) -> dict[int, float]:
     """Seconds recorded per session (files first taken in it), from raw camera times."""
     out: dict[int, float] = {}
-    for r in recordings:
-        if not r.recorded_end:
+    for session_id, start, end in spans:
+        if not end:
             continue
         try:
-            span = (
-                datetime.fromisoformat(r.recorded_end) - datetime.fromisoformat(r.recorded_start)
-            ).total_seconds()
+            span = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
         except ValueError:
             continue
-        out[r.session_id] = out.get(r.session_id, 0.0) + max(0.0, span)
+        out[session_id] = out.get(session_id, 0.0) + max(0.0, span)
     return out
 
 
@@ -110,7 +107,7 @@ def _context(store: Store, rows: list[LedgerRow], camera: str | None) -> _Contex
     """Read for the listed sessions only (their files, faults, cameras), never the history."""
     ids = [int(r.session.id) for r in rows]
     ctx = _Context(
-        seconds=_durations(store.recordings(camera=camera, sessions=ids)),
+        seconds=_durations(store.recording_spans(ids, camera)),
         officers=store.officers(),
     )
     for f in store.faults_of_sessions(ids):

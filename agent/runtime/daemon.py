@@ -59,6 +59,12 @@ from agent.sync.stamping import Stamper
 
 _log = log.get(__name__)
 _WIPE_CHECK_S = 5.0  # how often docked cameras are checked for a wipe after confirmation
+# The main loop's turn while a camera is docked or a worker runs: workers are reaped, wipes and
+# readiness rechecked on time. With none, it waits for a device event or the service's next
+# step (watchdog ping, STATUS=, metrics), at most _IDLE_TURN_S: an idle station wakes once a
+# second, not four times, and a SIGTERM (whose handler only sets a flag) is seen within it.
+_BUSY_TURN_S = 0.25
+_IDLE_TURN_S = 1.0
 
 
 def build_sources(cfg: Config) -> list[DeviceSource]:
@@ -145,7 +151,7 @@ class Daemon:
             try:
                 while not self.stopping.is_set():
                     try:
-                        event = self.events.get(timeout=0.25)
+                        event = self.events.get(timeout=self._turn_s())
                     except queue.Empty:
                         event = None
                     if event is not None:
@@ -168,6 +174,11 @@ class Daemon:
                 self.store.close()
             _log.info("daemon.stopped", drained=drained)
             return 0 if drained else EX_SOFTWARE
+
+    def _turn_s(self) -> float:
+        if self.docks or self.supervisor.busy():
+            return _BUSY_TURN_S
+        return min(_IDLE_TURN_S, max(0.01, self.service.seconds_to_next()))
 
     def _start_stamping(self) -> threading.Thread | None:
         """Time-stamp tokens over the chain head, on a thread of its own so that a slow TSA

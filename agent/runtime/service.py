@@ -86,6 +86,13 @@ class ServiceReporter:
             if snap is not None:
                 self.metrics.write(snap)
 
+    def seconds_to_next(self) -> float:
+        """Until tick() has something to do: the next watchdog ping, STATUS= or metrics file."""
+        due = [self._next_status, self._next_metrics]
+        if self.ping_every_s is not None:
+            due.append(self._next_ping)
+        return max(0.0, min(due) - self.monotonic())
+
     def stopping(self, busy: bool) -> None:
         self.notifier.send(
             "STOPPING=1",

@@ -269,11 +269,10 @@ class Store(
         _fsync_dir(path.parent)
 
     def _check_identity(self, expected: str, marker: Path, *, restore: bool = True) -> None:
-        tables = set(self.db.table_names())
         row = None
-        if "meta" in tables:
+        if self.has_table("meta"):
             row = self.conn.execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
-        if row is None or "files" not in tables:
+        if row is None or not self.has_table("files"):
             if expected:
                 raise StoreMissing(path=str(self.path), detail="without tables", marker=str(marker))
             raise sqlite3.DatabaseError("the database has no store identity")
@@ -287,8 +286,8 @@ class Store(
             raise StoreMismatch(path=str(self.path), found=row[0], expected=expected)
 
     def _check_schema(self) -> None:
-        known = {m.name for m in MIGRATIONS._migrations}
-        applied = {m.name for m in MIGRATIONS.applied(self.db)}
+        known = set(MIGRATIONS.names())
+        applied = set(MIGRATIONS.applied_names(self.conn))
         if applied - known:
             raise StoreTooNew(
                 path=str(self.path), found=sorted(applied - known)[-1], supported=sorted(known)[-1]
@@ -296,4 +295,8 @@ class Store(
 
     def _migrate(self) -> None:
         self._check_schema()
+        # Nothing pending (every open but the first after an upgrade): sqlite-utils, which
+        # applies them, is not even imported.
+        if set(MIGRATIONS.names()) <= set(MIGRATIONS.applied_names(self.conn)):
+            return
         MIGRATIONS.apply(self.db)

@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from agent.core.errors import StoreBusy
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # The store's failures by the names the rest of the agent catches them under: only the store
 # imports sqlite3 (the import contracts in pyproject.toml), so callers say store.DatabaseError.
@@ -111,6 +113,14 @@ def _write_marker(marker: Path, store_id: str) -> None:
     _fsync_dir(marker.parent)
 
 
+def not_found(table: str, row_id: int) -> Exception:
+    """sqlite-utils' NotFoundError for a row a caller named that is not there (the store's
+    own plain SELECTs raise what its Table.get() would)."""
+    from sqlite_utils.db import NotFoundError  # noqa: PLC0415 - only on the failure
+
+    return NotFoundError(f"no row {row_id} in {table}")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -124,10 +134,33 @@ class StoreBase:
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        # What sqlite_utils.Database sets on the connection it wraps, set here for every
+        # connection, wrapped or not: with it, rows a REPLACE deletes fire the delete triggers
+        # (file_counts), https://www.sqlite.org/lang_conflict.html "REPLACE".
+        conn.execute("PRAGMA recursive_triggers = ON")
+        self._db: sqlite_utils.Database | None = None
         self.path = path
         self._after_commit: list[Callable[[], None]] = []
         self._writer = _writer_lock(path)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over this connection, for the writes that use it (inserts, updates,
+        migrations). Made at first use: importing sqlite-utils (click, dateutil, its plugins)
+        cost a read command a quarter of its start-up, and reading needs none of it."""
+        if self._db is None:
+            import sqlite_utils  # noqa: PLC0415 - see the docstring
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    def has_table(self, name: str) -> bool:
+        """Whether the database has this table (what sqlite-utils' table_names() would say,
+        without it)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
     def close(self) -> None:
         self.conn.close()

@@ -12,11 +12,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils.db
-
 from agent.core.errors import TransitionRefused
 from agent.core.model import FileState, ProblemKind, transition_allowed
-from agent.store.base import StoreBase
+from agent.store.base import StoreBase, not_found
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class CustodyQueries(FileTransitions):
     def _one(self, table: str, row_id: int) -> dict[str, Any]:
         row = self.conn.execute(f"SELECT * FROM {table} WHERE id=?", (row_id,)).fetchone()
         if row is None:
-            raise sqlite_utils.db.NotFoundError(f"no row {row_id} in {table}")
+            raise not_found(table, row_id)
         return dict(row)
 
     # ---- custody records -------------------------------------------------------------------

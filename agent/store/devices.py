@@ -142,7 +142,7 @@ class DeviceQueries(StoreBase):
 
     def ledger_ready(self) -> bool:
         """Whether migration 0017_ledger_officers was applied (a reader never migrates)."""
-        return "officers" in self.db.table_names()
+        return self.has_table("officers")
 
     def save_officer(
         self, badge: str, name: str, unit_id: str, unit_name: str, by: str, now: str

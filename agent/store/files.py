@@ -14,9 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-import sqlite_utils.db
-
 from agent.core.model import Candidate, FileState, ProblemKind
+from agent.store.base import not_found
 from agent.store.custody import FileTransitions, RecordRow, _with_kind
 from agent.store.rows import (
     FileRow,
@@ -183,7 +182,7 @@ class FileQueries(FileTransitions):
     def file(self, file_id: int) -> FileRow:
         row = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
         if row is None:
-            raise sqlite_utils.db.NotFoundError(f"no row {file_id} in files")
+            raise not_found("files", file_id)
         return checked_file_row(row, self.path)
 
     def files_in_state(self, *states: FileState) -> list[FileRow]:
@@ -277,7 +276,7 @@ class FileQueries(FileTransitions):
     def _counts_kept(self) -> bool:
         """Whether file_counts is kept by triggers (migration 0009_scale_indexes); a reader of
         a database not migrated yet counts over the rows instead."""
-        return "file_counts" in self.db.table_names()
+        return self.has_table("file_counts")
 
     def state_counts(self) -> dict[str, int]:
         """Files per state, as the column holds it (a damaged state is counted, not hidden);

@@ -105,7 +105,7 @@ class HealthQueries(StoreBase):
 
     def health_ready(self) -> bool:
         """Whether migration 0004_health was applied (a reader never migrates the database)."""
-        return "session_health" in self.db.table_names()
+        return self.has_table("session_health")
 
     def latest_health(self) -> list[HealthRow]:
         """Each camera's health at its most recent dock (none on a database not yet migrated)."""
@@ -201,6 +201,25 @@ class HealthQueries(StoreBase):
             args.append(json.dumps(sorted({int(i) for i in sessions})))
         rows = self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)
         return [Recording.from_row(r) for r in rows]
+
+    def recording_spans(
+        self, sessions: Sequence[int], camera: str | None = None
+    ) -> list[tuple[int, str, str]]:
+        """(first session, raw camera start, raw camera end) of the files with a recording time
+        first taken in one of `sessions` (of one camera when given), in recordings()'s order:
+        what a ledger sums per dock, without building whole rows (thousands for a ledger of
+        many docks)."""
+        sql = (
+            "SELECT f.session_id, f.recorded_start, f.recorded_end "
+            "FROM files f JOIN sessions s ON s.id = f.session_id "
+            "WHERE f.recorded_start != '' AND f.session_id IN (SELECT value FROM json_each(?))"
+        )
+        args: list[str] = [json.dumps(sorted({int(i) for i in sessions}))]
+        if camera:
+            sql += " AND (f.device_serial = ?)"
+            args.append(camera)
+        rows = self.conn.execute(sql + " ORDER BY f.device_serial, f.id", args)
+        return [(int(r[0]), str(r[1]), str(r[2] or "")) for r in rows]
 
     # ---- file rows -------------------------------------------------------------------------
 

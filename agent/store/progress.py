@@ -51,7 +51,7 @@ class UploadProgress:
 class ProgressQueries(StoreBase):
     def progress_ready(self) -> bool:
         """Whether migration 0016 was applied (a reader never migrates the database)."""
-        return "copy_progress" in self.db.table_names()
+        return self.has_table("copy_progress")
 
     def put_copy_progress(self, progress: CopyProgress) -> None:
         """One row per session, replaced; its own short transaction (or the caller's)."""

@@ -1,4 +1,4 @@
-"""The database schema, as an ordered list of sqlite-utils migrations.
+"""The database schema, as an ordered list of sqlite-utils migrations (agent.store.migrating).
 
 Every schema change is a new migration appended here, never an edit of an applied one; the
 list's names are how a newer database is recognised (StoreTooNew). No queries live here.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from typing import TYPE_CHECKING
 
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from agent.store.migrating import Registry
 
-MIGRATIONS = Migrations("dockagent")
+if TYPE_CHECKING:
+    import sqlite_utils
+
+MIGRATIONS = Registry("dockagent")
 
 
 @MIGRATIONS(name="0001_initial")

@@ -13,10 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils.db
-
 from agent.core.model import SessionOutcome
-from agent.store.base import StoreBase
+from agent.store.base import StoreBase, not_found
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +98,7 @@ class SessionQueries(StoreBase):
         # A plain SELECT: sqlite-utils' Table.get() runs PRAGMA table_info (twice) every call.
         row = self.conn.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
         if row is None:
-            raise sqlite_utils.db.NotFoundError(f"no row {session_id} in sessions")
+            raise not_found("sessions", session_id)
         return SessionRow.from_row(row)
 
     def _sessions(self, where: str = "", args: tuple[object, ...] = ()) -> list[SessionRow]:

@@ -28,7 +28,7 @@ class VerifiedHead:
 class VerifiedQueries(StoreBase):
     def marks_kept(self) -> bool:
         """Whether migration 0010 was applied (a reader never migrates the database)."""
-        return "verified_head" in self.db.table_names()
+        return self.has_table("verified_head")
 
     def verified_head(self) -> VerifiedHead | None:
         """The last clean verify's place, with the newest note of a changed row now."""

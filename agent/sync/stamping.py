@@ -21,7 +21,6 @@ from agent.core.config import Config
 from agent.core.errors import AgentError, TsaFailed, describe
 from agent.custody import tsa
 from agent.store import Store
-from agent.sync import tus_client
 
 _log = log.get(__name__)
 _FIRST_PAUSE_S = 30.0
@@ -119,6 +118,9 @@ class Stamper:
         if record is None:
             return None
         request = tsa.request_for(record)
+        # requests only where a token is asked for: `status` and `doctor` read this module too.
+        from agent.sync import tus_client  # noqa: PLC0415
+
         reply = tus_client.post_timestamp_query(
             self.url, request.as_bytes(), timeout_s=float(self.cfg.custody.tsa_timeout_s)
         )

@@ -186,3 +186,35 @@ def test_metrics_file_is_replaced_whole_and_a_failure_never_raises(tmp_path: Pat
     assert target.read_text() == render(snap)
     assert target.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in target.parent.iterdir()] == ["dockagent.prom"]  # no temp left
+
+
+def test_an_idle_main_loop_waits_no_longer_than_the_next_watchdog_ping_or_status(
+    tmp_path: Path,
+) -> None:
+    """The daemon's main loop, idle, sleeps until the service has something to do (agent.runtime
+    .daemon): never past the next WATCHDOG=1 (sd_watchdog_enabled(3): systemd restarts a
+    service whose pings stop) nor the next STATUS= line."""
+    from agent.runtime.service import STATUS_EVERY_S, ServiceReporter
+    from agent.store import Store
+
+    path = tmp_path / "c.toml"
+    path.write_text("[service]\nmetrics_interval_s = 60\n")
+    cfg = config.load(path, {"DOCKAGENT_DATA_DIR": str(tmp_path / "d")})
+    now = [100.0]
+    reporter = ServiceReporter(
+        cfg, Liveness(cfg.service.stall_limit_s), {"WATCHDOG_USEC": "3000000"}, lambda: now[0]
+    )
+    store = Store.open(tmp_path, create=True)
+    try:
+        reporter.ready(store)
+        assert reporter.seconds_to_next() == 0.0  # the first ping is due at once
+        reporter.tick(store)
+        assert reporter.seconds_to_next() == 1.5  # half the 3 s watchdog
+        now[0] += 1.5
+        assert reporter.seconds_to_next() == 0.0
+        reporter.tick(store)
+        assert reporter.seconds_to_next() == STATUS_EVERY_S - 1.5  # the status line first
+        now[0] += 60.0
+        assert reporter.seconds_to_next() == 0.0  # overdue is now, never negative
+    finally:
+        store.close()
