@@ -21,7 +21,7 @@ from agent.core.errors import StagedCopyChanged
 from agent.core.model import display_name
 from agent.core.wallclock import utc_now
 from agent.custody.records import canonical, envelope
-from agent.store import FileRow, Store
+from agent.store import FileRow, SinkUpload, Store
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,17 @@ def _metadata(
     }
 
 
-def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> UploadJob:
-    """The metadata of upload-protocol.md, taken from the signed record where it holds it."""
+def build_job(
+    store: Store,
+    row: FileRow,
+    config: Config,
+    sink_name: str,
+    *,
+    resume: SinkUpload | None = None,
+) -> UploadJob:
+    """The metadata of upload-protocol.md, taken from the signed record where it holds it.
+    `resume`: the sink's own stored upload (several sinks), else the row's if it is this
+    sink's."""
     record = store.record(row.record_seq) if row.record_seq is not None else None
     if record is None:
         raise StagedCopyChanged(path=row.staged_path, actual="no custody record", expected="one")
@@ -99,7 +108,10 @@ def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> Upl
     zone = ZoneInfo(config.ingest.camera_timezone) if config.ingest.camera_timezone else None
     metadata = _metadata(row, env, config, zone)
     staged = config.staging_path / str(row.staged_path)
-    same_sink = row.upload_sink == sink_name and row.upload_url
+    if resume is None and row.upload_sink == sink_name and row.upload_url:
+        resume = SinkUpload(
+            row.upload_url, row.upload_expires_at, row.upload_offset, row.upload_checksummed
+        )
     return UploadJob(
         file_id=row.id,
         # The bytes staging holds and the sink receives: the ciphertext where the copy is
@@ -111,8 +123,8 @@ def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> Upl
         ingested_at=metadata["ingested_at"] or utc_now(),
         metadata=metadata,
         custody=env,
-        resume_url=row.upload_url if same_sink else None,
-        resume_offset=row.upload_offset if same_sink else 0,
-        resume_checksummed=row.upload_checksummed if same_sink else True,
-        resume_expires_at=row.upload_expires_at if same_sink else None,
+        resume_url=resume.url if resume else None,
+        resume_offset=resume.offset if resume else 0,
+        resume_checksummed=resume.checksummed if resume else True,
+        resume_expires_at=resume.expires_at if resume else None,
     )

@@ -116,13 +116,9 @@ class _RowProgress:
         sink: str,
         stop: threading.Event | None = None,
         receipt: ReceiptWriter | None = None,
-        offsets: bool = True,
     ) -> None:
         self.store, self.file_id, self.sink, self.stop = store, file_id, sink, stop
         self.receipt = receipt
-        # With several sinks the row's one resume slot is the tus sink's: a directory sink's
-        # offset (it never resumes) must not overwrite it.
-        self.offsets = offsets
 
     def url(self, url: str, expires_at: str | None) -> None:
         self.store.record_upload_url(self.file_id, self.sink, url, expires_at, utc_now())
@@ -130,8 +126,7 @@ class _RowProgress:
             self.receipt.url(self.sink, url, expires_at)
 
     def offset(self, offset: int, checksummed: bool) -> None:
-        if self.offsets:
-            self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
+        self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
         if self.stop is not None and self.stop.is_set():
             raise _Stopped
 
@@ -139,22 +134,44 @@ class _RowProgress:
         self.store.forget_upload_url(self.file_id, utc_now())
 
 
-class _Passive:
-    """Progress of an upload no row records (a confirmed file sent to a sink outside
-    held_when): a restart sends it again from the start; only a stop is heeded."""
+class _SinkProgress:
+    """Progress of one of several sinks' upload of a file: its own URL and offset (migration
+    0020), so each sink resumes its own upload after a restart. `on_row`: also the file row's
+    columns, which `queue` shows (the row is claimed; a tus sink's only: a directory sink's
+    offset would overwrite them with a whole file); a confirmed file sent to a sink outside
+    held_when (the backfill) has only the sink's."""
 
-    def __init__(self, stop: threading.Event | None) -> None:
-        self.stop = stop
+    def __init__(
+        self,
+        store: Store,
+        file_id: int,
+        dest: str,
+        sink: str,
+        stop: threading.Event | None,
+        receipt: ReceiptWriter | None,
+        on_row: bool,
+    ) -> None:
+        self.store, self.file_id, self.dest, self.stop = store, file_id, dest, stop
+        self.row = _RowProgress(store, file_id, sink, stop, receipt) if on_row else None
 
     def url(self, url: str, expires_at: str | None) -> None:
-        pass
+        self.store.record_sink_upload(
+            self.file_id, self.dest, utc_now(), url=url, expires_at=expires_at
+        )
+        if self.row is not None:
+            self.row.url(url, expires_at)
 
     def offset(self, offset: int, checksummed: bool) -> None:
-        if self.stop is not None and self.stop.is_set():
+        self.store.record_sink_offset(self.file_id, self.dest, offset, checksummed, utc_now())
+        if self.row is not None:
+            self.row.offset(offset, checksummed)
+        elif self.stop is not None and self.stop.is_set():
             raise _Stopped
 
     def forget(self) -> None:
-        pass
+        self.store.record_sink_upload(self.file_id, self.dest, utc_now(), url=None)
+        if self.row is not None:
+            self.row.forget()
 
 
 _BACKFILL_PER_PASS = 256  # files per pass sent to sinks outside held_when
@@ -562,15 +579,20 @@ class Uploader:
     ) -> Confirmation:
         """Send to one sink and sign its confirmation. `rowless`: the row is confirmed already
         (a sink outside held_when): its resume columns are not this upload's to write."""
-        job = build_job(store, row, self.config, sink.name)
+        # Each sink resumes its own upload (migration 0020); one stored on the file row before
+        # it by this sink is resumed too.
+        resume = store.sink_upload(row.id, dest.name)
+        job = build_job(store, row, self.config, sink.name, resume=resume)
         log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=dest.name)
         receipt = ReceiptWriter(self.config.staging_path, row)
-        progress: Progress = (
-            _Passive(stop)
-            if rowless
-            else _RowProgress(
-                store, row.id, sink.name, stop, receipt, offsets=dest.sync.kind == "tus"
-            )
+        progress: Progress = _SinkProgress(
+            store,
+            row.id,
+            dest.name,
+            sink.name,
+            stop,
+            None if rowless else receipt,
+            not rowless and dest.sync.kind == "tus",
         )
         confirmation = sink.send(job, progress)
         self._confirm_sink(store, row, dest, confirmation)
