@@ -9,6 +9,7 @@ it sends nothing and changes no row.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,3 +129,47 @@ def build_job(
         resume_checksummed=resume.checksummed if resume else True,
         resume_expires_at=resume.expires_at if resume else None,
     )
+
+
+# ---- time-stamp tokens -------------------------------------------------------------------------
+
+# RFC 3161 section 3.4 names the media type of a DER TimeStampResp sent over HTTP
+# application/timestamp-reply; a kept token is the TSA's reply exactly as it answered.
+STAMP_FILETYPE = "application/timestamp-reply"
+STAMP_KIND = "tsa_token"
+
+
+@dataclass(frozen=True)
+class TokenJob:
+    """One kept RFC 3161 token for a sink, with what it covers: records 1..seq (first_new..seq
+    are the ones no earlier token covered), whose head record hash is its imprint; the head
+    record's signed envelope ties that hash to the station's key."""
+
+    seq: int
+    first_new: int
+    record_hash: str
+    stamped_at: str  # the TSA's time, as the token gives it
+    station_id: str
+    token: bytes  # the DER TimeStampResp, byte for byte as kept
+    head: dict[str, Any]  # the signed envelope of record `seq`
+
+    @property
+    def name(self) -> str:
+        return f"{self.seq:010d}.tsr"
+
+    def metadata(self) -> dict[str, str]:
+        """What is sent beside the token: the tus Upload-Metadata, the directory's sidecar."""
+        return {
+            "filename": f"{self.station_id}-{self.name}",
+            "filetype": STAMP_FILETYPE,
+            "kind": STAMP_KIND,
+            "station_id": self.station_id,
+            "chain_head_seq": str(self.seq),
+            "chain_head_hash": self.record_hash,
+            "covers_first_seq": "1",
+            "covers_last_seq": str(self.seq),
+            "first_new_seq": str(self.first_new),
+            "stamped_at": self.stamped_at,
+            "sha256": hashlib.sha256(self.token).hexdigest(),
+            "custody_record": base64.b64encode(canonical(self.head)).decode("ascii"),
+        }

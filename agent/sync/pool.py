@@ -51,6 +51,7 @@ from agent.custody import keys
 from agent.custody.keys import StationKey
 from agent.custody.seal import Sealer
 from agent.store import FileRow, Store
+from agent.sync import token_delivery
 from agent.sync.directory import DirectorySink
 from agent.sync.jobs import build_job
 from agent.sync.purge import WallTrust, purge_confirmed
@@ -74,6 +75,9 @@ class SyncReport:
     released_stale: int = 0
     outside_window: bool = False
     crashed: list[str] = field(default_factory=list)
+    # Time-stamp tokens this pass delivered, per sink name, and why a sink took none.
+    tokens_delivered: dict[str, int] = field(default_factory=dict)
+    tokens_failed: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,8 @@ class SyncReport:
             "released_stale": self.released_stale,
             "outside_window": self.outside_window,
             "crashed": self.crashed,
+            "tokens_delivered": self.tokens_delivered,
+            "tokens_failed": self.tokens_failed,
         }
 
 
@@ -257,6 +263,8 @@ class Uploader:
         # Sinks outside held_when that failed a file: when (monotonic) to try them again, and
         # how many times in a row they failed.
         self._sink_backoff: dict[str, tuple[float, int]] = {}
+        # Tokens kept before this process noted for delivery, adopted at its first pass.
+        self._tokens_adopted = False
 
     @property
     def key(self) -> StationKey:
@@ -275,6 +283,7 @@ class Uploader:
         if in_window(self.config.sync.windows, self.local_now()):
             self._drain(store, report, honour_backoff=honour_backoff)
             self._backfill(store, report)
+            self._deliver_tokens(store, report)
         else:
             report.outside_window = True
             _log.info("upload.window_closed", windows=",".join(self.config.sync.windows))
@@ -315,6 +324,7 @@ class Uploader:
                 if in_window(self.config.sync.windows, self.local_now()):
                     self._drain(store, SyncReport(), honour_backoff=True, stop=stop)
                     self._backfill(store, SyncReport(), stop)
+                    self._deliver_tokens(store, SyncReport(), stop)
                 _note_jump(jumps)  # before the purge: it trusts the wall clock less after one
                 self._purge(store)
                 unscheduled = store.uploads_unscheduled()
@@ -528,6 +538,51 @@ class Uploader:
         finally:
             for sink in sinks.values():
                 sink.close()
+
+    def _deliver_tokens(
+        self, store: Store, report: SyncReport, stop: threading.Event | None = None
+    ) -> None:
+        """The time-stamp tokens each sink waits for (agent.sync.token_delivery), after the
+        files: one sink that fails waits for its backoff (the daemon), or the next pass
+        (`sync --once`); the others are still sent theirs."""
+        names = token_delivery.sink_names(self.config)
+        if not self._tokens_adopted:
+            token_delivery.adopt_kept(store, self.config.staging_path, names)
+            self._tokens_adopted = True
+        now = self.schedule.monotonic()
+        due = [
+            n
+            for n in names
+            if (stop is None or self._sink_backoff.get(f"token:{n}", (0.0, 0))[0] <= now)
+            and store.tokens_waiting(n, 1)
+        ]
+        if not due:
+            return
+        by_name = {d.name: d for d in self.destinations}
+        throttle = _beating(self.throttle, self.beat)
+        sinks: list[tuple[str, Sink]] = []
+        try:
+            for name in due:
+                dest = by_name.get(name)
+                sink = (
+                    make_destination_sink(self.config, dest, throttle)
+                    if dest is not None
+                    else self.sink_factory(throttle)
+                )
+                sinks.append((name, sink))
+            longest = max(sink.longest_step_s for _name, sink in sinks)
+            with self.working("time-stamp tokens to the sinks", longest):
+                result = token_delivery.deliver(store, self.config, sinks, stop)
+        finally:
+            for _name, sink in sinks:
+                sink.close()
+        for name in due:
+            if name in result.failed:
+                self._back_off_sink(f"token:{name}")
+            else:
+                self._sink_backoff.pop(f"token:{name}", None)
+        report.tokens_delivered.update(result.delivered)
+        report.tokens_failed.update(result.failed)
 
     def _back_off_sink(self, name: str) -> None:
         _due, attempts = self._sink_backoff.get(name, (0.0, 0))

@@ -5,8 +5,9 @@ the newest record is stamped (agent.custody.tsa) through the station's HTTP adap
 (agent.sync.tus_client.post_timestamp_query); a reply is kept only once it verifies against the
 trust anchor. A TSA that cannot be reached is asked again with a growing pause (30 s up to
 10 min) until it answers: the records not yet covered wait, and `status` and `doctor` show them
-(`gap`). The daemon runs `Stamper.tick` from a thread of its own; when nothing is uncovered a
-tick is one indexed query and one meta read. It signs nothing and changes no custody record.
+(`gap`). A kept token is noted as owed to every sink (agent.sync.token_delivery carries it).
+The daemon runs `Stamper.tick` from a thread of its own; when nothing is uncovered a tick is
+one indexed query and one meta read. It signs nothing and changes no custody record.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 from agent.core import log
 from agent.core.config import Config
 from agent.core.errors import AgentError, TsaFailed, describe
+from agent.core.wallclock import utc_now
 from agent.custody import tsa
 from agent.store import Store
-from agent.sync import tus_client
+from agent.sync import token_delivery, tus_client
 
 _log = log.get(__name__)
 _FIRST_PAUSE_S = 30.0
@@ -133,6 +135,14 @@ class Stamper:
             if record.seq > covered(self.store, self.staging_root)[0]:
                 self.store.set_meta(tsa.COVERED_SEQ, str(record.seq))
                 self.store.set_meta(tsa.COVERED_AT, at.isoformat())
+            # Owed to every sink from now on (agent.sync.token_delivery carries it there).
+            self.store.note_token(
+                record.seq,
+                record.record_hash,
+                at.isoformat(),
+                token_delivery.sink_names(self.cfg),
+                utc_now(),
+            )
         _log.info("tsa.stamped", seq=record.seq, at=at.isoformat())
         return record.seq
 
