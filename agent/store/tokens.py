@@ -99,6 +99,15 @@ class TokenQueries(StoreBase):
                 (seq, sink, state, ref, reason, now),
             )
 
+    def tokens_undelivered(self) -> dict[str, int]:
+        """Per sink, how many tokens wait for it (by the partial index: no history read)."""
+        return {
+            str(r[0]): int(r[1])
+            for r in self._read_tokens(
+                "SELECT sink, COUNT(*) FROM token_sinks WHERE state='waiting' GROUP BY sink", ()
+            )
+        }
+
     def token_deliveries(self) -> dict[str, dict[str, int]]:
         """Per sink, how many tokens wait for it and how many it holds (or refused)."""
         counts: dict[str, dict[str, int]] = {}

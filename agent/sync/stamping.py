@@ -75,6 +75,8 @@ def state(cfg: Config, store: Store) -> dict[str, object]:
         "uncovered": None
         if waiting is None
         else {"first": waiting.first, "last": waiting.last, "since": waiting.since},
+        # Tokens kept that a sink has not acknowledged yet, per sink (agent.sync.token_delivery).
+        "undelivered": store.tokens_undelivered(),
     }
 
 
@@ -90,7 +92,11 @@ def describe_state(data: dict[str, object]) -> str:
             f"records {waiting['first']}-{waiting['last']} not yet covered by a token, "
             f"since {waiting['since'] or 'unknown'}"
         )
-        return f"{covered_text}; {wait_text}" if covered_text else wait_text
+        covered_text = f"{covered_text}; {wait_text}" if covered_text else wait_text
+    undelivered = data.get("undelivered")
+    if isinstance(undelivered, dict) and undelivered:
+        sinks = ", ".join(f"{name} {count}" for name, count in sorted(undelivered.items()))
+        covered_text = f"{covered_text or 'no records yet'}; tokens not yet at {sinks}"
     return covered_text or "no records yet"
 
 

@@ -101,6 +101,7 @@ def test_every_sink_gets_every_token_once_and_a_sink_down_gets_them_when_back(
     report = json.loads(proc.stdout)
     assert report["tokens"] == {"nas": {"delivered": 2}, "central": {"waiting": 2}}
     assert "central" in report["tokens_failed"]
+    assert station.json("status")["trusted_time"]["undelivered"] == {"central": 2}
     for seq in seqs:
         token = nas / "TEST-STATION" / "tokens" / f"{seq:010d}.tsr"
         assert token.read_bytes() == kept[seq]
@@ -126,6 +127,7 @@ def test_every_sink_gets_every_token_once_and_a_sink_down_gets_them_when_back(
         assert again.returncode == 0, again.stdout + again.stderr
         assert json.loads(again.stdout)["tokens_delivered"] == {}
         central = _central_tokens(server)
+    assert station.json("status")["trusted_time"]["undelivered"] == {}
     assert sorted(central) == seqs
     for seq, (data, meta) in central.items():
         assert data == kept[seq]
