@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.core.errors import UnknownDevice
+from agent.core.model import display_name
 from agent.core.operator import current_operator
 from agent.custody import audit
 from agent.custody.keys import StationKey
@@ -96,7 +97,8 @@ def reprogram_warning(
     badge = record.get("officer_id") if isinstance(record, dict) else None
     if not isinstance(badge, str) or not badge or badge == officer:
         return None
-    return ReprogramWarning(serial, officer, badge, docked_at, enrolled)
+    # What a camera said is hostile: shown escaped and bounded, like every name it gives.
+    return ReprogramWarning(serial, officer, display_name(badge[:64]), docked_at, enrolled)
 
 
 def assign(

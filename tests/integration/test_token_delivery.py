@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,10 @@ def test_every_sink_gets_every_token_once_and_a_sink_down_gets_them_when_back(
     station: Station, tsa: TsaServer, authority: Authority, tmp_path: Path
 ) -> None:
     nas, port = tmp_path / "nas", free_port()
+    # The central server's port held bound but not listening while it is down: connections are
+    # refused, and no other server on this machine can take the port meanwhile.
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", port))
     station.configure(_config(nas, f"http://127.0.0.1:{port}/files", tsa, authority.ca))
     seqs = [_import(station, tmp_path, "TOKCAM01"), _import(station, tmp_path, "TOKCAM02")]
     kept = {s: (station.staging / "_chain" / "tsa" / f"{s:010d}.tsr").read_bytes() for s in seqs}
@@ -119,6 +124,7 @@ def test_every_sink_gets_every_token_once_and_a_sink_down_gets_them_when_back(
     )
 
     # The central server comes back: it gets both tokens, each once, byte for byte.
+    holder.close()
     with tus_node_server(tmp_path / "central", port=port) as server:
         proc = station.run("sync", "--once", "--json")
         assert proc.returncode == 0, proc.stdout + proc.stderr
