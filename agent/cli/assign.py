@@ -51,6 +51,14 @@ def run(args: argparse.Namespace) -> int:
             officer_id=args.officer,
             previous_officer=result["previous_officer"],
         )
+    for warning in result["warnings"]:
+        _log.warning(
+            "device.reprogram_needed",
+            device_serial=args.serial,
+            officer_id=args.officer,
+            officer_on_camera=warning["officer_on_camera"],
+        )
+        sys.stderr.write(f"dockagent: warning: {warning['message']}\n")
     if args.json:
         emit_json(result)
     elif result["changed"]:

@@ -97,6 +97,19 @@ def enroll(
     return outcome
 
 
+def warn_reprogram(outcome: enrolment.Outcome) -> None:
+    """Each camera now enrolled to a badge its own device record does not name: it will be
+    refused at its next dock until reprogrammed (stderr, and the log)."""
+    for warning in outcome.warnings:
+        _log.warning(
+            "device.reprogram_needed",
+            device_serial=warning.serial,
+            officer_id=warning.officer_id,
+            officer_on_camera=warning.on_camera,
+        )
+        sys.stderr.write(f"dockagent: warning: {warning.message()}\n")
+
+
 def record_refusal(ctx: context.Context, source: str, identity: str, exc: AgentError) -> None:
     ctx.store.add_refusal(source, identity, exc.message, utc_now())
     _log.warning("device.refused", source=source, identity=identity, reason=exc.message)
@@ -132,6 +145,7 @@ def run_enroll(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     with context.technician(cfg) as ctx:
         outcome = enroll(ctx, holder.serial, holder.officer_id, holder)
+    warn_reprogram(outcome)
     sys.stdout.write(
         f"enrolled {args.serial}"
         + (f" (officer {args.officer})" if args.officer else "")
@@ -170,6 +184,7 @@ def _enroll_roster(args: argparse.Namespace) -> int:
             )
         except InputRefused as exc:
             raise InputRefused(problem=f"{display_name(args.csv)}: {exc.message}") from exc
+    warn_reprogram(outcome)
     _log.info(
         "devices.roster_enrolled",
         cameras=len(parsed.rows),

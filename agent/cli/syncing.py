@@ -51,7 +51,10 @@ def run_sync(args: argparse.Namespace) -> int:
         _audit_sync(ctx, report)
         backlog = ctx.store.upload_backlog()
         pending = ctx.store.sinks_pending() if cfg.sync.sinks else {}
+        tokens = ctx.store.token_deliveries()
     data = report.as_dict()
+    # Time-stamp tokens per sink: waiting, delivered, held (agent.sync.token_delivery).
+    data["tokens"] = tokens
     data["left"] = backlog
     if cfg.sync.sinks:
         data["sinks"] = _per_sink(cfg, pending)
@@ -78,12 +81,27 @@ def run_sync(args: argparse.Namespace) -> int:
         for name, counts in data.get("sinks", {}).items():
             waits = " ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "endpoint")
             out.write(f"SINK   {name}: {waits or 'nothing pending'}\n")
+        for name, counts in tokens.items():
+            held = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+            why = report.tokens_failed.get(name)
+            out.write(f"TOKENS {name}: {held}" + (f" ({why})" if why else "") + "\n")
         left = " ".join(f"{k}={v}" for k, v in sorted(backlog.items()))
         out.write(f"left: {left or 'nothing'}\n")
+    return _exit_code(report, backlog, pending, tokens)
+
+
+def _exit_code(
+    report: SyncReport,
+    backlog: dict[str, int],
+    pending: dict[str, dict[str, int]],
+    tokens: dict[str, dict[str, int]],
+) -> int:
     waiting = any(counts.get("waiting") for counts in pending.values())
     if report.deferred or report.crashed or report.outside_window or backlog.get(FileState.SEALED):
         return EX_TEMPFAIL
     if waiting:  # a sink outside held_when has not got every file yet
+        return EX_TEMPFAIL
+    if any(counts.get("waiting") for counts in tokens.values()):  # a token not yet delivered
         return EX_TEMPFAIL
     if backlog.get(FileState.HELD):
         return EXIT_INCOMPLETE

@@ -92,6 +92,19 @@ def tokens(staging_root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def read_token(path: Path) -> bytes:
+    """A kept token's bytes, exactly as kept; ValueError for a file too long to be one."""
+    data = _read_bounded(path)
+    if len(data) > MAX_TOKEN_BYTES:
+        raise ValueError(f"{path} is longer than {MAX_TOKEN_BYTES} bytes: not a token")
+    return data
+
+
+def token_time(reply: bytes) -> str:
+    """The TSA's time a reply gives (ISO 8601), unchecked; ValueError if it holds none."""
+    return rfc3161_client.decode_timestamp_response(reply).tst_info.gen_time.isoformat()
+
+
 def newest_token_seq(staging_root: Path) -> int:
     return max((seq for seq, _path in tokens(staging_root)), default=0)
 

@@ -11,12 +11,17 @@ or prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.core.errors import InputRefused
 from agent.custody import audit
 from agent.custody.keys import StationKey
-from agent.reporting.handovers import current_officer, record_handover
+from agent.reporting.handovers import (
+    ReprogramWarning,
+    current_officer,
+    record_handover,
+    reprogram_warning,
+)
 from agent.reporting.roster import RosterRow
 from agent.store import Store
 
@@ -54,6 +59,9 @@ class Outcome:
     updated: int = 0
     unchanged: int = 0
     handovers: int = 0
+    # Cameras now enrolled to a badge their own device record does not name: refused at
+    # their next dock until reprogrammed.
+    warnings: list[ReprogramWarning] = field(default_factory=list)
 
 
 def _same(store: Store, h: Holder) -> bool | None:
@@ -110,6 +118,9 @@ def enroll(
     if h.officer_id and previous and previous != h.officer_id:
         record_handover(store, key, station_id, h.serial, h.officer_id, previous, now, operator)
         outcome.handovers += 1
+    warning = reprogram_warning(store, h.serial, h.officer_id, enrolled=True)
+    if warning is not None:
+        outcome.warnings.append(warning)
 
 
 def keep_officer(store: Store, h: Holder, operator: str, now: str) -> None:

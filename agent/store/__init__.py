@@ -58,7 +58,8 @@ from agent.store.schema import MIGRATIONS
 from agent.store.screen import DockProgress, ScreenQueries, UploadTrouble
 from agent.store.service import OldestUnconfirmed, ServiceQueries
 from agent.store.sessions import SessionQueries, SessionRow
-from agent.store.sinkstate import SinkQueries, SinkState
+from agent.store.sinkstate import SinkQueries, SinkState, SinkUpload
+from agent.store.tokens import TokenQueries, TokenRow
 from agent.store.uploads import UploadQueries
 from agent.store.verified import VerifiedHead, VerifiedQueries
 
@@ -91,6 +92,8 @@ __all__ += [
     "RefusalRow",
     "SessionRow",
     "SinkState",
+    "SinkUpload",
+    "TokenRow",
     "VerifiedHead",
 ]
 # What the bay status screen reads (agent.store.screen).
@@ -112,6 +115,7 @@ class Store(
     SinkQueries,
     ScreenQueries,
     ProgressQueries,
+    TokenQueries,
 ):
     """The station's database. One instance per thread."""
 

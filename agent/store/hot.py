@@ -45,6 +45,9 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("files a sink outside held_when waits for", lambda s: s.sinks_to_backfill(64)),
     ("purge candidates of required sinks", lambda s: s.purge_candidates(required=("ab", "cd"))),
     ("wipe: required sinks' confirmations", lambda s: s.signed_confirmations([1], ("ab",))),
+    # time-stamp tokens each sink still waits for (agent.sync.token_delivery)
+    ("tokens a sink waits for", lambda s: s.tokens_waiting("central", 16)),
+    ("tokens not yet delivered", lambda s: s.tokens_undelivered()),
     # the daemon's wipe check of a docked camera, and its sessions
     ("files of a session", lambda s: s.files_of_session(1)),
     ("states of a session", lambda s: s.session_state_counts(1)),

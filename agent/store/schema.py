@@ -555,3 +555,50 @@ def _m0018(db: sqlite_utils.Database) -> None:
         ALTER TABLE files ADD COLUMN stored_size INTEGER;
         """
     )
+
+
+@MIGRATIONS(name="0019_custody_token_delivery")
+def _m0019(db: sqlite_utils.Database) -> None:
+    # RFC 3161 tokens go to every sink with the records (agent.sync.token_delivery): each kept
+    # token by the record it stamps (the chain head then: its hash is the token's imprint, and
+    # records 1..seq are what it covers), and one row per token and sink, `waiting` until the
+    # sink acknowledged it (`delivered`, with where it holds it) or `held` with the reason.
+    # The waiting rows are found by a partial index: delivered history is never walked.
+    db.executescript(
+        """
+        CREATE TABLE tsa_tokens (
+            seq INTEGER PRIMARY KEY,
+            record_hash TEXT NOT NULL,
+            first_new INTEGER NOT NULL,
+            stamped_at TEXT NOT NULL DEFAULT '',
+            kept_at TEXT NOT NULL
+        );
+        CREATE TABLE token_sinks (
+            seq INTEGER NOT NULL,
+            sink TEXT NOT NULL,
+            state TEXT NOT NULL,
+            ref TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (seq, sink)
+        ) WITHOUT ROWID;
+        CREATE INDEX token_sinks_waiting ON token_sinks(sink, seq) WHERE state = 'waiting';
+        """
+    )
+
+
+@MIGRATIONS(name="0020_custody_sink_offsets")
+def _m0020(db: sqlite_utils.Database) -> None:
+    # Each sink's own tus upload of a file (several sinks, 0014): its URL and the last offset
+    # it acknowledged, so every sink resumes its own upload after a restart (HEAD), where the
+    # file row's one slot held only the last sink's. The file row's columns stay what `queue`
+    # shows of the upload in progress.
+    db.executescript(
+        """
+        ALTER TABLE file_sinks ADD COLUMN upload_url TEXT;
+        ALTER TABLE file_sinks ADD COLUMN upload_expires_at TEXT;
+        ALTER TABLE file_sinks ADD COLUMN upload_offset INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE file_sinks ADD COLUMN upload_checksummed INTEGER NOT NULL DEFAULT 1;
+        """
+    )

@@ -137,6 +137,16 @@ class SessionQueries(StoreBase):
     def sessions_of_camera(self, serial: str) -> list[SessionRow]:
         return self._sessions("device_serial=?", (serial,))
 
+    def last_unlock(self, serial: str) -> tuple[str, str] | None:
+        """(what its last vendor unlock read, as JSON; when it docked) of the camera's newest
+        session that has one; None when none has (by the sessions_device index)."""
+        row = self.conn.execute(
+            "SELECT unlock, docked_at FROM sessions WHERE device_serial=? AND unlock != '' "
+            "ORDER BY docked_at DESC, id DESC LIMIT 1",
+            (serial,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def previous_session(self, serial: str, session_id: int) -> SessionRow | None:
         """The camera's last session before `session_id` (one probe of sessions_device)."""
         row = self.conn.execute(

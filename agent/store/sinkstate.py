@@ -28,7 +28,65 @@ class SinkState:
     attempts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SinkUpload:
+    """One sink's own upload of a file (migration 0020): where it is and how far the server
+    acknowledged it, so that sink resumes it after a restart."""
+
+    url: str
+    expires_at: str | None
+    offset: int
+    checksummed: bool
+
+
 class SinkQueries(StoreBase):
+    def sink_upload(self, file_id: int, sink: str) -> SinkUpload | None:
+        """The sink's stored upload of the file, None when it has none."""
+        row = self.conn.execute(
+            "SELECT upload_url, upload_expires_at, upload_offset, upload_checksummed "
+            "FROM file_sinks WHERE file_id=? AND sink=? AND upload_url IS NOT NULL",
+            (file_id, sink),
+        ).fetchone()
+        if row is None:
+            return None
+        expires = None if row[1] is None else str(row[1])
+        return SinkUpload(str(row[0]), expires, int(row[2]), bool(row[3]))
+
+    def record_sink_upload(
+        self,
+        file_id: int,
+        sink: str,
+        now: str,
+        *,
+        url: str | None,
+        expires_at: str | None = None,
+        offset: int = 0,
+        checksummed: bool = True,
+    ) -> None:
+        """The sink's upload URL (None: forgotten) and acknowledged offset. A sink with no row
+        of the file yet gets one, `waiting`: it has not confirmed the file."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO file_sinks(file_id, sink, state, updated_at, upload_url, "
+                "upload_expires_at, upload_offset, upload_checksummed) "
+                "VALUES (?, ?, 'waiting', ?, ?, ?, ?, ?) ON CONFLICT(file_id, sink) DO UPDATE "
+                "SET upload_url=excluded.upload_url, upload_expires_at=excluded.upload_expires_at, "
+                "upload_offset=excluded.upload_offset, "
+                "upload_checksummed=excluded.upload_checksummed, updated_at=excluded.updated_at",
+                (file_id, sink, now, url, expires_at, offset, int(checksummed)),
+            )
+
+    def record_sink_offset(
+        self, file_id: int, sink: str, offset: int, checksummed: bool, now: str
+    ) -> None:
+        """An offset the sink's server acknowledged, on the upload stored for it."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE file_sinks SET upload_offset=?, upload_checksummed=?, updated_at=? "
+                "WHERE file_id=? AND sink=?",
+                (offset, int(checksummed), now, file_id, sink),
+            )
+
     def sink_states(self, file_id: int) -> dict[str, SinkState]:
         """How the file stands with each sink that has tried it, by sink name."""
         return {

@@ -3,7 +3,9 @@
 Layout of specs/upload-protocol.md: <root>/<station_id>/<YYYY>/<MM>/<DD>/<sha256>.<ext> plus
 <sha256>.json (metadata and the signed custody record), written with agent.core.durable's rules;
 confirmed (level "verified") only when a re-read of the written file, with its cached pages
-dropped, hashes equal. It never overwrites an archived file and never deletes one.
+dropped, hashes equal. The chain's RFC 3161 tokens go to <root>/<station_id>/tokens/<seq>.tsr
+(the TSA's reply byte for byte) beside <seq>.json (what it covers), each written atomically.
+It never overwrites an archived file and never deletes one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from agent.core import durable
 from agent.core.errors import StagedCopyChanged, UploadMismatch
 from agent.custody.digest import hash_file
-from agent.sync.jobs import UploadJob
+from agent.sync.jobs import TokenJob, UploadJob
 from agent.sync.sink import Confirmation, Progress
 from agent.sync.throttle import Throttle
 
@@ -72,6 +74,34 @@ class DirectorySink:
                 raise UploadMismatch(server=str(self.root), problem=f"{final} hashes {actual}")
             self._write_metadata(job, directory)
         return Confirmation("verified", str(final), digest=actual)
+
+    def send_token(self, job: TokenJob) -> str:
+        """The token as `tokens/<seq>.tsr`, its sidecar first (a token is never there without
+        what it covers); each written whole under a temp name, fsynced and renamed. A token
+        already there with the same bytes is acknowledged again; other bytes under its name
+        are never overwritten (UploadMismatch: held with the reason)."""
+        directory = self.root / self.station_id / "tokens"
+        durable.make_dirs(directory)
+        sidecar = (
+            json.dumps(job.metadata(), sort_keys=True, indent=1, ensure_ascii=False).encode()
+            + b"\n"
+        )
+        stem = job.name.removesuffix(".tsr")
+        for name, data in ((f"{stem}.json", sidecar), (job.name, job.token)):
+            self._write_once(directory, name, data)
+        return str(directory / job.name)
+
+    def _write_once(self, directory: Path, name: str, data: bytes) -> None:
+        path = directory / name
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):
+                durable.write_file(directory, name, data)
+        with open(path, "rb") as fh:  # bounded: the archive is not ours alone
+            held = fh.read(len(data) + 1)
+        if held != data:
+            raise UploadMismatch(
+                server=str(self.root), problem=f"{path} holds other bytes than this token's"
+            )
 
     def _write(self, job: UploadJob, directory: Path, name: str) -> None:
         digest = hashlib.sha256()

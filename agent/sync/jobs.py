@@ -9,6 +9,7 @@ it sends nothing and changes no row.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +22,7 @@ from agent.core.errors import StagedCopyChanged
 from agent.core.model import display_name
 from agent.core.wallclock import utc_now
 from agent.custody.records import canonical, envelope
-from agent.store import FileRow, Store
+from agent.store import FileRow, SinkUpload, Store
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,17 @@ def _metadata(
     }
 
 
-def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> UploadJob:
-    """The metadata of upload-protocol.md, taken from the signed record where it holds it."""
+def build_job(
+    store: Store,
+    row: FileRow,
+    config: Config,
+    sink_name: str,
+    *,
+    resume: SinkUpload | None = None,
+) -> UploadJob:
+    """The metadata of upload-protocol.md, taken from the signed record where it holds it.
+    `resume`: the sink's own stored upload (several sinks), else the row's if it is this
+    sink's."""
     record = store.record(row.record_seq) if row.record_seq is not None else None
     if record is None:
         raise StagedCopyChanged(path=row.staged_path, actual="no custody record", expected="one")
@@ -99,7 +109,10 @@ def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> Upl
     zone = ZoneInfo(config.ingest.camera_timezone) if config.ingest.camera_timezone else None
     metadata = _metadata(row, env, config, zone)
     staged = config.staging_path / str(row.staged_path)
-    same_sink = row.upload_sink == sink_name and row.upload_url
+    if resume is None and row.upload_sink == sink_name and row.upload_url:
+        resume = SinkUpload(
+            row.upload_url, row.upload_expires_at, row.upload_offset, row.upload_checksummed
+        )
     return UploadJob(
         file_id=row.id,
         # The bytes staging holds and the sink receives: the ciphertext where the copy is
@@ -111,8 +124,52 @@ def build_job(store: Store, row: FileRow, config: Config, sink_name: str) -> Upl
         ingested_at=metadata["ingested_at"] or utc_now(),
         metadata=metadata,
         custody=env,
-        resume_url=row.upload_url if same_sink else None,
-        resume_offset=row.upload_offset if same_sink else 0,
-        resume_checksummed=row.upload_checksummed if same_sink else True,
-        resume_expires_at=row.upload_expires_at if same_sink else None,
+        resume_url=resume.url if resume else None,
+        resume_offset=resume.offset if resume else 0,
+        resume_checksummed=resume.checksummed if resume else True,
+        resume_expires_at=resume.expires_at if resume else None,
     )
+
+
+# ---- time-stamp tokens -------------------------------------------------------------------------
+
+# RFC 3161 section 3.4 names the media type of a DER TimeStampResp sent over HTTP
+# application/timestamp-reply; a kept token is the TSA's reply exactly as it answered.
+STAMP_FILETYPE = "application/timestamp-reply"
+STAMP_KIND = "tsa_token"
+
+
+@dataclass(frozen=True)
+class TokenJob:
+    """One kept RFC 3161 token for a sink, with what it covers: records 1..seq (first_new..seq
+    are the ones no earlier token covered), whose head record hash is its imprint; the head
+    record's signed envelope ties that hash to the station's key."""
+
+    seq: int
+    first_new: int
+    record_hash: str
+    stamped_at: str  # the TSA's time, as the token gives it
+    station_id: str
+    token: bytes  # the DER TimeStampResp, byte for byte as kept
+    head: dict[str, Any]  # the signed envelope of record `seq`
+
+    @property
+    def name(self) -> str:
+        return f"{self.seq:010d}.tsr"
+
+    def metadata(self) -> dict[str, str]:
+        """What is sent beside the token: the tus Upload-Metadata, the directory's sidecar."""
+        return {
+            "filename": f"{self.station_id}-{self.name}",
+            "filetype": STAMP_FILETYPE,
+            "kind": STAMP_KIND,
+            "station_id": self.station_id,
+            "chain_head_seq": str(self.seq),
+            "chain_head_hash": self.record_hash,
+            "covers_first_seq": "1",
+            "covers_last_seq": str(self.seq),
+            "first_new_seq": str(self.first_new),
+            "stamped_at": self.stamped_at,
+            "sha256": hashlib.sha256(self.token).hexdigest(),
+            "custody_record": base64.b64encode(canonical(self.head)).decode("ascii"),
+        }

@@ -51,6 +51,7 @@ from agent.custody import keys
 from agent.custody.keys import StationKey
 from agent.custody.seal import Sealer
 from agent.store import FileRow, Store
+from agent.sync import token_delivery
 from agent.sync.directory import DirectorySink
 from agent.sync.jobs import build_job
 from agent.sync.purge import WallTrust, purge_confirmed
@@ -74,6 +75,9 @@ class SyncReport:
     released_stale: int = 0
     outside_window: bool = False
     crashed: list[str] = field(default_factory=list)
+    # Time-stamp tokens this pass delivered, per sink name, and why a sink took none.
+    tokens_delivered: dict[str, int] = field(default_factory=dict)
+    tokens_failed: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,8 @@ class SyncReport:
             "released_stale": self.released_stale,
             "outside_window": self.outside_window,
             "crashed": self.crashed,
+            "tokens_delivered": self.tokens_delivered,
+            "tokens_failed": self.tokens_failed,
         }
 
 
@@ -116,13 +122,9 @@ class _RowProgress:
         sink: str,
         stop: threading.Event | None = None,
         receipt: ReceiptWriter | None = None,
-        offsets: bool = True,
     ) -> None:
         self.store, self.file_id, self.sink, self.stop = store, file_id, sink, stop
         self.receipt = receipt
-        # With several sinks the row's one resume slot is the tus sink's: a directory sink's
-        # offset (it never resumes) must not overwrite it.
-        self.offsets = offsets
 
     def url(self, url: str, expires_at: str | None) -> None:
         self.store.record_upload_url(self.file_id, self.sink, url, expires_at, utc_now())
@@ -130,8 +132,7 @@ class _RowProgress:
             self.receipt.url(self.sink, url, expires_at)
 
     def offset(self, offset: int, checksummed: bool) -> None:
-        if self.offsets:
-            self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
+        self.store.record_upload_offset(self.file_id, offset, checksummed, utc_now())
         if self.stop is not None and self.stop.is_set():
             raise _Stopped
 
@@ -139,22 +140,44 @@ class _RowProgress:
         self.store.forget_upload_url(self.file_id, utc_now())
 
 
-class _Passive:
-    """Progress of an upload no row records (a confirmed file sent to a sink outside
-    held_when): a restart sends it again from the start; only a stop is heeded."""
+class _SinkProgress:
+    """Progress of one of several sinks' upload of a file: its own URL and offset (migration
+    0020), so each sink resumes its own upload after a restart. `on_row`: also the file row's
+    columns, which `queue` shows (the row is claimed; a tus sink's only: a directory sink's
+    offset would overwrite them with a whole file); a confirmed file sent to a sink outside
+    held_when (the backfill) has only the sink's."""
 
-    def __init__(self, stop: threading.Event | None) -> None:
-        self.stop = stop
+    def __init__(
+        self,
+        store: Store,
+        file_id: int,
+        dest: str,
+        sink: str,
+        stop: threading.Event | None,
+        receipt: ReceiptWriter | None,
+        on_row: bool,
+    ) -> None:
+        self.store, self.file_id, self.dest, self.stop = store, file_id, dest, stop
+        self.row = _RowProgress(store, file_id, sink, stop, receipt) if on_row else None
 
     def url(self, url: str, expires_at: str | None) -> None:
-        pass
+        self.store.record_sink_upload(
+            self.file_id, self.dest, utc_now(), url=url, expires_at=expires_at
+        )
+        if self.row is not None:
+            self.row.url(url, expires_at)
 
     def offset(self, offset: int, checksummed: bool) -> None:
-        if self.stop is not None and self.stop.is_set():
+        self.store.record_sink_offset(self.file_id, self.dest, offset, checksummed, utc_now())
+        if self.row is not None:
+            self.row.offset(offset, checksummed)
+        elif self.stop is not None and self.stop.is_set():
             raise _Stopped
 
     def forget(self) -> None:
-        pass
+        self.store.record_sink_upload(self.file_id, self.dest, utc_now(), url=None)
+        if self.row is not None:
+            self.row.forget()
 
 
 _BACKFILL_PER_PASS = 256  # files per pass sent to sinks outside held_when
@@ -240,6 +263,8 @@ class Uploader:
         # Sinks outside held_when that failed a file: when (monotonic) to try them again, and
         # how many times in a row they failed.
         self._sink_backoff: dict[str, tuple[float, int]] = {}
+        # Tokens kept before this process noted for delivery, adopted at its first pass.
+        self._tokens_adopted = False
 
     @property
     def key(self) -> StationKey:
@@ -258,6 +283,7 @@ class Uploader:
         if in_window(self.config.sync.windows, self.local_now()):
             self._drain(store, report, honour_backoff=honour_backoff)
             self._backfill(store, report)
+            self._deliver_tokens(store, report)
         else:
             report.outside_window = True
             _log.info("upload.window_closed", windows=",".join(self.config.sync.windows))
@@ -298,6 +324,7 @@ class Uploader:
                 if in_window(self.config.sync.windows, self.local_now()):
                     self._drain(store, SyncReport(), honour_backoff=True, stop=stop)
                     self._backfill(store, SyncReport(), stop)
+                    self._deliver_tokens(store, SyncReport(), stop)
                 _note_jump(jumps)  # before the purge: it trusts the wall clock less after one
                 self._purge(store)
                 unscheduled = store.uploads_unscheduled()
@@ -512,6 +539,51 @@ class Uploader:
             for sink in sinks.values():
                 sink.close()
 
+    def _deliver_tokens(
+        self, store: Store, report: SyncReport, stop: threading.Event | None = None
+    ) -> None:
+        """The time-stamp tokens each sink waits for (agent.sync.token_delivery), after the
+        files: one sink that fails waits for its backoff (the daemon), or the next pass
+        (`sync --once`); the others are still sent theirs."""
+        names = token_delivery.sink_names(self.config)
+        if not self._tokens_adopted:
+            token_delivery.adopt_kept(store, self.config.staging_path, names)
+            self._tokens_adopted = True
+        now = self.schedule.monotonic()
+        due = [
+            n
+            for n in names
+            if (stop is None or self._sink_backoff.get(f"token:{n}", (0.0, 0))[0] <= now)
+            and store.tokens_waiting(n, 1)
+        ]
+        if not due:
+            return
+        by_name = {d.name: d for d in self.destinations}
+        throttle = _beating(self.throttle, self.beat)
+        sinks: list[tuple[str, Sink]] = []
+        try:
+            for name in due:
+                dest = by_name.get(name)
+                sink = (
+                    make_destination_sink(self.config, dest, throttle)
+                    if dest is not None
+                    else self.sink_factory(throttle)
+                )
+                sinks.append((name, sink))
+            longest = max(sink.longest_step_s for _name, sink in sinks)
+            with self.working("time-stamp tokens to the sinks", longest):
+                result = token_delivery.deliver(store, self.config, sinks, stop)
+        finally:
+            for _name, sink in sinks:
+                sink.close()
+        for name in due:
+            if name in result.failed:
+                self._back_off_sink(f"token:{name}")
+            else:
+                self._sink_backoff.pop(f"token:{name}", None)
+        report.tokens_delivered.update(result.delivered)
+        report.tokens_failed.update(result.failed)
+
     def _back_off_sink(self, name: str) -> None:
         _due, attempts = self._sink_backoff.get(name, (0.0, 0))
         delay = self._backoff(attempts, None)
@@ -562,15 +634,20 @@ class Uploader:
     ) -> Confirmation:
         """Send to one sink and sign its confirmation. `rowless`: the row is confirmed already
         (a sink outside held_when): its resume columns are not this upload's to write."""
-        job = build_job(store, row, self.config, sink.name)
+        # Each sink resumes its own upload (migration 0020); one stored on the file row before
+        # it by this sink is resumed too.
+        resume = store.sink_upload(row.id, dest.name)
+        job = build_job(store, row, self.config, sink.name, resume=resume)
         log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=dest.name)
         receipt = ReceiptWriter(self.config.staging_path, row)
-        progress: Progress = (
-            _Passive(stop)
-            if rowless
-            else _RowProgress(
-                store, row.id, sink.name, stop, receipt, offsets=dest.sync.kind == "tus"
-            )
+        progress: Progress = _SinkProgress(
+            store,
+            row.id,
+            dest.name,
+            sink.name,
+            stop,
+            None if rowless else receipt,
+            not rowless and dest.sync.kind == "tus",
         )
         confirmation = sink.send(job, progress)
         self._confirm_sink(store, row, dest, confirmation)

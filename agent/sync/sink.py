@@ -2,8 +2,9 @@
 
 A sink (agent.sync.tus_sink, agent.sync.directory) is handed one job (agent.sync.jobs.UploadJob),
 reports what must survive a restart through a Progress, and answers with a Confirmation whose
-level is one of the ordered confirmation levels of specs/upload-protocol.md. A sink never touches
-rows itself: it reports progress through the callbacks and the pool records it.
+level is one of the ordered confirmation levels of specs/upload-protocol.md. It is also handed
+the chain's time-stamp tokens (agent.sync.jobs.TokenJob), each a few KiB sent whole. A sink
+never touches rows itself: it reports progress through the callbacks and the pool records it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.core.config import CONFIRM_LEVELS
-from agent.sync.jobs import UploadJob
+from agent.sync.jobs import TokenJob, UploadJob
 
 
 def level_rank(level: str) -> int:
@@ -46,5 +47,9 @@ class Sink(Protocol):
     longest_step_s: float
 
     def send(self, job: UploadJob, progress: Progress) -> Confirmation: ...
+
+    # One kept RFC 3161 token, whole (agent.sync.token_delivery); where the sink holds it,
+    # once it acknowledged every byte.
+    def send_token(self, job: TokenJob) -> str: ...
 
     def close(self) -> None: ...

@@ -5,8 +5,9 @@ the newest record is stamped (agent.custody.tsa) through the station's HTTP adap
 (agent.sync.tus_client.post_timestamp_query); a reply is kept only once it verifies against the
 trust anchor. A TSA that cannot be reached is asked again with a growing pause (30 s up to
 10 min) until it answers: the records not yet covered wait, and `status` and `doctor` show them
-(`gap`). The daemon runs `Stamper.tick` from a thread of its own; when nothing is uncovered a
-tick is one indexed query and one meta read. It signs nothing and changes no custody record.
+(`gap`). A kept token is noted as owed to every sink (agent.sync.token_delivery carries it).
+The daemon runs `Stamper.tick` from a thread of its own; when nothing is uncovered a tick is
+one indexed query and one meta read. It signs nothing and changes no custody record.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 from agent.core import log
 from agent.core.config import Config
 from agent.core.errors import AgentError, TsaFailed, describe
+from agent.core.wallclock import utc_now
 from agent.custody import tsa
 from agent.store import Store
+from agent.sync import token_delivery
 
 _log = log.get(__name__)
 _FIRST_PAUSE_S = 30.0
@@ -72,6 +75,8 @@ def state(cfg: Config, store: Store) -> dict[str, object]:
         "uncovered": None
         if waiting is None
         else {"first": waiting.first, "last": waiting.last, "since": waiting.since},
+        # Tokens kept that a sink has not acknowledged yet, per sink (agent.sync.token_delivery).
+        "undelivered": store.tokens_undelivered(),
     }
 
 
@@ -87,7 +92,11 @@ def describe_state(data: dict[str, object]) -> str:
             f"records {waiting['first']}-{waiting['last']} not yet covered by a token, "
             f"since {waiting['since'] or 'unknown'}"
         )
-        return f"{covered_text}; {wait_text}" if covered_text else wait_text
+        covered_text = f"{covered_text}; {wait_text}" if covered_text else wait_text
+    undelivered = data.get("undelivered")
+    if isinstance(undelivered, dict) and undelivered:
+        sinks = ", ".join(f"{name} {count}" for name, count in sorted(undelivered.items()))
+        covered_text = f"{covered_text or 'no records yet'}; tokens not yet at {sinks}"
     return covered_text or "no records yet"
 
 
@@ -135,6 +144,14 @@ class Stamper:
             if record.seq > covered(self.store, self.staging_root)[0]:
                 self.store.set_meta(tsa.COVERED_SEQ, str(record.seq))
                 self.store.set_meta(tsa.COVERED_AT, at.isoformat())
+            # Owed to every sink from now on (agent.sync.token_delivery carries it there).
+            self.store.note_token(
+                record.seq,
+                record.record_hash,
+                at.isoformat(),
+                token_delivery.sink_names(self.cfg),
+                utc_now(),
+            )
         _log.info("tsa.stamped", seq=record.seq, at=at.isoformat())
         return record.seq
 

@@ -43,7 +43,7 @@ from agent.core.errors import (
     describe,
 )
 from agent.core.wallclock import utc_now
-from agent.sync.jobs import UploadJob
+from agent.sync.jobs import TokenJob, UploadJob
 from agent.sync.schedule import (
     SHORT_JITTER_S,
     SHORT_WAIT_MAX_S,
@@ -301,6 +301,32 @@ class TusSink:
             progress.forget()
         log_ = _log.bind(file_id=job.file_id, sha256=job.sha256)
         return self._retrying(state, log_)(self._send_once, job, state, progress, log_)
+
+    def send_token(self, job: TokenJob) -> str:
+        """One kept RFC 3161 token as an upload of its own (a few KiB: one PATCH), with
+        metadata naming it a token and what it covers, so a stock tus server keeps it beside
+        the files; the upload URL once the server acknowledged every byte. A failure is
+        raised as it is classified: the caller asks again later (a new upload: the token is
+        small, and a stale one left unfinished holds nothing)."""
+        fd = os.memfd_create("tsa-token", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, job.token)
+            url, _expires = self.client.create(len(job.token), job.metadata())
+            answer = self.client.patch(url, fd, 0, len(job.token))
+        finally:
+            os.close(fd)
+        if answer.offset != len(job.token):
+            raise UploadRetryable(
+                server=self.client.server,
+                problem=f"token upload {url} at offset {answer.offset} of {len(job.token)}",
+            )
+        proof = answer.repr_digest.get(PROOF_DIGEST)
+        if proof is not None and proof != hashlib.sha512(job.token).digest():
+            raise UploadMismatch(
+                server=self.client.server,
+                problem=f"Repr-Digest {PROOF_DIGEST} {proof.hex()} of token upload {url}",
+            )
+        return url
 
     def _retrying(self, state: TusState, log_: Any) -> tenacity.Retrying:
         def wait(retry_state: tenacity.RetryCallState) -> float:
