@@ -5,12 +5,17 @@ everywhere (device_serial, file_id, sha256, state, attempt, error_kind). Nothing
 carry evidence content, key material or a raw camera file name: names go through display_name().
 When test hooks are armed (agent.core.testhooks) every line says so (`test_hooks=[...]`), and
 setup() names once the hooks that were set but ignored (`hooks.ignored`) or armed (`hooks.armed`).
+Under systemd, where stderr is the journal's stream, each line starts with its syslog priority
+(`<4>` for a warning, sd-daemon(3)) so that `journalctl -p warning` finds it; on a terminal or a
+plain pipe lines carry no such prefix.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO, cast
 
 import structlog
@@ -25,6 +30,19 @@ _LEVELS = {
 }
 
 
+# syslog(3) priorities of structlog's method names, as sd-daemon(3) prefixes: "<3>" error,
+# "<4>" warning, "<6>" info, "<7>" debug. journald reads the prefix off each line of a stream
+# (systemd.exec(5) SyslogLevelPrefix=, on by default) and stores the line at that priority.
+_PRIORITIES = {
+    "critical": 2,
+    "exception": 3,
+    "error": 3,
+    "warning": 4,
+    "warn": 4,
+    "info": 6,
+    "debug": 7,
+}
+
 _configured = False
 _hooks_reported = False
 
@@ -38,6 +56,29 @@ def _announcer(names: tuple[str, ...]) -> Any:
         return event
 
     return announce
+
+
+def on_journal(out: TextIO, environ: Mapping[str, str] = os.environ) -> bool:
+    """True when `out` is the stream systemd connected to the journal: $JOURNAL_STREAM holds
+    that stream's "device:inode" (systemd.exec(5)); a child whose stderr was redirected
+    elsewhere inherits the variable but not the stream, hence the comparison."""
+    device, _, inode = environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(out.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or no file descriptor (io.StringIO)
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+def _prefixed(render: Any) -> Any:
+    """The renderer with each line led by its sd-daemon(3) priority prefix."""
+
+    def prefix(logger: Any, method: str, event: dict[str, Any]) -> str:
+        return f"<{_PRIORITIES.get(method, 6)}>{render(logger, method, event)}"
+
+    return prefix
 
 
 class _Stderr:
@@ -66,10 +107,13 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     hooks = testhooks.current()
     if hooks.armed:
         processors.append(_announcer(hooks.armed))
+    render: Any
     if console:
-        processors.append(structlog.dev.ConsoleRenderer(colors=out.isatty()))
+        render = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        processors.append(structlog.processors.format_exc_info)
+        render = structlog.processors.JSONRenderer()
+    processors.append(_prefixed(render) if on_journal(out) else render)
     global _configured  # noqa: PLW0603 - logging is process-wide by nature
     _configured = True
     structlog.configure(
