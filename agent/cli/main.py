@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import NoReturn
 
 from agent import __version__, store
+from agent.cli import helptext
 from agent.core import crashpoints, log, testhooks, wallclock
 from agent.core.errors import (
     EX_IOERR,
@@ -48,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "rebuild": "agent.cli.rebuild",
     "profile": "agent.cli.profilecmd",
     "screen": "agent.cli.screencmd",
+    "completion": "agent.cli.completion",
 }
 _GLOBAL_WITH_VALUE = ("--config", "--log-level")
 
@@ -77,7 +79,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="dockagent", description="Body-worn-camera evidence custody on a collection station."
+        prog="dockagent",
+        description="Body-worn-camera evidence custody on a collection station.",
+        formatter_class=helptext.Formatter,
     )
     parser.add_argument(
         "--config", help="configuration file (default: $DOCKAGENT_CONFIG or embedded defaults)"
@@ -90,11 +94,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "run under another configuration than the station's own; it is signed into the chain",
     )
     parser.add_argument("--version", action="version", version=f"dockagent {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
     command = _command_of(argv if argv is not None else sys.argv[1:])
     wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in wanted:
         importlib.import_module(name).add(sub)
+    helptext.annotate(parser)
     return parser
 
 
