@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import add_bom_option, emit_csv, emit_json
+from agent.cli.output import add_bom_option, canonical, emit_csv, emit_json
 from agent.custody import audit
 from agent.reporting import exports, handovers, sessions
 from agent.reporting.times import parse_since
@@ -35,7 +35,7 @@ def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
     if args.csv:
         emit_csv(exports.to_csv(faults, sessions.FAULT_COLUMNS, bom=args.bom))
     elif args.json:
-        emit_json({"faults": faults})
+        emit_json({"faults": [canonical(f, at="recorded_at") for f in faults]})
     else:
         sys.stdout.write(render.fault_register(faults))
     return 0
@@ -61,16 +61,17 @@ def run(args: argparse.Namespace) -> int:
     elif args.json:
         emit_json(
             {
-                "sessions": rows,
+                "sessions": [canonical(r) for r in rows],
                 "handovers": [
                     {
-                        **h.as_dict(),
+                        **canonical(h.as_dict()),
                         "officer_name": names.get(h.officer_id, ""),
                         "previous_officer_name": names.get(h.previous_officer, ""),
                     }
                     for h in handed
                 ],
-                "faults": faults,
+                "faults": [canonical(f, at="recorded_at") for f in faults],
+                # The signed records themselves, as signed: their fields keep their names.
                 "audit": audit_trail,
             }
         )
