@@ -259,10 +259,17 @@ def commands(
                 yield from commands(child, (*words, name))
 
 
+JSON_HELP = 'print one JSON document with "schema_version" (README "JSON output")'
+
+
 def annotate(parser: argparse.ArgumentParser) -> None:
-    """Give each parser of the tree its examples and exit statuses, where HELP has them."""
+    """Give each parser of the tree its examples and exit statuses, where HELP has them, and
+    every --json option the same help."""
     for words, each in commands(parser):
         entry = HELP.get(" ".join(words))
         each.formatter_class = Formatter
         if entry is not None:
             each.epilog = entry.epilog()
+        for action in each._actions:  # argparse lists the options only here
+            if "--json" in action.option_strings and not action.help:
+                action.help = JSON_HELP

@@ -86,7 +86,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="configuration file (default: $DOCKAGENT_CONFIG or embedded defaults)"
     )
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log events from this level up, on stderr (default: [log] level of the configuration)",
+    )
     parser.add_argument(
         "--foreign-config",
         action="store_true",
