@@ -87,7 +87,7 @@ HELP: dict[str, Help] = {
             "dockagent sync --once",
             "dockagent verify --incremental",
             "dockagent status --json | jq .schema_version",
-            "dockagent completion bash > /usr/share/bash-completion/completions/dockagent",
+            "dockagent completion bash > /usr/local/share/bash-completion/completions/dockagent",
         ],
         ALL,
     ),
@@ -230,7 +230,7 @@ HELP: dict[str, Help] = {
     ),
     "completion": Help(
         [
-            "dockagent completion bash > /usr/share/bash-completion/completions/dockagent",
+            "dockagent completion bash > /usr/local/share/bash-completion/completions/dockagent",
             "dockagent completion zsh > /usr/local/share/zsh/site-functions/_dockagent",
         ],
         [(0, "the script was printed"), USAGE],
