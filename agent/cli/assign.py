@@ -11,7 +11,7 @@ import re
 import sys
 
 from agent.cli import context
-from agent.cli.output import emit_json
+from agent.cli.output import canonical, emit_json
 from agent.core import log
 from agent.core.errors import UsageError
 from agent.core.model import SERIAL_PATTERN, display_name
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )
         sys.stderr.write(f"dockagent: warning: {warning['message']}\n")
     if args.json:
-        emit_json(result)
+        emit_json(canonical(result))
     elif result["changed"]:
         sys.stdout.write(
             f"{args.serial} assigned to {args.officer} at {result['assigned_at']} (UTC)"

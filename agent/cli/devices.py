@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import emit_json, table
+from agent.cli.output import canonical, emit_json, table
 from agent.cli.words import _, size, value, when
 from agent.core import log
 from agent.core.errors import AgentError, InputRefused, UnknownDevice, UsageError
@@ -317,7 +317,7 @@ def run_list(args: argparse.Namespace) -> int:
         if args.refused:
             refused = store.refusals()
             if args.json:
-                emit_json([r.as_dict() for r in refused])
+                emit_json({"refused": [canonical(r.as_dict(), at="refused_at") for r in refused]})
             else:
                 sys.stdout.write(
                     table(
@@ -330,7 +330,7 @@ def run_list(args: argparse.Namespace) -> int:
         docked = docked_now(store)
         verdicts = {s.id: s for s in store.docked_sessions()} if not args.json else {}
     if args.json:
-        emit_json(docked)
+        emit_json({"docked": [canonical(d) for d in docked]})
         return 0
     if not docked:
         sys.stdout.write(_("no camera docked") + "\n")
@@ -374,7 +374,7 @@ def run_enrolled(args: argparse.Namespace) -> int:
     with context.reader(cfg) as store:
         rows = store.device_rows()
     if args.json:
-        emit_json([r.as_dict() for r in rows])
+        emit_json({"enrolled": [canonical(r.as_dict()) for r in rows]})
     else:
         sys.stdout.write(
             table(
@@ -407,6 +407,15 @@ def run_enrolled(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history_document(data: dict[str, Any]) -> dict[str, Any]:
+    """devices show --json: the camera's rows under README "JSON output" names."""
+    doc = canonical(data)
+    for key in ("docks", "assignments"):
+        doc[key] = [canonical(row) for row in data.get(key, [])]
+    doc["faults"] = [canonical(row, at="recorded_at") for row in data.get("faults", [])]
+    return doc
+
+
 def run_show(args: argparse.Namespace) -> int:
     _check_serial(args.serial)
     cfg = context.load_config(args.config, args.log_level)
@@ -415,7 +424,7 @@ def run_show(args: argparse.Namespace) -> int:
             raise UnknownDevice(serial=args.serial)
         data = history.device_history(store, args.serial, cfg)
     if args.json:
-        emit_json(data)
+        emit_json(_history_document(data))
     else:
         sys.stdout.write(render.device_history(data))
     return 0

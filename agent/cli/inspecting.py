@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from agent.cli import context
-from agent.cli.output import emit_json, table
+from agent.cli.output import canonical, emit_json, table
 from agent.cli.words import _, pgettext, size, states, value, when, zone
 from agent.core.config import Config
 from agent.core.config import station as station_config
@@ -100,6 +100,17 @@ def status_data(store: Store, limit: int = DEFAULT_SESSIONS, since: str = "") ->
     }
 
 
+def _status_document(data: dict[str, Any]) -> dict[str, Any]:
+    """status --json: the sessions and readiness rows under README "JSON output" names."""
+    return {
+        **data,
+        "sessions": [
+            canonical(s, id="session_id", ended_at="undocked_at") for s in data["sessions"]
+        ],
+        "readiness": [canonical(r) for r in data["readiness"]],
+    }
+
+
 def run_status(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     since = parse_since(args.since, zone()) if args.since else ""
@@ -110,7 +121,7 @@ def run_status(args: argparse.Namespace) -> int:
         if cfg.sync.sinks:  # several sinks: what waits for each, and what each holds
             data["sinks"] = _sinks_status(cfg, store.sinks_pending())
     if args.json:
-        emit_json(data)
+        emit_json(_status_document(data))
         return 0
     out = sys.stdout
     out.write(_("station clock: {clock}").format(clock=data["station_clock"]["description"]))
@@ -278,7 +289,7 @@ def run_queue(args: argparse.Namespace) -> int:
             item["sinks"] = standing
             item["upload"] = " ".join(f"{k}={v}" for k, v in standing.items())
     if args.json:
-        emit_json(items)
+        emit_json({"files": [canonical(i) for i in items]})
         return 0
     sys.stdout.write(
         table(

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import add_bom_option, emit_csv, emit_json
+from agent.cli.output import add_bom_option, canonical, emit_csv, emit_json
 from agent.cli.words import csv_headers, zone
 from agent.custody import audit
 from agent.reporting import exports, handovers, sessions
@@ -43,7 +43,7 @@ def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
             )
         )
     elif args.json:
-        emit_json({"faults": faults})
+        emit_json({"faults": [canonical(f, at="recorded_at") for f in faults]})
     else:
         sys.stdout.write(render.fault_register(faults))
     return 0
@@ -76,16 +76,17 @@ def run(args: argparse.Namespace) -> int:
     elif args.json:
         emit_json(
             {
-                "sessions": rows,
+                "sessions": [canonical(r) for r in rows],
                 "handovers": [
                     {
-                        **h.as_dict(),
+                        **canonical(h.as_dict()),
                         "officer_name": names.get(h.officer_id, ""),
                         "previous_officer_name": names.get(h.previous_officer, ""),
                     }
                     for h in handed
                 ],
-                "faults": faults,
+                "faults": [canonical(f, at="recorded_at") for f in faults],
+                # The signed records themselves, as signed: their fields keep their names.
                 "audit": audit_trail,
             }
         )

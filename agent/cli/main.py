@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import NoReturn
 
 from agent import __version__, store
+from agent.cli import helptext
 from agent.core import crashpoints, log, testhooks, wallclock
 from agent.core.errors import (
     EX_IOERR,
@@ -48,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "rebuild": "agent.cli.rebuild",
     "profile": "agent.cli.profilecmd",
     "screen": "agent.cli.screencmd",
+    "completion": "agent.cli.completion",
 }
 _GLOBAL_WITH_VALUE = ("--config", "--log-level")
 
@@ -77,12 +79,18 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="dockagent", description="Body-worn-camera evidence custody on a collection station."
+        prog="dockagent",
+        description="Body-worn-camera evidence custody on a collection station.",
+        formatter_class=helptext.Formatter,
     )
     parser.add_argument(
         "--config", help="configuration file (default: $DOCKAGENT_CONFIG or embedded defaults)"
     )
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log events from this level up, on stderr (default: [log] level of the configuration)",
+    )
     parser.add_argument(
         "--foreign-config",
         action="store_true",
@@ -90,11 +98,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "run under another configuration than the station's own; it is signed into the chain",
     )
     parser.add_argument("--version", action="version", version=f"dockagent {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
     command = _command_of(argv if argv is not None else sys.argv[1:])
     wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in wanted:
         importlib.import_module(name).add(sub)
+    helptext.annotate(parser)
     return parser
 
 

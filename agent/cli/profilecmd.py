@@ -22,7 +22,7 @@ from agent.camera import identity, profile, scan
 from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.cli import context
-from agent.cli.output import emit_json, table
+from agent.cli.output import canonical, emit_json, table
 from agent.core.errors import EX_CONFIG, AgentError, ConfigError
 from agent.core.model import Candidate, ScanResult, display_name
 
@@ -95,7 +95,7 @@ def run_try(args: argparse.Namespace) -> int:
             named = {"serial": "", "officer": "", "problem": exc.message}
     report = _report(prof, result, named)
     if args.json:
-        emit_json(report)
+        emit_json({**report, "identity": canonical(report["identity"])})
     else:
         _print(report)
     return 0

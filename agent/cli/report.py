@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import add_bom_option, emit_csv, emit_json
+from agent.cli.output import add_bom_option, canonical, emit_csv, emit_json
 from agent.cli.words import csv_headers, zone
 from agent.core import log
 from agent.core.operator import current_operator
@@ -57,6 +58,14 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _document(report: dict[str, Any]) -> dict[str, Any]:
+    """report compliance --json: its rows under README "JSON output" names."""
+    doc = canonical(report)
+    for key in ("files", "late", "interruptions", "gaps"):
+        doc[key] = [canonical(row) for row in report.get(key, [])]
+    return doc
+
+
 def run_compliance(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     since = parse_since(args.since, zone()) if args.since else None
@@ -64,7 +73,7 @@ def run_compliance(args: argparse.Namespace) -> int:
         require_schema(store)
         report = compliance.compliance(store, cfg, since=since)
     if args.json:
-        emit_json(report)
+        emit_json(_document(report))
     elif args.csv and args.files:
         emit_csv(
             exports.to_csv(

@@ -5,6 +5,9 @@ everywhere (device_serial, file_id, sha256, state, attempt, error_kind). Nothing
 carry evidence content, key material or a raw camera file name: names go through display_name().
 When test hooks are armed (agent.core.testhooks) every line says so (`test_hooks=[...]`), and
 setup() names once the hooks that were set but ignored (`hooks.ignored`) or armed (`hooks.armed`).
+Under systemd, where stderr is the journal's stream, each line starts with its syslog priority
+(`<4>` for a warning, sd-daemon(3)) so that `journalctl -p warning` finds it; on a terminal or a
+plain pipe lines carry no such prefix.
 
 structlog is imported at a process's first log event, not at set-up: the commands that only
 look (status, queue, ledger, report) mostly log nothing, and structlog's import (asyncio,
@@ -14,9 +17,10 @@ logging, json) was a sixth of their start-up.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, TextIO, cast
 
@@ -45,6 +49,19 @@ def _import_structlog() -> ModuleType:
 
 # The logging module's level numbers (logging.DEBUG ... logging.ERROR), without importing it.
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+# syslog(3) priorities of structlog's method names, as sd-daemon(3) prefixes: "<3>" error,
+# "<4>" warning, "<6>" info, "<7>" debug. journald reads the prefix off each line of a stream
+# (systemd.exec(5) SyslogLevelPrefix=, on by default) and stores the line at that priority.
+_PRIORITIES = {
+    "critical": 2,
+    "exception": 3,
+    "error": 3,
+    "warning": 4,
+    "warn": 4,
+    "info": 6,
+    "debug": 7,
+}
 
 _configured = False
 _hooks_reported = False
@@ -90,6 +107,29 @@ def _announcer(names: tuple[str, ...]) -> Any:
     return announce
 
 
+def on_journal(out: TextIO, environ: Mapping[str, str] = os.environ) -> bool:
+    """True when `out` is the stream systemd connected to the journal: $JOURNAL_STREAM holds
+    that stream's "device:inode" (systemd.exec(5)); a child whose stderr was redirected
+    elsewhere inherits the variable but not the stream, hence the comparison."""
+    device, _, inode = environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(out.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or no file descriptor (io.StringIO)
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+def _prefixed(render: Any) -> Any:
+    """The renderer with each line led by its sd-daemon(3) priority prefix."""
+
+    def prefix(logger: Any, method: str, event: dict[str, Any]) -> str:
+        return f"<{_PRIORITIES.get(method, 6)}>{render(logger, method, event)}"
+
+    return prefix
+
+
 class _Stderr:
     """Whatever sys.stderr is when a line is written."""
 
@@ -111,6 +151,8 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     colors = out.isatty()
     hooks = testhooks.current()
 
+    journal = on_journal(out)
+
     def configure(structlog: ModuleType) -> None:
         processors: list[Any] = [
             structlog.contextvars.merge_contextvars,
@@ -119,17 +161,15 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
         ]
         if hooks.armed:
             processors.append(_announcer(hooks.armed))
+        render: Any
         if console:
-            processors.append(
-                structlog.dev.ConsoleRenderer(
-                    colors=colors, exception_formatter=structlog.dev.plain_traceback
-                )
+            render = structlog.dev.ConsoleRenderer(
+                colors=colors, exception_formatter=structlog.dev.plain_traceback
             )
         else:
-            processors += [
-                structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
-            ]
+            processors.append(structlog.processors.format_exc_info)
+            render = structlog.processors.JSONRenderer()
+        processors.append(_prefixed(render) if journal else render)
         structlog.configure(
             processors=processors,
             wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),

@@ -122,5 +122,5 @@ def test_a_volume_that_is_not_fat_or_exfat_is_refused_unmounted(
         assert daemon.stop() == 0
     assert "file system 'ext4' is not FAT or exFAT" in refused["reason"]
     assert not calls.exists()  # mount(8) never ran
-    reasons = [r["reason"] for r in station.json("devices", "--refused")]
+    reasons = [r["reason"] for r in station.json("devices", "--refused")["refused"]]
     assert any("is not FAT or exFAT" in r for r in reasons), reasons

@@ -158,7 +158,7 @@ def test_a_volume_that_is_not_a_camera_is_refused_unread(station: Station, tmp_p
             )
     finally:
         assert daemon.stop() == 0
-    refused = station.json("devices", "--refused")
+    refused = station.json("devices", "--refused")["refused"]
     assert len(refused) == 2
     assert rows(station.data_dir, "SELECT * FROM files") == []
     assert not station.staging.exists() or not any(station.staging.rglob("*.*"))

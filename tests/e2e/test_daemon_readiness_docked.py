@@ -40,7 +40,7 @@ def _charging(battery_csv: Path, rest: str, since: datetime, percents: list[int]
 
 
 def _docked(station: Station) -> dict[str, Any]:
-    (camera,) = station.json("devices")
+    (camera,) = station.json("devices")["docked"]
     readiness: dict[str, Any] = camera["readiness"]
     return readiness
 
@@ -103,7 +103,7 @@ def test_a_camera_docked_flat_turns_ready_while_docked_and_final_at_undock(
     assert health["readiness"] == "ready" and health["readiness_final"] == 1
     assert health["readiness_at"] == time_after["readiness_at"]
     assert '"charge_pct": 100' in health["battery"]
-    assert station.json("devices") == []
+    assert station.json("devices")["docked"] == []
 
 
 @pytest.mark.fuse

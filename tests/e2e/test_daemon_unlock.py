@@ -154,7 +154,7 @@ def test_a_locked_camera_is_opened_and_taken_in_under_its_device_record(
     assert "123456" not in log
     # The ledger names the officer and unit as the camera's record (GBK) gave them.
     (entry,) = station.json("ledger")["sessions"]
-    assert (entry["officer"], entry["officer_name"]) == ("001234", "张三")
+    assert (entry["officer_id"], entry["officer_name"]) == ("001234", "张三")
     assert (entry["unit_id"], entry["unit_name"]) == ("110101000001", "东城分局")
 
 

@@ -42,7 +42,7 @@ def test_a_docked_camera_is_wiped_once_every_file_is_confirmed(
         )
         daemon.wait_event("device.rechecked", timeout=60)
         wait_until(lambda: not any((cam / p.decode()).exists() for p in recordings), 60, "wiped")
-        docked = station.json("devices")
+        docked = station.json("devices")["docked"]
         assert len(docked) == 1 and docked[0]["verdict"].startswith("complete; wipe: wiped")
         write_event(spool, "undock-WOC0001", action="removed", key="usb-WOC0001")
         daemon.wait_event("device.removed")
@@ -71,7 +71,7 @@ def test_a_docked_camera_is_wiped_once_every_file_is_confirmed(
     ledger = station.json("ledger")
     (entry,) = ledger["sessions"]
     assert entry["session_id"] == first["session_id"]
-    assert entry["docked_at_utc"] and entry["undocked_at_utc"]
+    assert entry["docked_at"] and entry["undocked_at"]
     assert entry["wipe"].startswith("wiped")
     assert entry["files_sealed"] == len(manifest.entries)
     files = rows(station.data_dir, "SELECT * FROM files")

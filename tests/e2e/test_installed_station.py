@@ -186,11 +186,11 @@ def test_the_shipped_station_read_only_then_wiping(station: Station, tmp_path: P
     ledger = station.json("ledger")
     by_camera: dict[str, list[dict[str, Any]]] = {}
     for entry in ledger["sessions"]:
-        by_camera.setdefault(entry["camera"], []).append(entry)
+        by_camera.setdefault(entry["device_serial"], []).append(entry)
     assert sorted(by_camera) == [READ_ONLY, WIPES]
     for serial, entries in by_camera.items():
         assert len(entries) == 1, (serial, entries)
-        assert entries[0]["docked_at_utc"] and entries[0]["undocked_at_utc"]
+        assert entries[0]["docked_at"] and entries[0]["undocked_at"]
     assert by_camera[READ_ONLY][0]["wipe"].startswith("not wiped the camera is mounted read-only")
     assert by_camera[WIPES][0]["wipe"].startswith("wiped")
     assert station.run("verify").returncode == 0

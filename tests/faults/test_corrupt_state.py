@@ -180,7 +180,7 @@ def test_damaged_database_is_refused_then_rebuilt_without_uploading_twice(
         assert json.loads(chain[-1]["body"])["action"] == "store.rebuilt"
         for cam, spec in ((cam_a, CAM_A), (cam_b, CAM_B)):
             assert_all_sealed(station.data_dir, spec.serial, _expected(cam))
-        enrolled = json.loads(_ok(station.run("devices", "enrolled", "--json")))
+        enrolled = json.loads(_ok(station.run("devices", "enrolled", "--json")))["enrolled"]
         assert CAM_B.serial in json.dumps(enrolled)
 
         # The same camera again: every file is recognised as held (identity to the ns).

@@ -169,12 +169,14 @@ def test_a_server_that_stays_down_defers_everything_then_drains(
     assert not report["confirmed"] and len(report["deferred"]) == len(rows(station.data_dir))
     for row in rows(station.data_dir):
         assert row["state"] == "sealed" and row["next_attempt_at"] and "503" in row["last_error"]
-    queue = station.json("queue")
+    queue = station.json("queue")["files"]
     assert all(item["next_attempt_at"] for item in queue)
     assert "retry after" in station.run("queue").stdout
     first = queue[0]["file_id"]
     assert station.run("retry", str(first)).returncode == 0
-    assert {i["file_id"]: i for i in station.json("queue")}[first]["next_attempt_at"] is None
+    assert {i["file_id"]: i for i in station.json("queue")["files"]}[first][
+        "next_attempt_at"
+    ] is None
     assert station.run("retry", "999999").returncode == 64
     _check_nothing_early(station, server, cam)
     _drain_when_healthy(station, server, proxy, cam)

@@ -93,7 +93,7 @@ def test_killed_during_a_1gib_upload_resumes_from_the_servers_offset(
             == "uploading"
         )
 
-        progress = {item["file_id"]: item for item in station.json("queue")}[file_id]
+        progress = {item["file_id"]: item for item in station.json("queue")["files"]}[file_id]
         assert progress["state"] == "uploading"
         assert progress["upload_offset"] == stored_offset and progress["upload_percent"] > 30
 

@@ -72,7 +72,7 @@ def test_a_camera_is_bound_at_its_first_dock_and_verified_at_the_next(
         lines = (point / BINDING).read_text("ascii").splitlines()
         assert not (point / "DOCKAGENT.BN~").exists()  # written aside, then renamed into place
         assert lines[:3] == ["dockagent-binding 1", "station=T", "serial=CAMBIND1"]
-    (device,) = station.json("devices", "enrolled")
+    (device,) = station.json("devices", "enrolled")["enrolled"]
     assert device["bound_at"]
     with mount_exfat(image, point, readonly=False):
         left_before = sha256_tree(point)
@@ -105,7 +105,7 @@ def test_a_binding_copied_onto_another_cameras_volume_is_refused(
         assert (point / "RECORD").is_dir()  # nothing was wiped
     assert _files_of(station, "CAMB01") == []
     assert rows(station.data_dir, "SELECT * FROM sessions WHERE device_serial='CAMB01'") == []
-    refusal = station.json("devices", "--refused")[0]
+    refusal = station.json("devices", "--refused")["refused"][0]
     assert refusal["source"] == "import" and "copied" in refusal["reason"]
 
 
@@ -134,7 +134,7 @@ def test_a_bound_camera_is_refused_without_its_binding_or_with_a_forged_one(
         assert f"binding {BINDING}: {reason}" in err
         assert (volume / "RECORD").is_dir()
     assert len(rows(station.data_dir, "SELECT * FROM sessions")) == sessions
-    refused = station.json("devices", "--refused")
+    refused = station.json("devices", "--refused")["refused"]
     assert len(refused) == len(cases)
     # Enrolling it again (an audited action) is how a reformatted camera is taken back.
     assert station.run("devices", "enroll", "CAMC01").returncode == 0
@@ -160,7 +160,7 @@ def test_a_read_only_camera_is_not_bound_and_not_yet_required_to_be(
         assert status == 0, err
         assert "binding not written" in summary["identity_check"]
         assert not (point / BINDING).exists()
-    (device,) = station.json("devices", "enrolled")
+    (device,) = station.json("devices", "enrolled")["enrolled"]
     assert device["bound_at"] is None
 
 
@@ -171,11 +171,11 @@ def test_a_rebuilt_store_still_requires_the_binding(station: Station, tmp_path: 
     write_camera(_spec("CAMR01"), first)
     status, _summary, err = _import(station, first)
     assert status == 0, err
-    (bound,) = station.json("devices", "enrolled")
+    (bound,) = station.json("devices", "enrolled")["enrolled"]
     (station.data_dir / "dockagent.db").write_bytes(b"")  # the database lost
     rebuilt = station.run("rebuild", "--json")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
-    (device,) = station.json("devices", "enrolled")
+    (device,) = station.json("devices", "enrolled")["enrolled"]
     assert device["bound_at"] == bound["bound_at"]  # replayed from the signed record
     lookalike = tmp_path / "lookalike"
     write_camera(_spec("CAMR01"), lookalike)

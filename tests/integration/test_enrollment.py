@@ -28,7 +28,7 @@ def test_an_unenrolled_camera_is_refused_before_any_evidence_is_read(
     assert "serial CAMNEW1 is not enrolled" in proc.stderr
     assert rows(station.data_dir, "SELECT * FROM files") == []
     assert rows(station.data_dir, "SELECT * FROM sessions") == []
-    refused = station.json("devices", "--refused")
+    refused = station.json("devices", "--refused")["refused"]
     assert refused[0]["source"] == "import" and "CAMNEW1 is not enrolled" in refused[0]["reason"]
 
 

@@ -150,7 +150,7 @@ def _looks(station: Installed) -> None:
     assert status["files"] == station.files
     assert status["chain_length"] == station.files + 1  # the files and the enrolment
     assert [s["device_serial"] for s in status["sessions"]] == [SPEC.serial]
-    queue = json.loads(station.ok(MEMBER, "queue", "--json"))
+    queue = json.loads(station.ok(MEMBER, "queue", "--json"))["files"]
     assert len(queue) == station.files
     assert SPEC.serial in station.ok(MEMBER, "devices", "enrolled")
     assert "没有记录仪入位" in station.ok(MEMBER, "devices")  # the installed station speaks Chinese

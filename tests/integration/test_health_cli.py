@@ -63,11 +63,11 @@ def test_import_sets_a_drifting_camera_only_from_a_synchronised_station(
     assert '"event": "clock.drift_measured"' in b.stderr
 
     data = station.json("ledger")
-    by_camera = {s["camera"]: s for s in data["sessions"]}
+    by_camera = {s["device_serial"]: s for s in data["sessions"]}
     for serial, cam in (("SYNC90", synced), ("UNSYNC90", unsynced)):
         session = by_camera[serial]
         # independently: USB_CONNECT (camera clock, local zone) minus the session's dock time
-        docked = datetime.fromisoformat(session["docked_at_utc"])
+        docked = datetime.fromisoformat(session["docked_at"])
         expected = round((_usb_connect(cam).astimezone() - docked).total_seconds())
         assert session["clock_drift_s"] == expected
         assert -90 - 6 <= session["clock_drift_s"] <= -90 + 2  # start-up latency on top
@@ -79,7 +79,7 @@ def test_import_sets_a_drifting_camera_only_from_a_synchronised_station(
 
     status = station.json("status")
     assert status["station_clock"]["source"] == "adjtimex"  # status reads the real kernel
-    readiness = {c["camera"]: c for c in status["readiness"]}
+    readiness = {c["device_serial"]: c for c in status["readiness"]}
     # a one-day simulated shift ends at 3 % charge: both warn about charge; only the camera the
     # station could not set warns about its clock
     assert readiness["UNSYNC90"]["readiness"] == "warning"

@@ -75,7 +75,7 @@ def test_a_volume_whose_device_inf_names_another_enrolled_camera_is_refused(
     assert rows(station.data_dir, "SELECT * FROM files") == []
     assert rows(station.data_dir, "SELECT * FROM sessions") == []
     assert not [p for p in station.staging.rglob("*") if p.is_file() and ".mp4" in p.name.lower()]
-    (refusal,) = station.json("devices", "--refused")
+    (refusal,) = station.json("devices", "--refused")["refused"]
     assert refusal["source"] == "import"
     assert "CAMA01" in refusal["identity"] and "does not match" in refusal["reason"]
 

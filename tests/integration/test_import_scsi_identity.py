@@ -98,5 +98,5 @@ def test_import_of_a_copy_without_a_usb_device_is_refused_when_the_record_is_all
     )
     assert rows(station.data_dir, "SELECT * FROM files") == []
     assert rows(station.data_dir, "SELECT * FROM sessions") == []
-    (refusal,) = station.json("devices", "--refused")
+    (refusal,) = station.json("devices", "--refused")["refused"]
     assert refusal["source"] == "import" and "SCSI device record" in refusal["reason"]

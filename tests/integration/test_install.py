@@ -38,6 +38,9 @@ DOCUMENTED = {
     "usr/local/lib/systemd/system/dockagent-scsi@.service": 0o644,
     "usr/local/lib/systemd/system/dockagent-screen.service": 0o644,
     "usr/local/lib/udev/rules.d/99-dockagent.rules": 0o644,
+    "usr/local/share/man/man1/dockagent.1": 0o644,
+    "usr/local/share/bash-completion/completions/dockagent": 0o644,
+    "usr/local/share/zsh/site-functions/_dockagent": 0o644,
     "var/lib/dockagent/": 0o750,
     "var/lib/dockagent/station.key": 0o600,
     "var/lib/dockagent/station.pub": 0o644,
@@ -48,7 +51,10 @@ UNITS = ("dockagent.service", "dockagent-mount@.service", "dockagent-scsi.socket
 PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
            "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",
            "usr/local/lib/udev/rules.d/", "var/", "var/lib/", "opt/dockagent/",
-           "opt/dockagent/libexec/"}  # fmt: skip
+           "opt/dockagent/libexec/", "usr/local/share/", "usr/local/share/man/",
+           "usr/local/share/man/man1/", "usr/local/share/bash-completion/",
+           "usr/local/share/bash-completion/completions/", "usr/local/share/zsh/",
+           "usr/local/share/zsh/site-functions/"}  # fmt: skip
 
 
 def _source(tmp: Path) -> Path:
@@ -259,7 +265,7 @@ def test_fresh_station_reads_as_empty_not_as_lost(
     assert "verify OK: 0 files" in run("verify").stdout
     status = json.loads(run("status", "--json").stdout)
     assert (status["files"], status["chain_length"], status["sessions"]) == (0, 0, [])
-    assert json.loads(run("queue", "--json").stdout) == []
+    assert json.loads(run("queue", "--json").stdout)["files"] == []
     # Readers made no database on the station's behalf: the first writer does.
     assert {p.name for p in data.iterdir()} == {"station.key", "station.pub", "station-config"}
 
@@ -294,3 +300,65 @@ def test_a_user_outside_the_group_is_told_how_to_run_it(
     assert proc.returncode == 77, proc.stderr
     assert f"only the service user and the dockagent group can read {data}" in proc.stderr
     assert "sudo dockagent status --json" in proc.stderr
+
+
+def _command_words() -> list[str]:
+    """Every command of dockagent as typed ("devices enroll"), from the parser itself."""
+    from agent.cli import helptext
+    from agent.cli.main import build_parser
+
+    return [" ".join(words) for words, _ in helptext.commands(build_parser([])) if words]
+
+
+def test_installed_manual_page_names_every_command_and_exit_status(
+    installed: tuple[Path, Path, str],
+) -> None:
+    _, root, _ = installed
+    page = root / "usr/local/share/man/man1/dockagent.1"
+    shown = subprocess.run(
+        ["man", "-l", str(page)],
+        env={"PATH": os.environ["PATH"], "MANWIDTH": "200", "MANPAGER": "cat", "LANG": "C.UTF-8"},
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert text.startswith("DOCKAGENT(1)")
+    commands = _command_words()
+    assert "devices enroll" in commands and "completion" in commands
+    for words in commands:
+        assert f"dockagent {words}\n" in text, words
+    exits = text[text.index("\nEXIT STATUS\n") : text.index("\nSEE ALSO\n")]
+    for code in (0, 3, 4, 5, 64, 65, 66, 74, 75, 77, 78):
+        assert f"\n       {code} " in exits, code
+    # Examples keep ASCII hyphens, so that they can be copied into a shell as they are.
+    assert "dockagent status --limit 5 --since 2026-03-01" in text
+
+
+def _complete(script: Path, *words: str) -> list[str]:
+    """What bash offers at the end of `words` (the last one being typed), as on <TAB>."""
+    program = (
+        'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+        'COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; '
+        '_shtab_dockagent dockagent "${COMP_WORDS[COMP_CWORD]}"; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    proc = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", program, "complete", str(script), *words],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return [line for line in proc.stdout.splitlines() if line]
+
+
+def test_installed_bash_completion_completes_commands_and_options(
+    installed: tuple[Path, Path, str],
+) -> None:
+    _, root, _ = installed
+    script = root / "usr/local/share/bash-completion/completions/dockagent"
+    assert _complete(script, "dockagent", "dev") == ["devices"]
+    assert _complete(script, "dockagent", "devices", "enr") == ["enroll", "enrolled"]
+    assert {"--json", "--refused"} <= set(_complete(script, "dockagent", "devices", "--"))
+    enroll = set(_complete(script, "dockagent", "devices", "enroll", "--"))
+    assert {"--officer", "--name", "--csv"} <= enroll
+    assert {"--limit", "--since", "--json"} <= set(_complete(script, "dockagent", "status", "--"))
+    assert _complete(script, "dockagent", "queue", "--state", "he") == ["held"]
+    assert _complete(script, "dockagent", "--log-level", "w") == ["warning"]

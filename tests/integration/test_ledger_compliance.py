@@ -124,11 +124,11 @@ def test_late_recordings_interruptions_and_gaps_per_officer(
     late = report["late"]
     assert {Path(x["file"]).name for x in late} == facts["late_names"]
     for item in late:
-        assert item["officer"] == "100001" and item["camera"] == "LATE1"
+        assert item["officer_id"] == "100001" and item["device_serial"] == "LATE1"
         assert item["hours_to_ingest"] >= 30
         # independently: true end (camera clock is right) to the dock, 0.4 s detection latency
         end = facts["late_ends"][Path(item["file"]).name].astimezone()
-        ingested = datetime.fromisoformat(item["ingested_at_utc"])
+        ingested = datetime.fromisoformat(item["ingested_at"])
         assert item["hours_to_ingest"] == pytest.approx(
             (ingested - end).total_seconds() / 3600, abs=0.01
         )
@@ -138,13 +138,13 @@ def test_late_recordings_interruptions_and_gaps_per_officer(
     assert officers["100002"]["late"] == 0  # its slow clock is corrected before judging
     assert officers["200001"]["late"] == 0
     assert officers["200001"]["files"] == len(facts["second_names"])
-    ontime = [f for f in report["files"] if f["camera"] == "ONTIME1"]
+    ontime = [f for f in report["files"] if f["device_serial"] == "ONTIME1"]
     assert all(f["clock_drift_s"] == pytest.approx(SLOW, abs=2) for f in ontime)
     raw_late = [
         f
         for f in ontime
         if (
-            datetime.fromisoformat(f["ingested_at_utc"])
+            datetime.fromisoformat(f["ingested_at"])
             - datetime.fromisoformat(f["camera_time"]).astimezone()
         )
         > timedelta(hours=24)
@@ -152,7 +152,7 @@ def test_late_recordings_interruptions_and_gaps_per_officer(
     assert raw_late, "the slow clock must make raw times look late, or this proves nothing"
 
     interruptions = report["interruptions"]
-    assert sorted(i["officer"] for i in interruptions) == ["100001", "100002", "200001"]
+    assert sorted(i["officer_id"] for i in interruptions) == ["100001", "100002", "200001"]
     for item in interruptions:
         assert item["reason"] == "battery"
         assert item["file_id"] is not None  # tied to the file that was recording
@@ -160,7 +160,7 @@ def test_late_recordings_interruptions_and_gaps_per_officer(
 
     gaps = report["gaps"]
     assert len(gaps) == 1
-    assert gaps[0]["officer"] == "100002" and gaps[0]["camera"] == "ONTIME1"
+    assert gaps[0]["officer_id"] == "100002" and gaps[0]["device_serial"] == "ONTIME1"
     assert Path(gaps[0]["file"]).name == facts["gap_file"]
     assert 40 < gaps[0]["gap_s"] <= 43
 
@@ -216,7 +216,7 @@ def test_ledger_csv_has_one_row_per_session_and_the_handover(
 
     data = station.json("ledger", "--camera", "LATE1")
     assert len(data["sessions"]) == 2
-    assert [(h["officer_id"], h["previous_officer"]) for h in data["handovers"]] == [
+    assert [(h["officer_id"], h["previous_officer_id"]) for h in data["handovers"]] == [
         ("200001", "100001")
     ]
     audit = [a for a in data["audit"] if a["action"] == "device.assigned"]
@@ -251,7 +251,7 @@ def test_names_units_and_explanations_reach_the_report_and_its_excel_csv(
 
     report = station.json("report", "compliance")
     late = report["late"][0]
-    assert late["officer"] == "100001" and late["officer_name"] == ""  # not on the roster
+    assert late["officer_id"] == "100001" and late["officer_name"] == ""  # not on the roster
     gap = report["gaps"][0]
     assert (gap["officer_name"], gap["unit_id"], gap["unit_name"]) == ("李华", "110102", "西城分局")
     assert report["officers"]["200001"]["officer_name"] == "王小明"

@@ -154,9 +154,9 @@ def test_daemon_metrics_parse_and_match_status(station: Station, tmp_path: Path)
         got = _next_metrics(metrics_path, time.time())
         assert metrics_path.stat().st_mode & 0o777 == 0o644  # node_exporter reads it
         status = station.json("status")
-        docked = station.json("devices")
-        refused = station.json("devices", "--refused")
-        queue = station.json("queue")
+        docked = station.json("devices")["docked"]
+        refused = station.json("devices", "--refused")["refused"]
+        queue = station.json("queue")["files"]
         printed = station.run("metrics")
     finally:
         daemon.stop()

@@ -132,7 +132,10 @@ def test_try_json_on_an_android_folder_from_a_profile_file(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["identity"]["sources"] == ["names"]
-    assert (report["identity"]["serial"], report["identity"]["officer"]) == ("PH7", "100234")
+    assert (report["identity"]["device_serial"], report["identity"]["officer_id"]) == (
+        "PH7",
+        "100234",
+    )
     assert report["clock"]["method"] == "none" and report["transport"] == "mtp"
     files = {f["file"]: f for f in report["files"]}
     video = files["DCIM/Camera/DCAM_PH7_100234_20260301_081500_IMP.mp4"]

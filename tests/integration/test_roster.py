@@ -53,9 +53,9 @@ def test_a_roster_of_50_cameras_with_one_changed_officer_gives_exactly_one_hando
     first = station.run("devices", "enroll", "--csv", str(roster))
     assert first.returncode == 0, first.stderr
     assert f"50 cameras in {roster} (read as {said}): 50 enrolled" in first.stdout
-    enrolled = station.json("devices", "enrolled")
+    enrolled = station.json("devices", "enrolled")["enrolled"]
     assert len(enrolled) == 50
-    cam7 = next(d for d in enrolled if d["serial"] == "CAM007")
+    cam7 = next(d for d in enrolled if d["device_serial"] == "CAM007")
     assert (cam7["officer_id"], cam7["officer_name"]) == ("100007", "警员7号")
     assert (cam7["unit_id"], cam7["unit_name"]) == ("1101011", "东城分局第1派出所")
     assert station.json("ledger")["handovers"] == []  # a first issue hands nothing over
@@ -65,7 +65,7 @@ def test_a_roster_of_50_cameras_with_one_changed_officer_gives_exactly_one_hando
     assert again.returncode == 0, again.stderr
     assert "0 enrolled, 1 updated, 49 unchanged, 1 handovers" in again.stdout
     handed = station.json("ledger")["handovers"]
-    assert [(h["device_serial"], h["previous_officer"], h["officer_id"]) for h in handed] == [
+    assert [(h["device_serial"], h["previous_officer_id"], h["officer_id"]) for h in handed] == [
         ("CAM007", "100007", "900007")
     ]
     assert handed[0]["assigned_by"] and handed[0]["record_seq"]
@@ -147,7 +147,7 @@ def test_enrolling_one_camera_to_another_officer_is_a_handover(station: Station)
     assert proc.returncode == 0, proc.stderr
     assert "a handover" in proc.stdout
     handed = station.json("ledger")["handovers"]
-    assert [(h["previous_officer"], h["officer_id"]) for h in handed] == [("100001", "100002")]
+    assert [(h["previous_officer_id"], h["officer_id"]) for h in handed] == [("100001", "100002")]
     # assign to the officer it is enrolled to: nothing changes
     same = station.run("assign", "CAMX", "100002")
     assert same.returncode == 0 and "nothing changed" in same.stdout
@@ -228,7 +228,7 @@ def test_a_rebuilt_store_keeps_names_handovers_and_explanations(
     assert station.run("devices", "enroll", "--csv", str(roster)).returncode == 0
     file_id = station.json("report", "compliance")["files"][0]["file_id"]
     assert station.run("report", "explain", str(file_id), "电池故障").returncode == 0
-    before = station.json("devices", "enrolled")
+    before = station.json("devices", "enrolled")["enrolled"]
     report = station.json("report", "compliance")
     assert {f["file_id"]: f["explanation"] for f in report["files"]}[file_id] == "电池故障"
     officers = rows(station.data_dir, "SELECT * FROM officers ORDER BY badge")
@@ -237,9 +237,9 @@ def test_a_rebuilt_store_keeps_names_handovers_and_explanations(
     (station.data_dir / "dockagent.db").write_bytes(b"")  # the database lost
     rebuilt = station.run("rebuild", "--json")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
-    assert station.json("devices", "enrolled") == before
+    assert station.json("devices", "enrolled")["enrolled"] == before
     handed = station.json("ledger")["handovers"]
-    assert [(h["previous_officer"], h["officer_id"]) for h in handed] == [("100001", "900001")]
+    assert [(h["previous_officer_id"], h["officer_id"]) for h in handed] == [("100001", "900001")]
     again = station.json("report", "compliance")
     explained = {f["file_id"]: f["explanation"] for f in again["files"]}
     assert explained[file_id] == "电池故障"
@@ -258,5 +258,6 @@ def test_a_roster_does_not_take_back_a_revoked_camera(station: Station, tmp_path
     assert f"{roster}: 1 bad rows; nothing enrolled" in proc.stderr
     assert "row 3: camera CAM001 was revoked at" in proc.stderr
     assert _audits(station) == audits  # not even CAM002's handover
-    revoked = {d["serial"]: d["revoked_at"] for d in station.json("devices", "enrolled")}
+    enrolled = station.json("devices", "enrolled")["enrolled"]
+    revoked = {d["device_serial"]: d["revoked_at"] for d in enrolled}
     assert revoked["CAM001"] is not None

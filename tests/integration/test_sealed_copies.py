@@ -162,7 +162,7 @@ def test_the_directory_sink_receives_ciphertext_only(station: Station, tmp_path:
     windows = camera_windows(_camera_files(tmp_path / "cam"))
     _import(station, tmp_path / "cam")
     # What is to be sent is the ciphertext: the queue counts its bytes, not the camera's.
-    queue = json.loads(station.run("queue", "--json").stdout)
+    queue = json.loads(station.run("queue", "--json").stdout)["files"]
     stored = {r["id"]: r["stored_size"] for r in rows(station.data_dir)}
     assert queue and all(i["upload_total"] == stored[i["file_id"]] for i in queue)
     proc = station.run("sync", "--once")

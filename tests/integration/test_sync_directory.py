@@ -107,7 +107,7 @@ def test_a_damaged_archive_copy_is_held_with_an_alarm_and_never_purged(
     archived = b"".join(p.read_bytes() for p in (station.staging / "_archive").iterdir())
     assert all(f"{r['staged_path']}.custody.json".encode() in archived for r in others)
     assert not any((station.staging / f"{r['staged_path']}.custody.json").exists() for r in others)
-    queue = station.json("queue")
+    queue = station.json("queue")["files"]
     assert [q["file_id"] for q in queue] == [victim["id"]]
     assert "hashes" in queue[0]["last_error"]
 

@@ -99,7 +99,7 @@ def test_all_sinks_required_files_wait_for_the_failing_one_then_end_held(
     assert _confirmations(station) == {"nas": ids}
     status = json.loads(station.run("status", "--json").stdout)["sinks"]
     assert (status["central"]["waiting"], status["nas"]["waiting"]) == (len(ids), 0)
-    queue = json.loads(station.run("queue", "--json").stdout)
+    queue = json.loads(station.run("queue", "--json").stdout)["files"]
     assert {int(i["file_id"]): i["sinks"] for i in queue} == {
         i: {"nas": "confirmed", "central": "waiting"} for i in ids
     }
