@@ -68,7 +68,7 @@ class ReprogramWarning:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "serial": self.serial,
+            "device_serial": self.serial,
             "officer_id": self.officer_id,
             "officer_on_camera": self.on_camera,
             "device_record_read_at": self.read_at,

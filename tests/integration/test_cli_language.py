@@ -155,7 +155,7 @@ def test_since_is_read_in_the_station_zone_as_the_times_are_shown(
     before = (local - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
     after = (local + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")  # past every file too
     listed = json.loads(_ok(station, "ledger", "--since", before, "--json"))["sessions"]
-    assert [s["camera"] for s in listed] == ["ZH0001"]
+    assert [s["device_serial"] for s in listed] == ["ZH0001"]
     assert json.loads(_ok(station, "ledger", "--since", after, "--json"))["sessions"] == []
     assert json.loads(_ok(station, "status", "--since", after, "--json"))["sessions"] == []
     status = _ok(station, "status", "--since", before)

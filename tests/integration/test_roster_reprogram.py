@@ -74,7 +74,7 @@ def test_a_handover_against_the_cameras_own_record_warns_what_to_do(
     proc = station.run("assign", SERIAL, "002000", "--json")
     assert proc.returncode == 0, proc.stderr
     (warning,) = json.loads(proc.stdout)["warnings"]
-    assert warning["serial"] == SERIAL and warning["officer_id"] == "002000"
+    assert warning["device_serial"] == SERIAL and warning["officer_id"] == "002000"
     assert warning["officer_on_camera"] == ON_CAMERA
     assert warning["refused_at_next_dock"] is False
     assert f"camera {SERIAL}: its own device record" in proc.stderr
