@@ -187,21 +187,39 @@ LONGEST_FILES_FIRST = (
 )
 
 
+# Files whose tests share no module fixture and are each long: every test is a unit of work of
+# its own, so that the workers share them instead of one worker running the file to its end
+# (the system-call crash sweep alone was a third of the suite's time).
+SPLIT_FILES = (
+    "tests/faults/test_syscall_crashes.py",
+    "tests/faults/test_crash_points.py",
+)
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `--dist loadfile` (scripts/test): whole files to the workers, longest first."""
+    """Under `--dist loadfile` (scripts/test): whole files to the workers, longest first;
+    the tests of SPLIT_FILES one by one."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
 
+    def file_rank(scope: str) -> int:
+        return rank.get(scope.split("::", 1)[0], len(rank))
+
     class LongestFilesFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0] in SPLIT_FILES:
+                return nodeid
+            return str(super()._split_scope(nodeid))
+
         def _assign_work_unit(self, node: Any) -> None:
             # The queue holds the files in collection order; the next one handed out is the
             # longest left. (Only the queue's order changes: each worker still gets the indexes
             # of its own collection, which xdist checks is the same on every worker.)
-            scope = min(self.workqueue, key=lambda name: rank.get(name, len(rank)))
+            scope = min(self.workqueue, key=file_rank)
             self.workqueue.move_to_end(scope, last=False)
             super()._assign_work_unit(node)
 
