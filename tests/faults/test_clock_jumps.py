@@ -175,7 +175,7 @@ def _check_confirmed(
         assert row["state"] == "confirmed" and row["confirm_level"] == "verified", row["id"]
         camera_sha = expected[bytes(row["camera_path"])]
         assert row["sha256"] == camera_sha
-        assert server.stored_sha256(str(row["sink_ref"])) == camera_sha
+        assert server.plain_sha256(str(row["sink_ref"]), station.identity) == camera_sha
 
 
 def _check_wiped_only_confirmed(
@@ -189,7 +189,7 @@ def _check_wiped_only_confirmed(
         row = by_path[rel]
         assert rel.startswith(b"RECORD/"), rel
         assert row["state"] == "confirmed" and row["wiped_at"], rel
-        assert server.stored_sha256(str(row["sink_ref"])) == camera_sha
+        assert server.plain_sha256(str(row["sink_ref"]), station.identity) == camera_sha
 
 
 def _check_nothing_purged(station: Station) -> None:

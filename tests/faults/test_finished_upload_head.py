@@ -76,7 +76,7 @@ def test_a_head_refused_after_the_last_byte_confirms_at_the_acknowledged_level(
         assert len(refused) >= sum(r["size"] > 0 for r in final)
         for row in final:
             assert row["confirm_level"] == "checksummed"
-            assert server.stored_sha256(str(row["sink_ref"])) == row["sha256"]
+            assert server.plain_sha256(str(row["sink_ref"]), station.identity) == row["sha256"]
             assert row["upload_offset"] == row["size"]
             assert row["purged_at"]  # confirmed: the staged copy went after its grace
         # Nothing started anew or sent twice: one upload per file, each byte once.
