@@ -33,6 +33,7 @@ import pytest
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows
+from tests.support.sealed_mode import plain_sha256
 from tests.support.volumes import mount_fat, sha256_file
 
 CONFIG = """station_id = "HOSTILE"
@@ -126,13 +127,14 @@ def _file_rows(station: Station, serial: str) -> list[dict[str, Any]]:
 
 
 def _staged_hashes(station: Station) -> dict[str, str]:
-    """sha256 of every staged evidence file, keyed by path below staging. Left out: the signed
+    """sha256 of every staged evidence file (of its camera bytes, decrypted where the station
+    seals its copies), keyed by path below staging. Left out: the signed
     sidecars and upload receipts beside each copy, and the chain's own files (`_chain/`: the
     head and the audit sidecars), which are no camera's evidence."""
     if not station.staging.exists():
         return {}
     return {
-        p.relative_to(station.staging).as_posix(): sha256_file(p)
+        p.relative_to(station.staging).as_posix(): plain_sha256(p, station.identity)
         for p in station.staging.rglob("*")
         if p.is_file()
         and not p.name.endswith((".custody.json", ".upload.json"))

@@ -140,8 +140,11 @@ def directory_sink_objects(
     return objects, partial
 
 
-def tus_file_store_objects(store_dir: Path) -> tuple[list[SinkObject], list[str]]:
-    """@tus/file-store: `<id>` data beside `<id>.json` (size and Upload-Metadata)."""
+def tus_file_store_objects(
+    store_dir: Path, identity: Path | None = None
+) -> tuple[list[SinkObject], list[str]]:
+    """@tus/file-store: `<id>` data beside `<id>.json` (size and Upload-Metadata); with
+    `identity`, each object decrypted."""
     objects: list[SinkObject] = []
     partial: list[str] = []
     for info_path in sorted(store_dir.glob("*.json")):
@@ -153,9 +156,8 @@ def tus_file_store_objects(store_dir: Path) -> tuple[list[SinkObject], list[str]
         if size is None or have != int(size):
             partial.append(str(data_path))
             continue
-        objects.append(
-            SinkObject(str(data_path), have, sha256_file(data_path), metadata.get("sha256", ""))
-        )
+        obj = SinkObject(str(data_path), have, sha256_file(data_path), metadata.get("sha256", ""))
+        objects.append(_decrypted(obj, identity) if identity is not None else obj)
     return objects, partial
 
 

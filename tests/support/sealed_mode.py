@@ -72,3 +72,10 @@ def plain_sha256(path: Path, identity: Path | None) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def staged_size(row: dict[str, object]) -> int:
+    """The bytes of a file row's staged copy, which an upload sends: the ciphertext's where the
+    copy is sealed (`stored_size`), the camera file's where it is plain."""
+    stored = row.get("stored_size")
+    return int(str(row["size"] if stored is None else stored))
