@@ -679,6 +679,25 @@ def _assert_clean(results: list[Injected]) -> None:
 
 
 @pytest.mark.usefixtures("strace")
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
+def test_no_row_is_sealed_before_its_copy_is_durable(tmp_path: Path, sealed: bool) -> None:
+    """A first import, traced and undisturbed: every staged copy (its content at its final
+    size, its name, its directory's name) was synced before the commit that says it is sealed.
+
+    Regression: a copy sealed to the central key is reserved at its size bound, and a batch's
+    copy was cut to its size after the batch's syncfs and published unsynced (its size on
+    disk the bound's, its tail zeros, until the file system's own writeback)."""
+    camera, _ = _camera(tmp_path)
+    (lane,) = _lanes(tmp_path, camera, 1, sealed=sealed, upto="import")
+    lane.restore("import")
+    out = lane.root / "durable.trace"
+    proc = lane.cli("import", str(lane.camera), trace=(out, ERROR_TRACED))
+    assert proc.returncode == 0, _tail(proc)
+    assert {r["state"] for r in _rows(lane)} == {"sealed"}
+    assert _sealed_and_durable(lane, parse(out.read_text())) == []
+
+
+@pytest.mark.usefixtures("strace")
 def test_eio_reading_one_camera_file_is_a_per_file_problem(tmp_path: Path) -> None:
     camera, manifest = _camera(tmp_path)
     (lane,) = _lanes(tmp_path, camera, 1, sealed=alternate(0), upto="import")
