@@ -20,9 +20,9 @@ the SQLite file (standard library, on a private copy) and the station's public k
 
 A station that encrypts its copies to a central key ([custody] encrypt_to) is checked with
 that key's identity file (by default the `central.key` a sealed test station keeps beside its
-data directory, tests/support/sealed_mode.py): staged copies and sink objects are decrypted with Debian's `age`
-(never the agent's pyrage) and the plaintext hashed, and each must also hash, as stored, to the
-ciphertext hash its row and record name.
+data directory, tests/support/sealed_mode.py): staged copies and sink objects are decrypted
+with Debian's `age` (never the agent's pyrage) and the plaintext hashed, and each must also
+hash, as stored, to the ciphertext hash its row and record name.
 
 It shares no code with the agent on purpose: a bug there must not hide itself here. Nothing
 here writes to the station, the camera or the sink.
