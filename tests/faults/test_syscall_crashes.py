@@ -410,6 +410,25 @@ def _group(phase: Phase, call: Call, roots: dict[str, Path], started: int) -> tu
     return "openat (write)", 1
 
 
+def _purge_started(calls: list[Call]) -> int:
+    """Where a sync that starts no upload thread (it has nothing to upload) begins to purge:
+    the transaction before its first unlink in staging. Regression: with no upload thread the
+    purge phase took every call for start-up and swept nothing."""
+    unlinks = [
+        c.line
+        for c in calls
+        if c.syscall in VARIANTS["unlink"] and any("/staging/" in p for p in c.strings)
+    ]
+    if not unlinks:
+        return len(calls)
+    commits = [
+        c.line
+        for c in calls
+        if c.syscall in SYNCS and c.line < unlinks[0] and any(p.endswith("-wal") for p in c.fds)
+    ]
+    return commits[-2] + 1 if len(commits) >= 2 else 0
+
+
 def _plan(
     phase: Phase, calls: list[Call], roots: dict[str, Path], counts: dict[str, Counter[str]]
 ) -> list[Point]:
@@ -421,7 +440,7 @@ def _plan(
     (fewer when the upload thread's nth call comes after the main thread's nth: strace kills
     at whichever comes first, so that call is shadowed)."""
     workers = [c.line for c in calls if c.thread > 0]
-    started = workers[0] if workers else len(calls)
+    started = workers[0] if workers else _purge_started(calls)
     points: list[Point] = []
     for call in calls:
         group, _ = _group(phase, call, roots, started)
@@ -524,7 +543,9 @@ def test_kill_at_every_call_then_restart_loses_nothing(
     camera, manifest = _camera(tmp_path)
     lanes = _lanes(tmp_path, camera, LANES, sealed=alternate(half), upto=phase.name)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    points = _half(_plan(phase, _dry_run(lanes[0], phase), lanes[0].roots(), counts), half)
+    plan = _plan(phase, _dry_run(lanes[0], phase), lanes[0].roots(), counts)
+    assert len(plan) >= 2 * len(HALVES), f"{phase.name}: the dry run gave {len(plan)} points"
+    points = _half(plan, half)
     outcomes = _on_lanes(lanes, points, lambda lane, p: _kill_at(lane, p, manifest))
     seconds = time.monotonic() - started
     table, data = _crash_table(outcomes, counts, seconds)
