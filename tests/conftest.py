@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import sealed_mode
+from tests.support.central_key import central_identity, recipient_of
 from tests.support.cli import run_cli, start_cli
 from tests.support.volumes import fuse_missing
 
@@ -40,6 +42,9 @@ class Station:
     root: Path
     config_text: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Copies sealed to a central key of the station's own (tests/support/sealed_mode.py): by
+    # default as DOCKAGENT_TEST_SEAL says; a sweep that alternates the modes says per station.
+    sealed: bool = field(default_factory=sealed_mode.default)
 
     @property
     def data_dir(self) -> Path:
@@ -53,11 +58,32 @@ class Station:
     def config_path(self) -> Path:
         return self.root / "config.toml"
 
+    @property
+    def identity(self) -> Path | None:
+        """The central key's identity file, where the station seals its copies to it."""
+        return sealed_mode.station_identity(self.data_dir)
+
+    def _sealing(self, text: str) -> str:
+        """The config text with [custody] encrypt_to naming this station's central key (made
+        at the first use), unless the text names keys of its own."""
+        if "encrypt_to" in text:
+            return text
+        path = self.root / sealed_mode.IDENTITY_NAME
+        if not path.exists():
+            central_identity(path)
+        line = f'encrypt_to = ["{recipient_of(path)}"]\n'
+        if "\n[custody]\n" in text:
+            return text.replace("\n[custody]\n", f"\n[custody]\n{line}", 1)
+        return text + f"\n[custody]\n{line}"
+
     def configure(self, text: str) -> None:
         """Write the station's config. Unless the text has its own [devices] table, test
-        stations admit any camera serial (enrolment has tests of its own)."""
+        stations admit any camera serial (enrolment has tests of its own). A sealed station's
+        config also seals its copies to its central key."""
         if "[devices]" not in text:
             text += "\n[devices]\nrequire_enrollment = false\n"
+        if self.sealed:
+            text = self._sealing(text)
         self.config_text = text
         self.config_path.write_text(text)
 
@@ -161,21 +187,39 @@ LONGEST_FILES_FIRST = (
 )
 
 
+# Files whose tests share no module fixture and are each long: every test is a unit of work of
+# its own, so that the workers share them instead of one worker running the file to its end
+# (the system-call crash sweep alone was a third of the suite's time).
+SPLIT_FILES = (
+    "tests/faults/test_syscall_crashes.py",
+    "tests/faults/test_crash_points.py",
+)
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `--dist loadfile` (scripts/test): whole files to the workers, longest first."""
+    """Under `--dist loadfile` (scripts/test): whole files to the workers, longest first;
+    the tests of SPLIT_FILES one by one."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
 
+    def file_rank(scope: str) -> int:
+        return rank.get(scope.split("::", 1)[0], len(rank))
+
     class LongestFilesFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0] in SPLIT_FILES:
+                return nodeid
+            return str(super()._split_scope(nodeid))
+
         def _assign_work_unit(self, node: Any) -> None:
             # The queue holds the files in collection order; the next one handed out is the
             # longest left. (Only the queue's order changes: each worker still gets the indexes
             # of its own collection, which xdist checks is the same on every worker.)
-            scope = min(self.workqueue, key=lambda name: rank.get(name, len(rank)))
+            scope = min(self.workqueue, key=file_rank)
             self.workqueue.move_to_end(scope, last=False)
             super()._assign_work_unit(node)
 

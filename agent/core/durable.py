@@ -128,12 +128,16 @@ class TempFile:
         With sync_dir=False the caller fsyncs the directory once for a batch of files, and
         must do so before anything (a committed row) says the file exists. sync_file=False is
         only for a batch whose content the caller already made durable (sync_filesystem); on
-        a file system where syncfs does not reach the disk the file is fsynced anyway.
+        a file system where syncfs does not reach the disk the file is fsynced anyway, and so
+        is a file cut here to its exact size.
         """
         try:
-            if exact_size is not None:
-                # fallocate may have reserved more than was written (a file that shrank).
+            if exact_size is not None and os.fstat(self.fd).st_size != exact_size:
+                # fallocate reserved more than was written (a file that shrank, or a copy sealed
+                # to the central key, reserved at its size bound). The new size is a change of
+                # the file after any syncfs of its batch, so the file is fsynced itself.
                 os.ftruncate(self.fd, exact_size)
+                sync_file = True
             if sync_file or not syncfs_covers(self.fd):
                 os.fsync(self.fd)
             crashpoints.hit("staging.temp_synced")

@@ -23,13 +23,14 @@ import pytest
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.daemon import DaemonProcess, dock_camera, wait_until
-from tests.support.evidence import rows, sha256_file
+from tests.support.evidence import rows
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.nothing_lost import (
     Manifest,
     assert_nothing_lost,
     tus_file_store_objects,
 )
+from tests.support.sealed_mode import plain_sha256
 from tests.support.tus_servers import TusServer, sync_config, tus_node_server
 
 TWO_DAYS = 2 * 86400
@@ -175,7 +176,7 @@ def _check_confirmed(
         assert row["state"] == "confirmed" and row["confirm_level"] == "verified", row["id"]
         camera_sha = expected[bytes(row["camera_path"])]
         assert row["sha256"] == camera_sha
-        assert server.stored_sha256(str(row["sink_ref"])) == camera_sha
+        assert server.plain_sha256(str(row["sink_ref"]), station.identity) == camera_sha
 
 
 def _check_wiped_only_confirmed(
@@ -189,14 +190,14 @@ def _check_wiped_only_confirmed(
         row = by_path[rel]
         assert rel.startswith(b"RECORD/"), rel
         assert row["state"] == "confirmed" and row["wiped_at"], rel
-        assert server.stored_sha256(str(row["sink_ref"])) == camera_sha
+        assert server.plain_sha256(str(row["sink_ref"]), station.identity) == camera_sha
 
 
 def _check_nothing_purged(station: Station) -> None:
     for row in rows(station.data_dir):
         staged = station.staging / str(row["staged_path"])
         assert row["purged_at"] is None, row["id"]
-        assert sha256_file(staged) == row["sha256"], row["id"]
+        assert plain_sha256(staged, station.identity) == row["sha256"], row["id"]
 
 
 def test_a_step_forward_purges_nothing_early_and_keeps_the_retry_schedule(

@@ -290,8 +290,8 @@ def test_rebuild_keeps_purged_files_confirmed_and_resumes_an_upload_in_flight(
         ]
         (kept,) = {a["text"] for a in archived if a["name"] == f"{big['staged_path']}.upload.json"}
         assert json.loads(kept)["upload_url"] == in_flight
-        assert sha256_file(server.stored_path(in_flight)) == big["sha256"]
-        sink = tus_file_store_objects(server.store_dir)
+        assert server.plain_sha256(in_flight, station.identity) == big["sha256"]
+        sink = tus_file_store_objects(server.store_dir, station.identity)
         assert sorted(o.sha256 for o in sink[0]) == sorted(f.sha256 for f in manifest.files)
         result = check(manifest, station.data_dir, sink=sink)
         assert result.problems == [], result.problems

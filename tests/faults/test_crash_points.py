@@ -4,6 +4,11 @@ Each crash is a real SIGKILL of the real CLI process (at a named crash point, or
 after a random delay). After a plain re-run, every file of the camera must be sealed exactly
 once with the hash of its camera bytes, no temporary file may be left, wiped files must be
 held, and `verify` must pass.
+
+Each crash runs with the station's copies sealed to a central key or plain
+(tests/support/sealed_mode.py): with DOCKAGENT_TEST_SEAL unset, by a fixed split, so that one
+run covers both modes in the time of one: at each step one of its two kills (the 1st or the
+3rd time the step is reached) is sealed, alternately, and every second random moment is.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from agent.core import crashpoints
 from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import assert_all_sealed, rows
+from tests.support.sealed_mode import alternate
 
 CONFIG = """station_id = "CRASH"
 [storage]
@@ -56,17 +62,26 @@ def camera(tmp_path: Path) -> tuple[Path, dict[bytes, str]]:
     return cam, {e[0]: e[2] for e in manifest.entries}
 
 
-@pytest.mark.parametrize("nth", [1, 3])
-@pytest.mark.parametrize("step", crashpoints.STEPS)
-def test_kill_at_each_step(station: Station, camera, step: str, nth: int) -> None:  # type: ignore[no-untyped-def]
+def _kills() -> list[object]:
+    """(step, nth, sealed) of every kill: the 1st and the 3rd time each step is reached (a
+    step reached once per run, `import.*`, only the 1st: a 3rd never comes, and that run was a
+    plain import like any other), each in one of the two modes, alternately."""
+    kills: list[object] = []
+    for i, step in enumerate(crashpoints.STEPS):
+        for j, nth in enumerate((1,) if step.startswith("import.") else (1, 3)):
+            sealed = alternate(i + j)
+            mode = "sealed" if sealed else "plain"
+            kills.append(pytest.param(step, nth, sealed, id=f"{step}-{nth}-{mode}"))
+    return kills
+
+
+@pytest.mark.parametrize(("step", "nth", "sealed"), _kills())
+def test_kill_at_each_step(station: Station, camera, step: str, nth: int, sealed: bool) -> None:  # type: ignore[no-untyped-def]
     cam, expected = camera
+    station.sealed = sealed
     station.configure(CONFIG)
     crashed = station.run("import", str(cam), DOCKAGENT_CRASH_AT=f"{step}:{nth}")
-    per_session = step.startswith("import.")
-    if per_session and nth > 1:
-        assert crashed.returncode == 0  # reached once per run: the crash point is not hit
-    else:
-        assert crashed.returncode == -signal.SIGKILL, (step, crashed.returncode, crashed.stderr)
+    assert crashed.returncode == -signal.SIGKILL, (step, crashed.returncode, crashed.stderr)
     _check_recovered(station, cam, expected)
 
 
@@ -94,7 +109,7 @@ def test_kill_at_twenty_random_moments(tmp_path: Path) -> None:
     while kills < 20 and round_ < 60:
         round_ += 1
         # A fresh station and camera each round, so every kill lands in a first import.
-        station = Station(tmp_path / f"station{round_}")
+        station = Station(tmp_path / f"station{round_}", sealed=alternate(round_))
         station.root.mkdir()
         station.configure(CONFIG)
         cam = tmp_path / f"cam{round_}"

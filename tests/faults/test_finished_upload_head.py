@@ -21,6 +21,7 @@ from scripts.simulator.cameras import CameraSpec, write_camera
 from tests.conftest import Station
 from tests.support.evidence import rows
 from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.sealed_mode import staged_size
 from tests.support.tus_servers import TusServer, resumable_upload_server, sync_config
 
 MIB = 1 << 20
@@ -76,13 +77,13 @@ def test_a_head_refused_after_the_last_byte_confirms_at_the_acknowledged_level(
         assert len(refused) >= sum(r["size"] > 0 for r in final)
         for row in final:
             assert row["confirm_level"] == "checksummed"
-            assert server.stored_sha256(str(row["sink_ref"])) == row["sha256"]
-            assert row["upload_offset"] == row["size"]
+            assert server.plain_sha256(str(row["sink_ref"]), station.identity) == row["sha256"]
+            assert row["upload_offset"] == staged_size(row)
             assert row["purged_at"]  # confirmed: the staged copy went after its grace
         # Nothing started anew or sent twice: one upload per file, each byte once.
         assert sum(e.method == "POST" for e in proxy.exchanges) == len(final)
         assert not [e for e in proxy.exchanges if e.method == "DELETE"]
-        assert proxy.patch_bytes == sum(r["size"] for r in final)
+        assert proxy.patch_bytes == sum(staged_size(r) for r in final)
         assert "upload.head_failed" in proc.stderr and "upload.held" not in proc.stderr
 
 
@@ -101,7 +102,7 @@ def test_a_head_refused_after_the_last_byte_waits_when_the_level_needs_more(
             assert row["state"] == "sealed", (row["state"], row["reason"])
             assert row["next_attempt_at"] and "HEAD answered 400" in row["last_error"]
             assert "acknowledged every byte" in row["last_error"]
-            assert row["upload_offset"] == row["size"] and row["purged_at"] is None
+            assert row["upload_offset"] == staged_size(row) and row["purged_at"] is None
             assert (station.staging / str(row["staged_path"])).exists()
         sent = proxy.patch_bytes
         # Asked again once the server answers HEAD: the acknowledged uploads are confirmed at the

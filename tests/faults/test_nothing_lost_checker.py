@@ -66,7 +66,7 @@ def test_a_file_gone_from_every_place_is_reported_lost(synced) -> None:  # type:
     row = rows(station.data_dir, "SELECT * FROM files WHERE sha256=?", (victim.sha256,))[0]
     (cam / victim.name.decode()).unlink()
     (station.staging / row["staged_path"]).unlink()
-    for obj in directory_sink_objects(sink)[0]:
+    for obj in directory_sink_objects(sink, station.identity)[0]:
         if obj.sha256 == victim.sha256:
             Path(obj.where).unlink()
     problems = _problems(station, cam, manifest, sink)

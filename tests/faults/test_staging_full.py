@@ -3,6 +3,7 @@ stay queued with the reason, nothing is partial, and a camera of which nothing f
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -78,7 +79,13 @@ def test_staging_full_of_every_file_stops_before_copying(tmp_path: Path) -> None
         proc = station.run("import", str(cam))
         assert proc.returncode == 75, proc.stdout + proc.stderr
         assert "nothing was copied and nothing was wiped" in proc.stderr
-        assert f"the camera needs {manifest.total_bytes}" in proc.stderr
+        needs = re.search(r"the camera needs (\d+)", proc.stderr)
+        assert needs is not None, proc.stderr
+        # Sealed copies need room for age's header and tags too (tests/support/sealed_mode.py).
+        if station.sealed:
+            assert int(needs[1]) > manifest.total_bytes, proc.stderr
+        else:
+            assert int(needs[1]) == manifest.total_bytes, proc.stderr
         assert [p for p in station.staging.rglob("*") if p.is_file()] == []
         assert all(r["state"] == "discovered" for r in rows(station.data_dir))
         assert len([p for p in cam.rglob("*") if p.is_file()]) == len(manifest.entries)

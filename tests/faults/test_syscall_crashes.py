@@ -18,6 +18,16 @@ failure, and no row says staged or sealed unless its copy and its name were sync
 ENOSPC on every staging write and fallocate (exit 75, a no-space message). A retry without the
 fault completes each time. Two lanes (each its own station, camera and sink) run concurrently.
 
+Sealed and plain (tests/support/sealed_mode.py): each sweep is split in two halves, every
+other point of its plan (the values of N in order, or the injected errors in order), each half
+a test of its own: with DOCKAGENT_TEST_SEAL unset (CI) the first half runs on plain stations and
+the second on stations whose copies are sealed to a central key, each planned from a dry run
+in its own mode; with DOCKAGENT_TEST_SEAL=1 (or 0) both halves are sealed (plain), so together
+they sweep every point in that mode. The kill sweep is also one test per phase, and the EIO on
+a camera read runs plain in CI: small tests that pytest-xdist spreads over its workers
+(tests/conftest.py runs each of them as a unit of its own, not the file as one).
+DOCKAGENT_SWEEP_SAMPLE=K keeps every K-th point of each half only (a quick local run).
+
 The numbers go to a table in the test's temporary directory (printed with -s) and, when
 $DOCKAGENT_SWEEP_REPORT names a file, into that file as JSON.
 """
@@ -48,6 +58,7 @@ from tests.conftest import Station
 from tests.support.cli import run_cli
 from tests.support.evidence import rows
 from tests.support.nothing_lost import Manifest, check, directory_sink_objects
+from tests.support.sealed_mode import alternate
 from tests.support.syscall_faults import (
     VARIANTS,
     Call,
@@ -61,9 +72,22 @@ from tests.support.syscall_faults import (
     unsynced_publications,
 )
 
-# The crash sweep keeps two lanes busy; in a parallel run (scripts/test) it shares the cores
-# with the other workers and takes about twice its time alone, past pytest's 600 s default.
+# Each part of the sweep keeps two lanes busy; in a parallel run (scripts/test) it shares the
+# cores with the other workers and takes about twice its time alone.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+HALVES = (0, 1)  # every other point: the first half plain, the second sealed (unless forced)
+
+
+def _half(items: Sequence[Any], half: int) -> list[Any]:
+    """This half's points of a plan, thinned by DOCKAGENT_SWEEP_SAMPLE for a quick run."""
+    sample = max(1, int(os.environ.get("DOCKAGENT_SWEEP_SAMPLE", "1") or 1))
+    return list(items[half :: len(HALVES)][::sample])
+
+
+def _mode(half: int) -> str:
+    return "sealed" if alternate(half) else "plain"
+
 
 SERIAL = "SWEEP01"
 # The smallest camera that still has each kind of file: DEVICE.INF, one log (SYSTEM.LOG), one
@@ -152,9 +176,9 @@ def strace() -> None:
 class Lane:
     """One station with its camera and sink; starting points are saved and put back whole."""
 
-    def __init__(self, root: Path, camera_fixture: Path) -> None:
+    def __init__(self, root: Path, camera_fixture: Path, *, sealed: bool) -> None:
         self.root = root
-        self.station = Station(root / "station")
+        self.station = Station(root / "station", sealed=sealed)
         self.station.root.mkdir(parents=True)
         self.camera = root / "cam"
         self.sink = root / "sink"
@@ -232,16 +256,22 @@ def _camera(tmp_path: Path) -> tuple[Path, Manifest]:
     return cam, Manifest.of_camera(SERIAL, cam)
 
 
-def _lanes(tmp_path: Path, camera: Path, count: int) -> list[Lane]:
-    """Lanes with the three starting points saved: fresh, after import, after a sync that
-    confirmed everything and purged nothing."""
-    lanes = [Lane(tmp_path / f"lane{i}", camera) for i in range(count)]
+def _lanes(
+    tmp_path: Path, camera: Path, count: int, *, sealed: bool, upto: str = "purge"
+) -> list[Lane]:
+    """Lanes with the starting points saved up to `upto`: fresh, after import, after a sync
+    that confirmed everything and purged nothing."""
+    lanes = [Lane(tmp_path / f"lane{i}", camera, sealed=sealed) for i in range(count)]
 
     def prepare(lane: Lane) -> None:
         lane.save("import")
+        if upto == "import":
+            return
         done = lane.cli("import", str(lane.camera))
         assert done.returncode == 0, done.stdout + done.stderr
         lane.save("upload")
+        if upto == "upload":
+            return
         synced = lane.cli(
             "--foreign-config", "sync", "--once", DOCKAGENT_CONFIG=str(lane.keep_config)
         )
@@ -380,6 +410,25 @@ def _group(phase: Phase, call: Call, roots: dict[str, Path], started: int) -> tu
     return "openat (write)", 1
 
 
+def _purge_started(calls: list[Call]) -> int:
+    """Where a sync that starts no upload thread (it has nothing to upload) begins to purge:
+    the transaction before its first unlink in staging. Regression: with no upload thread the
+    purge phase took every call for start-up and swept nothing."""
+    unlinks = [
+        c.line
+        for c in calls
+        if c.syscall in VARIANTS["unlink"] and any("/staging/" in p for p in c.strings)
+    ]
+    if not unlinks:
+        return len(calls)
+    commits = [
+        c.line
+        for c in calls
+        if c.syscall in SYNCS and c.line < unlinks[0] and any(p.endswith("-wal") for p in c.fds)
+    ]
+    return commits[-2] + 1 if len(commits) >= 2 else 0
+
+
 def _plan(
     phase: Phase, calls: list[Call], roots: dict[str, Path], counts: dict[str, Counter[str]]
 ) -> list[Point]:
@@ -391,7 +440,7 @@ def _plan(
     (fewer when the upload thread's nth call comes after the main thread's nth: strace kills
     at whichever comes first, so that call is shadowed)."""
     workers = [c.line for c in calls if c.thread > 0]
-    started = workers[0] if workers else len(calls)
+    started = workers[0] if workers else _purge_started(calls)
     points: list[Point] = []
     for call in calls:
         group, _ = _group(phase, call, roots, started)
@@ -485,18 +534,22 @@ def _crash_table(
 
 
 @pytest.mark.usefixtures("strace")
-def test_kill_at_every_call_then_restart_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("half", HALVES, ids=lambda h: f"half{h}-{_mode(h)}")
+@pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.name)
+def test_kill_at_every_call_then_restart_loses_nothing(
+    tmp_path: Path, phase: Phase, half: int
+) -> None:
     started = time.monotonic()
     camera, manifest = _camera(tmp_path)
-    lanes = _lanes(tmp_path, camera, LANES)
-    points: list[Point] = []
+    lanes = _lanes(tmp_path, camera, LANES, sealed=alternate(half), upto=phase.name)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for phase in PHASES:
-        points += _plan(phase, _dry_run(lanes[0], phase), lanes[0].roots(), counts)
+    plan = _plan(phase, _dry_run(lanes[0], phase), lanes[0].roots(), counts)
+    assert len(plan) >= 2 * len(HALVES), f"{phase.name}: the dry run gave {len(plan)} points"
+    points = _half(plan, half)
     outcomes = _on_lanes(lanes, points, lambda lane, p: _kill_at(lane, p, manifest))
     seconds = time.monotonic() - started
     table, data = _crash_table(outcomes, counts, seconds)
-    _save_report(tmp_path, "syscall_crashes", data, table)
+    _save_report(tmp_path, f"syscall_crashes[{phase.name}-half{half}-{_mode(half)}]", data, table)
     failures = [o for o in outcomes if o.problems]
     assert not failures, "\n".join(
         f"{o.point.phase} {o.point.syscall}:when={o.point.nth} killed at {o.killed or '-'} "
@@ -506,9 +559,9 @@ def test_kill_at_every_call_then_restart_loses_nothing(tmp_path: Path) -> None:
     # The kills landed: a sweep that silently stopped killing (strace changed, or the
     # commands no longer make these calls) must not pass. A few may miss when the upload
     # thread's calls interleave with the main thread's differently from the dry run.
-    for phase, groups in data["phases"].items():
+    for name, groups in data["phases"].items():
         for group, row in groups.items():
-            assert row["killed"] >= row["tried"] * 0.8, (phase, group, row)
+            assert row["killed"] >= row["tried"] * 0.8, (name, group, row)
 
 
 # ---- injected errors ---------------------------------------------------------------------------
@@ -647,9 +700,28 @@ def _assert_clean(results: list[Injected]) -> None:
 
 
 @pytest.mark.usefixtures("strace")
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
+def test_no_row_is_sealed_before_its_copy_is_durable(tmp_path: Path, sealed: bool) -> None:
+    """A first import, traced and undisturbed: every staged copy (its content at its final
+    size, its name, its directory's name) was synced before the commit that says it is sealed.
+
+    Regression: a copy sealed to the central key is reserved at its size bound, and a batch's
+    copy was cut to its size after the batch's syncfs and published unsynced (its size on
+    disk the bound's, its tail zeros, until the file system's own writeback)."""
+    camera, _ = _camera(tmp_path)
+    (lane,) = _lanes(tmp_path, camera, 1, sealed=sealed, upto="import")
+    lane.restore("import")
+    out = lane.root / "durable.trace"
+    proc = lane.cli("import", str(lane.camera), trace=(out, ERROR_TRACED))
+    assert proc.returncode == 0, _tail(proc)
+    assert {r["state"] for r in _rows(lane)} == {"sealed"}
+    assert _sealed_and_durable(lane, parse(out.read_text())) == []
+
+
+@pytest.mark.usefixtures("strace")
 def test_eio_reading_one_camera_file_is_a_per_file_problem(tmp_path: Path) -> None:
     camera, manifest = _camera(tmp_path)
-    (lane,) = _lanes(tmp_path, camera, 1)
+    (lane,) = _lanes(tmp_path, camera, 1, sealed=alternate(0), upto="import")
     lane.restore("import")
     video = next(lane.camera.rglob("*.MP4"))
     name = video.relative_to(lane.camera).as_posix()
@@ -715,9 +787,10 @@ DB_EIO_STRIDE = 3
 
 
 @pytest.mark.usefixtures("strace")
-def test_eio_on_the_syncs_of_staging_and_the_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("half", HALVES, ids=lambda h: f"half{h}-{_mode(h)}")
+def test_eio_on_the_syncs_of_staging_and_the_database(tmp_path: Path, half: int) -> None:
     camera, manifest = _camera(tmp_path)
-    lanes = _lanes(tmp_path, camera, LANES)
+    lanes = _lanes(tmp_path, camera, LANES, sealed=alternate(half), upto="import")
     station, staging = lanes[0].station.root, lanes[0].station.staging
     targets = _targets(
         lanes[0], SYNCS, lambda c: c.place({"station": station}) == "station" and c.result == "0"
@@ -725,19 +798,22 @@ def test_eio_on_the_syncs_of_staging_and_the_database(tmp_path: Path) -> None:
     database = [t for t in targets if "/dockagent.db" in t[2]]
     items = [(s, n, "EIO", t) for s, n, t in targets if (s, n, t) not in database]
     items += [(s, n, "EIO", t) for s, n, t in database[::DB_EIO_STRIDE]]
+    items = _half(items, half)
     results = _on_lanes(
         lanes, items, lambda lane, it: _one_error(lane, it, manifest, _expect_io_failure)
     )
     in_staging = [r for r in results if r.target.startswith(str(staging))]
+    in_database = [r for r in results if "/dockagent.db" in r.target]
     table = _error_table(
-        f"EIO on the syncs of a first import: all {len(in_staging)} of staging, "
-        f"{len(results) - len(in_staging) - len(database[::DB_EIO_STRIDE])} of the key and the "
-        f"data directory, {len(database[::DB_EIO_STRIDE])} of {len(database)} of the database",
+        f"EIO on the syncs of a first import ({_mode(half)}, every other one): "
+        f"{len(in_staging)} of staging, {len(results) - len(in_staging) - len(in_database)} of "
+        f"the key and the data directory, {len(in_database)} of the {len(database)} of the "
+        "database",
         results,
     )
     _save_report(
         tmp_path,
-        "eio_station_sync",
+        f"eio_station_sync[half{half}-{_mode(half)}]",
         {
             "injected": len(results),
             "staging": len(in_staging),
@@ -746,7 +822,8 @@ def test_eio_on_the_syncs_of_staging_and_the_database(tmp_path: Path) -> None:
         },
         table,
     )
-    assert len(in_staging) >= 4 and database, table
+    # The plan (both halves) reaches staging's syncs and the database's.
+    assert sum(1 for t in targets if t[2].startswith(str(staging))) >= 4 and database, table
     _assert_clean(results)
 
 
@@ -762,25 +839,26 @@ def _expect_no_space(proc: subprocess.CompletedProcess[str], r: Injected) -> lis
 
 
 @pytest.mark.usefixtures("strace")
-def test_enospc_on_every_staging_write_and_fallocate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("half", HALVES, ids=lambda h: f"half{h}-{_mode(h)}")
+def test_enospc_on_every_staging_write_and_fallocate(tmp_path: Path, half: int) -> None:
     camera, manifest = _camera(tmp_path)
-    lanes = _lanes(tmp_path, camera, LANES)
+    lanes = _lanes(tmp_path, camera, LANES, sealed=alternate(half), upto="import")
     staging = lanes[0].station.staging
     targets = _targets(
         lanes[0],
         ("write", "pwrite64", "fallocate"),
         lambda c: c.place({"staging": staging}) == "staging",
     )
-    items = [(s, n, "ENOSPC", t) for s, n, t in targets]
+    items = _half([(s, n, "ENOSPC", t) for s, n, t in targets], half)
     results = _on_lanes(
         lanes, items, lambda lane, it: _one_error(lane, it, manifest, _expect_no_space)
     )
     table = _error_table("ENOSPC on each write and fallocate in staging (import)", results)
     _save_report(
         tmp_path,
-        "enospc_staging",
+        f"enospc_staging[half{half}-{_mode(half)}]",
         {"injected": len(results), "exit_codes": dict(Counter(str(r.exit_code) for r in results))},
         table,
     )
-    assert {s for s, _, _, _ in items} >= {"write", "fallocate"}, table
+    assert {s for s, _, _ in targets} >= {"write", "fallocate"}, table  # both halves' plan
     _assert_clean(results)

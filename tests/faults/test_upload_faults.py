@@ -61,7 +61,9 @@ def _check_nothing_early(station: Station, server: TusServer, cam: Path) -> None
     for row in rows(station.data_dir):
         staged = station.staging / str(row["staged_path"])
         if row["state"] == "confirmed":
-            assert server.stored_sha256(str(row["sink_ref"])) == row["sha256"], row["id"]
+            assert server.plain_sha256(str(row["sink_ref"]), station.identity) == row["sha256"], (
+                row["id"]
+            )
             assert row["confirm_level"] == "verified"
         else:
             assert row["purged_at"] is None and staged.exists(), row["id"]
@@ -79,7 +81,7 @@ def _drain_when_healthy(station: Station, server: TusServer, proxy: FaultProxy, 
     final = rows(station.data_dir)
     assert {r["state"] for r in final} == {"confirmed"}
     for row in final:
-        assert server.stored_sha256(str(row["sink_ref"])) == row["sha256"]
+        assert server.plain_sha256(str(row["sink_ref"]), station.identity) == row["sha256"]
         assert row["purged_at"] and not (station.staging / str(row["staged_path"])).exists()
     again = station.run("import", str(cam), "--json")
     assert again.returncode == 0, again.stderr

@@ -162,4 +162,4 @@ def test_tls_fault_confirms_nothing_and_drains_once_fixed(
         assert TOKEN not in proc.stdout + proc.stderr
     for row in rows(station.data_dir):
         assert row["state"] == "confirmed" and row["sink_ref"].startswith("https://127.0.0.1:")
-        assert server.stored_sha256(str(row["sink_ref"])) == row["sha256"]
+        assert server.plain_sha256(str(row["sink_ref"]), station.identity) == row["sha256"]

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from tests.support.sealed_mode import plain_sha256, station_identity
 from tests.support.volumes import sha256_file
 
 
@@ -28,10 +29,12 @@ def assert_all_sealed(
     data_dir: Path, serial: str, expected: dict[bytes, str], *, settled: bool = True
 ) -> None:
     """Every expected camera file is held exactly once, with its hash, in a sealed state,
-    and its staged copy hashes equal; no temporary file is left in staging. While a daemon still
+    and its staged copy hashes equal (decrypted, where the station seals its copies to a central
+    key, tests/support/sealed_mode.py); no temporary file is left in staging. While a daemon still
     runs (`settled=False`) a temporary file may be a write in progress (an upload receipt), so
     the caller checks for leftovers with assert_no_temp_files once the daemon has stopped."""
     held = rows(data_dir, "SELECT * FROM files WHERE device_serial=?", (serial,))
+    identity = station_identity(data_dir)
     by_path: dict[bytes, list[dict[str, Any]]] = {}
     for row in held:
         by_path.setdefault(bytes(row["camera_path"]), []).append(row)
@@ -46,12 +49,15 @@ def assert_all_sealed(
             row["state"],
             row["reason"],
         )
-        assert sha256_file(data_dir / "staging" / row["staged_path"]) == sha, path
+        assert plain_sha256(data_dir / "staging" / row["staged_path"], identity) == sha, path
     records = rows(data_dir, "SELECT file_id FROM records WHERE kind='file'")
     ids = [r["file_id"] for r in records]
     assert len(ids) == len(set(ids)), "a file has more than one custody record"
     if settled:
         assert_no_temp_files(data_dir)
+
+
+__all__ = ["assert_all_sealed", "assert_no_temp_files", "rows", "sha256_file"]
 
 
 def assert_no_temp_files(data_dir: Path) -> None:

@@ -19,9 +19,10 @@ the SQLite file (standard library, on a private copy) and the station's public k
   the copy is purged, as a line of `staging/_archive/<day>.sidecars`).
 
 A station that encrypts its copies to a central key ([custody] encrypt_to) is checked with
-that key's identity file: staged copies and sink objects are decrypted with Debian's `age`
-(never the agent's pyrage) and the plaintext hashed, and each must also hash, as stored, to the
-ciphertext hash its row and record name.
+that key's identity file (by default the `central.key` a sealed test station keeps beside its
+data directory, tests/support/sealed_mode.py): staged copies and sink objects are decrypted
+with Debian's `age` (never the agent's pyrage) and the plaintext hashed, and each must also
+hash, as stored, to the ciphertext hash its row and record name.
 
 It shares no code with the agent on purpose: a bug there must not hide itself here. Nothing
 here writes to the station, the camera or the sink.
@@ -36,7 +37,6 @@ import os
 import shutil
 import sqlite3
 import stat
-import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -48,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from tests.support.sealed_mode import decrypted_sha256, station_identity
 from tests.support.volumes import sha256_file
 
 GENESIS = "0" * 64
@@ -55,20 +56,6 @@ GENESIS = "0" * 64
 TRUSTED_STATES = frozenset({"sealed", "uploading", "confirmed", "held"})
 SIDECAR_SUFFIX = ".custody.json"
 TEMP_SUFFIX = ".part"
-
-
-def decrypted_sha256(path: Path, identity: Path) -> str:
-    """The SHA-256 of what Debian's `age -d` makes of an age file ("" where it cannot)."""
-    digest = hashlib.sha256()
-    with subprocess.Popen(
-        ["age", "-d", "-i", str(identity), str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    ) as proc:
-        assert proc.stdout is not None
-        while chunk := proc.stdout.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest() if proc.returncode == 0 else ""
 
 
 @dataclass(frozen=True)
@@ -153,8 +140,11 @@ def directory_sink_objects(
     return objects, partial
 
 
-def tus_file_store_objects(store_dir: Path) -> tuple[list[SinkObject], list[str]]:
-    """@tus/file-store: `<id>` data beside `<id>.json` (size and Upload-Metadata)."""
+def tus_file_store_objects(
+    store_dir: Path, identity: Path | None = None
+) -> tuple[list[SinkObject], list[str]]:
+    """@tus/file-store: `<id>` data beside `<id>.json` (size and Upload-Metadata); with
+    `identity`, each object decrypted."""
     objects: list[SinkObject] = []
     partial: list[str] = []
     for info_path in sorted(store_dir.glob("*.json")):
@@ -166,9 +156,8 @@ def tus_file_store_objects(store_dir: Path) -> tuple[list[SinkObject], list[str]
         if size is None or have != int(size):
             partial.append(str(data_path))
             continue
-        objects.append(
-            SinkObject(str(data_path), have, sha256_file(data_path), metadata.get("sha256", ""))
-        )
+        obj = SinkObject(str(data_path), have, sha256_file(data_path), metadata.get("sha256", ""))
+        objects.append(_decrypted(obj, identity) if identity is not None else obj)
     return objects, partial
 
 
@@ -427,6 +416,15 @@ def _place_file(f: Recorded, places: _Places, report: Report) -> None:
         report.problem(f"LOST: {f.serial} {f.name!r} ({f.size} bytes, {f.sha256[:12]})")
 
 
+def _decrypted(obj: SinkObject, identity: Path) -> SinkObject:
+    """A sink object of a sealed station as its camera bytes hash (once: a directory sink's
+    objects are decrypted as they are listed, with the identity given there)."""
+    if obj.stored_sha256:
+        return obj
+    plain = decrypted_sha256(Path(obj.where), identity)
+    return SinkObject(obj.where, obj.size, plain, obj.claimed_sha256, obj.sha256)
+
+
 def check(
     manifest: Manifest,
     data_dir: Path,
@@ -442,9 +440,11 @@ def check(
 
     `reported_held` names (serial, raw name) pairs the agent said it sealed or wiped before the
     fault: for those, "still on the camera" is not enough. `identity`: the central key's age
-    identity file, for a station that encrypts its copies to it.
+    identity file, for a station that encrypts its copies to it (by default the one a sealed
+    test station keeps beside `data_dir`).
     """
     report = Report()
+    identity = identity if identity is not None else station_identity(data_dir)
     staging = data_dir / "staging"
     public = public_key_of(key_path or data_dir / "station.key")
     rows, records = _read_station(data_dir)
@@ -453,6 +453,8 @@ def check(
     verified_rows = _verified_rows(rows, by_file_record, staging, report, identity)
     _check_purges(rows, records, report)
     sink_objects, _partial = sink if sink is not None else ([], [])
+    if identity is not None:
+        sink_objects = [_decrypted(obj, identity) for obj in sink_objects]
     places = _Places(
         rows=rows,
         sink_hashes=_check_sink(sink_objects, manifest, report),

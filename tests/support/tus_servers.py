@@ -28,6 +28,7 @@ from typing import Any
 
 import boto3
 
+from tests.support.sealed_mode import plain_sha256
 from tests.support.volumes import sha256_file
 
 NODE_DIR = Path(__file__).resolve().parent / "tus-node"
@@ -96,6 +97,11 @@ class TusServer:
 
     def stored_sha256(self, upload_url: str) -> str:
         return sha256_file(self.stored_path(upload_url))
+
+    def plain_sha256(self, upload_url: str, identity: Path | None) -> str:
+        """The hash of the camera's bytes the upload holds: decrypted with the central key's
+        identity where the station sealed its copies to it (tests/support/sealed_mode.py)."""
+        return plain_sha256(self.stored_path(upload_url), identity)
 
     def stored_metadata(self, upload_url: str) -> dict[str, Any]:
         """Upload-Metadata as the server recorded it (decoded), where the store keeps it."""
