@@ -133,6 +133,8 @@ class Station:
             DOCKAGENT_DATA_DIR=str(self.data_dir),
             DOCKAGENT_CONFIG=str(self.config),
             PYTHONPATH=str(REPO),
+            # As systemd/dockagent.service runs the daemon (its memory is what the soak judges).
+            MALLOC_ARENA_MAX="2",
         )
         return env
 
