@@ -263,6 +263,22 @@ def queue_item(r: FileRow, copying: dict[int, tuple[int, int]] | None = None) ->
     }
 
 
+def _sink_uploads(
+    standing: dict[str, str], offsets: dict[str, int], item: dict[str, object]
+) -> dict[str, dict[str, object]]:
+    """Each sink's upload of one file: its state, the bytes it acknowledged and the bytes to
+    send (the staged copy's: the ciphertext's where the copy is sealed), all once it confirmed."""
+    total = int(str(item["upload_total"]))
+    return {
+        name: {
+            "state": state,
+            "upload_done": total if state == "confirmed" else min(offsets.get(name, 0), total),
+            "upload_total": total,
+        }
+        for name, state in standing.items()
+    }
+
+
 def _state(item: dict[str, object]) -> str:
     """The state, with how far its copy is while it is being copied."""
     done, total = item["copy_done"], item["copy_total"]
@@ -279,6 +295,7 @@ def run_queue(args: argparse.Namespace) -> int:
         else:
             rows = store.files_not_in_state(FileState.CONFIRMED)
         per_file = store.sinks_of_files(r.id for r in rows) if cfg.sync.sinks else {}
+        offsets = store.sink_offsets_of_files(r.id for r in rows) if cfg.sync.sinks else {}
         copying = store.copying_progress()
     items = [queue_item(r, copying) for r in rows]
     if cfg.sync.sinks:  # each file's standing with each sink ("-": not tried yet)
@@ -287,6 +304,9 @@ def run_queue(args: argparse.Namespace) -> int:
             of_file = per_file.get(int(str(item["file_id"])), {})
             standing = {name: of_file.get(name, "-") for name in names}
             item["sinks"] = standing
+            item["sink_uploads"] = _sink_uploads(
+                standing, offsets.get(int(str(item["file_id"])), {}), item
+            )
             item["upload"] = " ".join(f"{k}={v}" for k, v in standing.items())
     if args.json:
         emit_json({"files": [canonical(i) for i in items]})

@@ -42,6 +42,7 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("a file's sinks", lambda s: s.sink_states(1)),
     ("files pending per sink", lambda s: s.sinks_pending()),
     ("sinks of files", lambda s: s.sinks_of_files([1, 2])),
+    ("sink offsets of files", lambda s: s.sink_offsets_of_files([1, 2])),
     ("files a sink outside held_when waits for", lambda s: s.sinks_to_backfill(64)),
     ("purge candidates of required sinks", lambda s: s.purge_candidates(required=("ab", "cd"))),
     ("wipe: required sinks' confirmations", lambda s: s.signed_confirmations([1], ("ab",))),

@@ -162,12 +162,25 @@ class SinkQueries(StoreBase):
             result.setdefault(int(r[0]), {})[str(r[1])] = str(r[2])
         return result
 
+    def sink_offsets_of_files(self, file_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+        """file id -> sink name -> the offset that sink's server acknowledged (the queue's
+        bytes sent to each sink, migration 0020_custody_sink_offsets)."""
+        result: dict[int, dict[str, int]] = {}
+        for r in self._read(
+            "SELECT file_id, sink, upload_offset FROM file_sinks "
+            "WHERE file_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(set(file_ids))),),
+        ):
+            result.setdefault(int(r[0]), {})[str(r[1])] = int(r[2] or 0)
+        return result
+
     def _read(self, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
         """A view's rows; none from a database that a reader opened before migration 0014
         (`status` and `queue` only look, and do not migrate)."""
         try:
             return list(self.conn.execute(sql, args))
         except sqlite3.OperationalError as exc:
-            if "no such table: file_sinks" in str(exc):
+            # A column of 0020_custody_sink_offsets, on a database a reader found older.
+            if "no such table: file_sinks" in str(exc) or "no such column: upload_" in str(exc):
                 return []
             raise

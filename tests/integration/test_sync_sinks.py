@@ -103,6 +103,15 @@ def test_all_sinks_required_files_wait_for_the_failing_one_then_end_held(
     assert {int(i["file_id"]): i["sinks"] for i in queue} == {
         i: {"nas": "confirmed", "central": "waiting"} for i in ids
     }
+    # Bytes sent to each sink: all of the staged copy to the NAS, none yet to the central server.
+    sizes = {int(r["id"]): int(str(r["stored_size"] or r["size"])) for r in rows(station.data_dir)}
+    assert {int(i["file_id"]): i["sink_uploads"] for i in queue} == {
+        i: {
+            "nas": {"state": "confirmed", "upload_done": sizes[i], "upload_total": sizes[i]},
+            "central": {"state": "waiting", "upload_done": 0, "upload_total": sizes[i]},
+        }
+        for i in ids
+    }
     for row in rows(station.data_dir):
         assert row["state"] == "sealed" and row["purged_at"] is None
         assert "sink central" in str(row["reason"])
