@@ -203,8 +203,9 @@ class BatchCopier:
 
     def _publish(self, staged: list[_Staged], serial: str, log_: Any) -> None:
         """Make a batch's copies durable: one syncfs for their content (one file: its fsync),
-        then link each, then one fsync of the directory (DESIGN.md rules 4-5, batched). Any error discards the
-        whole batch (never retry a sync and trust it); the rows go back to the queue."""
+        then link each, then one fsync of the directory (DESIGN.md rules 4-5, batched). Any
+        error discards the whole batch (never retry a sync and trust it); the rows go back to
+        the queue."""
         directory = self.copier.directory(serial)
         published: list[Path] = []
         # A batch of one (every large file is one) fsyncs its file: a syncfs would write back
