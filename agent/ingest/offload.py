@@ -36,7 +36,7 @@ PIPELINE_FROM = 8 << 20
 # A large file's chunks: at least this big whatever copy_chunk_bytes says. Read and written
 # with O_DIRECT they never touch the page cache, so a bigger chunk costs no cache pressure and
 # cuts the per-chunk Python work (queue hand-offs, progress) and the system calls by as much.
-PIPELINE_CHUNK = 4 << 20
+PIPELINE_CHUNK = 2 << 20
 _WRITERS = 2  # O_DIRECT writes in flight: with one, the disk idled between its writes
 _BUFFERS = 6  # chunks in flight: one being read, one hashed, the writers', spares
 _ALIGN = 4096  # O_DIRECT: buffer address, file offset and length aligned to this (open(2))
