@@ -393,7 +393,8 @@ class Run:
 
     @property
     def cpu_per_gib(self) -> float | None:
-        return self.cpu / (self.bytes / GIB) if self.bytes else None
+        """None below 1 MiB copied (the fixed cost's camera: a ratio of nothing)."""
+        return self.cpu / (self.bytes / GIB) if self.bytes >= MIB else None
 
 
 @dataclass
@@ -544,7 +545,7 @@ def cpu_per_gib(runs: list[Run], workloads: list[tuple[str, str]]) -> list[str]:
     for name, _title in workloads:
         for cache in (COLD, WARM):
             off, on = best(runs, name, cache, DOCKAGENT), best(runs, name, cache, DOCKAGENT_AGE)
-            if off is None or on is None or not off.bytes:
+            if off is None or on is None or off.bytes < MIB:
                 continue
             a, b = off.cpu / (off.bytes / GIB), on.cpu / (on.bytes / GIB)
             refs = ""
