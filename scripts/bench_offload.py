@@ -14,7 +14,10 @@ to end, on a fresh destination:
 COLD: `sync; echo 3 > /proc/sys/vm/drop_caches` before the run (this also evicts Python and
 its libraries, as after a reboot). WARM: every source file read once just before the run.
 Workloads: (a) a few large files laid out by the camera simulator, (b) many small files,
-(c) one very large file for dockagent's peak RSS (from wait4(2) on that very process).
+(c) one very large file for dockagent's peak RSS (from wait4(2) on that very process), and
+(m, only when asked: --only ...,m) 100,000 small files for dockagent's peak RSS, cold, which
+must stay flat in the number of files. CPU seconds (user+sys of every process of a method) are
+also shown per GiB, and dockagent's against the references' of the same run.
 Test and demo tooling only; it writes nothing outside its work directory.
 """
 
@@ -43,7 +46,7 @@ CHUNK = MIB
 SERIAL = "BENCH0001"
 DAY = "20261127"
 COLD, WARM = "cold", "warm"
-WORKLOADS = ("s", "a", "b", "c")
+WORKLOADS = ("s", "a", "b", "c", "m")
 DOCKAGENT, TWO_PASS, CP_SYNC = "dockagent", "cp+openssl+sync", "cp+sync"
 DOCKAGENT_AGE = "dockagent+age"
 METHODS = (DOCKAGENT, TWO_PASS, CP_SYNC, DOCKAGENT_AGE)
@@ -84,6 +87,8 @@ TARGET_CP_COLD = 0.9
 TARGET_CP_WARM = 0.75
 TARGET_PEAK_MIB = 100
 TARGET_SMALL_FPS = 200
+TARGET_SMALL_RSS_MIB = 64  # many small files: (b) 10,000 and (m) 100,000 alike
+TARGET_CPU_VS_TWO_PASS = 1.0  # the references' CPU seconds / dockagent's: at most theirs
 
 
 def _gnu_time() -> str:
@@ -386,6 +391,11 @@ class Run:
     def files_s(self) -> float:
         return self.files / self.seconds
 
+    @property
+    def cpu_per_gib(self) -> float | None:
+        """None below 1 MiB copied (the fixed cost's camera: a ratio of nothing)."""
+        return self.cpu / (self.bytes / GIB) if self.bytes >= MIB else None
+
 
 @dataclass
 class Bench:
@@ -529,17 +539,23 @@ def age_recipient() -> str:
 
 
 def cpu_per_gib(runs: list[Run], workloads: list[tuple[str, str]]) -> list[str]:
-    """Lines: dockagent's CPU seconds per GiB copied with encryption off and on, per cell."""
+    """Lines: dockagent's CPU seconds per GiB copied with encryption off and on, and the
+    references' of the same run, per cell."""
     lines = []
     for name, _title in workloads:
         for cache in (COLD, WARM):
             off, on = best(runs, name, cache, DOCKAGENT), best(runs, name, cache, DOCKAGENT_AGE)
-            if off is None or on is None:
+            if off is None or on is None or off.bytes < MIB:
                 continue
             a, b = off.cpu / (off.bytes / GIB), on.cpu / (on.bytes / GIB)
+            refs = ""
+            for method in (TWO_PASS, CP_SYNC):
+                ref = best(runs, name, cache, method)
+                if ref is not None:
+                    refs += f"; {method} {ref.cpu / (ref.bytes / GIB):.2f} s/GiB"
             lines.append(
                 f"  {name:<8} {cache:<4} encryption off {a:6.2f} s/GiB, on {b:6.2f} s/GiB "
-                f"(+{b - a:.2f} s/GiB); wall {off.seconds:.2f} s vs {on.seconds:.2f} s"
+                f"(+{b - a:.2f} s/GiB){refs}; wall {off.seconds:.2f} s vs {on.seconds:.2f} s"
             )
     return lines
 
@@ -563,6 +579,13 @@ def ratio(ref: Run | None, dock: Run | None) -> float | None:
     return ref.seconds / dock.seconds
 
 
+def cpu_ratio(ref: Run | None, dock: Run | None) -> float | None:
+    """The reference's CPU seconds / dockagent's (>= 1: dockagent uses at most as much)."""
+    if ref is None or dock is None or not dock.cpu:
+        return None
+    return ref.cpu / dock.cpu
+
+
 def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -570,8 +593,8 @@ def fmt_ratio(value: float | None) -> str:
 def print_table(runs: list[Run], workloads: list[tuple[str, str]]) -> None:
     header = (
         f"{'workload':<10} {'cache':<6} {'method':<16} {'seconds':>8} {'MB/s':>8} "
-        f"{'files/s':>9} {'cpu s':>7} {'other':>6} {'peak RSS':>10} {'vs 2-pass':>9} "
-        f"{'vs cp+sync':>10}"
+        f"{'files/s':>9} {'cpu s':>7} {'s/GiB':>6} {'other':>6} {'peak RSS':>10} "
+        f"{'vs 2-pass':>9} {'vs cp+sync':>10} {'cpu vs 2-pass':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -581,16 +604,19 @@ def print_table(runs: list[Run], workloads: list[tuple[str, str]]) -> None:
                 run = best(runs, name, cache, method)
                 if run is None:
                     continue
-                vs_two = vs_cp = ""
+                vs_two = vs_cp = cpu_two = ""
                 if method == DOCKAGENT:
-                    vs_two = fmt_ratio(ratio(best(runs, name, cache, TWO_PASS), run))
+                    two = best(runs, name, cache, TWO_PASS)
+                    vs_two = fmt_ratio(ratio(two, run))
                     vs_cp = fmt_ratio(ratio(best(runs, name, cache, CP_SYNC), run))
+                    cpu_two = fmt_ratio(cpu_ratio(two, run))
+                per_gib = "-" if run.cpu_per_gib is None else f"{run.cpu_per_gib:.2f}"
                 rss = _rss(run)
                 cache_label = cache if run.cold_ok else f"{cache}*"
                 print(
                     f"{name:<10} {cache_label:<6} {method:<16} {run.seconds:8.2f} "
-                    f"{run.mb_s:8.1f} {run.files_s:9.1f} {run.cpu:7.2f} {run.other_cpu:6.2f} "
-                    f"{rss:>10} {vs_two:>9} {vs_cp:>10}"
+                    f"{run.mb_s:8.1f} {run.files_s:9.1f} {run.cpu:7.2f} {per_gib:>6} "
+                    f"{run.other_cpu:6.2f} {rss:>10} {vs_two:>9} {vs_cp:>10} {cpu_two:>13}"
                 )
         print()
 
@@ -607,7 +633,7 @@ class Target:
         return {True: "PASS", False: "MISS", None: "n/a"}[self.met]
 
 
-def targets(runs: list[Run], large: str, small: str, peak: str) -> list[Target]:
+def targets(runs: list[Run], large: str, small: str, peak: str, many: str) -> list[Target]:
     out: list[Target] = []
 
     def check(name: str, value: float | None, goal: float, unit: str, above: bool) -> None:
@@ -653,6 +679,23 @@ def targets(runs: list[Run], large: str, small: str, peak: str) -> list[Target]:
             " files/s",
             above=True,
         )
+    for cache in (COLD, WARM):
+        check(
+            f"({large}) {cache}: CPU of cp+openssl+sync / dockagent's",
+            cpu_ratio(best(runs, large, cache, TWO_PASS), best(runs, large, cache, DOCKAGENT)),
+            TARGET_CPU_VS_TWO_PASS,
+            "x",
+            above=True,
+        )
+    for name in (small, many):
+        rss = [r.maxrss_kib for r in runs if r.workload == name and r.method == DOCKAGENT]
+        check(
+            f"({name}) dockagent peak RSS",
+            max(rss) / KIB if rss else None,
+            TARGET_SMALL_RSS_MIB,
+            " MiB",
+            above=False,
+        )
     return out
 
 
@@ -679,6 +722,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--small-min", type=parse_size, default=4 * KIB, help="(b) min size, def. 4K")
     p.add_argument("--small-max", type=parse_size, default=16 * KIB, help="(b) max size, 16K")
     p.add_argument("--peak-size", type=parse_size, default=4 * GIB, help="(c) one file, def. 4G")
+    p.add_argument("--many-count", type=int, default=100_000, help="(m) files, default 100000")
     p.add_argument(
         "--peak-compare",
         action="store_true",
@@ -688,8 +732,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--only",
         default="s,a,b,c",
-        help="comma-separated workloads out of s (empty camera: fixed cost), a, b, c "
-        "(default: all)",
+        help="comma-separated workloads out of s (empty camera: fixed cost), a, b, c, m "
+        "(100,000 small files: peak RSS, slow) (default: s,a,b,c)",
     )
     p.add_argument(
         "--agent-root",
@@ -758,6 +802,7 @@ def _describe_station(args: argparse.Namespace, chosen: set[str], workdir: Path)
         2 * args.large_total if "a" in chosen else 0,
         2 * args.peak_size if "c" in chosen else 0,
         2 * args.small_count * (small_avg + 4 * KIB) if "b" in chosen else 0,
+        2 * args.many_count * (small_avg + 4 * KIB) if "m" in chosen else 0,
     )
     vfs = os.statvfs(workdir)
     free = vfs.f_bavail * vfs.f_frsize
@@ -825,6 +870,14 @@ def _measure_workloads(
             measure("c-peak", src_c, title, METHODS, caches)
         else:
             measure("c-peak", src_c, title, (DOCKAGENT, DOCKAGENT_AGE), (COLD,))
+    if "m" in chosen:
+        sizes = _small_sizes(args.many_count, args.small_min, args.small_max)
+        src_m = make_bench_camera(workdir / "cam-many", sizes, rnd)
+        title = (
+            f"(m) {src_m.files} files ({args.many_count} of {human(args.small_min)}-"
+            f"{human(args.small_max)} + DEVICE.INF), {human(src_m.bytes)}: peak RSS"
+        )
+        measure("m-many", src_m, title, (DOCKAGENT,), (COLD,))
     return workloads
 
 
@@ -853,7 +906,7 @@ def _report(
         print("\n".join(encryption))
         print()
     print("targets (informational):")
-    for t in targets(bench.runs, "a-large", "b-small", "c-peak"):
+    for t in targets(bench.runs, "a-large", "b-small", "c-peak", "m-many"):
         print(f"  {t.verdict:<5} {t.name:<46} {t.value:>16}   target {t.goal}")
     print(f"\nat end: {load_report()}")
     print(f"bench took {time.perf_counter() - started:.0f} s")

@@ -13,6 +13,7 @@ Pure: names in, classifications out; opens nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from agent.camera.profile_model import NameInfo, Profile
@@ -21,7 +22,7 @@ from agent.core.model import FileKind
 NO_CLIP = "partner file without its clip beside it: sealed alone"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileClass:
     """One file of a directory as the profile sees it."""
 
@@ -66,8 +67,9 @@ class DirectoryClassifier:
                 return f"ignored by camera profile {self.profile.name} (matches {glob.source!r})"
         return ""
 
-    def directory(self, dir_rel: bytes, names: list[bytes]) -> list[FileClass]:
-        """Every file of one directory (names as listed), in the order given."""
+    def directory(self, dir_rel: bytes, names: list[bytes]) -> Iterator[FileClass]:
+        """Every file of one directory (names as listed), in the order given, one at a time:
+        a camera directory of 100,000 files never holds 100,000 classifications at once."""
         infos = {n: self.profile.classify(n) for n in names}
         sidecar_stems = {i.stem for i in infos.values() if i.is_marker}
         in_folder = any(dir_rel == f or dir_rel.startswith(f + b"/") for f in self.folders)
@@ -79,11 +81,9 @@ class DirectoryClassifier:
             info = infos[name]
             if info.kind is not FileKind.OTHER and not _is_partner(name, partners):
                 clips.setdefault(info.stem, name)
-        out: list[FileClass] = []
         for name in names:
             rel = dir_rel + b"/" + name if dir_rel else name
-            out.append(self._one(name, rel, infos, clips, sidecar_stems, in_folder))
-        return out
+            yield self._one(name, rel, infos, clips, sidecar_stems, in_folder)
 
     def _one(
         self,

@@ -25,7 +25,7 @@ _MAX_FIELD = 64
 _MAX_SEGMENT_DIGITS = 9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NameInfo:
     """What a file's name alone says, by the profile."""
 

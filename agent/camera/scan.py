@@ -60,6 +60,10 @@ def scan_volume(
 
 
 _Subdir = tuple[bytes, bytes, os.stat_result]  # name, path below the root, lstat as listed
+# A listed file's identity, as four ints of its lstat (size, mtime_ns, dev, ino): a whole
+# stat_result (two dozen fields, floats among them) held for each of a directory's files was
+# most of the scan's memory on a camera with 100,000 files in one directory.
+_Stat = tuple[int, int, int, int]
 
 
 @dataclass
@@ -130,14 +134,14 @@ class _Walk:
 
     def _directory(
         self, dir_fd: int, dir_rel: bytes, depth: int
-    ) -> tuple[list[tuple[bytes, os.stat_result]], list[_Subdir]] | None:
+    ) -> tuple[dict[bytes, _Stat], list[_Subdir]] | None:
         """The regular files and the subdirectories to walk of one directory (None: unreadable)."""
         try:
             entries = _list(dir_fd)
         except OSError as exc:
             self.problems.append(ScanProblem(dir_rel or b".", f"directory unreadable: {exc}"))
             return None
-        files_here: list[tuple[bytes, os.stat_result]] = []
+        files_here: dict[bytes, _Stat] = {}
         subdirs: list[_Subdir] = []
         for name in entries:
             rel = _join(dir_rel, name)
@@ -151,7 +155,7 @@ class _Walk:
                     subdirs.append((name, rel, st))
             elif stat.S_ISREG(st.st_mode):
                 if not (dir_rel == b"" and name in self.reserved):
-                    files_here.append((name, st))
+                    files_here[name] = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
             else:
                 what = next((w for test, w in _SPECIAL if test(st.st_mode)), "not a regular file")
                 self.problems.append(ScanProblem(rel, f"{what}: not read"))
@@ -190,19 +194,18 @@ class _Walk:
             return -1
         return sub
 
-    def _files(self, dir_rel: bytes, files_here: list[tuple[bytes, os.stat_result]]) -> None:
+    def _files(self, dir_rel: bytes, files_here: dict[bytes, _Stat]) -> None:
         """One directory's regular files as candidates, named by the profile
         (agent.camera.profile_classify: kind, times, markers, partners, ignored)."""
-        stats = dict(files_here)
-        for fc in self.classifier.directory(dir_rel, [n for n, _ in files_here]):
-            st = stats[fc.rel_path.rpartition(b"/")[2]]
+        for fc in self.classifier.directory(dir_rel, list(files_here)):
+            st = files_here[fc.rel_path.rpartition(b"/")[2]]
             if fc.ignored:
                 self.ignored.append(ScanProblem(fc.rel_path, fc.ignored))
-            elif self.capacity and st.st_size > self.capacity:  # 0: the file system does not say
+            elif self.capacity and st[0] > self.capacity:  # 0: the file system does not say
                 self.problems.append(
                     ScanProblem(
                         fc.rel_path,
-                        f"claims {st.st_size} bytes, more than the whole volume "
+                        f"claims {st[0]} bytes, more than the whole volume "
                         f"({self.capacity}): sparse or corrupt entry; not copied",
                     )
                 )
@@ -210,18 +213,19 @@ class _Walk:
                 self.candidates.append(candidate(fc, st))
 
 
-def candidate(fc: FileClass, st: os.stat_result) -> Candidate:
+def candidate(fc: FileClass, st: _Stat) -> Candidate:
     """A regular file as a Candidate: only files in the layout's roots are recordings."""
     in_root, info = fc.in_root, fc.info
+    size, mtime_ns, dev, ino = st
     return Candidate(
         rel_path=fc.rel_path,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        dev=st.st_dev,
-        ino=st.st_ino,
+        size=size,
+        mtime_ns=mtime_ns,
+        dev=dev,
+        ino=ino,
         kind=fc.kind,
         recorded_start=info.recorded_start if in_root else "",
-        recorded_end=(camera_wall_time(st.st_mtime_ns) if in_root and info.recorded_start else ""),
+        recorded_end=(camera_wall_time(mtime_ns) if in_root and info.recorded_start else ""),
         segment=info.segment if in_root else None,
         important=fc.important,
         wipeable=in_root,

@@ -120,6 +120,13 @@ class TempFile:
             written = os.write(self.fd, view)
             view = view[written:]
 
+    def write_at(self, data: memoryview | bytes, offset: int) -> None:
+        """pwrite(2) all of data at offset: a large copy's writer threads, each its chunks."""
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
+
     def publish(
         self, exact_size: int | None = None, sync_dir: bool = True, sync_file: bool = True
     ) -> Path:

@@ -126,7 +126,7 @@ class DeviceInfo:
     battery_pct: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A regular file found on a camera volume, identified as it was when listed."""
 

@@ -202,15 +202,21 @@ class BatchCopier:
             )
 
     def _publish(self, staged: list[_Staged], serial: str, log_: Any) -> None:
-        """Make a batch's copies durable: one syncfs for their content, then link each, then
-        one fsync of the directory (DESIGN.md rules 4-5, batched). Any error discards the
-        whole batch (never retry a sync and trust it); the rows go back to the queue."""
+        """Make a batch's copies durable: one syncfs for their content (one file: its fsync),
+        then link each, then one fsync of the directory (DESIGN.md rules 4-5, batched). Any
+        error discards the whole batch (never retry a sync and trust it); the rows go back to
+        the queue."""
         directory = self.copier.directory(serial)
         published: list[Path] = []
+        # A batch of one (every large file is one) fsyncs its file: a syncfs would write back
+        # every dirty page of the staging file system, other programs' too, to make one file
+        # durable whose bytes the O_DIRECT writers already put on the disk.
+        alone = len(staged) == 1
         try:
-            durable.sync_filesystem(directory)
+            if not alone:
+                durable.sync_filesystem(directory)
             for _, _, copy, tmp in staged:
-                published.append(tmp.publish(copy.file_size, sync_dir=False, sync_file=False))
+                published.append(tmp.publish(copy.file_size, sync_dir=False, sync_file=alone))
             durable.fsync_dir(directory)
         except OSError as exc:
             for _, _, _, tmp in staged:

@@ -10,6 +10,7 @@ while it was read is not a valid copy (rule 1). One buffer is reused for every f
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import mmap
@@ -27,11 +28,17 @@ from agent.custody import staging
 from agent.ingest import sealing
 from agent.ingest.progress import Progress
 
-# Files from this size on are copied by two threads: this one reads and hashes, a writer
-# writes. os.readv, os.write and hashlib's update of a large buffer release the GIL, so a copy
-# takes max(read + hash, write) instead of their sum. Smaller files: one thread (no hand-over).
+# Files from this size on are copied by four threads: a reader, this one hashing, and two
+# writers. os.readv, os.pwrite and hashlib's update of a large buffer release the GIL, so a
+# copy takes about the slowest of read, hash and write instead of their sum. Smaller files:
+# one thread (no hand-over).
 PIPELINE_FROM = 8 << 20
-_BUFFERS = 4  # chunks in flight between the two threads
+# A large file's chunks: at least this big whatever copy_chunk_bytes says. Read and written
+# with O_DIRECT they never touch the page cache, so a bigger chunk costs no cache pressure and
+# cuts the per-chunk Python work (queue hand-offs, progress) and the system calls by as much.
+PIPELINE_CHUNK = 2 << 20
+_WRITERS = 2  # O_DIRECT writes in flight: with one, the disk idled between its writes
+_BUFFERS = 6  # chunks in flight: one being read, one hashed, the writers', spares
 _ALIGN = 4096  # O_DIRECT: buffer address, file offset and length aligned to this (open(2))
 
 
@@ -45,33 +52,38 @@ def _set_direct(fd: int, on: bool) -> bool:
     return True
 
 
-class _Writer(threading.Thread):
-    """Writes filled chunks to the staged temp file, in order, with O_DIRECT where it can.
+def _aligned(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
 
-    Direct I/O skips the page cache: no page allocation and copy for every staged byte, no
+
+class _Writer(threading.Thread):
+    """Writes filled chunks to the staged temp file at their offsets, with O_DIRECT where it
+    can; several run at once, so the disk always has a write queued.
+
+    Direct I/O skips the page cache: no page allocated and copied for every staged byte, no
     dirty pages to write back at the sync (which is still done: it also flushes metadata and
-    the disk cache). A chunk whose length is not aligned (the tail) turns it off for the rest.
+    the disk cache). Every chunk but the last is whole (the reader fills each buffer), so
+    offsets stay aligned; an unaligned last chunk is written once the writers are done
+    (_write_tail). The ciphertext's chunks come in order through the same queue.
     """
 
-    def __init__(self, tmp: durable.TempFile, free: queue.SimpleQueue[mmap.mmap]) -> None:
+    def __init__(
+        self,
+        tmp: durable.TempFile,
+        full: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None],
+        free: queue.SimpleQueue[mmap.mmap],
+    ) -> None:
         super().__init__(name="copy-writer", daemon=True)
-        self.tmp = tmp
-        self.free = free
-        self.full: queue.SimpleQueue[tuple[mmap.mmap, int] | None] = queue.SimpleQueue()
+        self.tmp, self.full, self.free = tmp, full, free
         self.error: BaseException | None = None
-        self.direct = _set_direct(tmp.fd, True)
 
     def run(self) -> None:
         while (item := self.full.get()) is not None:
-            buf, n = item
+            buf, offset, n = item
             if self.error is None:
                 try:
-                    if self.direct and n % _ALIGN:
-                        if not _set_direct(self.tmp.fd, False):
-                            raise OSError("cannot turn O_DIRECT off")
-                        self.direct = False
-                    self.tmp.write_all(memoryview(buf)[:n])
-                except BaseException as exc:  # handed to the reading thread
+                    self.tmp.write_at(memoryview(buf)[:n], offset)
+                except BaseException as exc:  # handed to the hashing thread
                     self.error = exc
             self.free.put(buf)
 
@@ -85,8 +97,13 @@ class Copier:
         self.staging_root = staging_root
         # The central key(s) every copy is encrypted to (agent.ingest.sealing); none: as read.
         self.recipients = sealing.recipients(encrypt_to)
-        # Anonymous mappings: page-aligned, as O_DIRECT needs; reused for every file.
-        self.buffers = [mmap.mmap(-1, chunk_bytes) for _ in range(_BUFFERS)]
+        # Anonymous mappings: page-aligned, as O_DIRECT needs; reused for every file. Two of
+        # copy_chunk_bytes for small files (read, and the ciphertext); _BUFFERS of at least
+        # PIPELINE_CHUNK for large ones, mapped at the first large file (a page of an anonymous
+        # mapping takes memory only once touched).
+        self.buffers = [mmap.mmap(-1, chunk_bytes) for _ in range(2)]
+        self.large_chunk = max(chunk_bytes, PIPELINE_CHUNK)
+        self._large: list[mmap.mmap] = []
         # Called after every chunk: the daemon's liveness heartbeat (agent.runtime.liveness).
         self.on_chunk: Callable[[], None] = _nothing
         # Bytes copied, told per chunk (agent.ingest.progress: the store and a progress bar).
@@ -190,83 +207,106 @@ class Copier:
             digest.update(piece)
             tmp.write_all(piece)
             total += n
-            self.on_chunk()
-            self.progress.advanced(n)
-            if total == n:
-                crashpoints.hit("copy.first_chunk")
+            self._advanced(n, total)
         return total
+
+    def _large_buffers(self) -> list[mmap.mmap]:
+        if not self._large:
+            self._large = [mmap.mmap(-1, self.large_chunk) for _ in range(_BUFFERS)]
+        return self._large
 
     def _copy_encrypted(
         self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash
     ) -> sealing.Sealed:
-        """One pass: read a chunk, hash it, encrypt it, hash the ciphertext, write it. Large
-        files are written by the O_DIRECT writer thread, as on the plain path (os.write
-        releases the GIL, so writing overlaps reading and encrypting)."""
-        buf = self.buffers[0]
+        """One pass: read a chunk, hash it, encrypt it, hash the ciphertext, write it. A large
+        file is read by the reader thread and written by the writer threads, as on the plain
+        path (both O_DIRECT where the file systems allow it), so reading and writing overlap
+        the encryption."""
+        if size < PIPELINE_FROM:
+            buf = self.buffers[0]
+            total = 0
+
+            def read() -> memoryview:
+                nonlocal total
+                n = self._read(src, buf, size, total)
+                total += n
+                self._advanced(n, total)
+                return memoryview(buf)[:n]
+
+            return sealing.encrypt(read, _WriteNow(tmp, self.buffers[1]), self.recipients, digest)
+        buffers = self._large_buffers()
+        free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        for buf in buffers[: _BUFFERS // 2]:
+            free.put(buf)
+        reader = _Reader(src, size, free, direct=_set_direct(src, True))
+        spill = _Writers(tmp, buffers[_BUFFERS // 2 :], self.large_chunk)
+        reader.start()
+        held: list[mmap.mmap] = []  # the chunk pyrage is reading, handed back at the next read
         total = 0
 
-        def read() -> memoryview:
+        def read_ahead() -> memoryview:
             nonlocal total
-            n = self._read(src, buf, size, total)
-            if n:
-                total += n
-                self.on_chunk()
-                self.progress.advanced(n)
-                if total == n:
-                    crashpoints.hit("copy.first_chunk")
+            if held:
+                free.put(held.pop())
+            buf, n = reader.full.get()
+            if reader.error is not None:
+                raise reader.error
+            held.append(buf)
+            total += n
+            self._advanced(n, total)
             return memoryview(buf)[:n]
 
-        if size < PIPELINE_FROM:
-            return sealing.encrypt(read, _WriteNow(tmp, self.buffers[1]), self.recipients, digest)
-        spill = _WriterSpill(tmp, self.buffers[1:])
         try:
-            sealed = sealing.encrypt(read, spill, self.recipients, digest)
+            sealed = sealing.encrypt(read_ahead, spill, self.recipients, digest)
         finally:
+            if held:
+                free.put(held.pop())
+            reader.finish()
             spill.close()
+        spill.finish()
         return sealed
+
+    def _advanced(self, n: int, total: int) -> None:
+        """A chunk of n bytes was read (and hashed): the heartbeat, the progress, and the
+        crash point after a file's first chunk."""
+        if n:
+            self.on_chunk()
+            self.progress.advanced(n)
+            if total == n:
+                crashpoints.hit("copy.first_chunk")
 
     def _copy_pipelined(
         self, src: int, size: int, tmp: durable.TempFile, digest: hashlib._Hash
     ) -> int:
-        """Three stages at once: a reader thread, this thread hashing, a writer thread.
+        """Four threads at once: a reader, this thread hashing, two writers.
 
         Reading (the disk or the camera), hashing (SHA-NI) and writing (O_DIRECT) each release
         the GIL, so a large file takes about the slowest of the three instead of their sum. The
-        bytes hashed are exactly the bytes read, and the same buffer goes on to the writer.
+        bytes hashed are exactly the bytes read, and the same buffer goes on to a writer.
         """
         free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
-        for buf in self.buffers:
+        for buf in self._large_buffers():
             free.put(buf)
-        writer = _Writer(tmp, free)
-        reader = _Reader(self, src, size, free)
-        writer.start()
+        writers = _Writers(tmp, [], self.large_chunk, free)
+        reader = _Reader(src, size, free, direct=_set_direct(src, True))
         reader.start()
         total = 0
         try:
-            while writer.error is None:
+            while True:
                 buf, n = reader.full.get()
                 if reader.error is not None or n == 0:
+                    free.put(buf)
                     break
                 digest.update(memoryview(buf)[:n])
-                writer.full.put((buf, n))
+                writers.give(buf, n)
                 total += n
-                self.on_chunk()
-                self.progress.advanced(n)
-                if total == n:
-                    crashpoints.hit("copy.first_chunk")
+                self._advanced(n, total)
         finally:
-            reader.stop.set()
-            writer.full.put(None)
-            writer.join()
-            # Hand back buffers the reader filled but nobody hashed, so it cannot wait for one.
-            while reader.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    free.put(reader.full.get(timeout=0.05)[0])
-            reader.join()
+            reader.finish()
+            writers.close()
         if reader.error is not None:
             raise reader.error
-        if writer.error is not None:
-            raise writer.error
+        writers.finish()
         return total
 
 
@@ -283,56 +323,95 @@ class _WriteNow:
         self.tmp.write_all(memoryview(buf)[:n])
 
 
-class _WriterSpill:
-    """Ciphertext handed to the O_DIRECT writer thread a buffer at a time (large files)."""
+class _Writers:
+    """The writer threads of one large file: chunks given in file order are written at their
+    offsets, O_DIRECT where the staging file system allows it and the chunks are aligned; the
+    unaligned last chunk through the cache once the writers are done (O_DIRECT would need it
+    padded past the file's size, and cutting that off after the batch's sync would not be
+    durable). Also the ciphertext's spill (agent.ingest.sealing.Spill)."""
 
-    def __init__(self, tmp: durable.TempFile, buffers: list[mmap.mmap]) -> None:
-        self.free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+    def __init__(
+        self,
+        tmp: durable.TempFile,
+        buffers: list[mmap.mmap],
+        chunk: int,
+        free: queue.SimpleQueue[mmap.mmap] | None = None,
+    ) -> None:
+        self.tmp = tmp
+        self.free: queue.SimpleQueue[mmap.mmap] = free if free is not None else queue.SimpleQueue()
         for buf in buffers:
             self.free.put(buf)
-        self.writer = _Writer(tmp, self.free)
-        self.writer.start()
+        self.full: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()
+        self.direct = chunk % _ALIGN == 0 and _set_direct(tmp.fd, True)
+        self.offset = 0
+        self.tail: list[tuple[mmap.mmap, int, int]] = []
+        self.threads = [_Writer(tmp, self.full, self.free) for _ in range(_WRITERS)]
+        for thread in self.threads:
+            thread.start()
 
     def take(self) -> mmap.mmap:
         self._check()
-        return self.free.get()  # the writer hands every buffer back, also after an error
+        return self.free.get()  # the writers hand every buffer back, also after an error
 
     def give(self, buf: mmap.mmap, n: int) -> None:
         self._check()
-        self.writer.full.put((buf, n))
+        if self.direct and (n % _ALIGN or self.tail):
+            self.tail.append((buf, self.offset, n))  # only ever the last chunk
+        else:
+            self.full.put((buf, self.offset, n))
+        self.offset += n
 
     def close(self) -> None:
-        """Wait for the writer to finish; raise its error, if any."""
-        self.writer.full.put(None)
-        self.writer.join()
+        """Wait for the writers to write every chunk given to them."""
+        for _ in self.threads:
+            self.full.put(None)
+        for thread in self.threads:
+            thread.join()
+
+    def finish(self) -> None:
+        """Once closed: raise the writers' error, if any, else write the tail."""
         self._check()
+        if self.tail:
+            if not _set_direct(self.tmp.fd, False):
+                raise OSError(errno.EINVAL, "cannot turn O_DIRECT off for the end of the copy")
+            for buf, offset, n in self.tail:
+                self.tmp.write_at(memoryview(buf)[:n], offset)
+                self.free.put(buf)
+            self.tail.clear()
 
     def _check(self) -> None:
-        if self.writer.error is not None:
-            raise self.writer.error
+        for thread in self.threads:
+            if thread.error is not None:
+                raise thread.error
 
 
 class _Reader(threading.Thread):
-    """Reads a camera file into free buffers, in order, never past the listed size plus one."""
+    """Reads a camera file into free buffers, in order, each filled whole but the last.
+
+    With O_DIRECT where the file system allows it: the camera's bytes go straight into the
+    buffer, with no page cache allocated and copied on the way (that copy, and evicting it
+    again, was most of the system time of a cold import). A file is read once (the copy);
+    what reads it later (the proof, the wipe) reads the camera again, not a cached copy.
+    """
 
     def __init__(
-        self, copier: Copier, src: int, size: int, free: queue.SimpleQueue[mmap.mmap]
+        self, src: int, size: int, free: queue.SimpleQueue[mmap.mmap], *, direct: bool
     ) -> None:
         super().__init__(name="copy-reader", daemon=True)
-        self.copier, self.src, self.size, self.free = copier, src, size, free
+        self.src, self.size, self.free, self.direct = src, size, free, direct
         self.full: queue.SimpleQueue[tuple[mmap.mmap, int]] = queue.SimpleQueue()
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.total = 0
 
     def run(self) -> None:
-        total = 0
         while not self.stop.is_set():
             buf = self.free.get()
             if self.stop.is_set():
                 self.free.put(buf)
                 return
             try:
-                n = self.copier._read(self.src, buf, self.size, total)
+                n = self._fill(buf)
             except BaseException as exc:  # handed to the hashing thread
                 self.error = exc
                 self.full.put((buf, 0))
@@ -340,7 +419,52 @@ class _Reader(threading.Thread):
             self.full.put((buf, n))
             if n == 0:
                 return
-            total += n
+
+    def finish(self) -> None:
+        """Stop reading, handing back buffers filled but not taken, so it cannot wait for
+        one; the file is read through the cache again from here (a later read of it)."""
+        self.stop.set()
+        while self.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.free.put(self.full.get(timeout=0.05)[0])
+        self.join()
+        if self.direct:
+            _set_direct(self.src, False)
+
+    def _fill(self, buf: mmap.mmap) -> int:
+        """Fill buf from the file: whole, unless the file ends first. Never reads more than
+        one byte past the listed size (a direct read: the aligned block holding that byte);
+        that byte proves the file grew, and a file that keeps growing must not hold the copy
+        (or fill staging) for as long as it grows."""
+        view = memoryview(buf)
+        got = 0
+        while True:
+            left = self.size + 1 - self.total
+            end = min(len(buf), got + (_aligned(left) if self.direct else left))
+            if got >= end:
+                return got
+            n = self._read(view[got:end])
+            if n == 0:
+                return got
+            got += n
+            self.total += n
+            if self.total > self.size:
+                raise SourceChanged(
+                    detail=f"changed while it was read (grew past the listed {self.size} bytes)"
+                )
+            if self.direct and n % _ALIGN:
+                # A short direct read (the end of the file): any further read is unaligned.
+                self.direct = not _set_direct(self.src, False)
+
+    def _read(self, view: memoryview) -> int:
+        try:
+            return os.readv(self.src, [view])
+        except OSError as exc:
+            # Some FUSE servers take O_DIRECT at fcntl(2) and refuse the read (open(2): EINVAL).
+            if not (self.direct and exc.errno == errno.EINVAL):
+                raise
+        self.direct = not _set_direct(self.src, False)
+        return os.readv(self.src, [view])
 
 
 def _nothing() -> None:

@@ -377,13 +377,7 @@ class Importer:
         log_: Any,
         dock: DockHealth,
     ) -> None:
-        rows = self._session_rows(summary.session_id)
-        signed = self.store.signed_confirmations(
-            (r.id for r in rows), station_config.held_sinks(self.config)
-        )
-        rows = [replace(r, state=held_state(r.state, r.id in signed)) for r in rows]
-        states = [r.state for r in rows]
-        listed = sum(r.size for r in rows)
+        ids, states, listed = self._session_states(summary.session_id)
         policy = self.config.ingest.wipe_policy
         if not os.path.ismount(summary.source):
             # A directory laid out like a camera shares its file system with other data, so
@@ -399,6 +393,9 @@ class Importer:
         )
         if writable and self.make_writable is not None:
             self.make_writable(True)
+        # Whole rows only for a wipe (it records each file's unlink on its row).
+        held = dict(zip(ids, states, strict=True)) if decision.allowed else {}
+        rows = self._session_rows(summary.session_id, held) if decision.allowed else []
         try:
             self._wipe_and_close(root_fd, summary, rows, states, decision, log_, dock)
             if due:
@@ -457,11 +454,31 @@ class Importer:
     def _identity(self, binding_detail: str) -> str:
         return "; ".join(p for p in (self.hardware_check, binding_detail) if p)
 
-    def _session_rows(self, session_id: int) -> list[FileRow]:
+    def _session_states(self, session_id: int) -> tuple[list[int], list[FileState], int]:
+        """The ids and states (held where the sinks held_when names signed its confirmation)
+        of this session's files on the camera, and their bytes: for a listed identity, only
+        the row whose content it holds."""
+        ids: list[int] = []
+        states: list[FileState] = []
+        listed = 0
+        for file_id, state, size, path, mtime_ns in self.store.states_of_session(session_id):
+            if self.current.get((path, size, mtime_ns), file_id) == file_id:
+                ids.append(file_id)
+                states.append(state)
+                listed += size
+        signed = self.store.signed_confirmations(ids, station_config.held_sinks(self.config))
+        return ids, [held_state(s, i in signed) for i, s in zip(ids, states, strict=True)], listed
+
+    def _session_rows(
+        self, session_id: int, held: dict[int, FileState] | None = None
+    ) -> list[FileRow]:
         """The rows of this session's files on the camera: for a listed identity, only the row
-        whose content it holds."""
+        whose content it holds. With `held` (_session_states' state of each), in that state."""
         rows = self.store.files_of_session(session_id)
-        return [r for r in rows if self.current.get(_row_identity(r), r.id) == r.id]
+        rows = [r for r in rows if self.current.get(_row_identity(r), r.id) == r.id]
+        if held is None:
+            return rows
+        return [replace(r, state=held.get(r.id, r.state)) for r in rows]
 
     def _take_in(
         self, root_fd: int, changed: list[Changed], summary: ImportSummary, log_: Any

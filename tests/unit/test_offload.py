@@ -18,7 +18,7 @@ import pytest
 from agent.camera import profile, volume
 from agent.camera.scan import scan_volume
 from agent.core.model import Candidate
-from agent.ingest.offload import PIPELINE_FROM, Copier, SourceChanged
+from agent.ingest.offload import PIPELINE_CHUNK, PIPELINE_FROM, Copier, SourceChanged
 
 SERIAL = "UNIT0001"
 CHUNK = 64 << 10
@@ -43,7 +43,18 @@ def _staging_files(staging: Path) -> list[Path]:
     return sorted(p for p in staging.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("size", [0, 1, CHUNK + 17, PIPELINE_FROM + 3 * CHUNK + 5])
+@pytest.mark.parametrize(
+    "size",
+    [
+        0,
+        1,
+        CHUNK + 17,
+        PIPELINE_FROM + 3 * CHUNK + 5,
+        # Large files: whole aligned chunks only (no tail), and an end one byte into a block.
+        4 * PIPELINE_CHUNK,
+        PIPELINE_FROM + PIPELINE_CHUNK + 4096 * 3 + 1,
+    ],
+)
 def test_a_copy_holds_the_bytes_read_and_their_hash(
     camera: tuple[Path, int], tmp_path: Path, size: int
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,25 @@ def test_a_directory_replaced_after_it_was_listed_is_not_walked(tmp_path: Path) 
     assert [p.reason for p in walk.problems] == [
         "directory replaced while the volume was walked; not walked"
     ]
+
+
+def test_a_directory_of_many_files_is_listed_in_bounded_memory_per_file(tmp_path: Path) -> None:
+    """A camera with tens of thousands of clips in one day's folder: the scan's peak (Python
+    allocations, tracemalloc) stays under 1.5 KiB per listed file. Each file's whole
+    stat_result and every classification of the directory held at once took ~2 KiB."""
+    day = tmp_path / "cam" / "RECORD" / "20261127"
+    day.mkdir(parents=True)
+    count = 20_000
+    for i in range(count):
+        (
+            day / f"CAM00001_100234_20261127{i // 3600 % 24:02d}{i // 60 % 60:02d}"
+            f"{i % 60:02d}_{i % 10000:04d}.MP4"
+        ).touch()
+    tracemalloc.start()
+    try:
+        result = _scan(tmp_path / "cam")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(result.candidates) == count
+    assert peak / count < 1536, f"{peak / count:.0f} bytes per listed file"

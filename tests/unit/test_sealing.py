@@ -165,7 +165,17 @@ def test_a_write_error_mid_file_is_raised_as_itself(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self, data)
 
+    real_at = durable.TempFile.write_at
+
+    def fills_up_at(self: durable.TempFile, data: memoryview | bytes, offset: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_at(self, data, offset)
+
     monkeypatch.setattr(durable.TempFile, "write_all", fills_up)
+    monkeypatch.setattr(durable.TempFile, "write_at", fills_up_at)
     staging = tmp_path / "staging"
     with pytest.raises(OSError) as caught:
         Copier(staging, CHUNK, (central[1],)).copy(fd, cand, 1, SERIAL)
