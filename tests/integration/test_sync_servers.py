@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -285,3 +286,37 @@ def _in_flight_together(held: list[dict[str, Any]], shared: dict[str, int]) -> b
         if any(later[0] < earlier[1] for earlier, later in pairwise(spans)):
             return True
     return False
+
+
+def test_the_node_server_gives_the_digest_of_an_upload_whose_hook_never_ran(tmp_path: Path) -> None:
+    """The reference server stopped between storing an upload's last bytes and its
+    upload-finished hook (its digest was never kept): started again, its HEAD still answers the
+    Repr-Digest of what it holds, so the station can confirm `verified` instead of holding the
+    file for a proof the server could give (seen in the soak, which restarts the server)."""
+    body = os.urandom(300_000)
+    tus = {"Tus-Resumable": "1.0.0"}
+    with tus_node_server(tmp_path / "tus") as server:
+        made = requests.post(
+            server.endpoint, headers={**tus, "Upload-Length": str(len(body))}, timeout=30
+        )
+        assert made.status_code == 201, made.text
+        url = requests.compat.urljoin(server.endpoint, made.headers["Location"])
+        sent = requests.patch(
+            url,
+            data=body,
+            headers={
+                **tus,
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+            timeout=30,
+        )
+        assert sent.status_code == 204, sent.text
+        kept = server.stored_path(url).with_name(server.stored_path(url).name + ".repr-digest")
+        assert kept.exists()
+        kept.unlink()  # as if the server had stopped before its hook
+        head = requests.head(url, headers=tus, timeout=30)
+    sha512 = base64.b64encode(hashlib.sha512(body).digest()).decode()
+    assert head.status_code == 200
+    assert head.headers["Upload-Offset"] == str(len(body))
+    assert f"sha-512=:{sha512}:" in head.headers["Repr-Digest"]

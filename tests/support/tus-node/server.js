@@ -37,6 +37,24 @@ async function reprDigest(file) {
 
 const digestPath = (id) => path.join(dir, `${id}.repr-digest`);
 
+// The digest for a HEAD: the one kept, or, when every byte is stored but its digest was never
+// kept (the server stopped between storing the last PATCH and its upload-finished hook), computed
+// now from what the store holds, as the hook would have. @tus/file-store keeps the upload's
+// declared length in `<id>.json` ("size") and its bytes in `<id>`. null: not finished.
+async function digestForHead(id) {
+  try {
+    return (await fs.readFile(digestPath(id), 'utf8')).trim();
+  } catch {
+    // not kept: finished without its hook, or not finished
+  }
+  const info = JSON.parse(await fs.readFile(path.join(dir, `${id}.json`), 'utf8'));
+  const { size } = await fs.stat(path.join(dir, id));
+  if (typeof info.size !== 'number' || size !== info.size) return null;
+  const value = await reprDigest(path.join(dir, id));
+  await fs.writeFile(digestPath(id), value);
+  return value;
+}
+
 const tus = new Server({
   path: '/files',
   datastore: new FileStore({ directory: dir, ...(expiryMs > 0 ? { expirationPeriodInMilliseconds: expiryMs } : {}) }),
@@ -57,9 +75,10 @@ const server = http.createServer(async (req, res) => {
     if (id && !id.includes('..')) {
       try {
         // Set before the tus handler writes its head: Node merges these into writeHead's headers.
-        res.setHeader('Repr-Digest', (await fs.readFile(digestPath(id), 'utf8')).trim());
+        const value = await digestForHead(id);
+        if (value) res.setHeader('Repr-Digest', value);
       } catch {
-        // not finished (or not ours): no digest to give
+        // not ours (no such upload): no digest to give
       }
     }
   }
