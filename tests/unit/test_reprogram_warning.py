@@ -8,6 +8,7 @@ shows is escaped and bounded.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -71,5 +72,9 @@ def test_a_badge_the_camera_gave_is_shown_escaped_and_bounded(
         return
     assert warning is not None and not warning.refused
     assert warning.on_camera == display_name(badge[:64])
-    assert warning.on_camera.isprintable() and "\n" not in warning.message()
+    # Nothing that moves the cursor or hides text (controls, format characters, line or
+    # paragraph separators); a no-break space is shown as the space it is.
+    hiding = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+    assert not any(unicodedata.category(c) in hiding for c in warning.on_camera)
+    assert "\n" not in warning.message()
     assert warning.read_at == "2026-12-02T08:00:00Z"  # the newest unlock, not an older dock
