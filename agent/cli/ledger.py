@@ -11,10 +11,10 @@ import sys
 from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import add_bom_option, canonical, emit_csv, emit_json
-from agent.cli.words import csv_headers, zone
+from agent.cli.output import add_bom_option, canonical, emit_json
+from agent.cli.words import emit_spreadsheet, zone
 from agent.custody import audit
-from agent.reporting import exports, handovers, sessions
+from agent.reporting import handovers, sessions
 from agent.reporting.times import parse_since
 from agent.store import AssignmentRow
 
@@ -34,14 +34,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
     if args.csv:
-        emit_csv(
-            exports.to_csv(
-                faults,
-                sessions.FAULT_COLUMNS,
-                bom=args.bom,
-                headers=csv_headers(sessions.FAULT_COLUMNS),
-            )
-        )
+        emit_spreadsheet(faults, sessions.FAULT_COLUMNS, args.bom)
     elif args.json:
         emit_json({"faults": [canonical(f, at="recorded_at") for f in faults]})
     else:
@@ -65,14 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.faults:
         return _faults(args, faults)
     if args.csv:
-        emit_csv(
-            exports.to_csv(
-                rows,
-                sessions.SESSION_COLUMNS,
-                bom=args.bom,
-                headers=csv_headers(sessions.SESSION_COLUMNS),
-            )
-        )
+        emit_spreadsheet(rows, sessions.SESSION_COLUMNS, args.bom)
     elif args.json:
         emit_json(
             {

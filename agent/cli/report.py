@@ -12,12 +12,12 @@ import sys
 from typing import Any
 
 from agent.cli import context, render
-from agent.cli.output import add_bom_option, canonical, emit_csv, emit_json
-from agent.cli.words import csv_headers, zone
+from agent.cli.output import add_bom_option, canonical, emit_json
+from agent.cli.words import emit_spreadsheet, zone
 from agent.core import log
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
-from agent.reporting import compliance, explanations, exports
+from agent.reporting import compliance, explanations
 from agent.reporting.sessions import require_schema
 from agent.reporting.times import parse_since
 
@@ -75,24 +75,9 @@ def run_compliance(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(_document(report))
     elif args.csv and args.files:
-        emit_csv(
-            exports.to_csv(
-                report["files"],
-                compliance.FILE_COLUMNS,
-                bom=args.bom,
-                headers=csv_headers(compliance.FILE_COLUMNS),
-            )
-        )
+        emit_spreadsheet(report["files"], compliance.FILE_COLUMNS, args.bom)
     elif args.csv:
-        findings = compliance.findings(report)
-        emit_csv(
-            exports.to_csv(
-                findings,
-                compliance.FINDING_COLUMNS,
-                bom=args.bom,
-                headers=csv_headers(compliance.FINDING_COLUMNS),
-            )
-        )
+        emit_spreadsheet(compliance.findings(report), compliance.FINDING_COLUMNS, args.bom)
     else:
         text = render.compliance(report, compliance.findings(report), with_files=args.files)
         sys.stdout.write(text)

@@ -19,12 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from agent.cli.output import emit_csv
 from agent.core import i18n, zones
 from agent.core.config import Config
 from agent.core.i18n import NP_
 from agent.core.model import display_name
 from agent.health.station import size_text
-from agent.reporting import headers
+from agent.reporting import exports, headers
 
 
 def _system_zone() -> ZoneInfo:
@@ -87,6 +88,14 @@ def size(n: int | None) -> str:
 def csv_headers(columns: Sequence[str]) -> list[str]:
     """A CSV's header row in the station's language (English: the columns' own keys)."""
     return [pgettext(headers.CONTEXT, c) for c in columns]
+
+
+def emit_spreadsheet(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str], bom: bool
+) -> None:
+    """Print rows as a CSV for spreadsheets: the given columns, headed in the station's
+    language, UTF-8 (with a byte order mark unless `bom` is false; agent.reporting.exports)."""
+    emit_csv(exports.to_csv(rows, columns, bom=bom, headers=csv_headers(columns)))
 
 
 # The values a person reads in a table cell (a session's outcome, a file's state, readiness,
