@@ -159,7 +159,7 @@ def build(station: Station, sessions: range, per_session: int, sync_every: int) 
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        env=_env(station.root),
+        env=_env(station.root, station.work),
         cwd=station.root,
         check=False,
     )
