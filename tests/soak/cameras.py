@@ -47,7 +47,9 @@ class Camera:
         self.rng = random.Random(f"{seed}:{serial}")
         self.rounds = 0
         self.used: set[bytes] = set()  # every recording name it ever held
-        self.hashes: dict[tuple[bytes, int, int], str] = {}
+        # Hashes by (name, size, mtime, ctime): a rotated log can come back with the size and
+        # the (even-second) mtime of an earlier one but other bytes; its ctime is new.
+        self.hashes: dict[tuple[bytes, int, int, int], str] = {}
         self.skipped = 0
 
     def record_new(self, big: bool) -> None:
@@ -110,7 +112,7 @@ class Camera:
                     if not stat.S_ISREG(st.st_mode):
                         continue
                     rel = os.path.relpath(full, base)
-                    key = (rel, st.st_size, st.st_mtime_ns)
+                    key = (rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                     if key not in self.hashes:
                         self.hashes[key] = sha256_file(full)
                 except FileNotFoundError:

@@ -3,9 +3,15 @@ flatness rule passes steady figures and names one that grows."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.soak.__main__ import main
+from tests.soak.cameras import Camera
 from tests.soak.sampling import Sample, judge_resources
 from tests.soak.station import Incarnation
 
@@ -54,3 +60,23 @@ def test_a_run_too_short_to_judge_is_not_flat() -> None:
     result = _judge(_samples()[:3])
     assert result["flat"] is False
     assert result["violations"] == ["no daemon process lived long enough to judge"]
+
+
+def test_a_log_rotated_to_the_same_size_and_mtime_is_hashed_again(tmp_path: Path) -> None:
+    """A camera that starts a new SYSTEM.LOG of the same length within the same even second
+    holds other bytes: the soak's manifest must record them, not the earlier log's hash (it
+    once did, and the checker then called the station's upload of the new log unknown)."""
+    cam = Camera("SOAK000", "100001", tmp_path / "cam", seed=1, rotate_logs=True)
+    log = tmp_path / "cam" / "LOG" / "SYSTEM.LOG"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"A" * 824)
+    os.utime(log, ns=(1_796_663_614 * 10**9,) * 2)
+    first = cam.scan()[b"LOG/SYSTEM.LOG"]
+    time.sleep(0.01)  # a later ctime, as the next round's rename gives
+    fresh = tmp_path / "new-SYSTEM.LOG"
+    fresh.write_bytes(b"B" * 824)
+    os.utime(fresh, ns=(1_796_663_614 * 10**9,) * 2)
+    os.replace(fresh, log)
+    second = cam.scan()[b"LOG/SYSTEM.LOG"]
+    assert first[0] == second[0] == 824
+    assert second[1] == hashlib.sha256(b"B" * 824).hexdigest() != first[1]
