@@ -357,3 +357,25 @@ def test_files_of_identical_content_uploaded_in_parallel_all_end_confirmed(
     ]
     assert not list((station.data_dir / "archive").rglob("*.part"))
     assert station.run("verify").returncode == 0
+
+
+def test_temp_files_a_dead_writer_left_in_the_archive_are_swept_by_the_next_upload(
+    station: Station, tmp_path: Path
+) -> None:
+    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n')
+    _camera(tmp_path)
+    _import(station, tmp_path / "cam")
+    victim = rows(station.data_dir, "SELECT * FROM files ORDER BY size DESC LIMIT 1")[0]
+    day = datetime.fromisoformat(victim["staged_at"])
+    folder = station.data_dir / "archive" / "TEST-STATION" / f"{day:%Y/%m/%d}"
+    folder.mkdir(parents=True)
+    ext = str(victim["staged_path"]).rsplit(".", 1)[1]
+    left = [f".{victim['sha256']}.{ext}.0123456789ab.part", f".{victim['sha256']}.json.ab.part"]
+    for name in left:
+        (folder / name).write_bytes(b"half a write")
+    other = folder / f".{'0' * 64}.mp4.0123456789ab.part"  # content this station never sent
+    other.write_bytes(b"not ours to judge")
+    proc = station.run("sync", "--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in folder.glob(".*.part")) == [other.name]
+    assert {r["state"] for r in rows(station.data_dir)} == {"confirmed"}
