@@ -92,8 +92,7 @@ def recording_bounds(
     """Drift bounds from the recordings first seen at this session (older ones were on the
     camera before its last undock and bound nothing), by the start their names give."""
     starts = []
-    for file_id in file_ids:
-        row = store.file(file_id)
+    for row in store.file_times(file_ids):
         if row.session_id != session_id or not row.recorded_start:
             continue
         try:

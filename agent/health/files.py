@@ -36,13 +36,12 @@ def annotate(
 ) -> None:
     """Put the corrected times and the retention class on these files, in one transaction."""
     with store.transaction():
-        for file_id in file_ids:
-            row = store.file(file_id)
+        for row in store.file_times(file_ids):
             store.set_file_health(
-                file_id,
+                row.id,
                 clock_drift_s=drift,
                 recorded_start_corrected=clock.corrected_time(row.recorded_start, drift, zone),
                 recorded_end_corrected=clock.corrected_time(row.recorded_end, drift, zone),
                 time_basis=basis if row.recorded_start else "",
-                retention_class=retention_class(config, row.kind.value, row.important),
+                retention_class=retention_class(config, row.kind, row.important),
             )

@@ -145,13 +145,14 @@ class BatchCopier:
     def _claim(self, batch: list[tuple[int, int]]) -> None:
         """Mark every file of the batch as being copied by this process, in one commit."""
         with self.store.transaction():
+            attempts = self.store.attempts_of(file_id for file_id, _ in batch)
             for file_id, _ in batch:
                 self.store.transition(
                     file_id,
                     AWAITING_COPY,
                     FileState.COPYING,
                     claimed_by=str(os.getpid()),
-                    attempts=self._attempts(file_id) + 1,
+                    attempts=attempts.get(file_id, 0) + 1,
                     updated_at=self.now(),
                 )
 
@@ -231,9 +232,6 @@ class BatchCopier:
                 )
                 log_.error("file.staging_failed", file_id=file_id, file=name, error=describe(exc))
             raise
-
-    def _attempts(self, file_id: int) -> int:
-        return self.store.file(file_id).attempts
 
     def _copy_failed(
         self, file_id: int, exc: BaseException, name: str, log_: Any
