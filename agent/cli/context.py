@@ -138,14 +138,15 @@ def reads_evidence(cfg: Config) -> bool:
 
 
 @contextmanager
-def reader(cfg: Config, *, check: bool = True) -> Iterator[Store]:
+def reader(cfg: Config, *, check: bool = True, whole: bool = True) -> Iterator[Store]:
     """The store for looking. check=False only for `dockagent verify`, which checks everything
-    itself and must name each problem rather than refuse at the first."""
+    itself and must name each problem rather than refuse at the first (`whole`: every page of
+    the database read first, as a full verify does)."""
     if check:
         key = integrity.station_key(cfg.key_path)
         store = integrity.open_store(cfg.data_path, cfg.staging_path, create=False, key=key)
     else:
-        store = integrity.open_unchecked(cfg.data_path, cfg.staging_path)
+        store = integrity.open_unchecked(cfg.data_path, cfg.staging_path, whole=whole)
     try:
         yield store
     finally:

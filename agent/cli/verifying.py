@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
     evidence = context.reads_evidence(cfg)
     key = keys.load_or_create(cfg.key_path) if evidence else _public_key(cfg.key_path)
-    with context.reader(cfg, check=False) as store:
+    with context.reader(cfg, check=False, whole=not args.incremental) as store:
         since = store.verified_head() if args.incremental else None
         report = verify(
             store,
@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             # Where the next --incremental starts (a reader of the group writes nothing).
             seq, record_hash = report.head
             store.note_verified(seq, record_hash, report.max_file_id, report.changed, utc_now())
+            if not args.incremental:
+                store.note_whole_check(utc_now())  # its pages were all read at open
     if args.json:
         emit_json(
             {

@@ -2,8 +2,8 @@
 
 Store.open already refuses a file that is not a database or is shorter than its header says, an
 empty or missing one where a store existed, and one of another data directory; PRAGMA
-quick_check, whose cost grows with the database, only where `whole` asks for it (the daemon's
-start, `rebuild`, `verify`). Here, before any
+quick_check, whose cost grows with the database, only where `whole` asks for it (`rebuild`, a
+full `verify`; the daemon reads it after it is ready, agent.runtime.store_check). Here, before any
 command uses it: a missing database is not replaced by a fresh one when staging holds a chain;
 the chain's head recorded beside staging must be in the database (else committed records were
 lost: an old copy, a copy without its -wal); and the newest records must pass the one check of
@@ -67,14 +67,17 @@ def open_store(
     return store
 
 
-def open_unchecked(data_dir: Path, staging_root: Path) -> Store:
+def open_unchecked(data_dir: Path, staging_root: Path, *, whole: bool = True) -> Store:
     """The store for `dockagent verify`, which checks everything itself: as it is, or empty on a
-    station that has taken nothing in yet."""
+    station that has taken nothing in yet. With `whole` (a full verify) every page is read
+    first; an incremental verify leaves that to the full one and the daemon's daily check, as
+    it costs a second per 300 MB of database."""
     if nothing_yet(data_dir, staging_root):
         return _empty_store()
     store = Store.open(data_dir, create=False)
     try:
-        store.check_whole()
+        if whole:
+            store.check_whole()
     except BaseException:
         store.close()
         raise

@@ -34,6 +34,17 @@ RESTORE_KEY = N_("restore the key to {path}")
 KEY_LOADED = N_("{path}: mode {mode}, key id {key_id}")
 NO_DATABASE = N_("no database at {path} yet")
 DATABASE_OK = N_("{path}: integrity check ok")
+DATABASE_READ_BEFORE = N_(
+    "{path} ({size}): read whole {hours} h ago, ok (`dockagent doctor --full` reads it now)"
+)
+DATABASE_NOT_READ = N_("{path} ({size}): last read whole {hours} h ago")
+DATABASE_NEVER_READ = N_("{path} ({size}): never read whole yet")
+DATABASE_READ_FIX = N_(
+    "start the service (it reads the database whole after it starts, then daily), or run "
+    "`dockagent doctor --full` (every page read: about a second per 300 MB)"
+)
+# The service reads the whole database daily: a check older than two days did not run.
+WHOLE_CHECK_STALE_H = 48.0
 SPACE = N_("{where}: {free} free, reserve {reserve}")
 NO_ROOM = N_("{detail}: imports copy nothing (exit 75) until there is room")
 LITTLE_ROOM = N_("{detail}: less than {share} of the disk is left")
@@ -172,29 +183,55 @@ class Database:
     unreadable: str | None = None
     check_failed: str | None = None
     problems: Sequence[str] = ()
+    # Too large to read whole in a doctor's time (unread_bytes > 0): when the service last
+    # read it whole and found it sound, if ever (hours ago).
+    unread_bytes: int = 0
+    whole_checked_h: float | None = None
 
 
 def database(facts: Database) -> Finding:
     """The database opened and passed its integrity check, or how it did not."""
-    path = facts.path
     if not facts.present:
         return Finding(
             "database",
             YELLOW,
-            NO_DATABASE.format(path=path),
+            NO_DATABASE.format(path=facts.path),
             N_("it is created when the service first starts"),
         )
+    damage = _database_damage(facts)
+    if damage is not None:
+        return Finding("database", RED, damage, DATABASE_FIX)
+    if facts.unread_bytes:
+        return _database_unread(facts)
+    return Finding("database", GREEN, DATABASE_OK.format(path=facts.path))
+
+
+def _database_damage(facts: Database) -> str | None:
+    """What keeps the database from being used, if anything."""
+    path = facts.path
     if facts.refused is not None:
-        return Finding("database", RED, facts.refused, DATABASE_FIX)
+        return facts.refused
     if facts.unreadable is not None:
-        return Finding("database", RED, f"{path}: {facts.unreadable}", DATABASE_FIX)
+        return f"{path}: {facts.unreadable}"
     if facts.check_failed is not None:
-        detail = f"{path}: integrity check failed: {facts.check_failed}"
-        return Finding("database", RED, detail, DATABASE_FIX)
+        return f"{path}: integrity check failed: {facts.check_failed}"
     if facts.problems:
-        shown = "; ".join(facts.problems[:3])
-        return Finding("database", RED, f"{path} is damaged: {shown}", DATABASE_FIX)
-    return Finding("database", GREEN, DATABASE_OK.format(path=path))
+        return f"{path} is damaged: {'; '.join(facts.problems[:3])}"
+    return None
+
+
+def _database_unread(facts: Database) -> Finding:
+    """A database too large for doctor to read whole: the service's last whole read."""
+    size = size_text(facts.unread_bytes)
+    hours = facts.whole_checked_h
+    if hours is not None and hours <= WHOLE_CHECK_STALE_H:
+        detail = DATABASE_READ_BEFORE.format(path=facts.path, size=size, hours=f"{hours:.0f}")
+        return Finding("database", GREEN, detail)
+    if hours is None:
+        detail = DATABASE_NEVER_READ.format(path=facts.path, size=size)
+    else:
+        detail = DATABASE_NOT_READ.format(path=facts.path, size=size, hours=f"{hours:.0f}")
+    return Finding("database", YELLOW, detail, DATABASE_READ_FIX)
 
 
 # ---- space, clock ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from agent.core.errors import (
     EX_SOFTWARE,
     AgentError,
     CameraRefused,
+    StoreCorrupt,
     UnlockFailed,
     UnlockRefused,
     describe,
@@ -44,6 +45,7 @@ from agent.runtime.dock import Dock
 from agent.runtime.liveness import Liveness
 from agent.runtime.lock import WriterLock
 from agent.runtime.service import ServiceReporter
+from agent.runtime.store_check import WholeCheck
 from agent.runtime.supervisor import Job, Supervisor
 from agent.runtime.unlock import (
     clock_plan,
@@ -97,6 +99,7 @@ class Daemon:
         self.next_wipe_check = 0.0
         # Set when a dock session ends: the chain head is time-stamped then (agent.sync.stamping).
         self.session_ended = threading.Event()
+        self.damage: StoreCorrupt | None = None  # found by the whole-database check
 
     # ---- signals: flags only ---------------------------------------------------------------
 
@@ -114,9 +117,9 @@ class Daemon:
         durable.make_dirs(cfg.data_path)  # its name made durable too (fsync(2) NOTES)
         with WriterLock(cfg.data_path):
             self.key = keys.load_or_create(cfg.key_path)
-            # The whole database read once here, not at every open (Store.check_whole).
+            # The whole database is read after READY, beside the work (agent.runtime.store_check).
             self.store = integrity.open_store(
-                cfg.data_path, cfg.staging_path, create=True, key=self.key, whole=True
+                cfg.data_path, cfg.staging_path, create=True, key=self.key
             )
             sealer = Sealer(self.store, self.key, cfg.station_id, cfg.staging_path)
             self.service.starting()
@@ -148,6 +151,7 @@ class Daemon:
                 recovered=vars(report),
             )
             self.service.ready(self.store)  # READY=1 after recovery and sources
+            WholeCheck(cfg.data_path, self.stopping, self._store_damaged).start()
             try:
                 while not self.stopping.is_set():
                     try:
@@ -173,7 +177,15 @@ class Daemon:
                     _log.warning("daemon.drain_timed_out", deadline_s=cfg.devices.drain_deadline_s)
                 self.store.close()
             _log.info("daemon.stopped", drained=drained)
+            if self.damage is not None:
+                raise self.damage
             return 0 if drained else EX_SOFTWARE
+
+    def _store_damaged(self, exc: StoreCorrupt) -> None:
+        """The whole-database check found damage: stop as a damaged store at start would."""
+        self.damage = exc
+        self.stopping.set()
+        self.session_ended.set()
 
     def _turn_s(self) -> float:
         if self.docks or self.supervisor.busy():

@@ -189,14 +189,19 @@ class Store(
     def check_whole(self) -> None:
         """PRAGMA quick_check: every page read, so its cost grows with the database (half a
         second at 200,000 files). Not at every open (each open checks the header, the store
-        id and the newest records): the daemon runs it once at start, `verify` and `rebuild`
-        before they begin, `doctor` runs the full integrity_check. StoreCorrupt on damage."""
+        id and the newest records): the daemon runs it after it is ready and daily
+        (agent.runtime.store_check), a full `verify` and `rebuild` before they begin, `doctor`
+        the full integrity_check on a small database or with --full. StoreCorrupt on damage."""
         try:
             result = self.conn.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(path=str(self.path), detail=str(exc)) from exc
         if result != "ok":
-            raise StoreCorrupt(path=str(self.path), detail=str(result))
+            # One line per damaged page: a big file's report runs to megabytes.
+            lines = str(result).splitlines()
+            shown = "; ".join(line[:200] for line in lines[:3])
+            more = f" (and {len(lines) - 3} more lines)" if len(lines) > 3 else ""
+            raise StoreCorrupt(path=str(self.path), detail=shown + more)
 
     @classmethod
     def create_replacement(cls, data_dir: Path) -> Store:

@@ -24,7 +24,19 @@ class OldestUnconfirmed:
     discovered_at: str  # station UTC text
 
 
+WHOLE_CHECKED = "whole_checked_at"
+
+
 class ServiceQueries(StoreBase):
+    def note_whole_check(self, at: str) -> None:
+        """Record that the whole database passed PRAGMA quick_check at `at` (station UTC)."""
+        with self.transaction():
+            self.set_meta(WHOLE_CHECKED, at)
+
+    def whole_checked_at(self) -> str | None:
+        """When the whole database last passed its check (note_whole_check), if ever."""
+        return self.meta(WHOLE_CHECKED)
+
     def integrity_problems(self, limit: int = 20) -> list[str]:
         """PRAGMA integrity_check: [] when the whole database is sound (slow on a big one)."""
         rows = self.conn.execute(f"PRAGMA integrity_check({int(limit)})").fetchall()
