@@ -6,6 +6,12 @@ interpreter's start-up (~0.5 s a command, most of a 50-file dock's cost) is paid
 of once per dock. Run by scripts/bench_history.py as its own process, with the agent of
 --agent-root on PYTHONPATH; prints one line per checkpoint of progress.
 
+The station's wall clock follows the docks: before each one the builder sets the agent's test
+offset of the wall clock ($DOCKAGENT_TEST_WALL_OFFSET_FILE) so that the station's own times
+(docked, staged, sealed, confirmed, purged) are the dock's simulated time, ten minutes apart,
+as a real station's would be; built in real time, a year's history would all fall on "today"
+and every `--since` would read all of it.
+
 Test and demo tooling only; it writes nothing outside the station's work directory.
 """
 
@@ -58,6 +64,9 @@ def main() -> int:
         return main(["--config", args.config, "--log-level", "warning", *argv])
 
     work = Path(args.work)
+    offset_file = work / "wall-offset"
+    os.environ["DOCKAGENT_TEST_HOOKS"] = "1"
+    os.environ["DOCKAGENT_TEST_WALL_OFFSET_FILE"] = str(offset_file)
     now = datetime.now(UTC)
     failures = 0
     started = time.monotonic()
@@ -67,6 +76,7 @@ def main() -> int:
             shutil.rmtree(cam, ignore_errors=True)
             docked = now - timedelta(minutes=10 * (args.last - n))
             camera(f"HIST{n % CAMERAS:04d}", 1000 + n, args.per_session, docked, cam)
+            offset_file.write_text(f"{(docked - datetime.now(UTC)).total_seconds():.3f}\n")
             failures += dockagent("import", str(cam)) != 0
             if (n + 1) % args.sync_every == 0:
                 failures += dockagent("sync", "--once") != 0
