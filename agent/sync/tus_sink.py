@@ -4,9 +4,11 @@ Creates the upload (or resumes the stored one after a HEAD), PATCHes it chunk by
 confirms it at the strongest level the server proves: `verified` by a Repr-Digest the server
 computed (sha-512: we never send one), `checksummed` when every chunk carried an
 Upload-Checksum, else `complete` (confirmation_level says what each proves); a HEAD that fails
-after the server acknowledged the last byte takes nothing away (acknowledged_head_failed). The
-upload carries the reference clients' metadata keys too (agent.sync.tus_metadata). Each turn of
-the machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
+after the server acknowledged the last byte takes nothing away (acknowledged_head_failed); a
+complete upload short of confirm_level is terminated and the file sent again, a bounded number
+of times, by a server that has proven digests before (reupload_unprovable). The upload
+carries the reference clients' metadata keys too (agent.sync.tus_metadata). Each turn of the
+machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
 transitions (TusState, next_move, resumable, confirmation_level) are kept apart from the
 steps that talk to the server, so they can be checked without one. Failures that pass in
 seconds are retried within the attempt (agent.sync.schedule, on classify's word). HTTP is
