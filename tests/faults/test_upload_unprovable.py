@@ -189,3 +189,40 @@ def test_a_file_unprovable_after_the_bound_is_held_naming_its_uploads_across_res
         docked = station.run("import", str(cam), "--json")
         assert json.loads(docked.stdout)["wipe"]["state"] == "not wiped"
         assert all(p.exists() for p in _recordings(cam))
+        # A technician's retry gives each file its fresh uploads again.
+        assert station.run("retry", "--held").returncode == 0
+        released = [r for r in rows(station.data_dir) if r["state"] != "confirmed"]
+        assert {(r["state"], r["unprovable_uploads"]) for r in released} == {("sealed", 0)}
+
+
+def test_with_several_sinks_the_tus_sink_sends_its_unprovable_upload_again(
+    station: Station, tmp_path: Path
+) -> None:
+    """[[sync.sinks]]: a NAS and the tus server, both required; the server loses the digest of
+    the second finished upload: the NAS keeps its confirmation, the tus sink sends the file
+    again at the next pass and confirms it `verified`."""
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    with _server(tmp_path, keep=1, drop=1) as (server, proxy):
+        station.configure(
+            'station_id = "TEST-STATION"\n[storage]\nreserve_bytes = 0\n'
+            '[ingest]\nwipe_policy = "after_confirm"\n'
+            "[sync]\npurge_grace_s = 0\nmax_parallel_uploads = 1\nchunk_bytes = 1048576\n"
+            f'[[sync.sinks]]\nname = "nas"\nkind = "directory"\ndirectory_root = "{nas}"\n'
+            f'[[sync.sinks]]\nname = "central"\nkind = "tus"\nendpoint = "{proxy.endpoint}"\n'
+            'confirm_level = "verified"\n'
+        )
+        write_camera(SPEC, tmp_path / "cam")
+        assert station.run("import", str(tmp_path / "cam")).returncode == 0
+        first = station.run("sync", "--once")
+        assert first.returncode == 75, first.stdout + first.stderr
+        assert "upload.reuploaded" in first.stderr
+        (waiting,) = [r for r in rows(station.data_dir) if r["state"] != "confirmed"]
+        assert waiting["unprovable_uploads"] == 1 and waiting["purged_at"] is None
+        second = station.run("sync", "--once")
+        assert second.returncode == 0, second.stdout + second.stderr
+        final = rows(station.data_dir)
+        assert {(r["state"], r["confirm_level"]) for r in final} == {("confirmed", "verified")}
+        assert _count(proxy, "POST", 201) == len(final) + 1
+        assert _count(proxy, "DELETE", 204) == 1
+        assert _stored_uploads(server) == sorted(str(r["sha256"]) for r in final)
