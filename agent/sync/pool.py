@@ -779,6 +779,8 @@ class Uploader:
             report.held.append({**item, "reason": reason})
 
     def _digest_proven(self, store: Store, sink: str, *, named: bool) -> bool:
+        """Whether the sink has confirmed a file `verified` for this station (the store asked
+        once per process and sink; a later `verified` confirmation sets it, _note_proof)."""
         with self.lock:
             known = self._proven.get((sink, named))
         if known is None:
