@@ -196,6 +196,15 @@ class UploadGone(UploadRetryable):
     """upload to {server}: {problem}; starting a new upload"""
 
 
+class UploadUnprovable(UploadRetryable):
+    """upload to {server}: {problem}; the upload was terminated and the file is sent again"""
+
+    # A complete upload the server did not prove at confirm_level, by a server that has proven
+    # others (it lost this one's Repr-Digest): a new upload may be proven. Not within seconds:
+    # the file waits for the pool's backoff, and the bound on it is tus_sink's.
+    short_retry = False
+
+
 class UploadTlsFailed(UploadRetryable):
     """TLS with {server} failed: {problem}"""
 

@@ -90,6 +90,8 @@ class FileRow:
     # 0018_age_sealed_copies: the staged copy's own hash and size where it is encrypted
     stored_sha256: str | None = None
     stored_size: int | None = None
+    # 0021_reupload_unprovable_uploads: uploads complete but unprovable, sent again since
+    unprovable_uploads: int = 0
 
     @property
     def staged_sha256(self) -> str | None:
@@ -264,6 +266,7 @@ def file_row(row: sqlite3.Row) -> FileRow:
         reason_kind=c.choice_or_none("reason_kind", ProblemKind),
         stored_sha256=c.text_or_none("stored_sha256"),
         stored_size=c.number_or_none("stored_size"),
+        unprovable_uploads=c.number("unprovable_uploads"),
     )
 
 

@@ -602,3 +602,11 @@ def _m0020(db: sqlite_utils.Database) -> None:
         ALTER TABLE file_sinks ADD COLUMN upload_checksummed INTEGER NOT NULL DEFAULT 1;
         """
     )
+
+
+@MIGRATIONS(name="0021_reupload_unprovable_uploads")
+def _m0021(db: sqlite_utils.Database) -> None:
+    # How many of the file's uploads were complete but unprovable at confirm_level (a server
+    # that lost one upload's Repr-Digest), each terminated and the file sent again: the bound
+    # on sending it again (agent.sync.tus_sink.reupload_unprovable) must hold across restarts.
+    db.executescript("ALTER TABLE files ADD COLUMN unprovable_uploads INTEGER NOT NULL DEFAULT 0;")

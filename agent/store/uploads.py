@@ -227,6 +227,30 @@ class UploadQueries(FileTransitions):
                 updated_at=now,
             )
 
+    def count_unprovable_upload(self, file_id: int, now: str) -> int:
+        """One more upload of the file was complete but unprovable at confirm_level and was
+        terminated to be sent again (migration 0021); the count after it."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE files SET unprovable_uploads=unprovable_uploads+1, updated_at=? WHERE id=?",
+                (now, file_id),
+            )
+            return self._value(file_id, "unprovable_uploads")
+
+    def digest_proven(self, sink: str, *, named: bool) -> bool:
+        """Whether `sink` ever confirmed a file of this station at level `verified` (a
+        Repr-Digest it computed): by its configured name in file_sinks (`named`, several
+        sinks), else as the file rows' upload sink. Asked once per process and sink (the pool
+        keeps the answer), so a scan of the confirmed rows is affordable."""
+        if named:
+            sql = (
+                "SELECT 1 FROM file_sinks WHERE sink=? AND state='confirmed' "
+                "AND level='verified' LIMIT 1"
+            )
+        else:
+            sql = "SELECT 1 FROM files WHERE upload_sink=? AND confirm_level='verified' LIMIT 1"
+        return self.conn.execute(sql, (sink,)).fetchone() is not None
+
     def hold_upload(
         self,
         file_id: int,
@@ -271,6 +295,8 @@ class UploadQueries(FileTransitions):
                         reason="",
                         next_attempt_at=None,
                         updated_at=now,
+                        # A technician's retry starts the bound on sending it again anew.
+                        unprovable_uploads=0,
                     )
                 elif state is FileState.SEALED:
                     self.conn.execute(

@@ -39,6 +39,11 @@ class UploadJob:
     resume_offset: int = 0
     resume_checksummed: bool = True
     resume_expires_at: str | None = None
+    # Uploads of the file complete but unprovable at confirm_level, sent again since (the
+    # row's, migration 0021), and whether the sink has proven a Repr-Digest to this station
+    # before: what tus_sink.reupload_unprovable decides by.
+    unprovable_uploads: int = 0
+    digest_proven: bool = False
 
 
 def _rfc3339(camera_time: str, zone: ZoneInfo | None) -> str:
@@ -98,10 +103,12 @@ def build_job(
     sink_name: str,
     *,
     resume: SinkUpload | None = None,
+    digest_proven: bool = False,
 ) -> UploadJob:
     """The metadata of upload-protocol.md, taken from the signed record where it holds it.
     `resume`: the sink's own stored upload (several sinks), else the row's if it is this
-    sink's."""
+    sink's. `digest_proven`: the sink has confirmed a file `verified` before (the caller's
+    word, Store.digest_proven)."""
     record = store.record(row.record_seq) if row.record_seq is not None else None
     if record is None:
         raise StagedCopyChanged(path=row.staged_path, actual="no custody record", expected="one")
@@ -128,6 +135,8 @@ def build_job(
         resume_offset=resume.offset if resume else 0,
         resume_checksummed=resume.checksummed if resume else True,
         resume_expires_at=resume.expires_at if resume else None,
+        unprovable_uploads=row.unprovable_uploads,
+        digest_proven=digest_proven,
     )
 
 

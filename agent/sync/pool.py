@@ -42,6 +42,7 @@ from agent.core.errors import (
     ErrorKind,
     UploadMismatch,
     UploadUnconfirmable,
+    UploadUnprovable,
     classify,
     describe,
 )
@@ -265,6 +266,10 @@ class Uploader:
         self._sink_backoff: dict[str, tuple[float, int]] = {}
         # Tokens kept before this process noted for delivery, adopted at its first pass.
         self._tokens_adopted = False
+        # Whether each sink (by upload sink name, or by configured name with several sinks)
+        # has proven a Repr-Digest to this station: asked of the store once per process, set
+        # by each `verified` confirmation (tus_sink.reupload_unprovable decides by it).
+        self._proven: dict[tuple[str, bool], bool] = {}
 
     @property
     def key(self) -> StationKey:
@@ -423,7 +428,8 @@ class Uploader:
         log_ = _log.bind(file_id=file_id, sha256=row.sha256, attempt=attempt)
         item = {"file_id": file_id, "sha256": row.sha256, "name": row.camera_name}
         try:
-            job = build_job(store, row, self.config, sink.name)
+            proven = self._digest_proven(store, sink.name, named=False)
+            job = build_job(store, row, self.config, sink.name, digest_proven=proven)
             log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=sink.name)
             receipt = ReceiptWriter(self.config.staging_path, row)
             confirmation = sink.send(job, _RowProgress(store, file_id, sink.name, stop, receipt))
@@ -434,9 +440,11 @@ class Uploader:
             log_.info("upload.interrupted")
             return
         except Exception as exc:  # every per-file failure becomes row data
+            self._count_unprovable(store, file_id, exc)
             self._failed(store, row, exc, report, item, log_)
             return
         self._confirm(store, row, confirmation)
+        self._note_proof(sink.name, False, confirmation)
         self.schedule.forget(file_id)
         receipt.confirmed(sink.name, confirmation.level, confirmation.ref, utc_now())
         log_.info("upload.confirmed", level=confirmation.level, ref=confirmation.ref)
@@ -637,7 +645,8 @@ class Uploader:
         # Each sink resumes its own upload (migration 0020); one stored on the file row before
         # it by this sink is resumed too.
         resume = store.sink_upload(row.id, dest.name)
-        job = build_job(store, row, self.config, sink.name, resume=resume)
+        proven = self._digest_proven(store, dest.name, named=True)
+        job = build_job(store, row, self.config, sink.name, resume=resume, digest_proven=proven)
         log_.info("upload.started", size=job.size, offset=job.resume_offset, sink=dest.name)
         receipt = ReceiptWriter(self.config.staging_path, row)
         progress: Progress = _SinkProgress(
@@ -651,6 +660,7 @@ class Uploader:
         )
         confirmation = sink.send(job, progress)
         self._confirm_sink(store, row, dest, confirmation)
+        self._note_proof(dest.name, True, confirmation)
         receipt.confirmed(sink.name, confirmation.level, confirmation.ref, utc_now())
         log_.info(
             "upload.sink_confirmed", sink=dest.name, level=confirmation.level, ref=confirmation.ref
@@ -679,6 +689,7 @@ class Uploader:
     def _sink_failed(
         self, store: Store, file_id: int, name: str, exc: BaseException, log_: Any
     ) -> None:
+        self._count_unprovable(store, file_id, exc)
         retryable = classify(exc) is ErrorKind.RETRYABLE
         reason = describe(exc)
         store.record_sink(
@@ -766,6 +777,29 @@ class Uploader:
         log_.error("upload.held", error_kind="permanent", reason=reason)
         with self.lock:
             report.held.append({**item, "reason": reason})
+
+    def _digest_proven(self, store: Store, sink: str, *, named: bool) -> bool:
+        """Whether the sink has confirmed a file `verified` for this station (the store asked
+        once per process and sink; a later `verified` confirmation sets it, _note_proof)."""
+        with self.lock:
+            known = self._proven.get((sink, named))
+        if known is None:
+            known = store.digest_proven(sink, named=named)
+            with self.lock:
+                known = self._proven.setdefault((sink, named), known)
+        return known
+
+    def _note_proof(self, sink: str, named: bool, confirmation: Confirmation) -> None:
+        if confirmation.level == "verified":
+            with self.lock:
+                self._proven[(sink, named)] = True
+
+    @staticmethod
+    def _count_unprovable(store: Store, file_id: int, exc: BaseException) -> None:
+        """A complete upload the sink terminated to send the file again: counted on the row
+        (migration 0021), so the bound holds across restarts."""
+        if isinstance(exc, UploadUnprovable):
+            store.count_unprovable_upload(file_id, utc_now())
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         cap = float(self.config.sync.retry_max_delay_s)

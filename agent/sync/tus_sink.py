@@ -4,9 +4,11 @@ Creates the upload (or resumes the stored one after a HEAD), PATCHes it chunk by
 confirms it at the strongest level the server proves: `verified` by a Repr-Digest the server
 computed (sha-512: we never send one), `checksummed` when every chunk carried an
 Upload-Checksum, else `complete` (confirmation_level says what each proves); a HEAD that fails
-after the server acknowledged the last byte takes nothing away (acknowledged_head_failed). The
-upload carries the reference clients' metadata keys too (agent.sync.tus_metadata). Each turn of
-the machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
+after the server acknowledged the last byte takes nothing away (acknowledged_head_failed); a
+complete upload short of confirm_level is terminated and the file sent again, a bounded number
+of times, by a server that has proven digests before (reupload_unprovable). The upload
+carries the reference clients' metadata keys too (agent.sync.tus_metadata). Each turn of the
+machine is one small step (create, sync with HEAD, PATCH, confirm); the state and its pure
 transitions (TusState, next_move, resumable, confirmation_level) are kept apart from the
 steps that talk to the server, so they can be checked without one. Failures that pass in
 seconds are retried within the attempt (agent.sync.schedule, on classify's word). HTTP is
@@ -24,7 +26,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import tenacity
 
@@ -39,6 +41,7 @@ from agent.core.errors import (
     UploadRefused,
     UploadRetryable,
     UploadUnconfirmable,
+    UploadUnprovable,
     classify,
     describe,
 )
@@ -62,6 +65,13 @@ SPARE_TURNS = 32
 # The Repr-Digest algorithm that proves `verified` (confirmation_level); sha-256, which we
 # send ourselves, is only checked for a mismatch.
 PROOF_DIGEST = "sha-512"
+# Fresh uploads of a file whose complete upload the server did not prove at confirm_level,
+# before the file is held (reupload_unprovable). Two: a lost digest (the server stopped between
+# storing an upload's last bytes and its finish hook) is a passing fault, so one fresh upload
+# almost always suffices and a second covers a restart of the server during the first; three
+# unprovable uploads of one file say the server no longer proves this file, and each fresh
+# upload costs the whole file's bytes again, on the station's shared uplink.
+FRESH_UPLOADS = 2
 
 
 # ---- the state and its pure transitions --------------------------------------------------------
@@ -222,6 +232,24 @@ def acknowledged_head_failed(
     proof = PROOF_DIGEST in state.digest_seen
     level = confirmation_level(proof, state.checksummed, server_checksums)
     return level, level_rank(level) >= level_rank(wanted)
+
+
+def reupload_unprovable(unprovable_before: int, digest_proven: bool) -> bool:
+    """Whether a complete upload the server did not prove at confirm_level is terminated and
+    the file sent again (a new upload, at its next attempt after the pool's backoff), rather
+    than the file held.
+
+    Only while the server has proven a Repr-Digest sha-512 to this station before
+    (`digest_proven`: it confirmed a file `verified`), and at most FRESH_UPLOADS times per file
+    (`unprovable_before`: the row's count, which survives restarts). A server that proves
+    others lost this upload's digest; a new upload is likely proven. A server that has never
+    proven one to this station cannot compute digests or does not hand them out: a
+    configuration problem, the same for every upload, so its first unprovable upload already
+    holds the file, at once and visibly (UploadUnconfirmable names it), without sending every
+    file again; that upload is kept, so a technician who lowers confirm_level has it confirmed
+    without its bytes being sent again.
+    """
+    return digest_proven and unprovable_before < FRESH_UPLOADS
 
 
 def _catch_up_hash(state: TusState, fd: int, upto: int) -> None:
@@ -505,14 +533,51 @@ class TusSink:
         level = confirmation_level(proof is not None, state.checksummed, run.caps.sha256_checksums)
         wanted = self.sync.confirm_level
         if level_rank(level) < level_rank(wanted):
-            raise UploadUnconfirmable(
-                server=self.client.server,
-                wanted=wanted,
-                problem=f"the upload is complete but only {level} (no Repr-Digest {PROOF_DIGEST} "
-                "computed by the server, or no sha256 checksum advertised)",
-            )
+            self._unprovable(run, level, wanted)
         computed = f"{PROOF_DIGEST}={proof.hex()}" if proof is not None else ""
         return Confirmation(level, state.url or "", digest=computed)
+
+    def _unprovable(self, run: _Attempt, level: str, wanted: str) -> NoReturn:
+        """The upload is complete but proves only `level`: terminated and sent again
+        (UploadUnprovable), or the file held (UploadUnconfirmable), as reupload_unprovable
+        decides; the reason says how many of the file's uploads were complete and unprovable."""
+        job, url = run.job, run.state.url or ""
+        count = job.unprovable_uploads + 1
+        what = (
+            f"the upload is complete but only {level} (no Repr-Digest {PROOF_DIGEST} computed "
+            "by the server, or no sha256 checksum advertised)"
+        )
+        if reupload_unprovable(job.unprovable_uploads, job.digest_proven):
+            # tus "termination": the server drops the upload the station will never name, so
+            # it keeps one complete copy of the file (best effort: a server without the
+            # extension keeps it until it expires).
+            terminated = self.client.terminate(url) if url else False
+            run.log.warning(
+                "upload.reuploaded",
+                reason=what,
+                wanted=wanted,
+                unprovable_uploads=count,
+                fresh_uploads_left=FRESH_UPLOADS - count,
+                terminated=terminated,
+            )
+            run.progress.forget()
+            run.state.begin(None)
+            raise UploadUnprovable(
+                server=self.client.server,
+                problem=f"{what}; {count} of its uploads complete and unprovable ({url})",
+            )
+        never = (
+            ""
+            if job.digest_proven
+            else f"; the server has never given this station a Repr-Digest {PROOF_DIGEST} "
+            "(its configuration?)"
+        )
+        uploads = "upload" if count == 1 else "uploads"
+        raise UploadUnconfirmable(
+            server=self.client.server,
+            wanted=wanted,
+            problem=f"{what}; {count} {uploads} of the file complete and unprovable{never}",
+        )
 
     def _check_named_digest(self, run: _Attempt) -> None:
         """A sha-256 Repr-Digest proves nothing (we named it ourselves), but one that differs

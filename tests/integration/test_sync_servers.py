@@ -145,6 +145,9 @@ def test_a_level_the_server_cannot_reach_holds_the_file_and_frees_nothing(
         held = rows(station.data_dir)
         assert {r["state"] for r in held} == {"held"}
         assert all("only checksummed" in r["reason"] for r in held), held[0]["reason"]
+        # It never gave this station a digest: held at each file's first upload, not sent again.
+        assert all("1 upload of the file complete and unprovable" in r["reason"] for r in held)
+        assert "upload.reuploaded" not in proc.stderr
         assert all((station.staging / str(r["staged_path"])).exists() for r in held)
         assert "upload.held" in proc.stderr
         # The technician accepts checksummed: the finished uploads are confirmed without

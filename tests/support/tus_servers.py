@@ -226,17 +226,23 @@ def ensure_node_deps() -> None:
 
 
 @contextmanager
-def tus_node_server(root: Path, port: int | None = None) -> Iterator[TusServer]:
+def tus_node_server(
+    root: Path, port: int | None = None, *, keep_digests: int = 0, drop_digests: int = 0
+) -> Iterator[TusServer]:
     """@tus/server + @tus/file-store with the Repr-Digest hook: level `verified`.
 
     Started again with the same root and port, it serves the uploads of its earlier runs:
     the file store keeps each upload's data and `<id>.json` on disk (scripts/soak restarts it).
+    `drop_digests`: after the first `keep_digests` finished uploads, so many of the next ones
+    never get their Repr-Digest, at the finishing PATCH or at a HEAD (a digest lost for good).
     """
     ensure_node_deps()
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node is missing: install Node.js >= 20.19")
     cmd = [node, str(NODE_DIR / "server.js"), "--port", "{port}", "--dir", "{store}"]
+    if drop_digests:
+        cmd += ["--keep-digests", str(keep_digests), "--drop-digests", str(drop_digests)]
     with _running(cmd, "@tus/server", root, "verified", NODE_DIR, port) as server:
         yield server
 

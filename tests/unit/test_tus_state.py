@@ -23,6 +23,7 @@ from agent.sync.tus_sink import (
     confirmation_level,
     next_move,
     resumable,
+    reupload_unprovable,
     starting_state,
 )
 
@@ -250,3 +251,15 @@ def test_a_passing_os_error_is_retried_in_seconds_only_retry_attempts_times(
         sink.close()
     assert raised.value.errno == errno.EIO
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("before", "proven", "again"),
+    [(0, True, True), (1, True, True), (2, True, False), (9, True, False), (0, False, False)],
+)
+def test_an_unprovable_upload_is_sent_again_twice_and_only_by_a_server_that_proved_others(
+    before: int, proven: bool, again: bool
+) -> None:
+    """FRESH_UPLOADS (2) new uploads after the first unprovable one, then held; a server that
+    never proved a digest to the station holds the file at its first unprovable upload."""
+    assert reupload_unprovable(before, proven) is again

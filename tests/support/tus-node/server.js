@@ -2,6 +2,9 @@
 // Its upload-finished hook hashes what the store holds and answers with RFC 9530 Repr-Digest, which is
 // also kept beside the upload and added to HEAD responses of finished uploads. It must never listen
 // on anything but loopback. Usage: node server.js --port N --dir DIR [--host 127.0.0.1]
+// [--keep-digests K --drop-digests N]: after the first K finished uploads, the next N lose their
+// digest for good (as a server whose hook never ran and that cannot compute it later): neither
+// the finishing PATCH nor a HEAD of them answers a Repr-Digest.
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
@@ -23,6 +26,10 @@ const port = Number(arg('port', '0'));
 const dir = path.resolve(arg('dir', './uploads'));
 const expiryMs = Number(arg('expiry-ms', '0'));
 await fs.mkdir(dir, { recursive: true });
+const keepDigests = Number(arg('keep-digests', '0'));
+const dropDigests = Number(arg('drop-digests', '0'));
+let finished = 0;
+const dropped = new Set(); // upload ids whose digest is lost
 
 // RFC 9530 Repr-Digest of what the store holds: sha-256 and sha-512, in one read.
 async function reprDigest(file) {
@@ -63,6 +70,11 @@ const tus = new Server({
   respectForwardedHeaders: true,
   // Upload finished: hash what was stored (not what was received) and say so (RFC 9530 section 3).
   async onUploadFinish(_req, upload) {
+    finished += 1;
+    if (finished > keepDigests && dropped.size < dropDigests) {
+      dropped.add(upload.id);
+      return {};
+    }
     const value = await reprDigest(path.join(dir, upload.id));
     await fs.writeFile(digestPath(upload.id), value);
     return { headers: { 'Repr-Digest': value } };
@@ -72,7 +84,7 @@ const tus = new Server({
 const server = http.createServer(async (req, res) => {
   if (req.method === 'HEAD') {
     const id = decodeURIComponent((req.url || '').split('?')[0].split('/').pop() || '');
-    if (id && !id.includes('..')) {
+    if (id && !id.includes('..') && !dropped.has(id)) {
       try {
         // Set before the tus handler writes its head: Node merges these into writeHead's headers.
         const value = await digestForHead(id);
