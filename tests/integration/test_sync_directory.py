@@ -49,15 +49,23 @@ def _damage_the_archive_copy_of_the_largest_file(
     """Import a camera; put other bytes where the archive copy of its largest file will go, so
     that file's upload is held. Returns that file's row."""
     station.configure(BASE + '[ingest]\nwipe_policy = "never"\n[sync]\npurge_grace_s = 0\n')
+    victim, folder, ext = _largest_and_its_archive_folder(station, tmp_path)
+    (folder / f"{victim['sha256']}.{ext}").write_bytes(b"something else entirely")
+    return victim
+
+
+def _largest_and_its_archive_folder(
+    station: Station, tmp_path: Path
+) -> tuple[dict[str, Any], Path, str]:
+    """Import a camera; its largest file's row, the archive folder its copy will go to (made
+    now) and its extension."""
     _camera(tmp_path)
     _import(station, tmp_path / "cam")
     victim = rows(station.data_dir, "SELECT * FROM files ORDER BY size DESC LIMIT 1")[0]
     day = datetime.fromisoformat(victim["staged_at"])
     folder = station.data_dir / "archive" / "TEST-STATION" / f"{day:%Y/%m/%d}"
     folder.mkdir(parents=True)
-    ext = str(victim["staged_path"]).rsplit(".", 1)[1]
-    (folder / f"{victim['sha256']}.{ext}").write_bytes(b"something else entirely")
-    return victim
+    return victim, folder, str(victim["staged_path"]).rsplit(".", 1)[1]
 
 
 def test_default_sink_archives_by_layout_and_confirms_on_reread(
@@ -363,13 +371,7 @@ def test_temp_files_a_dead_writer_left_in_the_archive_are_swept_by_the_next_uplo
     station: Station, tmp_path: Path
 ) -> None:
     station.configure(BASE + '[ingest]\nwipe_policy = "never"\n')
-    _camera(tmp_path)
-    _import(station, tmp_path / "cam")
-    victim = rows(station.data_dir, "SELECT * FROM files ORDER BY size DESC LIMIT 1")[0]
-    day = datetime.fromisoformat(victim["staged_at"])
-    folder = station.data_dir / "archive" / "TEST-STATION" / f"{day:%Y/%m/%d}"
-    folder.mkdir(parents=True)
-    ext = str(victim["staged_path"]).rsplit(".", 1)[1]
+    victim, folder, ext = _largest_and_its_archive_folder(station, tmp_path)
     left = [f".{victim['sha256']}.{ext}.0123456789ab.part", f".{victim['sha256']}.json.ab.part"]
     for name in left:
         (folder / name).write_bytes(b"half a write")
