@@ -12,16 +12,22 @@ from typing import Any
 
 from agent.cli import context, render
 from agent.cli.output import add_bom_option, canonical, emit_json
-from agent.cli.words import emit_spreadsheet, zone
+from agent.cli.words import _, emit_spreadsheet, zone
+from agent.core import wallclock
 from agent.custody import audit
 from agent.reporting import handovers, sessions
-from agent.reporting.times import parse_since
+from agent.reporting.times import RECENT_DAYS, window
 from agent.store import AssignmentRow
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ledger", help="dock sessions ledger (台账): officer, handovers, health")
-    p.add_argument("--since", help="sessions docked from this date/time (station-local)")
+    p.add_argument(
+        "--since",
+        help="sessions docked from this date/time (station-local; default: the last "
+        f"{RECENT_DAYS} days)",
+    )
+    p.add_argument("--all", action="store_true", help="every session ever docked")
     p.add_argument("--officer", help="only sessions of this officer (badge number)")
     p.add_argument("--camera", help="only this camera serial")
     p.add_argument("--faults", action="store_true", help="list the fault register instead")
@@ -44,7 +50,7 @@ def _faults(args: argparse.Namespace, faults: list[dict[str, Any]]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    since = parse_since(args.since, zone()) if args.since else None
+    since, first_day = window(args.since, args.all, zone(), wallclock.now())
     with context.reader(cfg) as store:
         sessions.require_schema(store)
         faults = sessions.fault_register(store, since=since, camera=args.camera)
@@ -56,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
             handed = handovers.handovers(store, args.camera)
         audit_trail = audit.audit_trail(store) if args.json else []
     if args.faults:
-        return _faults(args, faults)
+        code = _faults(args, faults)
+        if first_day is not None and not (args.csv or args.json):
+            sys.stdout.write(render.recent_window(_("faults recorded"), first_day))
+        return code
     if args.csv:
         emit_spreadsheet(rows, sessions.SESSION_COLUMNS, args.bom)
     elif args.json:
@@ -78,4 +87,6 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(render.ledger(rows, handed, names))
+        if first_day is not None:
+            sys.stdout.write(render.recent_window(_("sessions docked"), first_day))
     return 0

@@ -9,6 +9,7 @@ as the camera said it, and says so. Nothing here queries the store or changes a 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from agent.cli.output import table
@@ -17,6 +18,7 @@ from agent.core.i18n import N_
 from agent.core.model import display_name
 from agent.health import battery
 from agent.reporting.sessions import FAULT_COLUMNS
+from agent.reporting.times import RECENT_DAYS
 from agent.store import AssignmentRow
 
 # The compliance report's kinds of finding (agent.reporting.compliance), for the catalogue.
@@ -323,3 +325,13 @@ def device_history(data: dict[str, Any]) -> str:
             for f in data["faults"]
         )
     return "\n".join(lines) + "\n"
+
+
+def recent_window(what: str, first_day: date) -> str:
+    """The line under a ledger or report that showed only the default window."""
+    return (
+        _(
+            "{what} since {day} (the last {days} days); --since DATE or --all for earlier ones"
+        ).format(what=what, day=first_day.isoformat(), days=RECENT_DAYS)
+        + "\n"
+    )

@@ -13,20 +13,25 @@ from typing import Any
 
 from agent.cli import context, render
 from agent.cli.output import add_bom_option, canonical, emit_json
-from agent.cli.words import emit_spreadsheet, zone
-from agent.core import log
+from agent.cli.words import _, emit_spreadsheet, zone
+from agent.core import log, wallclock
 from agent.core.operator import current_operator
 from agent.core.wallclock import utc_now
 from agent.reporting import compliance, explanations
 from agent.reporting.sessions import require_schema
-from agent.reporting.times import parse_since
+from agent.reporting.times import RECENT_DAYS, window
 
 
 def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="reports for supervisors")
     rsub = p.add_subparsers(dest="report_command", required=True)
     c = rsub.add_parser("compliance", help="late ingests (>24 h), interruptions, segment gaps")
-    c.add_argument("--since", help="files ingested from this date/time (station-local)")
+    c.add_argument(
+        "--since",
+        help="files ingested from this date/time (station-local; default: the last "
+        f"{RECENT_DAYS} days)",
+    )
+    c.add_argument("--all", action="store_true", help="every file ever ingested")
     c.add_argument("--files", action="store_true", help="list every file (with retention class)")
     fmt = c.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV for a spreadsheet: one finding a row")
@@ -68,7 +73,7 @@ def _document(report: dict[str, Any]) -> dict[str, Any]:
 
 def run_compliance(args: argparse.Namespace) -> int:
     cfg = context.load_config(args.config, args.log_level)
-    since = parse_since(args.since, zone()) if args.since else None
+    since, first_day = window(args.since, args.all, zone(), wallclock.now())
     with context.reader(cfg) as store:
         require_schema(store)
         report = compliance.compliance(store, cfg, since=since)
@@ -81,4 +86,6 @@ def run_compliance(args: argparse.Namespace) -> int:
     else:
         text = render.compliance(report, compliance.findings(report), with_files=args.files)
         sys.stdout.write(text)
+        if first_day is not None:
+            sys.stdout.write(render.recent_window(_("files ingested"), first_day))
     return 0

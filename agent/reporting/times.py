@@ -6,10 +6,32 @@ a supervisor is in the station's zone unless it names one. Pure functions: no st
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from agent.core.errors import UsageError
 from agent.health import clock
+
+# What `ledger` and `report compliance` cover when asked neither --since nor --all: the last
+# week, station-local days. Everything ever docked grows with the station's history (a year is
+# 18,000 sessions and 900,000 files): read in full only when asked for.
+RECENT_DAYS = 7
+
+
+def window(
+    since_text: str | None, everything: bool, zone: tzinfo | None, now: datetime
+) -> tuple[str | None, date | None]:
+    """(the UTC text to read from, or None for everything; the station-local first day of the
+    default window when it applies, else None)."""
+    if since_text:
+        return parse_since(since_text, zone), None
+    if everything:
+        return None, None
+    local = now.astimezone(zone) if zone is not None else now.astimezone()
+    first = local.date() - timedelta(days=RECENT_DAYS - 1)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=local.tzinfo)
+    if zone is not None:
+        start = datetime.combine(first, datetime.min.time()).replace(tzinfo=zone)
+    return iso_utc(start), first
 
 
 def iso_utc(instant: datetime) -> str:

@@ -291,3 +291,52 @@ def test_names_units_and_explanations_reach_the_report_and_its_excel_csv(
     assert [a["details"] for a in audit] == [{"file_id": late["file_id"], "text": text}]
     assert station.run("verify").returncode == 0
     assert facts["late_names"]
+
+
+def test_ledger_and_report_show_the_last_week_unless_asked_for_more(
+    station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A year of docks is 18,000 sessions: the default reads the last 7 days, not all of it.
+    inject_station_clock(monkeypatch, synchronised=False)
+    old_at = datetime.combine(TODAY - timedelta(days=20), time(9, 0))
+    new_at = datetime.now().replace(microsecond=0) - timedelta(hours=1)
+    old_cam, _ = make_camera(
+        tmp_path,
+        "old",
+        serial="OLD1",
+        first_day=old_at.date() - timedelta(days=1),
+        docked_at=old_at,
+    )
+    new_cam, _ = make_camera(
+        tmp_path,
+        "new",
+        serial="NEW1",
+        first_day=new_at.date() - timedelta(days=1),
+        docked_at=new_at,
+    )
+    dock = DockingStation.open(station.data_dir, station.config_path)
+    try:
+        for cam, at in ((old_cam, old_at), (new_cam, new_at)):
+            assert dock.dock(cam, at).complete
+    finally:
+        dock.close()
+
+    def serials(*args: str) -> list[str]:
+        return [s["device_serial"] for s in station.json("ledger", *args)["sessions"]]
+
+    assert serials() == ["NEW1"]
+    assert serials("--all") == ["OLD1", "NEW1"]
+    assert serials("--since", (TODAY - timedelta(days=30)).isoformat()) == ["OLD1", "NEW1"]
+    text = station.run("ledger", LC_ALL="C").stdout
+    first = (TODAY - timedelta(days=6)).isoformat()
+    assert text.rstrip().endswith(
+        f"sessions docked since {first} (the last 7 days); --since DATE or --all for earlier ones"
+    )
+    assert "since" not in station.run("ledger", "--all", LC_ALL="C").stdout.splitlines()[-1]
+
+    def reported(*args: str) -> set[str]:
+        files = station.json("report", "compliance", *args)["files"]
+        return {f["device_serial"] for f in files}
+
+    assert reported() == {"NEW1"}
+    assert reported("--all") == {"OLD1", "NEW1"}
