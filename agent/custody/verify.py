@@ -18,7 +18,7 @@ can print them and exit non-zero; it never repairs anything it finds, and never 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -273,7 +273,7 @@ def _confirmations(
     return problems
 
 
-def confirmation_problems(confirmations: list[RecordRow]) -> list[Problem]:
+def confirmation_problems(confirmations: Iterable[RecordRow]) -> list[Problem]:
     """A sink's confirmation by a sink that is not the one the station's own configuration
     named when it was signed (agent.core.config.station): a custody move under another
     configuration, named with the sink that confirmed."""

@@ -183,3 +183,27 @@ def test_an_import_by_hand_that_wipes_the_camera_is_signed(
     details = imported[0]["details"]
     assert (details["device_serial"], details["wiped"]) == (SPEC.serial, wiped)
     assert details["config"] == str(station.config_path.resolve())
+
+
+def test_doctor_names_a_foreign_confirmation_signed_after_the_last_clean_verify(
+    station: Station, tmp_path: Path
+) -> None:
+    # doctor reads only the confirmations after the last clean verify's head (a year holds a
+    # million): one signed after it is still named.
+    station.configure(BASE + '[ingest]\nwipe_policy = "never"\n')
+    write_camera(SPEC, tmp_path / "cam")
+    _import(station, tmp_path / "cam")
+    assert station.run("sync", "--once").returncode == 0
+    assert station.run("verify").returncode == 0
+    later = CameraSpec(serial="FOR02", days=1, files_per_day=2, file_size=64 * 1024)
+    write_camera(later, tmp_path / "cam2")
+    _import(station, tmp_path / "cam2")
+    elsewhere = tmp_path / "elsewhere"
+    own = _technician_config(station, elsewhere)
+    done = station.run("--foreign-config", "sync", "--once", DOCKAGENT_CONFIG=str(own))
+    assert done.returncode == 0, done.stdout + done.stderr
+    foreign = [c for c in _records(station, "confirmation") if c["sink_id"] != c["station_sink_id"]]
+    assert foreign
+    checks = {c["check"]: c for c in json.loads(station.run("doctor", "--json").stdout)["checks"]}
+    assert checks["confirmations"]["status"] == "red", checks["confirmations"]
+    assert f"{len(foreign)} file(s) confirmed by a sink" in checks["confirmations"]["detail"]
