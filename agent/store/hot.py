@@ -36,6 +36,8 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("uploads unscheduled", lambda s: s.uploads_unscheduled()),
     ("a sealed row to claim", lambda s: s.next_sealed()),
     ("purge candidates", lambda s: s.purge_candidates()),
+    # every writing command's start-up recovery (agent.custody.recovery.finish_purges)
+    ("purged copies still named in staging", lambda s: s.purged_paths([1, 2])),
     ("upload backlog", lambda s: s.upload_backlog()),
     # several sinks ([[sync.sinks]]): each claimed row's sinks, what each waits for, and
     # purge and wipe asking for the confirmations of the sinks held_when requires
