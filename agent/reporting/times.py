@@ -28,10 +28,8 @@ def window(
         return None, None
     local = now.astimezone(zone) if zone is not None else now.astimezone()
     first = local.date() - timedelta(days=RECENT_DAYS - 1)
-    start = datetime.combine(first, datetime.min.time(), tzinfo=local.tzinfo)
-    if zone is not None:
-        start = datetime.combine(first, datetime.min.time()).replace(tzinfo=zone)
-    return iso_utc(start), first
+    # That day's start, read as a supervisor's `--since YYYY-MM-DD` is.
+    return parse_since(first.isoformat(), zone), first
 
 
 def iso_utc(instant: datetime) -> str:
