@@ -21,7 +21,13 @@ from agent.devices.fake import write_event
 from scripts.simulator.cameras import MIB
 from tests.soak.plan import SoakFailure
 from tests.support.daemon import DaemonProcess
-from tests.support.tus_servers import TusServer, free_port, sync_config, tus_node_server
+from tests.support.tus_servers import (
+    SOAK_BLOCK,
+    TusServer,
+    free_port,
+    sync_config,
+    tus_node_server,
+)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -190,7 +196,7 @@ class TusControl:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = free_port()
+        self.port = free_port(SOAK_BLOCK)  # never a test run's port (tus_servers)
         self.lock = threading.Lock()
         self.stack: contextlib.ExitStack | None = None
         self.server: TusServer | None = None

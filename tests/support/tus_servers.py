@@ -40,9 +40,13 @@ LOOPBACK = "127.0.0.1"
 # between this check and the server's bind by another worker's server or by any process's
 # outgoing connection (those draw from the ephemeral range). Within the block the ports are
 # taken in turn: one just closed may still be held by connections in TIME_WAIT.
+# A soak (tests/soak) runs for hours beside test runs and stops its server for outages: it
+# takes the block below all of them, 19000-19999. Sharing 31000 with a test run outside xdist,
+# a test's server once bound the soak's port during an outage and took the soak's uploads.
 PORT_BASE = 20000
 PORT_BLOCK = 1000
 WORKER_BLOCKS = 11  # 20000-30999 for workers gw0..gw10 (and gw11.. again), 31000-31999 without
+SOAK_BLOCK = -1  # 19000-19999
 _next_port = [0]
 _port_lock = threading.Lock()
 
@@ -62,9 +66,10 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on, for a server started next (restartable on it)."""
-    start = PORT_BASE + _worker_index() * PORT_BLOCK
+def free_port(block: int | None = None) -> int:
+    """A loopback port nothing listens on, for a server started next (restartable on it);
+    from this worker's block unless `block` names another (SOAK_BLOCK)."""
+    start = PORT_BASE + (_worker_index() if block is None else block) * PORT_BLOCK
     with _port_lock:
         for _ in range(PORT_BLOCK):
             port = start + _next_port[0] % PORT_BLOCK

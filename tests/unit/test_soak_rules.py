@@ -13,7 +13,8 @@ import pytest
 from tests.soak.__main__ import main
 from tests.soak.cameras import Camera
 from tests.soak.sampling import Sample, judge_resources
-from tests.soak.station import Incarnation
+from tests.soak.station import Incarnation, TusControl
+from tests.support.tus_servers import free_port
 
 STEADY = {"peak_rss_kib": 60_000, "rss_kib": 58_000, "open_files": 20, "threads": 5}
 
@@ -80,3 +81,17 @@ def test_a_log_rotated_to_the_same_size_and_mtime_is_hashed_again(tmp_path: Path
     second = cam.scan()[b"LOG/SYSTEM.LOG"]
     assert first[0] == second[0] == 824
     assert second[1] == hashlib.sha256(b"B" * 824).hexdigest() != first[1]
+
+
+def test_the_soaks_server_port_is_never_one_a_test_run_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A test run beside a soak (in xdist workers or not) never binds the soak's port, which
+    the soak's outages leave free for minutes at a time."""
+    port = TusControl(Path("/nonexistent")).port
+    taken: set[int] = set()
+    for worker in ("", *(f"gw{n}" for n in range(16))):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        taken.add(free_port())
+    assert 19000 <= port < 20000
+    assert all(p >= 20000 for p in taken), taken
