@@ -97,9 +97,10 @@ class Station:
             usage.ru_maxrss / 1024,
         )
 
-    def idle_daemon(self, seconds: float) -> tuple[float, float, float]:
+    def idle_daemon(self, seconds: float) -> tuple[float, float, float, float, float]:
         """(seconds until it logged daemon.started, seconds its whole-database check took
-        after that, idle CPU % over `seconds` once that check is done)."""
+        after that, idle CPU % over `seconds` once that check is done, its resident and peak
+        resident MiB at the end of that window); -1 for what it did not reach."""
         log = self.work / "daemon.log"
         start = time.monotonic()
         with open(log, "wb") as out:
@@ -115,24 +116,33 @@ class Station:
             deadline = start + 600
             while b"daemon.started" not in log.read_bytes():
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    return -1.0, -1.0, -1.0
+                    return -1.0, -1.0, -1.0, -1.0, -1.0
                 time.sleep(0.05)
             started = time.monotonic() - start
             # The daemon reads the whole database once it is ready (agent.runtime.store_check):
             # timed on its own, and the idle window starts after it.
             while b'"store.check' not in log.read_bytes():
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    return started, -1.0, -1.0
+                    return started, -1.0, -1.0, -1.0, -1.0
                 time.sleep(0.05)
             checked = time.monotonic() - start - started
             time.sleep(1.0)  # the first drain and status line
             before = _cpu_s(proc.pid)
             time.sleep(seconds)
             used = _cpu_s(proc.pid) - before
-            return started, checked, 100.0 * used / seconds
+            rss, hwm = _rss_mib(proc.pid)
+            return started, checked, 100.0 * used / seconds, rss, hwm
         finally:
             proc.terminate()
             proc.wait(timeout=120)
+
+
+def _rss_mib(pid: int) -> tuple[float, float]:
+    """VmRSS and VmHWM (peak) of a running process, proc(5) /proc/PID/status, in MiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def _cpu_s(pid: int) -> float:
@@ -209,13 +219,13 @@ def measure(station: Station, files: int, sessions: int) -> list[Measure]:
             flush=True,
         )
     out.append(fresh_import(station, files, sessions))
-    started, checked, idle = station.idle_daemon(IDLE_S)
-    out.append(Measure(files, sessions, "run: start-up", started, 0.0, 0.0, 0))
+    started, checked, idle, rss, hwm = station.idle_daemon(IDLE_S)
+    out.append(Measure(files, sessions, "run: start-up", started, 0.0, hwm, 0))
     out.append(Measure(files, sessions, "run: whole-database check", checked, 0.0, 0.0, 0))
-    out.append(Measure(files, sessions, "run: idle CPU %", idle, 0.0, 0.0, 0))
+    out.append(Measure(files, sessions, "run: idle CPU %", idle, 0.0, rss, 0))
     print(
         f"  daemon start-up {started:.2f} s, its whole-database check {checked:.2f} s after, "
-        f"idle CPU {idle:.1f} %",
+        f"idle CPU {idle:.1f} %, resident {rss:.1f} MiB (peak {hwm:.1f})",
         flush=True,
     )
     return out
