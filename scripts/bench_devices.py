@@ -11,7 +11,8 @@ upload competes with the copies (a round that saw one fails instead of printing 
 
 Printed per round: the aggregate (all bytes / wall time) and its ratio to the sum of the
 throttles, the slowest camera's own rate (its bytes / the time its last file was taken in), the
-daemon's CPU (its user+sys over the round / wall time, in cores), and two references on the
+daemon's CPU (its user+sys over the round / wall time, in cores) and peak resident memory
+(VmHWM: what a rack of N costs in memory), and two references on the
 same cold data: N `cp -r` through the same throttled mounts plus one `sync` (what the throttle
 lets the simplest tool do), and the same unthrottled (this machine's ceiling for N cameras).
 Targets: aggregate >= 0.95 x the sum of throttles, and < 1 core at the largest N. When the sum
@@ -75,6 +76,14 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def _peak_mib(pid: int) -> float:
+    """A running process's peak resident memory, VmHWM of proc(5) /proc/PID/status, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return -1.0
+
+
 def _closed_window() -> str:
     """One minute of upload window twelve hours from now (station-local, as the daemon reads
     `[sync] windows`): no upload starts during any round of this bench."""
@@ -88,6 +97,7 @@ class Result:
     wall_s: float
     cpu_s: float
     slowest_mib_s: float
+    peak_mib: float  # the daemon's peak resident memory (VmHWM) over the round
 
 
 def _start_daemon(station: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -158,7 +168,7 @@ def _round(work: Path, cameras: list[Camera], timeout: float) -> Result:
         if uploaded := sum(_per_camera(db, _UPLOADED).values()):
             raise RuntimeError(f"{uploaded} files were uploaded during the measurement")
         slowest = min(cam.size / MIB / finished[cam.serial] for cam in cameras)
-        return Result(took, cpu, slowest)
+        return Result(took, cpu, slowest, _peak_mib(daemon.pid))
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
@@ -219,7 +229,7 @@ def _build(work: Path, n: int, args: argparse.Namespace) -> list[Camera]:
 
 _HEADER = (
     f"{'cameras':>7} {'MiB/s/cam':>9} {'MiB':>7} {'wall s':>7} {'agg MiB/s':>9} "
-    f"{'ratio':>6} {'slowest':>7} {'cores':>6} {'cp thr':>7} {'ceiling':>7}"
+    f"{'ratio':>6} {'slowest':>7} {'cores':>6} {'peak MiB':>8} {'cp thr':>7} {'ceiling':>7}"
 )
 
 
@@ -261,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{n:>7} {args.throttle:>9.1f} {size:>7.0f} {result.wall_s:>7.2f} "
                 f"{aggregate:>9.1f} {ratio:>6.2f} {result.slowest_mib_s:>7.1f} {cores:>6.2f} "
-                f"{size / ref:>7.1f} {size / ceiling:>7.1f}",
+                f"{result.peak_mib:>8.1f} {size / ref:>7.1f} {size / ceiling:>7.1f}",
                 flush=True,
             )
             if ratio < 0.95:
