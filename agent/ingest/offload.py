@@ -40,6 +40,12 @@ PIPELINE_CHUNK = 2 << 20
 _WRITERS = 2  # O_DIRECT writes in flight: with one, the disk idled between its writes
 _BUFFERS = 6  # chunks in flight: one being read, one hashed, the writers', spares
 _ALIGN = 4096  # O_DIRECT: buffer address, file offset and length aligned to this (open(2))
+# The free chunks of a large file's copy are handed out last-returned first. A chunk's pages
+# are resident from its first use on (anonymous mmap), so a camera read slower than the
+# station hashes and writes (a USB-2 camera: 30 MiB/s) cycles through the two or three chunks
+# it needs and never touches the others; handed out in turn (FIFO), every camera copying at
+# once held all six, 12 MiB each (`scripts/bench devices`, peak resident memory per round).
+_FreeChunks = queue.LifoQueue
 
 
 def _set_direct(fd: int, on: bool) -> bool:
@@ -71,7 +77,7 @@ class _Writer(threading.Thread):
         self,
         tmp: durable.TempFile,
         full: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None],
-        free: queue.SimpleQueue[mmap.mmap],
+        free: _FreeChunks[mmap.mmap],
     ) -> None:
         super().__init__(name="copy-writer", daemon=True)
         self.tmp, self.full, self.free = tmp, full, free
@@ -235,7 +241,7 @@ class Copier:
 
             return sealing.encrypt(read, _WriteNow(tmp, self.buffers[1]), self.recipients, digest)
         buffers = self._large_buffers()
-        free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        free: _FreeChunks[mmap.mmap] = _FreeChunks()
         for buf in buffers[: _BUFFERS // 2]:
             free.put(buf)
         reader = _Reader(src, size, free, direct=_set_direct(src, True))
@@ -284,7 +290,7 @@ class Copier:
         the GIL, so a large file takes about the slowest of the three instead of their sum. The
         bytes hashed are exactly the bytes read, and the same buffer goes on to a writer.
         """
-        free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        free: _FreeChunks[mmap.mmap] = _FreeChunks()
         for buf in self._large_buffers():
             free.put(buf)
         writers = _Writers(tmp, [], self.large_chunk, free)
@@ -335,10 +341,10 @@ class _Writers:
         tmp: durable.TempFile,
         buffers: list[mmap.mmap],
         chunk: int,
-        free: queue.SimpleQueue[mmap.mmap] | None = None,
+        free: _FreeChunks[mmap.mmap] | None = None,
     ) -> None:
         self.tmp = tmp
-        self.free: queue.SimpleQueue[mmap.mmap] = free if free is not None else queue.SimpleQueue()
+        self.free: _FreeChunks[mmap.mmap] = free if free is not None else _FreeChunks()
         for buf in buffers:
             self.free.put(buf)
         self.full: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()
@@ -394,9 +400,7 @@ class _Reader(threading.Thread):
     what reads it later (the proof, the wipe) reads the camera again, not a cached copy.
     """
 
-    def __init__(
-        self, src: int, size: int, free: queue.SimpleQueue[mmap.mmap], *, direct: bool
-    ) -> None:
+    def __init__(self, src: int, size: int, free: _FreeChunks[mmap.mmap], *, direct: bool) -> None:
         super().__init__(name="copy-reader", daemon=True)
         self.src, self.size, self.free, self.direct = src, size, free, direct
         self.full: queue.SimpleQueue[tuple[mmap.mmap, int]] = queue.SimpleQueue()

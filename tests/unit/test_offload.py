@@ -8,8 +8,10 @@ reached through a symbolic link, must leave nothing staged.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 from agent.camera import profile, volume
 from agent.camera.scan import scan_volume
 from agent.core.model import Candidate
+from agent.ingest import offload
 from agent.ingest.offload import PIPELINE_CHUNK, PIPELINE_FROM, Copier, SourceChanged
 
 SERIAL = "UNIT0001"
@@ -163,3 +166,27 @@ def test_a_directory_link_on_the_path_is_not_followed(
     with pytest.raises(OSError):
         Copier(staging, CHUNK).copy(fd, cand, 1, SERIAL)
     assert _staging_files(staging) == []
+
+
+def test_a_camera_read_slower_than_the_copy_is_written_touches_few_chunks(
+    camera: tuple[Path, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk's pages stay resident once used, so a slow camera (every camera docked at once
+    is one) must cycle through the chunks it needs, not all of them: the copy's memory per
+    camera in a rack of 25."""
+    root, fd = camera
+    data = os.urandom(PIPELINE_FROM + 8 * PIPELINE_CHUNK)
+    (root / "RECORD" / "A.MP4").write_bytes(data)
+    used: set[int] = set()
+    fill = offload._Reader._fill
+
+    def slow_fill(reader: offload._Reader, buf: mmap.mmap) -> int:
+        used.add(id(buf))
+        time.sleep(0.05)  # a camera's read of 2 MiB at 40 MiB/s; hashing and writing: faster
+        return fill(reader, buf)
+
+    monkeypatch.setattr(offload._Reader, "_fill", slow_fill)
+    staging = tmp_path / "staging"
+    staged = Copier(staging, CHUNK).copy(fd, _listed(fd, b"RECORD/A.MP4"), 7, SERIAL)
+    assert (staging / staged.staged_rel).read_bytes() == data
+    assert len(used) <= 3, f"{len(used)} of the copy's chunks were filled"
