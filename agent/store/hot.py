@@ -36,6 +36,10 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("uploads unscheduled", lambda s: s.uploads_unscheduled()),
     ("a sealed row to claim", lambda s: s.next_sealed()),
     ("purge candidates", lambda s: s.purge_candidates()),
+    ("has the sink ever confirmed a file verified", lambda s: s.digest_proven("u", named=False)),
+    ("has the named sink ever confirmed verified", lambda s: s.digest_proven("c", named=True)),
+    # every dock's registration: a wipe a crash interrupted (agent.ingest.wipe)
+    ("a camera's wipes not recorded done", lambda s: s.interrupted_wipes("CAM1")),
     # every writing command's start-up recovery (agent.custody.recovery.finish_purges)
     ("purged copies still named in staging", lambda s: s.purged_paths([1, 2])),
     ("upload backlog", lambda s: s.upload_backlog()),

@@ -610,3 +610,24 @@ def _m0021(db: sqlite_utils.Database) -> None:
     # that lost one upload's Repr-Digest), each terminated and the file sent again: the bound
     # on sending it again (agent.sync.tus_sink.reupload_unprovable) must hold across restarts.
     db.executescript("ALTER TABLE files ADD COLUMN unprovable_uploads INTEGER NOT NULL DEFAULT 0;")
+
+
+@MIGRATIONS(name="0022_scale_sink_proof_and_wipe_indexes")
+def _m0022(db: sqlite_utils.Database) -> None:
+    # Two questions asked at every `sync` and every dock walked history when the answer is no
+    # (issue: station scale). Whether a sink ever confirmed a file `verified` (Store
+    # .digest_proven, once per process and sink) read every file row of a station whose sinks
+    # confirm at a lower level; which of a camera's rows have a wipe started and not recorded
+    # done (every dock's settle_interrupted_wipes) read every row that camera ever had. Partial
+    # indexes hold only the rows that answer yes: a no is one probe of an empty index. The
+    # file_sinks one names all three columns the question compares, so that the planner takes
+    # it over file_sinks_state (state, sink), which holds every confirmation of the sink.
+    db.executescript(
+        """
+        CREATE INDEX files_verified_sink ON files(upload_sink) WHERE confirm_level = 'verified';
+        CREATE INDEX file_sinks_verified ON file_sinks(sink, state, level)
+            WHERE state = 'confirmed' AND level = 'verified';
+        CREATE INDEX files_wipe_unfinished ON files(device_serial)
+            WHERE wipe_started_at IS NOT NULL AND wiped_at IS NULL;
+        """
+    )

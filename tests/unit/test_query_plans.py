@@ -172,3 +172,32 @@ def test_the_scan_check_names_a_walk_of_the_files_table(tmp_path: Path) -> None:
         assert _scans(store.conn, "SELECT * FROM files WHERE camera_name = 'x'") == ["SCAN files"]
     finally:
         store.close()
+
+
+# Questions whose usual answer is "no" on a station with a year of history: each must be read
+# from a partial index holding only the rows that answer yes (migration 0022), not from an
+# index that holds every row of the camera or of the sink (an equality search the scan test
+# above cannot tell from a selective one).
+RARE_YES: tuple[tuple[str, Callable[[Store], object], str], ...] = (
+    ("sink proven, by URL", lambda s: s.digest_proven("u", named=False), "files_verified_sink"),
+    ("sink proven, by name", lambda s: s.digest_proven("c", named=True), "file_sinks_verified"),
+    ("wipes not done", lambda s: s.interrupted_wipes("CAM1"), "files_wipe_unfinished"),
+)
+
+
+@pytest.mark.parametrize(("name", "call", "index"), RARE_YES, ids=[n for n, _, _ in RARE_YES])
+def test_a_rare_yes_is_read_from_a_partial_index(
+    tmp_path: Path, name: str, call: Callable[[Store], object], index: str
+) -> None:
+    store = _station(tmp_path)
+    try:
+        with _traced(store) as ran:
+            call(store)
+        plans = [
+            str(row[3])
+            for sql in _statements(ran)
+            for row in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}")
+        ]
+        assert any(f"INDEX {index} " in f"{p} " for p in plans), (name, plans)
+    finally:
+        store.close()
