@@ -43,13 +43,13 @@ sys.path.insert(0, str(REPO))
 from agent.core.model import CUSTODY_STATES, FileState  # noqa: E402
 from agent.devices.fake import write_event  # noqa: E402
 from scripts.bench_cameras import Camera, ReadThrottle, attached, drop_caches  # noqa: E402
+from scripts.bench_proc import cpu_s, status_mib  # noqa: E402
 from scripts.simulator.cameras import CameraSpec, build_image, parse_size  # noqa: E402
 
 # Taken in: the signed custody record is committed, whatever the upload did since.
 _TAKEN_IN = tuple(sorted(str(state) for state in CUSTODY_STATES))
 # Any sign that an upload ran during the measurement.
 _UPLOADED = tuple(sorted(str(s) for s in (FileState.UPLOADING, FileState.CONFIRMED)))
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _per_camera(db: Path, states: tuple[str, ...]) -> dict[str, int]:
@@ -68,20 +68,6 @@ def _per_camera(db: Path, states: tuple[str, ...]) -> dict[str, int]:
         return {}
     finally:
         conn.close()
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads (proc(5), fields 14-15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def _peak_mib(pid: int) -> float:
-    """A running process's peak resident memory, VmHWM of proc(5) /proc/PID/status, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return -1.0
 
 
 def _closed_window() -> str:
@@ -136,7 +122,7 @@ def _round(work: Path, cameras: list[Camera], timeout: float) -> Result:
     station.mkdir()
     daemon, spool = _start_daemon(station)
     try:
-        cpu0 = _cpu_s(daemon.pid)
+        cpu0 = cpu_s(daemon.pid)
         started = time.monotonic()
         for cam in cameras:
             write_event(
@@ -164,11 +150,12 @@ def _round(work: Path, cameras: list[Camera], timeout: float) -> Result:
                 raise RuntimeError(f"only {got} of {want} files taken into custody")
             time.sleep(0.05)
         took = time.monotonic() - started
-        cpu = _cpu_s(daemon.pid) - cpu0
+        cpu = cpu_s(daemon.pid) - cpu0
         if uploaded := sum(_per_camera(db, _UPLOADED).values()):
             raise RuntimeError(f"{uploaded} files were uploaded during the measurement")
         slowest = min(cam.size / MIB / finished[cam.serial] for cam in cameras)
-        return Result(took, cpu, slowest, _peak_mib(daemon.pid))
+        (peak,) = status_mib(daemon.pid, "VmHWM")
+        return Result(took, cpu, slowest, peak)
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)

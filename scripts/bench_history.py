@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scripts.bench_proc import cpu_s, status_mib
+
 REPO = Path(__file__).resolve().parent.parent
 IDLE_S = 10.0
 
@@ -127,28 +129,14 @@ class Station:
                 time.sleep(0.05)
             checked = time.monotonic() - start - started
             time.sleep(1.0)  # the first drain and status line
-            before = _cpu_s(proc.pid)
+            before = cpu_s(proc.pid)
             time.sleep(seconds)
-            used = _cpu_s(proc.pid) - before
-            rss, hwm = _rss_mib(proc.pid)
+            used = cpu_s(proc.pid) - before
+            rss, hwm = status_mib(proc.pid, "VmRSS", "VmHWM")
             return started, checked, 100.0 * used / seconds, rss, hwm
         finally:
             proc.terminate()
             proc.wait(timeout=120)
-
-
-def _rss_mib(pid: int) -> tuple[float, float]:
-    """VmRSS and VmHWM (peak) of a running process, proc(5) /proc/PID/status, in MiB."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def _cpu_s(pid: int) -> float:
-    """utime + stime of a process (and its threads), proc(5) /proc/PID/stat fields 14 and 15."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def build(station: Station, sessions: range, per_session: int, sync_every: int) -> int:
