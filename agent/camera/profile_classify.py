@@ -20,6 +20,9 @@ from agent.camera.profile_model import NameInfo, Profile
 from agent.core.model import FileKind
 
 NO_CLIP = "partner file without its clip beside it: sealed alone"
+# Directories of up to this many files keep what each name says while they are classified (one
+# RE2 pass); larger ones read each name again instead of holding it (a few hundred bytes each).
+_KEEP_NAMES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,32 +72,48 @@ class DirectoryClassifier:
 
     def directory(self, dir_rel: bytes, names: list[bytes]) -> Iterator[FileClass]:
         """Every file of one directory (names as listed), in the order given, one at a time:
-        a camera directory of 100,000 files never holds 100,000 classifications at once."""
-        infos = {n: self.profile.classify(n) for n in names}
-        sidecar_stems = {i.stem for i in infos.values() if i.is_marker}
-        in_folder = any(dir_rel == f or dir_rel.startswith(f + b"/") for f in self.folders)
+        a camera directory of 100,000 files never holds 100,000 classifications at once.
+
+        What a name says is kept for every name of a small directory; a large one keeps only
+        its markers' stems and its partners' clips and reads each name again as it goes (a
+        second RE2 pass, a third where it has partners): its memory is its listing's."""
+        cache = len(names) <= _KEEP_NAMES
+        infos: dict[bytes, NameInfo] = {}
+        sidecar_stems: set[bytes] = set()
+        partner_stems: set[bytes] = set()
         partners = self.layout.partners
-        # The clip of each stem: the first name of that stem that is no partner and no marker
-        # and has a kind of its own (names come sorted: one answer, whatever the listing order).
-        clips: dict[bytes, bytes] = {}
-        for name in sorted(names):
-            info = infos[name]
+        for name in names:
+            info = self.profile.classify(name)
+            if cache:
+                infos[name] = info
+            if info.is_marker:
+                sidecar_stems.add(info.stem)
+            if _is_partner(name, partners):
+                partner_stems.add(info.stem)
+        in_folder = any(dir_rel == f or dir_rel.startswith(f + b"/") for f in self.folders)
+        # The clip of each partner's stem: the first name of that stem that is no partner and no
+        # marker and has a kind of its own (names sorted: one answer, whatever the listing order).
+        clips: dict[bytes, tuple[bytes, NameInfo]] = {}
+        for name in sorted(names) if partner_stems else ():
+            info = infos[name] if cache else self.profile.classify(name)
+            if info.stem not in partner_stems or info.stem in clips:
+                continue
             if info.kind is not FileKind.OTHER and not _is_partner(name, partners):
-                clips.setdefault(info.stem, name)
+                clips[info.stem] = (name, info)
         for name in names:
             rel = dir_rel + b"/" + name if dir_rel else name
-            yield self._one(name, rel, infos, clips, sidecar_stems, in_folder)
+            info = infos[name] if cache else self.profile.classify(name)
+            yield self._one(name, rel, info, clips, sidecar_stems, in_folder)
 
     def _one(
         self,
         name: bytes,
         rel: bytes,
-        infos: dict[bytes, NameInfo],
-        clips: dict[bytes, bytes],
+        info: NameInfo,
+        clips: dict[bytes, tuple[bytes, NameInfo]],
         sidecar_stems: set[bytes],
         in_folder: bool,
     ) -> FileClass:
-        info = infos[name]
         in_root = self.in_root(rel)
         partner_of, note = b"", ""
         if in_root and _is_partner(name, self.layout.partners):
@@ -102,10 +121,9 @@ class DirectoryClassifier:
             if clip is None:
                 note = NO_CLIP
             else:
-                partner_of = rel[: len(rel) - len(name)] + clip
+                partner_of = rel[: len(rel) - len(name)] + clip[0]
                 # A partner is its clip's: same start, segment, channel and marker.
-                clip_info = infos[clip]
-                info = replace(clip_info, kind=info.kind, stem=info.stem)
+                info = replace(clip[1], kind=info.kind, stem=info.stem)
                 note = "partner of its clip"
         marked_by = ""
         if in_root and not info.is_marker:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 
 from agent.camera import volume
+from agent.camera.listing import Listing, camera_wall_time
 from agent.camera.profile import Profile
 from agent.camera.profile_classify import DirectoryClassifier, FileClass
 from agent.core.model import Candidate, ScanProblem, ScanResult
@@ -35,15 +36,6 @@ _SPECIAL = (
 )
 
 
-def camera_wall_time(mtime_ns: int) -> str:
-    """The camera's zone-less wall time for a file time as the FAT driver reported it.
-
-    FAT stores local wall time without a zone; the FUSE drivers turn it into an epoch using the
-    host's zone, so converting back with the host's zone gives the camera's wall clock reading.
-    """
-    return datetime.fromtimestamp(mtime_ns // 1_000_000_000).isoformat()
-
-
 def scan_volume(
     root_fd: int, profile: Profile, capacity: int, reserved: frozenset[bytes] = frozenset()
 ) -> ScanResult:
@@ -51,33 +43,35 @@ def scan_volume(
 
     capacity is the volume's size in bytes (0 when the file system does not say); a file that
     claims more is reported, not listed. A regular file at the root named in `reserved` is
-    neither. Candidates come back sorted by path.
+    neither. Candidates come back sorted by path, in a compact Listing (agent.camera.listing).
     """
     walk = _Walk(root_fd, profile, capacity, reserved)
     walk.run()
-    walk.candidates.sort(key=lambda c: c.rel_path)
-    return ScanResult(tuple(walk.candidates), tuple(walk.problems), walk.dirs, tuple(walk.ignored))
+    return ScanResult(walk.listing, tuple(walk.problems), walk.dirs, tuple(walk.ignored))
 
 
 _Subdir = tuple[bytes, bytes, os.stat_result]  # name, path below the root, lstat as listed
-# A listed file's identity, as four ints of its lstat (size, mtime_ns, dev, ino): a whole
-# stat_result (two dozen fields, floats among them) held for each of a directory's files was
-# most of the scan's memory on a camera with 100,000 files in one directory.
-_Stat = tuple[int, int, int, int]
 
 
 @dataclass
 class _Frame:
-    """A directory on the walk's current path: its descriptor and the subdirectories left."""
+    """A directory on the walk's current path: its descriptor, its files not yet listed (name
+    order, classified one at a time) and its subdirectories not yet walked (last: next)."""
 
     fd: int
     rel: bytes
     depth: int
+    files: Iterator[tuple[bytes, FileClass]]
+    next_file: tuple[bytes, FileClass] | None
     subdirs: list[_Subdir]
 
 
 class _Walk:
-    """One depth-first walk of a volume: the descriptor stack and what was found so far."""
+    """One depth-first walk of a volume: the descriptor stack and what was found so far.
+
+    Files are listed in the order of their paths: a directory's files and subdirectories are
+    merged by name (a subdirectory as `name/`, the prefix of every path below it). A file is
+    lstat'ed when its turn comes, so a directory holds its names, not a stat of each."""
 
     def __init__(
         self, root_fd: int, profile: Profile, capacity: int, reserved: frozenset[bytes]
@@ -88,7 +82,7 @@ class _Walk:
         self.profile = profile
         self.classifier = DirectoryClassifier(profile)
         self.capacity = capacity
-        self.candidates: list[Candidate] = []
+        self.listing = Listing()
         self.problems: list[ScanProblem] = []
         self.ignored: list[ScanProblem] = []
         self.dirs = 0
@@ -96,28 +90,35 @@ class _Walk:
         self.stack: list[_Frame] = []
 
     def run(self) -> None:
-        """Depth first: list a directory, then enter its subdirectories one at a time, each
-        opened relative to its parent (O_NOFOLLOW) and checked to be the one listed."""
+        """Depth first: list a directory, then take its files and subdirectories in path order,
+        each subdirectory opened relative to its parent (O_NOFOLLOW) and checked to be the one
+        listed."""
         try:
             self._enter(os.dup(self.root_fd), b"", 0)
             while self.stack:
                 frame = self.stack[-1]
-                if not frame.subdirs:
+                item = frame.next_file
+                sub = frame.subdirs[-1] if frame.subdirs else None
+                if item is not None and (sub is None or item[0] < sub[0] + b"/"):
+                    frame.next_file = next(frame.files, None)
+                    self._file(frame, *item)
+                elif sub is not None:
+                    frame.subdirs.pop()
+                    name, rel, st = sub
+                    fd = self._open_child(frame.fd, name, rel, st)
+                    if fd >= 0:
+                        self._enter(fd, rel, frame.depth + 1)
+                else:
                     self.stack.pop()
                     os.close(frame.fd)
-                    continue
-                name, rel, st = frame.subdirs.pop()
-                sub = self._open_child(frame.fd, name, rel, st)
-                if sub >= 0:
-                    self._enter(sub, rel, frame.depth + 1)
         finally:
             for frame in self.stack:
                 os.close(frame.fd)
             self.stack.clear()
 
     def _enter(self, dir_fd: int, dir_rel: bytes, depth: int) -> None:
-        """List one directory (its descriptor is owned from here): its files become candidates,
-        and it goes on the stack with its subdirectories still to walk."""
+        """List one directory (its descriptor is owned from here) and put it on the stack with
+        its files and subdirectories still to take."""
         self.dirs += 1
         try:
             listed = self._directory(dir_fd, dir_rel, depth)
@@ -127,39 +128,61 @@ class _Walk:
         if listed is None:
             os.close(dir_fd)
             return
-        files_here, subdirs = listed
-        self._files(dir_rel, files_here)
-        subdirs.reverse()  # popped from the end: walked in name order
-        self.stack.append(_Frame(dir_fd, dir_rel, depth, subdirs))
+        names, subdirs = listed
+        files = zip(names, self.classifier.directory(dir_rel, names), strict=True)
+        subdirs.sort(key=lambda sub: sub[0] + b"/", reverse=True)  # popped from the end
+        self.stack.append(_Frame(dir_fd, dir_rel, depth, files, next(files, None), subdirs))
 
     def _directory(
         self, dir_fd: int, dir_rel: bytes, depth: int
-    ) -> tuple[dict[bytes, _Stat], list[_Subdir]] | None:
-        """The regular files and the subdirectories to walk of one directory (None: unreadable)."""
+    ) -> tuple[list[bytes], list[_Subdir]] | None:
+        """The names of the regular files (sorted) and the subdirectories to walk of one
+        directory (None: unreadable). The entry's type as listed (d_type) sorts the two; an
+        entry whose type the listing does not give, or that is neither, is lstat'ed here."""
+        names: list[bytes] = []
+        subdirs: list[_Subdir] = []
         try:
-            entries = _list(dir_fd)
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    # On a descriptor, names come as str decoded with surrogateescape; fsencode
+                    # gives back the exact bytes of the directory entry.
+                    name = os.fsencode(entry.name)
+                    if entry.is_file(follow_symlinks=False):
+                        if not (dir_rel == b"" and name in self.reserved):
+                            names.append(name)
+                        continue
+                    self._other(dir_fd, dir_rel, depth, name, names, subdirs)
         except OSError as exc:
             self.problems.append(ScanProblem(dir_rel or b".", f"directory unreadable: {exc}"))
             return None
-        files_here: dict[bytes, _Stat] = {}
-        subdirs: list[_Subdir] = []
-        for name in entries:
-            rel = _join(dir_rel, name)
-            try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except OSError as exc:
-                self.problems.append(ScanProblem(rel, f"cannot stat: {exc.strerror}"))
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if self._may_descend(rel, st, depth + 1):
-                    subdirs.append((name, rel, st))
-            elif stat.S_ISREG(st.st_mode):
-                if not (dir_rel == b"" and name in self.reserved):
-                    files_here[name] = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
-            else:
-                what = next((w for test, w in _SPECIAL if test(st.st_mode)), "not a regular file")
-                self.problems.append(ScanProblem(rel, f"{what}: not read"))
-        return files_here, subdirs
+        names.sort()
+        return names, subdirs
+
+    def _other(
+        self,
+        dir_fd: int,
+        dir_rel: bytes,
+        depth: int,
+        name: bytes,
+        names: list[bytes],
+        subdirs: list[_Subdir],
+    ) -> None:
+        """An entry the listing does not say is a regular file: lstat'ed, then a subdirectory
+        to walk, a file after all, or a problem."""
+        rel = _join(dir_rel, name)
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            self.problems.append(ScanProblem(rel, f"cannot stat: {exc.strerror}"))
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if self._may_descend(rel, st, depth + 1):
+                subdirs.append((name, rel, st))
+        elif stat.S_ISREG(st.st_mode):
+            if not (dir_rel == b"" and name in self.reserved):
+                names.append(name)
+        else:
+            self.problems.append(ScanProblem(rel, f"{_what(st)}: not read"))
 
     def _may_descend(self, rel: bytes, st: os.stat_result, depth: int) -> bool:
         """Is a subdirectory to be walked: not another file system, not too deep?"""
@@ -194,23 +217,34 @@ class _Walk:
             return -1
         return sub
 
-    def _files(self, dir_rel: bytes, files_here: dict[bytes, _Stat]) -> None:
-        """One directory's regular files as candidates, named by the profile
-        (agent.camera.profile_classify: kind, times, markers, partners, ignored)."""
-        for fc in self.classifier.directory(dir_rel, list(files_here)):
-            st = files_here[fc.rel_path.rpartition(b"/")[2]]
-            if fc.ignored:
-                self.ignored.append(ScanProblem(fc.rel_path, fc.ignored))
-            elif self.capacity and st[0] > self.capacity:  # 0: the file system does not say
-                self.problems.append(
-                    ScanProblem(
-                        fc.rel_path,
-                        f"claims {st[0]} bytes, more than the whole volume "
-                        f"({self.capacity}): sparse or corrupt entry; not copied",
-                    )
+    def _file(self, frame: _Frame, name: bytes, fc: FileClass) -> None:
+        """One regular file, named by the profile (agent.camera.profile_classify: kind, times,
+        markers, partners, ignored) and lstat'ed now: a candidate, ignored, or a problem."""
+        if fc.ignored:
+            self.ignored.append(ScanProblem(fc.rel_path, fc.ignored))
+            return
+        try:
+            st = os.stat(name, dir_fd=frame.fd, follow_symlinks=False)
+        except OSError as exc:
+            self.problems.append(ScanProblem(fc.rel_path, f"cannot stat: {exc.strerror}"))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self.problems.append(ScanProblem(fc.rel_path, f"{_what(st)}: not read"))
+        elif self.capacity and st.st_size > self.capacity:  # 0: the file system does not say
+            self.problems.append(
+                ScanProblem(
+                    fc.rel_path,
+                    f"claims {st.st_size} bytes, more than the whole volume "
+                    f"({self.capacity}): sparse or corrupt entry; not copied",
                 )
-            else:
-                self.candidates.append(candidate(fc, st))
+            )
+        else:
+            stat4 = (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+            self.listing.append(candidate(fc, stat4), frame.rel, name)
+
+
+# A listed file's identity, as four ints of its lstat (size, mtime_ns, dev, ino).
+_Stat = tuple[int, int, int, int]
 
 
 def candidate(fc: FileClass, st: _Stat) -> Candidate:
@@ -240,8 +274,9 @@ def _join(dir_rel: bytes, name: bytes) -> bytes:
     return dir_rel + b"/" + name if dir_rel else name
 
 
-def _list(dir_fd: int) -> list[bytes]:
-    # os.scandir on a descriptor yields str names decoded with surrogateescape; fsencode
-    # gives back the exact bytes of the directory entry.
-    with os.scandir(dir_fd) as it:
-        return sorted(os.fsencode(entry.name) for entry in it)
+def _what(st: os.stat_result) -> str:
+    """What an entry that is not a regular file is (a directory: one that appeared where the
+    listing had a file)."""
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory where a file was listed"
+    return next((w for test, w in _SPECIAL if test(st.st_mode)), "not a regular file")

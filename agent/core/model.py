@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 # A camera serial, in DEVICE.INF and on USB (camera-layout.md): 1-32 of A-Z a-z 0-9 -.
@@ -203,7 +204,8 @@ class ScanProblem:
 
 @dataclass(frozen=True)
 class ScanResult:
-    candidates: tuple[Candidate, ...]
+    # In path order; the scan's is a compact agent.camera.listing.Listing.
+    candidates: Sequence[Candidate]
     problems: tuple[ScanProblem, ...]
     dirs: int
     # Files the camera profile ignores (its `layout.ignore`), each with the reason: accounted

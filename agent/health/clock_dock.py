@@ -91,16 +91,23 @@ def recording_bounds(
 ) -> clock_files.Bounds:
     """Drift bounds from the recordings first seen at this session (older ones were on the
     camera before its last undock and bound nothing), by the start their names give."""
-    starts = []
-    for row in store.file_times(file_ids):
-        if row.session_id != session_id or not row.recorded_start:
-            continue
-        try:
-            wall = datetime.fromisoformat(row.recorded_start)
-        except ValueError:
-            continue
-        starts.append(clock.to_instant(wall, zone))
+    # A generator: drift_bounds keeps the earliest and latest, never a list of every start.
+    starts = (
+        clock.to_instant(wall, zone)
+        for row in store.file_times(file_ids)
+        if row.session_id == session_id and (wall := _wall(row.recorded_start)) is not None
+    )
     return clock_files.drift_bounds(starts, since, docked_at)
+
+
+def _wall(recorded_start: str) -> datetime | None:
+    """A file's recorded start as camera wall time (None: no start, or not a time)."""
+    if not recorded_start:
+        return None
+    try:
+        return datetime.fromisoformat(recorded_start)
+    except ValueError:
+        return None
 
 
 def effective_drift(drift_s: int | None, bounds: clock_files.Bounds) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ Stop = tuple[str, ProblemKind]
 
 
 def batches(
-    pending: list[tuple[int, int]], candidates: tuple[Candidate, ...]
+    pending: Sequence[tuple[int, int]], candidates: Sequence[Candidate]
 ) -> Iterator[list[tuple[int, int]]]:
     """(file id, candidate index) pairs in runs of at most BATCH_FILES files and BATCH_BYTES."""
     batch: list[tuple[int, int]] = []
@@ -92,7 +92,7 @@ class BatchCopier:
         self,
         root_fd: int,
         batch: list[tuple[int, int]],
-        candidates: tuple[Candidate, ...],
+        candidates: Sequence[Candidate],
         summary: ImportSummary,
         log_: Any,
     ) -> Stop | None:

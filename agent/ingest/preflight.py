@@ -10,7 +10,7 @@ every recording of a camera off the station. Reads statvfs(3) and writes reasons
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from agent.core.config import Config
 from agent.core.errors import StagingFull
@@ -18,7 +18,7 @@ from agent.core.model import Candidate, ImportSummary, ProblemKind, display_name
 from agent.ingest import sealing
 from agent.store import Store
 
-Pending = list[tuple[int, int]]  # (file id, index into the scan's candidates)
+Pending = Sequence[tuple[int, int]]  # (file id, index into the scan's candidates)
 
 
 def free_bytes(config: Config) -> int:
@@ -27,7 +27,7 @@ def free_bytes(config: Config) -> int:
     return vfs.f_bavail * vfs.f_frsize - config.storage.reserve_bytes
 
 
-def fit_space(config: Config, pending: Pending, candidates: tuple[Candidate, ...]) -> Pending:
+def fit_space(config: Config, pending: Pending, candidates: Sequence[Candidate]) -> Pending:
     """The pending files staging can hold, in their listed order (the others are left out).
 
     When they do not all fit, files are taken by priority: important ones first, then the
@@ -72,7 +72,7 @@ def _priority(cand: Candidate) -> tuple[bool, int, bytes]:
 def record_left(
     store: Store,
     left: Pending,
-    candidates: tuple[Candidate, ...],
+    candidates: Sequence[Candidate],
     summary: ImportSummary,
     now: Callable[[], str],
 ) -> None:

@@ -16,6 +16,7 @@ The decision itself is agent.ingest.policy's.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from agent.camera import volume
@@ -127,7 +128,7 @@ def _unlink_proven(store: Store, root_fd: int, row: FileRow, now: str, proof: Pr
 
 
 def settle_interrupted_wipes(
-    store: Store, serial: str, present: set[tuple[bytes, int, int]], now: str
+    store: Store, serial: str, present: Container[tuple[bytes, int, int]], now: str
 ) -> int:
     """Rows whose wipe had started and whose file is gone from the camera were wiped by us
     (the intent is committed only after the file's bytes were proven to be the row's)."""

@@ -87,12 +87,10 @@ def _checked(fields: Mapping[str, object]) -> dict[str, object]:
 class SessionQueries(StoreBase):
     def open_session(self, fields: Mapping[str, object]) -> int:
         """A new session row (outcome running) with these columns; returns its id."""
-        table = self.db.table("sessions")
-        table.insert(_checked(fields))
-        return int(table.last_pk)  # type: ignore[arg-type]  # set by the insert just made
+        return self.insert_row("sessions", _checked(fields))
 
     def update_session(self, session_id: int, fields: Mapping[str, object]) -> None:
-        self.db.table("sessions").update(session_id, _checked(fields))
+        self.update_row("sessions", session_id, _checked(fields))
 
     def session(self, session_id: int) -> SessionRow:
         # A plain SELECT: sqlite-utils' Table.get() runs PRAGMA table_info (twice) every call.

@@ -10,6 +10,7 @@ network, no file I/O, no policy here.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Container, Iterable
 from typing import Any
@@ -20,6 +21,7 @@ from agent.store.custody import FileTransitions
 from agent.store.rows import FileRow, checked_file_row
 
 # A confirmation record (agent.custody.seal.Sealer.confirm) of the file, of the hash its row has.
+_SIGNED_BATCH = 1000  # ids a query of signed_confirmations
 _SIGNED = (
     "EXISTS (SELECT 1 FROM records r WHERE r.kind='confirmation' AND r.file_id=files.id "
     "AND json_extract(r.body, '$.sha256')=files.sha256)"
@@ -379,13 +381,14 @@ class UploadQueries(FileTransitions):
         hash their row holds (what a wipe after confirmation needs); with `required`, one of
         each of those sinks."""
         signed, signed_args = _signed(required)
-        return {
-            int(r[0])
-            for r in self.conn.execute(
-                f"SELECT id FROM files WHERE id IN (SELECT value FROM json_each(?)) AND {signed}",
-                (json.dumps(sorted(set(file_ids))), *signed_args),
-            )
-        }
+        sql = f"SELECT id FROM files WHERE id IN (SELECT value FROM json_each(?)) AND {signed}"
+        found: set[int] = set()
+        # In runs of ids, not one JSON text of all: a camera of 100,000 files.
+        ids = iter(file_ids)
+        while run := list(itertools.islice(ids, _SIGNED_BATCH)):
+            rows = self.conn.execute(sql, (json.dumps(run), *signed_args))
+            found.update(int(r[0]) for r in rows)
+        return found
 
     def mark_purged(self, file_id: int, now: str) -> bool:
         """Record the purge intent first: a crash after it leaves a harmless extra copy."""

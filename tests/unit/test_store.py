@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -268,3 +270,39 @@ def test_a_wipe_intent_on_bytes_replaced_under_their_name_is_not_settled_as_ours
     # ...and once they are wiped too, the first row's bytes were not removed by us.
     assert settle_interrupted_wipes(store, "CAM1", set(), "later") == 0
     assert store.file(fid).wiped_at is None
+
+
+def test_a_store_writes_sessions_and_files_without_importing_sqlite_utils(tmp_path: Path) -> None:
+    """Once its migrations are applied, a writing command (an import, the daemon) opens,
+    inserts and updates without sqlite-utils (click, dateutil, its plugins: ~10 MiB of every
+    import's resident memory); a row that is not there is still NotFoundError, a column that
+    is not one still refused."""
+    Store.open(tmp_path, create=True).close()
+    code = f"""
+import sys
+from agent.core.model import Candidate, FileKind
+from agent.store import Store
+store = Store.open(__import__("pathlib").Path({str(tmp_path)!r}), create=False)
+with store.transaction():
+    sid = store.open_session({{"device_serial": "CAM1", "source": "/x", "docked_at": "t"}})
+    cand = Candidate(b"R/A.MP4", 10, 1, 0, 0, FileKind.VIDEO, "", "", None, False, True)
+    fid, _, _ = store.register(sid, "CAM1", cand, "R/A.MP4", "t")
+    store.update_session(sid, {{"files_found": 1, "wipe_detail": "none"}})
+    store.set_file(fid, reason="kept", wiped_at="w")
+print(sid, store.session(sid).files_found, store.file(fid).reason, "sqlite_utils" in sys.modules)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "1", "kept", "False"]
+    store = Store.open(tmp_path, create=False)
+    from sqlite_utils.db import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        store.update_session(99, {"files_found": 1})
+    with pytest.raises(NotFoundError):
+        store.set_file(99)
+    with pytest.raises(ValueError, match="not a column of files"):
+        store.set_file(1, **{"reason=1; --": "x"})
+    assert store.file(1).reason == "kept"

@@ -1,0 +1,43 @@
+"""(file id, listing index) pairs of one dock, kept in two arrays.
+
+A session names the files it copies, and those it proves held, as pairs of a row's id and the
+file's index in the scan's listing. As a list of tuples that is ~120 bytes a file (12 MiB for a
+camera of 100,000 files); here it is 16. Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
+
+
+class Pairs(Sequence[tuple[int, int]]):
+    """(file id, index) pairs in the order appended."""
+
+    def __init__(self, items: Iterable[tuple[int, int]] = ()) -> None:
+        self.ids = array("q")
+        self.indexes = array("q")
+        for file_id, index in items:
+            self.append(file_id, index)
+
+    def append(self, file_id: int, index: int) -> None:
+        self.ids.append(file_id)
+        self.indexes.append(index)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, at: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> Sequence[tuple[int, int]]: ...
+
+    def __getitem__(self, at: int | slice) -> tuple[int, int] | Sequence[tuple[int, int]]:
+        if isinstance(at, slice):
+            return list(zip(self.ids[at], self.indexes[at], strict=True))
+        return self.ids[at], self.indexes[at]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.ids, self.indexes, strict=True)
