@@ -432,6 +432,7 @@ class Bench:
             }
         )
         out, err = station / "stdout.json", station / "stderr.log"
+        self._install(station, env)
         argv = [sys.executable, "-m", "agent.cli.main", "import", str(src.path), "--json"]
         rss_file = station / "maxrss"
         if GNU_TIME:
@@ -453,6 +454,20 @@ class Bench:
                 f"{summary.get('bytes_copied')} bytes; expected {src.files}, {src.bytes}"
             )
         return result
+
+    def _install(self, station: Path, env: dict[str, str]) -> None:
+        """The station as installed and running: its database made and migrated (by an import
+        of a camera with one small file, unmeasured), as the daemon does at its first start.
+        The measured import is then what every dock after the first costs."""
+        first = station / "first-camera"
+        first.mkdir()
+        (first / "DEVICE.INF").write_text("serial=FIRST0001\nofficer_id=100001\n")
+        argv = [sys.executable, "-m", "agent.cli.main", "import", str(first), "--json"]
+        done = subprocess.run(
+            argv, env=env, cwd=self.agent_root, capture_output=True, check=False, timeout=300
+        )
+        if done.returncode != 0:
+            raise RunFailed(f"the station's first import exited {done.returncode}")
 
     def cp(self, src: Source, dest: Path, *, hash_copies: bool) -> ProcResult:
         total = run_measured(["cp", "-r", str(src.path), str(dest)])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from agent.camera.profile_model import NameInfo, Profile
 from agent.core.model import FileKind
@@ -23,6 +24,15 @@ NO_CLIP = "partner file without its clip beside it: sealed alone"
 # Directories of up to this many files keep what each name says while they are classified (one
 # RE2 pass); larger ones read each name again instead of holding it (a few hundred bytes each).
 _KEEP_NAMES = 4096
+
+
+class Names(Protocol):
+    """A directory's file names, read again for each pass (a list, or the scan's
+    agent.camera.dirnames.SortedNames)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,7 @@ class DirectoryClassifier:
                 return f"ignored by camera profile {self.profile.name} (matches {glob.source!r})"
         return ""
 
-    def directory(self, dir_rel: bytes, names: list[bytes]) -> Iterator[FileClass]:
+    def directory(self, dir_rel: bytes, names: Names) -> Iterator[FileClass]:
         """Every file of one directory (names as listed), in the order given, one at a time:
         a camera directory of 100,000 files never holds 100,000 classifications at once.
 
@@ -91,12 +101,14 @@ class DirectoryClassifier:
             if _is_partner(name, partners):
                 partner_stems.add(info.stem)
         in_folder = any(dir_rel == f or dir_rel.startswith(f + b"/") for f in self.folders)
-        # The clip of each partner's stem: the first name of that stem that is no partner and no
-        # marker and has a kind of its own (names sorted: one answer, whatever the listing order).
+        # The clip of each partner's stem: the least name of that stem that is no partner and
+        # no marker and has a kind of its own (one answer, whatever the listing order).
         clips: dict[bytes, tuple[bytes, NameInfo]] = {}
-        for name in sorted(names) if partner_stems else ():
+        for name in names if partner_stems else ():
             info = infos[name] if cache else self.profile.classify(name)
-            if info.stem not in partner_stems or info.stem in clips:
+            if info.stem not in partner_stems or (
+                info.stem in clips and clips[info.stem][0] < name
+            ):
                 continue
             if info.kind is not FileKind.OTHER and not _is_partner(name, partners):
                 clips[info.stem] = (name, info)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.camera import volume
+from agent.camera.dirnames import SortedNames
 from agent.camera.listing import Listing, camera_wall_time
 from agent.camera.profile import Profile
 from agent.camera.profile_classify import DirectoryClassifier, FileClass
@@ -135,11 +136,12 @@ class _Walk:
 
     def _directory(
         self, dir_fd: int, dir_rel: bytes, depth: int
-    ) -> tuple[list[bytes], list[_Subdir]] | None:
-        """The names of the regular files (sorted) and the subdirectories to walk of one
-        directory (None: unreadable). The entry's type as listed (d_type) sorts the two; an
-        entry whose type the listing does not give, or that is neither, is lstat'ed here."""
-        names: list[bytes] = []
+    ) -> tuple[SortedNames, list[_Subdir]] | None:
+        """The names of the regular files (read back sorted: agent.camera.dirnames) and the
+        subdirectories to walk of one directory (None: unreadable). The entry's type as listed
+        (d_type) sorts the two; an entry whose type the listing does not give, or that is
+        neither, is lstat'ed here."""
+        names = SortedNames()
         subdirs: list[_Subdir] = []
         try:
             with os.scandir(dir_fd) as entries:
@@ -149,13 +151,12 @@ class _Walk:
                     name = os.fsencode(entry.name)
                     if entry.is_file(follow_symlinks=False):
                         if not (dir_rel == b"" and name in self.reserved):
-                            names.append(name)
+                            names.add(name)
                         continue
                     self._other(dir_fd, dir_rel, depth, name, names, subdirs)
         except OSError as exc:
             self.problems.append(ScanProblem(dir_rel or b".", f"directory unreadable: {exc}"))
             return None
-        names.sort()
         return names, subdirs
 
     def _other(
@@ -164,7 +165,7 @@ class _Walk:
         dir_rel: bytes,
         depth: int,
         name: bytes,
-        names: list[bytes],
+        names: SortedNames,
         subdirs: list[_Subdir],
     ) -> None:
         """An entry the listing does not say is a regular file: lstat'ed, then a subdirectory
@@ -180,7 +181,7 @@ class _Walk:
                 subdirs.append((name, rel, st))
         elif stat.S_ISREG(st.st_mode):
             if not (dir_rel == b"" and name in self.reserved):
-                names.append(name)
+                names.add(name)
         else:
             self.problems.append(ScanProblem(rel, f"{_what(st)}: not read"))
 

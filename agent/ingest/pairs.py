@@ -1,4 +1,5 @@
-"""(file id, listing index) pairs of one dock, kept in two arrays.
+"""What a dock keeps of each of its files, compactly: (file id, listing index) pairs in two
+arrays, and file states one byte each.
 
 A session names the files it copies, and those it proves held, as pairs of a row's id and the
 file's index in the scan's listing. As a list of tuples that is ~120 bytes a file (12 MiB for a
@@ -10,6 +11,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
+
+from agent.core.model import FileState
+
+_STATES = tuple(FileState)
+_STATE_CODE = {state: code for code, state in enumerate(_STATES)}
 
 
 class Pairs(Sequence[tuple[int, int]]):
@@ -41,3 +47,30 @@ class Pairs(Sequence[tuple[int, int]]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return zip(self.ids, self.indexes, strict=True)
+
+
+class States(Sequence[FileState]):
+    """File states in the order appended, a byte each (a list took 8 and its copies more)."""
+
+    def __init__(self) -> None:
+        self.codes = bytearray()
+
+    def append(self, state: FileState) -> None:
+        self.codes.append(_STATE_CODE[state])
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, at: int) -> FileState: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> Sequence[FileState]: ...
+
+    def __getitem__(self, at: int | slice) -> FileState | Sequence[FileState]:
+        if isinstance(at, slice):
+            return [_STATES[code] for code in self.codes[at]]
+        return _STATES[self.codes[at]]
+
+    def __iter__(self) -> Iterator[FileState]:
+        return (_STATES[code] for code in self.codes)

@@ -16,10 +16,10 @@ import hashlib
 import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pyrage
-from pyrage import x25519
+if TYPE_CHECKING:
+    from pyrage import x25519
 
 # age's payload: 64 KiB plaintext chunks, each with a 16-byte Poly1305 tag, after a 16-byte
 # nonce; the header is a few hundred bytes per recipient (rage adds a grease stanza).
@@ -30,7 +30,13 @@ _HEADER_BASE = 512
 
 
 def recipients(keys: Sequence[str]) -> tuple[x25519.Recipient, ...]:
-    """The configured `age1...` strings as pyrage recipients (checked at configuration load)."""
+    """The configured `age1...` strings as pyrage recipients (checked at configuration load).
+    pyrage is imported here and in encrypt, for a station that encrypts: its native library
+    is a megabyte of the memory of every import that does not."""
+    if not keys:
+        return ()
+    from pyrage import x25519  # noqa: PLC0415 - see the docstring
+
     return tuple(x25519.Recipient.from_str(k) for k in keys)
 
 
@@ -144,6 +150,8 @@ def encrypt(
     """Read the plaintext through `read` (an empty view at the end), hashing it into `digest`,
     and hand its age encryption to `spill`. An error of `read` or of the spill is raised as
     itself (a SourceChanged, an ENOSPC), not as pyrage's message."""
+    import pyrage  # noqa: PLC0415 - recipients() says why
+
     reader = _PlainReader(read, digest)
     writer = _CipherWriter(spill)
     try:

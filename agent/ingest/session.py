@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -50,7 +50,7 @@ from agent.ingest.binding import BindingCheck, BindingState
 from agent.ingest.continuation import ContinuedDock, DockHealth
 from agent.ingest.copying import BatchCopier, Stop, batches
 from agent.ingest.offload import Copier
-from agent.ingest.pairs import Pairs
+from agent.ingest.pairs import Pairs, States
 from agent.ingest.policy import WipeDecision, camera_may_be_wiped, held_state
 from agent.ingest.preflight import fit_space, record_left
 from agent.ingest.progress import Progress
@@ -59,6 +59,8 @@ from agent.ingest.wipe import Changed, settle_interrupted_wipes, wipe_files
 from agent.store import FileRow, SessionRow, Store
 
 _log = log.get(__name__)
+
+_STATES_RUN = 1000  # rows of a session whose signed confirmations one query asks for
 
 READ_ONLY_MOUNT = (
     "the camera is mounted read-only: nothing can be wiped while it stays docked (a site that "
@@ -378,7 +380,10 @@ class Importer:
         log_: Any,
         dock: DockHealth,
     ) -> None:
-        ids, states, listed = self._session_states(summary.session_id)
+        states, listed = States(), 0
+        for _, state, size in self._session_files(summary.session_id):
+            states.append(state)
+            listed += size
         policy = self.config.ingest.wipe_policy
         if not os.path.ismount(summary.source):
             # A directory laid out like a camera shares its file system with other data, so
@@ -395,7 +400,12 @@ class Importer:
         if writable and self.make_writable is not None:
             self.make_writable(True)
         # Whole rows only for a wipe (it records each file's unlink on its row).
-        held = dict(zip(ids, states, strict=True)) if decision.allowed else {}
+        # The same rows read again: a dock that wipes nothing keeps no id of each file.
+        held = (
+            {file_id: state for file_id, state, _ in self._session_files(summary.session_id)}
+            if decision.allowed
+            else {}
+        )
         rows = self._session_rows(summary.session_id, held) if decision.allowed else []
         try:
             self._wipe_and_close(root_fd, summary, rows, states, decision, log_, dock)
@@ -410,7 +420,7 @@ class Importer:
         root_fd: int,
         summary: ImportSummary,
         rows: list[FileRow],
-        states: list[FileState],
+        states: Sequence[FileState],
         decision: WipeDecision,
         log_: Any,
         dock: DockHealth,
@@ -455,20 +465,26 @@ class Importer:
     def _identity(self, binding_detail: str) -> str:
         return "; ".join(p for p in (self.hardware_check, binding_detail) if p)
 
-    def _session_states(self, session_id: int) -> tuple[Sequence[int], list[FileState], int]:
-        """The ids and states (held where the sinks held_when names signed its confirmation)
-        of this session's files on the camera, and their bytes: for a listed identity, only
-        the row whose content it holds."""
-        ids = array("q")
-        states: list[FileState] = []
-        listed = 0
+    def _session_files(self, session_id: int) -> Iterator[tuple[int, FileState, int]]:
+        """(id, state, size) of this session's files on the camera, the state held where the
+        sinks held_when names signed its confirmation: for a listed identity, only the row
+        whose content it holds. Read in runs of rows, none of them kept."""
+        sinks = station_config.held_sinks(self.config)
+        run: list[tuple[int, FileState, int]] = []
         for file_id, state, size, path, mtime_ns in self.store.states_of_session(session_id):
             if self.current.get((path, size, mtime_ns), file_id) == file_id:
-                ids.append(file_id)
-                states.append(state)
-                listed += size
-        signed = self.store.signed_confirmations(ids, station_config.held_sinks(self.config))
-        return ids, [held_state(s, i in signed) for i, s in zip(ids, states, strict=True)], listed
+                run.append((file_id, state, size))
+                if len(run) >= _STATES_RUN:
+                    yield from self._held_run(run, sinks)
+        yield from self._held_run(run, sinks)
+
+    def _held_run(
+        self, run: list[tuple[int, FileState, int]], sinks: tuple[str, ...] | None
+    ) -> Iterator[tuple[int, FileState, int]]:
+        signed = self.store.signed_confirmations([i for i, _, _ in run], sinks)
+        for file_id, state, size in run:
+            yield file_id, held_state(state, file_id in signed), size
+        run.clear()
 
     def _session_rows(
         self, session_id: int, held: dict[int, FileState] | None = None

@@ -1,14 +1,18 @@
 """agent.camera.listing: the scan's compact listing gives back every Candidate exactly as it
-was appended, finds each by path, and refuses a field it could not hold unaltered."""
+was appended, finds each by path, and refuses a field it could not hold unaltered; and
+agent.camera.dirnames, the sorted names of a directory the scan reads them from."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.camera import dirnames
+from agent.camera.dirnames import SortedNames
 from agent.camera.listing import Listing, camera_wall_time
 from agent.core.model import Candidate, FileKind
 
@@ -115,3 +119,36 @@ def _plain(rel: bytes, recorded_start: str = "") -> Candidate:
         important=False,
         wipeable=True,
     )
+
+
+def test_many_files_across_blocks_and_directories_are_found_again() -> None:
+    """Names are kept in blocks of 4,096 and directories as runs: 10,000 files in three
+    directories (one split around a subdirectory's files) read back and are found by path."""
+    listing = Listing()
+    expected: list[bytes] = []
+    runs = [(b"A", range(0, 3000)), (b"A/03", range(0, 5000)), (b"A", range(5000, 7000))]
+    for dir_rel, numbers in runs:
+        for number in numbers:
+            name = b"%05d.MP4" % number if dir_rel == b"A" else b"x%05d" % number
+            cand = _plain(dir_rel + b"/" + name)
+            listing.append(cand, dir_rel, name)
+            expected.append(cand.rel_path)
+    assert expected == sorted(expected)
+    assert [c.rel_path for c in listing] == expected
+    for index in (0, 4095, 4096, 4097, 8191, 8192, 9999):
+        assert listing.find(expected[index]) == index
+        assert listing.path(index) == expected[index]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_NAME, unique=True, max_size=300), st.integers(1, 7))
+def test_a_directorys_names_come_back_sorted_from_runs(names: list[bytes], run: int) -> None:
+    """agent.camera.dirnames: names added in any order, sorted run by run (here runs of a few
+    names, to merge many), read back sorted, as often as asked."""
+    sorted_names = SortedNames()
+    with patch.object(dirnames, "RUN", run):
+        for name in names:
+            sorted_names.add(name)
+        assert len(sorted_names) == len(names)
+        assert list(sorted_names) == sorted(names)
+        assert list(sorted_names) == sorted(names)

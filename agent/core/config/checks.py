@@ -12,7 +12,6 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The age recipients are parsed by the library that will encrypt to them (agent.ingest.sealing).
-from pyrage import RecipientError, x25519
 
 _STATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
@@ -67,6 +66,12 @@ def age_recipients(value: tuple[str, ...]) -> str | None:
     them, as it will encrypt to them; a bounded length first, so a hostile file costs nothing."""
     if len(value) > 16:
         return "at most 16 recipients"
+    if not value:
+        return None
+    # Imported only for a station that encrypts: every command reads the configuration, and
+    # pyrage's native library is a megabyte of each one's memory.
+    from pyrage import RecipientError, x25519  # noqa: PLC0415
+
     for item in value:
         if len(item) > 100 or not item.startswith("age1"):
             return f"{item[:20]!r} is not an age X25519 recipient (age1...)"
