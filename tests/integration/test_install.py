@@ -37,6 +37,8 @@ DOCUMENTED = {
     "usr/local/lib/systemd/system/dockagent-scsi.socket": 0o644,
     "usr/local/lib/systemd/system/dockagent-scsi@.service": 0o644,
     "usr/local/lib/systemd/system/dockagent-screen.service": 0o644,
+    "usr/local/lib/systemd/system/dockagent-verify.service": 0o644,
+    "usr/local/lib/systemd/system/dockagent-verify.timer": 0o644,
     "usr/local/lib/udev/rules.d/99-dockagent.rules": 0o644,
     "usr/local/share/man/man1/dockagent.1": 0o644,
     "usr/local/share/bash-completion/completions/dockagent": 0o644,
@@ -47,7 +49,8 @@ DOCUMENTED = {
     "var/lib/dockagent/station-config": 0o600,
 }
 UNITS = ("dockagent.service", "dockagent-mount@.service", "dockagent-scsi.socket",
-         "dockagent-scsi@.service", "dockagent-screen.service")  # fmt: skip
+         "dockagent-scsi@.service", "dockagent-screen.service", "dockagent-verify.service",
+         "dockagent-verify.timer")  # fmt: skip
 PARENTS = {"etc/", "media/", "opt/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/lib/",
            "usr/local/lib/systemd/", "usr/local/lib/systemd/system/", "usr/local/lib/udev/",
            "usr/local/lib/udev/rules.d/", "var/", "var/lib/", "opt/dockagent/",
@@ -138,6 +141,7 @@ def test_install_lays_out_exactly_the_documented_files(installed: tuple[Path, Pa
     shown = json.loads(key.stdout)
     assert shown["public_key_pem"] in output
     assert "systemctl enable --now dockagent" in output
+    assert "dockagent-verify.timer" in output
     assert "skipped   user dockagent" in output
 
 

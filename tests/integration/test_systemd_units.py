@@ -1,9 +1,10 @@
 """The shipped systemd units and udev rules, checked by systemd's own tools.
 
-`systemd-analyze verify` accepts both units (run against copies whose /opt/dockagent paths point
+`systemd-analyze verify` accepts the units (run against copies whose /opt/dockagent paths point
 at stub programs, since verify insists the programs exist); `systemd-analyze security
 --offline=yes` scores the service at 2.0 or lower and the mount unit at 5.0 or lower; the service
-has what running unattended needs (watchdog, restart, hardening); the shipped udev rules are exactly what the profiles generate, and
+has what running unattended needs (watchdog, restart, hardening); the verify timer runs
+`verify --incremental` daily, catching up a missed day, sandboxed and without network; the shipped udev rules are exactly what the profiles generate, and
 no profile can write others; the mount helper mounts only mass-storage-only FAT/exFAT volumes
 with a sane serial, read-only unless told otherwise, nosuid, nodev, noexec, never fsck'ed.
 """
@@ -28,7 +29,8 @@ from tests.support.umockdev_sg import relay_command, write_profile
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 UNIT_FILES = ("dockagent.service", "dockagent-mount@.service", "dockagent-scsi.socket",
-              "dockagent-scsi@.service", "dockagent-screen.service")  # fmt: skip
+              "dockagent-scsi@.service", "dockagent-screen.service", "dockagent-verify.service",
+              "dockagent-verify.timer")  # fmt: skip
 
 
 def _tool(name: str) -> str:
@@ -75,7 +77,8 @@ def test_systemd_analyze_verify_accepts_both_units(tmp_path: Path) -> None:
     shutil.copy(units / "dockagent-scsi@.service", units / "dockagent-scsi@0-1-0.service")
     proc = subprocess.run(
         [analyze, "verify", "--man=no", "dockagent.service", "dockagent-mount@sdb1.service",
-         "dockagent-scsi.socket", "dockagent-scsi@0-1-0.service", "dockagent-screen.service"],
+         "dockagent-scsi.socket", "dockagent-scsi@0-1-0.service", "dockagent-screen.service",
+         "dockagent-verify.service", "dockagent-verify.timer"],
         cwd=units,
         capture_output=True,
         text=True,
@@ -129,6 +132,60 @@ def test_screen_unit_security_exposure_is_at_most_2_0_and_it_reads_only() -> Non
     assert unit["ProtectSystem"] == ["strict"]
     assert not {"ReadWritePaths", "StateDirectory", "RuntimeDirectory"} & set(unit)
     assert unit["IPAddressDeny"] == ["any"] and unit["IPAddressAllow"] == ["localhost"]
+
+
+def test_verify_timer_runs_an_incremental_verify_daily_at_exposure_at_most_2_0() -> None:
+    analyze = _tool("systemd-analyze")
+    proc = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager",
+         "dockagent-verify.service"],
+        cwd=UNITS,
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    match = re.search(
+        r"Overall exposure level for dockagent-verify\.service: (\d+\.\d+)", proc.stdout
+    )
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) <= 2.0, proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=20 means 2.0
+    unit = _unit((UNITS / "dockagent-verify.service").read_text())
+    assert unit["ExecStart"] == [
+        "/opt/dockagent/bin/dockagent --config /etc/dockagent/config.toml verify --incremental"
+    ]
+    for key, value in {
+        "Type": ["oneshot"],
+        "User": ["dockagent"],
+        "Group": ["dockagent"],
+        "CapabilityBoundingSet": [""],
+        "AmbientCapabilities": [""],
+        "NoNewPrivileges": ["yes"],
+        "ProtectSystem": ["strict"],
+        # Only the data directory is writable: verify records its head in the database.
+        "ReadWritePaths": ["/var/lib/dockagent"],
+        "PrivateNetwork": ["yes"],
+        "RestrictAddressFamilies": ["AF_UNIX"],
+        "Nice": ["10"],
+        "IOSchedulingClass": ["idle"],
+        "UMask": ["0077"],
+        "LimitCORE": ["0"],
+    }.items():
+        assert unit.get(key) == value, key
+    # A problem found must fail the unit (exit 4), never be hidden from `systemctl --failed`.
+    assert "SuccessExitStatus" not in unit
+    assert not any(cmd.startswith("-") for cmd in unit["ExecStart"])
+    assert "~@privileged @resources" in unit["SystemCallFilter"]
+    timer = _unit((UNITS / "dockagent-verify.timer").read_text())
+    for key, value in {
+        "OnCalendar": ["daily"],
+        "Persistent": ["true"],
+        "RandomizedDelaySec": ["1h"],
+        "AccuracySec": ["1h"],
+        "WantedBy": ["timers.target"],
+    }.items():
+        assert timer.get(key) == value, key
+    assert "Unit" not in timer  # it starts the service of its own name
 
 
 def test_mount_unit_security_exposure_is_at_most_5_0(tmp_path: Path) -> None:
