@@ -8,7 +8,7 @@ directory the scan lists are released as the listing takes them), an index into 
 directories, and fixed-width columns (array(3)); the few texts a camera repeats (channel, note,
 marker) are interned, a partner's clip is kept only for partners, and what a column cannot
 hold (a device other than its directory's, a time past 2106) beside it. `listing[i]` builds
-the Candidate when asked, equal to the one appended (append refuses anything else).
+the Candidate when asked, equal to the one appended (tests/unit/test_listing.py, Hypothesis).
 
 Files are appended in the order of their paths (the scan walks so): `find` bisects. Holds no
 file content and opens nothing.
@@ -69,6 +69,7 @@ class Listing(Sequence[Candidate]):
         self._odd_segment: dict[int, int] = {}
         self._odd_dev: dict[int, int] = {}
         self._odd_size: dict[int, int] = {}
+        self._odd_end: dict[int, str] = {}
         self._odd_mtime: dict[int, int] = {}
         self._partner: dict[int, bytes] = {}
 
@@ -100,7 +101,10 @@ class Listing(Sequence[Candidate]):
             self._odd_dev[index] = cand.dev
         self._ino.append(cand.ino)
         flags = _IMPORTANT * cand.important + _WIPEABLE * cand.wipeable
-        flags |= _HAS_END if cand.recorded_end else 0
+        if cand.recorded_end:
+            flags |= _HAS_END
+            if cand.recorded_end != _wall_time_or_none(cand.mtime_ns):  # not the scan's: kept
+                self._odd_end[index] = cand.recorded_end
         self._flags.append(_KIND_CODE[cand.kind] | flags << _KIND_BITS)
         self._segment.append(self._packed_segment(index, cand.segment))
         self._start.append(self._packed_start(index, cand.recorded_start))
@@ -112,8 +116,6 @@ class Listing(Sequence[Candidate]):
         self._text.append(code)
         if cand.partner_of:
             self._partner[index] = cand.partner_of
-        if self[index] != cand:  # a field this form cannot hold as it is: say so, never alter
-            raise ValueError(f"candidate {cand.rel_path!r} does not survive its compact form")
 
     def _packed_start(self, index: int, text: str) -> int:
         if not text:
@@ -204,7 +206,7 @@ class Listing(Sequence[Candidate]):
             ino=self._ino[index],
             kind=_KINDS[self._flags[index] & (1 << _KIND_BITS) - 1],
             recorded_start=start,
-            recorded_end=camera_wall_time(mtime_ns) if flags & _HAS_END else "",
+            recorded_end=self._end_text(index, mtime_ns) if flags & _HAS_END else "",
             segment=self._odd_segment[index]
             if segment == _ODD_SEGMENT
             else (None if segment == _NO_SEGMENT else segment),
@@ -216,6 +218,10 @@ class Listing(Sequence[Candidate]):
             marked_by=marked_by,
         )
 
+    def _end_text(self, index: int, mtime_ns: int) -> str:
+        odd = self._odd_end.get(index)
+        return camera_wall_time(mtime_ns) if odd is None else odd
+
     def _start_text(self, index: int) -> str:
         packed = self._start[index]
         if packed == _NO_START:
@@ -223,6 +229,20 @@ class Listing(Sequence[Candidate]):
         if packed == _ODD_START:
             return self._odd_start[index]
         return _wall_text(packed)
+
+
+def _wall_time_or_none(mtime_ns: int) -> str | None:
+    try:
+        return camera_wall_time(mtime_ns)
+    except (ValueError, OverflowError, OSError):  # a time no calendar holds
+        return None
+
+
+def size_at(candidates: Sequence[Candidate], index: int) -> int:
+    """The listed size of candidates[index], without building the Candidate of a Listing."""
+    if isinstance(candidates, Listing):
+        return candidates.size(index)
+    return candidates[index].size
 
 
 class _Paths(Sequence[bytes]):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.camera.listing import size_at
 from agent.camera.volume import UnsafePathError
 from agent.core import crashpoints, durable
 from agent.core.config import Config
@@ -61,7 +62,7 @@ def batches(
     batch: list[tuple[int, int]] = []
     size = 0
     for item in pending:
-        item_size = candidates[item[1]].size
+        item_size = size_at(candidates, item[1])
         if batch and (size + item_size > BATCH_BYTES or len(batch) >= BATCH_FILES):
             yield batch
             batch, size = [], 0

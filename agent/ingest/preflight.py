@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from agent.camera.listing import size_at
 from agent.core.config import Config
 from agent.core.errors import StagingFull
 from agent.core.model import Candidate, ImportSummary, ProblemKind, display_name
@@ -36,7 +37,7 @@ def fit_space(config: Config, pending: Pending, candidates: Sequence[Candidate])
     nothing copied, when staging is inside its reserve or not even one file fits.
     """
     cost = _cost(config)
-    needed = sum(cost(candidates[index].size) for _, index in pending)
+    needed = sum(cost(size_at(candidates, index)) for _, index in pending)
     if needed == 0:
         return pending
     staging = config.staging_path

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent.camera import identity, scan
-from agent.camera.listing import Listing
+from agent.camera.listing import Listing, size_at
 from agent.camera.profile import Profile
 from agent.camera.volume import open_root
 from agent.core import crashpoints, log
@@ -355,7 +355,7 @@ class Importer:
         camera gone), every file not yet copied is listed in the summary with the reason, which
         is returned."""
         stopped: Stop | None = None
-        self.progress.begin(summary.session_id, sum(candidates[i].size for _, i in pending))
+        self.progress.begin(summary.session_id, sum(size_at(candidates, i) for _, i in pending))
         for batch in batches(pending, candidates):
             if stopped is None and self.should_stop():
                 stopped = (
@@ -573,16 +573,26 @@ class _Current:
     def __init__(self, listing: Listing) -> None:
         self.listing = listing
         self.ids = array("q", bytes(8 * len(listing)))  # 0: no row yet
+        self._next = 0
 
     def set(self, index: int, file_id: int) -> None:
         self.ids[index] = file_id
 
     def index(self, path: bytes) -> int | None:
-        return self.listing.find(path)
+        """The listing index of this path. Rows are mostly asked for in the order they were
+        registered, the listing's: the file after the last one found is tried first."""
+        hint = self._next
+        if hint < len(self.listing) and self.listing.path(hint) == path:
+            index: int | None = hint
+        else:
+            index = self.listing.find(path)
+        if index is not None:
+            self._next = index + 1
+        return index
 
     def get(self, identity: tuple[bytes, int, int], default: int) -> int:
         """The row of this pass listed with this identity, else `default`."""
-        index = self.listing.find(identity[0])
+        index = self.index(identity[0])
         if index is None or not self.ids[index] or self.listing.identity(index) != identity:
             return default
         return self.ids[index]
@@ -591,7 +601,7 @@ class _Current:
         """Is this (path, size, mtime) on the camera as listed?"""
         if not (isinstance(identity, tuple) and identity and isinstance(identity[0], bytes)):
             return False
-        index = self.listing.find(identity[0])
+        index = self.index(identity[0])
         return index is not None and self.listing.identity(index) == identity
 
 

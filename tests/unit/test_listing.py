@@ -1,5 +1,5 @@
 """agent.camera.listing: the scan's compact listing gives back every Candidate exactly as it
-was appended, finds each by path, and refuses a field it could not hold unaltered; and
+was appended, finds each by path, including what its columns cannot hold (kept beside them); and
 agent.camera.dirnames, the sorted names of a directory the scan reads them from."""
 
 from __future__ import annotations
@@ -28,15 +28,19 @@ _WALL = st.one_of(
 def _candidate(draw: st.DrawFn, rel_path: bytes) -> Candidate:
     in_root = draw(st.booleans())
     start = draw(st.one_of(st.just(""), _WALL, _TEXT)) if in_root else ""
+    mtime_ns = draw(st.one_of(st.integers(0, 2**62), st.integers(-(2**70), 2**70)))
+    ends = ["", "1999-01-01T00:00:00"]
+    if 0 <= mtime_ns < 2**62:
+        ends.append(camera_wall_time(mtime_ns))  # what the scan writes
     return Candidate(
         rel_path=rel_path,
         size=draw(st.integers(0, 2**63 - 1)),
-        mtime_ns=draw(st.one_of(st.integers(-(2**62), 2**62), st.integers(-(2**70), 2**70))),
+        mtime_ns=mtime_ns,
         dev=draw(st.integers(0, 2**64 - 1)),
         ino=draw(st.integers(0, 2**64 - 1)),
         kind=draw(st.sampled_from(FileKind)),
         recorded_start=start,
-        recorded_end="",
+        recorded_end=draw(st.sampled_from(ends)) if start else "",
         segment=draw(st.one_of(st.none(), st.integers(), st.integers(-(2**64), 2**64))),
         important=draw(st.booleans()),
         wipeable=in_root,
@@ -95,14 +99,14 @@ def test_a_recorded_end_is_the_camera_wall_time_of_its_mtime() -> None:
     assert listing[0] == ended and listing[0].recorded_end
 
 
-def test_a_recorded_end_that_is_not_its_mtime_is_refused() -> None:
-    """The listing derives the end from the mtime: an end that is not that would be altered,
-    so it is refused rather than stored wrong."""
+def test_a_recorded_end_that_is_not_its_mtime_is_kept_as_it_is() -> None:
+    """The listing derives the end from the mtime; an end that is not that (none the scan
+    makes) is kept beside the columns, never altered."""
     listing = Listing()
     odd = _plain(b"R/a.MP4", recorded_start="2026-11-27T08:00:00")
     odd = replace(odd, recorded_end="1999-01-01T00:00:00")
-    with pytest.raises(ValueError, match="compact form"):
-        listing.append(odd, b"R", b"a.MP4")
+    listing.append(odd, b"R", b"a.MP4")
+    assert listing[0] == odd
 
 
 def _plain(rel: bytes, recorded_start: str = "") -> Candidate:
