@@ -21,10 +21,10 @@ import contextlib
 import re
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import overload
 
+from agent.core.columns import Indexed
 from agent.core.model import Candidate, FileKind
 
 _BLOCK = 4096
@@ -42,7 +42,7 @@ _NO_START, _ODD_START = 0, 2**32 - 1
 _ODD_MTIME = -(2**63)
 
 
-class Listing(Sequence[Candidate]):
+class Listing(Indexed[Candidate]):
     """Candidates in path order, stored compactly; read-only once the scan has built it."""
 
     def __init__(self) -> None:
@@ -173,26 +173,7 @@ class Listing(Sequence[Candidate]):
     def __len__(self) -> int:
         return len(self._ends)
 
-    @overload
-    def __getitem__(self, index: int) -> Candidate: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Candidate]: ...
-
-    def __getitem__(self, index: int | slice) -> Candidate | Sequence[Candidate]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("listing index out of range")
-        return self._candidate(index)
-
-    def __iter__(self) -> Iterator[Candidate]:
-        for index in range(len(self)):
-            yield self._candidate(index)
-
-    def _candidate(self, index: int) -> Candidate:
+    def _at(self, index: int) -> Candidate:
         flags = self._flags[index] >> _KIND_BITS
         mtime_ns = self._mtime_ns(index)
         segment = self._segment[index]
@@ -245,7 +226,7 @@ def size_at(candidates: Sequence[Candidate], index: int) -> int:
     return candidates[index].size
 
 
-class _Paths(Sequence[bytes]):
+class _Paths(Indexed[bytes]):
     """The listing's paths as a sequence, for bisect (built one at a time as it compares)."""
 
     def __init__(self, listing: Listing) -> None:
@@ -254,15 +235,7 @@ class _Paths(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self.listing)
 
-    @overload
-    def __getitem__(self, index: int) -> bytes: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
-
-    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
-        if isinstance(index, slice):
-            return [self.listing.path(i) for i in range(*index.indices(len(self)))]
+    def _at(self, index: int) -> bytes:
         return self.listing.path(index)
 
 

@@ -9,16 +9,16 @@ camera of 100,000 files); here it is 16. Pure data: no I/O.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from typing import overload
+from collections.abc import Iterable, Iterator
 
+from agent.core.columns import Indexed
 from agent.core.model import FileState
 
 _STATES = tuple(FileState)
 _STATE_CODE = {state: code for code, state in enumerate(_STATES)}
 
 
-class Pairs(Sequence[tuple[int, int]]):
+class Pairs(Indexed[tuple[int, int]]):
     """(file id, index) pairs in the order appended."""
 
     def __init__(self, items: Iterable[tuple[int, int]] = ()) -> None:
@@ -34,22 +34,14 @@ class Pairs(Sequence[tuple[int, int]]):
     def __len__(self) -> int:
         return len(self.ids)
 
-    @overload
-    def __getitem__(self, at: int) -> tuple[int, int]: ...
-
-    @overload
-    def __getitem__(self, at: slice) -> Sequence[tuple[int, int]]: ...
-
-    def __getitem__(self, at: int | slice) -> tuple[int, int] | Sequence[tuple[int, int]]:
-        if isinstance(at, slice):
-            return list(zip(self.ids[at], self.indexes[at], strict=True))
-        return self.ids[at], self.indexes[at]
+    def _at(self, index: int) -> tuple[int, int]:
+        return self.ids[index], self.indexes[index]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return zip(self.ids, self.indexes, strict=True)
 
 
-class States(Sequence[FileState]):
+class States(Indexed[FileState]):
     """File states in the order appended, a byte each (a list took 8 and its copies more)."""
 
     def __init__(self) -> None:
@@ -61,16 +53,8 @@ class States(Sequence[FileState]):
     def __len__(self) -> int:
         return len(self.codes)
 
-    @overload
-    def __getitem__(self, at: int) -> FileState: ...
-
-    @overload
-    def __getitem__(self, at: slice) -> Sequence[FileState]: ...
-
-    def __getitem__(self, at: int | slice) -> FileState | Sequence[FileState]:
-        if isinstance(at, slice):
-            return [_STATES[code] for code in self.codes[at]]
-        return _STATES[self.codes[at]]
+    def _at(self, index: int) -> FileState:
+        return _STATES[self.codes[index]]
 
     def __iter__(self) -> Iterator[FileState]:
         return (_STATES[code] for code in self.codes)

@@ -44,6 +44,23 @@ def _tool(name: str) -> str:
     return path
 
 
+def _exposure(name: str, where: Path, most: float) -> float:
+    """`systemd-analyze security --offline=yes` of one unit file in `where`: its overall
+    exposure, and the tool's own verdict against `most` (--threshold, in tenths)."""
+    proc = subprocess.run(
+        [_tool("systemd-analyze"), "security", "--offline=yes", f"--threshold={round(most * 10)}",
+         "--no-pager", name],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    match = re.search(rf"Overall exposure level for {re.escape(name)}: (\d+\.\d+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return float(match.group(1))
+
+
 def _unit(text: str) -> dict[str, list[str]]:
     """Directives of a unit file (systemd.syntax(7)), every value of repeated keys kept."""
     out: dict[str, list[str]] = {}
@@ -95,36 +112,11 @@ def test_systemd_analyze_verify_accepts_both_units(tmp_path: Path) -> None:
 
 
 def test_service_security_exposure_is_at_most_2_0() -> None:
-    analyze = _tool("systemd-analyze")
-    proc = subprocess.run(
-        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager", "dockagent.service"],
-        cwd=UNITS,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    match = re.search(r"Overall exposure level for dockagent\.service: (\d+\.\d+)", proc.stdout)
-    assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= 2.0, proc.stdout
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=20 means 2.0
+    assert _exposure("dockagent.service", UNITS, 2.0) <= 2.0
 
 
 def test_screen_unit_security_exposure_is_at_most_2_0_and_it_reads_only() -> None:
-    analyze = _tool("systemd-analyze")
-    proc = subprocess.run(
-        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager",
-         "dockagent-screen.service"],
-        cwd=UNITS,
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    match = re.search(
-        r"Overall exposure level for dockagent-screen\.service: (\d+\.\d+)", proc.stdout
-    )
-    assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= 2.0, proc.stdout
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _exposure("dockagent-screen.service", UNITS, 2.0) <= 2.0
     unit = _unit((UNITS / "dockagent-screen.service").read_text())
     # Its own process, no capability, the whole system read-only and nothing writable given.
     assert unit["ExecStart"][0].endswith(" screen")
@@ -135,21 +127,7 @@ def test_screen_unit_security_exposure_is_at_most_2_0_and_it_reads_only() -> Non
 
 
 def test_verify_timer_runs_an_incremental_verify_daily_at_exposure_at_most_2_0() -> None:
-    analyze = _tool("systemd-analyze")
-    proc = subprocess.run(
-        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager",
-         "dockagent-verify.service"],
-        cwd=UNITS,
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    match = re.search(
-        r"Overall exposure level for dockagent-verify\.service: (\d+\.\d+)", proc.stdout
-    )
-    assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= 2.0, proc.stdout
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=20 means 2.0
+    assert _exposure("dockagent-verify.service", UNITS, 2.0) <= 2.0
     unit = _unit((UNITS / "dockagent-verify.service").read_text())
     assert unit["ExecStart"] == [
         "/opt/dockagent/bin/dockagent --config /etc/dockagent/config.toml verify --incremental"
@@ -189,41 +167,14 @@ def test_verify_timer_runs_an_incremental_verify_daily_at_exposure_at_most_2_0()
 
 
 def test_mount_unit_security_exposure_is_at_most_5_0(tmp_path: Path) -> None:
-    analyze = _tool("systemd-analyze")
     # Scored through an instance, as udev starts it.
     shutil.copy(UNITS / "dockagent-mount@.service", tmp_path / "dockagent-mount@sdb1.service")
-    proc = subprocess.run(
-        [analyze, "security", "--offline=yes", "--threshold=50", "--no-pager",
-         "dockagent-mount@sdb1.service"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    match = re.search(
-        r"Overall exposure level for dockagent-mount@sdb1\.service: (\d+\.\d+)", proc.stdout
-    )
-    assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= 5.0, proc.stdout
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # --threshold=50 means 5.0
+    assert _exposure("dockagent-mount@sdb1.service", tmp_path, 5.0) <= 5.0
 
 
 def test_scsi_relay_unit_security_exposure_is_at_most_2_0(tmp_path: Path) -> None:
-    analyze = _tool("systemd-analyze")
     shutil.copy(UNITS / "dockagent-scsi@.service", tmp_path / "dockagent-scsi@0-1-0.service")
-    proc = subprocess.run(
-        [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager",
-         "dockagent-scsi@0-1-0.service"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    match = re.search(
-        r"Overall exposure level for dockagent-scsi@0-1-0\.service: (\d+\.\d+)", proc.stdout
-    )
-    assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= 2.0, proc.stdout
+    assert _exposure("dockagent-scsi@0-1-0.service", tmp_path, 2.0) <= 2.0
 
 
 def test_only_the_scsi_relay_holds_a_capability_and_only_sg_nodes() -> None:
