@@ -34,6 +34,9 @@ from agent.store import Store
 
 _log = log.get(__name__)
 T = TypeVar("T")
+# The docks a drift trend is fitted over at most: the newest since the clock's last setting
+# (two hundred docks are months of a camera's shifts; older drift says little of the clock now).
+TREND_DOCKS = 200
 
 # Log events kept in the store (once per line): what compliance, faults and the clock need.
 # Unknown events are kept too ("kept as-is and counted", camera-layout.md): all are counted by
@@ -349,8 +352,8 @@ class DockCheck:
         return new
 
     def _check_last_correction(self, new_events: Sequence[LogEvent]) -> None:
-        history = self.store.health_history(self.info.serial, before_session=self.session_id)
-        if not history or history[-1].clock_correction != "written" or self.same_dock:
+        last = self.store.last_health(self.info.serial, self.session_id)
+        if last is None or last.clock_correction != "written" or self.same_dock:
             return
         spec = self.clock_spec
         by_log = spec.file_format == "generic" and self.has_log
@@ -384,7 +387,10 @@ class DockCheck:
             )
 
     def _trend(self, docked_at: datetime) -> None:
-        history = self.store.health_history(self.info.serial, before_session=self.session_id)
+        # The docks since the clock's last setting, the newest TREND_DOCKS of them: a camera
+        # docked every day for years does not read years of rows at every dock (a 2-hour soak
+        # of 1,700 docks a camera showed each later daemon's memory higher).
+        history = self.store.trend_history(self.info.serial, self.session_id, TREND_DOCKS)
         points = clock.trend_points(history)
         if self.correction_check == "took":
             points = []

@@ -93,6 +93,35 @@ class HealthQueries(StoreBase):
         ).fetchone()
         return None if row is None else HealthRow.from_row(row)
 
+    def last_health(self, serial: str, before_session: int) -> HealthRow | None:
+        """The camera's newest health row before a session (its last dock), or None."""
+        row = self.conn.execute(
+            "SELECT * FROM session_health WHERE device_serial=? AND session_id < ? "
+            "ORDER BY docked_at DESC, session_id DESC LIMIT 1",
+            (serial, before_session),
+        ).fetchone()
+        return None if row is None else HealthRow.from_row(row)
+
+    def trend_history(self, serial: str, before_session: int, limit: int) -> list[HealthRow]:
+        """The camera's health rows before a session, oldest first, from the last one whose
+        clock correction took (its clock's current setting), at most the newest `limit`: what
+        a dock's drift trend needs, never every dock the camera ever had."""
+        took = self.conn.execute(
+            "SELECT docked_at, session_id FROM session_health WHERE device_serial=? "
+            "AND session_id < ? AND correction_check='took' "
+            "ORDER BY docked_at DESC, session_id DESC LIMIT 1",
+            (serial, before_session),
+        ).fetchone()
+        sql = "SELECT * FROM session_health WHERE device_serial=? AND session_id < ?"
+        args: list[Any] = [serial, before_session]
+        if took is not None:
+            sql += " AND (docked_at > ? OR (docked_at = ? AND session_id >= ?))"
+            args += [took[0], took[0], took[1]]
+        rows = self.conn.execute(
+            sql + " ORDER BY docked_at DESC, session_id DESC LIMIT ?", [*args, limit]
+        ).fetchall()
+        return [HealthRow.from_row(r) for r in reversed(rows)]
+
     def health_history(self, serial: str, before_session: int | None = None) -> list[HealthRow]:
         """Health rows of one camera, oldest first (optionally only those before a session)."""
         sql = "SELECT * FROM session_health WHERE device_serial=?"

@@ -38,6 +38,10 @@ HOT_QUERIES: tuple[tuple[str, Callable[[Store], object]], ...] = (
     ("purge candidates", lambda s: s.purge_candidates()),
     ("has the sink ever confirmed a file verified", lambda s: s.digest_proven("u", named=False)),
     ("has the named sink ever confirmed verified", lambda s: s.digest_proven("c", named=True)),
+    # every dock's clock checks (agent.health.dock): its camera's last dock, and the docks its
+    # drift trend is fitted over
+    ("a camera's last dock", lambda s: s.last_health("CAM1", 10)),
+    ("a camera's docks since its clock was set", lambda s: s.trend_history("CAM1", 10, 200)),
     # every dock's registration: a wipe a crash interrupted (agent.ingest.wipe)
     ("a camera's wipes not recorded done", lambda s: s.interrupted_wipes("CAM1")),
     # every writing command's start-up recovery (agent.custody.recovery.finish_purges)

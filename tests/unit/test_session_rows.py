@@ -79,3 +79,34 @@ def test_a_session_without_a_health_record_is_in_the_ledger_rows(store: Store) -
     assert health is not None and (health.clock_drift_s, health.readiness) == (-90, "ready")
     assert [r.session.id for r in store.ledger_rows(camera="CAM2")] == [checked]
     assert [r.session.id for r in store.ledger_rows(since="2024-03-02")] == [checked]
+
+
+def test_a_docks_drift_trend_reads_the_docks_since_the_clock_took_and_at_most_a_window(
+    store: Store,
+) -> None:
+    """Every dock's clock checks read its camera's last dock and the docks since its clock last
+    took a correction, the newest `limit` of them; the camera's whole history (1,700 docks a
+    camera in the 2-hour soak) was read twice at every dock."""
+    ids = []
+    for day in range(300):
+        at = f"2025-{1 + day // 28:02d}-{1 + day % 28:02d}T08:00:00.000+00:00"
+        sid = _open(store, "CAM1", at)
+        store.open_health(sid, "CAM1", at, "now")
+        store.update_health(sid, "now", clock_drift_s=day, clock_correction="")
+        ids.append(sid)
+    other = _open(store, "CAM2", "2026-01-01T00:00:00.000+00:00")
+    store.open_health(other, "CAM2", "2026-01-01T00:00:00.000+00:00", "now")
+    now = _open(store, "CAM1", "2026-02-01T00:00:00.000+00:00")
+
+    window = store.trend_history("CAM1", now, 200)
+    assert [r.session_id for r in window] == ids[100:]  # oldest first, the newest 200
+    last = store.last_health("CAM1", now)
+    assert last is not None and last.session_id == ids[-1]
+    assert store.last_health("CAM1", ids[0]) is None
+
+    store.update_health(ids[250], "now", correction_check="took")
+    store.update_health(ids[120], "now", correction_check="took")
+    assert [r.session_id for r in store.trend_history("CAM1", now, 200)] == ids[250:]
+    # before a session: only the docks that came before it
+    assert [r.session_id for r in store.trend_history("CAM1", ids[200], 200)] == ids[120:200]
+    assert store.trend_history("CAM3", now, 200) == []
