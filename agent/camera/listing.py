@@ -165,7 +165,7 @@ class Listing(Indexed[Candidate]):
 
     def find(self, rel_path: bytes) -> int | None:
         """The index of the file listed at this path, or None."""
-        index = bisect_left(_Paths(self), rel_path)
+        index = bisect_left(range(len(self)), rel_path, key=self.path)
         if index < len(self) and self.path(index) == rel_path:
             return index
         return None
@@ -224,19 +224,6 @@ def size_at(candidates: Sequence[Candidate], index: int) -> int:
     if isinstance(candidates, Listing):
         return candidates.size(index)
     return candidates[index].size
-
-
-class _Paths(Indexed[bytes]):
-    """The listing's paths as a sequence, for bisect (built one at a time as it compares)."""
-
-    def __init__(self, listing: Listing) -> None:
-        self.listing = listing
-
-    def __len__(self) -> int:
-        return len(self.listing)
-
-    def _at(self, index: int) -> bytes:
-        return self.listing.path(index)
 
 
 def _wall_text(seconds: int) -> str:

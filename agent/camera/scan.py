@@ -150,8 +150,7 @@ class _Walk:
                     # gives back the exact bytes of the directory entry.
                     name = os.fsencode(entry.name)
                     if entry.is_file(follow_symlinks=False):
-                        if not (dir_rel == b"" and name in self.reserved):
-                            names.add(name)
+                        self._add_file(dir_rel, name, names)
                         continue
                     self._other(dir_fd, dir_rel, depth, name, names, subdirs)
         except OSError as exc:
@@ -180,10 +179,14 @@ class _Walk:
             if self._may_descend(rel, st, depth + 1):
                 subdirs.append((name, rel, st))
         elif stat.S_ISREG(st.st_mode):
-            if not (dir_rel == b"" and name in self.reserved):
-                names.add(name)
+            self._add_file(dir_rel, name, names)
         else:
             self.problems.append(ScanProblem(rel, f"{_what(st)}: not read"))
+
+    def _add_file(self, dir_rel: bytes, name: bytes, names: SortedNames) -> None:
+        """A regular file to list, unless it is one of the station's own at the root."""
+        if not (dir_rel == b"" and name in self.reserved):
+            names.add(name)
 
     def _may_descend(self, rel: bytes, st: os.stat_result, depth: int) -> bool:
         """Is a subdirectory to be walked: not another file system, not too deep?"""

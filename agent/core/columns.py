@@ -1,5 +1,5 @@
 """A read-only Sequence over one item builder, for the compact per-file views of a dock (the
-scan's listing, its paths, row ids and states kept in arrays): indexing, negative indexes,
+scan's listing, a session's row ids and states kept in arrays): indexing, negative indexes,
 bounds and slices behave as a list's, in one place. Pure data: no I/O.
 """
 

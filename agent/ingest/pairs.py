@@ -9,7 +9,7 @@ camera of 100,000 files); here it is 16. Pure data: no I/O.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from agent.core.columns import Indexed
 from agent.core.model import FileState
@@ -21,11 +21,9 @@ _STATE_CODE = {state: code for code, state in enumerate(_STATES)}
 class Pairs(Indexed[tuple[int, int]]):
     """(file id, index) pairs in the order appended."""
 
-    def __init__(self, items: Iterable[tuple[int, int]] = ()) -> None:
+    def __init__(self) -> None:
         self.ids = array("q")
         self.indexes = array("q")
-        for file_id, index in items:
-            self.append(file_id, index)
 
     def append(self, file_id: int, index: int) -> None:
         self.ids.append(file_id)

@@ -107,10 +107,10 @@ class Importer:
         self.identity_check = ""
         # The physical USB port the camera is docked in (udev ID_PATH), for the session's row.
         self.port_path = ""
-        self.listing: Sequence[Candidate] = ()  # what this pass listed on the camera
-        # The row of each listed (path, size, mtime) in this pass, once its content is known:
-        # another row of the same identity (bytes the camera no longer holds there) is not
-        # this pass's file, though a pass of this session may have listed it.
+        # What this pass listed on the camera, and the row of each listed (path, size, mtime)
+        # once its content is known: another row of the same identity (bytes the camera no
+        # longer holds there) is not this pass's file, though a pass of this session may have
+        # listed it.
         self.current = _Current(Listing())
         # The dock's health checks of this pass's first take-in (not of a continued session):
         # their readiness is judged again while the camera stays docked.
@@ -259,8 +259,9 @@ class Importer:
         used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
         result = scan.scan_volume(root_fd, self.profile, capacity, self.binding.reserved())
         summary.files_found = len(result.candidates)
-        self.listing = result.candidates
-        self.current = _Current(_listing(result.candidates))
+        if not isinstance(result.candidates, Listing):  # scan_volume's always is
+            raise TypeError("a scan's candidates come as an agent.camera.listing.Listing")
+        self.current = _Current(result.candidates)
         for problem in result.problems:
             summary.add_problem(
                 display_name(problem.rel_path), problem.reason, ProblemKind.NOT_TAKEN
@@ -462,6 +463,11 @@ class Importer:
         self.identity_check = self._identity(done)
         self.store.update_session(summary.session_id, {"identity_check": self.identity_check})
 
+    @property
+    def listing(self) -> Listing:
+        """What this pass listed on the camera."""
+        return self.current.listing
+
     def _identity(self, binding_detail: str) -> str:
         return "; ".join(p for p in (self.hardware_check, binding_detail) if p)
 
@@ -590,35 +596,25 @@ class _Current:
             self._next = index + 1
         return index
 
+    def listed(self, identity: object) -> int | None:
+        """The listing index of this (path, size, mtime), or None: not on the camera so."""
+        if not (isinstance(identity, tuple) and identity and isinstance(identity[0], bytes)):
+            return None
+        index = self.index(identity[0])
+        return index if index is not None and self.listing.identity(index) == identity else None
+
     def get(self, identity: tuple[bytes, int, int], default: int) -> int:
         """The row of this pass listed with this identity, else `default`."""
-        index = self.index(identity[0])
-        if index is None or not self.ids[index] or self.listing.identity(index) != identity:
-            return default
-        return self.ids[index]
+        index = self.listed(identity)
+        return default if index is None else (self.ids[index] or default)
 
     def __contains__(self, identity: object) -> bool:
         """Is this (path, size, mtime) on the camera as listed?"""
-        if not (isinstance(identity, tuple) and identity and isinstance(identity[0], bytes)):
-            return False
-        index = self.index(identity[0])
-        return index is not None and self.listing.identity(index) == identity
+        return self.listed(identity) is not None
 
 
 def _row_identity(row: FileRow) -> tuple[bytes, int, int]:
     return row.camera_path, row.size, row.mtime_ns
-
-
-def _listing(candidates: Sequence[Candidate]) -> Listing:
-    """The scan's listing (a compact Listing); any other sequence of candidates in path
-    order is put in one."""
-    if isinstance(candidates, Listing):
-        return candidates
-    listing = Listing()
-    for cand in candidates:
-        dir_rel, _, name = cand.rel_path.rpartition(b"/")
-        listing.append(cand, dir_rel, name)
-    return listing
 
 
 def _read_only(root_fd: int) -> bool:
